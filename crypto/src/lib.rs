@@ -1,0 +1,17 @@
+//! Vigil's cryptographic building blocks: organisation identities and
+//! signatures (ed25519), roster threshold verification, and sealing data
+//! at rest (argon2id-derived keys, XChaCha20-Poly1305).
+
+mod identity;
+mod roster;
+mod seal;
+
+pub use identity::{sign_body, verify_body, Identity, SignError};
+pub use roster::{sign_roster, verify_roster, RosterError, TrustAnchor, VerifiedRoster};
+pub use seal::{Keyring, KeyringError, SealError, SealKey};
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}

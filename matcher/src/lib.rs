@@ -1,0 +1,27 @@
+//! Templates and matching: parsing capture-SDK embeddings, quantising them
+//! to i8, and deciding matches with the plain (reference) and protected
+//! (keyed sign-random-projection) matchers behind one interface. Knows
+//! nothing of networking or storage.
+
+mod extractor;
+mod plain;
+mod protected;
+pub mod synth;
+mod template;
+
+pub use extractor::{extractor, Extractor, EXTRACTORS};
+pub use plain::PlainMatcher;
+pub use protected::{EpochSecret, ProtectedMatcher, ProtectedTemplate};
+pub use template::{quantise, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES};
+
+/// One matching scheme: how a probe is prepared from a template, and how a
+/// prepared probe is decided against a gallery template. The encrypted
+/// (TFHE) matcher will implement the same interface.
+pub trait Matcher {
+    /// What travels or is stored in place of the probe template.
+    type Probe;
+    /// Prepares a probe (protects or encrypts it).
+    fn prepare(&self, template: &Template) -> Result<Self::Probe, TemplateError>;
+    /// Decides whether `record` matches `probe`.
+    fn decide(&self, probe: &Self::Probe, record: &Template) -> Result<bool, TemplateError>;
+}

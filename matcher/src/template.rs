@@ -1,0 +1,174 @@
+//! Template files (JSON float vectors from a capture SDK) and quantised
+//! templates: L2-normalised, scaled to i8, tagged with modality and extractor.
+
+use crate::extractor::{extractor, Extractor};
+use serde::{Deserialize, Serialize};
+use vigil_protocol::Modality;
+
+/// Largest template file accepted, in bytes.
+pub const MAX_TEMPLATE_FILE_BYTES: usize = 256 * 1024;
+const SCALE: f32 = 127.0;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TemplateError {
+    #[error("template file is {0} bytes, the limit is {MAX_TEMPLATE_FILE_BYTES}")]
+    TooLarge(usize),
+    #[error("template file is not valid JSON of the expected shape: {0}")]
+    Json(String),
+    #[error("unknown extractor {0:?}; known: {1}")]
+    UnknownExtractor(String, String),
+    #[error("extractor {extractor} produces {expected}-dimensional vectors, the file has {found}")]
+    Dimension { extractor: String, expected: usize, found: usize },
+    #[error("modality {found:?} does not match extractor {extractor} ({expected:?})")]
+    Modality { extractor: String, expected: Modality, found: Modality },
+    #[error("template vector is empty")]
+    Empty,
+    #[error("template vector has a non-finite value (NaN or infinity) at index {0}")]
+    NotFinite(usize),
+    #[error("template vector is all zeros and cannot be normalised")]
+    Zero,
+    #[error("templates from different extractors ({0} and {1}) cannot be compared")]
+    Mismatch(String, String),
+}
+
+/// The JSON file a capture SDK or export tool produces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFile {
+    pub modality: Modality,
+    pub extractor: String,
+    #[serde(default)]
+    pub quality: Option<u8>,
+    pub vector: Vec<f32>,
+}
+
+/// A quantised template: unit vector scaled by 127 and rounded to i8.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub modality: Modality,
+    pub extractor: String,
+    pub quality: Option<u8>,
+    pub vector: Vec<i8>,
+}
+
+impl std::fmt::Debug for Template {
+    // Never print template contents (logs are not sealed).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Template({}, {} dims)", self.extractor, self.vector.len())
+    }
+}
+
+impl TemplateFile {
+    pub fn parse(bytes: &[u8]) -> Result<Self, TemplateError> {
+        if bytes.len() > MAX_TEMPLATE_FILE_BYTES {
+            return Err(TemplateError::TooLarge(bytes.len()));
+        }
+        serde_json::from_slice(bytes).map_err(|e| TemplateError::Json(e.to_string()))
+    }
+
+    /// Validates against the extractor registry and quantises.
+    pub fn to_template(&self) -> Result<Template, TemplateError> {
+        let ex = lookup(&self.extractor)?;
+        if self.modality != ex.modality {
+            return Err(TemplateError::Modality {
+                extractor: ex.id.into(),
+                expected: ex.modality,
+                found: self.modality,
+            });
+        }
+        if self.vector.is_empty() {
+            return Err(TemplateError::Empty);
+        }
+        if self.vector.len() != ex.dim {
+            return Err(TemplateError::Dimension {
+                extractor: ex.id.into(),
+                expected: ex.dim,
+                found: self.vector.len(),
+            });
+        }
+        Ok(Template {
+            modality: self.modality,
+            extractor: ex.id.into(),
+            quality: self.quality,
+            vector: quantise(&self.vector)?,
+        })
+    }
+}
+
+pub(crate) fn lookup(id: &str) -> Result<&'static Extractor, TemplateError> {
+    extractor(id).ok_or_else(|| {
+        let known: Vec<&str> = crate::EXTRACTORS.iter().map(|e| e.id).collect();
+        TemplateError::UnknownExtractor(id.to_string(), known.join(", "))
+    })
+}
+
+/// L2-normalises and scales to i8.
+pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(TemplateError::NotFinite(i));
+    }
+    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return Err(TemplateError::Zero);
+    }
+    Ok(v.iter()
+        .map(|x| ((*x as f64 / norm) as f32 * SCALE).round().clamp(-127.0, 127.0) as i8)
+        .collect())
+}
+
+impl Template {
+    pub fn extractor(&self) -> Result<&'static Extractor, TemplateError> {
+        lookup(&self.extractor)
+    }
+
+    /// Integer inner product.
+    pub fn dot(&self, other: &Template) -> Result<i32, TemplateError> {
+        if self.extractor != other.extractor || self.vector.len() != other.vector.len() {
+            return Err(TemplateError::Mismatch(self.extractor.clone(), other.extractor.clone()));
+        }
+        Ok(self.vector.iter().zip(&other.vector).map(|(a, b)| *a as i32 * *b as i32).sum())
+    }
+
+    /// Approximate cosine similarity from the quantised vectors.
+    pub fn cosine(&self, other: &Template) -> Result<f32, TemplateError> {
+        Ok(self.dot(other)? as f32 / (SCALE * SCALE))
+    }
+
+    /// Back to floats (for projection); the unit vector up to quantisation.
+    pub fn as_f32(&self) -> Vec<f32> {
+        self.vector.iter().map(|x| *x as f32 / SCALE).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(extractor: &str, vector: Vec<f32>) -> TemplateFile {
+        TemplateFile { modality: Modality::Face, extractor: extractor.into(), quality: None, vector }
+    }
+
+    #[test]
+    fn precise_errors() {
+        assert!(matches!(file("nope", vec![1.0]).to_template(), Err(TemplateError::UnknownExtractor(..))));
+        assert_eq!(
+            file("vigil-synth-128", vec![1.0; 3]).to_template(),
+            Err(TemplateError::Dimension { extractor: "vigil-synth-128".into(), expected: 128, found: 3 })
+        );
+        assert_eq!(file("vigil-synth-128", vec![]).to_template(), Err(TemplateError::Empty));
+        let mut v = vec![1.0; 128];
+        v[7] = f32::NAN;
+        assert_eq!(file("vigil-synth-128", v).to_template(), Err(TemplateError::NotFinite(7)));
+        assert_eq!(file("vigil-synth-128", vec![0.0; 128]).to_template(), Err(TemplateError::Zero));
+        assert!(matches!(TemplateFile::parse(&vec![b' '; MAX_TEMPLATE_FILE_BYTES + 1]), Err(TemplateError::TooLarge(_))));
+        assert!(matches!(TemplateFile::parse(b"{\"vector\": [1]}"), Err(TemplateError::Json(_))));
+    }
+
+    #[test]
+    fn quantised_self_similarity_is_near_one() {
+        let v: Vec<f32> = (0..128).map(|i| (i as f32 * 0.37).sin()).collect();
+        let t = file("vigil-synth-128", v).to_template().unwrap();
+        let c = t.cosine(&t).unwrap();
+        assert!((c - 1.0).abs() < 0.02, "{c}");
+    }
+}

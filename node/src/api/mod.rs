@@ -1,0 +1,223 @@
+//! The local HTTP API (JSON over 127.0.0.1) that `vigil` subcommands and
+//! case-management systems use to drive a running node. Every request needs
+//! `Authorization: Bearer <token>` with the token from `api.token`.
+//! Routes are listed in `ROUTES` and documented in README.md.
+
+use crate::runtime::{NodeError, NodeHandle};
+use crate::services::{EngineError, Enrolment};
+use crate::store::Regime;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use vigil_matcher::TemplateFile;
+use vigil_protocol::{AlertId, Category, SignedRoster};
+
+/// (method, path, what it does).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/v1/status", "node identity, peers, roster version, counts"),
+    ("POST", "/v1/records", "enrol a record"),
+    ("GET", "/v1/alerts", "list alerts"),
+    ("POST", "/v1/alerts", "publish an alert"),
+    ("POST", "/v1/alerts/{id}/withdraw", "withdraw one of our alerts"),
+    ("GET", "/v1/hits", "list hits (as holder and as issuer)"),
+    ("GET", "/v1/audit/verify", "verify the audit chain"),
+    ("GET", "/v1/audit/export", "export the audit chain"),
+    ("POST", "/v1/roster", "apply a newer signed roster"),
+];
+
+#[derive(Clone)]
+struct ApiState {
+    node: NodeHandle,
+    token_hash: [u8; 32],
+}
+
+/// An error as the API returns it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<NodeError> for Failure {
+    fn from(e: NodeError) -> Self {
+        let code = match &e {
+            NodeError::Engine(EngineError::UnknownAlert(_)) => StatusCode::NOT_FOUND,
+            NodeError::Engine(EngineError::NotAllowed(_)) | NodeError::Engine(EngineError::NotOurs(_)) => StatusCode::FORBIDDEN,
+            NodeError::Engine(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Parses `YYYY-MM-DD` or an RFC 3339 timestamp to Unix milliseconds.
+pub fn parse_date(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let full = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_string() };
+    let t = humantime::parse_rfc3339_weak(&full).map_err(|e| format!("invalid date {s:?} (use YYYY-MM-DD): {e}"))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+}
+
+/// Parses a duration like `30d` or `12h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} (e.g. 30d, 12h): {e}"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub template: TemplateFile,
+    pub category: Category,
+    pub case_ref: String,
+    pub consent: String,
+    /// `YYYY-MM-DD` or RFC 3339.
+    pub retain_until: String,
+    #[serde(default)]
+    pub regime: Option<Regime>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertRequest {
+    pub template: TemplateFile,
+    #[serde(default = "missing")]
+    pub category: Category,
+    pub case_ref: String,
+    /// Lifetime such as `30d`.
+    pub expires: String,
+}
+
+fn missing() -> Category {
+    Category::Missing
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
+}
+
+fn authorised(state: &ApiState, headers: &HeaderMap) -> Result<(), Failure> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests so the comparison time does not depend on the token.
+    if vigil_crypto::sha256(given.trim().as_bytes()) != state.token_hash {
+        return Err(Failure(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see api.token)".into()));
+    }
+    Ok(())
+}
+
+async fn status(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.status().await?))
+}
+
+async fn enrol(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<EnrolRequest>) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    let retain_until_ms = parse_date(&r.retain_until).map_err(bad)?;
+    let id = s
+        .node
+        .enrol(Enrolment { template, category: r.category, case_ref: r.case_ref, consent: r.consent, retain_until_ms, regime: r.regime })
+        .await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+async fn alerts(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.alerts().await?))
+}
+
+async fn publish(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    let lifetime = parse_duration(&r.expires).map_err(bad)?;
+    let expires_at_ms = crate::runtime::now_ms() + lifetime.as_millis() as u64;
+    let id = s.node.publish_alert(template, r.category, r.case_ref, expires_at_ms).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
+}
+
+async fn withdraw(State(s): State<ApiState>, h: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let id = AlertId::from_hex(&id).map_err(|e| bad(format!("alert id: {e}")))?;
+    s.node.withdraw(id).await?;
+    Ok(Json(Created { id: id.to_hex() }))
+}
+
+async fn hits(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.hits().await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub entries: usize,
+    pub error: Option<String>,
+}
+
+async fn audit_verify(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(match s.node.audit_verify().await? {
+        Ok(n) => VerifyReport { ok: true, entries: n, error: None },
+        Err(e) => VerifyReport { ok: false, entries: 0, error: Some(e) },
+    }))
+}
+
+async fn audit_export(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.audit_export().await?))
+}
+
+async fn roster(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<SignedRoster>) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let v = s.node.apply_roster(r).await?;
+    Ok(Json(Created { id: v.to_string() }))
+}
+
+/// The API router for `node`, guarded by `token`.
+pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
+    let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/records", post(enrol))
+        .route("/v1/alerts", get(alerts).post(publish))
+        .route("/v1/alerts/{id}/withdraw", post(withdraw))
+        .route("/v1/hits", get(hits))
+        .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/audit/export", get(audit_export))
+        .route("/v1/roster", post(roster))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves the API on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: &str,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!("API server failed: {e}");
+        }
+    });
+    Ok(local)
+}

@@ -1,0 +1,354 @@
+//! The `vigil` command line. `init`, `roster`, `demo` and `audit verify
+//! --export` work on files; `serve` runs the daemon; the other subcommands
+//! talk to a running daemon over its local HTTP API (like docker/dockerd).
+
+mod client;
+mod roster;
+
+use crate::api::{self, AlertRequest, EnrolRequest};
+use crate::datadir::{self, Secret};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use vigil_config::NodeConfig;
+use vigil_matcher::TemplateFile;
+use vigil_protocol::{Category, OrgKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Vigil: a federated alert and identification network for missing persons")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DataArg {
+    /// The node's data directory.
+    #[arg(long, env = "VIGIL_DATA", default_value = "./vigil-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an organisation's identity, config and sealed data directory.
+    Init {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[command(flatten)]
+        data: DataArg,
+        /// Unlock with a key file (64 hex characters) instead of a passphrase.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// libp2p listen address.
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/7600")]
+        listen: String,
+        /// Local API address (loopback).
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        api: String,
+        /// Trusted steward public key (hex); repeat for each steward.
+        #[arg(long = "steward")]
+        stewards: Vec<String>,
+        /// Steward signatures a roster needs.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// Federation epoch secret (64 hex characters) for protected templates.
+        #[arg(long)]
+        epoch_secret: Option<String>,
+    },
+    /// Stewards: create, sign, verify and apply the federation roster.
+    #[command(subcommand)]
+    Roster(roster::RosterCmd),
+    /// Run the node daemon until Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Enrol a record (template file + case metadata) at the running node.
+    Enrol {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        #[arg(long, value_enum)]
+        category: CategoryArg,
+        /// Case reference (stays at this node).
+        #[arg(long = "case")]
+        case_ref: String,
+        /// Consent or legal basis for holding the record.
+        #[arg(long)]
+        consent: String,
+        /// Retention date, YYYY-MM-DD.
+        #[arg(long)]
+        retain_until: String,
+    },
+    /// Publish, withdraw and list alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// List hits at the running node.
+    Hits {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running node's status.
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Verify or export the audit chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Run a small federation in one process and find a missing person.
+    Demo {
+        /// Print only the summary, as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the synthetic population.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCmd {
+    /// Publish a signed alert for the person in a template file.
+    Publish {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        #[arg(long = "case")]
+        case_ref: String,
+        /// Lifetime, e.g. 30d.
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        #[arg(long, value_enum, default_value = "missing")]
+        category: CategoryArg,
+    },
+    /// Withdraw one of this node's alerts.
+    Withdraw {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
+    },
+    /// List alerts known to this node.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Verify the running node's chain, or an exported chain (--export with --org).
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+        /// An exported chain (JSON) to verify offline.
+        #[arg(long, requires = "org")]
+        export: Option<PathBuf>,
+        /// The node's org id (hex public key) that signed the export.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Export the running node's chain as JSON.
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Ngo,
+    Police,
+    Border,
+    Other,
+}
+
+impl From<KindArg> for OrgKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Ngo => OrgKind::Ngo,
+            KindArg::Police => OrgKind::Police,
+            KindArg::Border => OrgKind::Border,
+            KindArg::Other => OrgKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CategoryArg {
+    Missing,
+    Found,
+    Victim,
+    Other,
+}
+
+impl From<CategoryArg> for Category {
+    fn from(c: CategoryArg) -> Self {
+        match c {
+            CategoryArg::Missing => Category::Missing,
+            CategoryArg::Found => Category::Found,
+            CategoryArg::Victim => Category::Victim,
+            CategoryArg::Other => Category::Other,
+        }
+    }
+}
+
+/// Reads and validates a template file, so bad input fails before anything is sent.
+fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read template file {}", path.display()))?;
+    if meta.len() > vigil_matcher::MAX_TEMPLATE_FILE_BYTES as u64 {
+        bail!("template file {} is {} bytes, the limit is {}", path.display(), meta.len(), vigil_matcher::MAX_TEMPLATE_FILE_BYTES);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read template file {}", path.display()))?;
+    let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
+    file.to_template().with_context(|| format!("template file {}", path.display()))?;
+    Ok(file)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { org, kind, data, key_file, listen, api, stewards, threshold, epoch_secret } => {
+            let mut cfg = NodeConfig::new(&org, kind.into());
+            cfg.network.listen = vec![listen];
+            cfg.api.listen = api;
+            cfg.federation.stewards = stewards;
+            cfg.federation.threshold = threshold;
+            cfg.federation.epoch_secret = epoch_secret;
+            cfg.federation.roster = Some("roster.json".into());
+            cfg.validate()?;
+            let secret = Secret::obtain(key_file.as_deref(), true)?;
+            let info = datadir::init(&data.data, &cfg, &secret)?;
+            println!("Initialised {} ({:?}) in {}", info.name, info.kind, data.data.display());
+            println!("  org id (public key): {}", info.org);
+            println!("  peer id:             {}", info.peer_id);
+            println!("  public facts for your stewards: {}", data.data.join("org.json").display());
+            Ok(())
+        }
+        Command::Roster(cmd) => roster::run(cmd).await,
+        Command::Serve { data, key_file } => serve(&data.data, key_file.as_deref()).await,
+        Command::Enrol { data, template, category, case_ref, consent, retain_until } => {
+            let template = read_template(&template)?;
+            api::parse_date(&retain_until).map_err(anyhow::Error::msg)?;
+            let req = EnrolRequest { template, category: category.into(), case_ref, consent, retain_until, regime: None };
+            let c = client::Client::new(&data.data)?;
+            let created: api::Created = c.post("/v1/records", &req)?;
+            println!("Enrolled record {} (sealed at rest; matched against every active alert).", created.id);
+            Ok(())
+        }
+        Command::Alert(AlertCmd::Publish { data, template, case_ref, expires, category }) => {
+            let template = read_template(&template)?;
+            api::parse_duration(&expires).map_err(anyhow::Error::msg)?;
+            let req = AlertRequest { template, category: category.into(), case_ref, expires };
+            let created: api::Created = client::Client::new(&data.data)?.post("/v1/alerts", &req)?;
+            println!("Published alert {}", created.id);
+            Ok(())
+        }
+        Command::Alert(AlertCmd::Withdraw { data, id }) => {
+            let _: api::Created = client::Client::new(&data.data)?.post(&format!("/v1/alerts/{id}/withdraw"), &())?;
+            println!("Withdrew alert {id}");
+            Ok(())
+        }
+        Command::Alert(AlertCmd::List { data, json }) => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/alerts")?;
+            client::print_table(&v, json, &["id", "issuer", "category", "status", "own", "case_ref"]);
+            Ok(())
+        }
+        Command::Hits { data, json } => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/hits")?;
+            client::print_table(&v, json, &["role", "alert", "peer", "handle", "delivered"]);
+            Ok(())
+        }
+        Command::Status { data } => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/status")?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Verify { data, export, org }) => {
+            if let (Some(path), Some(org)) = (export, org) {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let records: Vec<crate::store::AuditRecord> = serde_json::from_str(&text).context("export is not an audit chain")?;
+                let org = vigil_protocol::OrgId::from_hex(&org).map_err(anyhow::Error::msg)?;
+                crate::store::verify_chain(&records, &org)?;
+                println!("Audit chain OK: {} entries signed by {org}", records.len());
+                return Ok(());
+            }
+            let r: api::VerifyReport = client::Client::new(&data.data)?.get("/v1/audit/verify")?;
+            if !r.ok {
+                bail!("audit chain does NOT verify: {}", r.error.unwrap_or_default());
+            }
+            println!("Audit chain OK: {} entries", r.entries);
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Export { data, out }) => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/audit/export")?;
+            std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("Exported {} audit entries to {}", v.as_array().map(|a| a.len()).unwrap_or(0), out.display());
+            Ok(())
+        }
+        Command::Demo { json, seed } => {
+            let summary = crate::demo::run(json, seed).await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!();
+                println!(
+                    "Summary: {} nodes, {} records, {} alert, {}/{} expected hits at the issuer, {} false, alert delivered in {} ms, audit verified: {}, {} ms in all.",
+                    summary.nodes,
+                    summary.records,
+                    summary.alerts,
+                    summary.hits,
+                    summary.hits_expected,
+                    summary.false_hits,
+                    summary.alert_delivery_ms,
+                    summary.audit_chains_verified,
+                    summary.elapsed_ms
+                );
+            }
+            if summary.hits != summary.hits_expected || summary.false_hits != 0 || !summary.audit_chains_verified {
+                bail!("the demo did not reach its expected outcome");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
+    let secret = Secret::obtain(key_file, false)?;
+    let opened = datadir::open(dir, &secret)?;
+    let roster_path = opened.config.federation.roster.as_ref().map(|r| dir.join(r));
+    let api_listen = opened.config.api.listen.clone();
+    let max_body = opened.config.api.max_body_bytes;
+    let node = crate::runtime::start(opened.node_options(None)).await?;
+    if let Some(p) = roster_path.filter(|p| p.exists()) {
+        let roster = roster::load(&p)?;
+        match node.apply_roster(roster).await {
+            Ok(v) => tracing::info!("applied roster v{v} from {}", p.display()),
+            Err(e) => tracing::warn!("roster file {} not applied: {e}", p.display()),
+        }
+    }
+    let (token_path, token) = (dir.join("api.token"), datadir::api_access(dir)?.1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = api::serve(&api_listen, api::router(node.clone(), &token, max_body), async {
+        let _ = stop_rx.await;
+    })
+    .await
+    .with_context(|| format!("cannot bind the API on {api_listen}"))?;
+    println!("Vigil node {} serving. libp2p: {:?}; API: http://{addr} (token in {})", node.peer_id, node.listen, token_path.display());
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    println!("Shutting down ...");
+    let _ = stop_tx.send(());
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `vigil roster`: steward key generation, roster creation, member entry,
+//! threshold signing, verification, and applying a roster to a running node.
+
+use super::client::Client;
+use super::{DataArg, KindArg};
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use vigil_crypto::{sign_roster, verify_roster, Identity, TrustAnchor};
+use vigil_protocol::{limits, Member, OrgId, Role, RosterBody, SignedRoster};
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCmd {
+    /// Create a steward signing key (written with mode 0600).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Start a new, unsigned roster.
+    New {
+        #[arg(long)]
+        federation: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        version: u64,
+    },
+    /// Add (or replace) a member. Signatures on the old body stop counting.
+    Add {
+        #[arg(long)]
+        roster: PathBuf,
+        /// A node's org.json (from `vigil init`), instead of --org/--name/--kind.
+        #[arg(long)]
+        member_file: Option<PathBuf>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// Multiaddr where the member listens; repeat for several.
+        #[arg(long = "addr")]
+        addrs: Vec<String>,
+        /// Roles, comma-separated: alert,match,query.
+        #[arg(long, default_value = "alert,match,query")]
+        roles: String,
+    },
+    /// Remove a member (revocation takes effect when the new version is applied).
+    Remove {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        org: String,
+    },
+    /// Bump the version (do this before changing a roster already in use).
+    Bump {
+        #[arg(long)]
+        roster: PathBuf,
+    },
+    /// Sign the roster with a steward key.
+    Sign {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Verify signatures against trusted stewards and a threshold.
+    Verify {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long = "steward", required = true)]
+        stewards: Vec<String>,
+        #[arg(long)]
+        threshold: usize,
+    },
+    /// Send a roster to the running node (applied only if valid and newer).
+    Apply {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        roster: PathBuf,
+    },
+}
+
+/// Reads a roster JSON file under the size limit.
+pub(super) fn load(path: &Path) -> anyhow::Result<SignedRoster> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read roster {}", path.display()))?;
+    if meta.len() > limits::MAX_ROSTER_BYTES as u64 {
+        bail!("roster {} is larger than {} bytes", path.display(), limits::MAX_ROSTER_BYTES);
+    }
+    let text = std::fs::read_to_string(path)?;
+    let r: SignedRoster = serde_json::from_str(&text).with_context(|| format!("roster {} is malformed", path.display()))?;
+    r.body.validate().with_context(|| format!("roster {}", path.display()))?;
+    Ok(r)
+}
+
+fn save(path: &Path, r: &SignedRoster) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(r)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn parse_roles(s: &str) -> anyhow::Result<Vec<Role>> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| match x.trim() {
+            "alert" => Ok(Role::Alert),
+            "match" => Ok(Role::Match),
+            "query" => Ok(Role::Query),
+            other => bail!("unknown role {other:?} (alert, match, query)"),
+        })
+        .collect()
+}
+
+fn read_key(path: &Path) -> anyhow::Result<Identity> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key {}", path.display()))?;
+    let bytes = hex::decode(text.trim()).context("a steward key file holds 64 hex characters")?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("a steward key file holds 32 bytes"))?;
+    Ok(Identity::from_secret(&seed))
+}
+
+pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
+    match cmd {
+        RosterCmd::Keygen { out } => {
+            if out.exists() {
+                bail!("{} exists; refusing to overwrite a key", out.display());
+            }
+            let id = Identity::generate();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            use std::io::Write;
+            opts.open(&out)?.write_all(hex::encode(id.secret().as_ref()).as_bytes())?;
+            println!("Steward key written to {}", out.display());
+            println!("Public key (give to every node as --steward): {}", id.org_id());
+        }
+        RosterCmd::New { federation, out, version } => {
+            let r = SignedRoster {
+                body: RosterBody { federation, version, issued_at_ms: crate::runtime::now_ms(), members: vec![] },
+                signatures: vec![],
+            };
+            r.body.validate()?;
+            save(&out, &r)?;
+            println!("Created roster v{version} at {}", out.display());
+        }
+        RosterCmd::Add { roster, member_file, org, name, kind, addrs, roles } => {
+            let mut r = load(&roster)?;
+            let member = if let Some(f) = member_file {
+                let info: crate::datadir::OrgInfo = serde_json::from_str(&std::fs::read_to_string(&f)?)
+                    .with_context(|| format!("{} is not an org.json", f.display()))?;
+                Member { org: info.org, name: info.name, kind: info.kind, addrs: if addrs.is_empty() { info.addrs } else { addrs }, roles: parse_roles(&roles)? }
+            } else {
+                let (Some(org), Some(name), Some(kind)) = (org, name, kind) else {
+                    bail!("give --member-file, or all of --org, --name and --kind");
+                };
+                Member { org: OrgId::from_hex(&org).map_err(anyhow::Error::msg)?, name, kind: kind.into(), addrs, roles: parse_roles(&roles)? }
+            };
+            let name = member.name.clone();
+            r.body.members.retain(|m| m.org != member.org);
+            r.body.members.push(member);
+            r.body.validate()?;
+            r.signatures.clear();
+            save(&roster, &r)?;
+            println!("Added {name}; roster v{} now has {} members and needs signing again.", r.body.version, r.body.members.len());
+        }
+        RosterCmd::Remove { roster, org } => {
+            let mut r = load(&roster)?;
+            let org = OrgId::from_hex(&org).map_err(anyhow::Error::msg)?;
+            let before = r.body.members.len();
+            r.body.members.retain(|m| m.org != org);
+            if r.body.members.len() == before {
+                bail!("{org} is not in the roster");
+            }
+            r.signatures.clear();
+            save(&roster, &r)?;
+            println!("Removed {org}; bump the version and sign again before applying.");
+        }
+        RosterCmd::Bump { roster } => {
+            let mut r = load(&roster)?;
+            r.body.version += 1;
+            r.body.issued_at_ms = crate::runtime::now_ms();
+            r.signatures.clear();
+            save(&roster, &r)?;
+            println!("Roster is now v{} (unsigned).", r.body.version);
+        }
+        RosterCmd::Sign { roster, key } => {
+            let mut r = load(&roster)?;
+            let id = read_key(&key)?;
+            sign_roster(&mut r, &id)?;
+            save(&roster, &r)?;
+            println!("Signed roster v{} as steward {}; {} signature(s).", r.body.version, id.org_id(), r.signatures.len());
+        }
+        RosterCmd::Verify { roster, stewards, threshold } => {
+            let r = load(&roster)?;
+            let stewards = stewards.iter().map(|s| OrgId::from_hex(s).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
+            verify_roster(&r, &TrustAnchor { stewards, threshold })?;
+            println!("Roster v{} of {:?} is valid: {} members.", r.body.version, r.body.federation, r.body.members.len());
+        }
+        RosterCmd::Apply { data, roster } => {
+            let r = load(&roster)?;
+            let v: crate::api::Created = Client::new(&data.data)?.post("/v1/roster", &r)?;
+            println!("The node applied roster v{}.", v.id);
+        }
+    }
+    Ok(())
+}

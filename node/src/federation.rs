@@ -1,0 +1,210 @@
+//! A local federation in one process: stewards, a signed roster and several
+//! real nodes (own data directory, sealed sled store, libp2p over loopback
+//! TCP). Used by `vigil demo` and by the end-to-end tests; it wires real
+//! components together and replaces none of them.
+
+use crate::datadir::{self, Opened, Secret};
+use crate::net::Tap;
+use crate::runtime::{self, NodeError, NodeHandle};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vigil_config::NodeConfig;
+use vigil_crypto::{sign_roster, Identity};
+use vigil_protocol::{Member, OrgKind, Role, RosterBody, SignedRoster};
+
+/// One organisation to start.
+#[derive(Debug, Clone)]
+pub struct OrgSpec {
+    pub name: String,
+    pub kind: OrgKind,
+    pub roles: Vec<Role>,
+    /// Listed in the roster with its address (others can dial it).
+    pub listed_addr: bool,
+    /// Member of the roster at all (false: an outsider with its own roster).
+    pub member: bool,
+}
+
+impl OrgSpec {
+    pub fn new(name: &str, kind: OrgKind) -> Self {
+        Self { name: name.into(), kind, roles: vec![Role::Alert, Role::Match, Role::Query], listed_addr: true, member: true }
+    }
+}
+
+/// A running member node.
+pub struct LocalNode {
+    pub name: String,
+    pub handle: NodeHandle,
+    pub dir: PathBuf,
+    pub identity: Arc<Identity>,
+    secret: Secret,
+    tap: Option<Tap>,
+}
+
+impl std::fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalNode({}, {})", self.name, self.handle.org)
+    }
+}
+
+impl LocalNode {
+    /// The unlocked data directory (only while the node is stopped: sled
+    /// allows one opener).
+    pub fn open(&self) -> Result<Opened, datadir::DataDirError> {
+        datadir::open(&self.dir, &self.secret)
+    }
+}
+
+/// Options for a local federation.
+pub struct FederationOptions {
+    /// Called for every node's config before it starts.
+    pub tweak: Box<dyn Fn(usize, &mut NodeConfig) + Send + Sync>,
+    /// A tap per node index.
+    pub tap: Box<dyn Fn(usize) -> Option<Tap> + Send + Sync>,
+}
+
+impl Default for FederationOptions {
+    fn default() -> Self {
+        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None) }
+    }
+}
+
+impl std::fmt::Debug for FederationOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FederationOptions")
+    }
+}
+
+#[derive(Debug)]
+pub struct LocalFederation {
+    pub root: tempfile::TempDir,
+    pub nodes: Vec<LocalNode>,
+    pub stewards: Vec<Identity>,
+    pub roster: SignedRoster,
+}
+
+impl LocalFederation {
+    /// Creates data directories, starts every node on 127.0.0.1, signs a
+    /// roster with 2 of 3 stewards and applies it everywhere.
+    pub async fn start(specs: &[OrgSpec], opts: FederationOptions) -> anyhow::Result<Self> {
+        let root = tempfile::Builder::new().prefix("vigil-federation-").tempdir()?;
+        let stewards: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
+        let mut epoch = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut epoch);
+        let mut nodes = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let dir = root.path().join(format!("node{i}"));
+            let mut cfg = NodeConfig::new(&spec.name, spec.kind);
+            cfg.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+            cfg.network.redial_interval = Duration::from_millis(500);
+            cfg.api.listen = "127.0.0.1:0".into();
+            cfg.federation.stewards = stewards.iter().map(|s| s.org_id().to_hex()).collect();
+            cfg.federation.threshold = 2;
+            cfg.federation.epoch_secret = Some(hex::encode(epoch));
+            (opts.tweak)(i, &mut cfg);
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            let secret = Secret::KeyFile(hex::encode(key));
+            datadir::init(&dir, &cfg, &secret)?;
+            let opened = datadir::open(&dir, &secret)?;
+            let tap = (opts.tap)(i);
+            let handle = runtime::start(opened.node_options(tap.clone())).await?;
+            // Pin the bound address so a restart listens where the roster says.
+            let mut pinned = opened.config.clone();
+            pinned.network.listen = handle.listen.iter().map(|a| a.to_string()).collect();
+            std::fs::write(dir.join("vigil.toml"), pinned.to_commented_toml())?;
+            nodes.push(LocalNode { name: spec.name.clone(), handle, dir, identity: opened.identity, secret, tap });
+        }
+        let members = specs
+            .iter()
+            .zip(&nodes)
+            .filter(|(s, _)| s.member)
+            .map(|(s, n)| Member {
+                org: n.handle.org,
+                name: s.name.clone(),
+                kind: s.kind,
+                addrs: if s.listed_addr { n.handle.listen.iter().map(|a| a.to_string()).collect() } else { vec![] },
+                roles: s.roles.clone(),
+            })
+            .collect();
+        let mut roster = SignedRoster {
+            body: RosterBody { federation: "vigil-local".into(), version: 1, issued_at_ms: runtime::now_ms(), members },
+            signatures: vec![],
+        };
+        sign_roster(&mut roster, &stewards[0])?;
+        sign_roster(&mut roster, &stewards[2])?;
+        for n in &nodes {
+            n.handle.apply_roster(roster.clone()).await?;
+        }
+        Ok(Self { root, nodes, stewards, roster })
+    }
+
+    /// Waits until every listed member is connected to every other one.
+    pub async fn wait_connected(&self, members: &[usize], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut ok = true;
+            for &i in members {
+                let s = self.nodes[i].handle.status().await?;
+                if members.iter().any(|&j| j != i && !s.connected.contains(&self.nodes[j].handle.org)) {
+                    ok = false;
+                }
+            }
+            if ok {
+                // Let gossipsub exchange subscriptions and build its mesh.
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("members {members:?} did not all connect within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops node `i` (flushing its store) and starts it again from its data directory.
+    pub async fn restart(&mut self, i: usize) -> Result<(), anyhow::Error> {
+        self.stop(i).await;
+        self.start_again(i).await
+    }
+
+    /// Stops node `i`.
+    pub async fn stop(&mut self, i: usize) {
+        self.nodes[i].handle.shutdown().await;
+        // Give libp2p a moment to close the listener.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// Starts a stopped node `i` again from its data directory.
+    pub async fn start_again(&mut self, i: usize) -> Result<(), anyhow::Error> {
+        let n = &self.nodes[i];
+        let opened = n.open()?;
+        let handle = runtime::start(opened.node_options(n.tap.clone())).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
+        self.nodes[i].handle = handle;
+        Ok(())
+    }
+
+    pub async fn shutdown(&self) {
+        for n in &self.nodes {
+            n.handle.shutdown().await;
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,16 @@
+//! The Vigil node: libp2p networking (`net`), sealed sled storage
+//! (`store`), the I/O-free services (`services`), the actor that joins them
+//! (`runtime`), the local HTTP API (`api`), the data directory (`datadir`)
+//! and the command line (`cli`), including `vigil demo`.
+
+pub mod net;
+pub mod runtime;
+pub mod services;
+pub mod store;
+
+pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
+pub mod api;
+pub mod datadir;
+pub mod federation;
+pub mod demo;
+pub mod cli;

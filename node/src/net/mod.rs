@@ -1,0 +1,132 @@
+//! The libp2p layer: TCP + Noise + Yamux, roster gating (allow list plus a
+//! block list for penalised peers), connection limits, the alerts gossipsub
+//! topic with application-level validation, and request-response frames.
+//! It moves bytes only; decisions are the engine's.
+
+mod codec;
+
+pub use codec::{FrameCodec, OVERSIZED, PROTOCOL};
+
+use libp2p::{
+    allow_block_list::{self, AllowedPeers, BlockedPeers},
+    connection_limits, gossipsub, identity, noise,
+    request_response::{self, ProtocolSupport},
+    swarm::NetworkBehaviour,
+    tcp, yamux, PeerId, Swarm,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_config::NetworkConfig;
+use vigil_protocol::OrgId;
+
+/// The gossipsub topic that carries alert envelopes.
+pub const ALERT_TOPIC: &str = "vigil/alerts/1";
+
+/// Observes every payload this node sends (protocol name, bytes): gossip
+/// publishes and request-response frames. For tests and drills.
+pub type Tap = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub allow: allow_block_list::Behaviour<AllowedPeers>,
+    pub block: allow_block_list::Behaviour<BlockedPeers>,
+    pub limits: connection_limits::Behaviour,
+    pub gossip: gossipsub::Behaviour,
+    pub req: request_response::Behaviour<FrameCodec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Behaviour")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("invalid key: {0}")]
+    Key(String),
+    #[error("cannot build the transport: {0}")]
+    Transport(String),
+    #[error("invalid gossip configuration: {0}")]
+    Gossip(String),
+}
+
+/// The libp2p keypair of an organisation (from its ed25519 seed).
+pub fn keypair(secret: &[u8; 32]) -> Result<identity::Keypair, NetError> {
+    let mut s = *secret;
+    identity::Keypair::ed25519_from_bytes(&mut s).map_err(|e| NetError::Key(e.to_string()))
+}
+
+/// An organisation's PeerId.
+pub fn peer_id(org: &OrgId) -> Result<PeerId, NetError> {
+    let pk = identity::ed25519::PublicKey::try_from_bytes(&org.0).map_err(|e| NetError::Key(e.to_string()))?;
+    Ok(identity::PublicKey::from(pk).to_peer_id())
+}
+
+/// The organisation behind an ed25519 PeerId.
+pub fn org_of(peer: &PeerId) -> Option<OrgId> {
+    let bytes = peer.to_bytes();
+    // identity multihash (0x00, len) over the protobuf-encoded public key.
+    if bytes.len() < 2 || bytes[0] != 0 {
+        return None;
+    }
+    let pk = identity::PublicKey::try_decode_protobuf(&bytes[2..]).ok()?;
+    Some(OrgId(pk.try_into_ed25519().ok()?.to_bytes()))
+}
+
+/// The gossip message id: SHA-256 of the data, so the same envelope is the
+/// same message whoever relays it.
+fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    gossipsub::MessageId::from(vigil_crypto::sha256(&m.data).to_vec())
+}
+
+pub fn behaviour(key: &identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>) -> Result<Behaviour, NetError> {
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(cfg.max_gossip_bytes + 1024)
+        .heartbeat_interval(Duration::from_millis(500))
+        .duplicate_cache_time(Duration::from_secs(600))
+        .mesh_n_low(2)
+        .mesh_n(4)
+        .mesh_n_high(8)
+        .mesh_outbound_min(1)
+        .build()
+        .map_err(|e| NetError::Gossip(e.to_string()))?;
+    let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
+        .map_err(|e| NetError::Gossip(e.to_string()))?;
+    gossip
+        .subscribe(&gossipsub::IdentTopic::new(ALERT_TOPIC))
+        .map_err(|e| NetError::Gossip(e.to_string()))?;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
+        .with_max_pending_incoming(Some(64))
+        .with_max_established(Some(4096));
+    Ok(Behaviour {
+        allow: Default::default(),
+        block: Default::default(),
+        limits: connection_limits::Behaviour::new(limits),
+        gossip,
+        req: request_response::Behaviour::with_codec(
+            FrameCodec::new(cfg.max_frame_bytes, tap),
+            [(PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(cfg.request_timeout)
+                .with_max_concurrent_streams(64),
+        ),
+    })
+}
+
+/// A swarm over TCP + Noise + Yamux.
+pub fn tcp_swarm(key: identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>) -> Result<Swarm<Behaviour>, NetError> {
+    let b = behaviour(&key, cfg, tap)?;
+    Ok(libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_behaviour(|_| b)
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .build())
+}

@@ -1,0 +1,599 @@
+//! The node actor: owns the swarm, the store and the engine, and runs one
+//! `tokio::select!` loop over network events, operator commands (from the
+//! HTTP API, the CLI or the demo) and a redial timer. It moves bytes and
+//! applies the engine's actions; it makes no decisions of its own.
+
+use crate::net::{self, Behaviour, BehaviourEvent, Tap, ALERT_TOPIC};
+use crate::services::{Action, Engine, EngineError, EngineInit, Enrolment, Verdict};
+use crate::store::{AuditEvent, AuditRecord, Store, StoreError, StoreOp, StoredAlert, StoredHit};
+use futures::StreamExt;
+use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use vigil_config::NodeConfig;
+use vigil_crypto::{Identity, SealKey, TrustAnchor};
+use vigil_matcher::Template;
+use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response, SignedRoster, Tag};
+
+/// Bound of the command inbox.
+pub const COMMAND_QUEUE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("network setup failed: {0}")]
+    Net(#[from] net::NetError),
+    #[error("invalid listen address {0:?}: {1}")]
+    Listen(String, String),
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Everything a node needs to start.
+pub struct NodeOptions {
+    pub config: NodeConfig,
+    pub db_path: std::path::PathBuf,
+    pub seal_key: SealKey,
+    pub identity: Arc<Identity>,
+    pub tap: Option<Tap>,
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeOptions({}, {})", self.config.org.name, self.db_path.display())
+    }
+}
+
+/// An alert as shown to operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub id: AlertId,
+    pub issuer: OrgId,
+    pub seq: u64,
+    pub category: Category,
+    pub status: crate::store::AlertStatus,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub own: bool,
+    pub case_ref: Option<String>,
+}
+
+impl From<&StoredAlert> for AlertView {
+    fn from(a: &StoredAlert) -> Self {
+        AlertView {
+            id: a.id,
+            issuer: a.alert.body.issuer,
+            seq: a.alert.body.seq,
+            category: a.alert.body.category,
+            status: a.status,
+            created_at_ms: a.alert.body.created_at_ms,
+            expires_at_ms: a.alert.body.expires_at_ms,
+            own: a.case_ref.is_some(),
+            case_ref: a.case_ref.clone(),
+        }
+    }
+}
+
+/// A node's state at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub org: OrgId,
+    pub name: String,
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    pub connected: Vec<OrgId>,
+    pub roster_version: Option<u64>,
+    pub members: usize,
+    pub gallery: usize,
+    pub alerts: usize,
+    pub hits: usize,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+enum Command {
+    Enrol(Box<Enrolment>, Reply<u64>),
+    Publish { template: Box<Template>, category: Category, case_ref: String, expires_at_ms: u64, reply: Reply<AlertId> },
+    Withdraw(AlertId, Reply<()>),
+    ApplyRoster(Box<SignedRoster>, Reply<u64>),
+    Alerts(Reply<Vec<AlertView>>),
+    Hits(Reply<Vec<StoredHit>>),
+    AuditVerify(Reply<Result<usize, String>>),
+    AuditExport(Reply<Vec<AuditRecord>>),
+    Status(Reply<Status>),
+    RawPublish(Vec<u8>, Reply<()>),
+    RawRequest(OrgId, Vec<u8>, Reply<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Command>,
+    pub org: OrgId,
+    pub peer_id: PeerId,
+    pub listen: Vec<Multiaddr>,
+}
+
+macro_rules! ask {
+    ($self:ident, $variant:expr) => {{
+        let (tx, rx) = oneshot::channel();
+        $self.tx.send($variant(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }};
+}
+
+impl NodeHandle {
+    /// Enrols a record; returns its local id once it is durable.
+    pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
+        ask!(self, |tx| Command::Enrol(Box::new(e), tx))
+    }
+    pub async fn publish_alert(&self, template: Template, category: Category, case_ref: String, expires_at_ms: u64) -> Result<AlertId, NodeError> {
+        ask!(self, |reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
+    }
+    pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
+        ask!(self, |tx| Command::Withdraw(id, tx))
+    }
+    /// Applies a newer, validly signed roster; returns its version.
+    pub async fn apply_roster(&self, r: SignedRoster) -> Result<u64, NodeError> {
+        ask!(self, |tx| Command::ApplyRoster(Box::new(r), tx))
+    }
+    pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
+        ask!(self, Command::Alerts)
+    }
+    pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
+        ask!(self, Command::Hits)
+    }
+    /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
+    pub async fn audit_verify(&self) -> Result<Result<usize, String>, NodeError> {
+        ask!(self, Command::AuditVerify)
+    }
+    pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {
+        ask!(self, Command::AuditExport)
+    }
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        ask!(self, Command::Status)
+    }
+    /// Drill and test hook: publishes pre-encoded bytes on the alert topic.
+    pub async fn raw_publish(&self, bytes: Vec<u8>) -> Result<(), NodeError> {
+        ask!(self, |tx| Command::RawPublish(bytes, tx))
+    }
+    /// Drill and test hook: sends a pre-encoded request frame to `to`.
+    pub async fn raw_request(&self, to: OrgId, bytes: Vec<u8>) -> Result<(), NodeError> {
+        ask!(self, |tx| Command::RawRequest(to, bytes, tx))
+    }
+    /// Stops the node after flushing its store.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Runtime {
+    swarm: Swarm<Behaviour>,
+    store: Store,
+    engine: Engine,
+    config: NodeConfig,
+    name: String,
+    /// Outstanding hit notices by request.
+    pending: HashMap<request_response::OutboundRequestId, Handle>,
+    in_flight: std::collections::HashSet<Handle>,
+    listen: Vec<Multiaddr>,
+}
+
+/// Starts a node: opens its store, listens, and spawns its event loop.
+pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
+    let NodeOptions { config, db_path, seal_key, identity, tap, seed } = opts;
+    config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
+    let store = Store::open(&db_path, seal_key, identity.clone())?;
+    let anchor = trust_anchor(&config)?;
+    let epoch_secret = match &config.federation.epoch_secret {
+        Some(h) => Some(
+            hex::decode(h)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| NodeError::Config("federation.epoch_secret must be 64 hex characters".into()))?,
+        ),
+        None => None,
+    };
+    let engine = Engine::new(EngineInit {
+        identity: identity.clone(),
+        anchor,
+        policy: config.alerts.clone(),
+        epoch_secret,
+        max_strikes: config.network.max_strikes,
+        meta: store.meta()?,
+        records: store.records()?,
+        alerts: store.alerts()?,
+        hits: store.hits()?,
+        seed,
+    })?;
+    let key = net::keypair(&identity.secret())?;
+    let mut swarm = net::tcp_swarm(key, &config.network, tap.clone())?;
+    for a in &config.network.listen {
+        let addr: Multiaddr = a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
+        swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?;
+    }
+    // Wait until every listener has reported its address.
+    let mut listen = Vec::new();
+    while listen.len() < config.network.listen.len() {
+        match tokio::time::timeout(Duration::from_secs(10), swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => listen.push(address),
+            Ok(SwarmEvent::ListenerError { error, .. }) | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
+                return Err(NodeError::Listen(format!("{:?}", config.network.listen), error.to_string()))
+            }
+            Ok(_) => {}
+            Err(_) => return Err(NodeError::Listen(format!("{:?}", config.network.listen), "no address after 10 s".into())),
+        }
+    }
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let handle = NodeHandle { tx, org: identity.org_id(), peer_id: *swarm.local_peer_id(), listen: listen.clone() };
+    let mut rt = Runtime {
+        swarm,
+        store,
+        engine,
+        name: config.org.name.clone(),
+        config,
+        pending: HashMap::new(),
+        in_flight: Default::default(),
+        listen,
+    };
+    rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
+    rt.sync_allow_list();
+    rt.redial();
+    tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
+    tokio::spawn(rt.run(rx));
+    Ok(handle)
+}
+
+fn trust_anchor(config: &NodeConfig) -> Result<Option<TrustAnchor>, NodeError> {
+    if config.federation.stewards.is_empty() {
+        return Ok(None);
+    }
+    let stewards = config
+        .federation
+        .stewards
+        .iter()
+        .map(|s| OrgId::from_hex(s).map_err(|e| NodeError::Config(format!("federation.stewards: {s:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(TrustAnchor { stewards, threshold: config.federation.threshold }))
+}
+
+impl Runtime {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(self.config.network.redial_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => {
+                    if let Err(e) = self.on_swarm_event(ev) {
+                        tracing::error!(org = %self.name, "failed to handle a network event: {e}");
+                    }
+                }
+                cmd = rx.recv() => match cmd {
+                    None => break,
+                    Some(Command::Shutdown(done)) => {
+                        self.stop();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                },
+                _ = tick.tick() => {
+                    self.redial();
+                    self.resend_hits();
+                }
+            }
+        }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Err(e) = self.store.flush() {
+            tracing::error!(org = %self.name, "final flush failed: {e}");
+        }
+        tracing::info!(org = %self.name, "node stopped");
+    }
+
+    fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.store.audit(now_ms(), event).map(|_| ())
+    }
+
+    /// Applies actions in order; writes are durable before later actions.
+    fn apply(&mut self, actions: Vec<Action>) -> Result<(), NodeError> {
+        let mut writes: Vec<StoreOp> = Vec::new();
+        for a in actions {
+            if let Action::Store(op) = a {
+                writes.push(op);
+                continue;
+            }
+            self.store.apply(&std::mem::take(&mut writes))?;
+            match a {
+                Action::Store(_) => unreachable!("handled above"),
+                Action::Audit(ev) => self.audit(ev)?,
+                Action::Publish(bytes) => self.publish(bytes),
+                Action::SendHit { to, notice } => {
+                    let handle = notice.body.handle;
+                    match encode(Tag::Request, &Request::Hit(notice), self.config.network.max_frame_bytes) {
+                        Ok(frame) => self.send_request(to, frame, Some(handle)),
+                        Err(e) => tracing::error!("cannot encode hit notice: {e}"),
+                    }
+                }
+                Action::Block(org) => {
+                    if let Ok(p) = net::peer_id(&org) {
+                        tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
+                        self.swarm.behaviour_mut().block.block_peer(p);
+                    }
+                }
+            }
+        }
+        self.store.apply(&writes)?;
+        Ok(())
+    }
+
+    fn publish(&mut self, bytes: Vec<u8>) {
+        let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
+        match self.swarm.behaviour_mut().gossip.publish(topic, bytes) {
+            Ok(_) => {}
+            // The alert is stored; peers that were unreachable get it by sync.
+            Err(e) => tracing::warn!(org = %self.name, "alert not gossiped now: {e}"),
+        }
+    }
+
+    fn send_request(&mut self, to: OrgId, frame: Vec<u8>, handle: Option<Handle>) {
+        let Ok(peer) = net::peer_id(&to) else { return };
+        if let Some(h) = handle {
+            if !self.in_flight.insert(h) {
+                return;
+            }
+        }
+        let id = self.swarm.behaviour_mut().req.send_request(&peer, frame);
+        if let Some(h) = handle {
+            self.pending.insert(id, h);
+        }
+    }
+
+    fn sync_allow_list(&mut self) {
+        let Some(r) = self.engine.roster() else { return };
+        let members: Vec<PeerId> = r.body().members.iter().filter_map(|m| net::peer_id(&m.org).ok()).collect();
+        let allow = &mut self.swarm.behaviour_mut().allow;
+        let current: Vec<PeerId> = allow.allowed_peers().iter().copied().collect();
+        for p in current {
+            if !members.contains(&p) {
+                allow.disallow_peer(p);
+            }
+        }
+        for p in members {
+            allow.allow_peer(p);
+        }
+    }
+
+    /// Dials every roster member we are not connected to.
+    fn redial(&mut self) {
+        let Some(r) = self.engine.roster() else { return };
+        let me = self.engine.org();
+        let targets: Vec<(PeerId, Vec<Multiaddr>)> = r
+            .body()
+            .members
+            .iter()
+            .filter(|m| m.org != me && !m.addrs.is_empty())
+            .filter_map(|m| Some((net::peer_id(&m.org).ok()?, m.addrs.iter().filter_map(|a| a.parse().ok()).collect())))
+            .collect();
+        for (peer, addrs) in targets {
+            if self.swarm.is_connected(&peer) || self.swarm.behaviour().block.blocked_peers().contains(&peer) {
+                continue;
+            }
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addrs).build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(org = %self.name, %peer, "dial failed: {e}");
+            }
+        }
+    }
+
+    fn resend_hits(&mut self) {
+        for (to, notice) in self.engine.undelivered() {
+            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
+            if connected {
+                let handle = notice.body.handle;
+                if let Ok(frame) = encode(Tag::Request, &Request::Hit(notice), self.config.network.max_frame_bytes) {
+                    self.send_request(to, frame, Some(handle));
+                }
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                let now = now_ms();
+                let verdict_actions = match net::org_of(&propagation_source) {
+                    Some(from) => self.engine.on_gossip(now, from, &message.data, self.config.network.max_gossip_bytes),
+                    None => (Verdict::Reject("non-ed25519 peer".into()), vec![]),
+                };
+                let (verdict, actions) = verdict_actions;
+                self.apply(actions)?;
+                let acceptance = match &verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Ignore(_) => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Reject(reason) => {
+                        tracing::warn!(org = %self.name, from = %propagation_source, "rejected gossip: {reason}");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                self.swarm.behaviour_mut().gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::Message { peer, message, .. })) => {
+                let Some(from) = net::org_of(&peer) else { return Ok(()) };
+                match message {
+                    request_response::Message::Request { request, channel, .. } => {
+                        let (response, actions) = self.engine.on_request(now_ms(), from, &request, self.config.network.max_frame_bytes);
+                        self.apply(actions)?;
+                        let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes)
+                            .expect("responses are tiny");
+                        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+                    }
+                    request_response::Message::Response { request_id, response } => {
+                        if let Some(h) = self.pending.remove(&request_id) {
+                            self.in_flight.remove(&h);
+                            match vigil_protocol::decode::<Response>(Tag::Response, &response, self.config.network.max_frame_bytes) {
+                                Ok(r) => {
+                                    let actions = self.engine.on_hit_response(h, &r);
+                                    self.apply(actions)?;
+                                }
+                                Err(e) => {
+                                    let reason = format!("undecodable response: {e}");
+                                    let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                                    actions.extend(self.engine.strike(from, &reason));
+                                    self.apply(actions)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::OutboundFailure { request_id, peer, error, .. })) => {
+                if let Some(h) = self.pending.remove(&request_id) {
+                    self.in_flight.remove(&h);
+                }
+                tracing::debug!(org = %self.name, %peer, "request failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::InboundFailure { peer, error, .. })) => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        if let Some(from) = net::org_of(&peer) {
+                            let reason = e.to_string();
+                            tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
+                            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                            actions.extend(self.engine.strike(from, &reason));
+                            self.apply(actions)?;
+                        }
+                    }
+                }
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
+                if let libp2p::swarm::ListenError::Denied { cause } = &error {
+                    let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
+                    tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
+                    self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(cause) })?;
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                tracing::debug!(org = %self.name, peer = %peer_id, "connected");
+                self.resend_hits();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = now_ms();
+        let gossip_max = self.config.network.max_gossip_bytes;
+        match cmd {
+            Command::Enrol(e, reply) => {
+                let r = self.engine.enrol(now, *e).map_err(NodeError::from).and_then(|(id, actions)| {
+                    self.apply(actions)?;
+                    Ok(id)
+                });
+                let _ = reply.send(r);
+            }
+            Command::Publish { template, category, case_ref, expires_at_ms, reply } => {
+                let r = self
+                    .engine
+                    .publish_alert(now, &template, category, case_ref, expires_at_ms, gossip_max)
+                    .map_err(NodeError::from)
+                    .and_then(|(id, actions)| {
+                        self.apply(actions)?;
+                        Ok(id)
+                    });
+                let _ = reply.send(r);
+            }
+            Command::Withdraw(id, reply) => {
+                let r = self.engine.withdraw_alert(now, id, gossip_max).map_err(NodeError::from).and_then(|a| self.apply(a));
+                let _ = reply.send(r);
+            }
+            Command::ApplyRoster(roster, reply) => {
+                let version = roster.body.version;
+                let r = match self.engine.apply_roster(now, *roster) {
+                    Ok(actions) => self.apply(actions).map(|_| {
+                        self.sync_allow_list();
+                        self.redial();
+                        version
+                    }),
+                    Err(e) => {
+                        let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
+                        Err(e.into())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Command::Alerts(reply) => {
+                let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
+                v.sort_by_key(|a| (a.created_at_ms, a.seq));
+                let _ = reply.send(Ok(v));
+            }
+            Command::Hits(reply) => {
+                let mut v: Vec<StoredHit> = self.engine.hits().cloned().collect();
+                v.sort_by_key(|h| h.at_ms);
+                let _ = reply.send(Ok(v));
+            }
+            Command::AuditVerify(reply) => {
+                let _ = reply.send(Ok(self.store.audit_verify().map_err(|e| e.to_string())));
+            }
+            Command::AuditExport(reply) => {
+                let _ = reply.send(self.store.audit_entries().map_err(NodeError::from));
+            }
+            Command::Status(reply) => {
+                let roster = self.engine.roster();
+                let s = Status {
+                    org: self.engine.org(),
+                    name: self.name.clone(),
+                    peer_id: self.swarm.local_peer_id().to_string(),
+                    listen: self.listen.iter().map(|a| a.to_string()).collect(),
+                    connected: self.swarm.connected_peers().filter_map(net::org_of).collect(),
+                    roster_version: roster.map(|r| r.body().version),
+                    members: roster.map(|r| r.body().members.len()).unwrap_or(0),
+                    gallery: self.engine.gallery_len(),
+                    alerts: self.engine.alerts().count(),
+                    hits: self.engine.hits().count(),
+                };
+                let _ = reply.send(Ok(s));
+            }
+            Command::RawPublish(bytes, reply) => {
+                let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
+                let r = self.swarm.behaviour_mut().gossip.publish(topic, bytes).map(|_| ()).map_err(|e| NodeError::Config(e.to_string()));
+                let _ = reply.send(r);
+            }
+            Command::RawRequest(to, bytes, reply) => {
+                self.send_request(to, bytes, None);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Shutdown(_) => unreachable!("handled in the loop"),
+        }
+    }
+}
+
+fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> String {
+    if cause.downcast_ref::<libp2p::allow_block_list::NotAllowed>().is_some() {
+        "not a roster member".into()
+    } else if cause.downcast_ref::<libp2p::allow_block_list::Blocked>().is_some() {
+        "blocked after protocol violations".into()
+    } else {
+        cause.to_string()
+    }
+}

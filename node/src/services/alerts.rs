@@ -1,0 +1,218 @@
+//! The alert pipeline: publishing and withdrawing our own alerts, and
+//! validating every gossiped envelope (size, version, roster, signature,
+//! clock window, replay and fork checks) before it is stored, matched
+//! against the gallery and forwarded.
+
+use super::{Action, Engine, EngineError};
+use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
+use vigil_crypto::{sha256, sign_body, verify_body};
+use vigil_matcher::Template;
+use vigil_protocol::{
+    decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, OrgId, Role, SignedAlert, SignedWithdrawal, Tag,
+    Withdrawal,
+};
+
+/// What gossipsub must do with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid and new: forward it.
+    Accept,
+    /// Valid but known (or not for us to act on): do not forward, no penalty.
+    Ignore(String),
+    /// Invalid: do not forward, penalise the sender.
+    Reject(String),
+}
+
+/// The id of an alert: SHA-256 of its canonical body encoding.
+pub fn alert_id(body: &AlertBody) -> AlertId {
+    AlertId(sha256(&encode(Tag::Body, body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("alert bodies are bounded")))
+}
+
+impl Engine {
+    /// Publishes a new alert for `template`. The case reference stays here.
+    pub fn publish_alert(
+        &mut self,
+        now_ms: u64,
+        template: &Template,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+        max_gossip_bytes: usize,
+    ) -> Result<(AlertId, Vec<Action>), EngineError> {
+        if !self.has_role(&self.org, Role::Alert) {
+            return Err(EngineError::NotAllowed(Role::Alert));
+        }
+        if case_ref.is_empty() || case_ref.len() > super::MAX_CASE_REF {
+            return Err(EngineError::Invalid(format!("case reference must be 1..={} bytes", super::MAX_CASE_REF)));
+        }
+        if expires_at_ms <= now_ms {
+            return Err(EngineError::Invalid("expiry must be in the future".into()));
+        }
+        if expires_at_ms - now_ms > self.policy.max_lifetime.as_millis() as u64 {
+            return Err(EngineError::Invalid(format!(
+                "expiry is beyond the federation's maximum alert lifetime of {}",
+                humantime::format_duration(self.policy.max_lifetime)
+            )));
+        }
+        let active = self.alerts.values().filter(|a| a.status == AlertStatus::Active).count();
+        if active >= self.policy.max_active {
+            return Err(EngineError::TooManyAlerts(self.policy.max_active));
+        }
+        let probe = self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?;
+        self.meta.alert_seq += 1;
+        let body = AlertBody { issuer: self.org, seq: self.meta.alert_seq, category, created_at_ms: now_ms, expires_at_ms, probe };
+        let signature = sign_body(&self.me, domain::ALERT, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let alert = SignedAlert { body, signature };
+        let id = alert_id(&alert.body);
+        let bytes = encode(Tag::Gossip, &AlertEnvelope::Publish(alert.clone()), max_gossip_bytes)
+            .map_err(|e| EngineError::Invalid(format!("alert does not fit in a gossip message: {e}")))?;
+        let stored = StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: Some(case_ref) };
+        self.seqs.insert((self.org, self.meta.alert_seq), id);
+        self.alerts.insert(id, stored.clone());
+        Ok((
+            id,
+            vec![
+                Action::Store(StoreOp::PutAlert(Box::new(stored))),
+                Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),
+                Action::Audit(AuditEvent::AlertPublished { alert: id, seq: self.meta.alert_seq }),
+                Action::Publish(bytes),
+            ],
+        ))
+    }
+
+    /// Withdraws one of our own alerts.
+    pub fn withdraw_alert(&mut self, now_ms: u64, id: AlertId, max_gossip_bytes: usize) -> Result<Vec<Action>, EngineError> {
+        let a = self.alerts.get_mut(&id).ok_or(EngineError::UnknownAlert(id))?;
+        if a.alert.body.issuer != self.org {
+            return Err(EngineError::NotOurs(id));
+        }
+        a.status = AlertStatus::Withdrawn;
+        let stored = a.clone();
+        let body = Withdrawal { issuer: self.org, alert: id, withdrawn_at_ms: now_ms };
+        let signature = sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let bytes = encode(Tag::Gossip, &AlertEnvelope::Withdraw(SignedWithdrawal { body, signature }), max_gossip_bytes)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        Ok(vec![
+            Action::Store(StoreOp::PutAlert(Box::new(stored))),
+            Action::Audit(AuditEvent::AlertWithdrawn { alert: id, by: self.org }),
+            Action::Publish(bytes),
+        ])
+    }
+
+    /// Validates a gossip message received from `from` (the forwarding
+    /// peer) and, if valid, stores and matches it.
+    pub fn on_gossip(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], max_gossip_bytes: usize) -> (Verdict, Vec<Action>) {
+        let reject = |this: &mut Engine, reason: String| {
+            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+            actions.extend(this.strike(from, &reason));
+            (Verdict::Reject(reason), actions)
+        };
+        let env: AlertEnvelope = match decode(Tag::Gossip, bytes, max_gossip_bytes) {
+            Ok(e) => e,
+            Err(e) => return reject(self, format!("undecodable alert: {e}")),
+        };
+        if let Err(e) = env.validate() {
+            return reject(self, format!("malformed alert: {e}"));
+        }
+        match env {
+            AlertEnvelope::Publish(alert) => match self.check_alert(now_ms, &alert) {
+                Err(reason) => reject(self, reason),
+                Ok(Some(ignore)) => (Verdict::Ignore(ignore), vec![]),
+                Ok(None) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
+            },
+            AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
+        }
+    }
+
+    /// `Err(reason)` to reject, `Ok(Some(reason))` to ignore, `Ok(None)` to accept.
+    fn check_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<Option<String>, String> {
+        let b = &alert.body;
+        if !self.is_member(&b.issuer) {
+            return Err(format!("alert issuer {} is not a roster member", b.issuer));
+        }
+        if !self.has_role(&b.issuer, Role::Alert) {
+            return Err(format!("issuer {} may not publish alerts", b.issuer));
+        }
+        if verify_body(&b.issuer, domain::ALERT, b, &alert.signature).is_err() {
+            return Err(format!("forged alert: signature does not verify for issuer {}", b.issuer));
+        }
+        let skew = self.policy.max_clock_skew.as_millis() as u64;
+        let max_age = self.policy.max_age.as_millis() as u64;
+        if b.created_at_ms > now_ms + skew {
+            return Err("future-dated alert (beyond the allowed clock skew)".into());
+        }
+        if b.created_at_ms + max_age < now_ms {
+            return Err("stale or replayed alert (older than the replay window)".into());
+        }
+        if b.expires_at_ms <= now_ms {
+            return Err("expired alert".into());
+        }
+        if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
+            return Err("alert lifetime exceeds the federation maximum".into());
+        }
+        let id = alert_id(b);
+        if let Some(known) = self.seqs.get(&(b.issuer, b.seq)) {
+            if *known == id {
+                return Ok(Some("already known".into()));
+            }
+            return Err(format!("fork: issuer {} signed two different alerts with seq {}", b.issuer, b.seq));
+        }
+        if self.alerts.len() >= self.policy.max_active {
+            return Ok(Some("active alert limit reached".into()));
+        }
+        Ok(None)
+    }
+
+    fn accept_alert(&mut self, now_ms: u64, from: OrgId, alert: SignedAlert) -> Vec<Action> {
+        let id = alert_id(&alert.body);
+        let issuer = alert.body.issuer;
+        let stored = StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: None };
+        self.seqs.insert((issuer, stored.alert.body.seq), id);
+        self.alerts.insert(id, stored.clone());
+        let mut actions = vec![
+            Action::Store(StoreOp::PutAlert(Box::new(stored))),
+            Action::Audit(AuditEvent::AlertAccepted { alert: id, issuer, via: from.to_hex() }),
+        ];
+        if issuer != self.org {
+            let records: Vec<u64> = self.gallery.keys().copied().collect();
+            for r in records {
+                actions.extend(self.match_one(now_ms, id, r));
+            }
+        }
+        actions
+    }
+
+    fn on_withdrawal(
+        &mut self,
+        w: SignedWithdrawal,
+        from: OrgId,
+        reject: impl Fn(&mut Engine, String) -> (Verdict, Vec<Action>),
+    ) -> (Verdict, Vec<Action>) {
+        let b = &w.body;
+        if !self.is_member(&b.issuer) {
+            return reject(self, format!("withdrawal issuer {} is not a roster member", b.issuer));
+        }
+        if verify_body(&b.issuer, domain::WITHDRAWAL, b, &w.signature).is_err() {
+            return reject(self, format!("forged withdrawal: signature does not verify for {}", b.issuer));
+        }
+        let Some(a) = self.alerts.get_mut(&b.alert) else {
+            return (Verdict::Ignore("withdrawal of an unknown alert".into()), vec![]);
+        };
+        if a.alert.body.issuer != b.issuer {
+            return reject(self, "withdrawal by someone other than the issuer".into());
+        }
+        if a.status == AlertStatus::Withdrawn {
+            return (Verdict::Ignore("already withdrawn".into()), vec![]);
+        }
+        a.status = AlertStatus::Withdrawn;
+        let stored = a.clone();
+        let _ = from;
+        (
+            Verdict::Accept,
+            vec![
+                Action::Store(StoreOp::PutAlert(Box::new(stored))),
+                Action::Audit(AuditEvent::AlertWithdrawn { alert: b.alert, by: b.issuer }),
+            ],
+        )
+    }
+}

@@ -1,0 +1,84 @@
+//! Hit routing: holders sign a notice (alert, holder, random handle) for
+//! the issuer; issuers verify and store it. Delivery is idempotent: a
+//! notice with a known handle is acknowledged again and stored once.
+
+use super::{Action, Engine};
+use crate::store::{AuditEvent, HitRole, StoreOp, StoredHit};
+use vigil_crypto::{sign_body, verify_body, Identity};
+use vigil_protocol::{decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag};
+
+pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: u64) -> SignedHitNotice {
+    let body = HitNotice { alert, holder: me.org_id(), handle, detected_at_ms: at_ms };
+    let signature = sign_body(me, domain::HIT, &body).expect("hit notices are small");
+    SignedHitNotice { body, signature }
+}
+
+impl Engine {
+    /// Handles a request frame from `from`. Returns the response to send.
+    pub fn on_request(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], max_frame_bytes: usize) -> (Response, Vec<Action>) {
+        let req: Request = match decode(Tag::Request, bytes, max_frame_bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("undecodable request: {e}");
+                let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                actions.extend(self.strike(from, &reason));
+                return (Response::Refused(Refusal::Malformed), actions);
+            }
+        };
+        match req {
+            Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
+        }
+    }
+
+    fn on_hit_notice(&mut self, now_ms: u64, from: OrgId, n: SignedHitNotice) -> (Response, Vec<Action>) {
+        let refuse = |this: &mut Engine, refusal: Refusal, reason: &str, strike: bool| {
+            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.into() })];
+            if strike {
+                actions.extend(this.strike(from, reason));
+            }
+            (Response::Refused(refusal), actions)
+        };
+        let b = &n.body;
+        if b.holder != from {
+            return refuse(self, Refusal::BadSignature, "hit notice names another holder than its sender", true);
+        }
+        if verify_body(&b.holder, domain::HIT, b, &n.signature).is_err() {
+            return refuse(self, Refusal::BadSignature, "forged hit notice", true);
+        }
+        let Some(alert) = self.alerts.get(&b.alert) else {
+            return refuse(self, Refusal::UnknownAlert, "hit notice for an unknown alert", false);
+        };
+        if alert.alert.body.issuer != self.org {
+            return refuse(self, Refusal::NotIssuer, "hit notice for an alert this node did not issue", false);
+        }
+        if self.hits.contains_key(&b.handle) {
+            return (Response::Ack, vec![]);
+        }
+        let hit = StoredHit { handle: b.handle, role: HitRole::Issuer, alert: b.alert, peer: from, record: None, at_ms: now_ms, delivered: true };
+        self.hits.insert(b.handle, hit.clone());
+        (
+            Response::Ack,
+            vec![
+                Action::Store(StoreOp::PutHit(hit)),
+                Action::Audit(AuditEvent::HitReceived { alert: b.alert, holder: from, handle: b.handle }),
+            ],
+        )
+    }
+
+    /// The issuer answered our hit notice.
+    pub fn on_hit_response(&mut self, handle: Handle, response: &Response) -> Vec<Action> {
+        let Some(h) = self.hits.get_mut(&handle) else { return vec![] };
+        match response {
+            Response::Ack if !h.delivered => {
+                h.delivered = true;
+                let hit = h.clone();
+                vec![Action::Store(StoreOp::PutHit(hit.clone())), Action::Audit(AuditEvent::HitDelivered { handle, issuer: hit.peer })]
+            }
+            Response::Ack => vec![],
+            Response::Refused(r) => vec![Action::Audit(AuditEvent::MessageRejected {
+                from: h.peer.to_hex(),
+                reason: format!("issuer refused hit notice: {r:?}"),
+            })],
+        }
+    }
+}

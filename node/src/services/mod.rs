@@ -1,0 +1,332 @@
+//! The node's services as one I/O-free state machine. Each method takes
+//! `now_ms` and an input (an operator command, a decoded-or-not message
+//! from a peer) and returns a decision plus `Action`s: durable writes,
+//! audit entries, gossip to publish, notices to send, peers to block. The
+//! runtime (libp2p + sled) applies actions in order; `simnet` can drive the
+//! same engine with its own clock.
+
+mod alerts;
+mod hits;
+
+use crate::store::{AlertStatus, AuditEvent, HitRole, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord};
+use rand::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use vigil_config::AlertPolicy;
+use vigil_crypto::{Identity, TrustAnchor, VerifiedRoster};
+use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, TemplateError};
+use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
+
+pub use alerts::{alert_id, Verdict};
+
+/// Something the runtime must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Store(StoreOp),
+    Audit(AuditEvent),
+    /// Publish these bytes (an encoded `AlertEnvelope`) on the alerts topic.
+    Publish(Vec<u8>),
+    /// Send a hit notice to the issuer of an alert.
+    SendHit { to: OrgId, notice: SignedHitNotice },
+    /// Disconnect and refuse this peer from now on.
+    Block(OrgId),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid template: {0}")]
+    Template(#[from] TemplateError),
+    #[error("no federation epoch secret is configured; protected templates cannot be made")]
+    NoEpochSecret,
+    #[error("this organisation is not in the roster with the {0:?} role")]
+    NotAllowed(Role),
+    #[error("unknown alert {0}")]
+    UnknownAlert(AlertId),
+    #[error("alert {0} was not issued by this node")]
+    NotOurs(AlertId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the limit of {0} active alerts is reached")]
+    TooManyAlerts(usize),
+}
+
+/// An operator's enrolment request (already validated as a template).
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub template: Template,
+    pub category: Category,
+    pub case_ref: String,
+    pub consent: String,
+    pub retain_until_ms: u64,
+    pub regime: Option<Regime>,
+}
+
+/// A gallery entry kept in memory for matching.
+#[derive(Debug, Clone)]
+struct GalleryEntry {
+    extractor: String,
+    protected: Option<ProtectedTemplate>,
+}
+
+/// Limits of operator-supplied text.
+pub const MAX_CASE_REF: usize = 128;
+pub const MAX_CONSENT: usize = 512;
+
+/// The node's state machine.
+#[derive(Debug)]
+pub struct Engine {
+    me: Arc<Identity>,
+    org: OrgId,
+    anchor: Option<TrustAnchor>,
+    roster: Option<VerifiedRoster>,
+    policy: AlertPolicy,
+    matcher: Option<ProtectedMatcher>,
+    meta: Meta,
+    gallery: BTreeMap<u64, GalleryEntry>,
+    alerts: HashMap<AlertId, StoredAlert>,
+    /// (issuer, seq) of every alert seen, to detect forks.
+    seqs: HashMap<(OrgId, u64), AlertId>,
+    /// (alert, record) pairs already reported.
+    matched: HashSet<(AlertId, u64)>,
+    hits: BTreeMap<vigil_protocol::Handle, StoredHit>,
+    strikes: HashMap<OrgId, u32>,
+    max_strikes: u32,
+    rng: rand_chacha::ChaCha20Rng,
+}
+
+/// What the engine is built from: config and what the store holds.
+#[derive(Debug)]
+pub struct EngineInit {
+    pub identity: Arc<Identity>,
+    pub anchor: Option<TrustAnchor>,
+    pub policy: AlertPolicy,
+    pub epoch_secret: Option<[u8; 32]>,
+    pub max_strikes: u32,
+    pub meta: Meta,
+    pub records: Vec<StoredRecord>,
+    pub alerts: Vec<StoredAlert>,
+    pub hits: Vec<StoredHit>,
+    /// Seed for handles; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl Engine {
+    pub fn new(init: EngineInit) -> Result<Self, EngineError> {
+        let rng = match init.seed {
+            Some(s) => rand_chacha::ChaCha20Rng::seed_from_u64(s),
+            None => rand_chacha::ChaCha20Rng::from_entropy(),
+        };
+        let roster = match (&init.anchor, &init.meta.roster) {
+            (Some(anchor), Some(r)) => vigil_crypto::verify_roster(r, anchor).ok(),
+            _ => None,
+        };
+        let mut e = Engine {
+            org: init.identity.org_id(),
+            me: init.identity,
+            anchor: init.anchor,
+            roster,
+            policy: init.policy,
+            matcher: init.epoch_secret.map(|s| ProtectedMatcher::new(EpochSecret::new(s))),
+            meta: init.meta,
+            gallery: BTreeMap::new(),
+            alerts: HashMap::new(),
+            seqs: HashMap::new(),
+            matched: HashSet::new(),
+            hits: BTreeMap::new(),
+            strikes: HashMap::new(),
+            max_strikes: init.max_strikes,
+            rng,
+        };
+        for r in init.records {
+            e.add_to_gallery(&r)?;
+        }
+        for a in init.alerts {
+            e.seqs.insert((a.alert.body.issuer, a.alert.body.seq), a.id);
+            e.alerts.insert(a.id, a);
+        }
+        for h in init.hits {
+            if let Some(r) = h.record {
+                e.matched.insert((h.alert, r));
+            }
+            e.hits.insert(h.handle, h);
+        }
+        Ok(e)
+    }
+
+    pub fn org(&self) -> OrgId {
+        self.org
+    }
+
+    pub fn roster(&self) -> Option<&VerifiedRoster> {
+        self.roster.as_ref()
+    }
+
+    pub fn is_member(&self, org: &OrgId) -> bool {
+        self.roster.as_ref().is_some_and(|r| r.is_member(org))
+    }
+
+    fn has_role(&self, org: &OrgId, role: Role) -> bool {
+        self.roster
+            .as_ref()
+            .and_then(|r| r.body().member(org))
+            .is_some_and(|m| m.roles.contains(&role))
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &StoredAlert> {
+        self.alerts.values()
+    }
+
+    pub fn hits(&self) -> impl Iterator<Item = &StoredHit> {
+        self.hits.values()
+    }
+
+    pub fn gallery_len(&self) -> usize {
+        self.gallery.len()
+    }
+
+    fn add_to_gallery(&mut self, r: &StoredRecord) -> Result<(), EngineError> {
+        let protected = match &mut self.matcher {
+            Some(m) => Some(m.protect(&r.template)?),
+            None => None,
+        };
+        self.gallery.insert(r.id, GalleryEntry { extractor: r.template.extractor.clone(), protected });
+        Ok(())
+    }
+
+    fn handle(&mut self) -> vigil_protocol::Handle {
+        let mut h = [0u8; 16];
+        self.rng.fill_bytes(&mut h);
+        vigil_protocol::Handle(h)
+    }
+
+    /// Applies a roster if it verifies and is newer than the current one.
+    pub fn apply_roster(&mut self, now_ms: u64, roster: vigil_protocol::SignedRoster) -> Result<Vec<Action>, EngineError> {
+        let _ = now_ms;
+        let anchor = self.anchor.as_ref().ok_or_else(|| {
+            EngineError::Invalid("no trusted stewards are configured (federation.stewards)".into())
+        })?;
+        let verified = vigil_crypto::verify_roster(&roster, anchor).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let Some(cur) = &self.roster {
+            if verified.body().federation != cur.body().federation {
+                return Err(EngineError::Invalid(format!(
+                    "roster is for federation {:?}, this node belongs to {:?}",
+                    verified.body().federation,
+                    cur.body().federation
+                )));
+            }
+            if verified.body().version <= cur.body().version {
+                return Err(EngineError::Invalid(format!(
+                    "roster version {} is not newer than the current version {}",
+                    verified.body().version,
+                    cur.body().version
+                )));
+            }
+        }
+        let event = AuditEvent::RosterApplied { version: verified.body().version, members: verified.body().members.len() };
+        self.meta.roster = Some(roster);
+        self.roster = Some(verified);
+        Ok(vec![Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))), Action::Audit(event)])
+    }
+
+    /// Enrols a record and runs it against every active alert.
+    pub fn enrol(&mut self, now_ms: u64, req: Enrolment) -> Result<(u64, Vec<Action>), EngineError> {
+        if req.case_ref.is_empty() || req.case_ref.len() > MAX_CASE_REF {
+            return Err(EngineError::Invalid(format!("case reference must be 1..={MAX_CASE_REF} bytes")));
+        }
+        if req.consent.is_empty() || req.consent.len() > MAX_CONSENT {
+            return Err(EngineError::Invalid(format!("consent must be 1..={MAX_CONSENT} bytes (state the basis)")));
+        }
+        if req.retain_until_ms <= now_ms {
+            return Err(EngineError::Invalid("retain-until date is in the past".into()));
+        }
+        req.template.extractor()?;
+        let id = self.meta.next_record.max(1);
+        let record = StoredRecord {
+            id,
+            category: req.category,
+            case_ref: req.case_ref,
+            consent: req.consent,
+            regime: req.regime.unwrap_or(Regime::Gdpr),
+            enrolled_at_ms: now_ms,
+            retain_until_ms: req.retain_until_ms,
+            template: req.template,
+        };
+        self.add_to_gallery(&record)?;
+        self.meta.next_record = id + 1;
+        let mut actions = vec![
+            Action::Store(StoreOp::PutRecord(Box::new(record.clone()))),
+            Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),
+            Action::Audit(AuditEvent::Enrolled {
+                record: id,
+                category: format!("{:?}", record.category).to_lowercase(),
+                extractor: record.template.extractor.clone(),
+            }),
+        ];
+        let active: Vec<AlertId> = self
+            .alerts
+            .values()
+            .filter(|a| a.status == AlertStatus::Active && a.alert.body.issuer != self.org && a.alert.body.expires_at_ms > now_ms)
+            .map(|a| a.id)
+            .collect();
+        for alert in active {
+            actions.extend(self.match_one(now_ms, alert, id));
+        }
+        Ok((id, actions))
+    }
+
+    /// Matches one alert against one record, producing a hit if they match
+    /// and the pair was not reported before.
+    fn match_one(&mut self, now_ms: u64, alert: AlertId, record: u64) -> Vec<Action> {
+        if self.matched.contains(&(alert, record)) {
+            return vec![];
+        }
+        let (Some(a), Some(g)) = (self.alerts.get(&alert), self.gallery.get(&record)) else {
+            return vec![];
+        };
+        let probe = &a.alert.body.probe;
+        let Some(p) = &g.protected else { return vec![] };
+        if g.extractor != probe.extractor || ProtectedMatcher::compare(probe, p) != Ok(true) {
+            return vec![];
+        }
+        let issuer = a.alert.body.issuer;
+        self.matched.insert((alert, record));
+        let handle = self.handle();
+        let hit = StoredHit { handle, role: HitRole::Holder, alert, peer: issuer, record: Some(record), at_ms: now_ms, delivered: false };
+        self.hits.insert(handle, hit.clone());
+        let notice = hits::sign_notice(&self.me, alert, handle, now_ms);
+        vec![
+            Action::Store(StoreOp::PutHit(hit)),
+            Action::Audit(AuditEvent::HitDetected { alert, record, handle, issuer }),
+            Action::SendHit { to: issuer, notice },
+        ]
+    }
+
+    /// Holder-side hits whose notice the issuer has not acknowledged yet
+    /// (the runtime resends them when the issuer reconnects).
+    pub fn undelivered(&self) -> Vec<(OrgId, SignedHitNotice)> {
+        self.hits
+            .values()
+            .filter(|h| h.role == HitRole::Holder && !h.delivered)
+            .map(|h| (h.peer, hits::sign_notice(&self.me, h.alert, h.handle, h.at_ms)))
+            .collect()
+    }
+
+    /// Records a protocol violation by `peer`; blocks it after too many.
+    pub fn strike(&mut self, peer: OrgId, reason: &str) -> Vec<Action> {
+        let n = self.strikes.entry(peer).or_default();
+        *n += 1;
+        let mut actions = vec![Action::Audit(AuditEvent::PeerPenalised { peer: peer.to_hex(), strikes: *n, reason: reason.into() })];
+        if *n == self.max_strikes {
+            actions.push(Action::Audit(AuditEvent::PeerBlocked { peer: peer.to_hex() }));
+            actions.push(Action::Block(peer));
+        }
+        actions
+    }
+
+    pub fn strikes(&self, peer: &OrgId) -> u32 {
+        self.strikes.get(peer).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

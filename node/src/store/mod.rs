@@ -1,0 +1,223 @@
+//! Durable node state in sled. Every value is sealed (XChaCha20-Poly1305
+//! under the data key, bound to its tree and key as associated data), so no
+//! template, probe or case detail lands on disk in the clear. Keys are
+//! opaque ids. Every batch is flushed before it is acknowledged.
+
+mod audit;
+
+pub use audit::{verify_chain, AuditEntry, AuditError, AuditEvent, AuditRecord};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+use vigil_crypto::{SealError, SealKey};
+use vigil_matcher::Template;
+use vigil_protocol::{decode, encode, AlertId, Category, Handle, OrgId, SignedAlert, SignedRoster, Tag, WireError};
+
+/// Largest sealed value the store writes or reads.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored value {tree}/{key} does not open ({source}); wrong key or tampered data")]
+    Seal { tree: &'static str, key: String, #[source] source: SealError },
+    #[error("stored value {tree}/{key} is malformed: {source}")]
+    Decode { tree: &'static str, key: String, #[source] source: WireError },
+    #[error("cannot encode value: {0}")]
+    Encode(WireError),
+}
+
+/// Legal regime a record falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Regime {
+    /// General Data Protection Regulation.
+    Gdpr,
+    /// Law Enforcement Directive (EU 2016/680).
+    Led,
+}
+
+/// An enrolled gallery record (sealed at rest; never leaves the node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub id: u64,
+    pub template: Template,
+    pub category: Category,
+    pub case_ref: String,
+    pub consent: String,
+    pub regime: Regime,
+    pub enrolled_at_ms: u64,
+    pub retain_until_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Active,
+    Withdrawn,
+}
+
+/// An alert this node issued or received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    pub id: AlertId,
+    pub alert: SignedAlert,
+    pub status: AlertStatus,
+    pub received_at_ms: u64,
+    /// The case reference, only for alerts this node issued.
+    pub case_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HitRole {
+    /// This node holds the matching record and notified the issuer.
+    Holder,
+    /// This node issued the alert and was notified by the holder.
+    Issuer,
+}
+
+/// A hit, seen from either end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredHit {
+    pub handle: Handle,
+    pub role: HitRole,
+    pub alert: AlertId,
+    /// The other end: the issuer (for a holder) or the holder (for an issuer).
+    pub peer: OrgId,
+    /// The matching local record (holder only).
+    pub record: Option<u64>,
+    pub at_ms: u64,
+    /// Holder: whether the issuer acknowledged the notice.
+    pub delivered: bool,
+}
+
+/// Counters and singletons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub next_record: u64,
+    pub alert_seq: u64,
+    pub roster: Option<SignedRoster>,
+}
+
+/// One durable write, produced by the services and applied by the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreOp {
+    PutRecord(Box<StoredRecord>),
+    PutAlert(Box<StoredAlert>),
+    PutHit(StoredHit),
+    PutMeta(Box<Meta>),
+}
+
+const RECORDS: &str = "records";
+const ALERTS: &str = "alerts";
+const HITS: &str = "hits";
+const META: &str = "meta";
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    key: SealKey,
+    audit: audit::AuditLog,
+}
+
+impl Store {
+    /// Opens (or creates) the sled database at `path`, sealed under `key`.
+    /// The audit log is signed with `signer`.
+    pub fn open(path: &Path, key: SealKey, signer: std::sync::Arc<vigil_crypto::Identity>) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let audit = audit::AuditLog::open(&db, key.clone(), signer)?;
+        Ok(Self { db, key, audit })
+    }
+
+    fn seal<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+        let bytes = encode(Tag::Stored, value, MAX_VALUE_BYTES).map_err(StoreError::Encode)?;
+        Ok(self.key.seal(&aad_of(tree, key), &bytes))
+    }
+
+    fn unseal<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], sealed: &[u8]) -> Result<T, StoreError> {
+        let bytes = self.key.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
+            tree,
+            key: hex::encode(key),
+            source,
+        })?;
+        decode(Tag::Stored, &bytes, MAX_VALUE_BYTES).map_err(|source| StoreError::Decode { tree, key: hex::encode(key), source })
+    }
+
+    fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
+        let t = self.db.open_tree(tree)?;
+        t.iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                self.unseal(tree, &k, &v)
+            })
+            .collect()
+    }
+
+    /// Applies `ops` and flushes them to disk before returning.
+    pub fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        for op in ops {
+            let (tree, key, value) = match op {
+                StoreOp::PutRecord(r) => (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?),
+                StoreOp::PutAlert(a) => (ALERTS, a.id.0.to_vec(), self.seal(ALERTS, &a.id.0, a)?),
+                StoreOp::PutHit(h) => (HITS, h.handle.0.to_vec(), self.seal(HITS, &h.handle.0, h)?),
+                StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
+            };
+            self.db.open_tree(tree)?.insert(key, value)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        self.all(RECORDS)
+    }
+    pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
+        self.all(ALERTS)
+    }
+    pub fn hits(&self) -> Result<Vec<StoredHit>, StoreError> {
+        self.all(HITS)
+    }
+    pub fn meta(&self) -> Result<Meta, StoreError> {
+        match self.db.open_tree(META)?.get(b"meta")? {
+            Some(v) => self.unseal(META, b"meta", &v),
+            None => Ok(Meta { next_record: 1, alert_seq: 0, roster: None }),
+        }
+    }
+
+    /// Appends an audit entry (durable before it returns).
+    pub fn audit(&self, at_ms: u64, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        self.audit.append(at_ms, event)
+    }
+
+    pub fn audit_entries(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit.entries()
+    }
+
+    pub fn audit_verify(&self) -> Result<usize, AuditError> {
+        self.audit.verify()
+    }
+
+    /// Flushes everything (on shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Test and drill hook: the raw sled handle (e.g. to tamper with entries).
+    pub fn raw_db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+pub(crate) fn aad_of(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(tree.len() + 1 + key.len());
+    a.extend_from_slice(tree.as_bytes());
+    a.push(b'/');
+    a.extend_from_slice(key);
+    a
+}

@@ -1,0 +1,46 @@
+//! Vigil's wire types and their encoding: every message that crosses the
+//! network between member nodes, with its version tag and size limits.
+//! No heavy dependencies: every other crate (and other implementations,
+//! via `PROTOCOL.md`) can rely on these definitions.
+
+mod codec;
+mod ids;
+mod messages;
+mod roster;
+
+pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
+pub use ids::{AlertId, Handle, OrgId, Sig};
+pub use messages::{
+    AlertBody, AlertEnvelope, Category, HitNotice, Modality, ProtectedProbe, Refusal, Request,
+    Response, SignedAlert, SignedHitNotice, SignedWithdrawal, Withdrawal,
+};
+pub use roster::{Member, OrgKind, Role, RosterBody, SignedRoster, StewardSignature};
+
+/// Hard upper bounds on decoded sizes. A node's config may set lower limits,
+/// never higher ones.
+pub mod limits {
+    /// Largest gossip message (an alert envelope), in bytes.
+    pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+    /// Largest request-response frame, in bytes.
+    pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+    /// Largest roster (signed), in bytes.
+    pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
+    /// Longest protected probe, in bytes (4096 bits).
+    pub const MAX_PROBE_BITS_BYTES: usize = 512;
+    /// Longest short text field (names, extractor ids, addresses), in bytes.
+    pub const MAX_TEXT: usize = 256;
+    /// Most members in a roster.
+    pub const MAX_MEMBERS: usize = 4096;
+    /// Most addresses or roles per member.
+    pub const MAX_ADDRS: usize = 16;
+}
+
+/// Domain-separation prefixes for every signature Vigil makes. A signature
+/// made for one purpose never verifies for another.
+pub mod domain {
+    pub const ALERT: &[u8] = b"vigil/v1/alert";
+    pub const WITHDRAWAL: &[u8] = b"vigil/v1/withdrawal";
+    pub const HIT: &[u8] = b"vigil/v1/hit";
+    pub const ROSTER: &[u8] = b"vigil/v1/roster";
+    pub const AUDIT: &[u8] = b"vigil/v1/audit";
+}

@@ -1,0 +1,162 @@
+//! Alerts, withdrawals and hit notices: the gossip payloads and the
+//! request-response messages between members.
+
+use crate::ids::{AlertId, Handle, OrgId, Sig};
+use crate::limits::{MAX_PROBE_BITS_BYTES, MAX_TEXT};
+use crate::WireError;
+use serde::{Deserialize, Serialize};
+
+/// Biometric modality of a template. Templates of different modalities or
+/// extractors are never compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Face,
+    Finger,
+    Iris,
+}
+
+/// What a record or alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Missing,
+    Found,
+    Victim,
+    Other,
+}
+
+/// A protected ("hashed") template: keyed sign-random-projection bits
+/// under the federation epoch secret. Never the template itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedProbe {
+    /// First 8 bytes of SHA-256 over the epoch secret: names the key.
+    pub epoch_id: [u8; 8],
+    pub modality: Modality,
+    pub extractor: String,
+    /// Packed bits, least significant bit first.
+    pub bits: Vec<u8>,
+}
+
+/// The signed part of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertBody {
+    pub issuer: OrgId,
+    /// Issuer's alert sequence number, starting at 1.
+    pub seq: u64,
+    pub category: Category,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub probe: ProtectedProbe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAlert {
+    pub body: AlertBody,
+    pub signature: Sig,
+}
+
+/// An issuer's withdrawal of one of its alerts (person found, case closed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    pub issuer: OrgId,
+    pub alert: AlertId,
+    pub withdrawn_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedWithdrawal {
+    pub body: Withdrawal,
+    pub signature: Sig,
+}
+
+/// Everything published on the alerts gossip topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertEnvelope {
+    Publish(SignedAlert),
+    Withdraw(SignedWithdrawal),
+}
+
+/// A holder's notice to an alert's issuer that a record matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HitNotice {
+    pub alert: AlertId,
+    pub holder: OrgId,
+    /// Random per-hit handle for follow-up; names no record.
+    pub handle: Handle,
+    pub detected_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHitNotice {
+    pub body: HitNotice,
+    pub signature: Sig,
+}
+
+/// Request-response requests (protocol `/vigil/req/1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Hit(SignedHitNotice),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    BadSignature,
+    UnknownAlert,
+    NotIssuer,
+    NotMember,
+    Malformed,
+    RateLimited,
+}
+
+/// Request-response responses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Stored durably (or already known: delivery is idempotent).
+    Ack,
+    Refused(Refusal),
+}
+
+fn text(field: &str, s: &str) -> Result<(), WireError> {
+    if s.is_empty() || s.len() > MAX_TEXT {
+        return Err(WireError::Invalid(format!(
+            "{field} must be 1..={MAX_TEXT} bytes, found {}",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+impl ProtectedProbe {
+    pub fn validate(&self) -> Result<(), WireError> {
+        text("extractor", &self.extractor)?;
+        if self.bits.is_empty() || self.bits.len() > MAX_PROBE_BITS_BYTES {
+            return Err(WireError::Invalid(format!(
+                "probe must be 1..={MAX_PROBE_BITS_BYTES} bytes, found {}",
+                self.bits.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl AlertEnvelope {
+    /// Structural checks that need no keys or clock (signatures, roster and
+    /// expiry are checked by the node).
+    pub fn validate(&self) -> Result<(), WireError> {
+        match self {
+            AlertEnvelope::Publish(a) => {
+                a.body.probe.validate()?;
+                if a.body.seq == 0 {
+                    return Err(WireError::Invalid("alert seq must start at 1".into()));
+                }
+                if a.body.expires_at_ms <= a.body.created_at_ms {
+                    return Err(WireError::Invalid("alert expires before it is created".into()));
+                }
+                Ok(())
+            }
+            AlertEnvelope::Withdraw(_) => Ok(()),
+        }
+    }
+}

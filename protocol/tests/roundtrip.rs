@@ -1,0 +1,155 @@
+//! Property tests: every wire type survives encode/decode unchanged, and
+//! decoding never panics on arbitrary or mutated bytes.
+
+use proptest::prelude::*;
+use vigil_protocol::*;
+
+fn org() -> impl Strategy<Value = OrgId> {
+    any::<[u8; 32]>().prop_map(OrgId)
+}
+fn sig() -> impl Strategy<Value = Sig> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&a);
+        s[32..].copy_from_slice(&b);
+        Sig(s)
+    })
+}
+fn modality() -> impl Strategy<Value = Modality> {
+    prop_oneof![Just(Modality::Face), Just(Modality::Finger), Just(Modality::Iris)]
+}
+fn category() -> impl Strategy<Value = Category> {
+    prop_oneof![
+        Just(Category::Missing),
+        Just(Category::Found),
+        Just(Category::Victim),
+        Just(Category::Other)
+    ]
+}
+fn probe() -> impl Strategy<Value = ProtectedProbe> {
+    (any::<[u8; 8]>(), modality(), "[a-z0-9-]{1,40}", prop::collection::vec(any::<u8>(), 1..128))
+        .prop_map(|(epoch_id, modality, extractor, bits)| ProtectedProbe {
+            epoch_id,
+            modality,
+            extractor,
+            bits,
+        })
+}
+fn envelope() -> impl Strategy<Value = AlertEnvelope> {
+    let alert = (org(), 1u64.., category(), any::<u64>(), any::<u64>(), probe(), sig()).prop_map(
+        |(issuer, seq, category, created_at_ms, expires_at_ms, probe, signature)| {
+            AlertEnvelope::Publish(SignedAlert {
+                body: AlertBody { issuer, seq, category, created_at_ms, expires_at_ms, probe },
+                signature,
+            })
+        },
+    );
+    let withdraw = (org(), any::<[u8; 32]>(), any::<u64>(), sig()).prop_map(|(issuer, a, t, signature)| {
+        AlertEnvelope::Withdraw(SignedWithdrawal {
+            body: Withdrawal { issuer, alert: AlertId(a), withdrawn_at_ms: t },
+            signature,
+        })
+    });
+    prop_oneof![alert, withdraw]
+}
+fn request() -> impl Strategy<Value = Request> {
+    (any::<[u8; 32]>(), org(), any::<[u8; 16]>(), any::<u64>(), sig()).prop_map(|(a, holder, h, t, signature)| {
+        Request::Hit(SignedHitNotice {
+            body: HitNotice { alert: AlertId(a), holder, handle: Handle(h), detected_at_ms: t },
+            signature,
+        })
+    })
+}
+fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        Just(Response::Ack),
+        Just(Response::Refused(Refusal::BadSignature)),
+        Just(Response::Refused(Refusal::UnknownAlert)),
+        Just(Response::Refused(Refusal::RateLimited)),
+    ]
+}
+fn roster() -> impl Strategy<Value = SignedRoster> {
+    let member = (org(), "[A-Za-z ]{1,30}", prop::collection::vec("/ip4/127.0.0.1/tcp/[0-9]{1,5}", 0..3))
+        .prop_map(|(org, name, addrs)| Member {
+            org,
+            name,
+            kind: OrgKind::Ngo,
+            addrs,
+            roles: vec![Role::Alert, Role::Match],
+        });
+    (
+        "[a-z]{1,20}",
+        any::<u64>(),
+        any::<u64>(),
+        prop::collection::vec(member, 0..5),
+        prop::collection::vec((org(), sig()), 0..3),
+    )
+        .prop_map(|(federation, version, issued_at_ms, members, sigs)| SignedRoster {
+            body: RosterBody { federation, version, issued_at_ms, members },
+            signatures: sigs
+                .into_iter()
+                .map(|(steward, signature)| StewardSignature { steward, signature })
+                .collect(),
+        })
+}
+
+const LIMIT: usize = limits::MAX_FRAME_BYTES;
+
+proptest! {
+    #[test]
+    fn envelope_roundtrip(v in envelope()) {
+        let bytes = encode(Tag::Gossip, &v, LIMIT).unwrap();
+        prop_assert_eq!(decode::<AlertEnvelope>(Tag::Gossip, &bytes, LIMIT).unwrap(), v);
+    }
+
+    #[test]
+    fn request_response_roundtrip(q in request(), r in response()) {
+        let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+        let bytes = encode(Tag::Response, &r, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), r);
+    }
+
+    #[test]
+    fn roster_roundtrip_binary_and_json(v in roster()) {
+        let bytes = encode(Tag::Roster, &v, LIMIT).unwrap();
+        prop_assert_eq!(decode::<SignedRoster>(Tag::Roster, &bytes, LIMIT).unwrap(), v.clone());
+        let json = serde_json::to_string(&v).unwrap();
+        prop_assert_eq!(serde_json::from_str::<SignedRoster>(&json).unwrap(), v);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode::<AlertEnvelope>(Tag::Gossip, &bytes, LIMIT);
+        let _ = decode::<Request>(Tag::Request, &bytes, LIMIT);
+        let _ = decode::<SignedRoster>(Tag::Roster, &bytes, LIMIT);
+    }
+
+    #[test]
+    fn truncation_is_an_error(v in envelope(), cut in 1usize..64) {
+        let bytes = encode(Tag::Gossip, &v, LIMIT).unwrap();
+        let cut = cut.min(bytes.len());
+        prop_assert!(decode::<AlertEnvelope>(Tag::Gossip, &bytes[..bytes.len() - cut], LIMIT).is_err());
+    }
+}
+
+#[test]
+fn header_errors_are_precise() {
+    let v = Response::Ack;
+    let bytes = encode(Tag::Response, &v, LIMIT).unwrap();
+    assert_eq!(decode::<Response>(Tag::Request, &bytes, LIMIT), Err(WireError::WrongTag { expected: 2, found: 3 }));
+    let mut old = bytes.clone();
+    old[2] = 9;
+    assert_eq!(decode::<Response>(Tag::Response, &old, LIMIT), Err(WireError::Version { found: 9 }));
+    assert_eq!(decode::<Response>(Tag::Response, b"XX\x01\x03\x00", LIMIT), Err(WireError::BadMagic));
+    assert_eq!(decode::<Response>(Tag::Response, &bytes, 2), Err(WireError::TooLarge { len: bytes.len(), limit: 2 }));
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(decode::<Response>(Tag::Response, &trailing, LIMIT), Err(WireError::Malformed(_))));
+}
+
+#[test]
+fn oversized_encode_is_refused() {
+    let big = ProtectedProbe { epoch_id: [0; 8], modality: Modality::Face, extractor: "x".into(), bits: vec![0; 4096] };
+    assert!(matches!(encode(Tag::Stored, &big, 1000), Err(WireError::TooLarge { .. }) | Err(WireError::Malformed(_))));
+}
