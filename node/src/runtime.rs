@@ -362,7 +362,7 @@ impl Runtime {
                 return;
             }
         }
-        let id = self.swarm.behaviour_mut().req.send_request(&peer, frame);
+        let id = self.swarm.behaviour_mut().req.send_request(&peer, net::Frame::Data(frame));
         if let Some(h) = handle {
             self.pending.insert(id, h);
         }
@@ -440,7 +440,16 @@ impl Runtime {
             SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::Message { peer, message, .. })) => {
                 let Some(from) = net::org_of(&peer) else { return Ok(()) };
                 match message {
-                    request_response::Message::Request { request, channel, .. } => {
+                    request_response::Message::Request { request: net::Frame::Oversized(len), channel, .. } => {
+                        let reason = format!("{}: {len} bytes, limit {}", net::OVERSIZED, self.config.network.max_frame_bytes);
+                        tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
+                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                        actions.extend(self.engine.strike(from, &reason));
+                        self.apply(actions)?;
+                        let frame = encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Malformed), 64).expect("tiny");
+                        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+                    }
+                    request_response::Message::Request { request: net::Frame::Data(request), channel, .. } => {
                         let (response, actions) = self.engine.on_request(now_ms(), from, &request, self.config.network.max_frame_bytes);
                         self.apply(actions)?;
                         let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes)
@@ -473,17 +482,7 @@ impl Runtime {
                 tracing::debug!(org = %self.name, %peer, "request failed: {error}");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::InboundFailure { peer, error, .. })) => {
-                if let request_response::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        if let Some(from) = net::org_of(&peer) {
-                            let reason = e.to_string();
-                            tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
-                            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
-                            actions.extend(self.engine.strike(from, &reason));
-                            self.apply(actions)?;
-                        }
-                    }
-                }
+                tracing::debug!(org = %self.name, %peer, "inbound request failed: {error}");
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
                 if let libp2p::swarm::ListenError::Denied { cause } = &error {

@@ -1,7 +1,9 @@
 //! Request-response framing for `/vigil/req/1`: a 4-byte big-endian length
-//! then that many bytes (an encoded `Request` or `Response`). Frames over
-//! the configured limit are refused before they are read; the engine decodes
-//! the bytes so that every decoding error is audited and penalised.
+//! then that many bytes (an encoded `Request` or `Response`). A request
+//! frame over the configured limit is not read: it surfaces as
+//! `Frame::Oversized` so the runtime can penalise the sender (libp2p does
+//! not report inbound read errors). The engine decodes the bytes so that
+//! every decoding error is audited and penalised too.
 
 use super::Tap;
 use async_trait::async_trait;
@@ -11,8 +13,17 @@ use std::io;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/req/1");
 
-/// Marker in the io::Error message for a frame over the limit.
+/// Marker in error messages for a frame over the limit.
 pub const OVERSIZED: &str = "oversized frame";
+
+/// An inbound or outbound request frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Data(Vec<u8>),
+    /// A peer announced a frame of this many bytes, over our limit; its
+    /// body was not read.
+    Oversized(u64),
+}
 
 #[derive(Clone)]
 pub struct FrameCodec {
@@ -31,19 +42,16 @@ impl FrameCodec {
         Self { max, tap }
     }
 
-    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Frame> {
         let mut len = [0u8; 4];
         io.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
         if len > self.max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{OVERSIZED}: {len} bytes, limit {}", self.max),
-            ));
+            return Ok(Frame::Oversized(len as u64));
         }
         let mut buf = vec![0u8; len];
         io.read_exact(&mut buf).await?;
-        Ok(buf)
+        Ok(Frame::Data(buf))
     }
 
     async fn write<T: AsyncWrite + Unpin + Send>(&self, io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
@@ -65,10 +73,10 @@ impl FrameCodec {
 #[async_trait]
 impl libp2p::request_response::Codec for FrameCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = Frame;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -79,14 +87,23 @@ impl libp2p::request_response::Codec for FrameCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read(io).await
+        match self.read(io).await? {
+            Frame::Data(d) => Ok(d),
+            Frame::Oversized(len) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{OVERSIZED}: {len} bytes, limit {}", self.max),
+            )),
+        }
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Frame) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        self.write(io, req).await
+        match req {
+            Frame::Data(d) => self.write(io, d).await,
+            Frame::Oversized(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot send a placeholder frame")),
+        }
     }
 
     async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>

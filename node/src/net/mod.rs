@@ -5,7 +5,7 @@
 
 mod codec;
 
-pub use codec::{FrameCodec, OVERSIZED, PROTOCOL};
+pub use codec::{Frame, FrameCodec, OVERSIZED, PROTOCOL};
 
 use libp2p::{
     allow_block_list::{self, AllowedPeers, BlockedPeers},
