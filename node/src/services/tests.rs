@@ -1,1 +1,203 @@
+//! Engine tests without I/O: two or three engines exchange the bytes their
+//! actions carry, with a hand-driven clock.
 
+use super::*;
+use crate::store::{AuditEvent, Meta};
+use vigil_crypto::sign_roster;
+use vigil_matcher::synth::Population;
+use vigil_protocol::{encode, Member, OrgKind, Refusal, Request, Response, RosterBody, SignedRoster, Tag};
+
+const T0: u64 = 1_800_000_000_000;
+const DAY: u64 = 24 * 3600 * 1000;
+const GOSSIP: usize = 16 * 1024;
+const FRAME: usize = 256 * 1024;
+
+struct Fed {
+    engines: Vec<Engine>,
+    stewards: Vec<Identity>,
+    ids: Vec<Arc<Identity>>,
+}
+
+fn roster(ids: &[Arc<Identity>], version: u64, stewards: &[Identity]) -> vigil_protocol::SignedRoster {
+    let mut r = SignedRoster {
+        body: RosterBody {
+            federation: "t".into(),
+            version,
+            issued_at_ms: T0,
+            members: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Member {
+                    org: id.org_id(),
+                    name: format!("org{i}"),
+                    kind: OrgKind::Ngo,
+                    addrs: vec![],
+                    roles: vec![Role::Alert, Role::Match],
+                })
+                .collect(),
+        },
+        signatures: vec![],
+    };
+    sign_roster(&mut r, &stewards[0]).unwrap();
+    sign_roster(&mut r, &stewards[1]).unwrap();
+    r
+}
+
+fn fed(n: usize) -> Fed {
+    let stewards: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
+    let ids: Vec<Arc<Identity>> = (0..n).map(|_| Arc::new(Identity::generate())).collect();
+    let anchor = TrustAnchor { stewards: stewards.iter().map(|s| s.org_id()).collect(), threshold: 2 };
+    let r = roster(&ids[..n - 1], 1, &stewards); // the last engine is not a member
+    let engines = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Engine::new(EngineInit {
+                identity: id.clone(),
+                anchor: Some(anchor.clone()),
+                policy: Default::default(),
+                epoch_secret: Some([9; 32]),
+                max_strikes: 3,
+                meta: Meta { next_record: 1, alert_seq: 0, roster: Some(r.clone()) },
+                records: vec![],
+                alerts: vec![],
+                hits: vec![],
+                seed: Some(i as u64),
+            })
+            .unwrap()
+        })
+        .collect();
+    Fed { engines, stewards, ids }
+}
+
+fn enrolment(t: Template) -> Enrolment {
+    Enrolment { template: t, category: Category::Found, case_ref: "C-1".into(), consent: "yes".into(), retain_until_ms: T0 + DAY, regime: None }
+}
+
+fn published(actions: &[Action]) -> Vec<u8> {
+    actions.iter().find_map(|a| if let Action::Publish(b) = a { Some(b.clone()) } else { None }).expect("publishes")
+}
+
+fn sent_hits(actions: &[Action]) -> Vec<(OrgId, SignedHitNotice)> {
+    actions
+        .iter()
+        .filter_map(|a| if let Action::SendHit { to, notice } = a { Some((*to, notice.clone())) } else { None })
+        .collect()
+}
+
+#[test]
+fn alert_hit_and_idempotent_notice() {
+    let mut f = fed(3);
+    let pop = Population::new(1, "vigil-synth-128", 20);
+    let issuer = f.engines[0].org();
+    let holder = f.engines[1].org();
+    let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(3, 1))).unwrap();
+    f.engines[1].enrol(T0, enrolment(pop.sample(4, 1))).unwrap();
+    let (id, actions) = f.engines[0].publish_alert(T0, &pop.sample(3, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let bytes = published(&actions);
+    let (v, actions) = f.engines[1].on_gossip(T0 + 5, issuer, &bytes, GOSSIP);
+    assert_eq!(v, Verdict::Accept);
+    let hits = sent_hits(&actions);
+    assert_eq!(hits.len(), 1, "one of two records matches");
+    assert_eq!(hits[0].0, issuer);
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::HitDetected { record, .. }) if *record == rec)));
+    // Same bytes again: ignored, no second hit.
+    let (v, actions) = f.engines[1].on_gossip(T0 + 6, issuer, &bytes, GOSSIP);
+    assert!(matches!(v, Verdict::Ignore(_)));
+    assert!(actions.is_empty());
+    // The issuer stores the notice once, however often it arrives.
+    let frame = encode(Tag::Request, &Request::Hit(hits[0].1.clone()), FRAME).unwrap();
+    for _ in 0..3 {
+        let (r, _) = f.engines[0].on_request(T0 + 7, holder, &frame, FRAME);
+        assert_eq!(r, Response::Ack);
+    }
+    assert_eq!(f.engines[0].hits().count(), 1);
+    assert_eq!(f.engines[0].hits().next().unwrap().alert, id);
+    // A notice relayed by someone else than the holder is refused.
+    let third = f.engines[2].org();
+    let (r, _) = f.engines[0].on_request(T0 + 8, third, &frame, FRAME);
+    assert_eq!(r, Response::Refused(Refusal::BadSignature));
+    // The holder marks it delivered on Ack, and no longer resends it.
+    assert_eq!(f.engines[1].undelivered().len(), 1);
+    f.engines[1].on_hit_response(hits[0].1.body.handle, &Response::Ack);
+    assert!(f.engines[1].undelivered().is_empty());
+}
+
+#[test]
+fn clock_window_fork_and_membership_checks() {
+    let mut f = fed(3);
+    let pop = Population::new(2, "vigil-synth-128", 5);
+    let issuer = f.engines[0].org();
+    let (_, a1) = f.engines[0].publish_alert(T0, &pop.sample(1, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let b1 = published(&a1);
+    // Future-dated (receiver's clock is two hours behind).
+    let (v, _) = f.engines[1].on_gossip(T0 - 2 * 3600 * 1000, issuer, &b1, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(r) if r.starts_with("future-dated")));
+    // Stale: received two days later.
+    let (v, _) = f.engines[1].on_gossip(T0 + 2 * DAY, issuer, &b1, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(_)));
+    // Accepted in time.
+    assert_eq!(f.engines[1].on_gossip(T0 + 1, issuer, &b1, GOSSIP).0, Verdict::Accept);
+    // Fork: the issuer signs another alert with the same seq.
+    let mut forked = f.engines[0].alerts().next().unwrap().alert.clone();
+    forked.body.created_at_ms += 1;
+    forked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forked.body).unwrap();
+    let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forked), GOSSIP).unwrap();
+    let (v, _) = f.engines[1].on_gossip(T0 + 2, issuer, &fb, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(r) if r.starts_with("fork")));
+    // A non-member cannot publish: its engine refuses, and members reject its alerts.
+    let outsider = f.engines[2].org();
+    assert!(matches!(
+        f.engines[2].publish_alert(T0, &pop.sample(2, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP),
+        Err(EngineError::NotAllowed(Role::Alert))
+    ));
+    let mut fake = f.engines[0].alerts().next().unwrap().alert.clone();
+    fake.body.issuer = outsider;
+    fake.body.seq = 9;
+    fake.signature = vigil_crypto::sign_body(&f.ids[2], vigil_protocol::domain::ALERT, &fake.body).unwrap();
+    let xb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(fake), GOSSIP).unwrap();
+    let (v, _) = f.engines[1].on_gossip(T0 + 3, issuer, &xb, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(r) if r.contains("not a roster member")));
+}
+
+#[test]
+fn strikes_block_after_the_limit_and_garbage_never_panics() {
+    let mut f = fed(2);
+    let peer = f.engines[1].org();
+    let mut blocked = false;
+    for i in 0..3 {
+        let (v, actions) = f.engines[0].on_gossip(T0, peer, &[0x56, 0x47, 1, 1, 0xff, i], GOSSIP);
+        assert!(matches!(v, Verdict::Reject(_)));
+        blocked |= actions.iter().any(|a| matches!(a, Action::Block(p) if *p == peer));
+        assert_eq!(blocked, i == 2, "blocked exactly at the third strike");
+    }
+    assert_eq!(f.engines[0].strikes(&peer), 3);
+    let (r, _) = f.engines[0].on_request(T0, peer, b"", FRAME);
+    assert_eq!(r, Response::Refused(Refusal::Malformed));
+}
+
+#[test]
+fn roster_must_be_newer_and_signed() {
+    let mut f = fed(2);
+    let same = roster(&f.ids, 1, &f.stewards);
+    assert!(f.engines[0].apply_roster(T0, same).is_err(), "same version is not newer");
+    let mut one_sig = roster(&f.ids, 2, &f.stewards);
+    one_sig.signatures.truncate(1);
+    assert!(f.engines[0].apply_roster(T0, one_sig).is_err());
+    let newer = roster(&f.ids, 2, &f.stewards);
+    f.engines[0].apply_roster(T0, newer).unwrap();
+    assert!(f.engines[0].is_member(&f.ids[1].org_id()), "the newer roster adds the second org");
+}
+
+#[test]
+fn enrolment_validation_is_precise() {
+    let mut f = fed(2);
+    let pop = Population::new(3, "vigil-synth-128", 2);
+    let mut e = enrolment(pop.sample(0, 0));
+    e.case_ref = String::new();
+    assert!(f.engines[0].enrol(T0, e).unwrap_err().to_string().contains("case reference"));
+    let mut e = enrolment(pop.sample(0, 0));
+    e.retain_until_ms = T0 - 1;
+    assert!(f.engines[0].enrol(T0, e).unwrap_err().to_string().contains("past"));
+    assert_eq!(f.engines[0].gallery_len(), 0, "nothing stored on error");
+}

@@ -1,0 +1,197 @@
+//! The README's quick start, run as real processes: stewards make keys and a
+//! 2-of-2 roster, two organisations `vigil init` and `vigil serve`, one
+//! enrols, the other publishes an alert, and both see the hit. Bad input
+//! fails with a precise message and a non-zero exit, and stores nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+use vigil_matcher::synth::Population;
+
+fn vigil() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    c.env_remove("VIGIL_DATA").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    vigil().args(args).env("VIGIL_PASSPHRASE", "correct horse battery").output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "vigil {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "vigil {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Daemon {
+    let child = vigil()
+        .args(["serve", "--data", dir.to_str().unwrap()])
+        .env("VIGIL_PASSPHRASE", "correct horse battery")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run(&["status", "--data", dir.to_str().unwrap()]).status.success() {
+        assert!(Instant::now() < deadline, "daemon in {} did not come up", dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d
+}
+
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn pubkey(keygen_stdout: &str) -> String {
+    keygen_stdout.lines().find_map(|l| l.split(": ").nth(1).filter(|k| k.len() == 64)).unwrap().trim().to_string()
+}
+
+fn write_template(path: &PathBuf, file: &vigil_matcher::TemplateFile) {
+    std::fs::write(path, serde_json::to_string(file).unwrap()).unwrap();
+}
+
+#[test]
+fn quick_start_two_nodes_find_a_missing_person() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s);
+    let s = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
+    let k1 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward1.key")]));
+    let k2 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward2.key")]));
+    let epoch = "ab".repeat(32);
+    let mut daemons = Vec::new();
+    let mut nodes = Vec::new();
+    for (name, kind) in [("Shelter North", "ngo"), ("Metro Police", "police")] {
+        let dir = s(&format!("{kind}-data"));
+        let (port, api) = (free_port(), free_port());
+        ok(&[
+            "init", "--org", name, "--kind", kind, "--data", &dir,
+            "--listen", &format!("/ip4/127.0.0.1/tcp/{port}"), "--api", &format!("127.0.0.1:{api}"),
+            "--steward", &k1, "--steward", &k2, "--threshold", "2", "--epoch-secret", &epoch,
+        ]);
+        nodes.push(dir);
+    }
+    let init_again = fails(&["init", "--org", "X", "--kind", "ngo", "--data", &nodes[0]]);
+    assert!(init_again.contains("refusing to overwrite"), "{init_again}");
+
+    let roster = s("roster.json");
+    ok(&["roster", "new", "--federation", "drill-north", "--out", &roster]);
+    for n in &nodes {
+        ok(&["roster", "add", "--roster", &roster, "--member-file", &format!("{n}/org.json")]);
+    }
+    ok(&["roster", "sign", "--roster", &roster, "--key", &s("steward1.key")]);
+    let one = fails(&["roster", "verify", "--roster", &roster, "--steward", &k1, "--steward", &k2, "--threshold", "2"]);
+    assert!(one.contains("1 valid steward signatures, 2 required"), "{one}");
+    ok(&["roster", "sign", "--roster", &roster, "--key", &s("steward2.key")]);
+    ok(&["roster", "verify", "--roster", &roster, "--steward", &k1, "--steward", &k2, "--threshold", "2"]);
+    for n in &nodes {
+        std::fs::copy(&roster, format!("{n}/roster.json")).unwrap();
+        daemons.push(serve(Path::new(n)));
+    }
+    let (ngo, police) = (&nodes[0], &nodes[1]);
+
+    // Bad templates: precise errors, non-zero exit, nothing stored.
+    let pop = Population::new(11, "vigil-synth-128", 10);
+    let mut wrong_dim = pop.sample_file(5, 1);
+    wrong_dim.vector.truncate(100);
+    write_template(&p("wrong.json"), &wrong_dim);
+    let mut unknown = pop.sample_file(5, 1);
+    unknown.extractor = "mystery-net".into();
+    write_template(&p("unknown.json"), &unknown);
+    std::fs::write(p("empty.json"), r#"{"modality":"face","extractor":"vigil-synth-128","vector":[]}"#).unwrap();
+    std::fs::write(p("garbage.json"), "not json at all").unwrap();
+    std::fs::write(p("huge.json"), vec![b' '; 300 * 1024]).unwrap();
+    let enrol = |file: &str| {
+        vec![
+            "enrol".to_string(), "--data".into(), police.clone(), "--template".into(), s(file), "--category".into(), "found".into(),
+            "--case".into(), "MP-2026-7788".into(), "--consent".into(), "LED art. 8".into(), "--retain-until".into(), "2031-01-01".into(),
+        ]
+    };
+    for (file, expected) in [
+        ("wrong.json", "produces 128-dimensional vectors, the file has 100"),
+        ("unknown.json", "unknown extractor \"mystery-net\""),
+        ("empty.json", "template vector is empty"),
+        ("garbage.json", "not valid JSON"),
+        ("huge.json", "the limit is 262144"),
+        ("missing.json", "cannot read template file"),
+    ] {
+        let args = enrol(file);
+        let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(err.contains(expected), "{file}: {err}");
+    }
+    let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--data", police])).unwrap();
+    assert_eq!(status["gallery"], 0, "a bad enrolment stored something");
+
+    write_template(&p("person.json"), &pop.sample_file(5, 1));
+    let args = enrol("person.json");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    write_template(&p("probe.json"), &pop.sample_file(5, 0));
+    let published = ok(&["alert", "publish", "--data", ngo, "--template", &s("probe.json"), "--case", "SN-2026-0141", "--expires", "30d"]);
+    assert!(published.starts_with("Published alert "));
+
+    let hits = |dir: &str| -> serde_json::Value { serde_json::from_str(&ok(&["hits", "--data", dir, "--json"])).unwrap() };
+    eventually("hit at the issuer", || hits(ngo).as_array().unwrap().iter().any(|h| h["role"] == "issuer"));
+    eventually("delivered hit at the holder", || hits(police).as_array().unwrap().iter().any(|h| h["role"] == "holder" && h["delivered"] == true));
+    let alerts: serde_json::Value = serde_json::from_str(&ok(&["alert", "list", "--data", police, "--json"])).unwrap();
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert!(alerts[0]["case_ref"].is_null(), "the case reference left the issuer");
+
+    // Audit: verify live, export, verify offline, and catch an edit.
+    for n in &nodes {
+        assert!(ok(&["audit", "verify", "--data", n]).contains("Audit chain OK"));
+    }
+    let export = s("audit.json");
+    ok(&["audit", "export", "--data", ngo, "--out", &export]);
+    let org: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{ngo}/org.json")).unwrap()).unwrap();
+    let org = org["org"].as_str().unwrap();
+    assert!(ok(&["audit", "verify", "--data", ngo, "--export", &export, "--org", org]).contains("Audit chain OK"));
+    let mut chain: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    chain[1]["entry"]["at_ms"] = serde_json::json!(1);
+    std::fs::write(&export, chain.to_string()).unwrap();
+    let err = fails(&["audit", "verify", "--data", ngo, "--export", &export, "--org", org]);
+    assert!(err.contains("entry 2 does not hash"), "{err}");
+
+    // Wrong token: refused.
+    std::fs::write(format!("{police}/api.token"), "0000").unwrap();
+    let err = fails(&["status", "--data", police]);
+    assert!(err.contains("401") && err.contains("bearer token"), "{err}");
+
+    // Ctrl-C: graceful shutdown with exit code 0.
+    for mut d in daemons.drain(..) {
+        let pid = d.0.id().to_string();
+        assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = d.0.try_wait().unwrap() {
+                assert!(st.success(), "serve exited with {st}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
