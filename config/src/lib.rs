@@ -13,7 +13,11 @@ pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("config {path} is larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge { path: String },
     #[error("config {path} is invalid: {msg}")]

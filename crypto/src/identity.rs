@@ -64,17 +64,11 @@ pub fn sign_body<T: Serialize>(id: &Identity, domain: &[u8], body: &T) -> Result
 }
 
 /// Verifies `sig` by `signer` over the canonical encoding of `body`.
-pub fn verify_body<T: Serialize>(
-    signer: &OrgId,
-    domain: &[u8],
-    body: &T,
-    sig: &Sig,
-) -> Result<(), SignError> {
+pub fn verify_body<T: Serialize>(signer: &OrgId, domain: &[u8], body: &T, sig: &Sig) -> Result<(), SignError> {
     let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| SignError::BadKey(*signer))?;
     let mut msg = domain.to_vec();
     msg.extend_from_slice(&body_bytes(body)?);
-    key.verify(&msg, &ed25519_dalek::Signature::from_bytes(&sig.0))
-        .map_err(|_| SignError::BadSignature(*signer))
+    key.verify(&msg, &ed25519_dalek::Signature::from_bytes(&sig.0)).map_err(|_| SignError::BadSignature(*signer))
 }
 
 #[cfg(test)]

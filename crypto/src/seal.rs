@@ -28,7 +28,11 @@ pub enum SealError {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("keyring file {path} is malformed: {msg}")]
     Malformed { path: String, msg: String },
     #[error("wrong passphrase or key file for this data directory")]
@@ -144,9 +148,7 @@ impl Keyring {
             .map_err(|e| KeyringError::Kdf(e.to_string()))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
-        argon
-            .hash_password_into(secret, &salt, out.as_mut())
-            .map_err(|e| KeyringError::Kdf(e.to_string()))?;
+        argon.hash_password_into(secret, &salt, out.as_mut()).map_err(|e| KeyringError::Kdf(e.to_string()))?;
         Ok(SealKey(out))
     }
 

@@ -14,7 +14,6 @@ use rand_distr::{Distribution, StandardNormal};
 use sha2::{Digest, Sha256};
 use vigil_protocol::{Modality, ProtectedProbe};
 
-
 /// The federation epoch secret that keys the projection. Zeroised on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EpochSecret(zeroize::Zeroizing<[u8; 32]>);
@@ -105,7 +104,11 @@ impl ProtectedMatcher {
         }
         let expected = lookup(&a.extractor)?.protected_bits.div_ceil(8);
         if a.bits.len() != expected {
-            return Err(TemplateError::Dimension { extractor: a.extractor.clone(), expected: expected * 8, found: a.bits.len() * 8 });
+            return Err(TemplateError::Dimension {
+                extractor: a.extractor.clone(),
+                expected: expected * 8,
+                found: a.bits.len() * 8,
+            });
         }
         let d: u32 = a.bits.iter().zip(&b.bits).map(|(x, y)| (x ^ y).count_ones()).sum();
         Ok(d <= Self::hamming_threshold(&a.extractor)?)

@@ -111,9 +111,7 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     if norm == 0.0 {
         return Err(TemplateError::Zero);
     }
-    Ok(v.iter()
-        .map(|x| ((*x as f64 / norm) as f32 * SCALE).round().clamp(-127.0, 127.0) as i8)
-        .collect())
+    Ok(v.iter().map(|x| ((*x as f64 / norm) as f32 * SCALE).round().clamp(-127.0, 127.0) as i8).collect())
 }
 
 impl Template {
@@ -160,7 +158,10 @@ mod tests {
         v[7] = f32::NAN;
         assert_eq!(file("vigil-synth-128", v).to_template(), Err(TemplateError::NotFinite(7)));
         assert_eq!(file("vigil-synth-128", vec![0.0; 128]).to_template(), Err(TemplateError::Zero));
-        assert!(matches!(TemplateFile::parse(&vec![b' '; MAX_TEMPLATE_FILE_BYTES + 1]), Err(TemplateError::TooLarge(_))));
+        assert!(matches!(
+            TemplateFile::parse(&vec![b' '; MAX_TEMPLATE_FILE_BYTES + 1]),
+            Err(TemplateError::TooLarge(_))
+        ));
         assert!(matches!(TemplateFile::parse(b"{\"vector\": [1]}"), Err(TemplateError::Json(_))));
     }
 

@@ -21,7 +21,11 @@ pub enum DataDirError {
     #[error("{0} is not a Vigil data directory (no keyring.json); run `vigil init` first")]
     NotInitialised(String),
     #[error("cannot write {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Keyring(#[from] vigil_crypto::KeyringError),
     #[error(transparent)]
@@ -53,7 +57,8 @@ impl Secret {
     /// From `--key-file`, else `VIGIL_PASSPHRASE`, else a terminal prompt.
     pub fn obtain(key_file: Option<&Path>, confirm: bool) -> Result<Secret, DataDirError> {
         if let Some(p) = key_file {
-            let text = std::fs::read_to_string(p).map_err(|source| DataDirError::Io { path: p.display().to_string(), source })?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| DataDirError::Io { path: p.display().to_string(), source })?;
             return Ok(Secret::KeyFile(text));
         }
         if let Ok(p) = std::env::var("VIGIL_PASSPHRASE") {
@@ -61,7 +66,8 @@ impl Secret {
                 return Ok(Secret::Passphrase(p));
             }
         }
-        let p = rpassword::prompt_password("Passphrase for the data directory: ").map_err(|_| DataDirError::NoSecret)?;
+        let p =
+            rpassword::prompt_password("Passphrase for the data directory: ").map_err(|_| DataDirError::NoSecret)?;
         if confirm {
             let again = rpassword::prompt_password("Repeat the passphrase: ").map_err(|_| DataDirError::NoSecret)?;
             if again != p {

@@ -96,14 +96,24 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         enrol(POLICE, p, 1, Category::Victim, format!("MP-{p}")).await?;
         records += 1;
     }
-    n.say(format!("Enrolled {records} synthetic records (Eastgate 41, Metro Police 60); templates sealed in sled, never sent."));
+    n.say(format!(
+        "Enrolled {records} synthetic records (Eastgate 41, Metro Police 60); templates sealed in sled, never sent."
+    ));
 
     let alert_t = Instant::now();
     let alert = fed.nodes[NGO]
         .handle
-        .publish_alert(pop.sample(MISSING, 0), Category::Missing, "SN-2026-0141 (family report)".into(), crate::runtime::now_ms() + 30 * 24 * 3600 * 1000)
+        .publish_alert(
+            pop.sample(MISSING, 0),
+            Category::Missing,
+            "SN-2026-0141 (family report)".into(),
+            crate::runtime::now_ms() + 30 * 24 * 3600 * 1000,
+        )
         .await?;
-    n.say(format!("Shelter North published a signed missing-person alert {} carrying only a protected template.", &alert.to_hex()[..12]));
+    n.say(format!(
+        "Shelter North published a signed missing-person alert {} carrying only a protected template.",
+        &alert.to_hex()[..12]
+    ));
     let delivered = wait_for(Duration::from_secs(20), || async {
         for i in [POLICE, BORDER] {
             let a = fed.nodes[i].handle.alerts().await.ok()?;
@@ -115,7 +125,10 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
     })
     .await
     .ok_or_else(|| anyhow::anyhow!("the alert did not reach every member within 20 s"))?;
-    n.say(format!("The alert reached both other members in {} ms; each matched it against its own gallery.", delivered.as_millis()));
+    n.say(format!(
+        "The alert reached both other members in {} ms; each matched it against its own gallery.",
+        delivered.as_millis()
+    ));
 
     let issuer_hits = |want: usize| {
         let h = fed.nodes[NGO].handle.clone();
@@ -139,7 +152,9 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
     let hits = wait_for(Duration::from_secs(20), || issuer_hits(2))
         .await
         .ok_or_else(|| anyhow::anyhow!("the standing alert did not match the new record within 20 s"))?;
-    n.say("HIT: the standing alert matched the newly enrolled record at Metro Police; the notice reached Shelter North.");
+    n.say(
+        "HIT: the standing alert matched the newly enrolled record at Metro Police; the notice reached Shelter North.",
+    );
 
     // Ground truth: every hit at a holder must be a record of the missing person.
     let mut hits_at_holders = 0;
@@ -148,7 +163,8 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         for h in fed.nodes[i].handle.hits().await? {
             if h.role == HitRole::Holder {
                 hits_at_holders += 1;
-                let expected = (i == BORDER && h.record == holder_record) || (i == POLICE && h.record == Some(police_record));
+                let expected =
+                    (i == BORDER && h.record == holder_record) || (i == POLICE && h.record == Some(police_record));
                 false_hits += usize::from(!expected);
             }
         }
@@ -167,7 +183,9 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
             }
         }
     }
-    n.say(format!("Audit: {audit_entries} signed, hash-chained entries across 3 nodes; every chain verifies: {verified}."));
+    n.say(format!(
+        "Audit: {audit_entries} signed, hash-chained entries across 3 nodes; every chain verifies: {verified}."
+    ));
     fed.shutdown().await;
     let issuer_hit_count = hits.iter().filter(|x| x.role == HitRole::Issuer).count();
     Ok(Summary {

@@ -27,7 +27,13 @@ pub struct OrgSpec {
 
 impl OrgSpec {
     pub fn new(name: &str, kind: OrgKind) -> Self {
-        Self { name: name.into(), kind, roles: vec![Role::Alert, Role::Match, Role::Query], listed_addr: true, member: true }
+        Self {
+            name: name.into(),
+            kind,
+            roles: vec![Role::Alert, Role::Match, Role::Query],
+            listed_addr: true,
+            member: true,
+        }
     }
 }
 
@@ -55,10 +61,13 @@ impl LocalNode {
     }
 }
 
+/// Adjusts node `i`'s config before it starts.
+pub type ConfigTweak = Box<dyn Fn(usize, &mut NodeConfig) + Send + Sync>;
+
 /// Options for a local federation.
 pub struct FederationOptions {
     /// Called for every node's config before it starts.
-    pub tweak: Box<dyn Fn(usize, &mut NodeConfig) + Send + Sync>,
+    pub tweak: ConfigTweak,
     /// A tap per node index.
     pub tap: Box<dyn Fn(usize) -> Option<Tap> + Send + Sync>,
 }
@@ -179,7 +188,8 @@ impl LocalFederation {
     pub async fn start_again(&mut self, i: usize) -> Result<(), anyhow::Error> {
         let n = &self.nodes[i];
         let opened = n.open()?;
-        let handle = runtime::start(opened.node_options(n.tap.clone())).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
+        let handle =
+            runtime::start(opened.node_options(n.tap.clone())).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
         self.nodes[i].handle = handle;
         Ok(())
     }

@@ -10,7 +10,7 @@ pub mod store;
 
 pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
 pub mod api;
-pub mod datadir;
-pub mod federation;
-pub mod demo;
 pub mod cli;
+pub mod datadir;
+pub mod demo;
+pub mod federation;

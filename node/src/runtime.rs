@@ -141,7 +141,13 @@ impl NodeHandle {
     pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
         ask!(self, |tx| Command::Enrol(Box::new(e), tx))
     }
-    pub async fn publish_alert(&self, template: Template, category: Category, case_ref: String, expires_at_ms: u64) -> Result<AlertId, NodeError> {
+    pub async fn publish_alert(
+        &self,
+        template: Template,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+    ) -> Result<AlertId, NodeError> {
         ask!(self, |reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
     }
     pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
@@ -226,7 +232,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let key = net::keypair(&identity.secret())?;
     let mut swarm = net::tcp_swarm(key, &config.network, tap.clone())?;
     for a in &config.network.listen {
-        let addr: Multiaddr = a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
+        let addr: Multiaddr =
+            a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
         swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?;
     }
     // Wait until every listener has reported its address.
@@ -238,7 +245,9 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
                 return Err(NodeError::Listen(format!("{:?}", config.network.listen), error.to_string()))
             }
             Ok(_) => {}
-            Err(_) => return Err(NodeError::Listen(format!("{:?}", config.network.listen), "no address after 10 s".into())),
+            Err(_) => {
+                return Err(NodeError::Listen(format!("{:?}", config.network.listen), "no address after 10 s".into()))
+            }
         }
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -419,7 +428,11 @@ impl Runtime {
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
         match ev {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
                 let now = now_ms();
                 let verdict_actions = match net::org_of(&propagation_source) {
                     Some(from) => self.engine.on_gossip(now, from, &message.data, self.config.network.max_gossip_bytes),
@@ -435,22 +448,32 @@ impl Runtime {
                         gossipsub::MessageAcceptance::Reject
                     }
                 };
-                self.swarm.behaviour_mut().gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
+                self.swarm.behaviour_mut().gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
             }
             SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::Message { peer, message, .. })) => {
                 let Some(from) = net::org_of(&peer) else { return Ok(()) };
                 match message {
                     request_response::Message::Request { request: net::Frame::Oversized(len), channel, .. } => {
-                        let reason = format!("{}: {len} bytes, limit {}", net::OVERSIZED, self.config.network.max_frame_bytes);
+                        let reason =
+                            format!("{}: {len} bytes, limit {}", net::OVERSIZED, self.config.network.max_frame_bytes);
                         tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
-                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
+                            from: from.to_hex(),
+                            reason: reason.clone(),
+                        })];
                         actions.extend(self.engine.strike(from, &reason));
                         self.apply(actions)?;
-                        let frame = encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Malformed), 64).expect("tiny");
+                        let frame = encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Malformed), 64)
+                            .expect("tiny");
                         let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
                     }
                     request_response::Message::Request { request: net::Frame::Data(request), channel, .. } => {
-                        let (response, actions) = self.engine.on_request(now_ms(), from, &request, self.config.network.max_frame_bytes);
+                        let (response, actions) =
+                            self.engine.on_request(now_ms(), from, &request, self.config.network.max_frame_bytes);
                         self.apply(actions)?;
                         let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes)
                             .expect("responses are tiny");
@@ -459,14 +482,21 @@ impl Runtime {
                     request_response::Message::Response { request_id, response } => {
                         if let Some(h) = self.pending.remove(&request_id) {
                             self.in_flight.remove(&h);
-                            match vigil_protocol::decode::<Response>(Tag::Response, &response, self.config.network.max_frame_bytes) {
+                            match vigil_protocol::decode::<Response>(
+                                Tag::Response,
+                                &response,
+                                self.config.network.max_frame_bytes,
+                            ) {
                                 Ok(r) => {
                                     let actions = self.engine.on_hit_response(h, &r);
                                     self.apply(actions)?;
                                 }
                                 Err(e) => {
                                     let reason = format!("undecodable response: {e}");
-                                    let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                                    let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
+                                        from: from.to_hex(),
+                                        reason: reason.clone(),
+                                    })];
                                     actions.extend(self.engine.strike(from, &reason));
                                     self.apply(actions)?;
                                 }
@@ -475,21 +505,31 @@ impl Runtime {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::OutboundFailure { request_id, peer, error, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            })) => {
                 if let Some(h) = self.pending.remove(&request_id) {
                     self.in_flight.remove(&h);
                 }
                 tracing::debug!(org = %self.name, %peer, "request failed: {error}");
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::InboundFailure { peer, error, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::InboundFailure {
+                peer, error, ..
+            })) => {
                 tracing::debug!(org = %self.name, %peer, "inbound request failed: {error}");
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
-                if let libp2p::swarm::ListenError::Denied { cause } = &error {
-                    let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
-                    tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
-                    self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(cause) })?;
-                }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error: libp2p::swarm::ListenError::Denied { cause },
+                peer_id,
+                ..
+            } => {
+                let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
+                tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
+                self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(&cause) })?;
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 tracing::debug!(org = %self.name, peer = %peer_id, "connected");
@@ -523,7 +563,11 @@ impl Runtime {
                 let _ = reply.send(r);
             }
             Command::Withdraw(id, reply) => {
-                let r = self.engine.withdraw_alert(now, id, gossip_max).map_err(NodeError::from).and_then(|a| self.apply(a));
+                let r = self
+                    .engine
+                    .withdraw_alert(now, id, gossip_max)
+                    .map_err(NodeError::from)
+                    .and_then(|a| self.apply(a));
                 let _ = reply.send(r);
             }
             Command::ApplyRoster(roster, reply) => {
@@ -575,7 +619,13 @@ impl Runtime {
             }
             Command::RawPublish(bytes, reply) => {
                 let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
-                let r = self.swarm.behaviour_mut().gossip.publish(topic, bytes).map(|_| ()).map_err(|e| NodeError::Config(e.to_string()));
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(topic, bytes)
+                    .map(|_| ())
+                    .map_err(|e| NodeError::Config(e.to_string()));
                 let _ = reply.send(r);
             }
             Command::RawRequest(to, bytes, reply) => {

@@ -89,9 +89,25 @@ fn quick_start_two_nodes_find_a_missing_person() {
         let dir = s(&format!("{kind}-data"));
         let (port, api) = (free_port(), free_port());
         ok(&[
-            "init", "--org", name, "--kind", kind, "--data", &dir,
-            "--listen", &format!("/ip4/127.0.0.1/tcp/{port}"), "--api", &format!("127.0.0.1:{api}"),
-            "--steward", &k1, "--steward", &k2, "--threshold", "2", "--epoch-secret", &epoch,
+            "init",
+            "--org",
+            name,
+            "--kind",
+            kind,
+            "--data",
+            &dir,
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+            "--api",
+            &format!("127.0.0.1:{api}"),
+            "--steward",
+            &k1,
+            "--steward",
+            &k2,
+            "--threshold",
+            "2",
+            "--epoch-secret",
+            &epoch,
         ]);
         nodes.push(dir);
     }
@@ -127,8 +143,19 @@ fn quick_start_two_nodes_find_a_missing_person() {
     std::fs::write(p("huge.json"), vec![b' '; 300 * 1024]).unwrap();
     let enrol = |file: &str| {
         vec![
-            "enrol".to_string(), "--data".into(), police.clone(), "--template".into(), s(file), "--category".into(), "found".into(),
-            "--case".into(), "MP-2026-7788".into(), "--consent".into(), "LED art. 8".into(), "--retain-until".into(), "2031-01-01".into(),
+            "enrol".to_string(),
+            "--data".into(),
+            police.clone(),
+            "--template".into(),
+            s(file),
+            "--category".into(),
+            "found".into(),
+            "--case".into(),
+            "MP-2026-7788".into(),
+            "--consent".into(),
+            "LED art. 8".into(),
+            "--retain-until".into(),
+            "2031-01-01".into(),
         ]
     };
     for (file, expected) in [
@@ -150,12 +177,26 @@ fn quick_start_two_nodes_find_a_missing_person() {
     let args = enrol("person.json");
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     write_template(&p("probe.json"), &pop.sample_file(5, 0));
-    let published = ok(&["alert", "publish", "--data", ngo, "--template", &s("probe.json"), "--case", "SN-2026-0141", "--expires", "30d"]);
+    let published = ok(&[
+        "alert",
+        "publish",
+        "--data",
+        ngo,
+        "--template",
+        &s("probe.json"),
+        "--case",
+        "SN-2026-0141",
+        "--expires",
+        "30d",
+    ]);
     assert!(published.starts_with("Published alert "));
 
-    let hits = |dir: &str| -> serde_json::Value { serde_json::from_str(&ok(&["hits", "--data", dir, "--json"])).unwrap() };
+    let hits =
+        |dir: &str| -> serde_json::Value { serde_json::from_str(&ok(&["hits", "--data", dir, "--json"])).unwrap() };
     eventually("hit at the issuer", || hits(ngo).as_array().unwrap().iter().any(|h| h["role"] == "issuer"));
-    eventually("delivered hit at the holder", || hits(police).as_array().unwrap().iter().any(|h| h["role"] == "holder" && h["delivered"] == true));
+    eventually("delivered hit at the holder", || {
+        hits(police).as_array().unwrap().iter().any(|h| h["role"] == "holder" && h["delivered"] == true)
+    });
     let alerts: serde_json::Value = serde_json::from_str(&ok(&["alert", "list", "--data", police, "--json"])).unwrap();
     assert_eq!(alerts.as_array().unwrap().len(), 1);
     assert!(alerts[0]["case_ref"].is_null(), "the case reference left the issuer");
@@ -166,7 +207,8 @@ fn quick_start_two_nodes_find_a_missing_person() {
     }
     let export = s("audit.json");
     ok(&["audit", "export", "--data", ngo, "--out", &export]);
-    let org: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{ngo}/org.json")).unwrap()).unwrap();
+    let org: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ngo}/org.json")).unwrap()).unwrap();
     let org = org["org"].as_str().unwrap();
     assert!(ok(&["audit", "verify", "--data", ngo, "--export", &export, "--org", org]).contains("Audit chain OK"));
     let mut chain: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();

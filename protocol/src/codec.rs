@@ -52,9 +52,7 @@ fn options(limit: usize) -> impl Options {
 /// Encodes `value` with its header. Encoding a value larger than `limit`
 /// is an error, so a node never sends what its peers must refuse.
 pub fn encode<T: Serialize>(tag: Tag, value: &T, limit: usize) -> Result<Vec<u8>, WireError> {
-    let body = options(limit)
-        .serialize(value)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let body = options(limit).serialize(value).map_err(|e| WireError::Malformed(e.to_string()))?;
     let len = HEADER + body.len();
     if len > limit {
         return Err(WireError::TooLarge { len, limit });
@@ -85,7 +83,5 @@ pub fn decode<T: DeserializeOwned>(tag: Tag, bytes: &[u8], limit: usize) -> Resu
     if bytes[3] != tag as u8 {
         return Err(WireError::WrongTag { expected: tag as u8, found: bytes[3] });
     }
-    options(limit)
-        .deserialize(&bytes[HEADER..])
-        .map_err(|e| WireError::Malformed(e.to_string()))
+    options(limit).deserialize(&bytes[HEADER..]).map_err(|e| WireError::Malformed(e.to_string()))
 }

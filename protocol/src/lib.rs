@@ -11,8 +11,8 @@ mod roster;
 pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertBody, AlertEnvelope, Category, HitNotice, Modality, ProtectedProbe, Refusal, Request,
-    Response, SignedAlert, SignedHitNotice, SignedWithdrawal, Withdrawal,
+    AlertBody, AlertEnvelope, Category, HitNotice, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert,
+    SignedHitNotice, SignedWithdrawal, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, SignedRoster, StewardSignature};
 

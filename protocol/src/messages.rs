@@ -120,10 +120,7 @@ pub enum Response {
 
 fn text(field: &str, s: &str) -> Result<(), WireError> {
     if s.is_empty() || s.len() > MAX_TEXT {
-        return Err(WireError::Invalid(format!(
-            "{field} must be 1..={MAX_TEXT} bytes, found {}",
-            s.len()
-        )));
+        return Err(WireError::Invalid(format!("{field} must be 1..={MAX_TEXT} bytes, found {}", s.len())));
     }
     Ok(())
 }

@@ -19,21 +19,11 @@ fn modality() -> impl Strategy<Value = Modality> {
     prop_oneof![Just(Modality::Face), Just(Modality::Finger), Just(Modality::Iris)]
 }
 fn category() -> impl Strategy<Value = Category> {
-    prop_oneof![
-        Just(Category::Missing),
-        Just(Category::Found),
-        Just(Category::Victim),
-        Just(Category::Other)
-    ]
+    prop_oneof![Just(Category::Missing), Just(Category::Found), Just(Category::Victim), Just(Category::Other)]
 }
 fn probe() -> impl Strategy<Value = ProtectedProbe> {
     (any::<[u8; 8]>(), modality(), "[a-z0-9-]{1,40}", prop::collection::vec(any::<u8>(), 1..128))
-        .prop_map(|(epoch_id, modality, extractor, bits)| ProtectedProbe {
-            epoch_id,
-            modality,
-            extractor,
-            bits,
-        })
+        .prop_map(|(epoch_id, modality, extractor, bits)| ProtectedProbe { epoch_id, modality, extractor, bits })
 }
 fn envelope() -> impl Strategy<Value = AlertEnvelope> {
     let alert = (org(), 1u64.., category(), any::<u64>(), any::<u64>(), probe(), sig()).prop_map(
@@ -69,14 +59,9 @@ fn response() -> impl Strategy<Value = Response> {
     ]
 }
 fn roster() -> impl Strategy<Value = SignedRoster> {
-    let member = (org(), "[A-Za-z ]{1,30}", prop::collection::vec("/ip4/127.0.0.1/tcp/[0-9]{1,5}", 0..3))
-        .prop_map(|(org, name, addrs)| Member {
-            org,
-            name,
-            kind: OrgKind::Ngo,
-            addrs,
-            roles: vec![Role::Alert, Role::Match],
-        });
+    let member = (org(), "[A-Za-z ]{1,30}", prop::collection::vec("/ip4/127.0.0.1/tcp/[0-9]{1,5}", 0..3)).prop_map(
+        |(org, name, addrs)| Member { org, name, kind: OrgKind::Ngo, addrs, roles: vec![Role::Alert, Role::Match] },
+    );
     (
         "[a-z]{1,20}",
         any::<u64>(),
@@ -86,10 +71,7 @@ fn roster() -> impl Strategy<Value = SignedRoster> {
     )
         .prop_map(|(federation, version, issued_at_ms, members, sigs)| SignedRoster {
             body: RosterBody { federation, version, issued_at_ms, members },
-            signatures: sigs
-                .into_iter()
-                .map(|(steward, signature)| StewardSignature { steward, signature })
-                .collect(),
+            signatures: sigs.into_iter().map(|(steward, signature)| StewardSignature { steward, signature }).collect(),
         })
 }
 

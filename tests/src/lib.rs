@@ -14,7 +14,10 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// Every payload one node sent, as (protocol, bytes). Bounded: a test that
 /// sends more than `MAX_TAPPED` payloads fails loudly instead of growing.
 #[derive(Clone, Default, Debug)]
-pub struct WireLog(pub Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+pub struct WireLog(Arc<Mutex<Vec<Tapped>>>);
+
+/// One tapped payload: (protocol, bytes).
+pub type Tapped = (String, Vec<u8>);
 
 pub const MAX_TAPPED: usize = 100_000;
 
@@ -27,7 +30,7 @@ impl WireLog {
             l.push((proto.to_string(), bytes.to_vec()));
         })
     }
-    pub fn payloads(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn payloads(&self) -> Vec<Tapped> {
         self.0.lock().unwrap().clone()
     }
 }

@@ -59,9 +59,22 @@ fn epoch_of(fed: &LocalFederation) -> EpochSecret {
 }
 
 /// An alert signed by `signer` but claiming `issuer`, created at `created`.
-fn hand_made_alert(fed: &LocalFederation, signer: &Identity, issuer: vigil_protocol::OrgId, seq: u64, created: u64) -> Vec<u8> {
+fn hand_made_alert(
+    fed: &LocalFederation,
+    signer: &Identity,
+    issuer: vigil_protocol::OrgId,
+    seq: u64,
+    created: u64,
+) -> Vec<u8> {
     let probe = ProtectedMatcher::new(epoch_of(fed)).protect(&pop().sample(3, 0)).unwrap();
-    let body = AlertBody { issuer, seq, category: Category::Missing, created_at_ms: created, expires_at_ms: created + 7 * DAY, probe };
+    let body = AlertBody {
+        issuer,
+        seq,
+        category: Category::Missing,
+        created_at_ms: created,
+        expires_at_ms: created + 7 * DAY,
+        probe,
+    };
     let signature = sign_body(signer, domain::ALERT, &body).unwrap();
     encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 16 * 1024).unwrap()
 }
@@ -89,7 +102,11 @@ async fn alert_reaches_all_and_hits_reach_issuer_and_holder_and_survive_restart(
     assert_eq!(at_issuer[0].peer, fed.nodes[border].handle.org);
     assert_eq!(at_holder[0].peer, fed.nodes[ngo].handle.org);
     assert_eq!(at_holder[0].record, Some(held));
-    assert!(wait_for(PATIENCE, || async { fed.nodes[border].handle.hits().await.ok()?.iter().all(|h| h.delivered).then_some(()) }).await.is_some());
+    assert!(wait_for(PATIENCE, || async {
+        fed.nodes[border].handle.hits().await.ok()?.iter().all(|h| h.delivered).then_some(())
+    })
+    .await
+    .is_some());
     // Police holds nothing matching.
     assert!(fed.nodes[police].handle.hits().await.unwrap().is_empty());
 
@@ -138,9 +155,12 @@ async fn non_member_is_refused_at_connection_time() {
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let out = fed.nodes[3].handle.peer_id.to_string();
     for i in 0..3 {
-        let ev = wait_audit(&fed.nodes[i].handle, |e| matches!(e, AuditEvent::ConnectionRefused { peer, .. } if *peer == out))
-            .await
-            .unwrap_or_else(|| panic!("node {i} did not audit the refusal"));
+        let ev = wait_audit(
+            &fed.nodes[i].handle,
+            |e| matches!(e, AuditEvent::ConnectionRefused { peer, .. } if *peer == out),
+        )
+        .await
+        .unwrap_or_else(|| panic!("node {i} did not audit the refusal"));
         let AuditEvent::ConnectionRefused { reason, .. } = ev else { unreachable!() };
         assert_eq!(reason, "not a roster member");
         let s = fed.nodes[i].handle.status().await.unwrap();
@@ -177,17 +197,23 @@ async fn forged_stale_and_replayed_alerts_are_rejected_and_not_forwarded() {
     // 1. Forged: claims to be the hub's alert, signed by M.
     let forged = hand_made_alert(&fed, &m_id, a_org, 1, now_ms());
     fed.nodes[m].handle.raw_publish(forged.clone()).await.unwrap();
-    let ev = wait_audit(&fed.nodes[a].handle, |e| matches!(e, AuditEvent::MessageRejected { reason, .. } if reason.starts_with("forged alert")))
-        .await
-        .expect("hub did not reject the forged alert");
+    let ev = wait_audit(
+        &fed.nodes[a].handle,
+        |e| matches!(e, AuditEvent::MessageRejected { reason, .. } if reason.starts_with("forged alert")),
+    )
+    .await
+    .expect("hub did not reject the forged alert");
     assert!(matches!(ev, AuditEvent::MessageRejected { from, .. } if from == m_org.to_hex()));
 
     // 2. Stale (a replay of an old alert): outside the replay window.
     let stale = hand_made_alert(&fed, &m_id, m_org, 1, now_ms() - 2 * DAY);
     fed.nodes[m].handle.raw_publish(stale).await.unwrap();
-    wait_audit(&fed.nodes[a].handle, |e| matches!(e, AuditEvent::MessageRejected { reason, .. } if reason.starts_with("stale or replayed")))
-        .await
-        .expect("hub did not reject the stale alert");
+    wait_audit(
+        &fed.nodes[a].handle,
+        |e| matches!(e, AuditEvent::MessageRejected { reason, .. } if reason.starts_with("stale or replayed")),
+    )
+    .await
+    .expect("hub did not reject the stale alert");
 
     // 3. A valid alert from M does travel through the hub to C, so the
     //    absence of the bad ones at C is due to validation, not topology.
@@ -258,7 +284,10 @@ async fn oversized_and_malformed_frames_penalise_the_sender_and_the_node_keeps_s
         .await
         .expect("attacker not blocked after 3 strikes");
     let m_org = fed.nodes[m].handle.org;
-    let cut = wait_for(PATIENCE, || async { (!fed.nodes[a].handle.status().await.ok()?.connected.contains(&m_org)).then_some(()) }).await;
+    let cut = wait_for(PATIENCE, || async {
+        (!fed.nodes[a].handle.status().await.ok()?.connected.contains(&m_org)).then_some(())
+    })
+    .await;
     assert!(cut.is_some(), "blocked attacker still connected");
 
     // The hub still serves: an alert from C reaches it and hits flow.

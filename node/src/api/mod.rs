@@ -53,7 +53,9 @@ impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         let code = match &e {
             NodeError::Engine(EngineError::UnknownAlert(_)) => StatusCode::NOT_FOUND,
-            NodeError::Engine(EngineError::NotAllowed(_)) | NodeError::Engine(EngineError::NotOurs(_)) => StatusCode::FORBIDDEN,
+            NodeError::Engine(EngineError::NotAllowed(_)) | NodeError::Engine(EngineError::NotOurs(_)) => {
+                StatusCode::FORBIDDEN
+            }
             NodeError::Engine(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -127,13 +129,24 @@ async fn status(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResp
     Ok(Json(s.node.status().await?))
 }
 
-async fn enrol(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<EnrolRequest>) -> Result<impl IntoResponse, Failure> {
+async fn enrol(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<EnrolRequest>,
+) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     let retain_until_ms = parse_date(&r.retain_until).map_err(bad)?;
     let id = s
         .node
-        .enrol(Enrolment { template, category: r.category, case_ref: r.case_ref, consent: r.consent, retain_until_ms, regime: r.regime })
+        .enrol(Enrolment {
+            template,
+            category: r.category,
+            case_ref: r.case_ref,
+            consent: r.consent,
+            retain_until_ms,
+            regime: r.regime,
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
@@ -143,7 +156,11 @@ async fn alerts(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResp
     Ok(Json(s.node.alerts().await?))
 }
 
-async fn publish(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
+async fn publish(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<AlertRequest>,
+) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     let lifetime = parse_duration(&r.expires).map_err(bad)?;
@@ -152,7 +169,11 @@ async fn publish(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<AlertReq
     Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
 }
 
-async fn withdraw(State(s): State<ApiState>, h: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
+async fn withdraw(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     let id = AlertId::from_hex(&id).map_err(|e| bad(format!("alert id: {e}")))?;
     s.node.withdraw(id).await?;
@@ -184,7 +205,11 @@ async fn audit_export(State(s): State<ApiState>, h: HeaderMap) -> Result<impl In
     Ok(Json(s.node.audit_export().await?))
 }
 
-async fn roster(State(s): State<ApiState>, h: HeaderMap, Json(r): Json<SignedRoster>) -> Result<impl IntoResponse, Failure> {
+async fn roster(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<SignedRoster>,
+) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     let v = s.node.apply_roster(r).await?;
     Ok(Json(Created { id: v.to_string() }))

@@ -30,7 +30,8 @@ impl Client {
     }
 
     pub(super) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let r = ureq::get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {}", self.token)).call();
+        let r =
+            ureq::get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {}", self.token)).call();
         self.finish(r)
     }
 

@@ -209,7 +209,12 @@ impl From<CategoryArg> for Category {
 fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read template file {}", path.display()))?;
     if meta.len() > vigil_matcher::MAX_TEMPLATE_FILE_BYTES as u64 {
-        bail!("template file {} is {} bytes, the limit is {}", path.display(), meta.len(), vigil_matcher::MAX_TEMPLATE_FILE_BYTES);
+        bail!(
+            "template file {} is {} bytes, the limit is {}",
+            path.display(),
+            meta.len(),
+            vigil_matcher::MAX_TEMPLATE_FILE_BYTES
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read template file {}", path.display()))?;
     let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
@@ -241,7 +246,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enrol { data, template, category, case_ref, consent, retain_until } => {
             let template = read_template(&template)?;
             api::parse_date(&retain_until).map_err(anyhow::Error::msg)?;
-            let req = EnrolRequest { template, category: category.into(), case_ref, consent, retain_until, regime: None };
+            let req =
+                EnrolRequest { template, category: category.into(), case_ref, consent, retain_until, regime: None };
             let c = client::Client::new(&data.data)?;
             let created: api::Created = c.post("/v1/records", &req)?;
             println!("Enrolled record {} (sealed at rest; matched against every active alert).", created.id);
@@ -278,7 +284,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCmd::Verify { data, export, org }) => {
             if let (Some(path), Some(org)) = (export, org) {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                let records: Vec<crate::store::AuditRecord> = serde_json::from_str(&text).context("export is not an audit chain")?;
+                let records: Vec<crate::store::AuditRecord> =
+                    serde_json::from_str(&text).context("export is not an audit chain")?;
                 let org = vigil_protocol::OrgId::from_hex(&org).map_err(anyhow::Error::msg)?;
                 crate::store::verify_chain(&records, &org)?;
                 println!("Audit chain OK: {} entries signed by {org}", records.len());
@@ -293,7 +300,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCmd::Export { data, out }) => {
             let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/audit/export")?;
-            std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&v)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             println!("Exported {} audit entries to {}", v.as_array().map(|a| a.len()).unwrap_or(0), out.display());
             Ok(())
         }
@@ -345,7 +353,12 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("cannot bind the API on {api_listen}"))?;
-    println!("Vigil node {} serving. libp2p: {:?}; API: http://{addr} (token in {})", node.peer_id, node.listen, token_path.display());
+    println!(
+        "Vigil node {} serving. libp2p: {:?}; API: http://{addr} (token in {})",
+        node.peer_id,
+        node.listen,
+        token_path.display()
+    );
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     println!("Shutting down ...");
     let _ = stop_tx.send(());

@@ -89,7 +89,8 @@ pub(super) fn load(path: &Path) -> anyhow::Result<SignedRoster> {
         bail!("roster {} is larger than {} bytes", path.display(), limits::MAX_ROSTER_BYTES);
     }
     let text = std::fs::read_to_string(path)?;
-    let r: SignedRoster = serde_json::from_str(&text).with_context(|| format!("roster {} is malformed", path.display()))?;
+    let r: SignedRoster =
+        serde_json::from_str(&text).with_context(|| format!("roster {} is malformed", path.display()))?;
     r.body.validate().with_context(|| format!("roster {}", path.display()))?;
     Ok(r)
 }
@@ -147,12 +148,24 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
             let member = if let Some(f) = member_file {
                 let info: crate::datadir::OrgInfo = serde_json::from_str(&std::fs::read_to_string(&f)?)
                     .with_context(|| format!("{} is not an org.json", f.display()))?;
-                Member { org: info.org, name: info.name, kind: info.kind, addrs: if addrs.is_empty() { info.addrs } else { addrs }, roles: parse_roles(&roles)? }
+                Member {
+                    org: info.org,
+                    name: info.name,
+                    kind: info.kind,
+                    addrs: if addrs.is_empty() { info.addrs } else { addrs },
+                    roles: parse_roles(&roles)?,
+                }
             } else {
                 let (Some(org), Some(name), Some(kind)) = (org, name, kind) else {
                     bail!("give --member-file, or all of --org, --name and --kind");
                 };
-                Member { org: OrgId::from_hex(&org).map_err(anyhow::Error::msg)?, name, kind: kind.into(), addrs, roles: parse_roles(&roles)? }
+                Member {
+                    org: OrgId::from_hex(&org).map_err(anyhow::Error::msg)?,
+                    name,
+                    kind: kind.into(),
+                    addrs,
+                    roles: parse_roles(&roles)?,
+                }
             };
             let name = member.name.clone();
             r.body.members.retain(|m| m.org != member.org);
@@ -160,7 +173,11 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
             r.body.validate()?;
             r.signatures.clear();
             save(&roster, &r)?;
-            println!("Added {name}; roster v{} now has {} members and needs signing again.", r.body.version, r.body.members.len());
+            println!(
+                "Added {name}; roster v{} now has {} members and needs signing again.",
+                r.body.version,
+                r.body.members.len()
+            );
         }
         RosterCmd::Remove { roster, org } => {
             let mut r = load(&roster)?;
@@ -187,13 +204,26 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
             let id = read_key(&key)?;
             sign_roster(&mut r, &id)?;
             save(&roster, &r)?;
-            println!("Signed roster v{} as steward {}; {} signature(s).", r.body.version, id.org_id(), r.signatures.len());
+            println!(
+                "Signed roster v{} as steward {}; {} signature(s).",
+                r.body.version,
+                id.org_id(),
+                r.signatures.len()
+            );
         }
         RosterCmd::Verify { roster, stewards, threshold } => {
             let r = load(&roster)?;
-            let stewards = stewards.iter().map(|s| OrgId::from_hex(s).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
+            let stewards = stewards
+                .iter()
+                .map(|s| OrgId::from_hex(s).map_err(anyhow::Error::msg))
+                .collect::<Result<Vec<_>, _>>()?;
             verify_roster(&r, &TrustAnchor { stewards, threshold })?;
-            println!("Roster v{} of {:?} is valid: {} members.", r.body.version, r.body.federation, r.body.members.len());
+            println!(
+                "Roster v{} of {:?} is valid: {} members.",
+                r.body.version,
+                r.body.federation,
+                r.body.members.len()
+            );
         }
         RosterCmd::Apply { data, roster } => {
             let r = load(&roster)?;

@@ -89,10 +89,9 @@ impl libp2p::request_response::Codec for FrameCodec {
     {
         match self.read(io).await? {
             Frame::Data(d) => Ok(d),
-            Frame::Oversized(len) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{OVERSIZED}: {len} bytes, limit {}", self.max),
-            )),
+            Frame::Oversized(len) => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, format!("{OVERSIZED}: {len} bytes, limit {}", self.max)))
+            }
         }
     }
 

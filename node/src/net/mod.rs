@@ -96,9 +96,7 @@ pub fn behaviour(key: &identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>)
         .map_err(|e| NetError::Gossip(e.to_string()))?;
     let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
         .map_err(|e| NetError::Gossip(e.to_string()))?;
-    gossip
-        .subscribe(&gossipsub::IdentTopic::new(ALERT_TOPIC))
-        .map_err(|e| NetError::Gossip(e.to_string()))?;
+    gossip.subscribe(&gossipsub::IdentTopic::new(ALERT_TOPIC)).map_err(|e| NetError::Gossip(e.to_string()))?;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
         .with_max_pending_incoming(Some(64))

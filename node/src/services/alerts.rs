@@ -8,8 +8,8 @@ use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
 use vigil_crypto::{sha256, sign_body, verify_body};
 use vigil_matcher::Template;
 use vigil_protocol::{
-    decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, OrgId, Role, SignedAlert, SignedWithdrawal, Tag,
-    Withdrawal,
+    decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, OrgId, Role, SignedAlert, SignedWithdrawal,
+    Tag, Withdrawal,
 };
 
 /// What gossipsub must do with a message.
@@ -25,7 +25,9 @@ pub enum Verdict {
 
 /// The id of an alert: SHA-256 of its canonical body encoding.
 pub fn alert_id(body: &AlertBody) -> AlertId {
-    AlertId(sha256(&encode(Tag::Body, body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("alert bodies are bounded")))
+    AlertId(sha256(
+        &encode(Tag::Body, body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("alert bodies are bounded"),
+    ))
 }
 
 impl Engine {
@@ -60,13 +62,21 @@ impl Engine {
         }
         let probe = self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?;
         self.meta.alert_seq += 1;
-        let body = AlertBody { issuer: self.org, seq: self.meta.alert_seq, category, created_at_ms: now_ms, expires_at_ms, probe };
+        let body = AlertBody {
+            issuer: self.org,
+            seq: self.meta.alert_seq,
+            category,
+            created_at_ms: now_ms,
+            expires_at_ms,
+            probe,
+        };
         let signature = sign_body(&self.me, domain::ALERT, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let alert = SignedAlert { body, signature };
         let id = alert_id(&alert.body);
         let bytes = encode(Tag::Gossip, &AlertEnvelope::Publish(alert.clone()), max_gossip_bytes)
             .map_err(|e| EngineError::Invalid(format!("alert does not fit in a gossip message: {e}")))?;
-        let stored = StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: Some(case_ref) };
+        let stored =
+            StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: Some(case_ref) };
         self.seqs.insert((self.org, self.meta.alert_seq), id);
         self.alerts.insert(id, stored.clone());
         Ok((
@@ -81,7 +91,12 @@ impl Engine {
     }
 
     /// Withdraws one of our own alerts.
-    pub fn withdraw_alert(&mut self, now_ms: u64, id: AlertId, max_gossip_bytes: usize) -> Result<Vec<Action>, EngineError> {
+    pub fn withdraw_alert(
+        &mut self,
+        now_ms: u64,
+        id: AlertId,
+        max_gossip_bytes: usize,
+    ) -> Result<Vec<Action>, EngineError> {
         let a = self.alerts.get_mut(&id).ok_or(EngineError::UnknownAlert(id))?;
         if a.alert.body.issuer != self.org {
             return Err(EngineError::NotOurs(id));
@@ -89,9 +104,11 @@ impl Engine {
         a.status = AlertStatus::Withdrawn;
         let stored = a.clone();
         let body = Withdrawal { issuer: self.org, alert: id, withdrawn_at_ms: now_ms };
-        let signature = sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let bytes = encode(Tag::Gossip, &AlertEnvelope::Withdraw(SignedWithdrawal { body, signature }), max_gossip_bytes)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let signature =
+            sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let bytes =
+            encode(Tag::Gossip, &AlertEnvelope::Withdraw(SignedWithdrawal { body, signature }), max_gossip_bytes)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(vec![
             Action::Store(StoreOp::PutAlert(Box::new(stored))),
             Action::Audit(AuditEvent::AlertWithdrawn { alert: id, by: self.org }),
@@ -101,9 +118,16 @@ impl Engine {
 
     /// Validates a gossip message received from `from` (the forwarding
     /// peer) and, if valid, stores and matches it.
-    pub fn on_gossip(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], max_gossip_bytes: usize) -> (Verdict, Vec<Action>) {
+    pub fn on_gossip(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        bytes: &[u8],
+        max_gossip_bytes: usize,
+    ) -> (Verdict, Vec<Action>) {
         let reject = |this: &mut Engine, reason: String| {
-            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+            let mut actions =
+                vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
             actions.extend(this.strike(from, &reason));
             (Verdict::Reject(reason), actions)
         };

@@ -5,7 +5,9 @@
 use super::{Action, Engine};
 use crate::store::{AuditEvent, HitRole, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
-use vigil_protocol::{decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag};
+use vigil_protocol::{
+    decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag,
+};
 
 pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: u64) -> SignedHitNotice {
     let body = HitNotice { alert, holder: me.org_id(), handle, detected_at_ms: at_ms };
@@ -15,12 +17,19 @@ pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: 
 
 impl Engine {
     /// Handles a request frame from `from`. Returns the response to send.
-    pub fn on_request(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], max_frame_bytes: usize) -> (Response, Vec<Action>) {
+    pub fn on_request(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        bytes: &[u8],
+        max_frame_bytes: usize,
+    ) -> (Response, Vec<Action>) {
         let req: Request = match decode(Tag::Request, bytes, max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("undecodable request: {e}");
-                let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                let mut actions =
+                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
                 actions.extend(self.strike(from, &reason));
                 return (Response::Refused(Refusal::Malformed), actions);
             }
@@ -32,7 +41,8 @@ impl Engine {
 
     fn on_hit_notice(&mut self, now_ms: u64, from: OrgId, n: SignedHitNotice) -> (Response, Vec<Action>) {
         let refuse = |this: &mut Engine, refusal: Refusal, reason: &str, strike: bool| {
-            let mut actions = vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.into() })];
+            let mut actions =
+                vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.into() })];
             if strike {
                 actions.extend(this.strike(from, reason));
             }
@@ -54,7 +64,15 @@ impl Engine {
         if self.hits.contains_key(&b.handle) {
             return (Response::Ack, vec![]);
         }
-        let hit = StoredHit { handle: b.handle, role: HitRole::Issuer, alert: b.alert, peer: from, record: None, at_ms: now_ms, delivered: true };
+        let hit = StoredHit {
+            handle: b.handle,
+            role: HitRole::Issuer,
+            alert: b.alert,
+            peer: from,
+            record: None,
+            at_ms: now_ms,
+            delivered: true,
+        };
         self.hits.insert(b.handle, hit.clone());
         (
             Response::Ack,
@@ -72,7 +90,10 @@ impl Engine {
             Response::Ack if !h.delivered => {
                 h.delivered = true;
                 let hit = h.clone();
-                vec![Action::Store(StoreOp::PutHit(hit.clone())), Action::Audit(AuditEvent::HitDelivered { handle, issuer: hit.peer })]
+                vec![
+                    Action::Store(StoreOp::PutHit(hit.clone())),
+                    Action::Audit(AuditEvent::HitDelivered { handle, issuer: hit.peer }),
+                ]
             }
             Response::Ack => vec![],
             Response::Refused(r) => vec![Action::Audit(AuditEvent::MessageRejected {

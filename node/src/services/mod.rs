@@ -27,7 +27,10 @@ pub enum Action {
     /// Publish these bytes (an encoded `AlertEnvelope`) on the alerts topic.
     Publish(Vec<u8>),
     /// Send a hit notice to the issuer of an alert.
-    SendHit { to: OrgId, notice: SignedHitNotice },
+    SendHit {
+        to: OrgId,
+        notice: SignedHitNotice,
+    },
     /// Disconnect and refuse this peer from now on.
     Block(OrgId),
 }
@@ -166,10 +169,7 @@ impl Engine {
     }
 
     fn has_role(&self, org: &OrgId, role: Role) -> bool {
-        self.roster
-            .as_ref()
-            .and_then(|r| r.body().member(org))
-            .is_some_and(|m| m.roles.contains(&role))
+        self.roster.as_ref().and_then(|r| r.body().member(org)).is_some_and(|m| m.roles.contains(&role))
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &StoredAlert> {
@@ -200,11 +200,16 @@ impl Engine {
     }
 
     /// Applies a roster if it verifies and is newer than the current one.
-    pub fn apply_roster(&mut self, now_ms: u64, roster: vigil_protocol::SignedRoster) -> Result<Vec<Action>, EngineError> {
+    pub fn apply_roster(
+        &mut self,
+        now_ms: u64,
+        roster: vigil_protocol::SignedRoster,
+    ) -> Result<Vec<Action>, EngineError> {
         let _ = now_ms;
-        let anchor = self.anchor.as_ref().ok_or_else(|| {
-            EngineError::Invalid("no trusted stewards are configured (federation.stewards)".into())
-        })?;
+        let anchor = self
+            .anchor
+            .as_ref()
+            .ok_or_else(|| EngineError::Invalid("no trusted stewards are configured (federation.stewards)".into()))?;
         let verified = vigil_crypto::verify_roster(&roster, anchor).map_err(|e| EngineError::Invalid(e.to_string()))?;
         if let Some(cur) = &self.roster {
             if verified.body().federation != cur.body().federation {
@@ -222,7 +227,8 @@ impl Engine {
                 )));
             }
         }
-        let event = AuditEvent::RosterApplied { version: verified.body().version, members: verified.body().members.len() };
+        let event =
+            AuditEvent::RosterApplied { version: verified.body().version, members: verified.body().members.len() };
         self.meta.roster = Some(roster);
         self.roster = Some(verified);
         Ok(vec![Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))), Action::Audit(event)])
@@ -265,7 +271,11 @@ impl Engine {
         let active: Vec<AlertId> = self
             .alerts
             .values()
-            .filter(|a| a.status == AlertStatus::Active && a.alert.body.issuer != self.org && a.alert.body.expires_at_ms > now_ms)
+            .filter(|a| {
+                a.status == AlertStatus::Active
+                    && a.alert.body.issuer != self.org
+                    && a.alert.body.expires_at_ms > now_ms
+            })
             .map(|a| a.id)
             .collect();
         for alert in active {
@@ -291,7 +301,15 @@ impl Engine {
         let issuer = a.alert.body.issuer;
         self.matched.insert((alert, record));
         let handle = self.handle();
-        let hit = StoredHit { handle, role: HitRole::Holder, alert, peer: issuer, record: Some(record), at_ms: now_ms, delivered: false };
+        let hit = StoredHit {
+            handle,
+            role: HitRole::Holder,
+            alert,
+            peer: issuer,
+            record: Some(record),
+            at_ms: now_ms,
+            delivered: false,
+        };
         self.hits.insert(handle, hit.clone());
         let notice = hits::sign_notice(&self.me, alert, handle, now_ms);
         vec![
@@ -315,7 +333,8 @@ impl Engine {
     pub fn strike(&mut self, peer: OrgId, reason: &str) -> Vec<Action> {
         let n = self.strikes.entry(peer).or_default();
         *n += 1;
-        let mut actions = vec![Action::Audit(AuditEvent::PeerPenalised { peer: peer.to_hex(), strikes: *n, reason: reason.into() })];
+        let mut actions =
+            vec![Action::Audit(AuditEvent::PeerPenalised { peer: peer.to_hex(), strikes: *n, reason: reason.into() })];
         if *n == self.max_strikes {
             actions.push(Action::Audit(AuditEvent::PeerBlocked { peer: peer.to_hex() }));
             actions.push(Action::Block(peer));

@@ -71,7 +71,14 @@ fn fed(n: usize) -> Fed {
 }
 
 fn enrolment(t: Template) -> Enrolment {
-    Enrolment { template: t, category: Category::Found, case_ref: "C-1".into(), consent: "yes".into(), retain_until_ms: T0 + DAY, regime: None }
+    Enrolment {
+        template: t,
+        category: Category::Found,
+        case_ref: "C-1".into(),
+        consent: "yes".into(),
+        retain_until_ms: T0 + DAY,
+        regime: None,
+    }
 }
 
 fn published(actions: &[Action]) -> Vec<u8> {
@@ -93,14 +100,17 @@ fn alert_hit_and_idempotent_notice() {
     let holder = f.engines[1].org();
     let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(3, 1))).unwrap();
     f.engines[1].enrol(T0, enrolment(pop.sample(4, 1))).unwrap();
-    let (id, actions) = f.engines[0].publish_alert(T0, &pop.sample(3, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let (id, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(3, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
     let bytes = published(&actions);
     let (v, actions) = f.engines[1].on_gossip(T0 + 5, issuer, &bytes, GOSSIP);
     assert_eq!(v, Verdict::Accept);
     let hits = sent_hits(&actions);
     assert_eq!(hits.len(), 1, "one of two records matches");
     assert_eq!(hits[0].0, issuer);
-    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::HitDetected { record, .. }) if *record == rec)));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::HitDetected { record, .. }) if *record == rec)));
     // Same bytes again: ignored, no second hit.
     let (v, actions) = f.engines[1].on_gossip(T0 + 6, issuer, &bytes, GOSSIP);
     assert!(matches!(v, Verdict::Ignore(_)));
@@ -128,7 +138,8 @@ fn clock_window_fork_and_membership_checks() {
     let mut f = fed(3);
     let pop = Population::new(2, "vigil-synth-128", 5);
     let issuer = f.engines[0].org();
-    let (_, a1) = f.engines[0].publish_alert(T0, &pop.sample(1, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let (_, a1) =
+        f.engines[0].publish_alert(T0, &pop.sample(1, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
     let b1 = published(&a1);
     // Future-dated (receiver's clock is two hours behind).
     let (v, _) = f.engines[1].on_gossip(T0 - 2 * 3600 * 1000, issuer, &b1, GOSSIP);

@@ -142,8 +142,8 @@ impl AuditLog {
         let mut head = self.head.lock().expect("audit head lock");
         let entry = AuditEntry { seq: head.seq + 1, at_ms, event, prev: head.hash };
         let hash = hash_entry(&entry);
-        let signature = vigil_crypto::sign_body(&self.signer, domain::AUDIT, &hash)
-            .expect("a 32-byte hash always encodes");
+        let signature =
+            vigil_crypto::sign_body(&self.signer, domain::AUDIT, &hash).expect("a 32-byte hash always encodes");
         let record = AuditRecord { entry: entry.clone(), hash, signature };
         let key = entry.seq.to_be_bytes();
         let new_head = Head { seq: entry.seq, hash };

@@ -21,9 +21,19 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
     #[error("stored value {tree}/{key} does not open ({source}); wrong key or tampered data")]
-    Seal { tree: &'static str, key: String, #[source] source: SealError },
+    Seal {
+        tree: &'static str,
+        key: String,
+        #[source]
+        source: SealError,
+    },
     #[error("stored value {tree}/{key} is malformed: {source}")]
-    Decode { tree: &'static str, key: String, #[source] source: WireError },
+    Decode {
+        tree: &'static str,
+        key: String,
+        #[source]
+        source: WireError,
+    },
     #[error("cannot encode value: {0}")]
     Encode(WireError),
 }
@@ -142,7 +152,11 @@ impl Store {
             key: hex::encode(key),
             source,
         })?;
-        decode(Tag::Stored, &bytes, MAX_VALUE_BYTES).map_err(|source| StoreError::Decode { tree, key: hex::encode(key), source })
+        decode(Tag::Stored, &bytes, MAX_VALUE_BYTES).map_err(|source| StoreError::Decode {
+            tree,
+            key: hex::encode(key),
+            source,
+        })
     }
 
     fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
@@ -162,7 +176,9 @@ impl Store {
         }
         for op in ops {
             let (tree, key, value) = match op {
-                StoreOp::PutRecord(r) => (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?),
+                StoreOp::PutRecord(r) => {
+                    (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
+                }
                 StoreOp::PutAlert(a) => (ALERTS, a.id.0.to_vec(), self.seal(ALERTS, &a.id.0, a)?),
                 StoreOp::PutHit(h) => (HITS, h.handle.0.to_vec(), self.seal(HITS, &h.handle.0, h)?),
                 StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
