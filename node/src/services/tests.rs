@@ -115,6 +115,16 @@ fn alert_hit_and_idempotent_notice() {
     let (v, actions) = f.engines[1].on_gossip(T0 + 6, issuer, &bytes, GOSSIP);
     assert!(matches!(v, Verdict::Ignore(_)));
     assert!(actions.is_empty());
+    // Withdrawn, then replayed: it stays withdrawn and is not matched again.
+    let actions = f.engines[0].withdraw_alert(T0 + 6, id, GOSSIP).unwrap();
+    let wb = published(&actions);
+    assert_eq!(f.engines[1].on_gossip(T0 + 6, issuer, &wb, GOSSIP).0, Verdict::Accept);
+    let (v, actions) = f.engines[1].on_gossip(T0 + 7, issuer, &bytes, GOSSIP);
+    assert!(matches!(v, Verdict::Ignore(_)));
+    assert!(actions.is_empty());
+    assert_eq!(f.engines[1].alerts().next().unwrap().status, crate::store::AlertStatus::Withdrawn);
+    let (_, actions) = f.engines[1].enrol(T0 + 8, enrolment(pop.sample(3, 2))).unwrap();
+    assert!(sent_hits(&actions).is_empty(), "a withdrawn alert still matched");
     // The issuer stores the notice once, however often it arrives.
     let frame = encode(Tag::Request, &Request::Hit(hits[0].1.clone()), FRAME).unwrap();
     for _ in 0..3 {

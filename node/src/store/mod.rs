@@ -223,11 +223,6 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
-
-    /// Test and drill hook: the raw sled handle (e.g. to tamper with entries).
-    pub fn raw_db(&self) -> &sled::Db {
-        &self.db
-    }
 }
 
 pub(crate) fn aad_of(tree: &str, key: &[u8]) -> Vec<u8> {
