@@ -25,6 +25,8 @@ pub enum TemplateError {
     Empty,
     #[error("template vector has a non-finite value (NaN or infinity) at index {0}")]
     NotFinite(usize),
+    #[error("template vector contains NaN or Infinity (the capture SDK produced no valid embedding)")]
+    NotFiniteLiteral,
     #[error("template vector is all zeros and cannot be normalised")]
     Zero,
     #[error("templates from different extractors ({0} and {1}) cannot be compared")]
@@ -63,7 +65,15 @@ impl TemplateFile {
         if bytes.len() > MAX_TEMPLATE_FILE_BYTES {
             return Err(TemplateError::TooLarge(bytes.len()));
         }
-        serde_json::from_slice(bytes).map_err(|e| TemplateError::Json(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| {
+            // Python's json module writes NaN and Infinity, which JSON forbids.
+            let text = String::from_utf8_lossy(bytes);
+            if ["NaN", "Infinity"].iter().any(|t| text.contains(t)) {
+                TemplateError::NotFiniteLiteral
+            } else {
+                TemplateError::Json(e.to_string())
+            }
+        })
     }
 
     /// Validates against the extractor registry and quantises.
@@ -163,6 +173,8 @@ mod tests {
             Err(TemplateError::TooLarge(_))
         ));
         assert!(matches!(TemplateFile::parse(b"{\"vector\": [1]}"), Err(TemplateError::Json(_))));
+        let nan = br#"{"modality":"face","extractor":"vigil-synth-128","vector":[0.1, NaN]}"#;
+        assert_eq!(TemplateFile::parse(nan).unwrap_err(), TemplateError::NotFiniteLiteral);
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn quick_start_two_nodes_find_a_missing_person() {
     write_template(&p("unknown.json"), &unknown);
     std::fs::write(p("empty.json"), r#"{"modality":"face","extractor":"vigil-synth-128","vector":[]}"#).unwrap();
     std::fs::write(p("garbage.json"), "not json at all").unwrap();
+    std::fs::write(p("nan.json"), r#"{"modality":"face","extractor":"vigil-synth-128","vector":[0.5, NaN]}"#).unwrap();
     std::fs::write(p("huge.json"), vec![b' '; 300 * 1024]).unwrap();
     let enrol = |file: &str| {
         vec![
@@ -163,6 +164,7 @@ fn quick_start_two_nodes_find_a_missing_person() {
         ("unknown.json", "unknown extractor \"mystery-net\""),
         ("empty.json", "template vector is empty"),
         ("garbage.json", "not valid JSON"),
+        ("nan.json", "NaN or Infinity"),
         ("huge.json", "the limit is 262144"),
         ("missing.json", "cannot read template file"),
     ] {
@@ -216,6 +218,18 @@ fn quick_start_two_nodes_find_a_missing_person() {
     std::fs::write(&export, chain.to_string()).unwrap();
     let err = fails(&["audit", "verify", "--data", ngo, "--export", &export, "--org", org]);
     assert!(err.contains("entry 2 does not hash"), "{err}");
+
+    // A newer roster (v2) applies to the running node; the old one does not.
+    let v1 = s("roster-v1.json");
+    std::fs::copy(&roster, &v1).unwrap();
+    ok(&["roster", "bump", "--roster", &roster]);
+    ok(&["roster", "sign", "--roster", &roster, "--key", &s("steward1.key")]);
+    ok(&["roster", "sign", "--roster", &roster, "--key", &s("steward2.key")]);
+    assert!(ok(&["roster", "apply", "--data", ngo, "--roster", &roster]).contains("applied roster v2"));
+    let err = fails(&["roster", "apply", "--data", ngo, "--roster", &v1]);
+    assert!(err.contains("not newer than the current version 2"), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--data", ngo])).unwrap();
+    assert_eq!(status["roster_version"], 2);
 
     // Wrong token: refused.
     std::fs::write(format!("{police}/api.token"), "0000").unwrap();

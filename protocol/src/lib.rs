@@ -14,7 +14,7 @@ pub use messages::{
     AlertBody, AlertEnvelope, Category, HitNotice, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert,
     SignedHitNotice, SignedWithdrawal, Withdrawal,
 };
-pub use roster::{Member, OrgKind, Role, RosterBody, SignedRoster, StewardSignature};
+pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 
 /// Hard upper bounds on decoded sizes. A node's config may set lower limits,
 /// never higher ones.

@@ -91,3 +91,45 @@ impl RosterBody {
         self.members.iter().find(|m| &m.org == org)
     }
 }
+
+/// Version of the roster file format (the JSON that stewards pass around).
+pub const ROSTER_FILE_FORMAT: u32 = 1;
+
+/// A roster as a JSON file: `{"format": 1, "body": ..., "signatures": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterFile {
+    pub format: u32,
+    #[serde(flatten)]
+    pub roster: SignedRoster,
+}
+
+impl RosterFile {
+    pub fn to_json(roster: &SignedRoster) -> String {
+        let f = RosterFile { format: ROSTER_FILE_FORMAT, roster: roster.clone() };
+        serde_json::to_string_pretty(&f).expect("rosters serialise")
+    }
+
+    /// Parses a roster file under the size limit and checks its format and body.
+    pub fn parse(bytes: &[u8]) -> Result<SignedRoster, WireError> {
+        if bytes.len() > crate::limits::MAX_ROSTER_BYTES {
+            return Err(WireError::TooLarge { len: bytes.len(), limit: crate::limits::MAX_ROSTER_BYTES });
+        }
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<u32>,
+        }
+        let f: Format = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        match f.format {
+            Some(ROSTER_FILE_FORMAT) => {}
+            Some(v) => {
+                return Err(WireError::Invalid(format!(
+                    "unsupported roster file format {v} (expected {ROSTER_FILE_FORMAT})"
+                )))
+            }
+            None => return Err(WireError::Invalid("not a Vigil roster file (no \"format\" field)".into())),
+        }
+        let file: RosterFile = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        file.roster.body.validate()?;
+        Ok(file.roster)
+    }
+}

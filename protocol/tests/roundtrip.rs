@@ -97,7 +97,10 @@ proptest! {
         let bytes = encode(Tag::Roster, &v, LIMIT).unwrap();
         prop_assert_eq!(decode::<SignedRoster>(Tag::Roster, &bytes, LIMIT).unwrap(), v.clone());
         let json = serde_json::to_string(&v).unwrap();
-        prop_assert_eq!(serde_json::from_str::<SignedRoster>(&json).unwrap(), v);
+        prop_assert_eq!(serde_json::from_str::<SignedRoster>(&json).unwrap(), v.clone());
+        if v.body.validate().is_ok() {
+            prop_assert_eq!(RosterFile::parse(RosterFile::to_json(&v).as_bytes()).unwrap(), v);
+        }
     }
 
     #[test]
@@ -134,4 +137,17 @@ fn header_errors_are_precise() {
 fn oversized_encode_is_refused() {
     let big = ProtectedProbe { epoch_id: [0; 8], modality: Modality::Face, extractor: "x".into(), bits: vec![0; 4096] };
     assert!(matches!(encode(Tag::Stored, &big, 1000), Err(WireError::TooLarge { .. }) | Err(WireError::Malformed(_))));
+}
+
+#[test]
+fn roster_files_need_a_known_format() {
+    let r = SignedRoster {
+        body: RosterBody { federation: "f".into(), version: 1, issued_at_ms: 0, members: vec![] },
+        signatures: vec![],
+    };
+    let bare = serde_json::to_string(&r).unwrap();
+    assert!(RosterFile::parse(bare.as_bytes()).unwrap_err().to_string().contains("no \"format\" field"));
+    let future = RosterFile::to_json(&r).replace("\"format\": 1", "\"format\": 9");
+    assert!(RosterFile::parse(future.as_bytes()).unwrap_err().to_string().contains("unsupported roster file format 9"));
+    assert!(matches!(RosterFile::parse(&vec![b' '; limits::MAX_ROSTER_BYTES + 1]), Err(WireError::TooLarge { .. })));
 }

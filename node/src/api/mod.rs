@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use vigil_matcher::TemplateFile;
-use vigil_protocol::{AlertId, Category, SignedRoster};
+use vigil_protocol::{AlertId, Category, RosterFile};
 
 /// (method, path, what it does).
 pub const ROUTES: &[(&str, &str, &str)] = &[
@@ -208,10 +208,13 @@ async fn audit_export(State(s): State<ApiState>, h: HeaderMap) -> Result<impl In
 async fn roster(
     State(s): State<ApiState>,
     h: HeaderMap,
-    Json(r): Json<SignedRoster>,
+    Json(r): Json<RosterFile>,
 ) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
-    let v = s.node.apply_roster(r).await?;
+    if r.format != vigil_protocol::ROSTER_FILE_FORMAT {
+        return Err(bad(format!("unsupported roster file format {}", r.format)));
+    }
+    let v = s.node.apply_roster(r.roster).await?;
     Ok(Json(Created { id: v.to_string() }))
 }
 

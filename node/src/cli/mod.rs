@@ -268,7 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alert(AlertCmd::List { data, json }) => {
             let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/alerts")?;
-            client::print_table(&v, json, &["id", "issuer", "category", "status", "own", "case_ref"]);
+            client::print_table(&v, json, &["id", "issuer", "category", "status", "expired", "own", "case_ref"]);
             Ok(())
         }
         Command::Hits { data, json } => {

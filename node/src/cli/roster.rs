@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use vigil_crypto::{sign_roster, verify_roster, Identity, TrustAnchor};
-use vigil_protocol::{limits, Member, OrgId, Role, RosterBody, SignedRoster};
+use vigil_protocol::{limits, Member, OrgId, Role, RosterBody, RosterFile, SignedRoster};
 
 #[derive(Debug, Subcommand)]
 pub enum RosterCmd {
@@ -88,15 +88,12 @@ pub(super) fn load(path: &Path) -> anyhow::Result<SignedRoster> {
     if meta.len() > limits::MAX_ROSTER_BYTES as u64 {
         bail!("roster {} is larger than {} bytes", path.display(), limits::MAX_ROSTER_BYTES);
     }
-    let text = std::fs::read_to_string(path)?;
-    let r: SignedRoster =
-        serde_json::from_str(&text).with_context(|| format!("roster {} is malformed", path.display()))?;
-    r.body.validate().with_context(|| format!("roster {}", path.display()))?;
-    Ok(r)
+    let bytes = std::fs::read(path)?;
+    RosterFile::parse(&bytes).with_context(|| format!("roster {}", path.display()))
 }
 
 fn save(path: &Path, r: &SignedRoster) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(r)?).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, RosterFile::to_json(r)).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn parse_roles(s: &str) -> anyhow::Result<Vec<Role>> {
@@ -227,7 +224,8 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         }
         RosterCmd::Apply { data, roster } => {
             let r = load(&roster)?;
-            let v: crate::api::Created = Client::new(&data.data)?.post("/v1/roster", &r)?;
+            let file = RosterFile { format: vigil_protocol::ROSTER_FILE_FORMAT, roster: r };
+            let v: crate::api::Created = Client::new(&data.data)?.post("/v1/roster", &file)?;
             println!("The node applied roster v{}.", v.id);
         }
     }
