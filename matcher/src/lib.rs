@@ -3,13 +3,16 @@
 //! (keyed sign-random-projection) matchers behind one interface. Knows
 //! nothing of networking or storage.
 
+pub mod encrypted;
 mod extractor;
+mod gallery;
 mod plain;
 mod protected;
 pub mod synth;
 mod template;
 
 pub use extractor::{extractor, Extractor, EXTRACTORS};
+pub use gallery::{dot, scan, Gallery};
 pub use plain::PlainMatcher;
 pub use protected::{EpochSecret, ProtectedMatcher, ProtectedTemplate};
 pub use template::{quantise, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES};

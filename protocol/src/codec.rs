@@ -21,6 +21,10 @@ pub enum Tag {
     Body = 5,
     /// Records sealed at rest by a node (never sent).
     Stored = 6,
+    /// An encrypted (GLWE) probe.
+    EncryptedProbe = 7,
+    /// An encrypted (GLWE) answer.
+    EncryptedAnswer = 8,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

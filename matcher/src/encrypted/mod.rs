@@ -1,0 +1,207 @@
+//! Encrypted matching with TFHE-rs `core_crypto` (GLWE, k=1, N=2048),
+//! column packing with fresh masks per query. The prober encrypts its probe
+//! under its own GLWE key; a responder computes on the ciphertext against its
+//! plaintext gallery and returns one 32-bit GLWE per 2048 records; only the
+//! prober can decrypt, and learns per position the sign of
+//! `r_m·(⟨q, g_m⟩ − T)` for a fresh random mask `r_m` and a fresh shuffle.
+//!
+//! Parameters (identifier `PARAMS_V1`), with the error budget worked out in
+//! `error_sd`: plaintext scale Δ = 2^32, masks r in [2^14, 2^15), GLWE
+//! noise TUniform(2^17) as tfhe's 2^-128 parameter sets use at N=2048,
+//! answers switched to 32-bit coefficients. Δ·r_max·2^15 = 2^62 keeps every
+//! masked score of unit vectors at scale 127 inside the signed 64-bit torus.
+//! Both error terms (GLWE noise and the f64 FFT's rounding) grow with r, so
+//! the largest Δ and the smallest masks that still hide |s − T| to within a
+//! factor of two give the narrowest band.
+
+mod kernel;
+mod wire;
+
+pub use kernel::{respond, Gallery};
+pub use wire::{EncryptedAnswer, EncryptedProbe};
+
+use tfhe::core_crypto::prelude::*;
+use zeroize::Zeroizing;
+
+/// GLWE polynomial size: records per answer block.
+pub const POLY: usize = 2048;
+/// Identifier of the parameter set below (travels with every ciphertext).
+pub const PARAMS_V1: u32 = 1;
+/// log2 of the plaintext scale Δ.
+pub const DELTA_LOG: u32 = 32;
+/// Masks are drawn uniformly from [2^MASK_LOG, 2^(MASK_LOG+1)).
+pub const MASK_LOG: u32 = 14;
+/// GLWE noise: TUniform with bound 2^NOISE_LOG.
+pub const NOISE_LOG: u32 = 17;
+/// Largest dimension accepted.
+pub const MAX_DIM: usize = 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EncryptedError {
+    #[error("probe was made with parameter set {found}, this node uses {PARAMS_V1}")]
+    Params { found: u32 },
+    #[error("probe has dimension {probe}, the gallery has {gallery}")]
+    Dimension { probe: usize, gallery: usize },
+    #[error("dimension {0} is outside 1..={MAX_DIM}")]
+    BadDimension(usize),
+    #[error("ciphertext has {found} coefficients, {expected} expected (truncated or padded)")]
+    Length { expected: usize, found: usize },
+    #[error("answer is for key {found}, not this key ({expected})")]
+    WrongKey { expected: String, found: String },
+    #[error("malformed key bytes: {0}")]
+    Key(String),
+    #[error("{0}")]
+    Wire(String),
+}
+
+/// A prober's GLWE secret key (binary, N=2048). Zeroised on drop.
+pub struct ProberKey {
+    id: [u8; 16],
+    key: GlweSecretKeyOwned<u64>,
+}
+
+impl std::fmt::Debug for ProberKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProberKey({})", hex16(&self.id))
+    }
+}
+
+impl Drop for ProberKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.as_mut().zeroize();
+    }
+}
+
+pub(crate) fn hex16(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ProberKey {
+    pub fn generate() -> Self {
+        let mut seeder = new_seeder();
+        let mut gen = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let key = allocate_and_generate_new_binary_glwe_secret_key(GlweDimension(1), PolynomialSize(POLY), &mut gen);
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        Self { id, key }
+    }
+
+    /// Public identifier of the key (names it in probes and answers).
+    pub fn id(&self) -> [u8; 16] {
+        self.id
+    }
+
+    /// `params (u32 LE) || id (16) || N key bits (one byte each)`; seal it at rest.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(20 + POLY));
+        out.extend_from_slice(&PARAMS_V1.to_le_bytes());
+        out.extend_from_slice(&self.id);
+        out.extend(self.key.as_ref().iter().map(|b| *b as u8));
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncryptedError> {
+        if bytes.len() != 20 + POLY {
+            return Err(EncryptedError::Key(format!("{} bytes, expected {}", bytes.len(), 20 + POLY)));
+        }
+        let params = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        if params != PARAMS_V1 {
+            return Err(EncryptedError::Params { found: params });
+        }
+        if bytes[20..].iter().any(|b| *b > 1) {
+            return Err(EncryptedError::Key("key coefficients must be 0 or 1".into()));
+        }
+        let id: [u8; 16] = bytes[4..20].try_into().expect("16 bytes");
+        let data: Vec<u64> = bytes[20..].iter().map(|b| *b as u64).collect();
+        Ok(Self { id, key: GlweSecretKey::from_container(data, PolynomialSize(POLY)) })
+    }
+
+    /// Encrypts a quantised probe: `dim` seeded GLWE ciphertexts, the i-th
+    /// holding the constant `q_i·Δ`. The mask seed is fresh per call.
+    pub fn encrypt(&self, probe: &[i8]) -> Result<EncryptedProbe, EncryptedError> {
+        let d = probe.len();
+        if d == 0 || d > MAX_DIM {
+            return Err(EncryptedError::BadDimension(d));
+        }
+        let mut seeder = new_seeder();
+        let seed = seeder.seed();
+        let mut list = SeededGlweCiphertextList::new(
+            0u64,
+            GlweSize(2),
+            PolynomialSize(POLY),
+            GlweCiphertextCount(d),
+            seed.into(),
+            CiphertextModulus::new_native(),
+        );
+        let mut pt = PlaintextList::new(0u64, PlaintextCount(d * POLY));
+        for (i, q) in probe.iter().enumerate() {
+            pt.as_mut()[i * POLY] = ((*q as i64) << DELTA_LOG) as u64;
+        }
+        encrypt_seeded_glwe_ciphertext_list(
+            &self.key,
+            &mut list,
+            &pt,
+            TUniform::<u64>::new(NOISE_LOG),
+            seeder.as_mut(),
+        );
+        Ok(EncryptedProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed: seed.0, bodies: list.into_container() })
+    }
+
+    /// Decrypts an answer to the raw signed values `Δ·r·(s − T) + error`,
+    /// one per gallery position (tests and calibration).
+    pub fn decrypt_raw(&self, answer: &EncryptedAnswer) -> Result<Vec<i64>, EncryptedError> {
+        if answer.key_id != self.id {
+            return Err(EncryptedError::WrongKey { expected: hex16(&self.id), found: hex16(&answer.key_id) });
+        }
+        answer.check()?;
+        let mut out = Vec::with_capacity(answer.count);
+        for (b, block) in answer.coeffs.chunks_exact(2 * POLY).enumerate() {
+            let data: Vec<u64> = block.iter().map(|x| (*x as u64) << 32).collect();
+            let ct = GlweCiphertext::from_container(data, PolynomialSize(POLY), CiphertextModulus::new_native());
+            let mut pt = PlaintextList::new(0u64, PlaintextCount(POLY));
+            decrypt_glwe_ciphertext(&self.key, &ct, &mut pt);
+            let valid = (answer.count - b * POLY).min(POLY);
+            out.extend(pt.as_ref()[..valid].iter().map(|v| *v as i64));
+        }
+        Ok(out)
+    }
+
+    /// Decrypts an answer to one decision per gallery position (shuffled
+    /// order: a position is an opaque handle the responder can resolve).
+    pub fn decrypt(&self, answer: &EncryptedAnswer) -> Result<Vec<bool>, EncryptedError> {
+        Ok(self.decrypt_raw(answer)?.into_iter().map(|v| v >= 0).collect())
+    }
+}
+
+/// Standard deviation of the decryption error, in units of 2^64 (an upper
+/// estimate; `tests::measured_error_is_within_the_estimate` checks it):
+/// - GLWE noise (variance 2^34/3) times the masked gallery polynomials
+///   (coefficients up to r_max·‖g‖, N of them);
+/// - the f64 FFT: results of magnitude r_max·‖g‖·√(N/12) torus units keep
+///   53 − log2(that) fractional bits; the error of the mask part is then
+///   multiplied by the binary key (about √(N/2)); a factor 6 covers the
+///   rounding accumulated over the transforms' stages and the d products
+///   (fitted to measurements at d = 128 and 512, with margin);
+/// - the switch to 32-bit coefficients, likewise through the key.
+pub fn error_sd(gallery_norm: f64) -> f64 {
+    let n = POLY as f64;
+    let noise_var = (2f64.powi(NOISE_LOG as i32 * 2)) / 3.0;
+    let mask_max = 2f64.powi(MASK_LOG as i32 + 1);
+    let enc = (noise_var * n * (mask_max * gallery_norm).powi(2)).sqrt();
+    let magnitude = mask_max * gallery_norm * (n / 12.0).sqrt();
+    let fft = 6.0 * magnitude * 2f64.powi(64 - 53) * (n / 2.0).sqrt();
+    let modswitch = 2f64.powi(32) / 12f64.sqrt() * (n / 2.0 + 1.0).sqrt();
+    (enc * enc + fft * fft + modswitch * modswitch).sqrt()
+}
+
+/// The smallest |cos − threshold| decided correctly with these parameters:
+/// 12 standard deviations of the error over the smallest mask, in cosine
+/// units (scores are inner products of vectors of norm 127).
+pub fn band_cosine(gallery_norm: f64) -> f64 {
+    let band_int = 12.0 * error_sd(gallery_norm) / 2f64.powi((DELTA_LOG + MASK_LOG) as i32);
+    band_int / (127.0 * 127.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! Wire forms of encrypted probes and answers: each in the Vigil envelope
+//! (its own type tag and version), with the parameter set, key id and
+//! dimension checked before any coefficient is used.
+
+use super::{EncryptedError, MAX_DIM, PARAMS_V1, POLY};
+use serde::{Deserialize, Serialize};
+use vigil_protocol::{decode, encode, Tag};
+
+/// A probe: `dim` seeded GLWE ciphertexts (the masks come from `seed`, so
+/// only the bodies travel: 16 KiB per dimension).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptedProbe {
+    pub key_id: [u8; 16],
+    pub params: u32,
+    pub dim: usize,
+    /// Seed of the mask generator (tfhe's AES-CTR CSPRNG). The responder
+    /// regenerates the masks itself; a prober cannot choose them.
+    pub seed: u128,
+    /// `dim × N` body coefficients.
+    pub bodies: Vec<u64>,
+}
+
+impl std::fmt::Debug for EncryptedProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptedProbe(key {}, dim {})", super::hex16(&self.key_id), self.dim)
+    }
+}
+
+/// An answer: one GLWE ciphertext with 32-bit coefficients (mask then body,
+/// `2·N` values) per block of N gallery positions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptedAnswer {
+    pub key_id: [u8; 16],
+    pub params: u32,
+    /// Gallery positions answered (the last block is partly padding).
+    pub count: usize,
+    pub coeffs: Vec<u32>,
+}
+
+impl std::fmt::Debug for EncryptedAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptedAnswer(key {}, {} positions)", super::hex16(&self.key_id), self.count)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProbeWire {
+    key_id: [u8; 16],
+    params: u32,
+    dim: u32,
+    seed: [u8; 16],
+    bodies: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AnswerWire {
+    key_id: [u8; 16],
+    params: u32,
+    count: u64,
+    coeffs: Vec<u8>,
+}
+
+fn wire_err(e: vigil_protocol::WireError) -> EncryptedError {
+    EncryptedError::Wire(e.to_string())
+}
+
+impl EncryptedProbe {
+    /// Largest encoded probe (at `MAX_DIM`).
+    pub const MAX_BYTES: usize = 64 + MAX_DIM * POLY * 8;
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let w = ProbeWire {
+            key_id: self.key_id,
+            params: self.params,
+            dim: self.dim as u32,
+            seed: self.seed.to_le_bytes(),
+            bodies: self.bodies.iter().flat_map(|c| c.to_le_bytes()).collect(),
+        };
+        encode(Tag::EncryptedProbe, &w, Self::MAX_BYTES).expect("probe within its own limit")
+    }
+
+    /// Decodes under `limit` and checks parameters, dimension and length.
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
+        let w: ProbeWire = decode(Tag::EncryptedProbe, bytes, limit.min(Self::MAX_BYTES)).map_err(wire_err)?;
+        if w.params != PARAMS_V1 {
+            return Err(EncryptedError::Params { found: w.params });
+        }
+        let dim = w.dim as usize;
+        if dim == 0 || dim > MAX_DIM {
+            return Err(EncryptedError::BadDimension(dim));
+        }
+        if w.bodies.len() != dim * POLY * 8 {
+            return Err(EncryptedError::Length { expected: dim * POLY, found: w.bodies.len() / 8 });
+        }
+        let bodies =
+            w.bodies.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        Ok(Self { key_id: w.key_id, params: w.params, dim, seed: u128::from_le_bytes(w.seed), bodies })
+    }
+
+    pub(crate) fn check(&self) -> Result<(), EncryptedError> {
+        if self.params != PARAMS_V1 {
+            return Err(EncryptedError::Params { found: self.params });
+        }
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(EncryptedError::BadDimension(self.dim));
+        }
+        if self.bodies.len() != self.dim * POLY {
+            return Err(EncryptedError::Length { expected: self.dim * POLY, found: self.bodies.len() });
+        }
+        Ok(())
+    }
+}
+
+impl EncryptedAnswer {
+    pub fn blocks(count: usize) -> usize {
+        count.div_ceil(POLY)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let w = AnswerWire {
+            key_id: self.key_id,
+            params: self.params,
+            count: self.count as u64,
+            coeffs: self.coeffs.iter().flat_map(|c| c.to_le_bytes()).collect(),
+        };
+        encode(Tag::EncryptedAnswer, &w, usize::MAX).expect("answers encode")
+    }
+
+    /// Decodes under `limit` and checks parameters and length.
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
+        let w: AnswerWire = decode(Tag::EncryptedAnswer, bytes, limit).map_err(wire_err)?;
+        let a = Self {
+            key_id: w.key_id,
+            params: w.params,
+            count: w.count as usize,
+            coeffs: w.coeffs.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
+        };
+        if w.coeffs.len() % 4 != 0 {
+            return Err(EncryptedError::Length { expected: a.coeffs.len() + 1, found: a.coeffs.len() });
+        }
+        a.check()?;
+        Ok(a)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), EncryptedError> {
+        if self.params != PARAMS_V1 {
+            return Err(EncryptedError::Params { found: self.params });
+        }
+        let expected = Self::blocks(self.count) * 2 * POLY;
+        if self.coeffs.len() != expected {
+            return Err(EncryptedError::Length { expected, found: self.coeffs.len() });
+        }
+        Ok(())
+    }
+}
