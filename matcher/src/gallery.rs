@@ -20,7 +20,7 @@ impl std::fmt::Debug for Gallery {
 impl Gallery {
     /// `rows` holds `len × dim` values; panics if it is not a whole number of rows.
     pub fn new(dim: usize, rows: Vec<i8>) -> Self {
-        assert!(dim > 0 && rows.len() % dim == 0, "gallery rows must be whole");
+        assert!(dim > 0 && rows.len().is_multiple_of(dim), "gallery rows must be whole");
         Self { dim, rows }
     }
 
@@ -40,8 +40,9 @@ impl Gallery {
         &self.rows[i * self.dim..(i + 1) * self.dim]
     }
 
-    pub(crate) fn at(&self, row: usize, col: usize) -> i8 {
-        self.rows[row * self.dim + col]
+    /// `len` consecutive rows from `start`, contiguous.
+    pub fn rows(&self, start: usize, len: usize) -> &[i8] {
+        &self.rows[start * self.dim..(start + len) * self.dim]
     }
 
     /// Largest Euclidean norm of a row.

@@ -10,6 +10,7 @@ pub mod store;
 
 pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod datadir;
 pub mod demo;

@@ -1,30 +1,96 @@
 //! The responder's side: regenerate the probe's masks from its seed,
-//! transform the probe once, then for each block of N gallery positions
-//! (in a fresh random order) build d masked plaintext polynomials, multiply-
-//! accumulate them against the probe in the Fourier domain (our own kernel
-//! on `FourierPolynomial.data`), transform back, subtract the masked
-//! threshold and switch to 32-bit coefficients. Blocks run on the rayon pool.
+//! transform the probe once, then for each block of N answer positions
+//! (a fresh shuffle of the gallery) build d masked plaintext polynomials,
+//! multiply-accumulate them against the probe in the Fourier domain (our
+//! own kernel on `FourierPolynomial.data`), transform back, subtract the
+//! masked threshold and switch to 32-bit coefficients. Blocks run on the
+//! rayon pool.
 
 use super::{EncryptedAnswer, EncryptedError, EncryptedProbe, DELTA_LOG, MASK_LOG, PARAMS_V1, POLY};
 pub use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use tfhe::core_crypto::fft_impl::fft64::math::polynomial::FourierPolynomial;
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::fft_impl::fft64::math::polynomial::FourierPolynomial;
 use tfhe::core_crypto::prelude::*;
 use tfhe_fft::c64;
 
 const HALF: usize = POLY / 2;
 
+/// Blocks answered together per pass over the probe.
+const GROUP: usize = 4;
+/// Consecutive gallery rows stored and shuffled together.
+pub const RUN: usize = 32;
+/// Runs per answer block.
+const RUNS_PER_BLOCK: usize = POLY / RUN;
+/// `order` entry of a padding position (after the last record).
+pub const PADDING: u32 = u32::MAX;
+
+/// The gallery laid out for the responder: runs of `RUN` consecutive rows,
+/// each stored column by column (`d` chunks of `RUN` bytes, the last run
+/// zero-padded). A block's polynomial for dimension i is then built from
+/// 64 contiguous 32-byte chunks, with no transposition per query.
+#[derive(Clone)]
+pub struct RunLayout {
+    dim: usize,
+    len: usize,
+    data: Vec<i8>,
+}
+
+impl std::fmt::Debug for RunLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunLayout({} x {})", self.len, self.dim)
+    }
+}
+
+impl RunLayout {
+    pub fn new(g: &Gallery) -> Self {
+        let d = g.dim();
+        let runs = g.len().div_ceil(RUN);
+        let mut data = vec![0i8; runs * d * RUN];
+        data.par_chunks_mut(d * RUN).enumerate().for_each(|(r, chunk)| {
+            for t in 0..RUN.min(g.len() - r * RUN) {
+                for (i, v) in g.row(r * RUN + t).iter().enumerate() {
+                    chunk[i * RUN + t] = *v;
+                }
+            }
+        });
+        Self { dim: d, len: g.len(), data }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Records (not counting padding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn runs(&self) -> usize {
+        self.len.div_ceil(RUN)
+    }
+
+    fn chunk(&self, run: usize, i: usize) -> &[i8] {
+        let at = (run * self.dim + i) * RUN;
+        &self.data[at..at + RUN]
+    }
+}
+
+/// Per-thread working memory for one group of blocks.
 struct Scratch {
     buffers: ComputationBuffers,
+    masks: Vec<u64>,
     poly: Vec<u64>,
     tmp: Vec<c64>,
     acc_a: Vec<c64>,
     acc_b: Vec<c64>,
     res_a: Vec<u64>,
     res_b: Vec<u64>,
-    masks: Vec<u64>,
 }
 
 impl Scratch {
@@ -34,13 +100,13 @@ impl Scratch {
         buffers.resize(req.unaligned_bytes_required());
         Self {
             buffers,
+            masks: vec![0; GROUP * POLY],
             poly: vec![0; POLY],
             tmp: vec![c64::default(); HALF],
-            acc_a: vec![c64::default(); HALF],
-            acc_b: vec![c64::default(); HALF],
+            acc_a: vec![c64::default(); GROUP * HALF],
+            acc_b: vec![c64::default(); GROUP * HALF],
             res_a: vec![0; POLY],
             res_b: vec![0; POLY],
-            masks: vec![0; POLY],
         }
     }
 }
@@ -57,17 +123,24 @@ fn mac2(acc_a: &mut [c64], acc_b: &mut [c64], x: &[c64], ya: &[c64], yb: &[c64])
     })
 }
 
-/// Answers `probe` against `gallery` for `threshold` (an inner product of
+/// Answers `probe` against `layout` for `threshold` (an inner product of
 /// quantised vectors). `seed` drives the shuffle and the masks; draw it
-/// fresh for every query. Returns the answer and the order: position `p`
-/// of the answer is gallery row `order[p]`. Runs on the current rayon pool.
+/// fresh for every query. Returns the answer and the order: position `p` of
+/// the answer is gallery row `order[p]`, or `PADDING`. Runs on the current
+/// rayon pool.
+///
+/// The shuffle: the runs of `RUN` rows go to random slots of random blocks,
+/// and each run is rotated by a random offset. A position therefore says
+/// nothing about a record; what stays fixed across queries is only that
+/// the records of one run sit in one block at fixed cyclic distances (a
+/// fully random order costs a DRAM miss per row and doubles the time).
 pub fn respond(
     probe: &EncryptedProbe,
-    gallery: &Gallery,
+    layout: &RunLayout,
     threshold: i32,
     seed: [u8; 32],
 ) -> Result<(EncryptedAnswer, Vec<u32>), EncryptedError> {
-    respond_inner(probe, gallery, threshold, seed, None)
+    respond_inner(probe, layout, threshold, seed, None)
 }
 
 /// As `respond`, also recording the mask of every position (tests only:
@@ -75,26 +148,26 @@ pub fn respond(
 #[cfg(test)]
 pub(crate) fn respond_with_masks(
     probe: &EncryptedProbe,
-    gallery: &Gallery,
+    layout: &RunLayout,
     threshold: i32,
     seed: [u8; 32],
 ) -> (EncryptedAnswer, Vec<u32>, Vec<u64>) {
-    let masks = std::sync::Mutex::new(vec![0u64; gallery.len()]);
-    let (a, o) = respond_inner(probe, gallery, threshold, seed, Some(&masks)).unwrap();
+    let masks = std::sync::Mutex::new(vec![0u64; layout.runs() * RUN]);
+    let (a, o) = respond_inner(probe, layout, threshold, seed, Some(&masks)).unwrap();
     (a, o, masks.into_inner().unwrap())
 }
 
 fn respond_inner(
     probe: &EncryptedProbe,
-    gallery: &Gallery,
+    layout: &RunLayout,
     threshold: i32,
     seed: [u8; 32],
     record_masks: Option<&std::sync::Mutex<Vec<u64>>>,
 ) -> Result<(EncryptedAnswer, Vec<u32>), EncryptedError> {
     probe.check()?;
     let d = probe.dim;
-    if d != gallery.dim() {
-        return Err(EncryptedError::Dimension { probe: d, gallery: gallery.dim() });
+    if d != layout.dim() {
+        return Err(EncryptedError::Dimension { probe: d, gallery: layout.dim() });
     }
     let fft = Fft::new(PolynomialSize(POLY));
     let fft = fft.as_view();
@@ -121,62 +194,117 @@ fn respond_inner(
         },
     );
 
-    let m = gallery.len();
+    // Shuffle: a random slot for every run, a random rotation within it.
+    let runs = layout.runs();
+    let positions = runs * RUN;
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    let mut order: Vec<u32> = (0..m as u32).collect();
-    rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
-    let block_seeds: Vec<[u8; 32]> = (0..EncryptedAnswer::blocks(m)).map(|_| rng.gen()).collect();
+    let mut slot_runs: Vec<u32> = (0..runs as u32).collect();
+    rand::seq::SliceRandom::shuffle(slot_runs.as_mut_slice(), &mut rng);
+    let rotations: Vec<u8> = (0..runs).map(|_| rng.gen_range(0..RUN as u8)).collect();
+    let blocks = EncryptedAnswer::blocks(positions);
+    let block_seeds: Vec<[u8; 32]> = (0..blocks).map(|_| rng.gen()).collect();
+    let mut order = vec![PADDING; positions];
+    order.par_chunks_mut(RUN).enumerate().for_each(|(slot, out)| {
+        let (run, rot) = (slot_runs[slot] as usize, rotations[slot] as usize);
+        for (t, o) in out.iter_mut().enumerate() {
+            let row = run * RUN + (rot + t) % RUN;
+            if row < layout.len() {
+                *o = row as u32;
+            }
+        }
+    });
 
-    let mut coeffs = vec![0u32; EncryptedAnswer::blocks(m) * 2 * POLY];
-    coeffs.par_chunks_mut(2 * POLY).enumerate().for_each_init(
+    let mut coeffs = vec![0u32; blocks * 2 * POLY];
+    // Blocks are processed GROUP at a time, so that each pass over the
+    // probe's Fourier form (32 KiB per dimension) serves GROUP blocks.
+    coeffs.par_chunks_mut(2 * POLY * GROUP).enumerate().for_each_init(
         || Scratch::new(fft),
-        |s, (b, out)| {
-            let idx = &order[b * POLY..((b + 1) * POLY).min(m)];
-            let mut brng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
-            for k in 0..idx.len() {
-                s.masks[k] = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
-            }
-            if let Some(rec) = record_masks {
-                rec.lock().expect("mask log")[b * POLY..b * POLY + idx.len()].copy_from_slice(&s.masks[..idx.len()]);
-            }
-            s.poly.fill(0);
-            s.acc_a.fill(c64::default());
-            s.acc_b.fill(c64::default());
-            for i in 0..d {
-                for (k, &g) in idx.iter().enumerate() {
-                    s.poly[k] = (s.masks[k] as i64 * gallery.at(g as usize, i) as i64) as u64;
+        |s, (grp, out)| {
+            let group_blocks = out.len() / (2 * POLY);
+            let first = grp * GROUP;
+            for j in 0..group_blocks {
+                let b = first + j;
+                let valid = (positions - b * POLY).min(POLY);
+                let masks = &mut s.masks[j * POLY..(j + 1) * POLY];
+                let mut brng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
+                masks.fill(0);
+                for (k, mask) in masks[..valid].iter_mut().enumerate() {
+                    if order[b * POLY + k] != PADDING {
+                        *mask = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
+                    }
                 }
+                if let Some(rec) = record_masks {
+                    rec.lock().expect("mask log")[b * POLY..b * POLY + valid].copy_from_slice(&masks[..valid]);
+                }
+            }
+            s.acc_a[..group_blocks * HALF].fill(c64::default());
+            s.acc_b[..group_blocks * HALF].fill(c64::default());
+            for i in 0..d {
+                let f = &fourier[i * 2 * HALF..(i + 1) * 2 * HALF];
+                for j in 0..group_blocks {
+                    let b = first + j;
+                    let masks = &s.masks[j * POLY..(j + 1) * POLY];
+                    if b == EncryptedAnswer::blocks(positions) - 1 {
+                        s.poly.fill(0);
+                    }
+                    let slots = (b * RUNS_PER_BLOCK)..((b + 1) * RUNS_PER_BLOCK).min(runs);
+                    for (n, slot) in slots.enumerate() {
+                        let chunk = layout.chunk(slot_runs[slot] as usize, i);
+                        let rot = rotations[slot] as usize;
+                        let base = n * RUN;
+                        // Rotate: the run's row `rot` comes first.
+                        let (head, tail) = chunk.split_at(rot);
+                        let (d1, d2) = s.poly[base..base + RUN].split_at_mut(RUN - rot);
+                        let (m1, m2) = masks[base..base + RUN].split_at(RUN - rot);
+                        for ((p, m), g) in d1.iter_mut().zip(m1).zip(tail) {
+                            *p = (*m as i64 * *g as i64) as u64;
+                        }
+                        for ((p, m), g) in d2.iter_mut().zip(m2).zip(head) {
+                            *p = (*m as i64 * *g as i64) as u64;
+                        }
+                    }
+                    let stack = s.buffers.stack();
+                    fft.forward_as_integer(
+                        FourierPolynomial { data: s.tmp.as_mut_slice() },
+                        Polynomial::from_container(s.poly.as_slice()),
+                        stack,
+                    );
+                    mac2(
+                        &mut s.acc_a[j * HALF..(j + 1) * HALF],
+                        &mut s.acc_b[j * HALF..(j + 1) * HALF],
+                        &s.tmp,
+                        &f[..HALF],
+                        &f[HALF..],
+                    );
+                }
+            }
+            for j in 0..group_blocks {
+                let b = first + j;
+                let valid = (positions - b * POLY).min(POLY);
                 let stack = s.buffers.stack();
-                fft.forward_as_integer(
-                    FourierPolynomial { data: s.tmp.as_mut_slice() },
-                    Polynomial::from_container(s.poly.as_slice()),
+                fft.backward_as_torus(
+                    Polynomial::from_container(s.res_a.as_mut_slice()),
+                    FourierPolynomial { data: &s.acc_a[j * HALF..(j + 1) * HALF] },
                     stack,
                 );
-                let f = &fourier[i * 2 * HALF..(i + 1) * 2 * HALF];
-                mac2(&mut s.acc_a, &mut s.acc_b, &s.tmp, &f[..HALF], &f[HALF..]);
-            }
-            let stack = s.buffers.stack();
-            fft.backward_as_torus(
-                Polynomial::from_container(s.res_a.as_mut_slice()),
-                FourierPolynomial { data: s.acc_a.as_slice() },
-                stack,
-            );
-            fft.backward_as_torus(
-                Polynomial::from_container(s.res_b.as_mut_slice()),
-                FourierPolynomial { data: s.acc_b.as_slice() },
-                stack,
-            );
-            for k in 0..idx.len() {
-                let t = ((s.masks[k] as i64 * threshold as i64) << DELTA_LOG) as u64;
-                s.res_b[k] = s.res_b[k].wrapping_sub(t);
-            }
-            // Modulus switch to 2^32: keep the rounded top half.
-            let (oa, ob) = out.split_at_mut(POLY);
-            for k in 0..POLY {
-                oa[k] = (s.res_a[k].wrapping_add(1 << 31) >> 32) as u32;
-                ob[k] = (s.res_b[k].wrapping_add(1 << 31) >> 32) as u32;
+                fft.backward_as_torus(
+                    Polynomial::from_container(s.res_b.as_mut_slice()),
+                    FourierPolynomial { data: &s.acc_b[j * HALF..(j + 1) * HALF] },
+                    stack,
+                );
+                let masks = &s.masks[j * POLY..(j + 1) * POLY];
+                for (res, mask) in s.res_b[..valid].iter_mut().zip(masks) {
+                    let t = ((*mask as i64 * threshold as i64) << DELTA_LOG) as u64;
+                    *res = res.wrapping_sub(t);
+                }
+                // Modulus switch to 2^32: keep the rounded top half.
+                let (oa, ob) = out[j * 2 * POLY..(j + 1) * 2 * POLY].split_at_mut(POLY);
+                for k in 0..POLY {
+                    oa[k] = (s.res_a[k].wrapping_add(1 << 31) >> 32) as u32;
+                    ob[k] = (s.res_b[k].wrapping_add(1 << 31) >> 32) as u32;
+                }
             }
         },
     );
-    Ok((EncryptedAnswer { key_id: probe.key_id, params: PARAMS_V1, count: m, coeffs }, order))
+    Ok((EncryptedAnswer { key_id: probe.key_id, params: PARAMS_V1, count: positions, coeffs }, order))
 }

@@ -38,13 +38,13 @@ fn encrypted_decisions_equal_plain_ones_outside_the_band() {
         let q = unit_i8(&mut rng, d);
         let g = gallery(&mut rng, &q, m);
         let probe = key.encrypt(&q).unwrap();
-        let (answer, order) = respond(&probe, &g, T, rng.gen()).unwrap();
+        let (answer, order) = respond(&probe, &RunLayout::new(&g), T, rng.gen()).unwrap();
         let raw = key.decrypt_raw(&answer).unwrap();
         let plain = scan(&g, &q, T);
         let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
         assert!(band < 0.01 * 127.0 * 127.0, "band {band} too wide");
         let mut matches = 0;
-        for (pos, &row) in order.iter().enumerate() {
+        for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
             let s = dot(&q, g.row(row as usize));
             if ((s - T) as f64).abs() > band {
                 assert_eq!(raw[pos] >= 0, plain[row as usize], "d={d} row {row} score {s}");
@@ -52,8 +52,12 @@ fn encrypted_decisions_equal_plain_ones_outside_the_band() {
             matches += plain[row as usize] as usize;
         }
         assert!(matches >= m / 50 - 1, "the test gallery must hold matches ({matches})");
-        // Positions are shuffled: the answer order is not the gallery order.
+        // Positions are shuffled: the answer order is not the gallery order,
+        // and every record appears exactly once.
         assert_ne!(order.iter().take(50).copied().collect::<Vec<_>>(), (0..50).collect::<Vec<u32>>());
+        let mut seen: Vec<u32> = order.iter().copied().filter(|r| *r != PADDING).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..m as u32).collect::<Vec<_>>());
     }
 }
 
@@ -88,18 +92,19 @@ fn records_at_the_band_edge_are_decided_correctly_and_error_fits_the_estimate() 
         }
     }
     let g = Gallery::new(d, rows);
-    let (answer, order) = respond(&key.encrypt(&q).unwrap(), &g, T, rng.gen()).unwrap();
+    let (answer, order) = respond(&key.encrypt(&q).unwrap(), &RunLayout::new(&g), T, rng.gen()).unwrap();
     let raw = key.decrypt_raw(&answer).unwrap();
     let sd = error_sd(g.max_norm());
     let mut worst: f64 = 0.0;
-    for (pos, &row) in order.iter().enumerate() {
+    for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
         let s = targets[row as usize];
         assert_eq!(raw[pos] >= 0, s >= T, "score {s} (T {T}) decided wrongly");
         // |value| = Δ·r·|s − T| + error with r in [2^16, 2^17): the error is
         // at least bounded by the distance to the nearest possible value.
         let unit = 2f64.powi((DELTA_LOG) as i32) * ((s - T).abs() as f64);
         let r = (raw[pos] as f64 / unit).abs();
-        let err = (raw[pos] as f64).abs() - unit * r.round().clamp(2f64.powi(MASK_LOG as i32), 2f64.powi(MASK_LOG as i32 + 1));
+        let err = (raw[pos] as f64).abs()
+            - unit * r.round().clamp(2f64.powi(MASK_LOG as i32), 2f64.powi(MASK_LOG as i32 + 1));
         worst = worst.max(err.abs());
     }
     assert!(worst < 12.0 * sd, "observed error {worst:e} beyond 12 sd ({:e})", 12.0 * sd);
@@ -111,7 +116,7 @@ fn wrong_key_parameters_dimension_and_truncation_are_refused() {
     let key = ProberKey::generate();
     let q = unit_i8(&mut rng, 128);
     let probe = key.encrypt(&q).unwrap();
-    let g = gallery(&mut rng, &q, 100);
+    let g = RunLayout::new(&gallery(&mut rng, &q, 100));
     let bytes = probe.to_bytes();
     // Header 4, key id 16, params 1, dim 1, seed 16, length 5: 16 KiB per dimension plus 43 bytes.
     assert_eq!(bytes.len(), 128 * POLY * 8 + 43, "seeded probe: 16 KiB per dimension");
@@ -119,13 +124,15 @@ fn wrong_key_parameters_dimension_and_truncation_are_refused() {
     assert!(back == probe);
     // Truncated, over the limit, wrong tag.
     assert!(matches!(EncryptedProbe::from_bytes(&bytes[..bytes.len() - 8], usize::MAX), Err(EncryptedError::Wire(_))));
-    assert!(matches!(EncryptedProbe::from_bytes(&bytes, 1000), Err(EncryptedError::Wire(m)) if m.contains("exceeds the limit")));
+    assert!(
+        matches!(EncryptedProbe::from_bytes(&bytes, 1000), Err(EncryptedError::Wire(m)) if m.contains("exceeds the limit"))
+    );
     // Wrong parameters and dimensions.
     let mut p2 = probe.clone();
     p2.params = 9;
     assert_eq!(respond(&p2, &g, T, [0; 32]).unwrap_err(), EncryptedError::Params { found: 9 });
     assert!(matches!(EncryptedProbe::from_bytes(&p2.to_bytes(), usize::MAX), Err(EncryptedError::Params { found: 9 })));
-    let g512 = Gallery::new(512, vec![1; 512 * 3]);
+    let g512 = RunLayout::new(&Gallery::new(512, vec![1; 512 * 3]));
     assert_eq!(respond(&probe, &g512, T, [0; 32]).unwrap_err(), EncryptedError::Dimension { probe: 128, gallery: 512 });
     let mut p3 = probe.clone();
     p3.bodies.pop();
@@ -156,7 +163,7 @@ fn fresh_masks_and_order_per_query() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let key = ProberKey::generate();
     let q = unit_i8(&mut rng, 128);
-    let g = gallery(&mut rng, &q, 300);
+    let g = RunLayout::new(&gallery(&mut rng, &q, 300));
     let probe = key.encrypt(&q).unwrap();
     let (a1, o1) = respond(&probe, &g, T, [1; 32]).unwrap();
     let (a2, o2) = respond(&probe, &g, T, [2; 32]).unwrap();
@@ -165,6 +172,9 @@ fn fresh_masks_and_order_per_query() {
     // The same row gets different masked values in two queries.
     let pos = |o: &[u32], row: u32| o.iter().position(|x| *x == row).unwrap();
     let differing = (0..300u32).filter(|row| r1[pos(&o1, *row)] != r2[pos(&o2, *row)]).count();
+    // Rows of one run do not keep their positions: the rotation changes.
+    let offsets = |o: &[u32]| (0..32u32).map(|row| pos(o, row) % 32).collect::<Vec<_>>();
+    assert_ne!(offsets(&o1), offsets(&o2));
     assert!(differing > 290);
     // Two encryptions of one probe differ (fresh seed and noise).
     assert!(key.encrypt(&q).unwrap().bodies != probe.bodies);
@@ -177,18 +187,19 @@ fn measured_error_is_within_the_estimate() {
     for d in [128usize, 512] {
         let q = unit_i8(&mut rng, d);
         let g = gallery(&mut rng, &q, 4096);
-        let (answer, order, masks) = kernel::respond_with_masks(&key.encrypt(&q).unwrap(), &g, T, rng.gen());
+        let (answer, order, masks) =
+            kernel::respond_with_masks(&key.encrypt(&q).unwrap(), &RunLayout::new(&g), T, rng.gen());
         let raw = key.decrypt_raw(&answer).unwrap();
         let mut sum2 = 0f64;
         let mut worst = 0f64;
-        for (pos, &row) in order.iter().enumerate() {
+        for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
             let s = dot(&q, g.row(row as usize)) as i64;
             let exact = ((masks[pos] as i64 * (s - T as i64)) << DELTA_LOG) as f64;
             let err = raw[pos] as f64 - exact;
             sum2 += err * err;
             worst = worst.max(err.abs());
         }
-        let rms = (sum2 / order.len() as f64).sqrt();
+        let rms = (sum2 / g.len() as f64).sqrt();
         let sd = error_sd(g.max_norm());
         eprintln!("d={d}: rms error 2^{:.2}, worst 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), worst.log2(), sd.log2());
         assert!(rms < sd, "rms error 2^{:.2} above the estimate 2^{:.2}", rms.log2(), sd.log2());

@@ -92,8 +92,7 @@ impl EncryptedProbe {
         if w.bodies.len() != dim * POLY * 8 {
             return Err(EncryptedError::Length { expected: dim * POLY, found: w.bodies.len() / 8 });
         }
-        let bodies =
-            w.bodies.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let bodies = w.bodies.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
         Ok(Self { key_id: w.key_id, params: w.params, dim, seed: u128::from_le_bytes(w.seed), bodies })
     }
 
@@ -135,7 +134,7 @@ impl EncryptedAnswer {
             count: w.count as usize,
             coeffs: w.coeffs.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
         };
-        if w.coeffs.len() % 4 != 0 {
+        if !w.coeffs.len().is_multiple_of(4) {
             return Err(EncryptedError::Length { expected: a.coeffs.len() + 1, found: a.coeffs.len() });
         }
         a.check()?;

@@ -103,6 +103,9 @@ pub enum Command {
     /// Verify or export the audit chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Benchmarks (machine-readable JSON with --json).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Run a small federation in one process and find a missing person.
     Demo {
         /// Print only the summary, as one JSON object.
@@ -111,6 +114,26 @@ pub enum Command {
         /// Seed of the synthetic population.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Plaintext scan vs encrypted matching on one random gallery.
+    Match {
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        #[arg(long, default_value_t = 100_000)]
+        gallery: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Encrypted runs (the plain scan runs three times as often).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -303,6 +326,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::write(&out, serde_json::to_string_pretty(&v)?)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("Exported {} audit entries to {}", v.as_array().map(|a| a.len()).unwrap_or(0), out.display());
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Match { dim, gallery, threads, runs, threshold, json }) => {
+            let r = crate::bench::run(dim, gallery, threads, runs, threshold)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
             Ok(())
         }
         Command::Demo { json, seed } => {

@@ -1,0 +1,153 @@
+//! `vigil bench match`: the plaintext scan and the encrypted path on the same
+//! random gallery and probe, in one run, printed as one JSON object. The
+//! plain scan is the fair baseline (SIMD dispatched at run time, all threads).
+
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+use vigil_matcher::encrypted::{band_cosine, respond, ProberKey, RunLayout, PADDING};
+use vigil_matcher::{dot, quantise, scan, Gallery};
+
+/// The benchmark's figures.
+#[derive(Debug, Serialize)]
+pub struct MatchBench {
+    pub dim: usize,
+    pub gallery: usize,
+    pub threads: usize,
+    pub runs: usize,
+    /// Median plaintext scan time (responder side).
+    pub plain_ms: f64,
+    /// Median encrypted answer time (responder side: probe expansion,
+    /// transforms, masking, shuffling, products, modulus switch).
+    pub encrypted_ms: f64,
+    pub ratio: f64,
+    pub encrypt_ms: f64,
+    pub decrypt_ms: f64,
+    pub probe_bytes: usize,
+    pub answer_bytes: usize,
+    pub answer_bytes_per_2048: f64,
+    /// Fraction of all records decided alike by both paths.
+    pub agreement: f64,
+    /// The same, over records whose score is outside the band.
+    pub agreement_outside_band: f64,
+    pub records_in_band: usize,
+    pub matches: usize,
+    /// Smallest |cosine − threshold| the parameters decide correctly.
+    pub band: f64,
+    pub threshold_cosine: f64,
+    pub peak_rss_mb: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Peak resident memory of this process, from /proc (Linux), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Random unit vectors at scale 127, with one noisy copy of `probe` in every 1000 rows.
+fn random_gallery(dim: usize, m: usize, probe: &[i8], seed: u64) -> Gallery {
+    let mut rows = vec![0i8; m * dim];
+    rows.par_chunks_mut(dim * 1000).enumerate().for_each(|(c, chunk)| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let spread = 0.8 * 127.0 / (dim as f32).sqrt();
+        let mut v = vec![0f32; dim];
+        for (i, row) in chunk.chunks_exact_mut(dim).enumerate() {
+            if i == 0 {
+                v.iter_mut().zip(probe).for_each(|(x, q)| *x = *q as f32 + rng.gen_range(-spread..spread));
+            } else {
+                v.iter_mut().for_each(|x| *x = rng.gen_range(-1.0f32..1.0));
+            }
+            row.copy_from_slice(&quantise(&v).expect("finite, non-zero"));
+        }
+    });
+    Gallery::new(dim, rows)
+}
+
+pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: f32) -> anyhow::Result<MatchBench> {
+    anyhow::ensure!((1..=vigil_matcher::encrypted::MAX_DIM).contains(&dim), "dimension must be 1..=1024");
+    anyhow::ensure!(m >= 1, "the gallery needs at least one record");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
+    let probe_f: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let q = quantise(&probe_f).expect("finite, non-zero");
+    let gallery = pool.install(|| random_gallery(dim, m, &q, rng.gen()));
+    // The responder keeps its gallery in run layout (built once, not per query).
+    let layout = pool.install(|| RunLayout::new(&gallery));
+    let t = (threshold_cosine * 127.0 * 127.0).round() as i32;
+    let key = ProberKey::generate();
+
+    let mut plain_t = Vec::new();
+    let mut plain = Vec::new();
+    for _ in 0..runs.max(1) * 3 {
+        let (p, ms) = pool.install(|| time(|| scan(&gallery, &q, t)));
+        plain_t.push(ms);
+        plain = p;
+    }
+    let (mut enc_t, mut resp_t, mut dec_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let (probe, ms) = time(|| key.encrypt(&q));
+        enc_t.push(ms);
+        let probe = probe?;
+        let seed: [u8; 32] = rng.gen();
+        let (answer, ms) = pool.install(|| time(|| respond(&probe, &layout, t, seed)));
+        resp_t.push(ms);
+        let (answer, order) = answer?;
+        let (decisions, ms) = time(|| key.decrypt(&answer));
+        dec_t.push(ms);
+        last = Some((probe, answer, order, decisions?));
+    }
+    let (probe, answer, order, decisions) = last.expect("at least one run");
+    drop(layout);
+    let band = band_cosine(gallery.max_norm());
+    let band_int = band * 127.0 * 127.0;
+    let (mut agree, mut outside, mut agree_outside) = (0usize, 0usize, 0usize);
+    for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
+        let same = decisions[pos] == plain[row as usize];
+        agree += same as usize;
+        if ((dot(&q, gallery.row(row as usize)) - t) as f64).abs() > band_int {
+            outside += 1;
+            agree_outside += same as usize;
+        }
+    }
+    let plain_ms = median(plain_t);
+    let encrypted_ms = median(resp_t);
+    let answer_bytes = answer.to_bytes().len();
+    Ok(MatchBench {
+        dim,
+        gallery: m,
+        threads,
+        runs: runs.max(1),
+        plain_ms,
+        encrypted_ms,
+        ratio: encrypted_ms / plain_ms,
+        encrypt_ms: median(enc_t),
+        decrypt_ms: median(dec_t),
+        probe_bytes: probe.to_bytes().len(),
+        answer_bytes,
+        answer_bytes_per_2048: answer_bytes as f64 / m.div_ceil(2048) as f64,
+        agreement: agree as f64 / m as f64,
+        agreement_outside_band: agree_outside as f64 / outside.max(1) as f64,
+        records_in_band: m - outside,
+        matches: plain.iter().filter(|x| **x).count(),
+        band,
+        threshold_cosine: threshold_cosine as f64,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
