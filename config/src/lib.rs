@@ -38,6 +38,42 @@ pub struct NodeConfig {
     pub federation: FederationConfig,
     #[serde(default)]
     pub alerts: AlertPolicy,
+    #[serde(default)]
+    pub queries: QueryPolicy,
+}
+
+/// Encrypted identification queries: budgets per peer, size limits, timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryPolicy {
+    /// Queries answered per peer in any rolling hour.
+    pub per_hour: u32,
+    /// Queries answered per peer in any rolling day.
+    pub per_day: u32,
+    /// How long a prober waits for answers.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A query whose answers hold more than this fraction of positives is
+    /// flagged in the prober's audit log (a probe that matches "everyone"
+    /// is a sign of misuse or a broken capture).
+    pub flag_hit_fraction: f64,
+    /// Largest query frame accepted (the encrypted probe is 16 KiB per dimension).
+    pub max_query_bytes: usize,
+    /// Largest answer frame accepted (16 KiB per 2048 gallery records).
+    pub max_answer_bytes: usize,
+}
+
+impl Default for QueryPolicy {
+    fn default() -> Self {
+        Self {
+            per_hour: 60,
+            per_day: 300,
+            timeout: Duration::from_secs(30),
+            flag_hit_fraction: 0.001,
+            max_query_bytes: 9 * 1024 * 1024,
+            max_answer_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +184,7 @@ impl NodeConfig {
             api: Default::default(),
             federation: Default::default(),
             alerts: Default::default(),
+            queries: Default::default(),
         }
     }
 
@@ -182,6 +219,14 @@ impl NodeConfig {
         {
             return bad("federation.threshold must be between 1 and the number of stewards");
         }
+        if self.queries.max_query_bytes > limits::MAX_QUERY_BYTES
+            || self.queries.max_answer_bytes > limits::MAX_ANSWER_BYTES
+        {
+            return bad("queries.max_query_bytes / max_answer_bytes exceed the protocol maxima (17 MiB / 65 MiB)");
+        }
+        if !(0.0..=1.0).contains(&self.queries.flag_hit_fraction) {
+            return bad("queries.flag_hit_fraction must be between 0 and 1");
+        }
         if let Some(s) = &self.federation.epoch_secret {
             if hex::decode(s).map(|v| v.len()) != Ok(32) {
                 return bad("federation.epoch_secret must be 64 hex characters");
@@ -199,7 +244,8 @@ impl NodeConfig {
              # [network]     libp2p listen addresses, frame limits, timeouts, peer strikes\n\
              # [api]         local HTTP API (loopback only; token in api.token)\n\
              # [federation]  roster file, trusted steward keys + threshold, epoch secret\n\
-             # [alerts]      replay window, clock skew, lifetime and count limits\n\n",
+             # [alerts]      replay window, clock skew, lifetime and count limits\n\
+             # [queries]     encrypted identification: budgets per peer, sizes, timeout\n\n",
         );
         out.push_str(&body);
         out

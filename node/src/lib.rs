@@ -8,7 +8,7 @@ pub mod runtime;
 pub mod services;
 pub mod store;
 
-pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
+pub use runtime::{start, AlertView, IdentifyReport, NodeError, NodeHandle, NodeOptions, PeerOutcome, Status};
 pub mod api;
 pub mod bench;
 pub mod cli;

@@ -11,8 +11,8 @@ mod roster;
 pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertBody, AlertEnvelope, Category, HitNotice, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert,
-    SignedHitNotice, SignedWithdrawal, Withdrawal,
+    AlertBody, AlertEnvelope, Category, HitNotice, IdentifyAnswer, IdentifyRequest, Modality, ProtectedProbe, Refusal,
+    Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 
@@ -21,8 +21,13 @@ pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, St
 pub mod limits {
     /// Largest gossip message (an alert envelope), in bytes.
     pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
-    /// Largest request-response frame, in bytes.
+    /// Largest request-response frame on `/vigil/req/1`, in bytes.
     pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+    /// Largest identification query (an encrypted probe of up to 1024
+    /// dimensions is 16 MiB), in bytes.
+    pub const MAX_QUERY_BYTES: usize = 17 * 1024 * 1024;
+    /// Largest identification answer (16 KiB per 2048 records: 8M records), in bytes.
+    pub const MAX_ANSWER_BYTES: usize = 65 * 1024 * 1024;
     /// Largest roster (signed), in bytes.
     pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
     /// Longest protected probe, in bytes (4096 bits).

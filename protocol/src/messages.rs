@@ -93,10 +93,44 @@ pub struct SignedHitNotice {
     pub signature: Sig,
 }
 
-/// Request-response requests (protocol `/vigil/req/1`).
+/// An identification query: "is this person known to you?", with an
+/// encrypted probe (an `EncryptedProbe`, tag 7, as bytes) only the prober
+/// can read the answer to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyRequest {
+    /// Random per query; names the query in both audit logs.
+    pub query: Handle,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub extractor: String,
+    pub probe: Vec<u8>,
+}
+
+impl std::fmt::Debug for IdentifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentifyRequest({:?}, {}, {} probe bytes)", self.query, self.extractor, self.probe.len())
+    }
+}
+
+/// The encrypted answer (an `EncryptedAnswer`, tag 8, as bytes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyAnswer {
+    pub query: Handle,
+    pub answer: Vec<u8>,
+}
+
+impl std::fmt::Debug for IdentifyAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentifyAnswer({:?}, {} bytes)", self.query, self.answer.len())
+    }
+}
+
+/// Request-response requests: `Hit` on `/vigil/req/1`, `Identify` on
+/// `/vigil/identify/1` (each protocol has its own frame limits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     Hit(SignedHitNotice),
+    Identify(IdentifyRequest),
 }
 
 /// Why a request was refused.
@@ -108,6 +142,12 @@ pub enum Refusal {
     NotMember,
     Malformed,
     RateLimited,
+    /// The peer's query budget (per hour or per day) is spent.
+    BudgetExceeded,
+    /// Parameters, dimension or extractor this node cannot answer.
+    Unsupported,
+    /// The member's roster roles do not allow this.
+    NotAllowed,
 }
 
 /// Request-response responses.
@@ -116,6 +156,7 @@ pub enum Response {
     /// Stored durably (or already known: delivery is idempotent).
     Ack,
     Refused(Refusal),
+    Answer(IdentifyAnswer),
 }
 
 fn text(field: &str, s: &str) -> Result<(), WireError> {
@@ -135,6 +176,14 @@ impl ProtectedProbe {
             )));
         }
         Ok(())
+    }
+}
+
+impl IdentifyRequest {
+    pub fn validate(&self) -> Result<(), WireError> {
+        text("purpose", &self.purpose)?;
+        text("legal basis", &self.legal_basis)?;
+        text("extractor", &self.extractor)
     }
 }
 

@@ -50,8 +50,23 @@ fn request() -> impl Strategy<Value = Request> {
         })
     })
 }
+fn identify() -> impl Strategy<Value = (Request, Response)> {
+    (any::<[u8; 16]>(), "[a-z ]{1,40}", "[A-Z0-9 ]{1,20}", prop::collection::vec(any::<u8>(), 0..300)).prop_map(
+        |(q, purpose, legal_basis, probe)| {
+            let req = Request::Identify(IdentifyRequest {
+                query: Handle(q),
+                purpose,
+                legal_basis,
+                extractor: "vigil-synth-128".into(),
+                probe: probe.clone(),
+            });
+            (req, Response::Answer(IdentifyAnswer { query: Handle(q), answer: probe }))
+        },
+    )
+}
 fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
+        Just(Response::Refused(Refusal::BudgetExceeded)),
         Just(Response::Ack),
         Just(Response::Refused(Refusal::BadSignature)),
         Just(Response::Refused(Refusal::UnknownAlert)),
@@ -86,6 +101,14 @@ proptest! {
 
     #[test]
     fn request_response_roundtrip(q in request(), r in response()) {
+        let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+        let bytes = encode(Tag::Response, &r, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), r);
+    }
+
+    #[test]
+    fn identify_roundtrip((q, r) in identify()) {
         let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
         prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
         let bytes = encode(Tag::Response, &r, LIMIT).unwrap();

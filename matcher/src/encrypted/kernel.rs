@@ -228,10 +228,10 @@ fn respond_inner(
                 let masks = &mut s.masks[j * POLY..(j + 1) * POLY];
                 let mut brng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
                 masks.fill(0);
-                for (k, mask) in masks[..valid].iter_mut().enumerate() {
-                    if order[b * POLY + k] != PADDING {
-                        *mask = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
-                    }
+                // Padding positions get a mask too: their row is zero, so they
+                // decrypt to −r·T·Δ, a clear "no match".
+                for mask in masks[..valid].iter_mut() {
+                    *mask = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
                 }
                 if let Some(rec) = record_masks {
                     rec.lock().expect("mask log")[b * POLY..b * POLY + valid].copy_from_slice(&masks[..valid]);

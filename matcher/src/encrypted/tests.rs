@@ -44,6 +44,9 @@ fn encrypted_decisions_equal_plain_ones_outside_the_band() {
         let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
         assert!(band < 0.01 * 127.0 * 127.0, "band {band} too wide");
         let mut matches = 0;
+        let padding: Vec<usize> = order.iter().enumerate().filter(|(_, r)| **r == PADDING).map(|(p, _)| p).collect();
+        assert!(!padding.is_empty(), "m is not a multiple of 32 here");
+        assert!(padding.iter().all(|p| raw[*p] < 0), "padding positions must decrypt as no match");
         for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
             let s = dot(&q, g.row(row as usize));
             if ((s - T) as f64).abs() > band {

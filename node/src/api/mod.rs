@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/audit/verify", "verify the audit chain"),
     ("GET", "/v1/audit/export", "export the audit chain"),
     ("POST", "/v1/roster", "apply a newer signed roster"),
+    ("POST", "/v1/identify", "encrypted identification query to every connected member"),
 ];
 
 #[derive(Clone)]
@@ -104,6 +105,15 @@ pub struct AlertRequest {
 
 fn missing() -> Category {
     Category::Missing
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdentifyBody {
+    pub template: TemplateFile,
+    /// Why the query is made (audited at both ends).
+    pub purpose: String,
+    /// The legal basis (audited at both ends).
+    pub legal_basis: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -218,6 +228,16 @@ async fn roster(
     Ok(Json(Created { id: v.to_string() }))
 }
 
+async fn identify(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<IdentifyBody>,
+) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    Ok(Json(s.node.identify(template, r.purpose, r.legal_basis).await?))
+}
+
 /// The API router for `node`, guarded by `token`.
 pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
@@ -230,6 +250,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/audit/export", get(audit_export))
         .route("/v1/roster", post(roster))
+        .route("/v1/identify", post(identify))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

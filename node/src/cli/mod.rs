@@ -85,6 +85,21 @@ pub enum Command {
         #[arg(long)]
         retain_until: String,
     },
+    /// Ask every reachable member, with an encrypted probe, whether it knows a person.
+    Identify {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        /// Why (audited at both ends).
+        #[arg(long)]
+        purpose: String,
+        /// Legal basis (audited at both ends).
+        #[arg(long)]
+        legal_basis: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish, withdraw and list alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
@@ -282,6 +297,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let req = AlertRequest { template, category: category.into(), case_ref, expires };
             let created: api::Created = client::Client::new(&data.data)?.post("/v1/alerts", &req)?;
             println!("Published alert {}", created.id);
+            Ok(())
+        }
+        Command::Identify { data, template, purpose, legal_basis, json } => {
+            let template = read_template(&template)?;
+            let req = api::IdentifyBody { template, purpose, legal_basis };
+            let v: serde_json::Value = client::Client::new(&data.data)?.post("/v1/identify", &req)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!("Query {}", v["query"].as_str().unwrap_or("?"));
+            for p in v["peers"].as_array().cloned().unwrap_or_default() {
+                let hits = p["hits"].as_array().map(|h| h.len()).unwrap_or(0);
+                let status = p["status"].as_str().unwrap_or("?");
+                match status {
+                    "answered" if hits > 0 => {
+                        println!("  {}  HIT ({hits}): {}", p["peer"].as_str().unwrap_or("?"), p["hits"])
+                    }
+                    "answered" => {
+                        println!("  {}  no match ({} records)", p["peer"].as_str().unwrap_or("?"), p["positions"])
+                    }
+                    _ => println!(
+                        "  {}  {status}: {}",
+                        p["peer"].as_str().unwrap_or("?"),
+                        p["reason"].as_str().unwrap_or("")
+                    ),
+                }
+            }
             Ok(())
         }
         Command::Alert(AlertCmd::Withdraw { data, id }) => {

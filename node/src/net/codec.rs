@@ -12,6 +12,8 @@ use libp2p::StreamProtocol;
 use std::io;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/req/1");
+/// Encrypted identification queries (large frames, their own limits).
+pub const IDENTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/identify/1");
 
 /// Marker in error messages for a frame over the limit.
 pub const OVERSIZED: &str = "oversized frame";
@@ -27,26 +29,27 @@ pub enum Frame {
 
 #[derive(Clone)]
 pub struct FrameCodec {
-    max: usize,
+    max_request: usize,
+    max_response: usize,
     tap: Option<Tap>,
 }
 
 impl std::fmt::Debug for FrameCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FrameCodec(max {})", self.max)
+        write!(f, "FrameCodec(requests {}, responses {})", self.max_request, self.max_response)
     }
 }
 
 impl FrameCodec {
-    pub fn new(max: usize, tap: Option<Tap>) -> Self {
-        Self { max, tap }
+    pub fn new(max_request: usize, max_response: usize, tap: Option<Tap>) -> Self {
+        Self { max_request, max_response, tap }
     }
 
-    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Frame> {
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T, max: usize) -> io::Result<Frame> {
         let mut len = [0u8; 4];
         io.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
-        if len > self.max {
+        if len > max {
             return Ok(Frame::Oversized(len as u64));
         }
         let mut buf = vec![0u8; len];
@@ -54,11 +57,11 @@ impl FrameCodec {
         Ok(Frame::Data(buf))
     }
 
-    async fn write<T: AsyncWrite + Unpin + Send>(&self, io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
-        if bytes.len() > self.max {
+    async fn write<T: AsyncWrite + Unpin + Send>(&self, io: &mut T, bytes: Vec<u8>, max: usize) -> io::Result<()> {
+        if bytes.len() > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("refusing to send a {} byte frame (limit {})", bytes.len(), self.max),
+                format!("refusing to send a {} byte frame (limit {max})", bytes.len()),
             ));
         }
         if let Some(tap) = &self.tap {
@@ -80,18 +83,19 @@ impl libp2p::request_response::Codec for FrameCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        self.read(io).await
+        self.read(io, self.max_request).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        match self.read(io).await? {
+        match self.read(io, self.max_response).await? {
             Frame::Data(d) => Ok(d),
-            Frame::Oversized(len) => {
-                Err(io::Error::new(io::ErrorKind::InvalidData, format!("{OVERSIZED}: {len} bytes, limit {}", self.max)))
-            }
+            Frame::Oversized(len) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{OVERSIZED}: {len} bytes, limit {}", self.max_response),
+            )),
         }
     }
 
@@ -100,7 +104,7 @@ impl libp2p::request_response::Codec for FrameCodec {
         T: AsyncWrite + Unpin + Send,
     {
         match req {
-            Frame::Data(d) => self.write(io, d).await,
+            Frame::Data(d) => self.write(io, d, self.max_request).await,
             Frame::Oversized(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot send a placeholder frame")),
         }
     }
@@ -109,6 +113,6 @@ impl libp2p::request_response::Codec for FrameCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        self.write(io, res).await
+        self.write(io, res, self.max_response).await
     }
 }

@@ -5,7 +5,7 @@
 
 mod codec;
 
-pub use codec::{Frame, FrameCodec, OVERSIZED, PROTOCOL};
+pub use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
 
 use libp2p::{
     allow_block_list::{self, AllowedPeers, BlockedPeers},
@@ -16,7 +16,7 @@ use libp2p::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-use vigil_config::NetworkConfig;
+use vigil_config::{NetworkConfig, QueryPolicy};
 use vigil_protocol::OrgId;
 
 /// The gossipsub topic that carries alert envelopes.
@@ -33,6 +33,7 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub gossip: gossipsub::Behaviour,
     pub req: request_response::Behaviour<FrameCodec>,
+    pub identify: request_response::Behaviour<FrameCodec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -80,7 +81,12 @@ fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::from(vigil_crypto::sha256(&m.data).to_vec())
 }
 
-pub fn behaviour(key: &identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>) -> Result<Behaviour, NetError> {
+pub fn behaviour(
+    key: &identity::Keypair,
+    cfg: &NetworkConfig,
+    queries: &QueryPolicy,
+    tap: Option<Tap>,
+) -> Result<Behaviour, NetError> {
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -107,18 +113,28 @@ pub fn behaviour(key: &identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>)
         limits: connection_limits::Behaviour::new(limits),
         gossip,
         req: request_response::Behaviour::with_codec(
-            FrameCodec::new(cfg.max_frame_bytes, tap),
+            FrameCodec::new(cfg.max_frame_bytes, cfg.max_frame_bytes, tap.clone()),
             [(PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(cfg.request_timeout)
                 .with_max_concurrent_streams(64),
         ),
+        identify: request_response::Behaviour::with_codec(
+            FrameCodec::new(queries.max_query_bytes, queries.max_answer_bytes, tap),
+            [(IDENTIFY_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(queries.timeout).with_max_concurrent_streams(8),
+        ),
     })
 }
 
 /// A swarm over TCP + Noise + Yamux.
-pub fn tcp_swarm(key: identity::Keypair, cfg: &NetworkConfig, tap: Option<Tap>) -> Result<Swarm<Behaviour>, NetError> {
-    let b = behaviour(&key, cfg, tap)?;
+pub fn tcp_swarm(
+    key: identity::Keypair,
+    cfg: &NetworkConfig,
+    queries: &QueryPolicy,
+    tap: Option<Tap>,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let b = behaviour(&key, cfg, queries, tap)?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)

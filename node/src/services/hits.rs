@@ -36,6 +36,14 @@ impl Engine {
         };
         match req {
             Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
+            // Queries travel on their own protocol, with their own limits.
+            Request::Identify(_) => {
+                let reason = "identification query on the notice protocol".to_string();
+                let mut actions =
+                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                actions.extend(self.strike(from, &reason));
+                (Response::Refused(Refusal::Malformed), actions)
+            }
         }
     }
 
@@ -99,6 +107,10 @@ impl Engine {
             Response::Refused(r) => vec![Action::Audit(AuditEvent::MessageRejected {
                 from: h.peer.to_hex(),
                 reason: format!("issuer refused hit notice: {r:?}"),
+            })],
+            Response::Answer(_) => vec![Action::Audit(AuditEvent::MessageRejected {
+                from: h.peer.to_hex(),
+                reason: "an identification answer in reply to a hit notice".into(),
             })],
         }
     }

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod hits;
+mod identify;
 
 use crate::store::{AlertStatus, AuditEvent, HitRole, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord};
 use rand::{RngCore, SeedableRng};
@@ -18,6 +19,7 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
+pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 
 /// Something the runtime must do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,7 @@ pub struct Enrolment {
 #[derive(Debug, Clone)]
 struct GalleryEntry {
     extractor: String,
+    vector: Vec<i8>,
     protected: Option<ProtectedTemplate>,
 }
 
@@ -95,6 +98,12 @@ pub struct Engine {
     strikes: HashMap<OrgId, u32>,
     max_strikes: u32,
     rng: rand_chacha::ChaCha20Rng,
+    queries: vigil_config::QueryPolicy,
+    prober: Option<Arc<vigil_matcher::encrypted::ProberKey>>,
+    /// Encrypted-matching layouts per extractor, rebuilt after enrolment.
+    layouts: HashMap<String, Arc<identify::EncryptedGallery>>,
+    budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
+    answered: std::collections::VecDeque<(vigil_protocol::Handle, OrgId, [u8; 32], Arc<identify::EncryptedGallery>)>,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -103,6 +112,7 @@ pub struct EngineInit {
     pub identity: Arc<Identity>,
     pub anchor: Option<TrustAnchor>,
     pub policy: AlertPolicy,
+    pub queries: vigil_config::QueryPolicy,
     pub epoch_secret: Option<[u8; 32]>,
     pub max_strikes: u32,
     pub meta: Meta,
@@ -139,7 +149,17 @@ impl Engine {
             strikes: HashMap::new(),
             max_strikes: init.max_strikes,
             rng,
+            queries: init.queries,
+            prober: None,
+            layouts: HashMap::new(),
+            budgets: HashMap::new(),
+            answered: Default::default(),
         };
+        if let Some(k) = &e.meta.prober_key {
+            let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
+                .map_err(|err| EngineError::Invalid(format!("stored prober key: {err}")))?;
+            e.prober = Some(Arc::new(key));
+        }
         for r in init.records {
             e.add_to_gallery(&r)?;
         }
@@ -189,7 +209,11 @@ impl Engine {
             Some(m) => Some(m.protect(&r.template)?),
             None => None,
         };
-        self.gallery.insert(r.id, GalleryEntry { extractor: r.template.extractor.clone(), protected });
+        self.layouts.remove(&r.template.extractor);
+        self.gallery.insert(
+            r.id,
+            GalleryEntry { extractor: r.template.extractor.clone(), vector: r.template.vector.clone(), protected },
+        );
         Ok(())
     }
 

@@ -30,6 +30,13 @@ pub enum AuditEvent {
     ConnectionRefused { peer: String, reason: String },
     PeerPenalised { peer: String, strikes: u32, reason: String },
     PeerBlocked { peer: String },
+    ProberKeyCreated { key_id: String },
+    QuerySent { query: Handle, purpose: String, legal_basis: String, peers: usize },
+    QueryAnswered { query: Handle, peer: OrgId, positives: usize, positions: usize },
+    QueryFlagged { query: Handle, peer: OrgId, positives: usize, positions: usize },
+    QueryUnanswered { query: Handle, peer: OrgId, reason: String },
+    QueryReceived { query: Handle, from: OrgId, purpose: String, legal_basis: String, records: usize },
+    QueryRefused { query: Handle, from: OrgId, reason: String },
 }
 
 /// The signed content of one entry.

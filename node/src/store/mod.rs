@@ -109,6 +109,8 @@ pub struct Meta {
     pub next_record: u64,
     pub alert_seq: u64,
     pub roster: Option<SignedRoster>,
+    /// This node's GLWE secret key for encrypted queries (sealed with the rest).
+    pub prober_key: Option<Vec<u8>>,
 }
 
 /// One durable write, produced by the services and applied by the runtime.
@@ -201,7 +203,7 @@ impl Store {
     pub fn meta(&self) -> Result<Meta, StoreError> {
         match self.db.open_tree(META)?.get(b"meta")? {
             Some(v) => self.unseal(META, b"meta", &v),
-            None => Ok(Meta { next_record: 1, alert_seq: 0, roster: None }),
+            None => Ok(Meta { next_record: 1, ..Meta::default() }),
         }
     }
 

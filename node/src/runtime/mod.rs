@@ -3,6 +3,10 @@
 //! HTTP API, the CLI or the demo) and a redial timer. It moves bytes and
 //! applies the engine's actions; it makes no decisions of its own.
 
+mod identify;
+
+pub use identify::{IdentifyReport, PeerOutcome};
+
 use crate::net::{self, Behaviour, BehaviourEvent, Tap, ALERT_TOPIC};
 use crate::services::{Action, Engine, EngineError, EngineInit, Enrolment, Verdict};
 use crate::store::{AuditEvent, AuditRecord, Store, StoreError, StoreOp, StoredAlert, StoredHit};
@@ -119,6 +123,7 @@ enum Command {
     Status(Reply<Status>),
     RawPublish(Vec<u8>, Reply<()>),
     RawRequest(OrgId, Vec<u8>, Reply<()>),
+    Identify { template: Box<Template>, purpose: String, legal_basis: String, reply: Reply<IdentifyReport> },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -184,6 +189,17 @@ impl NodeHandle {
     pub async fn raw_request(&self, to: OrgId, bytes: Vec<u8>) -> Result<(), NodeError> {
         ask!(self, |tx| Command::RawRequest(to, bytes, tx))
     }
+    /// Asks every connected member whether it knows the person in
+    /// `template`, with an encrypted probe; waits for answers until the
+    /// configured deadline. Purpose and legal basis are audited at both ends.
+    pub async fn identify(
+        &self,
+        template: Template,
+        purpose: String,
+        legal_basis: String,
+    ) -> Result<IdentifyReport, NodeError> {
+        ask!(self, |reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply })
+    }
     /// Stops the node after flushing its store.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -203,6 +219,10 @@ struct Runtime {
     pending: HashMap<request_response::OutboundRequestId, Handle>,
     in_flight: std::collections::HashSet<Handle>,
     listen: Vec<Multiaddr>,
+    /// Identification queries this node sent, by query.
+    queries: HashMap<Handle, identify::PendingQuery>,
+    identify_requests: HashMap<request_response::OutboundRequestId, Handle>,
+    jobs_tx: mpsc::Sender<identify::JobDone>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -224,6 +244,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         identity: identity.clone(),
         anchor,
         policy: config.alerts.clone(),
+        queries: config.queries.clone(),
         epoch_secret,
         max_strikes: config.network.max_strikes,
         meta: store.meta()?,
@@ -233,7 +254,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
-    let mut swarm = net::tcp_swarm(key, &config.network, tap.clone())?;
+    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone())?;
     for a in &config.network.listen {
         let addr: Multiaddr =
             a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
@@ -255,6 +276,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = NodeHandle { tx, org: identity.org_id(), peer_id: *swarm.local_peer_id(), listen: listen.clone() };
+    let (jobs_tx, jobs_rx) = identify::job_channel();
     let mut rt = Runtime {
         swarm,
         store,
@@ -264,12 +286,15 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         pending: HashMap::new(),
         in_flight: Default::default(),
         listen,
+        queries: HashMap::new(),
+        identify_requests: HashMap::new(),
+        jobs_tx,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     rt.sync_allow_list();
     rt.redial();
     tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
-    tokio::spawn(rt.run(rx));
+    tokio::spawn(rt.run(rx, jobs_rx));
     Ok(handle)
 }
 
@@ -287,9 +312,11 @@ fn trust_anchor(config: &NodeConfig) -> Result<Option<TrustAnchor>, NodeError> {
 }
 
 impl Runtime {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut jobs: mpsc::Receiver<identify::JobDone>) {
         let mut tick = tokio::time::interval(self.config.network.redial_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deadlines = tokio::time::interval(std::time::Duration::from_millis(200));
+        deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => {
@@ -306,9 +333,19 @@ impl Runtime {
                     }
                     Some(cmd) => self.on_command(cmd),
                 },
+                Some(done) = jobs.recv() => {
+                    if let Err(e) = self.on_job_done(done) {
+                        tracing::error!(org = %self.name, "failed to finish a query job: {e}");
+                    }
+                }
                 _ = tick.tick() => {
                     self.redial();
                     self.resend_hits();
+                }
+                _ = deadlines.tick() => {
+                    if let Err(e) = self.expire_queries() {
+                        tracing::error!(org = %self.name, "failed to expire queries: {e}");
+                    }
                 }
             }
         }
@@ -524,6 +561,7 @@ impl Runtime {
             })) => {
                 tracing::debug!(org = %self.name, %peer, "inbound request failed: {error}");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify_event(ev)?,
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error: libp2p::swarm::ListenError::Denied { cause },
@@ -634,6 +672,9 @@ impl Runtime {
             Command::RawRequest(to, bytes, reply) => {
                 self.send_request(to, bytes, None);
                 let _ = reply.send(Ok(()));
+            }
+            Command::Identify { template, purpose, legal_basis, reply } => {
+                self.start_identify(*template, purpose, legal_basis, reply)
             }
             Command::Shutdown(_) => unreachable!("handled in the loop"),
         }

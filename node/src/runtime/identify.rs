@@ -1,0 +1,360 @@
+//! The runtime's part of encrypted identification: encrypting probes,
+//! answering queries and decrypting answers on blocking threads (never on
+//! the async runtime), collecting answers until every peer replied or the
+//! deadline passed, and reporting per peer.
+
+use super::{now_ms, Action, NodeError, Reply, Runtime};
+use crate::net::{self, Frame};
+use crate::services::{position_handle, IdentifyJob, IdentifyStart};
+use crate::store::AuditEvent;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use vigil_matcher::encrypted::{EncryptedAnswer, ProberKey};
+use vigil_matcher::Template;
+use vigil_protocol::{
+    decode, encode, Handle, IdentifyAnswer, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag,
+};
+
+/// Bound of the queue of finished blocking jobs.
+pub(super) const JOB_QUEUE: usize = 64;
+
+/// How one peer answered a query.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerOutcome {
+    pub peer: OrgId,
+    /// `answered`, `refused`, `timeout` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    /// Handles of matching positions (resolve them with that peer).
+    pub hits: Vec<Handle>,
+    /// Gallery positions the peer answered for.
+    pub positions: usize,
+}
+
+/// The outcome of `identify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentifyReport {
+    pub query: Handle,
+    pub peers: Vec<PeerOutcome>,
+}
+
+/// Work done on a blocking thread, handed back to the event loop.
+pub(super) enum JobDone {
+    Encrypted { query: Handle, request: Result<Vec<u8>, String> },
+    Answered { job: Box<IdentifyJob>, channel: ResponseChannel<Vec<u8>>, frame: Result<Vec<u8>, String> },
+    Decrypted { query: Handle, peer: OrgId, result: Result<(Vec<Handle>, usize), String> },
+}
+
+pub(super) struct PendingQuery {
+    reply: Reply<IdentifyReport>,
+    deadline: Instant,
+    key: Arc<ProberKey>,
+    /// Peers asked and not yet answered, by request.
+    waiting: HashMap<OutboundRequestId, OrgId>,
+    decrypting: usize,
+    outcomes: Vec<PeerOutcome>,
+    encrypted: bool,
+}
+
+fn outcome(peer: OrgId, status: &str, reason: Option<String>) -> PeerOutcome {
+    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0 }
+}
+
+impl Runtime {
+    /// Operator command: encrypt `template` and ask every connected member.
+    pub(super) fn start_identify(
+        &mut self,
+        template: Template,
+        purpose: String,
+        legal_basis: String,
+        reply: Reply<IdentifyReport>,
+    ) {
+        let ex = match template.extractor() {
+            Ok(ex) => ex,
+            Err(e) => {
+                let _ = reply.send(Err(NodeError::Engine(e.into())));
+                return;
+            }
+        };
+        let probe = IdentifyRequest {
+            query: Handle(rand::random()),
+            purpose: purpose.clone(),
+            legal_basis: legal_basis.clone(),
+            extractor: ex.id.into(),
+            probe: vec![],
+        };
+        if let Err(e) = probe.validate() {
+            let _ = reply.send(Err(NodeError::Config(e.to_string())));
+            return;
+        }
+        let (key, actions) = self.engine.prober_key();
+        if let Err(e) = self.apply(actions) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let query = probe.query;
+        self.queries.insert(
+            query,
+            PendingQuery {
+                reply,
+                deadline: Instant::now() + self.config.queries.timeout,
+                key: key.clone(),
+                waiting: HashMap::new(),
+                decrypting: 0,
+                outcomes: vec![],
+                encrypted: false,
+            },
+        );
+        let tx = self.jobs_tx.clone();
+        let max = self.config.queries.max_query_bytes;
+        tokio::task::spawn_blocking(move || {
+            let request = key.encrypt(&template.vector).map_err(|e| e.to_string()).and_then(|p| {
+                let req = IdentifyRequest { probe: p.to_bytes(), ..probe };
+                encode(Tag::Request, &Request::Identify(req), max).map_err(|e| e.to_string())
+            });
+            let _ = tx.blocking_send(JobDone::Encrypted { query, request });
+        });
+    }
+
+    pub(super) fn on_job_done(&mut self, done: JobDone) -> Result<(), NodeError> {
+        match done {
+            JobDone::Encrypted { query, request } => {
+                let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
+                q.encrypted = true;
+                let frame = match request {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let q = self.queries.remove(&query).expect("present");
+                        let _ = q.reply.send(Err(NodeError::Config(format!("cannot encrypt the probe: {e}"))));
+                        return Ok(());
+                    }
+                };
+                let me = self.engine.org();
+                let peers: Vec<OrgId> = self
+                    .engine
+                    .roster()
+                    .map(|r| {
+                        r.body()
+                            .members
+                            .iter()
+                            .filter(|m| m.org != me && m.roles.contains(&Role::Match))
+                            .map(|m| m.org)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let (mut asked, mut unreachable) = (HashMap::new(), vec![]);
+                for peer in peers {
+                    match net::peer_id(&peer) {
+                        Ok(pid) if self.swarm.is_connected(&pid) => {
+                            let id = self.swarm.behaviour_mut().identify.send_request(&pid, Frame::Data(frame.clone()));
+                            self.identify_requests.insert(id, query);
+                            asked.insert(id, peer);
+                        }
+                        _ => unreachable.push(outcome(peer, "failed", Some("not connected".into()))),
+                    }
+                }
+                let q = self.queries.get_mut(&query).expect("present");
+                let (purpose, legal_basis) = match decode::<Request>(Tag::Request, &frame, usize::MAX) {
+                    Ok(Request::Identify(r)) => (r.purpose, r.legal_basis),
+                    _ => (String::new(), String::new()),
+                };
+                q.waiting = asked;
+                q.outcomes.extend(unreachable);
+                let event = AuditEvent::QuerySent { query, purpose, legal_basis, peers: q.waiting.len() };
+                self.audit(event)?;
+                self.finish_if_done(query)?;
+            }
+            JobDone::Answered { job, channel, frame } => {
+                let frame = match frame {
+                    Ok(f) => {
+                        self.engine.identify_answered(&job);
+                        f
+                    }
+                    Err(e) => {
+                        tracing::error!(org = %self.name, "answering query failed: {e}");
+                        encode(Tag::Response, &Response::Refused(Refusal::Unsupported), 64).expect("tiny")
+                    }
+                };
+                let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
+            }
+            JobDone::Decrypted { query, peer, result } => {
+                let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
+                q.decrypting -= 1;
+                match result {
+                    Ok((hits, positions)) => {
+                        let actions = self.engine.query_result(query, peer, hits.len(), positions);
+                        let q = self.queries.get_mut(&query).expect("present");
+                        q.outcomes.push(PeerOutcome { peer, status: "answered".into(), reason: None, hits, positions });
+                        self.apply(actions)?;
+                    }
+                    Err(e) => {
+                        q.outcomes.push(outcome(peer, "failed", Some(e.clone())));
+                        self.audit(AuditEvent::QueryUnanswered { query, peer, reason: e })?;
+                    }
+                }
+                self.finish_if_done(query)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An event of the `/vigil/identify/1` behaviour.
+    pub(super) fn on_identify_event(&mut self, ev: request_response::Event<Frame, Vec<u8>>) -> Result<(), NodeError> {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => {
+                let Some(from) = net::org_of(&peer) else { return Ok(()) };
+                match message {
+                    request_response::Message::Request { request: Frame::Oversized(len), channel, .. } => {
+                        let reason = format!(
+                            "{}: query of {len} bytes, limit {}",
+                            net::OVERSIZED,
+                            self.config.queries.max_query_bytes
+                        );
+                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
+                            from: from.to_hex(),
+                            reason: reason.clone(),
+                        })];
+                        actions.extend(self.engine.strike(from, &reason));
+                        self.apply(actions)?;
+                        let frame = encode(Tag::Response, &Response::Refused(Refusal::Malformed), 64).expect("tiny");
+                        let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
+                    }
+                    request_response::Message::Request { request: Frame::Data(bytes), channel, .. } => {
+                        match self.engine.on_identify(now_ms(), from, &bytes, rand::random()) {
+                            IdentifyStart::Answer(response, actions) => {
+                                self.apply(actions)?;
+                                let frame = encode(Tag::Response, &response, 64).expect("refusals are tiny");
+                                let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
+                            }
+                            IdentifyStart::Run(job, actions) => {
+                                self.apply(actions)?;
+                                let tx = self.jobs_tx.clone();
+                                let max = self.config.queries.max_answer_bytes;
+                                // Homomorphic work never runs on the async runtime.
+                                tokio::task::spawn_blocking(move || {
+                                    let frame = vigil_matcher::encrypted::respond(
+                                        &job.probe,
+                                        &job.gallery.layout,
+                                        job.threshold,
+                                        job.seed,
+                                    )
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|(answer, _order)| {
+                                        let r = Response::Answer(IdentifyAnswer {
+                                            query: job.query,
+                                            answer: answer.to_bytes(),
+                                        });
+                                        encode(Tag::Response, &r, max).map_err(|e| e.to_string())
+                                    });
+                                    let _ = tx.blocking_send(JobDone::Answered { job, channel, frame });
+                                });
+                            }
+                        }
+                    }
+                    request_response::Message::Response { request_id, response } => {
+                        let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
+                        let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
+                        let Some(peer) = q.waiting.remove(&request_id) else { return Ok(()) };
+                        match decode::<Response>(Tag::Response, &response, self.config.queries.max_answer_bytes) {
+                            Ok(Response::Answer(a)) if a.query == query => {
+                                q.decrypting += 1;
+                                let (key, tx, max) =
+                                    (q.key.clone(), self.jobs_tx.clone(), self.config.queries.max_answer_bytes);
+                                tokio::task::spawn_blocking(move || {
+                                    let result = EncryptedAnswer::from_bytes(&a.answer, max)
+                                        .and_then(|ans| key.decrypt(&ans).map(|d| (d, ans.count)))
+                                        .map(|(decisions, positions)| {
+                                            let hits = decisions
+                                                .iter()
+                                                .enumerate()
+                                                .filter(|(_, m)| **m)
+                                                .map(|(p, _)| position_handle(&query, p))
+                                                .collect();
+                                            (hits, positions)
+                                        })
+                                        .map_err(|e| e.to_string());
+                                    let _ = tx.blocking_send(JobDone::Decrypted { query, peer, result });
+                                });
+                            }
+                            Ok(Response::Refused(r)) => {
+                                q.outcomes.push(outcome(peer, "refused", Some(format!("{r:?}"))));
+                                self.audit(AuditEvent::QueryUnanswered {
+                                    query,
+                                    peer,
+                                    reason: format!("refused: {r:?}"),
+                                })?;
+                            }
+                            other => {
+                                let reason = match other {
+                                    Err(e) => format!("undecodable answer: {e}"),
+                                    _ => "answer to another query".into(),
+                                };
+                                q.outcomes.push(outcome(peer, "failed", Some(reason.clone())));
+                                self.audit(AuditEvent::QueryUnanswered { query, peer, reason })?;
+                            }
+                        }
+                        self.finish_if_done(query)?;
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure { request_id, peer, error, .. } => {
+                let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
+                if let Some(q) = self.queries.get_mut(&query) {
+                    if let Some(org) = q.waiting.remove(&request_id) {
+                        let status = if matches!(error, request_response::OutboundFailure::Timeout) {
+                            "timeout"
+                        } else {
+                            "failed"
+                        };
+                        q.outcomes.push(outcome(org, status, Some(error.to_string())));
+                        self.audit(AuditEvent::QueryUnanswered { query, peer: org, reason: error.to_string() })?;
+                    }
+                }
+                tracing::debug!(org = %self.name, %peer, "query failed: {error}");
+                self.finish_if_done(query)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Replies to the operator once nothing more can arrive.
+    fn finish_if_done(&mut self, query: Handle) -> Result<(), NodeError> {
+        let done = self.queries.get(&query).is_some_and(|q| q.encrypted && q.waiting.is_empty() && q.decrypting == 0);
+        if done {
+            let q = self.queries.remove(&query).expect("present");
+            let mut peers = q.outcomes;
+            peers.sort_by_key(|o| o.peer);
+            let _ = q.reply.send(Ok(IdentifyReport { query, peers }));
+        }
+        Ok(())
+    }
+
+    /// Marks peers that missed the deadline as timed out.
+    pub(super) fn expire_queries(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let late: Vec<Handle> =
+            self.queries.iter().filter(|(_, q)| q.deadline <= now && q.encrypted).map(|(h, _)| *h).collect();
+        for query in late {
+            let q = self.queries.get_mut(&query).expect("present");
+            let waiting: Vec<(OutboundRequestId, OrgId)> = q.waiting.drain().collect();
+            q.decrypting = 0;
+            for (id, peer) in waiting {
+                self.identify_requests.remove(&id);
+                let q = self.queries.get_mut(&query).expect("present");
+                q.outcomes.push(outcome(peer, "timeout", Some("no answer before the deadline".into())));
+                self.audit(AuditEvent::QueryUnanswered { query, peer, reason: "timeout".into() })?;
+            }
+            self.finish_if_done(query)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn job_channel() -> (mpsc::Sender<JobDone>, mpsc::Receiver<JobDone>) {
+    mpsc::channel(JOB_QUEUE)
+}

@@ -1,0 +1,180 @@
+//! Encrypted identification queries. As responder: check membership, role,
+//! budget and the probe's form, then hand a job (probe + gallery snapshot)
+//! to the runtime, which runs the homomorphic work off the async runtime.
+//! As prober: hold the GLWE key, audit what was asked, why, and what came
+//! back, and flag answers with implausibly many positives.
+
+use super::{Action, Engine};
+use crate::store::AuditEvent;
+use std::sync::Arc;
+use vigil_matcher::encrypted::{EncryptedProbe, ProberKey, RunLayout};
+use vigil_matcher::Gallery;
+use vigil_protocol::{decode, Handle, OrgId, Refusal, Request, Response, Role, Tag};
+
+/// A gallery snapshot for one extractor, laid out for encrypted answers.
+#[derive(Debug)]
+pub struct EncryptedGallery {
+    pub layout: RunLayout,
+    /// Record id of each gallery row.
+    pub records: Vec<u64>,
+}
+
+/// Homomorphic work for the runtime to run on a blocking thread.
+#[derive(Debug)]
+pub struct IdentifyJob {
+    pub query: Handle,
+    pub from: OrgId,
+    pub probe: EncryptedProbe,
+    pub gallery: Arc<EncryptedGallery>,
+    pub threshold: i32,
+    pub seed: [u8; 32],
+}
+
+/// What to do with an incoming query frame.
+#[derive(Debug)]
+pub enum IdentifyStart {
+    Run(Box<IdentifyJob>, Vec<Action>),
+    Answer(Response, Vec<Action>),
+}
+
+/// The handle of answer position `pos` of `query`: both ends derive it,
+/// the responder resolves it to a record (for disclosure), the prober
+/// names hits by it.
+pub fn position_handle(query: &Handle, pos: usize) -> Handle {
+    let mut b = query.0.to_vec();
+    b.extend_from_slice(&(pos as u64).to_le_bytes());
+    let h = vigil_crypto::sha256(&b);
+    Handle(h[..16].try_into().expect("16 bytes"))
+}
+
+/// Answered queries remembered for follow-up (bounded).
+pub(super) const MAX_REMEMBERED_QUERIES: usize = 1000;
+
+impl Engine {
+    /// The GLWE key, created on first use (the runtime persists `Meta`).
+    pub fn prober_key(&mut self) -> (Arc<ProberKey>, Vec<Action>) {
+        if let Some(k) = &self.prober {
+            return (k.clone(), vec![]);
+        }
+        let key = Arc::new(ProberKey::generate());
+        self.meta.prober_key = Some(key.to_bytes().to_vec());
+        self.prober = Some(key.clone());
+        let id: String = key.id().iter().map(|b| format!("{b:02x}")).collect();
+        (
+            key,
+            vec![
+                Action::Store(crate::store::StoreOp::PutMeta(Box::new(self.meta.clone()))),
+                Action::Audit(AuditEvent::ProberKeyCreated { key_id: id }),
+            ],
+        )
+    }
+
+    fn encrypted_gallery(&mut self, extractor: &str) -> Option<Arc<EncryptedGallery>> {
+        if let Some(g) = self.layouts.get(extractor) {
+            return Some(g.clone());
+        }
+        let rows: Vec<(u64, &Vec<i8>)> =
+            self.gallery.iter().filter(|(_, e)| e.extractor == extractor).map(|(id, e)| (*id, &e.vector)).collect();
+        let dim = rows.first()?.1.len();
+        let data: Vec<i8> = rows.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let g = Arc::new(EncryptedGallery {
+            layout: RunLayout::new(&Gallery::new(dim, data)),
+            records: rows.iter().map(|(id, _)| *id).collect(),
+        });
+        self.layouts.insert(extractor.to_string(), g.clone());
+        Some(g)
+    }
+
+    /// Counts a query against `from`'s budget; `Err` names the spent window.
+    fn spend_budget(&mut self, now_ms: u64, from: OrgId) -> Result<(), String> {
+        const HOUR: u64 = 3600 * 1000;
+        let log = self.budgets.entry(from).or_default();
+        while log.front().is_some_and(|t| *t + 24 * HOUR <= now_ms) {
+            log.pop_front();
+        }
+        let last_hour = log.iter().filter(|t| **t + HOUR > now_ms).count() as u32;
+        if last_hour >= self.queries.per_hour {
+            return Err(format!("query budget spent: {} per hour", self.queries.per_hour));
+        }
+        if log.len() as u32 >= self.queries.per_day {
+            return Err(format!("query budget spent: {} per day", self.queries.per_day));
+        }
+        log.push_back(now_ms);
+        Ok(())
+    }
+
+    /// Handles a frame on the identify protocol from `from`.
+    pub fn on_identify(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], seed: [u8; 32]) -> IdentifyStart {
+        let max = self.queries.max_query_bytes;
+        let req = match decode::<Request>(Tag::Request, bytes, max) {
+            Ok(Request::Identify(r)) => r,
+            Ok(Request::Hit(_)) | Err(_) => {
+                let reason = "undecodable identification query".to_string();
+                let mut actions =
+                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
+                actions.extend(self.strike(from, &reason));
+                return IdentifyStart::Answer(Response::Refused(Refusal::Malformed), actions);
+            }
+        };
+        let refuse = |refusal: Refusal, reason: String, query: Handle| {
+            IdentifyStart::Answer(
+                Response::Refused(refusal),
+                vec![Action::Audit(AuditEvent::QueryRefused { query, from, reason })],
+            )
+        };
+        if let Err(e) = req.validate() {
+            return refuse(Refusal::Malformed, e.to_string(), req.query);
+        }
+        if !self.has_role(&from, Role::Query) {
+            return refuse(
+                Refusal::NotAllowed,
+                "the roster does not give this member the query role".into(),
+                req.query,
+            );
+        }
+        let Ok(extractor) = vigil_matcher::extractor(&req.extractor).ok_or(()) else {
+            return refuse(Refusal::Unsupported, format!("unknown extractor {:?}", req.extractor), req.query);
+        };
+        let probe = match EncryptedProbe::from_bytes(&req.probe, max) {
+            Ok(p) if p.dim == extractor.dim => p,
+            Ok(p) => {
+                let reason = format!("probe has {} dimensions, {} has {}", p.dim, extractor.id, extractor.dim);
+                return refuse(Refusal::Unsupported, reason, req.query);
+            }
+            Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
+        };
+        if let Err(reason) = self.spend_budget(now_ms, from) {
+            return refuse(Refusal::BudgetExceeded, reason, req.query);
+        }
+        let gallery = self.encrypted_gallery(extractor.id).unwrap_or_else(|| {
+            Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(extractor.dim, vec![])), records: vec![] })
+        });
+        let event = AuditEvent::QueryReceived {
+            query: req.query,
+            from,
+            purpose: req.purpose.clone(),
+            legal_basis: req.legal_basis.clone(),
+            records: gallery.records.len(),
+        };
+        let threshold = (extractor.threshold * 127.0 * 127.0).round() as i32;
+        let job = IdentifyJob { query: req.query, from, probe, gallery, threshold, seed };
+        IdentifyStart::Run(Box::new(job), vec![Action::Audit(event)])
+    }
+
+    /// The runtime finished a job; remember how to resolve its handles.
+    pub fn identify_answered(&mut self, job: &IdentifyJob) {
+        if self.answered.len() >= MAX_REMEMBERED_QUERIES {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((job.query, job.from, job.seed, job.gallery.clone()));
+    }
+
+    /// Audit entries for an answer the prober decrypted: `positives` of `positions`.
+    pub fn query_result(&self, query: Handle, peer: OrgId, positives: usize, positions: usize) -> Vec<Action> {
+        let mut actions = vec![Action::Audit(AuditEvent::QueryAnswered { query, peer, positives, positions })];
+        if positions > 0 && positives as f64 > self.queries.flag_hit_fraction * positions as f64 && positives > 1 {
+            actions.push(Action::Audit(AuditEvent::QueryFlagged { query, peer, positives, positions }));
+        }
+        actions
+    }
+}

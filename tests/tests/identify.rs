@@ -1,0 +1,120 @@
+//! End-to-end encrypted identification with real nodes: the prober finds
+//! the one holder of a matching record, the others answer no match, budgets
+//! refuse with a reason, both ends audit purpose and legal basis, and no
+//! template bytes cross the wire.
+
+use vigil_matcher::synth::Population;
+use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
+use vigil_node::runtime::now_ms;
+use vigil_node::services::Enrolment;
+use vigil_node::store::AuditEvent;
+use vigil_protocol::{Category, OrgKind};
+use vigil_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
+    let logs: Vec<WireLog> = (0..3).map(|_| WireLog::default()).collect();
+    let taps = logs.clone();
+    let opts = FederationOptions {
+        tap: Box::new(move |i| Some(taps[i].tap())),
+        // The police unit answers at most two queries per peer and hour.
+        tweak: Box::new(|i, cfg| {
+            if i == 2 {
+                cfg.queries.per_hour = 2;
+            }
+        }),
+    };
+    let specs = [
+        OrgSpec::new("Shelter North", OrgKind::Ngo),
+        OrgSpec::new("Eastgate Border", OrgKind::Border),
+        OrgSpec::new("Metro Police", OrgKind::Police),
+    ];
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    let pop = Population::new(77, "vigil-synth-128", 300);
+    let enrol = |node: usize, person: usize| {
+        let h = fed.nodes[node].handle.clone();
+        let t = pop.sample(person, 1);
+        async move {
+            h.enrol(Enrolment {
+                template: t,
+                category: Category::Found,
+                case_ref: format!("CASE-{person}"),
+                consent: "intake form".into(),
+                retain_until_ms: now_ms() + 1_000_000_000,
+                regime: None,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    for p in 10..110 {
+        enrol(1, p).await;
+    }
+    enrol(1, 5).await; // the border post holds the person
+    for p in 110..300 {
+        enrol(2, p).await;
+    }
+    let (border, police) = (fed.nodes[1].handle.org, fed.nodes[2].handle.org);
+    let prober = &fed.nodes[0].handle;
+    let report = prober
+        .identify(pop.sample(5, 0), "missing child, family report".into(), "GDPR art. 6(1)(d)".into())
+        .await
+        .unwrap();
+    assert_eq!(report.peers.len(), 2, "{report:?}");
+    let at = |org| report.peers.iter().find(|p| p.peer == org).unwrap();
+    assert_eq!(at(border).status, "answered");
+    assert_eq!(at(border).hits.len(), 1, "exactly one record at the border post matches");
+    assert!(at(border).positions >= 101);
+    assert_eq!(at(police).status, "answered");
+    assert!(at(police).hits.is_empty(), "the police unit holds no matching record");
+    assert!(at(police).positions >= 190);
+
+    // Both ends audited the query with its purpose and legal basis.
+    let sent = audit_events(prober).await;
+    assert!(sent.iter().any(|e| matches!(e, AuditEvent::QuerySent { query, purpose, legal_basis, peers: 2 }
+        if *query == report.query && purpose == "missing child, family report" && legal_basis == "GDPR art. 6(1)(d)")));
+    assert_eq!(
+        sent.iter().filter(|e| matches!(e, AuditEvent::QueryAnswered { query, .. } if *query == report.query)).count(),
+        2
+    );
+    for i in [1, 2] {
+        let got = audit_events(&fed.nodes[i].handle).await;
+        assert!(got.iter().any(|e| matches!(e, AuditEvent::QueryReceived { query, purpose, .. }
+            if *query == report.query && purpose == "missing child, family report")));
+    }
+
+    // Budget: the police unit answers two queries per hour, then refuses.
+    let second = prober.identify(pop.sample(6, 0), "second".into(), "test".into()).await.unwrap();
+    assert!(second.peers.iter().all(|p| p.status == "answered"));
+    let third = prober.identify(pop.sample(7, 0), "third".into(), "test".into()).await.unwrap();
+    let refused = third.peers.iter().find(|p| p.peer == police).unwrap();
+    assert_eq!(refused.status, "refused");
+    assert!(refused.reason.as_deref().unwrap().contains("BudgetExceeded"));
+    assert_eq!(third.peers.iter().find(|p| p.peer == border).unwrap().status, "answered");
+    let police_audit = audit_events(&fed.nodes[2].handle).await;
+    assert!(police_audit
+        .iter()
+        .any(|e| matches!(e, AuditEvent::QueryRefused { reason, .. } if reason == "query budget spent: 2 per hour")));
+
+    // No template bytes on the wire: the probe and every gallery vector.
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for (person, capture) in [(5usize, 0u64), (5, 1), (6, 0), (7, 0), (50, 1), (200, 1)] {
+        let bytes: Vec<u8> = pop.sample(person, capture).vector.iter().map(|x| *x as u8).collect();
+        needles.extend(bytes.chunks(16).map(|c| c.to_vec()));
+    }
+    let mut identify_bytes = 0;
+    for log in &logs {
+        for (proto, bytes) in log.payloads() {
+            identify_bytes += bytes.len();
+            for n in &needles {
+                assert!(!contains(&bytes, n), "template bytes sent on {proto}");
+            }
+        }
+    }
+    assert!(identify_bytes > 3 * 2 * 1024 * 1024, "the tap saw the encrypted probes ({identify_bytes} bytes)");
+    for i in 0..3 {
+        assert!(fed.nodes[i].handle.audit_verify().await.unwrap().is_ok());
+    }
+    fed.shutdown().await;
+}
