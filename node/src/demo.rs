@@ -3,7 +3,8 @@
 //! post) start real nodes in one process, form a federation under a roster
 //! signed by 2 of 3 stewards, enrol synthetic records, and find a missing
 //! person: a standing alert matches an existing record and a later one, and
-//! the hits arrive at both ends.
+//! the hits arrive at both ends. Then the police unit runs an encrypted
+//! identification query (TFHE) across the federation.
 
 use crate::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use crate::services::Enrolment;
@@ -29,6 +30,8 @@ pub struct Summary {
     pub hits_expected: usize,
     pub false_hits: usize,
     pub hits_at_holders: usize,
+    /// Matches found by the encrypted identification query.
+    pub identify_hits: usize,
     pub alert_delivery_ms: u64,
     pub first_hit_ms: u64,
     pub audit_entries: usize,
@@ -156,6 +159,27 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         "HIT: the standing alert matched the newly enrolled record at Metro Police; the notice reached Shelter North.",
     );
 
+    n.say("Metro Police asks every member, with an encrypted probe (TFHE), whether it knows a person seen at a bus station ...");
+    let report = fed.nodes[POLICE]
+        .handle
+        .identify(
+            pop.sample(MISSING, 3),
+            "person seen at Central bus station".into(),
+            "LED art. 8, case MP-2026-7790".into(),
+        )
+        .await?;
+    let mut identify_hits = 0;
+    for p in &report.peers {
+        let name = fed.nodes.iter().find(|x| x.handle.org == p.peer).map(|x| x.name.as_str()).unwrap_or("?");
+        identify_hits += p.hits.len();
+        match (p.status.as_str(), p.hits.len()) {
+            ("answered", 0) => n.say(format!("  {name}: no match (answered for {} gallery positions)", p.positions)),
+            ("answered", k) => n.say(format!("  {name}: {k} match(es), handle {}", &p.hits[0].to_hex()[..12])),
+            (other, _) => n.say(format!("  {name}: {other} {}", p.reason.clone().unwrap_or_default())),
+        }
+    }
+    n.say("The peers computed on a probe they cannot read; only Metro Police could decrypt the answers.");
+
     // Ground truth: every hit at a holder must be a record of the missing person.
     let mut hits_at_holders = 0;
     let mut false_hits = 0;
@@ -196,6 +220,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         hits_expected: 2,
         false_hits,
         hits_at_holders,
+        identify_hits,
         alert_delivery_ms: delivered.as_millis() as u64,
         first_hit_ms,
         audit_entries,

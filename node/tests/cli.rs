@@ -203,6 +203,28 @@ fn quick_start_two_nodes_find_a_missing_person() {
     assert_eq!(alerts.as_array().unwrap().len(), 1);
     assert!(alerts[0]["case_ref"].is_null(), "the case reference left the issuer");
 
+    // Encrypted identification: the police unit answers with one hit.
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "identify",
+        "--data",
+        ngo,
+        "--template",
+        &s("probe.json"),
+        "--purpose",
+        "family report SN-0141",
+        "--legal-basis",
+        "GDPR 6(1)(d)",
+        "--json",
+    ]))
+    .unwrap();
+    let peers = report["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{report}");
+    assert_eq!(peers[0]["status"], "answered");
+    assert_eq!(peers[0]["hits"].as_array().unwrap().len(), 1, "{report}");
+    let err =
+        fails(&["identify", "--data", ngo, "--template", &s("wrong.json"), "--purpose", "x", "--legal-basis", "y"]);
+    assert!(err.contains("128-dimensional"), "{err}");
+
     // Audit: verify live, export, verify offline, and catch an edit.
     for n in &nodes {
         assert!(ok(&["audit", "verify", "--data", n]).contains("Audit chain OK"));
