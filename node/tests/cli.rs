@@ -225,6 +225,30 @@ fn quick_start_two_nodes_find_a_missing_person() {
         fails(&["identify", "--data", ngo, "--template", &s("wrong.json"), "--purpose", "x", "--legal-basis", "y"]);
     assert!(err.contains("128-dimensional"), "{err}");
 
+    // Disclosure: the NGO asks, a person at the police unit approves, the contact arrives.
+    let issuer_hit = hits(ngo).as_array().unwrap().iter().find(|h| h["role"] == "issuer").unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let asked =
+        ok(&["disclose", "request", "--data", ngo, &issuer_hit, "--reason", "family asks for the case contact"]);
+    let id = asked.split_whitespace().nth(3).unwrap().trim_end_matches(';').to_string();
+    let pending = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&["disclose", "pending", "--data", dir, "--json"])).unwrap()
+    };
+    eventually("the request pending at the holder", || {
+        pending(police).as_array().unwrap().iter().any(|d| d["id"] == id.as_str())
+    });
+    ok(&["disclose", "approve", "--data", police, &id, "--contact", "Desk officer, +00 555 0199"]);
+    eventually("the approved contact at the requester", || {
+        let all: serde_json::Value = serde_json::from_str(&ok(&["disclose", "list", "--data", ngo, "--json"])).unwrap();
+        all.as_array().unwrap().iter().any(|d| {
+            d["id"] == id.as_str() && d["status"] == "approved" && d["contact"] == "Desk officer, +00 555 0199"
+        })
+    });
+    let err = fails(&["disclose", "approve", "--data", police, &id, "--contact", "again"]);
+    assert!(err.contains("not waiting for this node's decision"), "{err}");
+
     // Audit: verify live, export, verify offline, and catch an edit.
     for n in &nodes {
         assert!(ok(&["audit", "verify", "--data", n]).contains("Audit chain OK"));

@@ -11,8 +11,9 @@ mod roster;
 pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertBody, AlertEnvelope, Category, HitNotice, IdentifyAnswer, IdentifyRequest, Modality, ProtectedProbe, Refusal,
-    Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, Withdrawal,
+    AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, HitNotice, IdentifyAnswer,
+    IdentifyRequest, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert, SignedHitNotice,
+    SignedWithdrawal, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 

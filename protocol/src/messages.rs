@@ -125,12 +125,37 @@ impl std::fmt::Debug for IdentifyAnswer {
     }
 }
 
-/// Request-response requests: `Hit` on `/vigil/req/1`, `Identify` on
-/// `/vigil/identify/1` (each protocol has its own frame limits).
+/// After a hit, the prober (or alert issuer) asks the holder to disclose
+/// the case contact for it. A person at the holder decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisclosureRequest {
+    /// Random; names the request at both ends.
+    pub id: Handle,
+    /// The hit's handle (from a hit notice, or an answer position).
+    pub hit: Handle,
+    /// The identification query the hit came from (`None` for alert hits).
+    pub query: Option<Handle>,
+    pub reason: String,
+}
+
+/// The holder's decision, sent back to the requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisclosureAnswer {
+    pub id: Handle,
+    pub approved: bool,
+    /// The case contact, only when approved.
+    pub contact: Option<String>,
+}
+
+/// Request-response requests: `Hit`, `Disclose` and `DisclosureAnswer` on
+/// `/vigil/req/1`; `Identify` on `/vigil/identify/1` (each protocol has its
+/// own frame limits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     Hit(SignedHitNotice),
     Identify(IdentifyRequest),
+    Disclose(DisclosureRequest),
+    DisclosureAnswer(DisclosureAnswer),
 }
 
 /// Why a request was refused.
@@ -148,6 +173,8 @@ pub enum Refusal {
     Unsupported,
     /// The member's roster roles do not allow this.
     NotAllowed,
+    /// No hit with that handle was reported to this requester.
+    UnknownHit,
 }
 
 /// Request-response responses.
@@ -184,6 +211,22 @@ impl IdentifyRequest {
         text("purpose", &self.purpose)?;
         text("legal basis", &self.legal_basis)?;
         text("extractor", &self.extractor)
+    }
+}
+
+impl DisclosureRequest {
+    pub fn validate(&self) -> Result<(), WireError> {
+        text("reason", &self.reason)
+    }
+}
+
+impl DisclosureAnswer {
+    pub fn validate(&self) -> Result<(), WireError> {
+        match (&self.contact, self.approved) {
+            (Some(c), true) => text("contact", c),
+            (None, false) => Ok(()),
+            _ => Err(WireError::Invalid("a contact goes with an approval, and only with one".into())),
+        }
     }
 }
 

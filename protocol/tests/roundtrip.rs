@@ -64,6 +64,25 @@ fn identify() -> impl Strategy<Value = (Request, Response)> {
         },
     )
 }
+fn disclosure() -> impl Strategy<Value = Vec<Request>> {
+    (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<Option<[u8; 16]>>(), "[a-z ]{1,40}", any::<bool>()).prop_map(
+        |(id, hit, query, text, approved)| {
+            vec![
+                Request::Disclose(DisclosureRequest {
+                    id: Handle(id),
+                    hit: Handle(hit),
+                    query: query.map(Handle),
+                    reason: text.clone(),
+                }),
+                Request::DisclosureAnswer(DisclosureAnswer {
+                    id: Handle(id),
+                    approved,
+                    contact: approved.then_some(text),
+                }),
+            ]
+        },
+    )
+}
 fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         Just(Response::Refused(Refusal::BudgetExceeded)),
@@ -113,6 +132,14 @@ proptest! {
         prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
         let bytes = encode(Tag::Response, &r, LIMIT).unwrap();
         prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), r);
+    }
+
+    #[test]
+    fn disclosure_roundtrip(v in disclosure()) {
+        for q in v {
+            let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+            prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+        }
     }
 
     #[test]

@@ -81,6 +81,44 @@ impl RunLayout {
     }
 }
 
+/// A query's shuffle, all drawn from its seed: the run in each slot, each
+/// slot's rotation, the mask seed of each block, and the resulting order.
+struct Shuffle {
+    slot_runs: Vec<u32>,
+    rotations: Vec<u8>,
+    block_seeds: Vec<[u8; 32]>,
+    order: Vec<u32>,
+}
+
+impl Shuffle {
+    fn new(records: usize, seed: [u8; 32]) -> Self {
+        let runs = records.div_ceil(RUN);
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut slot_runs: Vec<u32> = (0..runs as u32).collect();
+        rand::seq::SliceRandom::shuffle(slot_runs.as_mut_slice(), &mut rng);
+        let rotations: Vec<u8> = (0..runs).map(|_| rng.gen_range(0..RUN as u8)).collect();
+        let block_seeds: Vec<[u8; 32]> = (0..EncryptedAnswer::blocks(runs * RUN)).map(|_| rng.gen()).collect();
+        let mut order = vec![PADDING; runs * RUN];
+        order.par_chunks_mut(RUN).enumerate().for_each(|(slot, out)| {
+            let (run, rot) = (slot_runs[slot] as usize, rotations[slot] as usize);
+            for (t, o) in out.iter_mut().enumerate() {
+                let row = run * RUN + (rot + t) % RUN;
+                if row < records {
+                    *o = row as u32;
+                }
+            }
+        });
+        Self { slot_runs, rotations, block_seeds, order }
+    }
+}
+
+/// The order of the answer to a query over `records` records with shuffle
+/// `seed` (as `respond` returned it): how a responder resolves an answer
+/// position to a record later, keeping only the seed.
+pub fn answer_order(records: usize, seed: [u8; 32]) -> Vec<u32> {
+    Shuffle::new(records, seed).order
+}
+
 /// Per-thread working memory for one group of blocks.
 struct Scratch {
     buffers: ComputationBuffers,
@@ -194,25 +232,10 @@ fn respond_inner(
         },
     );
 
-    // Shuffle: a random slot for every run, a random rotation within it.
     let runs = layout.runs();
     let positions = runs * RUN;
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    let mut slot_runs: Vec<u32> = (0..runs as u32).collect();
-    rand::seq::SliceRandom::shuffle(slot_runs.as_mut_slice(), &mut rng);
-    let rotations: Vec<u8> = (0..runs).map(|_| rng.gen_range(0..RUN as u8)).collect();
     let blocks = EncryptedAnswer::blocks(positions);
-    let block_seeds: Vec<[u8; 32]> = (0..blocks).map(|_| rng.gen()).collect();
-    let mut order = vec![PADDING; positions];
-    order.par_chunks_mut(RUN).enumerate().for_each(|(slot, out)| {
-        let (run, rot) = (slot_runs[slot] as usize, rotations[slot] as usize);
-        for (t, o) in out.iter_mut().enumerate() {
-            let row = run * RUN + (rot + t) % RUN;
-            if row < layout.len() {
-                *o = row as u32;
-            }
-        }
-    });
+    let Shuffle { slot_runs, rotations, block_seeds, order } = Shuffle::new(layout.len(), seed);
 
     let mut coeffs = vec![0u32; blocks * 2 * POLY];
     // Blocks are processed GROUP at a time, so that each pass over the

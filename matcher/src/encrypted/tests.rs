@@ -169,6 +169,7 @@ fn fresh_masks_and_order_per_query() {
     let g = RunLayout::new(&gallery(&mut rng, &q, 300));
     let probe = key.encrypt(&q).unwrap();
     let (a1, o1) = respond(&probe, &g, T, [1; 32]).unwrap();
+    assert_eq!(answer_order(g.len(), [1; 32]), o1, "the order is re-derivable from the seed");
     let (a2, o2) = respond(&probe, &g, T, [2; 32]).unwrap();
     assert_ne!(o1, o2);
     let (r1, r2) = (key.decrypt_raw(&a1).unwrap(), key.decrypt_raw(&a2).unwrap());

@@ -28,6 +28,10 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/audit/export", "export the audit chain"),
     ("POST", "/v1/roster", "apply a newer signed roster"),
     ("POST", "/v1/identify", "encrypted identification query to every connected member"),
+    ("GET", "/v1/disclosures", "disclosure requests, both directions"),
+    ("POST", "/v1/disclosures", "ask the holder of a hit to disclose its case contact"),
+    ("POST", "/v1/disclosures/{id}/approve", "approve a pending request, with the contact"),
+    ("POST", "/v1/disclosures/{id}/refuse", "refuse a pending request"),
 ];
 
 #[derive(Clone)]
@@ -238,6 +242,54 @@ async fn identify(
     Ok(Json(s.node.identify(template, r.purpose, r.legal_basis).await?))
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DisclosureBody {
+    /// The hit's handle (hex).
+    pub hit: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApproveBody {
+    pub contact: String,
+}
+
+fn handle(s: &str) -> Result<vigil_protocol::Handle, Failure> {
+    vigil_protocol::Handle::from_hex(s).map_err(|e| bad(format!("handle: {e}")))
+}
+
+async fn disclosures(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.disclosures().await?))
+}
+
+async fn disclose(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<DisclosureBody>,
+) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let id = s.node.request_disclosure(handle(&r.hit)?, r.reason).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
+}
+
+async fn approve(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Json(r): Json<ApproveBody>,
+) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    s.node.decide_disclosure(handle(&id)?, Some(r.contact)).await?;
+    Ok(Json(Created { id }))
+}
+
+async fn refuse(State(s): State<ApiState>, h: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    s.node.decide_disclosure(handle(&id)?, None).await?;
+    Ok(Json(Created { id }))
+}
+
 /// The API router for `node`, guarded by `token`.
 pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
@@ -251,6 +303,9 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
         .route("/v1/audit/export", get(audit_export))
         .route("/v1/roster", post(roster))
         .route("/v1/identify", post(identify))
+        .route("/v1/disclosures", get(disclosures).post(disclose))
+        .route("/v1/disclosures/{id}/approve", post(approve))
+        .route("/v1/disclosures/{id}/refuse", post(refuse))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -103,6 +103,9 @@ pub enum Command {
     /// Publish, withdraw and list alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// After a hit: ask for, decide on, and list disclosures of the case contact.
+    #[command(subcommand)]
+    Disclose(DiscloseCmd),
     /// List hits at the running node.
     Hits {
         #[command(flatten)]
@@ -129,6 +132,46 @@ pub enum Command {
         /// Seed of the synthetic population.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiscloseCmd {
+    /// Ask the holder of a hit (its handle, from `vigil hits`) for the case contact.
+    Request {
+        #[command(flatten)]
+        data: DataArg,
+        hit: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Requests waiting for a decision at this node.
+    Pending {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All disclosure requests, both directions, with their outcome.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request and send the contact.
+    Approve {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
+        #[arg(long)]
+        contact: String,
+    },
+    /// Refuse a pending request.
+    Refuse {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
     },
 }
 
@@ -327,6 +370,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Disclose(cmd) => disclose(cmd),
         Command::Alert(AlertCmd::Withdraw { data, id }) => {
             let _: api::Created = client::Client::new(&data.data)?.post(&format!("/v1/alerts/{id}/withdraw"), &())?;
             println!("Withdrew alert {id}");
@@ -339,7 +383,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Hits { data, json } => {
             let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/hits")?;
-            client::print_table(&v, json, &["role", "alert", "peer", "handle", "delivered"]);
+            client::print_table(&v, json, &["role", "source", "peer", "handle", "delivered"]);
             Ok(())
         }
         Command::Status { data } => {
@@ -412,6 +456,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn disclose(cmd: DiscloseCmd) -> anyhow::Result<()> {
+    let columns = ["id", "role", "status", "peer", "hit", "reason", "contact"];
+    match cmd {
+        DiscloseCmd::Request { data, hit, reason } => {
+            let body = api::DisclosureBody { hit, reason };
+            let created: api::Created = client::Client::new(&data.data)?.post("/v1/disclosures", &body)?;
+            println!("Asked for disclosure {}; the holder decides.", created.id);
+        }
+        DiscloseCmd::Pending { data, json } => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/disclosures")?;
+            let pending: Vec<serde_json::Value> =
+                v.as_array().cloned().unwrap_or_default().into_iter().filter(|d| d["status"] == "pending").collect();
+            client::print_table(&serde_json::Value::Array(pending), json, &columns);
+        }
+        DiscloseCmd::List { data, json } => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/disclosures")?;
+            client::print_table(&v, json, &columns);
+        }
+        DiscloseCmd::Approve { data, id, contact } => {
+            let _: api::Created = client::Client::new(&data.data)?
+                .post(&format!("/v1/disclosures/{id}/approve"), &api::ApproveBody { contact })?;
+            println!("Approved disclosure {id}; the contact is on its way to the requester.");
+        }
+        DiscloseCmd::Refuse { data, id } => {
+            let _: api::Created =
+                client::Client::new(&data.data)?.post(&format!("/v1/disclosures/{id}/refuse"), &())?;
+            println!("Refused disclosure {id}.");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {

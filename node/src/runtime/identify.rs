@@ -186,7 +186,7 @@ impl Runtime {
                 q.decrypting -= 1;
                 match result {
                     Ok((hits, positions)) => {
-                        let actions = self.engine.query_result(query, peer, hits.len(), positions);
+                        let actions = self.engine.query_result(now_ms(), query, peer, &hits, positions);
                         let q = self.queries.get_mut(&query).expect("present");
                         q.outcomes.push(PeerOutcome { peer, status: "answered".into(), reason: None, hits, positions });
                         self.apply(actions)?;

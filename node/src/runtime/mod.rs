@@ -124,6 +124,9 @@ enum Command {
     RawPublish(Vec<u8>, Reply<()>),
     RawRequest(OrgId, Vec<u8>, Reply<()>),
     Identify { template: Box<Template>, purpose: String, legal_basis: String, reply: Reply<IdentifyReport> },
+    RequestDisclosure { hit: Handle, reason: String, reply: Reply<Handle> },
+    DecideDisclosure { id: Handle, contact: Option<String>, reply: Reply<()> },
+    Disclosures(Reply<Vec<crate::store::StoredDisclosure>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -200,6 +203,18 @@ impl NodeHandle {
     ) -> Result<IdentifyReport, NodeError> {
         ask!(self, |reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply })
     }
+    /// Asks the holder of `hit` to disclose its case contact; returns the request id.
+    pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {
+        ask!(self, |reply| Command::RequestDisclosure { hit, reason, reply })
+    }
+    /// Approves (with the contact to disclose) or refuses (`None`) a pending request.
+    pub async fn decide_disclosure(&self, id: Handle, contact: Option<String>) -> Result<(), NodeError> {
+        ask!(self, |reply| Command::DecideDisclosure { id, contact, reply })
+    }
+    /// Disclosure requests at this node, both directions.
+    pub async fn disclosures(&self) -> Result<Vec<crate::store::StoredDisclosure>, NodeError> {
+        ask!(self, Command::Disclosures)
+    }
     /// Stops the node after flushing its store.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -251,6 +266,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         records: store.records()?,
         alerts: store.alerts()?,
         hits: store.hits()?,
+        disclosures: store.disclosures()?,
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
@@ -383,6 +399,12 @@ impl Runtime {
                         Err(e) => tracing::error!("cannot encode hit notice: {e}"),
                     }
                 }
+                Action::Send { to, request, key } => {
+                    match encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
+                        Ok(frame) => self.send_request(to, frame, Some(key)),
+                        Err(e) => tracing::error!("cannot encode a request: {e}"),
+                    }
+                }
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {
                         tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
@@ -455,6 +477,14 @@ impl Runtime {
     }
 
     fn resend_hits(&mut self) {
+        for (to, request, key) in self.engine.undelivered_disclosures() {
+            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
+            if connected {
+                if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
+                    self.send_request(to, frame, Some(key));
+                }
+            }
+        }
         for (to, notice) in self.engine.undelivered() {
             let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
             if connected {
@@ -528,7 +558,7 @@ impl Runtime {
                                 self.config.network.max_frame_bytes,
                             ) {
                                 Ok(r) => {
-                                    let actions = self.engine.on_hit_response(h, &r);
+                                    let actions = self.engine.on_response(h, &r);
                                     self.apply(actions)?;
                                 }
                                 Err(e) => {
@@ -675,6 +705,27 @@ impl Runtime {
             }
             Command::Identify { template, purpose, legal_basis, reply } => {
                 self.start_identify(*template, purpose, legal_basis, reply)
+            }
+            Command::RequestDisclosure { hit, reason, reply } => {
+                let r =
+                    self.engine.request_disclosure(now, hit, reason).map_err(NodeError::from).and_then(|(id, a)| {
+                        self.apply(a)?;
+                        Ok(id)
+                    });
+                let _ = reply.send(r);
+            }
+            Command::DecideDisclosure { id, contact, reply } => {
+                let r = self
+                    .engine
+                    .decide_disclosure(now, id, contact)
+                    .map_err(NodeError::from)
+                    .and_then(|a| self.apply(a));
+                let _ = reply.send(r);
+            }
+            Command::Disclosures(reply) => {
+                let mut v: Vec<_> = self.engine.disclosures().cloned().collect();
+                v.sort_by_key(|d| d.requested_at_ms);
+                let _ = reply.send(Ok(v));
             }
             Command::Shutdown(_) => unreachable!("handled in the loop"),
         }

@@ -3,7 +3,7 @@
 //! notice with a known handle is acknowledged again and stored once.
 
 use super::{Action, Engine};
-use crate::store::{AuditEvent, HitRole, StoreOp, StoredHit};
+use crate::store::{AuditEvent, HitRole, HitSource, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
 use vigil_protocol::{
     decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag,
@@ -36,6 +36,8 @@ impl Engine {
         };
         match req {
             Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
+            Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
+            Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
             // Queries travel on their own protocol, with their own limits.
             Request::Identify(_) => {
                 let reason = "identification query on the notice protocol".to_string();
@@ -75,7 +77,7 @@ impl Engine {
         let hit = StoredHit {
             handle: b.handle,
             role: HitRole::Issuer,
-            alert: b.alert,
+            source: HitSource::Alert(b.alert),
             peer: from,
             record: None,
             at_ms: now_ms,
@@ -89,6 +91,23 @@ impl Engine {
                 Action::Audit(AuditEvent::HitReceived { alert: b.alert, holder: from, handle: b.handle }),
             ],
         )
+    }
+
+    /// A peer answered a request we sent under `key` (a hit handle or a disclosure id).
+    pub fn on_response(&mut self, key: Handle, response: &Response) -> Vec<Action> {
+        if self.hits.contains_key(&key) {
+            return self.on_hit_response(key, response);
+        }
+        match response {
+            Response::Ack => self.disclosure_acked(key),
+            other => {
+                let peer = self.disclosures.get(&key).map(|d| d.peer.to_hex()).unwrap_or_default();
+                vec![Action::Audit(AuditEvent::MessageRejected {
+                    from: peer,
+                    reason: format!("disclosure message refused: {other:?}"),
+                })]
+            }
+        }
     }
 
     /// The issuer answered our hit notice.

@@ -108,7 +108,7 @@ impl Engine {
         let max = self.queries.max_query_bytes;
         let req = match decode::<Request>(Tag::Request, bytes, max) {
             Ok(Request::Identify(r)) => r,
-            Ok(Request::Hit(_)) | Err(_) => {
+            Ok(_) | Err(_) => {
                 let reason = "undecodable identification query".to_string();
                 let mut actions =
                     vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
@@ -169,9 +169,31 @@ impl Engine {
         self.answered.push_back((job.query, job.from, job.seed, job.gallery.clone()));
     }
 
-    /// Audit entries for an answer the prober decrypted: `positives` of `positions`.
-    pub fn query_result(&self, query: Handle, peer: OrgId, positives: usize, positions: usize) -> Vec<Action> {
+    /// Stores the hits of an answer the prober decrypted (so they can be
+    /// followed up by disclosure) and audits it: `hits` of `positions`.
+    pub fn query_result(
+        &mut self,
+        now_ms: u64,
+        query: Handle,
+        peer: OrgId,
+        hits: &[Handle],
+        positions: usize,
+    ) -> Vec<Action> {
+        let positives = hits.len();
         let mut actions = vec![Action::Audit(AuditEvent::QueryAnswered { query, peer, positives, positions })];
+        for handle in hits {
+            let hit = crate::store::StoredHit {
+                handle: *handle,
+                role: crate::store::HitRole::Prober,
+                source: crate::store::HitSource::Query(query),
+                peer,
+                record: None,
+                at_ms: now_ms,
+                delivered: true,
+            };
+            self.hits.insert(*handle, hit.clone());
+            actions.push(Action::Store(crate::store::StoreOp::PutHit(hit)));
+        }
         if positions > 0 && positives as f64 > self.queries.flag_hit_fraction * positions as f64 && positives > 1 {
             actions.push(Action::Audit(AuditEvent::QueryFlagged { query, peer, positives, positions }));
         }

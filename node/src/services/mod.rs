@@ -6,10 +6,13 @@
 //! same engine with its own clock.
 
 mod alerts;
+mod disclose;
 mod hits;
 mod identify;
 
-use crate::store::{AlertStatus, AuditEvent, HitRole, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord};
+use crate::store::{
+    AlertStatus, AuditEvent, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord,
+};
 use rand::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +35,12 @@ pub enum Action {
     SendHit {
         to: OrgId,
         notice: SignedHitNotice,
+    },
+    /// Send a request on `/vigil/req/1`; `key` names it for acknowledgement.
+    Send {
+        to: OrgId,
+        request: vigil_protocol::Request,
+        key: vigil_protocol::Handle,
     },
     /// Disconnect and refuse this peer from now on.
     Block(OrgId),
@@ -104,6 +113,7 @@ pub struct Engine {
     layouts: HashMap<String, Arc<identify::EncryptedGallery>>,
     budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
     answered: std::collections::VecDeque<(vigil_protocol::Handle, OrgId, [u8; 32], Arc<identify::EncryptedGallery>)>,
+    disclosures: BTreeMap<vigil_protocol::Handle, crate::store::StoredDisclosure>,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -119,6 +129,7 @@ pub struct EngineInit {
     pub records: Vec<StoredRecord>,
     pub alerts: Vec<StoredAlert>,
     pub hits: Vec<StoredHit>,
+    pub disclosures: Vec<crate::store::StoredDisclosure>,
     /// Seed for handles; `None` draws one from the OS.
     pub seed: Option<u64>,
 }
@@ -154,7 +165,11 @@ impl Engine {
             layouts: HashMap::new(),
             budgets: HashMap::new(),
             answered: Default::default(),
+            disclosures: BTreeMap::new(),
         };
+        for d in init.disclosures {
+            e.disclosures.insert(d.id, d);
+        }
         if let Some(k) = &e.meta.prober_key {
             let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
                 .map_err(|err| EngineError::Invalid(format!("stored prober key: {err}")))?;
@@ -168,8 +183,8 @@ impl Engine {
             e.alerts.insert(a.id, a);
         }
         for h in init.hits {
-            if let Some(r) = h.record {
-                e.matched.insert((h.alert, r));
+            if let (Some(r), HitSource::Alert(a)) = (h.record, h.source) {
+                e.matched.insert((a, r));
             }
             e.hits.insert(h.handle, h);
         }
@@ -328,7 +343,7 @@ impl Engine {
         let hit = StoredHit {
             handle,
             role: HitRole::Holder,
-            alert,
+            source: HitSource::Alert(alert),
             peer: issuer,
             record: Some(record),
             at_ms: now_ms,
@@ -349,7 +364,10 @@ impl Engine {
         self.hits
             .values()
             .filter(|h| h.role == HitRole::Holder && !h.delivered)
-            .map(|h| (h.peer, hits::sign_notice(&self.me, h.alert, h.handle, h.at_ms)))
+            .filter_map(|h| match h.source {
+                HitSource::Alert(a) => Some((h.peer, hits::sign_notice(&self.me, a, h.handle, h.at_ms))),
+                HitSource::Query(_) => None,
+            })
             .collect()
     }
 

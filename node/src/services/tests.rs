@@ -63,6 +63,7 @@ fn fed(n: usize) -> Fed {
                 records: vec![],
                 alerts: vec![],
                 hits: vec![],
+                disclosures: vec![],
                 seed: Some(i as u64),
             })
             .unwrap()
@@ -133,7 +134,7 @@ fn alert_hit_and_idempotent_notice() {
         assert_eq!(r, Response::Ack);
     }
     assert_eq!(f.engines[0].hits().count(), 1);
-    assert_eq!(f.engines[0].hits().next().unwrap().alert, id);
+    assert_eq!(f.engines[0].hits().next().unwrap().source, crate::store::HitSource::Alert(id));
     // A notice relayed by someone else than the holder is refused.
     let third = f.engines[2].org();
     let (r, _) = f.engines[0].on_request(T0 + 8, third, &frame, FRAME);

@@ -37,6 +37,11 @@ pub enum AuditEvent {
     QueryUnanswered { query: Handle, peer: OrgId, reason: String },
     QueryReceived { query: Handle, from: OrgId, purpose: String, legal_basis: String, records: usize },
     QueryRefused { query: Handle, from: OrgId, reason: String },
+    DisclosureRequested { id: Handle, hit: Handle, holder: OrgId, reason: String },
+    DisclosureReceived { id: Handle, from: OrgId, record: u64, reason: String },
+    DisclosureUnresolved { id: Handle, from: OrgId },
+    DisclosureDecided { id: Handle, approved: bool },
+    DisclosureAnswered { id: Handle, holder: OrgId, approved: bool },
 }
 
 /// The signed content of one entry.

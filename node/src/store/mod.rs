@@ -86,6 +86,16 @@ pub enum HitRole {
     Holder,
     /// This node issued the alert and was notified by the holder.
     Issuer,
+    /// This node sent an identification query and decrypted a match.
+    Prober,
+}
+
+/// What produced a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HitSource {
+    Alert(AlertId),
+    Query(Handle),
 }
 
 /// A hit, seen from either end.
@@ -93,13 +103,54 @@ pub enum HitRole {
 pub struct StoredHit {
     pub handle: Handle,
     pub role: HitRole,
-    pub alert: AlertId,
-    /// The other end: the issuer (for a holder) or the holder (for an issuer).
+    pub source: HitSource,
+    /// The other end: the issuer (for a holder), the holder (for an issuer
+    /// or a prober).
     pub peer: OrgId,
     /// The matching local record (holder only).
     pub record: Option<u64>,
     pub at_ms: u64,
     /// Holder: whether the issuer acknowledged the notice.
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisclosureRole {
+    /// A peer asked this node (which holds the record) to disclose.
+    Holder,
+    /// This node asked a holder.
+    Requester,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisclosureStatus {
+    /// Waiting for a person at this (holding) node to decide.
+    Pending,
+    /// Sent; waiting for the holder's decision.
+    Requested,
+    Approved,
+    Refused,
+}
+
+/// A disclosure request, at either end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDisclosure {
+    pub id: Handle,
+    pub role: DisclosureRole,
+    pub peer: OrgId,
+    pub hit: Handle,
+    pub query: Option<Handle>,
+    /// The matching local record (holder only).
+    pub record: Option<u64>,
+    pub reason: String,
+    pub status: DisclosureStatus,
+    /// The case contact (holder: what it approved; requester: what it received).
+    pub contact: Option<String>,
+    pub requested_at_ms: u64,
+    pub decided_at_ms: Option<u64>,
+    /// Whether the other end acknowledged our last message about it.
     pub delivered: bool,
 }
 
@@ -120,12 +171,14 @@ pub enum StoreOp {
     PutAlert(Box<StoredAlert>),
     PutHit(StoredHit),
     PutMeta(Box<Meta>),
+    PutDisclosure(Box<StoredDisclosure>),
 }
 
 const RECORDS: &str = "records";
 const ALERTS: &str = "alerts";
 const HITS: &str = "hits";
 const META: &str = "meta";
+const DISCLOSURES: &str = "disclosures";
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -184,6 +237,7 @@ impl Store {
                 StoreOp::PutAlert(a) => (ALERTS, a.id.0.to_vec(), self.seal(ALERTS, &a.id.0, a)?),
                 StoreOp::PutHit(h) => (HITS, h.handle.0.to_vec(), self.seal(HITS, &h.handle.0, h)?),
                 StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
+                StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
             };
             self.db.open_tree(tree)?.insert(key, value)?;
         }
@@ -199,6 +253,9 @@ impl Store {
     }
     pub fn hits(&self) -> Result<Vec<StoredHit>, StoreError> {
         self.all(HITS)
+    }
+    pub fn disclosures(&self) -> Result<Vec<StoredDisclosure>, StoreError> {
+        self.all(DISCLOSURES)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
         match self.db.open_tree(META)?.get(b"meta")? {

@@ -1,0 +1,225 @@
+//! Disclosure after a hit (human in the loop, as Prüm's follow-up step):
+//! the requester names a hit handle and a reason; the holder resolves the
+//! handle to its record and waits for a person to approve or refuse; only
+//! an approval sends the case contact back. Every step is audited at both
+//! ends, and messages are resent until acknowledged.
+
+use super::identify::position_handle;
+use super::{Action, Engine, EngineError};
+use crate::store::{AuditEvent, DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
+use vigil_matcher::encrypted::answer_order;
+use vigil_protocol::{DisclosureAnswer, DisclosureRequest, Handle, OrgId, Refusal, Request, Response};
+
+impl Engine {
+    pub fn disclosures(&self) -> impl Iterator<Item = &StoredDisclosure> {
+        self.disclosures.values()
+    }
+
+    fn put(&mut self, d: StoredDisclosure) -> Action {
+        self.disclosures.insert(d.id, d.clone());
+        Action::Store(StoreOp::PutDisclosure(Box::new(d)))
+    }
+
+    /// Asks the holder of hit `hit` to disclose the case contact.
+    pub fn request_disclosure(
+        &mut self,
+        now_ms: u64,
+        hit: Handle,
+        reason: String,
+    ) -> Result<(Handle, Vec<Action>), EngineError> {
+        let h = self.hits.get(&hit).ok_or_else(|| EngineError::Invalid(format!("no hit with handle {hit}")))?;
+        if !matches!(h.role, HitRole::Issuer | HitRole::Prober) {
+            return Err(EngineError::Invalid(
+                "this node holds that record; disclosure is asked by the other end".into(),
+            ));
+        }
+        let query = match h.source {
+            HitSource::Query(q) => Some(q),
+            HitSource::Alert(_) => None,
+        };
+        let peer = h.peer;
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut self.rng, &mut id);
+        let id = Handle(id);
+        let req = DisclosureRequest { id, hit, query, reason: reason.clone() };
+        req.validate().map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let d = StoredDisclosure {
+            id,
+            role: DisclosureRole::Requester,
+            peer,
+            hit,
+            query,
+            record: None,
+            reason: reason.clone(),
+            status: DisclosureStatus::Requested,
+            contact: None,
+            requested_at_ms: now_ms,
+            decided_at_ms: None,
+            delivered: false,
+        };
+        let store = self.put(d);
+        Ok((
+            id,
+            vec![
+                store,
+                Action::Audit(AuditEvent::DisclosureRequested { id, hit, holder: peer, reason }),
+                Action::Send { to: peer, request: Request::Disclose(req), key: id },
+            ],
+        ))
+    }
+
+    /// Resolves a hit handle reported to `from` to a local record.
+    fn resolve(&self, from: OrgId, hit: Handle, query: Option<Handle>) -> Option<u64> {
+        match query {
+            None => self.hits.get(&hit).filter(|h| h.role == HitRole::Holder && h.peer == from).and_then(|h| h.record),
+            Some(q) => {
+                let (_, _, seed, gallery) =
+                    self.answered.iter().find(|(query, to, _, _)| *query == q && *to == from)?;
+                let order = answer_order(gallery.records.len(), *seed);
+                let pos = (0..order.len()).find(|p| position_handle(&q, *p) == hit)?;
+                gallery.records.get(*order.get(pos)? as usize).copied()
+            }
+        }
+    }
+
+    pub(super) fn on_disclosure_request(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        r: DisclosureRequest,
+    ) -> (Response, Vec<Action>) {
+        if r.validate().is_err() {
+            return (Response::Refused(Refusal::Malformed), vec![]);
+        }
+        if self.disclosures.contains_key(&r.id) {
+            return (Response::Ack, vec![]);
+        }
+        let Some(record) = self.resolve(from, r.hit, r.query) else {
+            return (
+                Response::Refused(Refusal::UnknownHit),
+                vec![Action::Audit(AuditEvent::DisclosureUnresolved { id: r.id, from })],
+            );
+        };
+        let d = StoredDisclosure {
+            id: r.id,
+            role: DisclosureRole::Holder,
+            peer: from,
+            hit: r.hit,
+            query: r.query,
+            record: Some(record),
+            reason: r.reason.clone(),
+            status: DisclosureStatus::Pending,
+            contact: None,
+            requested_at_ms: now_ms,
+            decided_at_ms: None,
+            delivered: true,
+        };
+        let store = self.put(d);
+        (
+            Response::Ack,
+            vec![store, Action::Audit(AuditEvent::DisclosureReceived { id: r.id, from, record, reason: r.reason })],
+        )
+    }
+
+    /// A person at this node approves (with the contact to disclose) or refuses.
+    pub fn decide_disclosure(
+        &mut self,
+        now_ms: u64,
+        id: Handle,
+        contact: Option<String>,
+    ) -> Result<Vec<Action>, EngineError> {
+        let d = self.disclosures.get(&id).ok_or_else(|| EngineError::Invalid(format!("no disclosure request {id}")))?;
+        if d.role != DisclosureRole::Holder || d.status != DisclosureStatus::Pending {
+            return Err(EngineError::Invalid(format!("disclosure {id} is not waiting for this node's decision")));
+        }
+        let approved = contact.is_some();
+        let answer = DisclosureAnswer { id, approved, contact: contact.clone() };
+        answer.validate().map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let mut d = d.clone();
+        d.status = if approved { DisclosureStatus::Approved } else { DisclosureStatus::Refused };
+        d.contact = contact;
+        d.decided_at_ms = Some(now_ms);
+        d.delivered = false;
+        let to = d.peer;
+        let store = self.put(d);
+        Ok(vec![
+            store,
+            Action::Audit(AuditEvent::DisclosureDecided { id, approved }),
+            Action::Send { to, request: Request::DisclosureAnswer(answer), key: id },
+        ])
+    }
+
+    pub(super) fn on_disclosure_answer(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        a: DisclosureAnswer,
+    ) -> (Response, Vec<Action>) {
+        if a.validate().is_err() {
+            return (Response::Refused(Refusal::Malformed), vec![]);
+        }
+        let Some(d) = self.disclosures.get(&a.id).filter(|d| d.role == DisclosureRole::Requester && d.peer == from)
+        else {
+            return (Response::Refused(Refusal::UnknownHit), vec![]);
+        };
+        if d.status != DisclosureStatus::Requested {
+            return (Response::Ack, vec![]);
+        }
+        let mut d = d.clone();
+        d.status = if a.approved { DisclosureStatus::Approved } else { DisclosureStatus::Refused };
+        d.contact = a.contact;
+        d.decided_at_ms = Some(now_ms);
+        d.delivered = true;
+        let store = self.put(d);
+        (
+            Response::Ack,
+            vec![store, Action::Audit(AuditEvent::DisclosureAnswered { id: a.id, holder: from, approved: a.approved })],
+        )
+    }
+
+    /// The peer acknowledged our message about disclosure `id`.
+    pub(super) fn disclosure_acked(&mut self, id: Handle) -> Vec<Action> {
+        match self.disclosures.get(&id) {
+            Some(d) if !d.delivered => {
+                let mut d = d.clone();
+                d.delivered = true;
+                vec![self.put(d)]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Disclosure messages not yet acknowledged (resent on reconnect).
+    pub fn undelivered_disclosures(&self) -> Vec<(OrgId, Request, Handle)> {
+        self.disclosures
+            .values()
+            .filter(|d| !d.delivered)
+            .filter_map(|d| match (d.role, d.status) {
+                (DisclosureRole::Requester, DisclosureStatus::Requested) => {
+                    Some(Request::Disclose(DisclosureRequest {
+                        id: d.id,
+                        hit: d.hit,
+                        query: d.query,
+                        reason: d.reason.clone(),
+                    }))
+                }
+                (DisclosureRole::Holder, DisclosureStatus::Approved | DisclosureStatus::Refused) => {
+                    Some(Request::DisclosureAnswer(DisclosureAnswer {
+                        id: d.id,
+                        approved: d.status == DisclosureStatus::Approved,
+                        contact: d.contact.clone(),
+                    }))
+                }
+                _ => None,
+            })
+            .map(|r| {
+                let (to, key) = match &r {
+                    Request::Disclose(q) => (self.disclosures[&q.id].peer, q.id),
+                    Request::DisclosureAnswer(a) => (self.disclosures[&a.id].peer, a.id),
+                    _ => unreachable!("only disclosure messages are built here"),
+                };
+                (to, r, key)
+            })
+            .collect()
+    }
+}
