@@ -4,7 +4,8 @@
 //! signed by 2 of 3 stewards, enrol synthetic records, and find a missing
 //! person: a standing alert matches an existing record and a later one, and
 //! the hits arrive at both ends. Then the police unit runs an encrypted
-//! identification query (TFHE) across the federation.
+//! identification query (TFHE) across the federation, and the NGO asks the
+//! border post to disclose the case contact, which a person there approves.
 
 use crate::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use crate::services::Enrolment;
@@ -32,6 +33,8 @@ pub struct Summary {
     pub hits_at_holders: usize,
     /// Matches found by the encrypted identification query.
     pub identify_hits: usize,
+    /// The approved case contact reached the requester.
+    pub disclosed: bool,
     pub alert_delivery_ms: u64,
     pub first_hit_ms: u64,
     pub audit_entries: usize,
@@ -194,7 +197,35 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         }
     }
     n.say("Both ends list the hits by peer and opaque handle; no score, template or name was exchanged.");
-    n.say("Next step (human in the loop): Shelter North asks each holder to disclose the case contact.");
+
+    // Disclosure: human in the loop at the holder.
+    let border_hit = hits.iter().find(|h| h.role == HitRole::Issuer && h.peer == fed.nodes[BORDER].handle.org);
+    let border_hit = border_hit.ok_or_else(|| anyhow::anyhow!("no hit from the border post"))?.handle;
+    let id = fed.nodes[NGO]
+        .handle
+        .request_disclosure(border_hit, "family of SN-2026-0141 asks for the case contact".into())
+        .await?;
+    n.say("Shelter North asks Eastgate Border Post to disclose the case contact for its hit.");
+    let border = fed.nodes[BORDER].handle.clone();
+    wait_for(Duration::from_secs(20), || {
+        let b = border.clone();
+        async move { b.disclosures().await.ok()?.iter().find(|d| d.id == id && d.record.is_some()).map(|_| ()) }
+    })
+    .await
+    .ok_or_else(|| anyhow::anyhow!("the disclosure request did not reach the border post"))?;
+    n.say(
+        "  At Eastgate, a duty officer sees the pending request (reason, requester, matching record) and approves it.",
+    );
+    border.decide_disclosure(id, Some("Sgt. R. Moreau, Eastgate duty desk, +00 555 0101".into())).await?;
+    let ngo = fed.nodes[NGO].handle.clone();
+    let contact = wait_for(Duration::from_secs(20), || {
+        let h = ngo.clone();
+        async move { h.disclosures().await.ok()?.into_iter().find(|d| d.id == id).and_then(|d| d.contact) }
+    })
+    .await
+    .ok_or_else(|| anyhow::anyhow!("the approved contact did not reach Shelter North"))?;
+    n.say(format!("  Shelter North received the contact: {contact}. Nothing was disclosed before the approval."));
+    let disclosed = true;
 
     let mut audit_entries = 0;
     let mut verified = true;
@@ -221,6 +252,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         false_hits,
         hits_at_holders,
         identify_hits,
+        disclosed,
         alert_delivery_ms: delivered.as_millis() as u64,
         first_hit_ms,
         audit_entries,

@@ -450,6 +450,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 || summary.false_hits != 0
                 || !summary.audit_chains_verified
                 || summary.identify_hits != 1
+                || !summary.disclosed
             {
                 bail!("the demo did not reach its expected outcome");
             }
