@@ -97,6 +97,22 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
         .iter()
         .any(|e| matches!(e, AuditEvent::QueryRefused { reason, .. } if reason == "query budget spent: 2 per hour")));
 
+    // The key was made at start and sealed; rotating it changes the key id
+    // that probes carry, and queries keep working.
+    let started = audit_events(prober).await;
+    let first_key = started
+        .iter()
+        .find_map(|e| if let AuditEvent::ProberKeyCreated { key_id } = e { Some(key_id.clone()) } else { None })
+        .expect("key created at start");
+    let new_key = prober.rotate_prober_key().await.unwrap();
+    assert_ne!(new_key, first_key);
+    let after = prober.identify(pop.sample(5, 2), "after rotation".into(), "test".into()).await.unwrap();
+    assert_eq!(after.peers.iter().find(|p| p.peer == border).unwrap().hits.len(), 1);
+    assert!(audit_events(prober)
+        .await
+        .iter()
+        .any(|e| matches!(e, AuditEvent::ProberKeyRotated { old, new } if *old == first_key && *new == new_key)));
+
     // No template bytes on the wire: the probe and every gallery vector.
     let mut needles: Vec<Vec<u8>> = Vec::new();
     for (person, capture) in [(5usize, 0u64), (5, 1), (6, 0), (7, 0), (50, 1), (200, 1)] {

@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/disclosures", "ask the holder of a hit to disclose its case contact"),
     ("POST", "/v1/disclosures/{id}/approve", "approve a pending request, with the contact"),
     ("POST", "/v1/disclosures/{id}/refuse", "refuse a pending request"),
+    ("POST", "/v1/keys/rotate", "replace the GLWE key for encrypted queries"),
 ];
 
 #[derive(Clone)]
@@ -290,6 +291,11 @@ async fn refuse(State(s): State<ApiState>, h: HeaderMap, Path(id): Path<String>)
     Ok(Json(Created { id }))
 }
 
+async fn rotate(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(Created { id: s.node.rotate_prober_key().await? }))
+}
+
 /// The API router for `node`, guarded by `token`.
 pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
@@ -306,6 +312,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
         .route("/v1/disclosures", get(disclosures).post(disclose))
         .route("/v1/disclosures/{id}/approve", post(approve))
         .route("/v1/disclosures/{id}/refuse", post(refuse))
+        .route("/v1/keys/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -103,6 +103,11 @@ pub enum Command {
     /// Publish, withdraw and list alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// Replace this node's GLWE key for encrypted queries (sealed at rest).
+    RotateKey {
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// After a hit: ask for, decide on, and list disclosures of the case contact.
     #[command(subcommand)]
     Disclose(DiscloseCmd),
@@ -371,6 +376,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Disclose(cmd) => disclose(cmd),
+        Command::RotateKey { data } => {
+            let created: api::Created = client::Client::new(&data.data)?.post("/v1/keys/rotate", &())?;
+            println!("New GLWE key {}; answers to queries already sent still decrypt with the old one.", created.id);
+            Ok(())
+        }
         Command::Alert(AlertCmd::Withdraw { data, id }) => {
             let _: api::Created = client::Client::new(&data.data)?.post(&format!("/v1/alerts/{id}/withdraw"), &())?;
             println!("Withdrew alert {id}");

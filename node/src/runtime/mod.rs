@@ -127,6 +127,7 @@ enum Command {
     RequestDisclosure { hit: Handle, reason: String, reply: Reply<Handle> },
     DecideDisclosure { id: Handle, contact: Option<String>, reply: Reply<()> },
     Disclosures(Reply<Vec<crate::store::StoredDisclosure>>),
+    RotateProberKey(Reply<String>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -214,6 +215,10 @@ impl NodeHandle {
     /// Disclosure requests at this node, both directions.
     pub async fn disclosures(&self) -> Result<Vec<crate::store::StoredDisclosure>, NodeError> {
         ask!(self, Command::Disclosures)
+    }
+    /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
+    pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {
+        ask!(self, Command::RotateProberKey)
     }
     /// Stops the node after flushing its store.
     pub async fn shutdown(&self) {
@@ -307,6 +312,9 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         jobs_tx,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
+    // The GLWE key for encrypted queries: made on first start (or upgrade).
+    let (_, actions) = rt.engine.prober_key();
+    rt.apply(actions)?;
     rt.sync_allow_list();
     rt.redial();
     tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
@@ -726,6 +734,10 @@ impl Runtime {
                 let mut v: Vec<_> = self.engine.disclosures().cloned().collect();
                 v.sort_by_key(|d| d.requested_at_ms);
                 let _ = reply.send(Ok(v));
+            }
+            Command::RotateProberKey(reply) => {
+                let (id, actions) = self.engine.rotate_prober_key();
+                let _ = reply.send(self.apply(actions).map(|_| id));
             }
             Command::Shutdown(_) => unreachable!("handled in the loop"),
         }

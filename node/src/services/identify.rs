@@ -47,6 +47,10 @@ pub fn position_handle(query: &Handle, pos: usize) -> Handle {
     Handle(h[..16].try_into().expect("16 bytes"))
 }
 
+fn hex_id(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Answered queries remembered for follow-up (bounded).
 pub(super) const MAX_REMEMBERED_QUERIES: usize = 1000;
 
@@ -59,7 +63,7 @@ impl Engine {
         let key = Arc::new(ProberKey::generate());
         self.meta.prober_key = Some(key.to_bytes().to_vec());
         self.prober = Some(key.clone());
-        let id: String = key.id().iter().map(|b| format!("{b:02x}")).collect();
+        let id = hex_id(&key.id());
         (
             key,
             vec![
@@ -67,6 +71,18 @@ impl Engine {
                 Action::Audit(AuditEvent::ProberKeyCreated { key_id: id }),
             ],
         )
+    }
+
+    /// Replaces the GLWE key. Queries already sent keep the old key until
+    /// their answers are decrypted; new queries use the new one.
+    pub fn rotate_prober_key(&mut self) -> (String, Vec<Action>) {
+        let old = self.prober.take().map(|k| hex_id(&k.id()));
+        let (key, mut actions) = self.prober_key();
+        let new = hex_id(&key.id());
+        // prober_key() audited a creation; record it as a rotation instead.
+        actions.retain(|a| !matches!(a, Action::Audit(_)));
+        actions.push(Action::Audit(AuditEvent::ProberKeyRotated { old: old.unwrap_or_default(), new: new.clone() }));
+        (new, actions)
     }
 
     fn encrypted_gallery(&mut self, extractor: &str) -> Option<Arc<EncryptedGallery>> {

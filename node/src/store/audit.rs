@@ -31,6 +31,7 @@ pub enum AuditEvent {
     PeerPenalised { peer: String, strikes: u32, reason: String },
     PeerBlocked { peer: String },
     ProberKeyCreated { key_id: String },
+    ProberKeyRotated { old: String, new: String },
     QuerySent { query: Handle, purpose: String, legal_basis: String, peers: usize },
     QueryAnswered { query: Handle, peer: OrgId, positives: usize, positions: usize },
     QueryFlagged { query: Handle, peer: OrgId, positives: usize, positions: usize },
