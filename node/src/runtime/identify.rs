@@ -3,7 +3,7 @@
 //! the async runtime), collecting answers until every peer replied or the
 //! deadline passed, and reporting per peer.
 
-use super::{now_ms, Action, NodeError, Reply, Runtime};
+use super::{now_ms, NodeError, Reply, Runtime};
 use crate::net::{self, Frame};
 use crate::services::{position_handle, IdentifyJob, IdentifyStart};
 use crate::store::AuditEvent;
@@ -214,11 +214,7 @@ impl Runtime {
                             net::OVERSIZED,
                             self.config.queries.max_query_bytes
                         );
-                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
-                            from: from.to_hex(),
-                            reason: reason.clone(),
-                        })];
-                        actions.extend(self.engine.strike(from, &reason));
+                        let actions = self.engine.violation(from, &reason);
                         self.apply(actions)?;
                         let frame = encode(Tag::Response, &Response::Refused(Refusal::Malformed), 64).expect("tiny");
                         let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);

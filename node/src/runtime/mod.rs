@@ -539,11 +539,7 @@ impl Runtime {
                         let reason =
                             format!("{}: {len} bytes, limit {}", net::OVERSIZED, self.config.network.max_frame_bytes);
                         tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
-                        let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
-                            from: from.to_hex(),
-                            reason: reason.clone(),
-                        })];
-                        actions.extend(self.engine.strike(from, &reason));
+                        let actions = self.engine.violation(from, &reason);
                         self.apply(actions)?;
                         let frame = encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Malformed), 64)
                             .expect("tiny");
@@ -571,11 +567,7 @@ impl Runtime {
                                 }
                                 Err(e) => {
                                     let reason = format!("undecodable response: {e}");
-                                    let mut actions = vec![Action::Audit(AuditEvent::MessageRejected {
-                                        from: from.to_hex(),
-                                        reason: reason.clone(),
-                                    })];
-                                    actions.extend(self.engine.strike(from, &reason));
+                                    let actions = self.engine.violation(from, &reason);
                                     self.apply(actions)?;
                                 }
                             }

@@ -126,9 +126,7 @@ impl Engine {
         max_gossip_bytes: usize,
     ) -> (Verdict, Vec<Action>) {
         let reject = |this: &mut Engine, reason: String| {
-            let mut actions =
-                vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
-            actions.extend(this.strike(from, &reason));
+            let actions = this.violation(from, &reason);
             (Verdict::Reject(reason), actions)
         };
         let env: AlertEnvelope = match decode(Tag::Gossip, bytes, max_gossip_bytes) {

@@ -28,9 +28,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("undecodable request: {e}");
-                let mut actions =
-                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
-                actions.extend(self.strike(from, &reason));
+                let actions = self.violation(from, &reason);
                 return (Response::Refused(Refusal::Malformed), actions);
             }
         };
@@ -41,9 +39,7 @@ impl Engine {
             // Queries travel on their own protocol, with their own limits.
             Request::Identify(_) => {
                 let reason = "identification query on the notice protocol".to_string();
-                let mut actions =
-                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
-                actions.extend(self.strike(from, &reason));
+                let actions = self.violation(from, &reason);
                 (Response::Refused(Refusal::Malformed), actions)
             }
         }

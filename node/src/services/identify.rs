@@ -126,9 +126,7 @@ impl Engine {
             Ok(Request::Identify(r)) => r,
             Ok(_) | Err(_) => {
                 let reason = "undecodable identification query".to_string();
-                let mut actions =
-                    vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.clone() })];
-                actions.extend(self.strike(from, &reason));
+                let actions = self.violation(from, &reason);
                 return IdentifyStart::Answer(Response::Refused(Refusal::Malformed), actions);
             }
         };

@@ -371,6 +371,14 @@ impl Engine {
             .collect()
     }
 
+    /// A rejected message from `peer`: audited, and a strike against it.
+    pub fn violation(&mut self, peer: OrgId, reason: &str) -> Vec<Action> {
+        let mut actions =
+            vec![Action::Audit(AuditEvent::MessageRejected { from: peer.to_hex(), reason: reason.to_string() })];
+        actions.extend(self.strike(peer, reason));
+        actions
+    }
+
     /// Records a protocol violation by `peer`; blocks it after too many.
     pub fn strike(&mut self, peer: OrgId, reason: &str) -> Vec<Action> {
         let n = self.strikes.entry(peer).or_default();
