@@ -25,6 +25,11 @@ pub const RUN: usize = 32;
 const RUNS_PER_BLOCK: usize = POLY / RUN;
 /// `order` entry of a padding position (after the last record).
 pub const PADDING: u32 = u32::MAX;
+/// Threshold subtracted at decoy positions: above any inner product of a
+/// decoy (norm at most 127·√3) with a probe of norm at most 133, so a decoy
+/// always decrypts as "no match"; small enough that
+/// Δ·r_max·(T_DECOY + 133·127·√3) < 2^63.
+pub const T_DECOY: i32 = 32_767;
 
 /// The gallery laid out for the responder: runs of `RUN` consecutive rows,
 /// each stored column by column (`d` chunks of `RUN` bytes, the last run
@@ -82,12 +87,14 @@ impl RunLayout {
 }
 
 /// A query's shuffle, all drawn from its seed: the run in each slot, each
-/// slot's rotation, the mask seed of each block, and the resulting order.
+/// slot's rotation, the mask seed of each block, the resulting order, and
+/// the seed of the decoys.
 struct Shuffle {
     slot_runs: Vec<u32>,
     rotations: Vec<u8>,
     block_seeds: Vec<[u8; 32]>,
     order: Vec<u32>,
+    decoy_seed: [u8; 32],
 }
 
 impl Shuffle {
@@ -98,6 +105,7 @@ impl Shuffle {
         rand::seq::SliceRandom::shuffle(slot_runs.as_mut_slice(), &mut rng);
         let rotations: Vec<u8> = (0..runs).map(|_| rng.gen_range(0..RUN as u8)).collect();
         let block_seeds: Vec<[u8; 32]> = (0..EncryptedAnswer::blocks(runs * RUN)).map(|_| rng.gen()).collect();
+        let decoy_seed = rng.gen();
         let mut order = vec![PADDING; runs * RUN];
         order.par_chunks_mut(RUN).enumerate().for_each(|(slot, out)| {
             let (run, rot) = (slot_runs[slot] as usize, rotations[slot] as usize);
@@ -108,7 +116,44 @@ impl Shuffle {
                 }
             }
         });
-        Self { slot_runs, rotations, block_seeds, order }
+        Self { slot_runs, rotations, block_seeds, order, decoy_seed }
+    }
+}
+
+/// Decoy rows for every coefficient of a block that holds no record (the
+/// padding of the last run, and the tail of the last block): random
+/// vectors of the gallery's typical norm, drawn fresh per query.
+///
+/// Why: the answer's mask is `Σ_i A_i·P_i` for masks `A_i` the prober
+/// knows. With few records in a block (a small gallery, or the last block
+/// of any gallery) it is a system of N noisy linear equations in few
+/// unknowns `r·g`, which lattice reduction solves: the prober would recover
+/// template directions. With every coefficient filled, a block holds N·d
+/// unknowns of about 22 bits behind N equations of 32 bits, and the mask
+/// is statistically independent of the records.
+struct Decoys {
+    /// Per block: (position in the block, first value in `values`).
+    at: Vec<Vec<(u16, usize)>>,
+    /// `d` values per decoy.
+    values: Vec<i8>,
+}
+
+impl Decoys {
+    fn new(order: &[u32], blocks: usize, d: usize, seed: [u8; 32]) -> Self {
+        // Uniform in [−a, a] per component: E‖z‖² = d·a(a+1)/3 ≈ 127².
+        let a = ((127.0 * (3.0 / d as f64).sqrt()).floor() as i8).max(1);
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut at = vec![Vec::new(); blocks];
+        let mut values = Vec::new();
+        for (b, slots) in at.iter_mut().enumerate() {
+            for p in 0..POLY {
+                if !matches!(order.get(b * POLY + p), Some(r) if *r != PADDING) {
+                    slots.push((p as u16, values.len()));
+                    values.extend((0..d).map(|_| rng.gen_range(-a..=a)));
+                }
+            }
+        }
+        Self { at, values }
     }
 }
 
@@ -190,7 +235,7 @@ pub(crate) fn respond_with_masks(
     threshold: i32,
     seed: [u8; 32],
 ) -> (EncryptedAnswer, Vec<u32>, Vec<u64>) {
-    let masks = std::sync::Mutex::new(vec![0u64; layout.runs() * RUN]);
+    let masks = std::sync::Mutex::new(vec![0u64; EncryptedAnswer::blocks(layout.runs() * RUN) * POLY]);
     let (a, o) = respond_inner(probe, layout, threshold, seed, Some(&masks)).unwrap();
     (a, o, masks.into_inner().unwrap())
 }
@@ -235,7 +280,8 @@ fn respond_inner(
     let runs = layout.runs();
     let positions = runs * RUN;
     let blocks = EncryptedAnswer::blocks(positions);
-    let Shuffle { slot_runs, rotations, block_seeds, order } = Shuffle::new(layout.len(), seed);
+    let Shuffle { slot_runs, rotations, block_seeds, order, decoy_seed } = Shuffle::new(layout.len(), seed);
+    let decoys = Decoys::new(&order, blocks, d, decoy_seed);
 
     let mut coeffs = vec![0u32; blocks * 2 * POLY];
     // Blocks are processed GROUP at a time, so that each pass over the
@@ -247,17 +293,14 @@ fn respond_inner(
             let first = grp * GROUP;
             for j in 0..group_blocks {
                 let b = first + j;
-                let valid = (positions - b * POLY).min(POLY);
                 let masks = &mut s.masks[j * POLY..(j + 1) * POLY];
                 let mut brng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
-                masks.fill(0);
-                // Padding positions get a mask too: their row is zero, so they
-                // decrypt to −r·T·Δ, a clear "no match".
-                for mask in masks[..valid].iter_mut() {
+                // Every coefficient gets a mask: records and decoys alike.
+                for mask in masks.iter_mut() {
                     *mask = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
                 }
                 if let Some(rec) = record_masks {
-                    rec.lock().expect("mask log")[b * POLY..b * POLY + valid].copy_from_slice(&masks[..valid]);
+                    rec.lock().expect("mask log")[b * POLY..(b + 1) * POLY].copy_from_slice(masks);
                 }
             }
             s.acc_a[..group_blocks * HALF].fill(c64::default());
@@ -267,9 +310,6 @@ fn respond_inner(
                 for j in 0..group_blocks {
                     let b = first + j;
                     let masks = &s.masks[j * POLY..(j + 1) * POLY];
-                    if b == EncryptedAnswer::blocks(positions) - 1 {
-                        s.poly.fill(0);
-                    }
                     let slots = (b * RUNS_PER_BLOCK)..((b + 1) * RUNS_PER_BLOCK).min(runs);
                     for (n, slot) in slots.enumerate() {
                         let chunk = layout.chunk(slot_runs[slot] as usize, i);
@@ -285,6 +325,11 @@ fn respond_inner(
                         for ((p, m), g) in d2.iter_mut().zip(m2).zip(head) {
                             *p = (*m as i64 * *g as i64) as u64;
                         }
+                    }
+                    // After the runs: padding rows of the last run become decoys.
+                    for &(p, v) in &decoys.at[b] {
+                        let p = p as usize;
+                        s.poly[p] = (masks[p] as i64 * decoys.values[v + i] as i64) as u64;
                     }
                     let stack = s.buffers.stack();
                     fft.forward_as_integer(
@@ -303,7 +348,6 @@ fn respond_inner(
             }
             for j in 0..group_blocks {
                 let b = first + j;
-                let valid = (positions - b * POLY).min(POLY);
                 let stack = s.buffers.stack();
                 fft.backward_as_torus(
                     Polynomial::from_container(s.res_a.as_mut_slice()),
@@ -316,9 +360,15 @@ fn respond_inner(
                     stack,
                 );
                 let masks = &s.masks[j * POLY..(j + 1) * POLY];
-                for (res, mask) in s.res_b[..valid].iter_mut().zip(masks) {
+                for (res, mask) in s.res_b.iter_mut().zip(masks) {
                     let t = ((*mask as i64 * threshold as i64) << DELTA_LOG) as u64;
                     *res = res.wrapping_sub(t);
+                }
+                // Decoys decrypt as a certain "no match".
+                for &(p, _) in &decoys.at[b] {
+                    let p = p as usize;
+                    let t = ((masks[p] as i64 * (T_DECOY - threshold) as i64) << DELTA_LOG) as u64;
+                    s.res_b[p] = s.res_b[p].wrapping_sub(t);
                 }
                 // Modulus switch to 2^32: keep the rounded top half.
                 let (oa, ob) = out[j * 2 * POLY..(j + 1) * 2 * POLY].split_at_mut(POLY);

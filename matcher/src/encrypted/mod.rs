@@ -17,7 +17,7 @@
 mod kernel;
 mod wire;
 
-pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN};
+pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use wire::{EncryptedAnswer, EncryptedProbe};
 
 use tfhe::core_crypto::prelude::*;

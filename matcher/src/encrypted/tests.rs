@@ -210,3 +210,38 @@ fn measured_error_is_within_the_estimate() {
         assert!(worst < 8.0 * sd);
     }
 }
+
+#[test]
+fn every_coefficient_without_a_record_carries_a_decoy_that_decrypts_as_no_match() {
+    // One record: without decoys its block's mask would be N noisy linear
+    // equations in d unknowns (r·g), enough to recover the template.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let key = ProberKey::generate();
+    for d in [128usize, 512] {
+        let q = unit_i8(&mut rng, d);
+        let g = Gallery::new(d, unit_i8(&mut rng, d));
+        let (answer, order, masks) =
+            kernel::respond_with_masks(&key.encrypt(&q).unwrap(), &RunLayout::new(&g), T, rng.gen());
+        assert_eq!(answer.count, RUN);
+        // Decrypt the whole block, past `count` too.
+        let whole = EncryptedAnswer { count: POLY, ..answer.clone() };
+        let raw = key.decrypt_raw(&whole).unwrap();
+        let record = order.iter().position(|r| *r == 0).unwrap();
+        let s = dot(&q, g.row(0)) as i64;
+        let exact = (masks[record] as i64 * (s - T as i64)) << DELTA_LOG;
+        assert!(((raw[record] - exact) as f64).abs() < 12.0 * error_sd(127.0), "the record decrypts to its score");
+        let mut nonzero = 0;
+        let mut scores = std::collections::HashSet::new();
+        for (p, v) in raw.iter().enumerate().filter(|(p, _)| *p != record) {
+            assert!(*v < 0, "d={d}: decoy at {p} must decrypt as no match");
+            // v ≈ Δ·r·(⟨q, z⟩ − T_DECOY): recover the decoy's score.
+            let score = (*v as f64 / (masks[p] as f64 * 2f64.powi(DELTA_LOG as i32))).round() as i64 + T_DECOY as i64;
+            assert!(score.abs() < T_DECOY as i64, "decoy score {score} out of range");
+            nonzero += (score != 0) as usize;
+            scores.insert(score);
+        }
+        // A zero row would give score 0: nearly every decoy is a real vector.
+        assert!(nonzero > POLY - 40, "d={d}: only {nonzero} decoys are non-zero");
+        assert!(scores.len() > 100, "decoys must differ");
+    }
+}
