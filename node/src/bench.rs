@@ -6,7 +6,9 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
-use vigil_matcher::encrypted::{band_cosine, respond, ProberKey, RunLayout, PADDING};
+use vigil_matcher::encrypted::{
+    band_cosine, respond, respond_row, row_form_limit, ProberKey, RunLayout, PADDING, ROW_PADDING,
+};
 use vigil_matcher::{dot, quantise, scan, Gallery};
 
 /// The benchmark's figures.
@@ -37,6 +39,25 @@ pub struct MatchBench {
     pub band: f64,
     pub threshold_cosine: f64,
     pub peak_rss_mb: f64,
+    /// Row form (what alerts carry), on the first `row_records` records.
+    pub row: RowBench,
+}
+
+/// Figures of the row-form path: gossip-sized probes for small galleries.
+#[derive(Debug, Serialize)]
+pub struct RowBench {
+    pub records: usize,
+    pub probe_bytes: usize,
+    pub encrypt_ms: f64,
+    /// Median responder time (shuffle, masks, products, re-randomisation).
+    pub encrypted_ms: f64,
+    pub decrypt_ms: f64,
+    pub answer_bytes: usize,
+    pub answer_bytes_per_record: f64,
+    pub agreement_outside_band: f64,
+    /// Largest gallery for which the row form moves fewer bytes than the
+    /// column form (probe plus answer).
+    pub row_form_limit: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -126,6 +147,7 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
             agree_outside += same as usize;
         }
     }
+    let row = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), &mut rng)?;
     let plain_ms = median(plain_t);
     let encrypted_ms = median(resp_t);
     let answer_bytes = answer.to_bytes().len();
@@ -149,5 +171,60 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
         band,
         threshold_cosine: threshold_cosine as f64,
         peak_rss_mb: peak_rss_mb(),
+        row,
+    })
+}
+
+/// The row form over the first `row_form_limit(dim)` records (at most the
+/// gallery): the size a holder answers in row form.
+#[allow(clippy::too_many_arguments)]
+fn row_bench(
+    pool: &rayon::ThreadPool,
+    key: &ProberKey,
+    gallery: &Gallery,
+    q: &[i8],
+    t: i32,
+    band_int: f64,
+    plain: &[bool],
+    runs: usize,
+    rng: &mut impl Rng,
+) -> anyhow::Result<RowBench> {
+    let dim = gallery.dim();
+    let limit = row_form_limit(dim);
+    let records = gallery.len().min(limit);
+    let small = Gallery::new(dim, (0..records).flat_map(|i| gallery.row(i).to_vec()).collect());
+    let (mut enc_t, mut resp_t, mut dec_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs * 3 {
+        let (probe, ms) = time(|| key.encrypt_row(q));
+        enc_t.push(ms);
+        let probe = probe?;
+        let seed: [u8; 32] = rng.gen();
+        let (answer, ms) = pool.install(|| time(|| respond_row(&probe, &small, t, seed)));
+        resp_t.push(ms);
+        let (answer, order) = answer?;
+        let (decisions, ms) = pool.install(|| time(|| key.decrypt_row(&answer)));
+        dec_t.push(ms);
+        last = Some((probe, answer, order, decisions?));
+    }
+    let (probe, answer, order, decisions) = last.expect("at least one run");
+    let (mut outside, mut agree) = (0usize, 0usize);
+    for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
+        if ((dot(q, small.row(row as usize)) - t) as f64).abs() > band_int {
+            outside += 1;
+            agree += (decisions[pos] == plain[row as usize]) as usize;
+        }
+    }
+    let answer_bytes = answer.to_bytes().len();
+    Ok(RowBench {
+        records,
+        probe_bytes: probe.to_bytes().len(),
+        encrypt_ms: median(enc_t),
+        encrypted_ms: median(resp_t),
+        decrypt_ms: median(dec_t),
+        answer_bytes,
+        answer_bytes_per_record: answer_bytes as f64 / records as f64,
+        agreement_outside_band: agree as f64 / outside.max(1) as f64,
+        row_form_limit: limit,
     })
 }

@@ -25,6 +25,10 @@ pub enum Tag {
     EncryptedProbe = 7,
     /// An encrypted (GLWE) answer.
     EncryptedAnswer = 8,
+    /// An encrypted probe in row form (what alerts carry).
+    RowProbe = 9,
+    /// An answer to a row-form probe.
+    RowAnswer = 10,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

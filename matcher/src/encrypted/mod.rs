@@ -15,9 +15,11 @@
 //! factor of two give the narrowest band.
 
 mod kernel;
+mod row;
 mod wire;
 
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
+pub use row::{bytes_moved, per_group, respond_row, row_form_limit, row_order, RowAnswer, RowProbe, ROW_PADDING};
 pub use wire::{EncryptedAnswer, EncryptedProbe};
 
 use tfhe::core_crypto::prelude::*;
@@ -206,5 +208,7 @@ pub fn band_cosine(gallery_norm: f64) -> f64 {
     band_int / (127.0 * 127.0)
 }
 
+#[cfg(test)]
+mod row_tests;
 #[cfg(test)]
 mod tests;

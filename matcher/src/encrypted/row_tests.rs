@@ -1,0 +1,152 @@
+//! Row-form probes and answers: decisions against the plain matcher, the
+//! error against its estimate, the re-randomised mask, and wire errors.
+
+use super::*;
+use crate::gallery::{dot, scan, Gallery};
+use rand::{Rng, SeedableRng};
+
+const T: i32 = 8064; // cos 0.5 at scale 127
+
+fn unit_i8(rng: &mut impl Rng, d: usize) -> Vec<i8> {
+    let v: Vec<f32> = (0..d).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    crate::quantise(&v).unwrap()
+}
+
+/// Random rows, every tenth a noisy copy of `probe` (a genuine match).
+fn gallery(rng: &mut impl Rng, probe: &[i8], m: usize) -> Gallery {
+    let d = probe.len();
+    let spread = 0.8 * 127.0 / (d as f32).sqrt();
+    let mut rows = Vec::with_capacity(m * d);
+    for i in 0..m {
+        if i % 10 == 0 {
+            let v: Vec<f32> = probe.iter().map(|x| *x as f32 + rng.gen_range(-spread..spread)).collect();
+            rows.extend(crate::quantise(&v).unwrap());
+        } else {
+            rows.extend(unit_i8(rng, d));
+        }
+    }
+    Gallery::new(d, rows)
+}
+
+#[test]
+fn row_decisions_equal_plain_ones_and_the_error_fits_the_estimate() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let key = ProberKey::generate();
+    for (d, m) in [(128usize, 333usize), (512, 61), (256, 1)] {
+        let q = unit_i8(&mut rng, d);
+        let g = gallery(&mut rng, &q, m);
+        let probe = key.encrypt_row(&q).unwrap();
+        let seed: [u8; 32] = rng.gen();
+        let (answer, order) = respond_row(&probe, &g, T, seed).unwrap();
+        assert_eq!(order, row_order(m, d, seed), "the order is re-derivable from the seed");
+        assert_eq!(answer.count, m.div_ceil(per_group(d)) * per_group(d));
+        let raw = key.decrypt_row_raw(&answer).unwrap();
+        let plain = scan(&g, &q, T);
+        let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
+        let sd = error_sd(g.max_norm());
+        let (mut sum2, mut n, mut matches) = (0f64, 0usize, 0usize);
+        for (pos, &row) in order.iter().enumerate() {
+            if row == ROW_PADDING {
+                assert!(raw[pos] < 0, "padding must decrypt as no match");
+                continue;
+            }
+            let s = dot(&q, g.row(row as usize));
+            if ((s - T) as f64).abs() > band {
+                assert_eq!(raw[pos] >= 0, plain[row as usize], "d={d} row {row} score {s}");
+            }
+            matches += plain[row as usize] as usize;
+            // Far from T the mask is recovered exactly, and with it the error.
+            if (s - T).abs() > 1000 {
+                let unit = 2f64.powi(DELTA_LOG as i32) * (s - T) as f64;
+                let r = (raw[pos] as f64 / unit).round();
+                assert!((2f64.powi(MASK_LOG as i32)..2f64.powi(MASK_LOG as i32 + 1)).contains(&r), "mask {r}");
+                let err = raw[pos] as f64 - r * unit;
+                sum2 += err * err;
+                n += 1;
+            }
+        }
+        assert!(matches >= m / 10, "d={d}: the gallery holds matches ({matches})");
+        let rms = (sum2 / n as f64).sqrt();
+        eprintln!("row d={d}: rms error 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), sd.log2());
+        assert!(rms < sd, "rms error 2^{:.2} above the estimate 2^{:.2}", rms.log2(), sd.log2());
+        let mut seen: Vec<u32> = order.iter().copied().filter(|r| *r != ROW_PADDING).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..m as u32).collect::<Vec<_>>(), "every record answered once");
+    }
+}
+
+#[test]
+fn the_answer_mask_is_re_randomised_and_fresh_per_answer() {
+    // A zero gallery makes A·G = 0: without re-randomisation the mask would
+    // be zero too, and for any gallery it would be A·G, from which the
+    // prober (who knows A) divides out G.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let key = ProberKey::generate();
+    let q = unit_i8(&mut rng, 128);
+    let probe = key.encrypt_row(&q).unwrap();
+    let zero = Gallery::new(128, vec![0; 128 * 16]);
+    let (a, _) = respond_row(&probe, &zero, T, [1; 32]).unwrap();
+    let mask = &a.coeffs[..POLY];
+    let near_zero = mask.iter().filter(|c| c.wrapping_add(1 << 20) < 1 << 21).count();
+    assert!(near_zero < 5, "{near_zero} of {POLY} mask coefficients near zero");
+    let mean = mask.iter().map(|c| *c as f64).sum::<f64>() / POLY as f64;
+    assert!((mean / 2f64.powi(31) - 1.0).abs() < 0.1, "mask mean {mean:e} is not that of uniform values");
+    // The same gallery answered twice: different masks, orders and values.
+    let g = gallery(&mut rng, &q, 100);
+    let (a1, o1) = respond_row(&probe, &g, T, [2; 32]).unwrap();
+    let (a2, o2) = respond_row(&probe, &g, T, [3; 32]).unwrap();
+    assert_ne!(o1, o2);
+    assert_ne!(a1.coeffs[..POLY], a2.coeffs[..POLY]);
+    let (r1, r2) = (key.decrypt_row_raw(&a1).unwrap(), key.decrypt_row_raw(&a2).unwrap());
+    let pos = |o: &[u32], row: u32| o.iter().position(|x| *x == row).unwrap();
+    let differing = (0..100u32).filter(|row| r1[pos(&o1, *row)] != r2[pos(&o2, *row)]).count();
+    assert!(differing > 95);
+    // Only the result coefficients travel: N mask + N/d bodies per group.
+    assert_eq!(a1.coeffs.len(), 7 * (POLY + 16));
+}
+
+#[test]
+fn row_wire_forms_round_trip_and_refuse_bad_input() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let key = ProberKey::generate();
+    let q = unit_i8(&mut rng, 128);
+    let probe = key.encrypt_row(&q).unwrap();
+    let bytes = probe.to_bytes();
+    assert!(bytes.len() <= RowProbe::MAX_BYTES && bytes.len() > 2 * POLY * 8, "{} bytes", bytes.len());
+    assert!(RowProbe::from_bytes(&bytes).unwrap() == probe);
+    assert!(matches!(RowProbe::from_bytes(&bytes[..bytes.len() - 8]), Err(EncryptedError::Wire(_))));
+    let mut p2 = probe.clone();
+    p2.params = 3;
+    assert!(matches!(RowProbe::from_bytes(&p2.to_bytes()), Err(EncryptedError::Params { found: 3 })));
+    let mut p3 = probe.clone();
+    p3.bodies.truncate(POLY);
+    assert!(matches!(RowProbe::from_bytes(&p3.to_bytes()), Err(EncryptedError::Length { .. })));
+    let mut p4 = probe.clone();
+    p4.dim = 0;
+    assert!(matches!(RowProbe::from_bytes(&p4.to_bytes()), Err(EncryptedError::BadDimension(0))));
+    let g512 = Gallery::new(512, vec![1; 512]);
+    assert_eq!(
+        respond_row(&probe, &g512, T, [0; 32]).unwrap_err(),
+        EncryptedError::Dimension { probe: 128, gallery: 512 }
+    );
+    // A column-form probe is not a row-form probe (another tag).
+    assert!(matches!(RowProbe::from_bytes(&key.encrypt(&q[..1]).unwrap().to_bytes()), Err(EncryptedError::Wire(_))));
+
+    let g = gallery(&mut rng, &q, 40);
+    let (answer, _) = respond_row(&probe, &g, T, [4; 32]).unwrap();
+    let ab = answer.to_bytes();
+    // 3 groups of 16 positions: 3 × (2048 + 16) × 4 bytes plus a small header.
+    assert!(ab.len() <= RowAnswer::encoded_len(40, 128) && ab.len() > 3 * (POLY + 16) * 4, "{} bytes", ab.len());
+    assert!(RowAnswer::from_bytes(&ab, usize::MAX).unwrap() == answer);
+    assert!(
+        matches!(RowAnswer::from_bytes(&ab, 1000), Err(EncryptedError::Wire(m)) if m.contains("exceeds the limit"))
+    );
+    let mut short = answer.clone();
+    short.coeffs.pop();
+    assert!(matches!(RowAnswer::from_bytes(&short.to_bytes(), usize::MAX), Err(EncryptedError::Length { .. })));
+    let mut odd = answer.clone();
+    odd.count += 1;
+    assert!(matches!(key.decrypt_row(&odd), Err(EncryptedError::Length { .. })));
+    let other = ProberKey::generate();
+    assert!(matches!(other.decrypt_row(&answer), Err(EncryptedError::WrongKey { .. })));
+}
