@@ -111,7 +111,7 @@ impl Default for NetworkConfig {
         Self {
             listen: vec!["/ip4/0.0.0.0/tcp/7600".into()],
             max_frame_bytes: 256 * 1024,
-            max_gossip_bytes: 16 * 1024,
+            max_gossip_bytes: 40 * 1024,
             request_timeout: Duration::from_secs(10),
             redial_interval: Duration::from_secs(5),
             max_strikes: 3,
@@ -163,7 +163,26 @@ pub struct AlertPolicy {
     pub max_lifetime: Duration,
     /// Most active alerts kept; beyond it new ones are refused.
     pub max_active: usize,
+    /// What this node's alerts carry: `encrypted` (a GLWE probe only this
+    /// node can read answers to) or `protected` (keyed sign-random-projection
+    /// bits under the epoch secret; every member can match and link them).
+    pub form: AlertForm,
+    /// Largest gallery (records of one extractor) this node answers an
+    /// encrypted alert for in row form (516 bytes per record at d = 128).
+    /// Larger galleries refuse, audited, until the column-form fetch exists.
+    pub max_row_records: usize,
 }
+
+/// The form of the probe an alert carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertForm {
+    Encrypted,
+    Protected,
+}
+
+/// Smallest gossip limit that fits an alert with an encrypted probe.
+pub const MIN_GOSSIP_FOR_ENCRYPTED: usize = 36 * 1024;
 
 impl Default for AlertPolicy {
     fn default() -> Self {
@@ -172,6 +191,8 @@ impl Default for AlertPolicy {
             max_clock_skew: Duration::from_secs(300),
             max_lifetime: Duration::from_secs(365 * 24 * 3600),
             max_active: 100_000,
+            form: AlertForm::Encrypted,
+            max_row_records: 20_000,
         }
     }
 }
@@ -207,6 +228,9 @@ impl NodeConfig {
         }
         if self.network.max_gossip_bytes < 1024 || self.network.max_gossip_bytes > limits::MAX_GOSSIP_BYTES {
             return bad("network.max_gossip_bytes must be between 1024 and 65536");
+        }
+        if self.alerts.form == AlertForm::Encrypted && self.network.max_gossip_bytes < MIN_GOSSIP_FOR_ENCRYPTED {
+            return bad("network.max_gossip_bytes must be at least 36864 when alerts.form is \"encrypted\"");
         }
         if self.network.max_strikes == 0 {
             return bad("network.max_strikes must be at least 1");

@@ -195,10 +195,15 @@ fn quick_start_two_nodes_find_a_missing_person() {
 
     let hits =
         |dir: &str| -> serde_json::Value { serde_json::from_str(&ok(&["hits", "--data", dir, "--json"])).unwrap() };
+    // The alert carries an encrypted probe: the police node answers it
+    // without learning the outcome; only the NGO decrypts the hit.
     eventually("hit at the issuer", || hits(ngo).as_array().unwrap().iter().any(|h| h["role"] == "issuer"));
-    eventually("delivered hit at the holder", || {
-        hits(police).as_array().unwrap().iter().any(|h| h["role"] == "holder" && h["delivered"] == true)
+    let delivered = s("police-audit.json");
+    eventually("answer delivered by the holder", || {
+        ok(&["audit", "export", "--data", police, "--out", &delivered]);
+        std::fs::read_to_string(&delivered).unwrap().contains("alert_answer_delivered")
     });
+    assert!(hits(police).as_array().unwrap().is_empty(), "the holder learns nothing from an encrypted alert");
     let alerts: serde_json::Value = serde_json::from_str(&ok(&["alert", "list", "--data", police, "--json"])).unwrap();
     assert_eq!(alerts.as_array().unwrap().len(), 1);
     assert!(alerts[0]["case_ref"].is_null(), "the case reference left the issuer");

@@ -11,9 +11,9 @@ mod roster;
 pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, HitNotice, IdentifyAnswer,
-    IdentifyRequest, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert, SignedHitNotice,
-    SignedWithdrawal, Withdrawal,
+    AlertAnswer, AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, EncryptedAlertProbe,
+    HitNotice, IdentifyAnswer, IdentifyRequest, Modality, ProtectedProbe, Refusal, Request, Response, SignedAlert,
+    SignedHitNotice, SignedWithdrawal, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 
@@ -31,6 +31,9 @@ pub mod limits {
     pub const MAX_ANSWER_BYTES: usize = 65 * 1024 * 1024;
     /// Largest roster (signed), in bytes.
     pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
+    /// Longest encrypted alert probe (a row-form GLWE pair, 32 KiB plus
+    /// its header), in bytes.
+    pub const MAX_ROW_PROBE_BYTES: usize = 33 * 1024;
     /// Longest protected probe, in bytes (4096 bits).
     pub const MAX_PROBE_BITS_BYTES: usize = 512;
     /// Longest short text field (names, extractor ids, addresses), in bytes.

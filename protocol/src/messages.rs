@@ -2,7 +2,7 @@
 //! request-response messages between members.
 
 use crate::ids::{AlertId, Handle, OrgId, Sig};
-use crate::limits::{MAX_PROBE_BITS_BYTES, MAX_TEXT};
+use crate::limits::{MAX_PROBE_BITS_BYTES, MAX_ROW_PROBE_BYTES, MAX_TEXT};
 use crate::WireError;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +38,24 @@ pub struct ProtectedProbe {
     pub bits: Vec<u8>,
 }
 
-/// The signed part of an alert.
+/// An encrypted probe in row form (a `RowProbe`, tag 9, as bytes) under
+/// the issuer's GLWE key: members compute on it and only the issuer can
+/// read their answers.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedAlertProbe {
+    pub modality: Modality,
+    pub extractor: String,
+    pub row: Vec<u8>,
+}
+
+impl std::fmt::Debug for EncryptedAlertProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptedAlertProbe({}, {} bytes)", self.extractor, self.row.len())
+    }
+}
+
+/// The signed part of an alert. It carries a protected template, an
+/// encrypted probe, or both (as the issuer's federation policy says).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertBody {
     pub issuer: OrgId,
@@ -47,7 +64,8 @@ pub struct AlertBody {
     pub category: Category,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
-    pub probe: ProtectedProbe,
+    pub probe: Option<ProtectedProbe>,
+    pub encrypted: Option<EncryptedAlertProbe>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +143,23 @@ impl std::fmt::Debug for IdentifyAnswer {
     }
 }
 
+/// A holder's encrypted answer to an alert's encrypted probe, for the
+/// issuer alone to decrypt: one page (a `RowAnswer`, tag 10, as bytes) over
+/// some of the holder's records, in an order fresh per answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAnswer {
+    pub alert: AlertId,
+    /// Random per page; hits are named `position_handle(answer, p)`.
+    pub answer: Handle,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for AlertAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlertAnswer({}, {:?}, {} bytes)", self.alert, self.answer, self.body.len())
+    }
+}
+
 /// After a hit, the prober (or alert issuer) asks the holder to disclose
 /// the case contact for it. A person at the holder decides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +168,8 @@ pub struct DisclosureRequest {
     pub id: Handle,
     /// The hit's handle (from a hit notice, or an answer position).
     pub hit: Handle,
-    /// The identification query the hit came from (`None` for alert hits).
+    /// The identification query or alert answer the hit came from (`None`
+    /// for hit notices).
     pub query: Option<Handle>,
     pub reason: String,
 }
@@ -147,15 +183,16 @@ pub struct DisclosureAnswer {
     pub contact: Option<String>,
 }
 
-/// Request-response requests: `Hit`, `Disclose` and `DisclosureAnswer` on
-/// `/vigil/req/1`; `Identify` on `/vigil/identify/1` (each protocol has its
-/// own frame limits).
+/// Request-response requests: `Hit`, `Disclose`, `DisclosureAnswer` and
+/// `AlertAnswer` on `/vigil/req/1`; `Identify` on `/vigil/identify/1` (each
+/// protocol has its own frame limits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     Hit(SignedHitNotice),
     Identify(IdentifyRequest),
     Disclose(DisclosureRequest),
     DisclosureAnswer(DisclosureAnswer),
+    AlertAnswer(AlertAnswer),
 }
 
 /// Why a request was refused.
@@ -206,6 +243,19 @@ impl ProtectedProbe {
     }
 }
 
+impl EncryptedAlertProbe {
+    pub fn validate(&self) -> Result<(), WireError> {
+        text("extractor", &self.extractor)?;
+        if self.row.is_empty() || self.row.len() > MAX_ROW_PROBE_BYTES {
+            return Err(WireError::Invalid(format!(
+                "encrypted probe must be 1..={MAX_ROW_PROBE_BYTES} bytes, found {}",
+                self.row.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl IdentifyRequest {
     pub fn validate(&self) -> Result<(), WireError> {
         text("purpose", &self.purpose)?;
@@ -236,7 +286,13 @@ impl AlertEnvelope {
     pub fn validate(&self) -> Result<(), WireError> {
         match self {
             AlertEnvelope::Publish(a) => {
-                a.body.probe.validate()?;
+                match (&a.body.probe, &a.body.encrypted) {
+                    (None, None) => return Err(WireError::Invalid("alert carries no probe".into())),
+                    (p, e) => {
+                        p.as_ref().map(ProtectedProbe::validate).transpose()?;
+                        e.as_ref().map(EncryptedAlertProbe::validate).transpose()?;
+                    }
+                }
                 if a.body.seq == 0 {
                     return Err(WireError::Invalid("alert seq must start at 1".into()));
                 }

@@ -25,11 +25,20 @@ fn probe() -> impl Strategy<Value = ProtectedProbe> {
     (any::<[u8; 8]>(), modality(), "[a-z0-9-]{1,40}", prop::collection::vec(any::<u8>(), 1..128))
         .prop_map(|(epoch_id, modality, extractor, bits)| ProtectedProbe { epoch_id, modality, extractor, bits })
 }
+fn encrypted() -> impl Strategy<Value = EncryptedAlertProbe> {
+    (modality(), "[a-z0-9-]{1,40}", prop::collection::vec(any::<u8>(), 1..600))
+        .prop_map(|(modality, extractor, row)| EncryptedAlertProbe { modality, extractor, row })
+}
 fn envelope() -> impl Strategy<Value = AlertEnvelope> {
-    let alert = (org(), 1u64.., category(), any::<u64>(), any::<u64>(), probe(), sig()).prop_map(
-        |(issuer, seq, category, created_at_ms, expires_at_ms, probe, signature)| {
+    let probes = prop_oneof![
+        probe().prop_map(|p| (Some(p), None)),
+        encrypted().prop_map(|e| (None, Some(e))),
+        (probe(), encrypted()).prop_map(|(p, e)| (Some(p), Some(e))),
+    ];
+    let alert = (org(), 1u64.., category(), any::<u64>(), any::<u64>(), probes, sig()).prop_map(
+        |(issuer, seq, category, created_at_ms, expires_at_ms, (probe, encrypted), signature)| {
             AlertEnvelope::Publish(SignedAlert {
-                body: AlertBody { issuer, seq, category, created_at_ms, expires_at_ms, probe },
+                body: AlertBody { issuer, seq, category, created_at_ms, expires_at_ms, probe, encrypted },
                 signature,
             })
         },
@@ -49,6 +58,10 @@ fn request() -> impl Strategy<Value = Request> {
             signature,
         })
     })
+}
+fn alert_answer() -> impl Strategy<Value = Request> {
+    (any::<[u8; 32]>(), any::<[u8; 16]>(), prop::collection::vec(any::<u8>(), 0..600))
+        .prop_map(|(a, h, body)| Request::AlertAnswer(AlertAnswer { alert: AlertId(a), answer: Handle(h), body }))
 }
 fn identify() -> impl Strategy<Value = (Request, Response)> {
     (any::<[u8; 16]>(), "[a-z ]{1,40}", "[A-Z0-9 ]{1,20}", prop::collection::vec(any::<u8>(), 0..300)).prop_map(
@@ -135,6 +148,12 @@ proptest! {
     }
 
     #[test]
+    fn alert_answer_roundtrip(q in alert_answer()) {
+        let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+    }
+
+    #[test]
     fn disclosure_roundtrip(v in disclosure()) {
         for q in v {
             let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
@@ -166,6 +185,29 @@ proptest! {
         let cut = cut.min(bytes.len());
         prop_assert!(decode::<AlertEnvelope>(Tag::Gossip, &bytes[..bytes.len() - cut], LIMIT).is_err());
     }
+}
+
+#[test]
+fn alerts_need_a_probe_and_bounded_encrypted_probes() {
+    let body = |probe, encrypted| {
+        AlertEnvelope::Publish(SignedAlert {
+            body: AlertBody {
+                issuer: OrgId([1; 32]),
+                seq: 1,
+                category: Category::Missing,
+                created_at_ms: 1,
+                expires_at_ms: 2,
+                probe,
+                encrypted,
+            },
+            signature: Sig([0; 64]),
+        })
+    };
+    assert!(matches!(body(None, None).validate(), Err(WireError::Invalid(m)) if m.contains("no probe")));
+    let e = |n| EncryptedAlertProbe { modality: Modality::Face, extractor: "vigil-synth-128".into(), row: vec![0; n] };
+    assert!(body(None, Some(e(100))).validate().is_ok());
+    assert!(matches!(body(None, Some(e(0))).validate(), Err(WireError::Invalid(_))));
+    assert!(matches!(body(None, Some(e(limits::MAX_ROW_PROBE_BYTES + 1))).validate(), Err(WireError::Invalid(_))));
 }
 
 #[test]

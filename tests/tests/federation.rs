@@ -75,15 +75,21 @@ fn hand_made_alert(
         category: Category::Missing,
         created_at_ms: created,
         expires_at_ms: created + 7 * DAY,
-        probe,
+        probe: Some(probe),
+        encrypted: None,
     };
     let signature = sign_body(signer, domain::ALERT, &body).unwrap();
     encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 16 * 1024).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_reaches_all_and_hits_reach_issuer_and_holder_and_survive_restart() {
-    let mut fed = LocalFederation::start(&three(), FederationOptions::default()).await.unwrap();
+async fn protected_alert_reaches_all_and_hits_reach_issuer_and_holder_and_survive_restart() {
+    // Alerts with protected templates: the holder decides the match itself.
+    let opts = FederationOptions {
+        tweak: Box::new(|_, c| c.alerts.form = vigil_config::AlertForm::Protected),
+        ..Default::default()
+    };
+    let mut fed = LocalFederation::start(&three(), opts).await.unwrap();
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let pop = pop();
     let (ngo, police, border) = (0, 1, 2);

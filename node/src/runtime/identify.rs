@@ -44,9 +44,31 @@ pub struct IdentifyReport {
 
 /// Work done on a blocking thread, handed back to the event loop.
 pub(super) enum JobDone {
-    Encrypted { query: Handle, request: Result<Vec<u8>, String> },
-    Answered { job: Box<IdentifyJob>, channel: ResponseChannel<Vec<u8>>, frame: Result<Vec<u8>, String> },
-    Decrypted { query: Handle, peer: OrgId, result: Result<(Vec<Handle>, usize), String> },
+    Encrypted {
+        query: Handle,
+        request: Result<Vec<u8>, String>,
+    },
+    Answered {
+        job: Box<IdentifyJob>,
+        channel: ResponseChannel<Vec<u8>>,
+        frame: Result<Vec<u8>, String>,
+    },
+    Decrypted {
+        query: Handle,
+        peer: OrgId,
+        result: Result<(Vec<Handle>, usize), String>,
+    },
+    /// A holder's answer pages to an encrypted alert.
+    AlertAnswered {
+        job: Box<crate::services::AlertJob>,
+        pages: Result<Vec<crate::services::AnswerPage>, String>,
+    },
+    /// An issuer's decryption of one answer page, with the channel to respond on.
+    AnswerDecrypted {
+        job: Box<crate::services::AnswerJob>,
+        channel: ResponseChannel<Vec<u8>>,
+        result: Result<(Vec<usize>, usize), String>,
+    },
 }
 
 pub(super) struct PendingQuery {
@@ -122,6 +144,8 @@ impl Runtime {
 
     pub(super) fn on_job_done(&mut self, done: JobDone) -> Result<(), NodeError> {
         match done {
+            JobDone::AlertAnswered { job, pages } => self.alert_answered(*job, pages)?,
+            JobDone::AnswerDecrypted { job, channel, result } => self.answer_decrypted(*job, channel, result)?,
             JobDone::Encrypted { query, request } => {
                 let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
                 q.encrypted = true;

@@ -3,6 +3,7 @@
 //! HTTP API, the CLI or the demo) and a redial timer. It moves bytes and
 //! applies the engine's actions; it makes no decisions of its own.
 
+mod alerts;
 mod identify;
 
 pub use identify::{IdentifyReport, PeerOutcome};
@@ -272,6 +273,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         alerts: store.alerts()?,
         hits: store.hits()?,
         disclosures: store.disclosures()?,
+        answers: store.answers()?,
+        max_frame_bytes: config.network.max_frame_bytes,
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
@@ -314,6 +317,9 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
     let (_, actions) = rt.engine.prober_key();
+    rt.apply(actions)?;
+    // Answers to encrypted alerts that were owed when the node stopped.
+    let actions = rt.engine.pending_alert_jobs(now_ms());
     rt.apply(actions)?;
     rt.sync_allow_list();
     rt.redial();
@@ -413,6 +419,7 @@ impl Runtime {
                         Err(e) => tracing::error!("cannot encode a request: {e}"),
                     }
                 }
+                Action::AnswerAlert(job) => self.spawn_alert_job(job),
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {
                         tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
@@ -493,6 +500,14 @@ impl Runtime {
                 }
             }
         }
+        for (to, request, key) in self.engine.undelivered_answers() {
+            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
+            if connected {
+                if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
+                    self.send_request(to, frame, Some(key));
+                }
+            }
+        }
         for (to, notice) in self.engine.undelivered() {
             let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
             if connected {
@@ -546,12 +561,7 @@ impl Runtime {
                         let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
                     }
                     request_response::Message::Request { request: net::Frame::Data(request), channel, .. } => {
-                        let (response, actions) =
-                            self.engine.on_request(now_ms(), from, &request, self.config.network.max_frame_bytes);
-                        self.apply(actions)?;
-                        let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes)
-                            .expect("responses are tiny");
-                        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+                        self.on_request_frame(from, &request, channel)?;
                     }
                     request_response::Message::Response { request_id, response } => {
                         if let Some(h) = self.pending.remove(&request_id) {

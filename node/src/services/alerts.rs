@@ -5,11 +5,12 @@
 
 use super::{Action, Engine, EngineError};
 use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
+use vigil_config::AlertForm;
 use vigil_crypto::{sha256, sign_body, verify_body};
 use vigil_matcher::Template;
 use vigil_protocol::{
-    decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, OrgId, Role, SignedAlert, SignedWithdrawal,
-    Tag, Withdrawal,
+    decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
+    SignedWithdrawal, Tag, Withdrawal,
 };
 
 /// What gossipsub must do with a message.
@@ -60,7 +61,21 @@ impl Engine {
         if active >= self.policy.max_active {
             return Err(EngineError::TooManyAlerts(self.policy.max_active));
         }
-        let probe = self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?;
+        let mut actions = Vec::new();
+        let (probe, encrypted) = match self.policy.form {
+            AlertForm::Protected => {
+                (Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?), None)
+            }
+            AlertForm::Encrypted => {
+                let ex = template.extractor()?;
+                let (key, created) = self.prober_key();
+                actions.extend(created);
+                // One GLWE pair: about a millisecond, fine on the event loop.
+                let row = key.encrypt_row(&template.vector).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                let enc = EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.into(), row: row.to_bytes() };
+                (None, Some(enc))
+            }
+        };
         self.meta.alert_seq += 1;
         let body = AlertBody {
             issuer: self.org,
@@ -69,6 +84,7 @@ impl Engine {
             created_at_ms: now_ms,
             expires_at_ms,
             probe,
+            encrypted,
         };
         let signature = sign_body(&self.me, domain::ALERT, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let alert = SignedAlert { body, signature };
@@ -79,15 +95,13 @@ impl Engine {
             StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: Some(case_ref) };
         self.seqs.insert((self.org, self.meta.alert_seq), id);
         self.alerts.insert(id, stored.clone());
-        Ok((
-            id,
-            vec![
-                Action::Store(StoreOp::PutAlert(Box::new(stored))),
-                Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),
-                Action::Audit(AuditEvent::AlertPublished { alert: id, seq: self.meta.alert_seq }),
-                Action::Publish(bytes),
-            ],
-        ))
+        actions.extend([
+            Action::Store(StoreOp::PutAlert(Box::new(stored))),
+            Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),
+            Action::Audit(AuditEvent::AlertPublished { alert: id, seq: self.meta.alert_seq }),
+            Action::Publish(bytes),
+        ]);
+        Ok((id, actions))
     }
 
     /// Withdraws one of our own alerts.
@@ -172,6 +186,15 @@ impl Engine {
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
             return Err("alert lifetime exceeds the federation maximum".into());
         }
+        if let Some(enc) = &b.encrypted {
+            let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&enc.row)
+                .map_err(|e| format!("malformed encrypted probe: {e}"))?;
+            if let Some(ex) = vigil_matcher::extractor(&enc.extractor) {
+                if probe.dim != ex.dim {
+                    return Err(format!("encrypted probe has {} dimensions, {} has {}", probe.dim, ex.id, ex.dim));
+                }
+            }
+        }
         let id = alert_id(b);
         if let Some(known) = self.seqs.get(&(b.issuer, b.seq)) {
             if *known == id {
@@ -200,6 +223,7 @@ impl Engine {
             for r in records {
                 actions.extend(self.match_one(now_ms, id, r));
             }
+            actions.extend(self.encrypted_alert_jobs(now_ms, id, None));
         }
         actions
     }

@@ -35,6 +35,7 @@ impl Engine {
         }
         let query = match h.source {
             HitSource::Query(q) => Some(q),
+            HitSource::EncryptedAlert { answer, .. } => Some(answer),
             HitSource::Alert(_) => None,
         };
         let peer = h.peer;
@@ -72,6 +73,7 @@ impl Engine {
     fn resolve(&self, from: OrgId, hit: Handle, query: Option<Handle>) -> Option<u64> {
         match query {
             None => self.hits.get(&hit).filter(|h| h.role == HitRole::Holder && h.peer == from).and_then(|h| h.record),
+            Some(q) if self.is_answer(&q) => self.resolve_answer(from, hit, q),
             Some(q) => {
                 let (_, _, seed, gallery) =
                     self.answered.iter().find(|(query, to, _, _)| *query == q && *to == from)?;

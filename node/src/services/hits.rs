@@ -2,7 +2,7 @@
 //! the issuer; issuers verify and store it. Delivery is idempotent: a
 //! notice with a known handle is acknowledged again and stored once.
 
-use super::{Action, Engine};
+use super::{Action, Engine, RequestOutcome};
 use crate::store::{AuditEvent, HitRole, HitSource, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
 use vigil_protocol::{
@@ -16,7 +16,41 @@ pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: 
 }
 
 impl Engine {
-    /// Handles a request frame from `from`. Returns the response to send.
+    /// Handles a request frame from `from`: the response to send now, or
+    /// an encrypted answer page to decrypt first (on a blocking thread; then
+    /// `alert_answer_decrypted` gives the response).
+    pub fn on_request_frame(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        bytes: &[u8],
+        max_frame_bytes: usize,
+    ) -> RequestOutcome {
+        let req: Request = match decode(Tag::Request, bytes, max_frame_bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("undecodable request: {e}");
+                let actions = self.violation(from, &reason);
+                return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), actions);
+            }
+        };
+        let (response, actions) = match req {
+            Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
+            Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
+            Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
+            Request::AlertAnswer(a) => return self.on_alert_answer(from, a, max_frame_bytes),
+            // Queries travel on their own protocol, with their own limits.
+            Request::Identify(_) => {
+                let reason = "identification query on the notice protocol".to_string();
+                let actions = self.violation(from, &reason);
+                (Response::Refused(Refusal::Malformed), actions)
+            }
+        };
+        RequestOutcome::Respond(response, actions)
+    }
+
+    /// As `on_request_frame`, decrypting answer pages inline (for callers
+    /// off the async runtime, and tests). Returns the response to send.
     pub fn on_request(
         &mut self,
         now_ms: u64,
@@ -24,23 +58,12 @@ impl Engine {
         bytes: &[u8],
         max_frame_bytes: usize,
     ) -> (Response, Vec<Action>) {
-        let req: Request = match decode(Tag::Request, bytes, max_frame_bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!("undecodable request: {e}");
-                let actions = self.violation(from, &reason);
-                return (Response::Refused(Refusal::Malformed), actions);
-            }
-        };
-        match req {
-            Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
-            Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
-            Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
-            // Queries travel on their own protocol, with their own limits.
-            Request::Identify(_) => {
-                let reason = "identification query on the notice protocol".to_string();
-                let actions = self.violation(from, &reason);
-                (Response::Refused(Refusal::Malformed), actions)
+        match self.on_request_frame(now_ms, from, bytes, max_frame_bytes) {
+            RequestOutcome::Respond(r, actions) => (r, actions),
+            RequestOutcome::Decrypt(job, mut actions) => {
+                let (r, more) = self.alert_answer_decrypted(now_ms, &job, job.run());
+                actions.extend(more);
+                (r, actions)
             }
         }
     }
@@ -89,10 +112,14 @@ impl Engine {
         )
     }
 
-    /// A peer answered a request we sent under `key` (a hit handle or a disclosure id).
+    /// A peer answered a request we sent under `key` (a hit handle, an answer
+    /// page id or a disclosure id).
     pub fn on_response(&mut self, key: Handle, response: &Response) -> Vec<Action> {
         if self.hits.contains_key(&key) {
             return self.on_hit_response(key, response);
+        }
+        if self.is_answer(&key) {
+            return self.answer_response(key, response);
         }
         match response {
             Response::Ack => self.disclosure_acked(key),

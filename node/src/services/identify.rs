@@ -76,7 +76,11 @@ impl Engine {
     /// Replaces the GLWE key. Queries already sent keep the old key until
     /// their answers are decrypted; new queries use the new one.
     pub fn rotate_prober_key(&mut self) -> (String, Vec<Action>) {
-        let old = self.prober.take().map(|k| hex_id(&k.id()));
+        let old = self.prober.take().map(|k| {
+            let id = hex_id(&k.id());
+            self.retire_key(k);
+            id
+        });
         let (key, mut actions) = self.prober_key();
         let new = hex_id(&key.id());
         // prober_key() audited a creation; record it as a rotation instead.
@@ -102,7 +106,7 @@ impl Engine {
     }
 
     /// Counts a query against `from`'s budget; `Err` names the spent window.
-    fn spend_budget(&mut self, now_ms: u64, from: OrgId) -> Result<(), String> {
+    pub(super) fn spend_budget(&mut self, now_ms: u64, from: OrgId) -> Result<(), String> {
         const HOUR: u64 = 3600 * 1000;
         let log = self.budgets.entry(from).or_default();
         while log.front().is_some_and(|t| *t + 24 * HOUR <= now_ms) {

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod disclose;
+mod encrypted_alerts;
 mod hits;
 mod identify;
 
@@ -22,6 +23,7 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
+pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 
 /// Something the runtime must do, in order.
@@ -44,6 +46,9 @@ pub enum Action {
     },
     /// Disconnect and refuse this peer from now on.
     Block(OrgId),
+    /// Answer an encrypted alert on a blocking thread, then hand the pages
+    /// to `Engine::alert_answered`.
+    AnswerAlert(Box<AlertJob>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +119,16 @@ pub struct Engine {
     budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
     answered: std::collections::VecDeque<(vigil_protocol::Handle, OrgId, [u8; 32], Arc<identify::EncryptedGallery>)>,
     disclosures: BTreeMap<vigil_protocol::Handle, crate::store::StoredDisclosure>,
+    /// Holder: answer pages to encrypted alerts, by answer id.
+    answers: HashMap<vigil_protocol::Handle, crate::store::StoredAnswer>,
+    /// Holder: (alert, record) pairs answered or being answered.
+    answered_alerts: HashSet<(AlertId, u64)>,
+    /// Issuer: GLWE keys replaced by rotation, still read for old alerts.
+    retired: Vec<Arc<vigil_matcher::encrypted::ProberKey>>,
+    /// Issuer: answer pages already decrypted (idempotent delivery).
+    seen_answers: HashSet<vigil_protocol::Handle>,
+    /// Largest request frame; answer pages fill at most half of it.
+    frame_limit: usize,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -130,6 +145,9 @@ pub struct EngineInit {
     pub alerts: Vec<StoredAlert>,
     pub hits: Vec<StoredHit>,
     pub disclosures: Vec<crate::store::StoredDisclosure>,
+    pub answers: Vec<crate::store::StoredAnswer>,
+    /// Largest request frame (`network.max_frame_bytes`).
+    pub max_frame_bytes: usize,
     /// Seed for handles; `None` draws one from the OS.
     pub seed: Option<u64>,
 }
@@ -166,7 +184,23 @@ impl Engine {
             budgets: HashMap::new(),
             answered: Default::default(),
             disclosures: BTreeMap::new(),
+            answers: HashMap::new(),
+            answered_alerts: HashSet::new(),
+            retired: Vec::new(),
+            seen_answers: HashSet::new(),
+            frame_limit: init.max_frame_bytes,
         };
+        for a in init.answers {
+            for r in a.records.iter().filter(|r| **r != 0) {
+                e.answered_alerts.insert((a.alert, *r));
+            }
+            e.answers.insert(a.id, a);
+        }
+        for k in &e.meta.retired_prober_keys {
+            let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
+                .map_err(|err| EngineError::Invalid(format!("stored retired prober key: {err}")))?;
+            e.retired.push(Arc::new(key));
+        }
         for d in init.disclosures {
             e.disclosures.insert(d.id, d);
         }
@@ -319,6 +353,7 @@ impl Engine {
             .collect();
         for alert in active {
             actions.extend(self.match_one(now_ms, alert, id));
+            actions.extend(self.encrypted_alert_jobs(now_ms, alert, Some(id)));
         }
         Ok((id, actions))
     }
@@ -332,7 +367,8 @@ impl Engine {
         let (Some(a), Some(g)) = (self.alerts.get(&alert), self.gallery.get(&record)) else {
             return vec![];
         };
-        let probe = &a.alert.body.probe;
+        // An alert with an encrypted probe is answered encrypted, never in the clear.
+        let (Some(probe), None) = (&a.alert.body.probe, &a.alert.body.encrypted) else { return vec![] };
         let Some(p) = &g.protected else { return vec![] };
         if g.extractor != probe.extractor || ProtectedMatcher::compare(probe, p) != Ok(true) {
             return vec![];
@@ -366,7 +402,7 @@ impl Engine {
             .filter(|h| h.role == HitRole::Holder && !h.delivered)
             .filter_map(|h| match h.source {
                 HitSource::Alert(a) => Some((h.peer, hits::sign_notice(&self.me, a, h.handle, h.at_ms))),
-                HitSource::Query(_) => None,
+                HitSource::Query(_) | HitSource::EncryptedAlert { .. } => None,
             })
             .collect()
     }

@@ -44,6 +44,10 @@ fn roster(ids: &[Arc<Identity>], version: u64, stewards: &[Identity]) -> vigil_p
 }
 
 fn fed(n: usize) -> Fed {
+    fed_with(n, vigil_config::AlertForm::Protected)
+}
+
+fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
     let stewards: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
     let ids: Vec<Arc<Identity>> = (0..n).map(|_| Arc::new(Identity::generate())).collect();
     let anchor = TrustAnchor { stewards: stewards.iter().map(|s| s.org_id()).collect(), threshold: 2 };
@@ -55,15 +59,17 @@ fn fed(n: usize) -> Fed {
             Engine::new(EngineInit {
                 identity: id.clone(),
                 anchor: Some(anchor.clone()),
-                policy: Default::default(),
+                policy: vigil_config::AlertPolicy { form, ..Default::default() },
                 queries: Default::default(),
                 epoch_secret: Some([9; 32]),
                 max_strikes: 3,
-                meta: Meta { next_record: 1, alert_seq: 0, roster: Some(r.clone()), prober_key: None },
+                meta: Meta { next_record: 1, roster: Some(r.clone()), ..Default::default() },
                 records: vec![],
                 alerts: vec![],
                 hits: vec![],
                 disclosures: vec![],
+                answers: vec![],
+                max_frame_bytes: FRAME,
                 seed: Some(i as u64),
             })
             .unwrap()
@@ -224,3 +230,5 @@ fn enrolment_validation_is_precise() {
     assert!(f.engines[0].enrol(T0, e).unwrap_err().to_string().contains("past"));
     assert_eq!(f.engines[0].gallery_len(), 0, "nothing stored on error");
 }
+
+mod encrypted;

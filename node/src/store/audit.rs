@@ -16,33 +16,158 @@ const HEAD: &[u8] = b"head";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditEvent {
-    NodeStarted { org: OrgId },
-    RosterApplied { version: u64, members: usize },
-    RosterRefused { reason: String },
-    Enrolled { record: u64, category: String, extractor: String },
-    AlertPublished { alert: AlertId, seq: u64 },
-    AlertWithdrawn { alert: AlertId, by: OrgId },
-    AlertAccepted { alert: AlertId, issuer: OrgId, via: String },
-    MessageRejected { from: String, reason: String },
-    HitDetected { alert: AlertId, record: u64, handle: Handle, issuer: OrgId },
-    HitReceived { alert: AlertId, holder: OrgId, handle: Handle },
-    HitDelivered { handle: Handle, issuer: OrgId },
-    ConnectionRefused { peer: String, reason: String },
-    PeerPenalised { peer: String, strikes: u32, reason: String },
-    PeerBlocked { peer: String },
-    ProberKeyCreated { key_id: String },
-    ProberKeyRotated { old: String, new: String },
-    QuerySent { query: Handle, purpose: String, legal_basis: String, peers: usize },
-    QueryAnswered { query: Handle, peer: OrgId, positives: usize, positions: usize },
-    QueryFlagged { query: Handle, peer: OrgId, positives: usize, positions: usize },
-    QueryUnanswered { query: Handle, peer: OrgId, reason: String },
-    QueryReceived { query: Handle, from: OrgId, purpose: String, legal_basis: String, records: usize },
-    QueryRefused { query: Handle, from: OrgId, reason: String },
-    DisclosureRequested { id: Handle, hit: Handle, holder: OrgId, reason: String },
-    DisclosureReceived { id: Handle, from: OrgId, record: u64, reason: String },
-    DisclosureUnresolved { id: Handle, from: OrgId },
-    DisclosureDecided { id: Handle, approved: bool },
-    DisclosureAnswered { id: Handle, holder: OrgId, approved: bool },
+    NodeStarted {
+        org: OrgId,
+    },
+    RosterApplied {
+        version: u64,
+        members: usize,
+    },
+    RosterRefused {
+        reason: String,
+    },
+    Enrolled {
+        record: u64,
+        category: String,
+        extractor: String,
+    },
+    AlertPublished {
+        alert: AlertId,
+        seq: u64,
+    },
+    AlertWithdrawn {
+        alert: AlertId,
+        by: OrgId,
+    },
+    AlertAccepted {
+        alert: AlertId,
+        issuer: OrgId,
+        via: String,
+    },
+    MessageRejected {
+        from: String,
+        reason: String,
+    },
+    HitDetected {
+        alert: AlertId,
+        record: u64,
+        handle: Handle,
+        issuer: OrgId,
+    },
+    HitReceived {
+        alert: AlertId,
+        holder: OrgId,
+        handle: Handle,
+    },
+    HitDelivered {
+        handle: Handle,
+        issuer: OrgId,
+    },
+    ConnectionRefused {
+        peer: String,
+        reason: String,
+    },
+    PeerPenalised {
+        peer: String,
+        strikes: u32,
+        reason: String,
+    },
+    PeerBlocked {
+        peer: String,
+    },
+    ProberKeyCreated {
+        key_id: String,
+    },
+    ProberKeyRotated {
+        old: String,
+        new: String,
+    },
+    QuerySent {
+        query: Handle,
+        purpose: String,
+        legal_basis: String,
+        peers: usize,
+    },
+    QueryAnswered {
+        query: Handle,
+        peer: OrgId,
+        positives: usize,
+        positions: usize,
+    },
+    QueryFlagged {
+        query: Handle,
+        peer: OrgId,
+        positives: usize,
+        positions: usize,
+    },
+    QueryUnanswered {
+        query: Handle,
+        peer: OrgId,
+        reason: String,
+    },
+    QueryReceived {
+        query: Handle,
+        from: OrgId,
+        purpose: String,
+        legal_basis: String,
+        records: usize,
+    },
+    QueryRefused {
+        query: Handle,
+        from: OrgId,
+        reason: String,
+    },
+    DisclosureRequested {
+        id: Handle,
+        hit: Handle,
+        holder: OrgId,
+        reason: String,
+    },
+    DisclosureReceived {
+        id: Handle,
+        from: OrgId,
+        record: u64,
+        reason: String,
+    },
+    DisclosureUnresolved {
+        id: Handle,
+        from: OrgId,
+    },
+    DisclosureDecided {
+        id: Handle,
+        approved: bool,
+    },
+    DisclosureAnswered {
+        id: Handle,
+        holder: OrgId,
+        approved: bool,
+    },
+    /// Holder: answered an encrypted alert over `records` records (one page).
+    AlertAnswerSent {
+        alert: AlertId,
+        answer: Handle,
+        issuer: OrgId,
+        records: usize,
+    },
+    /// Holder: the issuer acknowledged (or definitively refused) an answer page.
+    AlertAnswerDelivered {
+        answer: Handle,
+        issuer: OrgId,
+        accepted: bool,
+    },
+    /// Holder: an encrypted alert this node cannot answer, and why.
+    AlertNotAnswered {
+        alert: AlertId,
+        reason: String,
+    },
+    /// Issuer: decrypted an answer page from `holder`.
+    AlertAnswerReceived {
+        alert: AlertId,
+        answer: Handle,
+        holder: OrgId,
+        positives: usize,
+        positions: usize,
+    },
 }
 
 /// The signed content of one entry.

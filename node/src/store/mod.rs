@@ -94,8 +94,31 @@ pub enum HitRole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HitSource {
+    /// A hit notice for an alert with a protected template.
     Alert(AlertId),
     Query(Handle),
+    /// A position of a holder's encrypted answer to an alert (issuer only).
+    #[serde(rename = "encrypted_alert")]
+    EncryptedAlert {
+        alert: AlertId,
+        answer: Handle,
+    },
+}
+
+/// A holder's encrypted answer (one page) to an alert: kept to resend it
+/// until the issuer acknowledges it, and to resolve its positions to
+/// records when the issuer asks for disclosure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAnswer {
+    pub id: Handle,
+    pub alert: AlertId,
+    pub issuer: OrgId,
+    /// Record id of each answer position (0: padding).
+    pub records: Vec<u64>,
+    /// The encoded `RowAnswer`; emptied once delivered.
+    pub body: Vec<u8>,
+    pub created_at_ms: u64,
+    pub delivered: bool,
 }
 
 /// A hit, seen from either end.
@@ -162,6 +185,9 @@ pub struct Meta {
     pub roster: Option<SignedRoster>,
     /// This node's GLWE secret key for encrypted queries (sealed with the rest).
     pub prober_key: Option<Vec<u8>>,
+    /// Keys replaced by rotation, kept so that answers to alerts encrypted
+    /// under them can still be read (newest last, bounded).
+    pub retired_prober_keys: Vec<Vec<u8>>,
 }
 
 /// One durable write, produced by the services and applied by the runtime.
@@ -172,6 +198,7 @@ pub enum StoreOp {
     PutHit(StoredHit),
     PutMeta(Box<Meta>),
     PutDisclosure(Box<StoredDisclosure>),
+    PutAnswer(Box<StoredAnswer>),
 }
 
 const RECORDS: &str = "records";
@@ -179,6 +206,7 @@ const ALERTS: &str = "alerts";
 const HITS: &str = "hits";
 const META: &str = "meta";
 const DISCLOSURES: &str = "disclosures";
+const ANSWERS: &str = "answers";
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -238,6 +266,7 @@ impl Store {
                 StoreOp::PutHit(h) => (HITS, h.handle.0.to_vec(), self.seal(HITS, &h.handle.0, h)?),
                 StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
                 StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
+                StoreOp::PutAnswer(a) => (ANSWERS, a.id.0.to_vec(), self.seal(ANSWERS, &a.id.0, a)?),
             };
             self.db.open_tree(tree)?.insert(key, value)?;
         }
@@ -256,6 +285,9 @@ impl Store {
     }
     pub fn disclosures(&self) -> Result<Vec<StoredDisclosure>, StoreError> {
         self.all(DISCLOSURES)
+    }
+    pub fn answers(&self) -> Result<Vec<StoredAnswer>, StoreError> {
+        self.all(ANSWERS)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
         match self.db.open_tree(META)?.get(b"meta")? {

@@ -1,0 +1,72 @@
+//! The runtime's part of encrypted alerts: holders answer on blocking
+//! threads and send the pages; issuers decrypt each page on a blocking
+//! thread and respond once its hits are durable.
+
+use super::identify::JobDone;
+use super::{now_ms, NodeError, Runtime};
+use crate::services::{AlertJob, AnswerPage, RequestOutcome};
+use libp2p::request_response::ResponseChannel;
+use vigil_protocol::{encode, OrgId, Tag};
+
+impl Runtime {
+    /// Runs a holder's answer job off the async runtime.
+    pub(super) fn spawn_alert_job(&mut self, job: Box<AlertJob>) {
+        let tx = self.jobs_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let pages = job.run();
+            let _ = tx.blocking_send(JobDone::AlertAnswered { job, pages });
+        });
+    }
+
+    pub(super) fn alert_answered(
+        &mut self,
+        job: AlertJob,
+        pages: Result<Vec<AnswerPage>, String>,
+    ) -> Result<(), NodeError> {
+        if let Err(e) = &pages {
+            tracing::error!(org = %self.name, alert = %job.alert, "answering an encrypted alert failed: {e}");
+        }
+        let actions = self.engine.alert_answered(now_ms(), &job, pages);
+        self.apply(actions)
+    }
+
+    /// A request frame on `/vigil/req/1`: answered now, or after decryption.
+    pub(super) fn on_request_frame(
+        &mut self,
+        from: OrgId,
+        request: &[u8],
+        channel: ResponseChannel<Vec<u8>>,
+    ) -> Result<(), NodeError> {
+        match self.engine.on_request_frame(now_ms(), from, request, self.config.network.max_frame_bytes) {
+            RequestOutcome::Respond(response, actions) => {
+                self.apply(actions)?;
+                let frame =
+                    encode(Tag::Response, &response, self.config.network.max_frame_bytes).expect("responses are tiny");
+                let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+            }
+            RequestOutcome::Decrypt(job, actions) => {
+                self.apply(actions)?;
+                let tx = self.jobs_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = job.run();
+                    let _ = tx.blocking_send(JobDone::AnswerDecrypted { job, channel, result });
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The hits of a decrypted page are stored before the holder hears `Ack`.
+    pub(super) fn answer_decrypted(
+        &mut self,
+        job: crate::services::AnswerJob,
+        channel: ResponseChannel<Vec<u8>>,
+        result: Result<(Vec<usize>, usize), String>,
+    ) -> Result<(), NodeError> {
+        let (response, actions) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
+        self.apply(actions)?;
+        let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes).expect("responses are tiny");
+        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+        Ok(())
+    }
+}

@@ -1,0 +1,370 @@
+//! Alerts with encrypted probes (row form). As issuer: encrypt the probe
+//! under this node's GLWE key, decrypt holders' answers and store the hits.
+//! As holder: hand the runtime a job (probe + gallery snapshot) for every
+//! new alert and every new record, keep each answer page until the issuer
+//! acknowledges it, and resolve its positions when asked for disclosure.
+//! Only the issuer learns which positions match; the holder learns nothing.
+
+use super::identify::position_handle;
+use super::{Action, Engine};
+use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
+use std::sync::Arc;
+use vigil_matcher::encrypted::{per_group, respond_row, ProberKey, RowAnswer, RowProbe, ROW_PADDING};
+use vigil_matcher::Gallery;
+use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, Refusal, Request, Response, Role};
+
+/// Homomorphic work for one alert at a holder: run on a blocking thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertJob {
+    pub alert: AlertId,
+    pub issuer: OrgId,
+    pub probe: Arc<RowProbe>,
+    pub gallery: Gallery,
+    /// Record id of each gallery row.
+    pub records: Vec<u64>,
+    pub threshold: i32,
+    pub seed: [u8; 32],
+    /// Records per answer page (a whole number of groups).
+    pub page_records: usize,
+}
+
+/// One page of a holder's answer, ready to send and to store.
+#[derive(Debug)]
+pub struct AnswerPage {
+    pub id: Handle,
+    pub body: Vec<u8>,
+    /// Record id of each position (0: padding).
+    pub records: Vec<u64>,
+}
+
+fn derive(seed: &[u8; 32], what: &[u8], page: usize) -> [u8; 32] {
+    let mut b = seed.to_vec();
+    b.extend_from_slice(what);
+    b.extend_from_slice(&(page as u64).to_le_bytes());
+    vigil_crypto::sha256(&b)
+}
+
+impl AlertJob {
+    /// Answers the probe page by page, each with its own fresh shuffle,
+    /// masks and re-randomisation. Blocking: never call it on the runtime.
+    pub fn run(&self) -> Result<Vec<AnswerPage>, String> {
+        let d = self.gallery.dim();
+        let page = self.page_records.max(per_group(d));
+        let mut pages = Vec::new();
+        for (n, start) in (0..self.records.len()).step_by(page).enumerate() {
+            let end = (start + page).min(self.records.len());
+            let rows: Vec<i8> = (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect();
+            let (answer, order) =
+                respond_row(&self.probe, &Gallery::new(d, rows), self.threshold, derive(&self.seed, b"page", n))
+                    .map_err(|e| e.to_string())?;
+            let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
+            let records =
+                order.iter().map(|r| if *r == ROW_PADDING { 0 } else { self.records[start + *r as usize] }).collect();
+            pages.push(AnswerPage { id, body: answer.to_bytes(), records });
+        }
+        Ok(pages)
+    }
+}
+
+/// Decryption of one answer page at the issuer: run on a blocking thread.
+#[derive(Debug)]
+pub struct AnswerJob {
+    pub from: OrgId,
+    pub alert: AlertId,
+    pub answer_id: Handle,
+    pub key: Arc<ProberKey>,
+    pub answer: RowAnswer,
+}
+
+impl AnswerJob {
+    /// The matching positions and the number of positions.
+    pub fn run(&self) -> Result<(Vec<usize>, usize), String> {
+        let decisions = self.key.decrypt_row(&self.answer).map_err(|e| e.to_string())?;
+        Ok((decisions.iter().enumerate().filter(|(_, m)| **m).map(|(p, _)| p).collect(), decisions.len()))
+    }
+}
+
+/// What to do with a request frame: answer now, or decrypt first.
+#[derive(Debug)]
+pub enum RequestOutcome {
+    Respond(Response, Vec<Action>),
+    Decrypt(Box<AnswerJob>, Vec<Action>),
+}
+
+/// Retired GLWE keys kept for answers to older alerts.
+const MAX_RETIRED_KEYS: usize = 8;
+
+impl Engine {
+    /// The key with id `id`: the current one or a retired one.
+    fn key_by_id(&self, id: &[u8; 16]) -> Option<Arc<ProberKey>> {
+        self.prober.iter().chain(self.retired.iter()).find(|k| k.id() == *id).cloned()
+    }
+
+    /// Keeps a replaced key (bounded) so answers under it stay readable.
+    pub(super) fn retire_key(&mut self, key: Arc<ProberKey>) {
+        self.meta.retired_prober_keys.push(key.to_bytes().to_vec());
+        self.retired.push(key);
+        while self.retired.len() > MAX_RETIRED_KEYS {
+            self.retired.remove(0);
+            self.meta.retired_prober_keys.remove(0);
+        }
+    }
+
+    /// Jobs for encrypted alert `alert` over this node's records of its
+    /// extractor not answered yet (`only`: just that record, for a new one).
+    pub(super) fn encrypted_alert_jobs(&mut self, now_ms: u64, alert: AlertId, only: Option<u64>) -> Vec<Action> {
+        let Some(a) = self.alerts.get(&alert) else { return vec![] };
+        let (Some(enc), issuer) = (&a.alert.body.encrypted, a.alert.body.issuer) else { return vec![] };
+        if issuer == self.org || a.status != AlertStatus::Active || a.alert.body.expires_at_ms <= now_ms {
+            return vec![];
+        }
+        let not_answered = |reason: String| vec![Action::Audit(AuditEvent::AlertNotAnswered { alert, reason })];
+        let Some(ex) = vigil_matcher::extractor(&enc.extractor) else {
+            return not_answered(format!("unknown extractor {:?}", enc.extractor));
+        };
+        let probe = match RowProbe::from_bytes(&enc.row) {
+            Ok(p) if p.dim == ex.dim => Arc::new(p),
+            Ok(p) => return not_answered(format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim)),
+            Err(e) => return not_answered(format!("probe refused: {e}")),
+        };
+        let all = self.gallery.values().filter(|g| g.extractor == enc.extractor).count();
+        if only.is_none() && all > self.policy.max_row_records {
+            return not_answered(format!(
+                "{all} records exceed alerts.max_row_records ({}); column-form answers are not built yet",
+                self.policy.max_row_records
+            ));
+        }
+        let mut records = Vec::new();
+        let mut rows = Vec::new();
+        for (id, g) in &self.gallery {
+            if g.extractor == enc.extractor
+                && !matches!(only, Some(o) if o != *id)
+                && !self.answered_alerts.contains(&(alert, *id))
+            {
+                records.push(*id);
+                rows.extend_from_slice(&g.vector);
+            }
+        }
+        if records.is_empty() {
+            return vec![];
+        }
+        // An issuer's alerts draw on the same per-peer budget as its queries:
+        // each answer tells the issuer a threshold bit per record.
+        if only.is_none() {
+            if let Err(reason) = self.spend_budget(now_ms, issuer) {
+                return not_answered(reason);
+            }
+        }
+        for r in &records {
+            self.answered_alerts.insert((alert, *r));
+        }
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
+        // Pages fill at most half a request frame.
+        let groups = (self.frame_limit / 2 / (RowAnswer::group_len(ex.dim) * 4)).max(1);
+        let job = AlertJob {
+            alert,
+            issuer,
+            probe,
+            gallery: Gallery::new(ex.dim, rows),
+            records,
+            threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
+            seed,
+            page_records: groups * per_group(ex.dim),
+        };
+        vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// Every answer still owed after a restart (jobs lost in flight).
+    pub fn pending_alert_jobs(&mut self, now_ms: u64) -> Vec<Action> {
+        let ids: Vec<AlertId> =
+            self.alerts.values().filter(|a| a.alert.body.encrypted.is_some()).map(|a| a.id).collect();
+        ids.into_iter().flat_map(|id| self.encrypted_alert_jobs(now_ms, id, None)).collect()
+    }
+
+    /// The runtime finished (or failed) a job: store and send its pages.
+    pub fn alert_answered(
+        &mut self,
+        now_ms: u64,
+        job: &AlertJob,
+        pages: Result<Vec<AnswerPage>, String>,
+    ) -> Vec<Action> {
+        let pages = match pages {
+            Ok(p) => p,
+            Err(reason) => {
+                for r in &job.records {
+                    self.answered_alerts.remove(&(job.alert, *r));
+                }
+                return vec![Action::Audit(AuditEvent::AlertNotAnswered { alert: job.alert, reason })];
+            }
+        };
+        let mut actions = Vec::new();
+        for p in pages {
+            let stored = StoredAnswer {
+                id: p.id,
+                alert: job.alert,
+                issuer: job.issuer,
+                records: p.records,
+                body: p.body.clone(),
+                created_at_ms: now_ms,
+                delivered: false,
+            };
+            let records = stored.records.iter().filter(|r| **r != 0).count();
+            self.answers.insert(p.id, stored.clone());
+            actions.push(Action::Store(StoreOp::PutAnswer(Box::new(stored))));
+            actions.push(Action::Audit(AuditEvent::AlertAnswerSent {
+                alert: job.alert,
+                answer: p.id,
+                issuer: job.issuer,
+                records,
+            }));
+            let request = Request::AlertAnswer(AlertAnswer { alert: job.alert, answer: p.id, body: p.body });
+            actions.push(Action::Send { to: job.issuer, request, key: p.id });
+        }
+        actions
+    }
+
+    /// Answer pages the issuer has not acknowledged (resent on reconnect).
+    pub fn undelivered_answers(&self) -> Vec<(OrgId, Request, Handle)> {
+        self.answers
+            .values()
+            .filter(|a| !a.delivered)
+            .map(|a| {
+                let req = Request::AlertAnswer(AlertAnswer { alert: a.alert, answer: a.id, body: a.body.clone() });
+                (a.issuer, req, a.id)
+            })
+            .collect()
+    }
+
+    pub(super) fn is_answer(&self, key: &Handle) -> bool {
+        self.answers.contains_key(key)
+    }
+
+    /// The issuer answered one of our answer pages.
+    pub(super) fn answer_response(&mut self, id: Handle, response: &Response) -> Vec<Action> {
+        let Some(a) = self.answers.get_mut(&id) else { return vec![] };
+        if a.delivered {
+            return vec![];
+        }
+        let (accepted, reason) = match response {
+            Response::Ack => (true, None),
+            // Worth retrying later.
+            Response::Refused(Refusal::RateLimited) => return vec![],
+            Response::Refused(r) => (false, Some(format!("issuer refused an alert answer: {r:?}"))),
+            Response::Answer(_) => (false, Some("an identification answer in reply to an alert answer".into())),
+        };
+        a.delivered = true;
+        a.body = Vec::new();
+        let (stored, issuer) = (a.clone(), a.issuer);
+        let mut actions = vec![Action::Store(StoreOp::PutAnswer(Box::new(stored)))];
+        if let Some(reason) = reason {
+            actions.push(Action::Audit(AuditEvent::MessageRejected { from: issuer.to_hex(), reason }));
+        }
+        actions.push(Action::Audit(AuditEvent::AlertAnswerDelivered { answer: id, issuer, accepted }));
+        actions
+    }
+
+    /// Resolves position handle `hit` of answer `answer` sent to `from`.
+    pub(super) fn resolve_answer(&self, from: OrgId, hit: Handle, answer: Handle) -> Option<u64> {
+        let a = self.answers.get(&answer).filter(|a| a.issuer == from)?;
+        let pos = (0..a.records.len()).find(|p| position_handle(&answer, *p) == hit)?;
+        Some(a.records[pos]).filter(|r| *r != 0)
+    }
+
+    /// Issuer: checks an answer page before it is decrypted.
+    pub(super) fn on_alert_answer(&mut self, from: OrgId, a: AlertAnswer, max_frame_bytes: usize) -> RequestOutcome {
+        let refuse = |refusal: Refusal, reason: String| {
+            RequestOutcome::Respond(
+                Response::Refused(refusal),
+                vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason })],
+            )
+        };
+        let Some(alert) = self.alerts.get(&a.alert) else {
+            return refuse(Refusal::UnknownAlert, "alert answer for an unknown alert".into());
+        };
+        if alert.alert.body.issuer != self.org {
+            return refuse(Refusal::NotIssuer, "alert answer for an alert this node did not issue".into());
+        }
+        let Some(enc) = &alert.alert.body.encrypted else {
+            return refuse(Refusal::Unsupported, "alert answer for an alert without an encrypted probe".into());
+        };
+        if !self.has_role(&from, Role::Match) {
+            return refuse(Refusal::NotAllowed, "alert answer from a member without the match role".into());
+        }
+        if self.seen_answers.contains(&a.answer) {
+            return RequestOutcome::Respond(Response::Ack, vec![]);
+        }
+        let probe = match RowProbe::from_bytes(&enc.row) {
+            Ok(p) => p,
+            Err(e) => return refuse(Refusal::Unsupported, format!("own alert probe unreadable: {e}")),
+        };
+        let Some(key) = self.key_by_id(&probe.key_id) else {
+            return refuse(Refusal::Unsupported, "alert answer under a key this node no longer holds".into());
+        };
+        let answer = match RowAnswer::from_bytes(&a.body, max_frame_bytes) {
+            Ok(ans) if ans.key_id == probe.key_id && ans.dim == probe.dim => ans,
+            Ok(_) => {
+                let reason = "alert answer under another key or dimension than the alert's probe".to_string();
+                return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), self.violation(from, &reason));
+            }
+            Err(e) => {
+                let reason = format!("malformed alert answer: {e}");
+                return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), self.violation(from, &reason));
+            }
+        };
+        RequestOutcome::Decrypt(Box::new(AnswerJob { from, alert: a.alert, answer_id: a.answer, key, answer }), vec![])
+    }
+
+    /// Issuer: stores the hits of a decrypted page; the response to send.
+    pub fn alert_answer_decrypted(
+        &mut self,
+        now_ms: u64,
+        job: &AnswerJob,
+        result: Result<(Vec<usize>, usize), String>,
+    ) -> (Response, Vec<Action>) {
+        let (positives, positions) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("alert answer does not decrypt: {e}");
+                return (Response::Refused(Refusal::Malformed), self.violation(job.from, &reason));
+            }
+        };
+        let (alert, answer, holder) = (job.alert, job.answer_id, job.from);
+        let mut actions = vec![Action::Audit(AuditEvent::AlertAnswerReceived {
+            alert,
+            answer,
+            holder,
+            positives: positives.len(),
+            positions,
+        })];
+        for p in &positives {
+            let handle = position_handle(&answer, *p);
+            if self.hits.contains_key(&handle) {
+                continue;
+            }
+            let hit = StoredHit {
+                handle,
+                role: HitRole::Issuer,
+                source: HitSource::EncryptedAlert { alert, answer },
+                peer: holder,
+                record: None,
+                at_ms: now_ms,
+                delivered: true,
+            };
+            self.hits.insert(handle, hit.clone());
+            actions.push(Action::Store(StoreOp::PutHit(hit)));
+            actions.push(Action::Audit(AuditEvent::HitReceived { alert, holder, handle }));
+        }
+        let n = positives.len();
+        if positions > 0 && n > 1 && n as f64 > self.queries.flag_hit_fraction * positions as f64 {
+            actions.push(Action::Audit(AuditEvent::QueryFlagged {
+                query: answer,
+                peer: holder,
+                positives: n,
+                positions,
+            }));
+        }
+        self.seen_answers.insert(answer);
+        (Response::Ack, actions)
+    }
+}

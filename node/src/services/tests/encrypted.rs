@@ -1,0 +1,180 @@
+//! Encrypted alerts between engines, without I/O: the issuer encrypts, the
+//! holder's job answers, the issuer decrypts; standing matching for later
+//! records, idempotent delivery, refusals, key rotation and disclosure.
+
+use super::*;
+use vigil_config::AlertForm;
+
+const GOSSIP_E: usize = 40 * 1024;
+
+fn jobs(actions: &[Action]) -> Vec<AlertJob> {
+    actions.iter().filter_map(|a| if let Action::AnswerAlert(j) = a { Some((**j).clone()) } else { None }).collect()
+}
+
+fn sends(actions: &[Action]) -> Vec<(OrgId, Request, vigil_protocol::Handle)> {
+    actions
+        .iter()
+        .filter_map(
+            |a| if let Action::Send { to, request, key } = a { Some((*to, request.clone(), *key)) } else { None },
+        )
+        .collect()
+}
+
+/// Runs the holder's job and returns what it sends.
+fn answer(holder: &mut Engine, job: &AlertJob) -> Vec<(OrgId, Request, vigil_protocol::Handle)> {
+    let actions = holder.alert_answered(T0 + 10, job, job.run());
+    sends(&actions)
+}
+
+#[test]
+fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    let pop = Population::new(7, "vigil-synth-128", 40);
+    let (issuer, holder, other) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
+    let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(3, 1))).unwrap();
+    for p in 10..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+        f.engines[2].enrol(T0, enrolment(pop.sample(p, 2))).unwrap();
+    }
+    let (alert, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(3, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let bytes = published(&actions);
+    let env: vigil_protocol::AlertEnvelope = vigil_protocol::decode(Tag::Gossip, &bytes, GOSSIP_E).unwrap();
+    let vigil_protocol::AlertEnvelope::Publish(a) = env else { panic!("a publication") };
+    assert!(a.body.probe.is_none() && a.body.encrypted.is_some(), "encrypted only: no protected template");
+    // A smaller gossip limit cannot carry it.
+    assert!(f.engines[0]
+        .publish_alert(T0, &pop.sample(4, 0), Category::Missing, "L".into(), T0 + DAY, 16 * 1024)
+        .is_err());
+
+    // Both members accept it and answer: no hit is visible to them.
+    let mut pages = Vec::new();
+    for i in [1, 2] {
+        let (v, actions) = f.engines[i].on_gossip(T0 + 5, issuer, &bytes, GOSSIP_E);
+        assert_eq!(v, Verdict::Accept);
+        assert!(sent_hits(&actions).is_empty(), "an encrypted alert is never matched in the clear");
+        let js = jobs(&actions);
+        assert_eq!(js.len(), 1);
+        assert_eq!(js[0].records.len(), 21 - (i - 1));
+        pages.push((f.engines[i].org(), answer(&mut f.engines[i], &js[0])));
+        assert_eq!(f.engines[i].hits().count(), 0);
+    }
+    // The issuer decrypts: one hit, at the holder of person 3.
+    for (from, sent) in &pages {
+        for (to, req, _) in sent {
+            assert_eq!(*to, issuer);
+            let frame = encode(Tag::Request, req, FRAME).unwrap();
+            let (r, _) = f.engines[0].on_request(T0 + 20, *from, &frame, FRAME);
+            assert_eq!(r, Response::Ack);
+            // Delivery is idempotent.
+            assert_eq!(f.engines[0].on_request(T0 + 21, *from, &frame, FRAME).0, Response::Ack);
+        }
+    }
+    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
+    assert_eq!(hits.len(), 1, "exactly one record matches: {hits:?}");
+    assert_eq!(hits[0].peer, holder);
+    assert!(matches!(hits[0].source, crate::store::HitSource::EncryptedAlert { alert: a, .. } if a == alert));
+    // Acks mark the holder's pages delivered; nothing is resent after that.
+    let (_, _, key) = pages[0].1[0].clone();
+    assert_eq!(f.engines[1].undelivered_answers().len(), 1);
+    f.engines[1].on_response(key, &Response::Ack);
+    assert!(f.engines[1].undelivered_answers().is_empty());
+
+    // The issuer asks for disclosure; only the holder resolves the handle, to the right record.
+    let (_, actions) = f.engines[0].request_disclosure(T0 + 30, hits[0].handle, "family asks".into()).unwrap();
+    let (to, req, _) = sends(&actions).pop().unwrap();
+    assert_eq!(to, holder);
+    let frame = encode(Tag::Request, &req, FRAME).unwrap();
+    assert_eq!(f.engines[2].on_request(T0 + 31, issuer, &frame, FRAME).0, Response::Refused(Refusal::UnknownHit));
+    let (r, actions) = f.engines[1].on_request(T0 + 31, issuer, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+
+    // Standing matching: a record of person 3 enrolled later at `other`
+    // is answered alone, and the issuer finds it.
+    let (_, actions) = f.engines[2].enrol(T0 + 40, enrolment(pop.sample(3, 3))).unwrap();
+    let js = jobs(&actions);
+    assert_eq!(js.len(), 1);
+    assert_eq!(js[0].records.len(), 1);
+    for (_, req, _) in answer(&mut f.engines[2], &js[0]) {
+        let frame = encode(Tag::Request, &req, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 41, other, &frame, FRAME).0, Response::Ack);
+    }
+    assert_eq!(f.engines[0].hits().filter(|h| h.peer == other).count(), 1);
+    // A record of someone else: answered, no hit.
+    let (_, actions) = f.engines[2].enrol(T0 + 42, enrolment(pop.sample(35, 0))).unwrap();
+    for (_, req, _) in answer(&mut f.engines[2], &jobs(&actions)[0]) {
+        let frame = encode(Tag::Request, &req, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 43, other, &frame, FRAME).0, Response::Ack);
+    }
+    assert_eq!(f.engines[0].hits().count(), 2);
+}
+
+#[test]
+fn bad_answers_are_refused_and_rotation_keeps_old_alerts_readable() {
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    let pop = Population::new(8, "vigil-synth-128", 10);
+    let issuer = f.engines[0].org();
+    let holder = f.engines[1].org();
+    f.engines[1].enrol(T0, enrolment(pop.sample(2, 1))).unwrap();
+    let (_, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(2, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let bytes = published(&actions);
+    let (_, actions) = f.engines[1].on_gossip(T0 + 1, issuer, &bytes, GOSSIP_E);
+    let sent = answer(&mut f.engines[1], &jobs(&actions)[0]);
+    let Request::AlertAnswer(good) = sent[0].1.clone() else { panic!("an answer") };
+
+    // Rotate the issuer's key: the answer under the old key still decrypts.
+    f.engines[0].rotate_prober_key();
+    // Truncated body: malformed, with a strike; nothing stored.
+    let mut cut = good.clone();
+    cut.body.truncate(cut.body.len() - 4);
+    let frame = encode(Tag::Request, &Request::AlertAnswer(cut), FRAME).unwrap();
+    assert_eq!(f.engines[0].on_request(T0 + 2, holder, &frame, FRAME).0, Response::Refused(Refusal::Malformed));
+    assert_eq!(f.engines[0].strikes(&holder), 1);
+    // An answer for an alert the receiver did not issue, or does not know.
+    let frame = encode(Tag::Request, &Request::AlertAnswer(good.clone()), FRAME).unwrap();
+    assert_eq!(f.engines[2].on_request(T0 + 2, holder, &frame, FRAME).0, Response::Refused(Refusal::UnknownAlert));
+    assert_eq!(f.engines[1].on_request(T0 + 2, holder, &frame, FRAME).0, Response::Refused(Refusal::NotIssuer));
+    // From a non-member (no match role): refused.
+    let outsider = f.engines[3].org();
+    assert_eq!(f.engines[0].on_request(T0 + 2, outsider, &frame, FRAME).0, Response::Refused(Refusal::NotAllowed));
+    assert_eq!(f.engines[0].hits().count(), 0);
+    // The genuine page, after rotation: decrypted with the retired key.
+    assert_eq!(f.engines[0].on_request(T0 + 3, holder, &frame, FRAME).0, Response::Ack);
+    assert_eq!(f.engines[0].hits().count(), 1);
+
+    // A malformed encrypted probe in an alert is rejected before forwarding.
+    let mut forged = f.engines[0].alerts().next().unwrap().alert.clone();
+    forged.body.seq = 2;
+    forged.body.encrypted.as_mut().unwrap().row.truncate(100);
+    forged.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forged.body).unwrap();
+    let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forged), GOSSIP_E).unwrap();
+    let (v, _) = f.engines[2].on_gossip(T0 + 4, issuer, &fb, GOSSIP_E);
+    assert!(matches!(v, Verdict::Reject(r) if r.contains("encrypted probe")));
+}
+
+#[test]
+fn issuer_budgets_bound_encrypted_alert_answers() {
+    let mut f = fed_with(3, AlertForm::Encrypted);
+    f.engines[1].queries.per_hour = 2;
+    let pop = Population::new(9, "vigil-synth-128", 10);
+    let issuer = f.engines[0].org();
+    f.engines[1].enrol(T0, enrolment(pop.sample(1, 1))).unwrap();
+    let mut answered = 0;
+    for p in 0..3 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + p, &pop.sample(p as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E)
+            .unwrap();
+        let (v, actions) = f.engines[1].on_gossip(T0 + p + 1, issuer, &published(&actions), GOSSIP_E);
+        assert_eq!(v, Verdict::Accept, "the alert is still stored and forwarded");
+        answered += jobs(&actions).len();
+        if p == 2 {
+            assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertNotAnswered { reason, .. })
+                if reason.contains("budget"))));
+        }
+    }
+    assert_eq!(answered, 2, "the third alert within the hour is not answered");
+}

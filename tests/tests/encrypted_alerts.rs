@@ -1,0 +1,114 @@
+//! Alerts with encrypted probes, end to end with real nodes: the alert
+//! reaches every member, holders answer without learning anything, only
+//! the issuer decrypts the hit; standing matching for records enrolled
+//! later; answers and hits survive restarts; no false hits.
+
+use vigil_matcher::synth::Population;
+use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
+use vigil_node::runtime::now_ms;
+use vigil_node::services::Enrolment;
+use vigil_node::store::{AuditEvent, HitRole, HitSource};
+use vigil_node::NodeHandle;
+use vigil_protocol::{Category, OrgKind};
+use vigil_tests::*;
+
+const DAY: u64 = 24 * 3600 * 1000;
+
+async fn enrol(h: &NodeHandle, pop: &Population, person: usize, capture: u64) -> u64 {
+    let e = Enrolment {
+        template: pop.sample(person, capture),
+        category: Category::Found,
+        case_ref: format!("C-{person}-{capture}"),
+        consent: "intake form".into(),
+        retain_until_ms: now_ms() + 30 * DAY,
+        regime: None,
+    };
+    h.enrol(e).await.unwrap()
+}
+
+async fn answers_delivered(h: &NodeHandle) -> usize {
+    audit_events(h)
+        .await
+        .iter()
+        .filter(|e| matches!(e, AuditEvent::AlertAnswerDelivered { accepted: true, .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_alert_hits_reach_only_the_issuer_and_survive_restart() {
+    let specs = [
+        OrgSpec::new("Shelter North", OrgKind::Ngo),
+        OrgSpec::new("Metro Police", OrgKind::Police),
+        OrgSpec::new("Eastgate Border", OrgKind::Border),
+    ];
+    let mut fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    let (ngo, police, border) = (0, 1, 2);
+    let pop = Population::new(17, "vigil-synth-128", 60);
+    for p in 10..40 {
+        enrol(&fed.nodes[border].handle, &pop, p, 1).await;
+        enrol(&fed.nodes[police].handle, &pop, p + 20, 1).await;
+    }
+    enrol(&fed.nodes[border].handle, &pop, 5, 1).await;
+    let alert = fed.nodes[ngo]
+        .handle
+        .publish_alert(pop.sample(5, 0), Category::Missing, "SN-5".into(), now_ms() + 7 * DAY)
+        .await
+        .unwrap();
+
+    // Both members answer; only the border post's answer holds a match.
+    let hits = wait_hits(&fed.nodes[ngo].handle, HitRole::Issuer, 1).await.expect("issuer got no hit");
+    assert_eq!(hits[0].peer, fed.nodes[border].handle.org);
+    assert!(matches!(hits[0].source, HitSource::EncryptedAlert { alert: a, .. } if a == alert));
+    for i in [police, border] {
+        let h = &fed.nodes[i].handle;
+        assert!(wait_audit(h, |e| matches!(e, AuditEvent::AlertAnswerDelivered { accepted: true, .. }))
+            .await
+            .is_some());
+        assert!(h.hits().await.unwrap().is_empty(), "a holder learnt an outcome");
+    }
+    let received = audit_events(&fed.nodes[ngo].handle).await;
+    let positions: usize = received
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::AlertAnswerReceived { positions, alert: a, .. } if *a == alert => Some(*positions),
+            _ => None,
+        })
+        .sum();
+    assert!(positions >= 61, "the issuer decrypted answers over both galleries ({positions} positions)");
+
+    // Standing matching: the police enrol person 5 later; only the issuer learns it.
+    enrol(&fed.nodes[police].handle, &pop, 5, 2).await;
+    let hits = wait_hits(&fed.nodes[ngo].handle, HitRole::Issuer, 2).await.expect("standing alert did not match");
+    assert!(hits.iter().any(|h| h.peer == fed.nodes[police].handle.org));
+
+    // Restart the issuer and a holder: hits, answers and audit chains survive.
+    let before =
+        (fed.nodes[ngo].handle.hits().await.unwrap().len(), answers_delivered(&fed.nodes[border].handle).await);
+    fed.restart(ngo).await.unwrap();
+    fed.restart(border).await.unwrap();
+    let after = (fed.nodes[ngo].handle.hits().await.unwrap().len(), answers_delivered(&fed.nodes[border].handle).await);
+    assert_eq!(before, after);
+    for n in &fed.nodes {
+        assert!(n.handle.audit_verify().await.unwrap().is_ok());
+    }
+    // The restarted holder does not answer the same records again, and
+    // still answers new ones: another capture of person 5 at the border.
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    enrol(&fed.nodes[border].handle, &pop, 5, 3).await;
+    enrol(&fed.nodes[border].handle, &pop, 50, 1).await;
+    let hits = wait_hits(&fed.nodes[ngo].handle, HitRole::Issuer, 3).await.expect("no hit after restart");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let hits_now = fed.nodes[ngo].handle.hits().await.unwrap();
+    assert_eq!(hits_now.len(), 3, "exactly the three records of person 5 matched: {hits:?}");
+    let sent = audit_events(&fed.nodes[border].handle)
+        .await
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::AlertAnswerSent { records, .. } => Some(*records),
+            _ => None,
+        })
+        .sum::<usize>();
+    assert_eq!(sent, 31 + 2, "each border record answered exactly once");
+    fed.shutdown().await;
+}
