@@ -56,6 +56,13 @@ pub enum EncryptedError {
     Wire(String),
 }
 
+/// Builds (and caches, process-wide) the FFT plan for N: tfhe-fft picks its
+/// algorithm by timing candidates, about 0.2 s here. A node calls this on a
+/// blocking thread at start, so its first answer does not pay for it.
+pub fn warm_up() {
+    let _ = Fft::new(PolynomialSize(POLY));
+}
+
 /// A prober's GLWE secret key (binary, N=2048). Zeroised on drop.
 pub struct ProberKey {
     id: [u8; 16],

@@ -318,6 +318,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     // The GLWE key for encrypted queries: made on first start (or upgrade).
     let (_, actions) = rt.engine.prober_key();
     rt.apply(actions)?;
+    tokio::task::spawn_blocking(vigil_matcher::encrypted::warm_up);
     // Answers to encrypted alerts that were owed when the node stopped.
     let actions = rt.engine.pending_alert_jobs(now_ms());
     rt.apply(actions)?;
