@@ -167,10 +167,12 @@ pub struct AlertPolicy {
     /// node can read answers to) or `protected` (keyed sign-random-projection
     /// bits under the epoch secret; every member can match and link them).
     pub form: AlertForm,
-    /// Largest gallery (records of one extractor) this node answers an
-    /// encrypted alert for in row form (516 bytes per record at d = 128).
-    /// Larger galleries refuse, audited, until the column-form fetch exists.
-    pub max_row_records: usize,
+    /// Answer an encrypted alert in column form (fetching that probe from
+    /// the issuer: 16 KiB per dimension, then 16 KiB per 2048 records) when
+    /// this node holds more than this many records of the alert's
+    /// extractor. Unset: whichever form moves fewer bytes (above about
+    /// 4,000 records at d = 128 the column form does).
+    pub column_above: Option<usize>,
 }
 
 /// The form of the probe an alert carries.
@@ -192,7 +194,7 @@ impl Default for AlertPolicy {
             max_lifetime: Duration::from_secs(365 * 24 * 3600),
             max_active: 100_000,
             form: AlertForm::Encrypted,
-            max_row_records: 20_000,
+            column_above: None,
         }
     }
 }

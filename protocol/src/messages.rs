@@ -160,6 +160,27 @@ impl std::fmt::Debug for AlertAnswer {
     }
 }
 
+/// A holder whose gallery is large asks an alert's issuer for the probe in
+/// column form (cheaper to answer for many records), on `/vigil/identify/1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchProbe {
+    pub alert: AlertId,
+}
+
+/// The issuer's reply to `FetchProbe`: an `EncryptedProbe` (tag 7) as bytes,
+/// freshly encrypted under the key of the alert's row-form probe.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeForm {
+    pub alert: AlertId,
+    pub probe: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProbeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProbeForm({}, {} bytes)", self.alert, self.probe.len())
+    }
+}
+
 /// After a hit, the prober (or alert issuer) asks the holder to disclose
 /// the case contact for it. A person at the holder decides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,8 +205,8 @@ pub struct DisclosureAnswer {
 }
 
 /// Request-response requests: `Hit`, `Disclose`, `DisclosureAnswer` and
-/// `AlertAnswer` on `/vigil/req/1`; `Identify` on `/vigil/identify/1` (each
-/// protocol has its own frame limits).
+/// `AlertAnswer` on `/vigil/req/1`; `Identify` and `FetchProbe` on
+/// `/vigil/identify/1` (each protocol has its own frame limits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     Hit(SignedHitNotice),
@@ -193,6 +214,7 @@ pub enum Request {
     Disclose(DisclosureRequest),
     DisclosureAnswer(DisclosureAnswer),
     AlertAnswer(AlertAnswer),
+    FetchProbe(FetchProbe),
 }
 
 /// Why a request was refused.
@@ -221,6 +243,7 @@ pub enum Response {
     Ack,
     Refused(Refusal),
     Answer(IdentifyAnswer),
+    Probe(ProbeForm),
 }
 
 fn text(field: &str, s: &str) -> Result<(), WireError> {

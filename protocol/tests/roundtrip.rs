@@ -59,9 +59,14 @@ fn request() -> impl Strategy<Value = Request> {
         })
     })
 }
-fn alert_answer() -> impl Strategy<Value = Request> {
-    (any::<[u8; 32]>(), any::<[u8; 16]>(), prop::collection::vec(any::<u8>(), 0..600))
-        .prop_map(|(a, h, body)| Request::AlertAnswer(AlertAnswer { alert: AlertId(a), answer: Handle(h), body }))
+fn alert_answer() -> impl Strategy<Value = (Request, Request, Response)> {
+    (any::<[u8; 32]>(), any::<[u8; 16]>(), prop::collection::vec(any::<u8>(), 0..600)).prop_map(|(a, h, body)| {
+        (
+            Request::AlertAnswer(AlertAnswer { alert: AlertId(a), answer: Handle(h), body: body.clone() }),
+            Request::FetchProbe(FetchProbe { alert: AlertId(a) }),
+            Response::Probe(ProbeForm { alert: AlertId(a), probe: body }),
+        )
+    })
 }
 fn identify() -> impl Strategy<Value = (Request, Response)> {
     (any::<[u8; 16]>(), "[a-z ]{1,40}", "[A-Z0-9 ]{1,20}", prop::collection::vec(any::<u8>(), 0..300)).prop_map(
@@ -148,9 +153,13 @@ proptest! {
     }
 
     #[test]
-    fn alert_answer_roundtrip(q in alert_answer()) {
-        let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
-        prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+    fn alert_answer_roundtrip((answer, fetch, probe) in alert_answer()) {
+        for q in [answer, fetch] {
+            let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+            prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+        }
+        let bytes = encode(Tag::Response, &probe, LIMIT).unwrap();
+        prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), probe);
     }
 
     #[test]

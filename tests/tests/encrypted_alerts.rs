@@ -112,3 +112,39 @@ async fn encrypted_alert_hits_reach_only_the_issuer_and_survive_restart() {
     assert_eq!(sent, 31 + 2, "each border record answered exactly once");
     fed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
+    // The border post answers in column form above 8 records (by default, above ~4,000).
+    let opts = FederationOptions {
+        tweak: Box::new(|i, c| c.alerts.column_above = (i == 1).then_some(8)),
+        ..Default::default()
+    };
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let pop = Population::new(23, "vigil-synth-128", 40);
+    for p in 10..30 {
+        enrol(&fed.nodes[1].handle, &pop, p, 1).await;
+    }
+    enrol(&fed.nodes[1].handle, &pop, 4, 1).await;
+    fed.nodes[0]
+        .handle
+        .publish_alert(pop.sample(4, 0), Category::Missing, "SN-4".into(), now_ms() + 7 * DAY)
+        .await
+        .unwrap();
+    let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit from the column form");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].peer, fed.nodes[1].handle.org);
+    let sent = wait_audit(&fed.nodes[1].handle, |e| matches!(e, AuditEvent::AlertAnswerSent { .. })).await.unwrap();
+    assert!(matches!(sent, AuditEvent::AlertAnswerSent { column: true, records: 21, .. }), "{sent:?}");
+    // A later record is answered alone, in row form, against the standing alert.
+    enrol(&fed.nodes[1].handle, &pop, 4, 2).await;
+    let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 2).await.expect("no standing hit");
+    assert_eq!(hits.len(), 2);
+    assert!(audit_events(&fed.nodes[1].handle)
+        .await
+        .iter()
+        .any(|e| matches!(e, AuditEvent::AlertAnswerSent { column: false, records: 1, .. })));
+    fed.shutdown().await;
+}

@@ -151,6 +151,15 @@ fn wrong_key_parameters_dimension_and_truncation_are_refused() {
     let mut short = answer.clone();
     short.coeffs.truncate(100);
     assert!(matches!(key.decrypt(&short), Err(EncryptedError::Length { .. })));
+    // Pages of blocks decrypt on their own, to the same decisions.
+    let g5 = RunLayout::new(&gallery(&mut rng, &q, 5000));
+    let (big, _) = respond(&probe, &g5, T, [2; 32]).unwrap();
+    let whole = key.decrypt(&big).unwrap();
+    let pages = big.clone().into_pages(2);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages.iter().map(|p| p.count).collect::<Vec<_>>(), vec![4096, big.count - 4096]);
+    let paged: Vec<bool> = pages.iter().flat_map(|p| key.decrypt(p).unwrap()).collect();
+    assert_eq!(paged, whole);
     // Keys round-trip; malformed key bytes are refused.
     let kb = key.to_bytes();
     let again = ProberKey::from_bytes(&kb).unwrap();

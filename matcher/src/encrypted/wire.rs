@@ -115,6 +115,23 @@ impl EncryptedAnswer {
         count.div_ceil(POLY)
     }
 
+    /// Splits the answer into pages of at most `blocks` blocks; page k holds
+    /// positions `[k·blocks·N, …)` and decrypts on its own.
+    pub fn into_pages(self, blocks: usize) -> Vec<EncryptedAnswer> {
+        let blocks = blocks.max(1);
+        let per_page = blocks * POLY;
+        self.coeffs
+            .chunks(blocks * 2 * POLY)
+            .enumerate()
+            .map(|(k, c)| EncryptedAnswer {
+                key_id: self.key_id,
+                params: self.params,
+                count: (self.count - k * per_page).min(per_page),
+                coeffs: c.to_vec(),
+            })
+            .collect()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let w = AnswerWire {
             key_id: self.key_id,

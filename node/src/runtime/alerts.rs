@@ -6,7 +6,7 @@ use super::identify::JobDone;
 use super::{now_ms, NodeError, Runtime};
 use crate::services::{AlertJob, AnswerPage, RequestOutcome};
 use libp2p::request_response::ResponseChannel;
-use vigil_protocol::{encode, OrgId, Tag};
+use vigil_protocol::{decode, encode, AlertId, FetchProbe, OrgId, Request, Response, Tag};
 
 impl Runtime {
     /// Runs a holder's answer job off the async runtime.
@@ -68,5 +68,34 @@ impl Runtime {
         let frame = encode(Tag::Response, &response, self.config.network.max_frame_bytes).expect("responses are tiny");
         let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
         Ok(())
+    }
+
+    /// Asks `to` for the column-form probe of `alert` on the identify protocol.
+    pub(super) fn send_fetch(&mut self, to: OrgId, alert: AlertId) {
+        let connected = crate::net::peer_id(&to).ok().filter(|p| self.swarm.is_connected(p));
+        let (Some(peer), Ok(frame)) = (
+            connected,
+            encode(Tag::Request, &Request::FetchProbe(FetchProbe { alert }), self.config.queries.max_query_bytes),
+        ) else {
+            // Not connected now: the engine asks again on reconnection.
+            let actions = self.engine.probe_fetched(alert, Err("issuer not connected".into()));
+            if let Err(e) = self.apply(actions) {
+                tracing::error!(org = %self.name, "cannot record a failed fetch: {e}");
+            }
+            return;
+        };
+        let id = self.swarm.behaviour_mut().identify.send_request(&peer, crate::net::Frame::Data(frame));
+        self.fetch_requests.insert(id, alert);
+    }
+
+    /// The issuer answered a fetch: decoded under the answer limit.
+    pub(super) fn probe_fetched(&mut self, alert: AlertId, from: OrgId, response: &[u8]) -> Result<(), NodeError> {
+        let result = decode::<Response>(Tag::Response, response, self.config.queries.max_answer_bytes)
+            .map_err(|e| format!("undecodable fetch response from {from}: {e}"));
+        if let Err(e) = &result {
+            tracing::warn!(org = %self.name, "{e}");
+        }
+        let actions = self.engine.probe_fetched(alert, result);
+        self.apply(actions)
     }
 }

@@ -63,6 +63,11 @@ pub(super) enum JobDone {
         job: Box<crate::services::AlertJob>,
         pages: Result<Vec<crate::services::AnswerPage>, String>,
     },
+    /// An issuer's column-form probe for a holder, with the channel to respond on.
+    ProbeEncrypted {
+        channel: ResponseChannel<Vec<u8>>,
+        response: Response,
+    },
     /// An issuer's decryption of one answer page, with the channel to respond on.
     AnswerDecrypted {
         job: Box<crate::services::AnswerJob>,
@@ -146,6 +151,13 @@ impl Runtime {
         match done {
             JobDone::AlertAnswered { job, pages } => self.alert_answered(*job, pages)?,
             JobDone::AnswerDecrypted { job, channel, result } => self.answer_decrypted(*job, channel, result)?,
+            JobDone::ProbeEncrypted { channel, response } => {
+                let max = self.config.queries.max_answer_bytes;
+                let frame = encode(Tag::Response, &response, max).unwrap_or_else(|_| {
+                    encode(Tag::Response, &Response::Refused(Refusal::Unsupported), 64).expect("tiny")
+                });
+                let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
+            }
             JobDone::Encrypted { query, request } => {
                 let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
                 q.encrypted = true;
@@ -250,6 +262,14 @@ impl Runtime {
                                 let frame = encode(Tag::Response, &response, 64).expect("refusals are tiny");
                                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
                             }
+                            IdentifyStart::Fetch(job, actions) => {
+                                self.apply(actions)?;
+                                let tx = self.jobs_tx.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    let response = job.run();
+                                    let _ = tx.blocking_send(JobDone::ProbeEncrypted { channel, response });
+                                });
+                            }
                             IdentifyStart::Run(job, actions) => {
                                 self.apply(actions)?;
                                 let tx = self.jobs_tx.clone();
@@ -276,6 +296,9 @@ impl Runtime {
                         }
                     }
                     request_response::Message::Response { request_id, response } => {
+                        if let Some(alert) = self.fetch_requests.remove(&request_id) {
+                            return self.probe_fetched(alert, from, &response);
+                        }
                         let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
                         let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
                         let Some(peer) = q.waiting.remove(&request_id) else { return Ok(()) };
@@ -322,6 +345,10 @@ impl Runtime {
                 }
             }
             request_response::Event::OutboundFailure { request_id, peer, error, .. } => {
+                if let Some(alert) = self.fetch_requests.remove(&request_id) {
+                    let actions = self.engine.probe_fetched(alert, Err(error.to_string()));
+                    return self.apply(actions);
+                }
                 let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
                 if let Some(q) = self.queries.get_mut(&query) {
                     if let Some(org) = q.waiting.remove(&request_id) {

@@ -243,6 +243,8 @@ struct Runtime {
     /// Identification queries this node sent, by query.
     queries: HashMap<Handle, identify::PendingQuery>,
     identify_requests: HashMap<request_response::OutboundRequestId, Handle>,
+    /// Column-form probe fetches this node sent, by request.
+    fetch_requests: HashMap<request_response::OutboundRequestId, AlertId>,
     jobs_tx: mpsc::Sender<identify::JobDone>,
 }
 
@@ -312,6 +314,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         listen,
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
+        fetch_requests: HashMap::new(),
         jobs_tx,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
@@ -421,6 +424,7 @@ impl Runtime {
                     }
                 }
                 Action::AnswerAlert(job) => self.spawn_alert_job(job),
+                Action::FetchProbe { to, alert } => self.send_fetch(to, alert),
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {
                         tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
@@ -500,6 +504,12 @@ impl Runtime {
                     self.send_request(to, frame, Some(key));
                 }
             }
+        }
+        let connected: std::collections::HashSet<OrgId> =
+            self.swarm.connected_peers().filter_map(net::org_of).collect();
+        let fetches = self.engine.pending_fetches(|o| connected.contains(o));
+        if let Err(e) = self.apply(fetches) {
+            tracing::error!(org = %self.name, "cannot resend probe fetches: {e}");
         }
         for (to, request, key) in self.engine.undelivered_answers() {
             let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);

@@ -91,8 +91,15 @@ impl Engine {
         let id = alert_id(&alert.body);
         let bytes = encode(Tag::Gossip, &AlertEnvelope::Publish(alert.clone()), max_gossip_bytes)
             .map_err(|e| EngineError::Invalid(format!("alert does not fit in a gossip message: {e}")))?;
-        let stored =
-            StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: Some(case_ref) };
+        let probe_vector = alert.body.encrypted.is_some().then(|| template.vector.clone());
+        let stored = StoredAlert {
+            id,
+            alert,
+            status: AlertStatus::Active,
+            received_at_ms: now_ms,
+            case_ref: Some(case_ref),
+            probe_vector,
+        };
         self.seqs.insert((self.org, self.meta.alert_seq), id);
         self.alerts.insert(id, stored.clone());
         actions.extend([
@@ -116,6 +123,8 @@ impl Engine {
             return Err(EngineError::NotOurs(id));
         }
         a.status = AlertStatus::Withdrawn;
+        // The probe is kept only while someone may still fetch the column form.
+        a.probe_vector = None;
         let stored = a.clone();
         let body = Withdrawal { issuer: self.org, alert: id, withdrawn_at_ms: now_ms };
         let signature =
@@ -211,7 +220,14 @@ impl Engine {
     fn accept_alert(&mut self, now_ms: u64, from: OrgId, alert: SignedAlert) -> Vec<Action> {
         let id = alert_id(&alert.body);
         let issuer = alert.body.issuer;
-        let stored = StoredAlert { id, alert, status: AlertStatus::Active, received_at_ms: now_ms, case_ref: None };
+        let stored = StoredAlert {
+            id,
+            alert,
+            status: AlertStatus::Active,
+            received_at_ms: now_ms,
+            case_ref: None,
+            probe_vector: None,
+        };
         self.seqs.insert((issuer, stored.alert.body.seq), id);
         self.alerts.insert(id, stored.clone());
         let mut actions = vec![

@@ -9,22 +9,36 @@ use super::identify::position_handle;
 use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
-use vigil_matcher::encrypted::{per_group, respond_row, ProberKey, RowAnswer, RowProbe, ROW_PADDING};
+use vigil_matcher::encrypted::{
+    per_group, respond, respond_row, row_form_limit, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe,
+    RunLayout, PADDING, POLY, ROW_PADDING,
+};
 use vigil_matcher::Gallery;
-use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, Refusal, Request, Response, Role};
+use vigil_protocol::{
+    AlertAnswer, AlertId, FetchProbe, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role, Tag,
+};
+
+/// The probe a holder's job answers: the alert's row form, or the column
+/// form fetched from the issuer for a large gallery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobProbe {
+    Row(Arc<RowProbe>),
+    Column(Arc<EncryptedProbe>),
+}
 
 /// Homomorphic work for one alert at a holder: run on a blocking thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertJob {
     pub alert: AlertId,
     pub issuer: OrgId,
-    pub probe: Arc<RowProbe>,
+    pub probe: JobProbe,
     pub gallery: Gallery,
     /// Record id of each gallery row.
     pub records: Vec<u64>,
     pub threshold: i32,
     pub seed: [u8; 32],
-    /// Records per answer page (a whole number of groups).
+    /// Row form: records per answer page (a whole number of groups).
+    /// Column form: positions per page (a whole number of blocks).
     pub page_records: usize,
 }
 
@@ -48,6 +62,10 @@ impl AlertJob {
     /// Answers the probe page by page, each with its own fresh shuffle,
     /// masks and re-randomisation. Blocking: never call it on the runtime.
     pub fn run(&self) -> Result<Vec<AnswerPage>, String> {
+        let probe = match &self.probe {
+            JobProbe::Row(p) => p.clone(),
+            JobProbe::Column(p) => return self.run_column(p),
+        };
         let d = self.gallery.dim();
         let page = self.page_records.max(per_group(d));
         let mut pages = Vec::new();
@@ -55,7 +73,7 @@ impl AlertJob {
             let end = (start + page).min(self.records.len());
             let rows: Vec<i8> = (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect();
             let (answer, order) =
-                respond_row(&self.probe, &Gallery::new(d, rows), self.threshold, derive(&self.seed, b"page", n))
+                respond_row(&probe, &Gallery::new(d, rows), self.threshold, derive(&self.seed, b"page", n))
                     .map_err(|e| e.to_string())?;
             let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
             let records =
@@ -64,6 +82,35 @@ impl AlertJob {
         }
         Ok(pages)
     }
+
+    /// Column form: one pass over the whole gallery (run layout, fresh
+    /// shuffle and decoys), then pages of whole blocks.
+    fn run_column(&self, probe: &EncryptedProbe) -> Result<Vec<AnswerPage>, String> {
+        let layout = RunLayout::new(&self.gallery);
+        let (answer, order) = respond(probe, &layout, self.threshold, self.seed).map_err(|e| e.to_string())?;
+        let blocks = (self.page_records / POLY).max(1);
+        let per_page = blocks * POLY;
+        Ok(answer
+            .into_pages(blocks)
+            .into_iter()
+            .enumerate()
+            .map(|(n, page)| {
+                let records = order[n * per_page..n * per_page + page.count]
+                    .iter()
+                    .map(|r| if *r == PADDING { 0 } else { self.records[*r as usize] })
+                    .collect();
+                let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
+                AnswerPage { id, body: page.to_bytes(), records }
+            })
+            .collect())
+    }
+}
+
+/// An answer page as the issuer received it.
+#[derive(Debug)]
+pub enum AnyAnswer {
+    Row(RowAnswer),
+    Column(EncryptedAnswer),
 }
 
 /// Decryption of one answer page at the issuer: run on a blocking thread.
@@ -73,16 +120,51 @@ pub struct AnswerJob {
     pub alert: AlertId,
     pub answer_id: Handle,
     pub key: Arc<ProberKey>,
-    pub answer: RowAnswer,
+    pub answer: AnyAnswer,
 }
 
 impl AnswerJob {
     /// The matching positions and the number of positions.
     pub fn run(&self) -> Result<(Vec<usize>, usize), String> {
-        let decisions = self.key.decrypt_row(&self.answer).map_err(|e| e.to_string())?;
+        let decisions = match &self.answer {
+            AnyAnswer::Row(a) => self.key.decrypt_row(a),
+            AnyAnswer::Column(a) => self.key.decrypt(a),
+        }
+        .map_err(|e| e.to_string())?;
         Ok((decisions.iter().enumerate().filter(|(_, m)| **m).map(|(p, _)| p).collect(), decisions.len()))
     }
 }
+
+/// Encryption of an alert's column-form probe at the issuer, for a holder
+/// with a large gallery: run on a blocking thread.
+#[derive(Debug)]
+pub struct FetchJob {
+    pub alert: AlertId,
+    pub from: OrgId,
+    pub key: Arc<ProberKey>,
+    pub vector: Vec<i8>,
+}
+
+impl FetchJob {
+    /// The response to send: the probe, freshly encrypted.
+    pub fn run(&self) -> Response {
+        match self.key.encrypt(&self.vector) {
+            Ok(p) => Response::Probe(ProbeForm { alert: self.alert, probe: p.to_bytes() }),
+            Err(_) => Response::Refused(Refusal::Unsupported),
+        }
+    }
+}
+
+/// A holder's fetch of a column-form probe: the records it will cover.
+#[derive(Debug, Clone)]
+pub(super) struct Fetching {
+    issuer: OrgId,
+    records: Vec<u64>,
+    in_flight: bool,
+}
+
+/// Column-form probes an issuer encrypts per (holder, alert).
+const MAX_FETCHES_PER_ALERT: u32 = 3;
 
 /// What to do with a request frame: answer now, or decrypt first.
 #[derive(Debug)]
@@ -127,12 +209,8 @@ impl Engine {
             Ok(p) => return not_answered(format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim)),
             Err(e) => return not_answered(format!("probe refused: {e}")),
         };
-        let all = self.gallery.values().filter(|g| g.extractor == enc.extractor).count();
-        if only.is_none() && all > self.policy.max_row_records {
-            return not_answered(format!(
-                "{all} records exceed alerts.max_row_records ({}); column-form answers are not built yet",
-                self.policy.max_row_records
-            ));
+        if only.is_none() && self.fetching.contains_key(&alert) {
+            return vec![];
         }
         let mut records = Vec::new();
         let mut rows = Vec::new();
@@ -158,6 +236,12 @@ impl Engine {
         for r in &records {
             self.answered_alerts.insert((alert, *r));
         }
+        let column_above = self.policy.column_above.unwrap_or_else(|| row_form_limit(ex.dim));
+        if only.is_none() && records.len() > column_above {
+            // Many records: the column form moves fewer bytes; ask the issuer.
+            self.fetching.insert(alert, Fetching { issuer, records, in_flight: true });
+            return vec![Action::FetchProbe { to: issuer, alert }];
+        }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame.
@@ -165,7 +249,7 @@ impl Engine {
         let job = AlertJob {
             alert,
             issuer,
-            probe,
+            probe: JobProbe::Row(probe),
             gallery: Gallery::new(ex.dim, rows),
             records,
             threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
@@ -173,6 +257,99 @@ impl Engine {
             page_records: groups * per_group(ex.dim),
         };
         vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// Holder: the issuer answered (or did not answer) our fetch of the
+    /// column-form probe of `alert`: a job over the records it covers, or a
+    /// retry later.
+    pub fn probe_fetched(&mut self, alert: AlertId, result: Result<Response, String>) -> Vec<Action> {
+        let Some(f) = self.fetching.get_mut(&alert) else { return vec![] };
+        f.in_flight = false;
+        let not_answered = |reason: String| vec![Action::Audit(AuditEvent::AlertNotAnswered { alert, reason })];
+        let form = match result {
+            Ok(Response::Probe(p)) if p.alert == alert => p,
+            // No answer, or a passing refusal: asked again on reconnection.
+            Err(_) | Ok(Response::Refused(Refusal::RateLimited)) => return vec![],
+            Ok(other) => {
+                let issuer = f.issuer;
+                self.fetching.remove(&alert);
+                let reason = format!("the issuer did not give the column-form probe: {other:?}");
+                return [
+                    vec![Action::Audit(AuditEvent::MessageRejected { from: issuer.to_hex(), reason: reason.clone() })],
+                    not_answered(reason),
+                ]
+                .concat();
+            }
+        };
+        let Fetching { issuer, records, .. } = self.fetching.remove(&alert).expect("present");
+        let Some(a) = self.alerts.get(&alert) else { return vec![] };
+        let row = a.alert.body.encrypted.as_ref().and_then(|e| RowProbe::from_bytes(&e.row).ok());
+        let probe = match (EncryptedProbe::from_bytes(&form.probe, self.queries.max_answer_bytes), row) {
+            (Ok(p), Some(row)) if p.key_id == row.key_id && p.dim == row.dim => p,
+            (Ok(_), _) => {
+                let reason = "column-form probe under another key or dimension than the alert's".to_string();
+                return [self.violation(issuer, &reason), not_answered(reason)].concat();
+            }
+            (Err(e), _) => {
+                let reason = format!("malformed column-form probe: {e}");
+                return [self.violation(issuer, &reason), not_answered(reason)].concat();
+            }
+        };
+        let Some(ex) = a.alert.body.encrypted.as_ref().and_then(|e| vigil_matcher::extractor(&e.extractor)) else {
+            return vec![];
+        };
+        let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
+        let rows = records.iter().flat_map(|r| self.gallery[r].vector.iter().copied()).collect();
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
+        // Pages of whole 16 KiB blocks, filling at most half a request frame.
+        let blocks = (self.frame_limit / 2 / (2 * POLY * 4)).max(1);
+        let job = AlertJob {
+            alert,
+            issuer,
+            probe: JobProbe::Column(Arc::new(probe)),
+            gallery: Gallery::new(ex.dim, rows),
+            records,
+            threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
+            seed,
+            page_records: blocks * POLY,
+        };
+        vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// Holder: fetches to (re)send now, to issuers that are connected.
+    pub fn pending_fetches(&mut self, connected: impl Fn(&OrgId) -> bool) -> Vec<Action> {
+        self.fetching
+            .iter_mut()
+            .filter(|(_, f)| !f.in_flight && connected(&f.issuer))
+            .map(|(alert, f)| {
+                f.in_flight = true;
+                Action::FetchProbe { to: f.issuer, alert: *alert }
+            })
+            .collect()
+    }
+
+    /// Issuer: a holder asks for the column form of one of our alerts.
+    pub(super) fn on_fetch_probe(&mut self, from: OrgId, req: FetchProbe) -> Result<FetchJob, (Refusal, String)> {
+        let a = self.alerts.get(&req.alert).ok_or((Refusal::UnknownAlert, "fetch of an unknown alert".into()))?;
+        if a.alert.body.issuer != self.org {
+            return Err((Refusal::NotIssuer, "fetch of an alert this node did not issue".into()));
+        }
+        if !self.has_role(&from, Role::Match) {
+            return Err((Refusal::NotAllowed, "fetch from a member without the match role".into()));
+        }
+        let (Some(enc), Some(vector), AlertStatus::Active) = (&a.alert.body.encrypted, &a.probe_vector, a.status)
+        else {
+            return Err((Refusal::Unsupported, "fetch of an alert that is withdrawn or not encrypted".into()));
+        };
+        let row = RowProbe::from_bytes(&enc.row).map_err(|e| (Refusal::Unsupported, e.to_string()))?;
+        let key = self.key_by_id(&row.key_id).ok_or((Refusal::Unsupported, "alert key no longer held".into()))?;
+        let n = self.fetches.entry((from, req.alert)).or_default();
+        if *n >= MAX_FETCHES_PER_ALERT {
+            return Err((Refusal::RateLimited, format!("more than {MAX_FETCHES_PER_ALERT} fetches of one alert")));
+        }
+        *n += 1;
+        Ok(FetchJob { alert: req.alert, from, key, vector: vector.clone() })
     }
 
     /// Every answer still owed after a restart (jobs lost in flight).
@@ -217,6 +394,7 @@ impl Engine {
                 answer: p.id,
                 issuer: job.issuer,
                 records,
+                column: matches!(job.probe, JobProbe::Column(_)),
             }));
             let request = Request::AlertAnswer(AlertAnswer { alert: job.alert, answer: p.id, body: p.body });
             actions.push(Action::Send { to: job.issuer, request, key: p.id });
@@ -251,7 +429,9 @@ impl Engine {
             // Worth retrying later.
             Response::Refused(Refusal::RateLimited) => return vec![],
             Response::Refused(r) => (false, Some(format!("issuer refused an alert answer: {r:?}"))),
-            Response::Answer(_) => (false, Some("an identification answer in reply to an alert answer".into())),
+            Response::Answer(_) | Response::Probe(_) => {
+                (false, Some("an identification answer or probe in reply to an alert answer".into()))
+            }
         };
         a.delivered = true;
         a.body = Vec::new();
@@ -301,9 +481,17 @@ impl Engine {
         let Some(key) = self.key_by_id(&probe.key_id) else {
             return refuse(Refusal::Unsupported, "alert answer under a key this node no longer holds".into());
         };
-        let answer = match RowAnswer::from_bytes(&a.body, max_frame_bytes) {
-            Ok(ans) if ans.key_id == probe.key_id && ans.dim == probe.dim => ans,
-            Ok(_) => {
+        // The envelope's tag says which form the page is in.
+        let decoded = if a.body.get(3) == Some(&(Tag::EncryptedAnswer as u8)) {
+            EncryptedAnswer::from_bytes(&a.body, max_frame_bytes)
+                .map(|ans| (ans.key_id == probe.key_id).then_some(AnyAnswer::Column(ans)))
+        } else {
+            RowAnswer::from_bytes(&a.body, max_frame_bytes)
+                .map(|ans| (ans.key_id == probe.key_id && ans.dim == probe.dim).then_some(AnyAnswer::Row(ans)))
+        };
+        let answer = match decoded {
+            Ok(Some(ans)) => ans,
+            Ok(None) => {
                 let reason = "alert answer under another key or dimension than the alert's probe".to_string();
                 return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), self.violation(from, &reason));
             }

@@ -40,8 +40,8 @@ impl Engine {
             Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
             Request::AlertAnswer(a) => return self.on_alert_answer(from, a, max_frame_bytes),
             // Queries travel on their own protocol, with their own limits.
-            Request::Identify(_) => {
-                let reason = "identification query on the notice protocol".to_string();
+            Request::Identify(_) | Request::FetchProbe(_) => {
+                let reason = "identification query or probe fetch on the notice protocol".to_string();
                 let actions = self.violation(from, &reason);
                 (Response::Refused(Refusal::Malformed), actions)
             }
@@ -150,7 +150,7 @@ impl Engine {
                 from: h.peer.to_hex(),
                 reason: format!("issuer refused hit notice: {r:?}"),
             })],
-            Response::Answer(_) => vec![Action::Audit(AuditEvent::MessageRejected {
+            Response::Answer(_) | Response::Probe(_) => vec![Action::Audit(AuditEvent::MessageRejected {
                 from: h.peer.to_hex(),
                 reason: "an identification answer in reply to a hit notice".into(),
             })],

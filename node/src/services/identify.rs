@@ -34,6 +34,8 @@ pub struct IdentifyJob {
 #[derive(Debug)]
 pub enum IdentifyStart {
     Run(Box<IdentifyJob>, Vec<Action>),
+    /// Encrypt an alert's column-form probe for a holder (blocking work).
+    Fetch(Box<super::FetchJob>, Vec<Action>),
     Answer(Response, Vec<Action>),
 }
 
@@ -128,6 +130,19 @@ impl Engine {
         let max = self.queries.max_query_bytes;
         let req = match decode::<Request>(Tag::Request, bytes, max) {
             Ok(Request::Identify(r)) => r,
+            Ok(Request::FetchProbe(f)) => {
+                let alert = f.alert;
+                return match self.on_fetch_probe(from, f) {
+                    Ok(job) => IdentifyStart::Fetch(Box::new(job), vec![]),
+                    Err((refusal, reason)) => IdentifyStart::Answer(
+                        Response::Refused(refusal),
+                        vec![Action::Audit(AuditEvent::MessageRejected {
+                            from: from.to_hex(),
+                            reason: format!("fetch of alert {alert} refused: {reason}"),
+                        })],
+                    ),
+                };
+            }
             Ok(_) | Err(_) => {
                 let reason = "undecodable identification query".to_string();
                 let actions = self.violation(from, &reason);

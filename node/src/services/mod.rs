@@ -23,7 +23,7 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
-pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, RequestOutcome};
+pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 
 /// Something the runtime must do, in order.
@@ -49,6 +49,12 @@ pub enum Action {
     /// Answer an encrypted alert on a blocking thread, then hand the pages
     /// to `Engine::alert_answered`.
     AnswerAlert(Box<AlertJob>),
+    /// Ask an alert's issuer for its column-form probe (on the identify
+    /// protocol), then hand the response to `Engine::probe_fetched`.
+    FetchProbe {
+        to: OrgId,
+        alert: AlertId,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +135,10 @@ pub struct Engine {
     seen_answers: HashSet<vigil_protocol::Handle>,
     /// Largest request frame; answer pages fill at most half of it.
     frame_limit: usize,
+    /// Holder: column-form probes being fetched, by alert.
+    fetching: HashMap<AlertId, encrypted_alerts::Fetching>,
+    /// Issuer: column-form probes encrypted per (holder, alert).
+    fetches: HashMap<(OrgId, AlertId), u32>,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -189,6 +199,8 @@ impl Engine {
             retired: Vec::new(),
             seen_answers: HashSet::new(),
             frame_limit: init.max_frame_bytes,
+            fetching: HashMap::new(),
+            fetches: HashMap::new(),
         };
         for a in init.answers {
             for r in a.records.iter().filter(|r| **r != 0) {

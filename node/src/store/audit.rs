@@ -142,12 +142,14 @@ pub enum AuditEvent {
         holder: OrgId,
         approved: bool,
     },
-    /// Holder: answered an encrypted alert over `records` records (one page).
+    /// Holder: answered an encrypted alert over `records` records (one page),
+    /// in column form (`column`, fetched from the issuer) or row form.
     AlertAnswerSent {
         alert: AlertId,
         answer: Handle,
         issuer: OrgId,
         records: usize,
+        column: bool,
     },
     /// Holder: the issuer acknowledged (or definitively refused) an answer page.
     AlertAnswerDelivered {

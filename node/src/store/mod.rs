@@ -77,6 +77,9 @@ pub struct StoredAlert {
     pub received_at_ms: u64,
     /// The case reference, only for alerts this node issued.
     pub case_ref: Option<String>,
+    /// The quantised probe, only for encrypted alerts this node issued and
+    /// while they are active (to encrypt the column form on request).
+    pub probe_vector: Option<Vec<i8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

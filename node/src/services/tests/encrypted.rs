@@ -3,6 +3,7 @@
 //! records, idempotent delivery, refusals, key rotation and disclosure.
 
 use super::*;
+use crate::services::identify::IdentifyStart;
 use vigil_config::AlertForm;
 
 const GOSSIP_E: usize = 40 * 1024;
@@ -177,4 +178,65 @@ fn issuer_budgets_bound_encrypted_alert_answers() {
         }
     }
     assert_eq!(answered, 2, "the third alert within the hour is not answered");
+}
+
+#[test]
+fn large_galleries_fetch_the_column_form_and_answer_it() {
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    f.engines[1].policy.column_above = Some(5);
+    let pop = Population::new(10, "vigil-synth-128", 40);
+    let (issuer, holder) = (f.engines[0].org(), f.engines[1].org());
+    let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
+    for p in 10..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    let (alert, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(6, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let (_, actions) = f.engines[1].on_gossip(T0 + 1, issuer, &published(&actions), GOSSIP_E);
+    assert!(jobs(&actions).is_empty(), "21 records > 5: no row-form job");
+    assert!(actions.iter().any(|a| matches!(a, Action::FetchProbe { to, alert: x } if *to == issuer && *x == alert)));
+
+    // The issuer encrypts the column form for it (a blocking job at runtime).
+    let fetch = encode(Tag::Request, &Request::FetchProbe(vigil_protocol::FetchProbe { alert }), FRAME).unwrap();
+    let IdentifyStart::Fetch(job, _) = f.engines[0].on_identify(T0 + 2, holder, &fetch, [0; 32]) else {
+        panic!("the issuer must encrypt the column form")
+    };
+    let response = job.run();
+    assert!(matches!(&response, Response::Probe(p) if p.alert == alert && p.probe.len() > 128 * 16 * 1024));
+    let actions = f.engines[1].probe_fetched(alert, Ok(response));
+    let js = jobs(&actions);
+    assert_eq!(js.len(), 1);
+    assert!(matches!(js[0].probe, JobProbe::Column(_)));
+    for (_, req, _) in answer(&mut f.engines[1], &js[0]) {
+        let Request::AlertAnswer(a) = &req else { panic!("an answer page") };
+        assert_eq!(a.body[3], Tag::EncryptedAnswer as u8, "a column-form page");
+        let frame = encode(Tag::Request, &req, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 3, holder, &frame, FRAME).0, Response::Ack);
+    }
+    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let (_, actions) = f.engines[0].request_disclosure(T0 + 4, hits[0].handle, "family asks".into()).unwrap();
+    let frame = encode(Tag::Request, &sends(&actions)[0].1, FRAME).unwrap();
+    let (r, actions) = f.engines[1].on_request(T0 + 5, issuer, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+
+    // Fetches are bounded per holder and alert, refused to non-members and
+    // after withdrawal; the holder's engine gives up on a refusal.
+    let refused = |e: &mut Engine, from: OrgId| match e.on_identify(T0 + 6, from, &fetch, [0; 32]) {
+        IdentifyStart::Answer(Response::Refused(r), _) => Some(r),
+        _ => None,
+    };
+    let outsider = f.engines[3].org();
+    assert_eq!(refused(&mut f.engines[0], outsider), Some(Refusal::NotAllowed));
+    assert_eq!(refused(&mut f.engines[2], holder), Some(Refusal::UnknownAlert));
+    assert_eq!(refused(&mut f.engines[0], holder), None);
+    assert_eq!(refused(&mut f.engines[0], holder), None);
+    assert_eq!(refused(&mut f.engines[0], holder), Some(Refusal::RateLimited), "three fetches per alert");
+    f.engines[0].withdraw_alert(T0 + 7, alert, GOSSIP_E).unwrap();
+    assert!(f.engines[0].alerts().all(|a| a.probe_vector.is_none()), "the probe is dropped on withdrawal");
+    let other = f.engines[2].org();
+    assert_eq!(refused(&mut f.engines[0], other), Some(Refusal::Unsupported));
 }
