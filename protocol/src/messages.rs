@@ -59,8 +59,11 @@ impl std::fmt::Debug for EncryptedAlertProbe {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertBody {
     pub issuer: OrgId,
-    /// Issuer's alert sequence number, starting at 1.
+    /// Position in the issuer's alert log (publications and withdrawals),
+    /// starting at 1.
     pub seq: u64,
+    /// Hash of the issuer's previous log entry (zeros for seq 1).
+    pub prev: [u8; 32],
     pub category: Category,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
@@ -78,6 +81,10 @@ pub struct SignedAlert {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
     pub issuer: OrgId,
+    /// Position in the issuer's alert log.
+    pub seq: u64,
+    /// Hash of the issuer's previous log entry.
+    pub prev: [u8; 32],
     pub alert: AlertId,
     pub withdrawn_at_ms: u64,
 }
@@ -215,6 +222,27 @@ pub enum Request {
     DisclosureAnswer(DisclosureAnswer),
     AlertAnswer(AlertAnswer),
     FetchProbe(FetchProbe),
+    /// Catch-up: "these are the heads of the alert logs I hold".
+    SyncHeads(Vec<LogHead>),
+    /// Catch-up: "send me `org`'s log entries from `from_seq` on".
+    SyncPull(SyncPull),
+}
+
+/// The head of one issuer's alert log at a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    pub org: OrgId,
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// A request for a page of one issuer's alert log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPull {
+    pub org: OrgId,
+    pub from_seq: u64,
+    /// Most entries wanted (the answer may hold fewer, to fit the frame).
+    pub max: u32,
 }
 
 /// Why a request was refused.
@@ -244,6 +272,10 @@ pub enum Response {
     Refused(Refusal),
     Answer(IdentifyAnswer),
     Probe(ProbeForm),
+    /// The responder's log heads (answer to `SyncHeads`).
+    Heads(Vec<LogHead>),
+    /// Consecutive entries of one issuer's log (answer to `SyncPull`).
+    Entries(Vec<AlertEnvelope>),
 }
 
 fn text(field: &str, s: &str) -> Result<(), WireError> {

@@ -35,20 +35,22 @@ fn envelope() -> impl Strategy<Value = AlertEnvelope> {
         encrypted().prop_map(|e| (None, Some(e))),
         (probe(), encrypted()).prop_map(|(p, e)| (Some(p), Some(e))),
     ];
-    let alert = (org(), 1u64.., category(), any::<u64>(), any::<u64>(), probes, sig()).prop_map(
-        |(issuer, seq, category, created_at_ms, expires_at_ms, (probe, encrypted), signature)| {
+    let alert = (org(), 1u64.., any::<[u8; 32]>(), category(), any::<u64>(), any::<u64>(), probes, sig()).prop_map(
+        |(issuer, seq, prev, category, created_at_ms, expires_at_ms, (probe, encrypted), signature)| {
             AlertEnvelope::Publish(SignedAlert {
-                body: AlertBody { issuer, seq, category, created_at_ms, expires_at_ms, probe, encrypted },
+                body: AlertBody { issuer, seq, prev, category, created_at_ms, expires_at_ms, probe, encrypted },
                 signature,
             })
         },
     );
-    let withdraw = (org(), any::<[u8; 32]>(), any::<u64>(), sig()).prop_map(|(issuer, a, t, signature)| {
-        AlertEnvelope::Withdraw(SignedWithdrawal {
-            body: Withdrawal { issuer, alert: AlertId(a), withdrawn_at_ms: t },
-            signature,
-        })
-    });
+    let withdraw = (org(), 1u64.., any::<[u8; 32]>(), any::<[u8; 32]>(), any::<u64>(), sig()).prop_map(
+        |(issuer, seq, prev, a, t, signature)| {
+            AlertEnvelope::Withdraw(SignedWithdrawal {
+                body: Withdrawal { issuer, seq, prev, alert: AlertId(a), withdrawn_at_ms: t },
+                signature,
+            })
+        },
+    );
     prop_oneof![alert, withdraw]
 }
 fn request() -> impl Strategy<Value = Request> {
@@ -163,6 +165,21 @@ proptest! {
     }
 
     #[test]
+    fn sync_roundtrip(heads in prop::collection::vec((org(), any::<u64>(), any::<[u8; 32]>()), 0..5),
+                      entries in prop::collection::vec(envelope(), 0..4), from_seq in any::<u64>(), max in any::<u32>()) {
+        let heads: Vec<LogHead> = heads.into_iter().map(|(org, seq, hash)| LogHead { org, seq, hash }).collect();
+        let org = heads.first().map(|h| h.org).unwrap_or(OrgId([0; 32]));
+        for q in [Request::SyncHeads(heads.clone()), Request::SyncPull(SyncPull { org, from_seq, max })] {
+            let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
+            prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
+        }
+        for r in [Response::Heads(heads), Response::Entries(entries)] {
+            let bytes = encode(Tag::Response, &r, LIMIT).unwrap();
+            prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), r);
+        }
+    }
+
+    #[test]
     fn disclosure_roundtrip(v in disclosure()) {
         for q in v {
             let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
@@ -203,6 +220,7 @@ fn alerts_need_a_probe_and_bounded_encrypted_probes() {
             body: AlertBody {
                 issuer: OrgId([1; 32]),
                 seq: 1,
+                prev: [0; 32],
                 category: Category::Missing,
                 created_at_ms: 1,
                 expires_at_ms: 2,

@@ -72,6 +72,8 @@ fn hand_made_alert(
     let body = AlertBody {
         issuer,
         seq,
+        // The first entry of the issuer's log.
+        prev: [0; 32],
         category: Category::Missing,
         created_at_ms: created,
         expires_at_ms: created + 7 * DAY,
@@ -225,7 +227,7 @@ async fn forged_stale_and_replayed_alerts_are_rejected_and_not_forwarded() {
 
     // 3. A valid alert from M does travel through the hub to C, so the
     //    absence of the bad ones at C is due to validation, not topology.
-    let good = hand_made_alert(&fed, &m_id, m_org, 2, now_ms());
+    let good = hand_made_alert(&fed, &m_id, m_org, 1, now_ms());
     fed.nodes[m].handle.raw_publish(good.clone()).await.unwrap();
     let env: AlertEnvelope = vigil_protocol::decode(Tag::Gossip, &good, 1 << 20).unwrap();
     let AlertEnvelope::Publish(good_alert) = env else { unreachable!() };
@@ -238,7 +240,7 @@ async fn forged_stale_and_replayed_alerts_are_rejected_and_not_forwarded() {
 
     // 4. Replay of a withdrawn alert does not bring it back: M withdraws
     //    its alert, then publishes the original bytes again.
-    let body = Withdrawal { issuer: m_org, alert: good_id, withdrawn_at_ms: now_ms() };
+    let body = Withdrawal { issuer: m_org, seq: 2, prev: good_id.0, alert: good_id, withdrawn_at_ms: now_ms() };
     let signature = sign_body(&m_id, domain::WITHDRAWAL, &body).unwrap();
     let withdraw =
         encode(Tag::Gossip, &AlertEnvelope::Withdraw(SignedWithdrawal { body, signature }), 16 * 1024).unwrap();

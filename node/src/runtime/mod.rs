@@ -583,7 +583,7 @@ impl Runtime {
                                 self.config.network.max_frame_bytes,
                             ) {
                                 Ok(r) => {
-                                    let actions = self.engine.on_response(h, &r);
+                                    let actions = self.engine.on_response(now_ms(), h, &r);
                                     self.apply(actions)?;
                                 }
                                 Err(e) => {
@@ -604,6 +604,7 @@ impl Runtime {
             })) => {
                 if let Some(h) = self.pending.remove(&request_id) {
                     self.in_flight.remove(&h);
+                    self.engine.request_failed(h);
                 }
                 tracing::debug!(org = %self.name, %peer, "request failed: {error}");
             }
@@ -623,8 +624,13 @@ impl Runtime {
                 tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
                 self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(&cause) })?;
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 tracing::debug!(org = %self.name, peer = %peer_id, "connected");
+                // Catch up on alert logs with every member we (re)connect to.
+                if let (Some(org), 1) = (net::org_of(&peer_id), num_established.get()) {
+                    let actions = self.engine.sync_start(org);
+                    self.apply(actions)?;
+                }
                 self.resend_hits();
             }
             _ => {}

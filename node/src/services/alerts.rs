@@ -3,6 +3,7 @@
 //! clock window, replay and fork checks) before it is stored, matched
 //! against the gallery and forwarded.
 
+use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
 use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
@@ -12,6 +13,14 @@ use vigil_protocol::{
     decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
     SignedWithdrawal, Tag, Withdrawal,
 };
+
+/// The outcome of checking a live alert.
+enum Check {
+    Accept,
+    Ignore(String),
+    /// Valid, but entries of its issuer's log are missing before it.
+    Gap,
+}
 
 /// What gossipsub must do with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +89,7 @@ impl Engine {
         let body = AlertBody {
             issuer: self.org,
             seq: self.meta.alert_seq,
+            prev: self.head(&self.org).1,
             category,
             created_at_ms: now_ms,
             expires_at_ms,
@@ -99,8 +109,9 @@ impl Engine {
             received_at_ms: now_ms,
             case_ref: Some(case_ref),
             probe_vector,
+            withdrawal: None,
         };
-        self.seqs.insert((self.org, self.meta.alert_seq), id);
+        self.record_entry(self.org, self.meta.alert_seq, LogRef { hash: id.0, alert: id, withdrawal: false });
         self.alerts.insert(id, stored.clone());
         actions.extend([
             Action::Store(StoreOp::PutAlert(Box::new(stored))),
@@ -118,22 +129,32 @@ impl Engine {
         id: AlertId,
         max_gossip_bytes: usize,
     ) -> Result<Vec<Action>, EngineError> {
-        let a = self.alerts.get_mut(&id).ok_or(EngineError::UnknownAlert(id))?;
+        let a = self.alerts.get(&id).ok_or(EngineError::UnknownAlert(id))?;
         if a.alert.body.issuer != self.org {
             return Err(EngineError::NotOurs(id));
         }
+        if a.status == AlertStatus::Withdrawn {
+            return Err(EngineError::Invalid(format!("alert {id} is already withdrawn")));
+        }
+        let seq = self.meta.alert_seq + 1;
+        let body = Withdrawal { issuer: self.org, seq, prev: self.head(&self.org).1, alert: id, withdrawn_at_ms: now_ms };
+        let signature =
+            sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let signed = SignedWithdrawal { body, signature };
+        let bytes = encode(Tag::Gossip, &AlertEnvelope::Withdraw(signed.clone()), max_gossip_bytes)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        self.meta.alert_seq = seq;
+        let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(signed.clone()));
+        self.record_entry(self.org, seq, LogRef { hash, alert: id, withdrawal: true });
+        let a = self.alerts.get_mut(&id).expect("checked above");
         a.status = AlertStatus::Withdrawn;
+        a.withdrawal = Some(signed);
         // The probe is kept only while someone may still fetch the column form.
         a.probe_vector = None;
         let stored = a.clone();
-        let body = Withdrawal { issuer: self.org, alert: id, withdrawn_at_ms: now_ms };
-        let signature =
-            sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let bytes =
-            encode(Tag::Gossip, &AlertEnvelope::Withdraw(SignedWithdrawal { body, signature }), max_gossip_bytes)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(vec![
             Action::Store(StoreOp::PutAlert(Box::new(stored))),
+            Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),
             Action::Audit(AuditEvent::AlertWithdrawn { alert: id, by: self.org }),
             Action::Publish(bytes),
         ])
@@ -162,15 +183,16 @@ impl Engine {
         match env {
             AlertEnvelope::Publish(alert) => match self.check_alert(now_ms, &alert) {
                 Err(reason) => reject(self, reason),
-                Ok(Some(ignore)) => (Verdict::Ignore(ignore), vec![]),
-                Ok(None) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
+                Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
+                Ok(Check::Gap) => (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from)),
+                Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
             AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
         }
     }
 
-    /// `Err(reason)` to reject, `Ok(Some(reason))` to ignore, `Ok(None)` to accept.
-    fn check_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<Option<String>, String> {
+    /// `Err(reason)` to reject; otherwise accept, ignore, or catch up first.
+    fn check_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<Check, String> {
         let b = &alert.body;
         if !self.is_member(&b.issuer) {
             return Err(format!("alert issuer {} is not a roster member", b.issuer));
@@ -195,6 +217,24 @@ impl Engine {
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
             return Err("alert lifetime exceeds the federation maximum".into());
         }
+        self.check_encrypted_probe(b)?;
+        match self.link(b.issuer, b.seq, b.prev, alert_id(b).0) {
+            Link::Known => return Ok(Check::Ignore("already known".into())),
+            Link::Fork => {
+                return Err(format!("fork: issuer {} signed two different log entries with seq {}", b.issuer, b.seq))
+            }
+            Link::Broken => return Err(format!("bad chain: alert {} does not link to its issuer's log", b.seq)),
+            Link::Gap => return Ok(Check::Gap),
+            Link::Next => {}
+        }
+        if self.alerts.len() >= self.policy.max_active {
+            return Ok(Check::Ignore("active alert limit reached".into()));
+        }
+        Ok(Check::Accept)
+    }
+
+    /// An encrypted probe must decode, and fit its extractor if known.
+    pub(super) fn check_encrypted_probe(&self, b: &AlertBody) -> Result<(), String> {
         if let Some(enc) = &b.encrypted {
             let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&enc.row)
                 .map_err(|e| format!("malformed encrypted probe: {e}"))?;
@@ -204,20 +244,10 @@ impl Engine {
                 }
             }
         }
-        let id = alert_id(b);
-        if let Some(known) = self.seqs.get(&(b.issuer, b.seq)) {
-            if *known == id {
-                return Ok(Some("already known".into()));
-            }
-            return Err(format!("fork: issuer {} signed two different alerts with seq {}", b.issuer, b.seq));
-        }
-        if self.alerts.len() >= self.policy.max_active {
-            return Ok(Some("active alert limit reached".into()));
-        }
-        Ok(None)
+        Ok(())
     }
 
-    fn accept_alert(&mut self, now_ms: u64, from: OrgId, alert: SignedAlert) -> Vec<Action> {
+    pub(super) fn accept_alert(&mut self, now_ms: u64, from: OrgId, alert: SignedAlert) -> Vec<Action> {
         let id = alert_id(&alert.body);
         let issuer = alert.body.issuer;
         let stored = StoredAlert {
@@ -227,14 +257,17 @@ impl Engine {
             received_at_ms: now_ms,
             case_ref: None,
             probe_vector: None,
+            withdrawal: None,
         };
-        self.seqs.insert((issuer, stored.alert.body.seq), id);
+        self.record_entry(issuer, stored.alert.body.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
+        let expired = stored.alert.body.expires_at_ms <= now_ms;
         self.alerts.insert(id, stored.clone());
         let mut actions = vec![
             Action::Store(StoreOp::PutAlert(Box::new(stored))),
             Action::Audit(AuditEvent::AlertAccepted { alert: id, issuer, via: from.to_hex() }),
         ];
-        if issuer != self.org {
+        // Expired alerts arrive by catch-up: kept in the log, never matched.
+        if issuer != self.org && !expired {
             let records: Vec<u64> = self.gallery.keys().copied().collect();
             for r in records {
                 actions.extend(self.match_one(now_ms, id, r));
@@ -257,24 +290,21 @@ impl Engine {
         if verify_body(&b.issuer, domain::WITHDRAWAL, b, &w.signature).is_err() {
             return reject(self, format!("forged withdrawal: signature does not verify for {}", b.issuer));
         }
-        let Some(a) = self.alerts.get_mut(&b.alert) else {
+        let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(w.clone()));
+        match self.link(b.issuer, b.seq, b.prev, hash) {
+            Link::Known => return (Verdict::Ignore("already known".into()), vec![]),
+            Link::Gap => return (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from)),
+            Link::Fork => return reject(self, format!("fork: {} signed two log entries with seq {}", b.issuer, b.seq)),
+            Link::Broken => return reject(self, "bad chain: withdrawal does not link to its issuer's log".into()),
+            Link::Next => {}
+        }
+        if !self.alerts.contains_key(&b.alert) {
             return (Verdict::Ignore("withdrawal of an unknown alert".into()), vec![]);
-        };
-        if a.alert.body.issuer != b.issuer {
-            return reject(self, "withdrawal by someone other than the issuer".into());
         }
-        if a.status == AlertStatus::Withdrawn {
-            return (Verdict::Ignore("already withdrawn".into()), vec![]);
+        match self.apply_withdrawal(w) {
+            Ok(actions) => (Verdict::Accept, actions),
+            Err(reason) => reject(self, reason),
         }
-        a.status = AlertStatus::Withdrawn;
-        let stored = a.clone();
-        let _ = from;
-        (
-            Verdict::Accept,
-            vec![
-                Action::Store(StoreOp::PutAlert(Box::new(stored))),
-                Action::Audit(AuditEvent::AlertWithdrawn { alert: b.alert, by: b.issuer }),
-            ],
-        )
     }
+
 }

@@ -39,6 +39,8 @@ impl Engine {
             Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
             Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
             Request::AlertAnswer(a) => return self.on_alert_answer(from, a, max_frame_bytes),
+            Request::SyncHeads(h) => self.on_sync_heads(from, h),
+            Request::SyncPull(p) => self.on_sync_pull(from, p),
             // Queries travel on their own protocol, with their own limits.
             Request::Identify(_) | Request::FetchProbe(_) => {
                 let reason = "identification query or probe fetch on the notice protocol".to_string();
@@ -114,7 +116,10 @@ impl Engine {
 
     /// A peer answered a request we sent under `key` (a hit handle, an answer
     /// page id or a disclosure id).
-    pub fn on_response(&mut self, key: Handle, response: &Response) -> Vec<Action> {
+    pub fn on_response(&mut self, now_ms: u64, key: Handle, response: &Response) -> Vec<Action> {
+        if let Some(ctx) = self.take_sync(&key) {
+            return self.on_sync_response(now_ms, ctx, response);
+        }
         if self.hits.contains_key(&key) {
             return self.on_hit_response(key, response);
         }
@@ -150,10 +155,12 @@ impl Engine {
                 from: h.peer.to_hex(),
                 reason: format!("issuer refused hit notice: {r:?}"),
             })],
-            Response::Answer(_) | Response::Probe(_) => vec![Action::Audit(AuditEvent::MessageRejected {
-                from: h.peer.to_hex(),
-                reason: "an identification answer in reply to a hit notice".into(),
-            })],
+            Response::Answer(_) | Response::Probe(_) | Response::Heads(_) | Response::Entries(_) => {
+                vec![Action::Audit(AuditEvent::MessageRejected {
+                    from: h.peer.to_hex(),
+                    reason: "another kind of response in reply to a hit notice".into(),
+                })]
+            }
         }
     }
 }

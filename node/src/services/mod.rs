@@ -10,6 +10,7 @@ mod disclose;
 mod encrypted_alerts;
 mod hits;
 mod identify;
+mod sync;
 
 use crate::store::{
     AlertStatus, AuditEvent, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord,
@@ -23,6 +24,7 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
+pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 
@@ -110,8 +112,14 @@ pub struct Engine {
     meta: Meta,
     gallery: BTreeMap<u64, GalleryEntry>,
     alerts: HashMap<AlertId, StoredAlert>,
-    /// (issuer, seq) of every alert seen, to detect forks.
-    seqs: HashMap<(OrgId, u64), AlertId>,
+    /// Every issuer's alert log as held here: (issuer, seq) -> entry.
+    log: HashMap<(OrgId, u64), sync::LogRef>,
+    /// (seq, hash) of the last entry held of each issuer's log.
+    heads: HashMap<OrgId, (u64, [u8; 32])>,
+    /// Sync requests in flight, by request key.
+    sync_requests: HashMap<vigil_protocol::Handle, sync::SyncCtx>,
+    /// Logs being pulled now (one pull per log at a time).
+    pulling: HashSet<OrgId>,
     /// (alert, record) pairs already reported.
     matched: HashSet<(AlertId, u64)>,
     hits: BTreeMap<vigil_protocol::Handle, StoredHit>,
@@ -182,7 +190,10 @@ impl Engine {
             meta: init.meta,
             gallery: BTreeMap::new(),
             alerts: HashMap::new(),
-            seqs: HashMap::new(),
+            log: HashMap::new(),
+            heads: HashMap::new(),
+            sync_requests: HashMap::new(),
+            pulling: HashSet::new(),
             matched: HashSet::new(),
             hits: BTreeMap::new(),
             strikes: HashMap::new(),
@@ -225,7 +236,7 @@ impl Engine {
             e.add_to_gallery(&r)?;
         }
         for a in init.alerts {
-            e.seqs.insert((a.alert.body.issuer, a.alert.body.seq), a.id);
+            e.index_alert(&a);
             e.alerts.insert(a.id, a);
         }
         for h in init.hits {

@@ -162,6 +162,20 @@ pub enum AuditEvent {
         alert: AlertId,
         reason: String,
     },
+    /// Catch-up: pulled `entries` of `org`'s alert log from `peer`, up to `head`.
+    SyncPulled {
+        peer: OrgId,
+        org: OrgId,
+        entries: usize,
+        head: u64,
+    },
+    /// Catch-up: a page from `peer` held a gap, a fork, a broken link or a
+    /// forged entry; the pull stopped and the peer got a strike.
+    SyncRefused {
+        peer: OrgId,
+        org: OrgId,
+        reason: String,
+    },
     /// Issuer: decrypted an answer page from `holder`.
     AlertAnswerReceived {
         alert: AlertId,

@@ -80,6 +80,8 @@ pub struct StoredAlert {
     /// The quantised probe, only for encrypted alerts this node issued and
     /// while they are active (to encrypt the column form on request).
     pub probe_vector: Option<Vec<i8>>,
+    /// The issuer's signed withdrawal, once withdrawn (an entry of its log).
+    pub withdrawal: Option<vigil_protocol::SignedWithdrawal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

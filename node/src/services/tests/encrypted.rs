@@ -78,7 +78,7 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     // Acks mark the holder's pages delivered; nothing is resent after that.
     let (_, _, key) = pages[0].1[0].clone();
     assert_eq!(f.engines[1].undelivered_answers().len(), 1);
-    f.engines[1].on_response(key, &Response::Ack);
+    f.engines[1].on_response(T0 + 22, key, &Response::Ack);
     assert!(f.engines[1].undelivered_answers().is_empty());
 
     // The issuer asks for disclosure; only the holder resolves the handle, to the right record.

@@ -1,0 +1,304 @@
+//! Catch-up: every issuer's alerts (publications and withdrawals) form a
+//! signed, hash-chained log (issuer, seq, prev). Live gossip is accepted
+//! only as the next link of its issuer's log; a gap starts a sync. On every
+//! connection peers exchange their log heads and pull what they miss, in
+//! bounded pages, from whoever has it: the issuer's signature and the chain
+//! verify each entry whoever relays it. Forks and broken links are refused,
+//! audited and count against the peer that sent them.
+
+use super::alerts::alert_id;
+use super::{Action, Engine};
+use crate::store::{AlertStatus, AuditEvent, StoredAlert};
+use vigil_crypto::{sha256, verify_body};
+use vigil_protocol::{
+    domain, encode, AlertEnvelope, AlertId, Handle, LogHead, OrgId, Refusal, Request, Response, Role, SignedAlert,
+    SignedWithdrawal, SyncPull, Tag,
+};
+
+/// Most entries a node asks for, or sends, in one page.
+pub const MAX_PAGE_ENTRIES: u32 = 256;
+
+/// One entry of an issuer's log, as this node indexes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogRef {
+    pub(super) hash: [u8; 32],
+    pub(super) alert: AlertId,
+    pub(super) withdrawal: bool,
+}
+
+/// How an entry relates to what this node holds of its issuer's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    /// Already held (same hash).
+    Known,
+    /// The next entry, linking to the head.
+    Next,
+    /// Beyond the next entry: entries are missing in between.
+    Gap,
+    /// Another entry is held at that position.
+    Fork,
+    /// At the next position, but not linking to the head.
+    Broken,
+}
+
+/// What a sync request this node sent was for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SyncCtx {
+    Heads { peer: OrgId },
+    Pull { peer: OrgId, org: OrgId, target: u64 },
+}
+
+/// The hash of a log entry: an alert's id, or the hash of a withdrawal body.
+pub fn entry_hash(env: &AlertEnvelope) -> [u8; 32] {
+    match env {
+        AlertEnvelope::Publish(a) => alert_id(&a.body).0,
+        AlertEnvelope::Withdraw(w) => {
+            sha256(&encode(Tag::Body, &w.body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("withdrawals are small"))
+        }
+    }
+}
+
+fn position(env: &AlertEnvelope) -> (OrgId, u64, [u8; 32]) {
+    match env {
+        AlertEnvelope::Publish(a) => (a.body.issuer, a.body.seq, a.body.prev),
+        AlertEnvelope::Withdraw(w) => (w.body.issuer, w.body.seq, w.body.prev),
+    }
+}
+
+impl Engine {
+    pub(super) fn link(&self, issuer: OrgId, seq: u64, prev: [u8; 32], hash: [u8; 32]) -> Link {
+        if let Some(r) = self.log.get(&(issuer, seq)) {
+            return if r.hash == hash { Link::Known } else { Link::Fork };
+        }
+        let (head, head_hash) = self.head(&issuer);
+        match seq.cmp(&(head + 1)) {
+            std::cmp::Ordering::Equal if prev == head_hash => Link::Next,
+            std::cmp::Ordering::Equal => Link::Broken,
+            std::cmp::Ordering::Greater => Link::Gap,
+            // Below the head but not held: only a fork can explain it.
+            std::cmp::Ordering::Less => Link::Fork,
+        }
+    }
+
+    /// (seq, hash) of the last entry held of `issuer`'s log.
+    pub(super) fn head(&self, issuer: &OrgId) -> (u64, [u8; 32]) {
+        self.heads.get(issuer).copied().unwrap_or((0, [0; 32]))
+    }
+
+    pub(super) fn record_entry(&mut self, issuer: OrgId, seq: u64, r: LogRef) {
+        self.log.insert((issuer, seq), r);
+        if seq > self.head(&issuer).0 {
+            self.heads.insert(issuer, (seq, r.hash));
+        }
+    }
+
+    /// Rebuilds the log index from stored alerts (at start).
+    pub(super) fn index_alert(&mut self, a: &StoredAlert) {
+        let b = &a.alert.body;
+        self.record_entry(b.issuer, b.seq, LogRef { hash: a.id.0, alert: a.id, withdrawal: false });
+        if let Some(w) = &a.withdrawal {
+            let hash = entry_hash(&AlertEnvelope::Withdraw(w.clone()));
+            self.record_entry(w.body.issuer, w.body.seq, LogRef { hash, alert: a.id, withdrawal: true });
+        }
+    }
+
+    /// The heads of every log this node holds.
+    pub fn log_heads(&self) -> Vec<LogHead> {
+        let mut v: Vec<LogHead> =
+            self.heads.iter().map(|(org, (seq, hash))| LogHead { org: *org, seq: *seq, hash: *hash }).collect();
+        v.sort_by_key(|h| h.org);
+        v
+    }
+
+    /// Starts a catch-up with `peer`: send it our heads.
+    pub fn sync_start(&mut self, peer: OrgId) -> Vec<Action> {
+        if peer == self.org || !self.is_member(&peer) {
+            return vec![];
+        }
+        let key = self.handle();
+        self.sync_requests.insert(key, SyncCtx::Heads { peer });
+        vec![Action::Send { to: peer, request: Request::SyncHeads(self.log_heads()), key }]
+    }
+
+    /// Pulls from `peer` every log it holds further than we do.
+    fn plan_pulls(&mut self, peer: OrgId, theirs: &[LogHead]) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for h in theirs {
+            let (mine, _) = self.head(&h.org);
+            if h.seq <= mine || self.pulling.contains(&h.org) || !self.is_member(&h.org) {
+                continue;
+            }
+            self.pulling.insert(h.org);
+            actions.push(self.pull(peer, h.org, mine + 1, h.seq));
+        }
+        actions
+    }
+
+    fn pull(&mut self, peer: OrgId, org: OrgId, from_seq: u64, target: u64) -> Action {
+        let key = self.handle();
+        self.sync_requests.insert(key, SyncCtx::Pull { peer, org, target });
+        let max = MAX_PAGE_ENTRIES.min((target - from_seq + 1).min(u32::MAX as u64) as u32);
+        Action::Send { to: peer, request: Request::SyncPull(SyncPull { org, from_seq, max }), key }
+    }
+
+    /// A peer sent its heads: answer with ours, and pull what it has more of.
+    pub(super) fn on_sync_heads(&mut self, from: OrgId, theirs: Vec<LogHead>) -> (Response, Vec<Action>) {
+        let actions = self.plan_pulls(from, &theirs);
+        (Response::Heads(self.log_heads()), actions)
+    }
+
+    /// A peer asks for a page of one log: consecutive entries from
+    /// `from_seq`, as many as fit in half a frame.
+    pub(super) fn on_sync_pull(&mut self, from: OrgId, p: SyncPull) -> (Response, Vec<Action>) {
+        if !self.has_role(&from, Role::Match) && !self.has_role(&from, Role::Alert) {
+            return (Response::Refused(Refusal::NotAllowed), vec![]);
+        }
+        let budget = self.frame_limit / 2;
+        let mut entries = Vec::new();
+        let mut size = 0;
+        let mut seq = p.from_seq.max(1);
+        while entries.len() < p.max.min(MAX_PAGE_ENTRIES) as usize {
+            let Some(env) = self.log_entry(p.org, seq) else { break };
+            let len = encode(Tag::Gossip, &env, usize::MAX).map(|b| b.len()).unwrap_or(usize::MAX);
+            if size + len > budget && !entries.is_empty() {
+                break;
+            }
+            size += len;
+            entries.push(env);
+            seq += 1;
+        }
+        (Response::Entries(entries), vec![])
+    }
+
+    fn log_entry(&self, org: OrgId, seq: u64) -> Option<AlertEnvelope> {
+        let r = self.log.get(&(org, seq))?;
+        let a = self.alerts.get(&r.alert)?;
+        if r.withdrawal {
+            a.withdrawal.clone().map(AlertEnvelope::Withdraw)
+        } else {
+            Some(AlertEnvelope::Publish(a.alert.clone()))
+        }
+    }
+
+    /// A sync request we sent was answered.
+    pub(super) fn on_sync_response(&mut self, now_ms: u64, ctx: SyncCtx, response: &Response) -> Vec<Action> {
+        match (ctx, response) {
+            (SyncCtx::Heads { peer }, Response::Heads(theirs)) => self.plan_pulls(peer, theirs),
+            (SyncCtx::Pull { peer, org, target }, Response::Entries(entries)) => {
+                let mut actions = Vec::new();
+                for env in entries {
+                    match self.apply_synced(now_ms, peer, org, env.clone()) {
+                        Ok(more) => actions.extend(more),
+                        Err(reason) => {
+                            self.pulling.remove(&org);
+                            actions.push(Action::Audit(AuditEvent::SyncRefused {
+                                peer,
+                                org,
+                                reason: reason.clone(),
+                            }));
+                            actions.extend(self.strike(peer, &reason));
+                            return actions;
+                        }
+                    }
+                }
+                let (head, _) = self.head(&org);
+                if !entries.is_empty() {
+                    actions.push(Action::Audit(AuditEvent::SyncPulled { peer, org, entries: entries.len(), head }));
+                }
+                if entries.is_empty() || head >= target {
+                    self.pulling.remove(&org);
+                } else {
+                    actions.push(self.pull(peer, org, head + 1, target));
+                }
+                actions
+            }
+            (SyncCtx::Pull { org, .. }, _) => {
+                self.pulling.remove(&org);
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// A sync request we sent failed (timeout, disconnection).
+    pub fn request_failed(&mut self, key: Handle) {
+        if let Some(SyncCtx::Pull { org, .. }) = self.sync_requests.remove(&key) {
+            self.pulling.remove(&org);
+        }
+    }
+
+    pub(super) fn take_sync(&mut self, key: &Handle) -> Option<SyncCtx> {
+        self.sync_requests.remove(key)
+    }
+
+    /// One entry pulled from `peer` for `org`'s log: verified like gossip,
+    /// except that old entries are welcome (catching up is the point).
+    fn apply_synced(&mut self, now_ms: u64, peer: OrgId, org: OrgId, env: AlertEnvelope) -> Result<Vec<Action>, String> {
+        env.validate().map_err(|e| format!("malformed log entry: {e}"))?;
+        let (issuer, seq, prev) = position(&env);
+        if issuer != org {
+            return Err(format!("log entry of {issuer} in a page of {org}"));
+        }
+        if !self.is_member(&issuer) {
+            return Err(format!("log entry of non-member {issuer}"));
+        }
+        match self.link(issuer, seq, prev, entry_hash(&env)) {
+            Link::Known => return Ok(vec![]),
+            Link::Next => {}
+            Link::Gap => return Err(format!("gap in {issuer}'s log before seq {seq}")),
+            Link::Fork => return Err(format!("fork: {issuer} signed two different log entries with seq {seq}")),
+            Link::Broken => return Err(format!("bad chain: {issuer}'s entry {seq} does not link to entry {}", seq - 1)),
+        }
+        match env {
+            AlertEnvelope::Publish(alert) => {
+                self.check_synced_alert(now_ms, &alert)?;
+                Ok(self.accept_alert(now_ms, peer, alert))
+            }
+            AlertEnvelope::Withdraw(w) => self.apply_withdrawal(w),
+        }
+    }
+
+    fn check_synced_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<(), String> {
+        let b = &alert.body;
+        if !self.has_role(&b.issuer, Role::Alert) {
+            return Err(format!("issuer {} may not publish alerts", b.issuer));
+        }
+        if verify_body(&b.issuer, domain::ALERT, b, &alert.signature).is_err() {
+            return Err(format!("forged log entry: signature does not verify for issuer {}", b.issuer));
+        }
+        if b.created_at_ms > now_ms + self.policy.max_clock_skew.as_millis() as u64 {
+            return Err("future-dated log entry".into());
+        }
+        if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
+            return Err("alert lifetime exceeds the federation maximum".into());
+        }
+        self.check_encrypted_probe(b)?;
+        if self.alerts.len() >= self.policy.max_active {
+            return Err("active alert limit reached".into());
+        }
+        Ok(())
+    }
+
+    /// Applies a verified withdrawal that is the next entry of its log.
+    pub(super) fn apply_withdrawal(&mut self, w: SignedWithdrawal) -> Result<Vec<Action>, String> {
+        let b = w.body.clone();
+        if verify_body(&b.issuer, domain::WITHDRAWAL, &b, &w.signature).is_err() {
+            return Err(format!("forged withdrawal: signature does not verify for {}", b.issuer));
+        }
+        let Some(a) = self.alerts.get_mut(&b.alert) else {
+            return Err("withdrawal of an alert not in its issuer's log".into());
+        };
+        if a.alert.body.issuer != b.issuer {
+            return Err("withdrawal by someone other than the issuer".into());
+        }
+        a.status = AlertStatus::Withdrawn;
+        a.withdrawal = Some(w.clone());
+        let stored = a.clone();
+        let hash = entry_hash(&AlertEnvelope::Withdraw(w));
+        self.record_entry(b.issuer, b.seq, LogRef { hash, alert: b.alert, withdrawal: true });
+        Ok(vec![
+            Action::Store(crate::store::StoreOp::PutAlert(Box::new(stored))),
+            Action::Audit(AuditEvent::AlertWithdrawn { alert: b.alert, by: b.issuer }),
+        ])
+    }
+}
