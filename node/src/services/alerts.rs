@@ -137,7 +137,8 @@ impl Engine {
             return Err(EngineError::Invalid(format!("alert {id} is already withdrawn")));
         }
         let seq = self.meta.alert_seq + 1;
-        let body = Withdrawal { issuer: self.org, seq, prev: self.head(&self.org).1, alert: id, withdrawn_at_ms: now_ms };
+        let body =
+            Withdrawal { issuer: self.org, seq, prev: self.head(&self.org).1, alert: id, withdrawn_at_ms: now_ms };
         let signature =
             sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let signed = SignedWithdrawal { body, signature };
@@ -184,7 +185,9 @@ impl Engine {
             AlertEnvelope::Publish(alert) => match self.check_alert(now_ms, &alert) {
                 Err(reason) => reject(self, reason),
                 Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
-                Ok(Check::Gap) => (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from)),
+                Ok(Check::Gap) => {
+                    (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
+                }
                 Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
             AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
@@ -293,7 +296,9 @@ impl Engine {
         let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(w.clone()));
         match self.link(b.issuer, b.seq, b.prev, hash) {
             Link::Known => return (Verdict::Ignore("already known".into()), vec![]),
-            Link::Gap => return (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from)),
+            Link::Gap => {
+                return (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
+            }
             Link::Fork => return reject(self, format!("fork: {} signed two log entries with seq {}", b.issuer, b.seq)),
             Link::Broken => return reject(self, "bad chain: withdrawal does not link to its issuer's log".into()),
             Link::Next => {}
@@ -306,5 +311,4 @@ impl Engine {
             Err(reason) => reject(self, reason),
         }
     }
-
 }

@@ -24,9 +24,9 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
-pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
+pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 
 /// Something the runtime must do, in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -52,9 +52,9 @@ pub(super) enum SyncCtx {
 pub fn entry_hash(env: &AlertEnvelope) -> [u8; 32] {
     match env {
         AlertEnvelope::Publish(a) => alert_id(&a.body).0,
-        AlertEnvelope::Withdraw(w) => {
-            sha256(&encode(Tag::Body, &w.body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("withdrawals are small"))
-        }
+        AlertEnvelope::Withdraw(w) => sha256(
+            &encode(Tag::Body, &w.body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("withdrawals are small"),
+        ),
     }
 }
 
@@ -191,11 +191,7 @@ impl Engine {
                         Ok(more) => actions.extend(more),
                         Err(reason) => {
                             self.pulling.remove(&org);
-                            actions.push(Action::Audit(AuditEvent::SyncRefused {
-                                peer,
-                                org,
-                                reason: reason.clone(),
-                            }));
+                            actions.push(Action::Audit(AuditEvent::SyncRefused { peer, org, reason: reason.clone() }));
                             actions.extend(self.strike(peer, &reason));
                             return actions;
                         }
@@ -233,7 +229,13 @@ impl Engine {
 
     /// One entry pulled from `peer` for `org`'s log: verified like gossip,
     /// except that old entries are welcome (catching up is the point).
-    fn apply_synced(&mut self, now_ms: u64, peer: OrgId, org: OrgId, env: AlertEnvelope) -> Result<Vec<Action>, String> {
+    fn apply_synced(
+        &mut self,
+        now_ms: u64,
+        peer: OrgId,
+        org: OrgId,
+        env: AlertEnvelope,
+    ) -> Result<Vec<Action>, String> {
         env.validate().map_err(|e| format!("malformed log entry: {e}"))?;
         let (issuer, seq, prev) = position(&env);
         if issuer != org {
@@ -247,7 +249,9 @@ impl Engine {
             Link::Next => {}
             Link::Gap => return Err(format!("gap in {issuer}'s log before seq {seq}")),
             Link::Fork => return Err(format!("fork: {issuer} signed two different log entries with seq {seq}")),
-            Link::Broken => return Err(format!("bad chain: {issuer}'s entry {seq} does not link to entry {}", seq - 1)),
+            Link::Broken => {
+                return Err(format!("bad chain: {issuer}'s entry {seq} does not link to entry {}", seq - 1))
+            }
         }
         match env {
             AlertEnvelope::Publish(alert) => {

@@ -232,3 +232,5 @@ fn enrolment_validation_is_precise() {
 }
 
 mod encrypted;
+
+mod sync;

@@ -1,0 +1,140 @@
+//! Catch-up between engines, without I/O: a member that missed alerts and
+//! withdrawals pulls them in pages from another member (not the issuer),
+//! runs its standing matches on them, and refuses forks and broken chains.
+
+use super::*;
+use vigil_config::AlertForm;
+
+/// Delivers every `Send` among `actions` from `from` to engine `to` and the
+/// response back, repeatedly, until no request is left (a tiny network).
+fn pump(f: &mut Fed, from: usize, mut actions: Vec<Action>, now: u64) -> Vec<Action> {
+    let mut seen = Vec::new();
+    let mut queue: Vec<(usize, Action)> = actions.drain(..).map(|a| (from, a)).collect();
+    while let Some((src, a)) = queue.pop() {
+        let Action::Send { to, request, key } = &a else {
+            seen.push(a);
+            continue;
+        };
+        let dst = f.engines.iter().position(|e| e.org() == *to).unwrap();
+        let frame = encode(Tag::Request, request, FRAME).unwrap();
+        let src_org = f.engines[src].org();
+        let (response, more) = f.engines[dst].on_request(now, src_org, &frame, FRAME);
+        queue.extend(more.into_iter().map(|a| (dst, a)));
+        let back = f.engines[src].on_response(now, *key, &response);
+        queue.extend(back.into_iter().map(|a| (src, a)));
+    }
+    seen
+}
+
+#[test]
+fn a_member_that_missed_alerts_catches_up_from_another_member() {
+    let mut f = fed_with(4, AlertForm::Protected);
+    let pop = Population::new(21, "vigil-synth-128", 30);
+    let issuer = f.engines[0].org();
+    let relay = f.engines[1].org();
+    // Engine 2 holds a record of person 4; it is offline while engine 0
+    // publishes 300 alerts (one of them for person 4) and withdraws one.
+    let (rec, _) = f.engines[2].enrol(T0, enrolment(pop.sample(4, 1))).unwrap();
+    let mut wanted = None;
+    for i in 0..300u64 {
+        let person = if i == 150 { 4 } else { 10 + (i as usize % 20) };
+        let (id, actions) = f.engines[0]
+            .publish_alert(T0 + i, &pop.sample(person, 0), Category::Missing, "K".into(), T0 + 7 * DAY, GOSSIP)
+            .unwrap();
+        assert_eq!(f.engines[1].on_gossip(T0 + i, issuer, &published(&actions), GOSSIP).0, Verdict::Accept);
+        if i == 150 {
+            wanted = Some(id);
+        }
+    }
+    let first = f.engines[0].alerts().find(|a| a.alert.body.seq == 1).unwrap().id;
+    let actions = f.engines[0].withdraw_alert(T0 + 400, first, GOSSIP).unwrap();
+    assert_eq!(f.engines[1].on_gossip(T0 + 400, issuer, &published(&actions), GOSSIP).0, Verdict::Accept);
+    // Two days later, engine 2 connects to the relay (the issuer is offline).
+    let later = T0 + 2 * DAY - 1000;
+    let start = f.engines[2].sync_start(relay);
+    let seen = pump(&mut f, 2, start, later);
+    assert_eq!(f.engines[2].alerts().count(), 300, "every alert caught up");
+    assert_eq!(f.engines[2].log_heads(), f.engines[1].log_heads(), "the same log heads as the relay");
+    assert!(f.engines[2].alerts().any(|a| a.id == first && a.status == crate::store::AlertStatus::Withdrawn));
+    // Pages were bounded: several pulls.
+    let pulls = seen.iter().filter(|a| matches!(a, Action::Audit(AuditEvent::SyncPulled { .. }))).count();
+    assert!(pulls >= 2, "{pulls} pages");
+    // Standing matching ran on what it missed: one hit, for person 4's alert.
+    let hits = sent_hits(&seen);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].1.body.alert, wanted.unwrap());
+    assert!(seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::HitDetected { record, .. }) if *record == rec)));
+    // A second sync has nothing to pull.
+    let again = f.engines[2].sync_start(relay);
+    let seen = pump(&mut f, 2, again, later + 1);
+    assert!(!seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::SyncPulled { .. }))));
+}
+
+#[test]
+fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
+    let mut f = fed_with(4, AlertForm::Protected);
+    let pop = Population::new(22, "vigil-synth-128", 10);
+    let issuer = f.engines[0].org();
+    let mut bytes = Vec::new();
+    for i in 0..3u64 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + i, &pop.sample(i as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        bytes.push(published(&actions));
+    }
+    // Engine 1 sees only the third alert: a gap, ignored, and a sync with the sender.
+    let (v, actions) = f.engines[1].on_gossip(T0 + 5, issuer, &bytes[2], GOSSIP);
+    assert!(matches!(v, Verdict::Ignore(r) if r.contains("gap")));
+    let seen = pump(&mut f, 1, actions, T0 + 6);
+    assert_eq!(f.engines[1].alerts().count(), 3, "caught up through the gap");
+    assert!(seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::SyncPulled { entries: 3, .. }))));
+
+    // A broken chain: the issuer's key signs seq 4 that does not link to seq 3.
+    let mut broken = f.engines[0].alerts().find(|a| a.alert.body.seq == 3).unwrap().alert.clone();
+    broken.body.seq = 4;
+    broken.body.prev = [7; 32];
+    broken.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &broken.body).unwrap();
+    let bb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(broken.clone()), GOSSIP).unwrap();
+    let (v, _) = f.engines[1].on_gossip(T0 + 7, issuer, &bb, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(r) if r.starts_with("bad chain")));
+
+    // A fork: the issuer's key signs another seq 2 (linking to seq 1).
+    let mut forked = f.engines[0].alerts().find(|a| a.alert.body.seq == 2).unwrap().alert.clone();
+    forked.body.created_at_ms += 1;
+    forked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forked.body).unwrap();
+    let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forked), GOSSIP).unwrap();
+    let (v, _) = f.engines[1].on_gossip(T0 + 8, issuer, &fb, GOSSIP);
+    assert!(matches!(v, Verdict::Reject(r) if r.starts_with("fork")));
+
+    // A relay serving a page whose second entry does not link is refused and struck.
+    let relay = f.engines[2].org();
+    let heads = vec![vigil_protocol::LogHead { org: issuer, seq: 9, hash: [1; 32] }];
+    let frame = encode(Tag::Request, &Request::SyncHeads(heads), FRAME).unwrap();
+    // Engine 3 (no alerts yet) learns from "the relay" that there is more to pull.
+    let (_, actions) = f.engines[3].on_request(T0 + 9, relay, &frame, FRAME);
+    let key = match &actions[..] {
+        [Action::Send { key, request: Request::SyncPull(p), .. }] => {
+            assert_eq!((p.org, p.from_seq), (issuer, 1));
+            *key
+        }
+        other => panic!("expected one pull, got {other:?}"),
+    };
+    let first = f.engines[0].alerts().find(|a| a.alert.body.seq == 1).unwrap().alert.clone();
+    let mut unlinked = f.engines[0].alerts().find(|a| a.alert.body.seq == 2).unwrap().alert.clone();
+    unlinked.body.prev = [7; 32];
+    unlinked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &unlinked.body).unwrap();
+    let page = Response::Entries(vec![
+        vigil_protocol::AlertEnvelope::Publish(first),
+        vigil_protocol::AlertEnvelope::Publish(unlinked),
+    ]);
+    let actions = f.engines[3].on_response(T0 + 10, key, &page);
+    assert_eq!(f.engines[3].alerts().count(), 1, "only the first, valid entry is kept");
+    assert!(actions.iter().any(
+        |a| matches!(a, Action::Audit(AuditEvent::SyncRefused { reason, .. }) if reason.starts_with("bad chain"))
+    ));
+    assert_eq!(f.engines[3].strikes(&relay), 1);
+    // The real seq 2, gossiped later, is still accepted as the next link.
+    let real = f.engines[0].alerts().find(|a| a.alert.body.seq == 2).unwrap().alert.clone();
+    let rb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(real), GOSSIP).unwrap();
+    assert_eq!(f.engines[3].on_gossip(T0 + 11, issuer, &rb, GOSSIP).0, Verdict::Accept);
+}
