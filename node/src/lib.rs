@@ -11,6 +11,7 @@ pub mod store;
 pub use runtime::{start, AlertView, IdentifyReport, NodeError, NodeHandle, NodeOptions, PeerOutcome, Status};
 pub mod api;
 pub mod bench;
+pub mod bench_catchup;
 pub mod cli;
 pub mod datadir;
 pub mod demo;

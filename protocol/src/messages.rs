@@ -45,6 +45,7 @@ pub struct ProtectedProbe {
 pub struct EncryptedAlertProbe {
     pub modality: Modality,
     pub extractor: String,
+    #[serde(with = "serde_bytes")]
     pub row: Vec<u8>,
 }
 
@@ -128,6 +129,7 @@ pub struct IdentifyRequest {
     pub purpose: String,
     pub legal_basis: String,
     pub extractor: String,
+    #[serde(with = "serde_bytes")]
     pub probe: Vec<u8>,
 }
 
@@ -141,6 +143,7 @@ impl std::fmt::Debug for IdentifyRequest {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifyAnswer {
     pub query: Handle,
+    #[serde(with = "serde_bytes")]
     pub answer: Vec<u8>,
 }
 
@@ -158,6 +161,7 @@ pub struct AlertAnswer {
     pub alert: AlertId,
     /// Random per page; hits are named `position_handle(answer, p)`.
     pub answer: Handle,
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -179,6 +183,7 @@ pub struct FetchProbe {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeForm {
     pub alert: AlertId,
+    #[serde(with = "serde_bytes")]
     pub probe: Vec<u8>,
 }
 

@@ -102,6 +102,7 @@ struct RowProbeWire {
     params: u32,
     dim: u32,
     seed: [u8; 16],
+    #[serde(with = "serde_bytes")]
     bodies: Vec<u8>,
 }
 
@@ -111,6 +112,7 @@ struct RowAnswerWire {
     params: u32,
     dim: u32,
     count: u64,
+    #[serde(with = "serde_bytes")]
     coeffs: Vec<u8>,
 }
 

@@ -49,6 +49,7 @@ struct ProbeWire {
     params: u32,
     dim: u32,
     seed: [u8; 16],
+    #[serde(with = "serde_bytes")]
     bodies: Vec<u8>,
 }
 
@@ -57,6 +58,7 @@ struct AnswerWire {
     key_id: [u8; 16],
     params: u32,
     count: u64,
+    #[serde(with = "serde_bytes")]
     coeffs: Vec<u8>,
 }
 

@@ -198,6 +198,26 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A member that missed ALERTS alerts from ORGS issuers catches up from another member.
+    Catchup {
+        #[arg(long, default_value_t = 20)]
+        orgs: usize,
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        /// The alerts' form: encrypted (32 KiB probes) or protected (64-byte templates).
+        #[arg(long, default_value = "encrypted", value_parser = parse_form)]
+        form: vigil_config::AlertForm,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_form(s: &str) -> Result<vigil_config::AlertForm, String> {
+    match s {
+        "encrypted" => Ok(vigil_config::AlertForm::Encrypted),
+        "protected" => Ok(vigil_config::AlertForm::Protected),
+        other => Err(format!("unknown alert form {other:?} (encrypted or protected)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,6 +447,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCmd::Match { dim, gallery, threads, runs, threshold, json }) => {
             let r = crate::bench::run(dim, gallery, threads, runs, threshold)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCmd::Catchup { orgs, alerts, form, json }) => {
+            let r = crate::bench_catchup::run(orgs, alerts, form)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
