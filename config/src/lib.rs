@@ -97,6 +97,11 @@ pub struct NetworkConfig {
     /// How often unconnected roster members are dialled again.
     #[serde(with = "humantime_serde")]
     pub redial_interval: Duration,
+    /// How long a message waits for an unreachable peer (hit notices,
+    /// answer pages, disclosure messages) before it is given up, audited.
+    /// Retries back off from 1 s to 10 min, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub outbox_ttl: Duration,
     /// Protocol violations (malformed or oversized frames, forged messages)
     /// before a peer is disconnected and blocked until restart.
     pub max_strikes: u32,
@@ -114,6 +119,7 @@ impl Default for NetworkConfig {
             max_gossip_bytes: 40 * 1024,
             request_timeout: Duration::from_secs(10),
             redial_interval: Duration::from_secs(5),
+            outbox_ttl: Duration::from_secs(30 * 24 * 3600),
             max_strikes: 3,
             max_connections_per_peer: 2,
             max_requests_per_minute: 600,

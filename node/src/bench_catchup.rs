@@ -92,7 +92,8 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
         for k in 0..alerts / orgs + usize::from(o < alerts % orgs) {
             let t = pop.sample(k % 100, o as u64);
             let expires = now + 30 * 24 * 3600 * 1000;
-            let (_, actions) = issuer.publish_alert(now, &t, Category::Missing, format!("C-{o}-{k}"), expires, GOSSIP)?;
+            let (_, actions) =
+                issuer.publish_alert(now, &t, Category::Missing, format!("C-{o}-{k}"), expires, GOSSIP)?;
             for a in actions {
                 if let Action::Publish(bytes) = a {
                     alerts_bytes += bytes.len();
@@ -111,8 +112,8 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
     let (mut pulled, mut sent, mut pages) = (0, 0, 0);
     let mut queue = me.sync_start(relay_id.org_id());
     while let Some(a) = queue.pop() {
-        match a {
-            Action::Send { request, key, .. } => {
+        if let Action::Send { request, key, .. } = a {
+            {
                 let frame = encode(Tag::Request, &request, FRAME)?;
                 sent += frame.len();
                 pages += usize::from(matches!(request, Request::SyncPull(_)));
@@ -134,7 +135,6 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
                 }
                 store.apply(&writes)?;
             }
-            _ => {}
         }
     }
     let catchup_ms = t.elapsed().as_secs_f64() * 1000.0;

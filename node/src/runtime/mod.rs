@@ -243,6 +243,8 @@ struct Runtime {
     /// Identification queries this node sent, by query.
     queries: HashMap<Handle, identify::PendingQuery>,
     identify_requests: HashMap<request_response::OutboundRequestId, Handle>,
+    /// Retry schedule of the messages waiting for peers.
+    retry: crate::services::RetrySchedule,
     /// Column-form probe fetches this node sent, by request.
     fetch_requests: HashMap<request_response::OutboundRequestId, AlertId>,
     jobs_tx: mpsc::Sender<identify::JobDone>,
@@ -315,6 +317,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
         fetch_requests: HashMap::new(),
+        retry: Default::default(),
         jobs_tx,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
@@ -496,36 +499,24 @@ impl Runtime {
         }
     }
 
+    /// Resends what waits for connected peers, on each one's retry
+    /// schedule, and gives up on what waited past `network.outbox_ttl`.
     fn resend_hits(&mut self) {
-        for (to, request, key) in self.engine.undelivered_disclosures() {
-            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
-            if connected {
-                if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
-                    self.send_request(to, frame, Some(key));
-                }
-            }
-        }
+        let now = now_ms();
+        let ttl = self.config.network.outbox_ttl.as_millis() as u64;
+        let expired = self.engine.expire_outbox(now, ttl);
         let connected: std::collections::HashSet<OrgId> =
             self.swarm.connected_peers().filter_map(net::org_of).collect();
         let fetches = self.engine.pending_fetches(|o| connected.contains(o));
-        if let Err(e) = self.apply(fetches) {
-            tracing::error!(org = %self.name, "cannot resend probe fetches: {e}");
+        if let Err(e) = self.apply([expired, fetches].concat()) {
+            tracing::error!(org = %self.name, "cannot update the outbox: {e}");
         }
-        for (to, request, key) in self.engine.undelivered_answers() {
-            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
-            if connected {
-                if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
-                    self.send_request(to, frame, Some(key));
-                }
+        for (to, request, key, _) in self.engine.outbox() {
+            if !connected.contains(&to) || self.in_flight.contains(&key) || !self.retry.due(key, now) {
+                continue;
             }
-        }
-        for (to, notice) in self.engine.undelivered() {
-            let connected = net::peer_id(&to).map(|p| self.swarm.is_connected(&p)).unwrap_or(false);
-            if connected {
-                let handle = notice.body.handle;
-                if let Ok(frame) = encode(Tag::Request, &Request::Hit(notice), self.config.network.max_frame_bytes) {
-                    self.send_request(to, frame, Some(handle));
-                }
+            if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
+                self.send_request(to, frame, Some(key));
             }
         }
     }
@@ -583,6 +574,9 @@ impl Runtime {
                                 self.config.network.max_frame_bytes,
                             ) {
                                 Ok(r) => {
+                                    if r == Response::Ack {
+                                        self.retry.forget(&h);
+                                    }
                                     let actions = self.engine.on_response(now_ms(), h, &r);
                                     self.apply(actions)?;
                                 }
@@ -630,6 +624,10 @@ impl Runtime {
                 if let (Some(org), 1) = (net::org_of(&peer_id), num_established.get()) {
                     let actions = self.engine.sync_start(org);
                     self.apply(actions)?;
+                    // What waits for this peer may go at once.
+                    let keys: Vec<Handle> =
+                        self.engine.outbox().into_iter().filter(|m| m.0 == org).map(|m| m.2).collect();
+                    self.retry.reset(keys);
                 }
                 self.resend_hits();
             }

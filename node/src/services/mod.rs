@@ -10,6 +10,7 @@ mod disclose;
 mod encrypted_alerts;
 mod hits;
 mod identify;
+mod outbox;
 mod sync;
 
 use crate::store::{
@@ -26,6 +27,7 @@ use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
+pub use outbox::RetrySchedule;
 pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 
 /// Something the runtime must do, in order.

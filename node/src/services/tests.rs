@@ -234,3 +234,25 @@ fn enrolment_validation_is_precise() {
 mod encrypted;
 
 mod sync;
+
+#[test]
+fn waiting_messages_expire_after_the_outbox_ttl() {
+    let mut f = fed(3);
+    let pop = Population::new(12, "vigil-synth-128", 5);
+    let issuer = f.engines[0].org();
+    f.engines[1].enrol(T0, enrolment(pop.sample(2, 1))).unwrap();
+    let (_, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(2, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let (_, actions) = f.engines[1].on_gossip(T0 + 1, issuer, &published(&actions), GOSSIP);
+    assert_eq!(sent_hits(&actions).len(), 1);
+    // The issuer never answers: the notice waits in the outbox ...
+    assert_eq!(f.engines[1].outbox().len(), 1);
+    assert!(f.engines[1].expire_outbox(T0 + DAY, 30 * DAY).is_empty());
+    // ... until the TTL passes: given up, audited, no longer resent.
+    let actions = f.engines[1].expire_outbox(T0 + 31 * DAY, 30 * DAY);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::OutboxExpired { peer, .. }) if *peer == issuer)));
+    assert!(actions.iter().any(|a| matches!(a, Action::Store(_))), "the decision is durable");
+    assert!(f.engines[1].outbox().is_empty());
+}

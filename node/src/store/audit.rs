@@ -176,6 +176,12 @@ pub enum AuditEvent {
         org: OrgId,
         reason: String,
     },
+    /// A message for `peer` waited longer than `network.outbox_ttl`: no
+    /// longer resent.
+    OutboxExpired {
+        key: Handle,
+        peer: OrgId,
+    },
     /// Issuer: decrypted an answer page from `holder`.
     AlertAnswerReceived {
         alert: AlertId,
