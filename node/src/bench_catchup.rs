@@ -113,28 +113,26 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
     let mut queue = me.sync_start(relay_id.org_id());
     while let Some(a) = queue.pop() {
         if let Action::Send { request, key, .. } = a {
-            {
-                let frame = encode(Tag::Request, &request, FRAME)?;
-                sent += frame.len();
-                pages += usize::from(matches!(request, Request::SyncPull(_)));
-                let (response, _) = relay.on_request(now, me_id.org_id(), &frame, FRAME);
-                let bytes = encode(Tag::Response, &response, FRAME)?;
-                pulled += bytes.len();
-                let response: Response = vigil_protocol::decode(Tag::Response, &bytes, FRAME)?;
-                let actions = me.on_response(now, key, &response);
-                let mut writes = Vec::new();
-                for a in actions {
-                    match a {
-                        Action::Store(op) => writes.push(op),
-                        Action::Audit(ev) => {
-                            store.apply(&std::mem::take(&mut writes))?;
-                            store.audit(now, ev)?;
-                        }
-                        other => queue.push(other),
+            let frame = encode(Tag::Request, &request, FRAME)?;
+            sent += frame.len();
+            pages += usize::from(matches!(request, Request::SyncPull(_)));
+            let (response, _) = relay.on_request(now, me_id.org_id(), &frame, FRAME);
+            let bytes = encode(Tag::Response, &response, FRAME)?;
+            pulled += bytes.len();
+            let response: Response = vigil_protocol::decode(Tag::Response, &bytes, FRAME)?;
+            let actions = me.on_response(now, key, &response);
+            let mut writes = Vec::new();
+            for a in actions {
+                match a {
+                    Action::Store(op) => writes.push(op),
+                    Action::Audit(ev) => {
+                        store.apply(&std::mem::take(&mut writes))?;
+                        store.audit(now, ev)?;
                     }
+                    other => queue.push(other),
                 }
-                store.apply(&writes)?;
             }
+            store.apply(&writes)?;
         }
     }
     let catchup_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -133,20 +133,28 @@ impl ProberKey {
         if d == 0 || d > MAX_DIM {
             return Err(EncryptedError::BadDimension(d));
         }
+        let mut pt = vec![0u64; d * POLY];
+        for (i, q) in probe.iter().enumerate() {
+            pt[i * POLY] = ((*q as i64) << DELTA_LOG) as u64;
+        }
+        let (seed, bodies) = self.encrypt_seeded(pt);
+        Ok(EncryptedProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed, bodies })
+    }
+
+    /// Encrypts `plaintexts` (N coefficients per ciphertext) as a seeded GLWE
+    /// list under a fresh seed: returns the seed and the bodies.
+    pub(crate) fn encrypt_seeded(&self, plaintexts: Vec<u64>) -> (u128, Vec<u64>) {
         let mut seeder = new_seeder();
         let seed = seeder.seed();
         let mut list = SeededGlweCiphertextList::new(
             0u64,
             GlweSize(2),
             PolynomialSize(POLY),
-            GlweCiphertextCount(d),
+            GlweCiphertextCount(plaintexts.len() / POLY),
             seed.into(),
             CiphertextModulus::new_native(),
         );
-        let mut pt = PlaintextList::new(0u64, PlaintextCount(d * POLY));
-        for (i, q) in probe.iter().enumerate() {
-            pt.as_mut()[i * POLY] = ((*q as i64) << DELTA_LOG) as u64;
-        }
+        let pt = PlaintextList::from_container(plaintexts);
         encrypt_seeded_glwe_ciphertext_list(
             &self.key,
             &mut list,
@@ -154,7 +162,7 @@ impl ProberKey {
             TUniform::<u64>::new(NOISE_LOG),
             seeder.as_mut(),
         );
-        Ok(EncryptedProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed: seed.0, bodies: list.into_container() })
+        (seed.0, list.into_container())
     }
 
     /// Decrypts an answer to the raw signed values `Δ·r·(s − T) + error`,

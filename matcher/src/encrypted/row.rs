@@ -235,28 +235,12 @@ impl ProberKey {
     pub fn encrypt_row(&self, probe: &[i8]) -> Result<RowProbe, EncryptedError> {
         let d = probe.len();
         check_dim(d)?;
-        let mut seeder = new_seeder();
-        let seed = seeder.seed();
-        let mut list = SeededGlweCiphertextList::new(
-            0u64,
-            GlweSize(2),
-            PolynomialSize(POLY),
-            GlweCiphertextCount(2),
-            seed.into(),
-            CiphertextModulus::new_native(),
-        );
-        let mut pt = PlaintextList::new(0u64, PlaintextCount(2 * POLY));
+        let mut pt = vec![0u64; 2 * POLY];
         for (i, q) in probe.iter().enumerate() {
-            pt.as_mut()[i] = ((*q as i64) << DELTA_LOG) as u64;
+            pt[i] = ((*q as i64) << DELTA_LOG) as u64;
         }
-        encrypt_seeded_glwe_ciphertext_list(
-            &self.key,
-            &mut list,
-            &pt,
-            TUniform::<u64>::new(NOISE_LOG),
-            seeder.as_mut(),
-        );
-        Ok(RowProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed: seed.0, bodies: list.into_container() })
+        let (seed, bodies) = self.encrypt_seeded(pt);
+        Ok(RowProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed, bodies })
     }
 
     /// Decrypts a row answer to the raw values `Δ·r·(s − T) + error`, one

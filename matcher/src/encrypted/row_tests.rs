@@ -7,10 +7,7 @@ use rand::{Rng, SeedableRng};
 
 const T: i32 = 8064; // cos 0.5 at scale 127
 
-fn unit_i8(rng: &mut impl Rng, d: usize) -> Vec<i8> {
-    let v: Vec<f32> = (0..d).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    crate::quantise(&v).unwrap()
-}
+use super::tests::unit_i8;
 
 /// Random rows, every tenth a noisy copy of `probe` (a genuine match).
 fn gallery(rng: &mut impl Rng, probe: &[i8], m: usize) -> Gallery {

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 const T: i32 = 8064; // cos 0.5 at scale 127
 
-fn unit_i8(rng: &mut impl Rng, d: usize) -> Vec<i8> {
+pub(super) fn unit_i8(rng: &mut impl Rng, d: usize) -> Vec<i8> {
     let v: Vec<f32> = (0..d).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
     crate::quantise(&v).unwrap()
 }
