@@ -121,18 +121,17 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
             pulled += bytes.len();
             let response: Response = vigil_protocol::decode(Tag::Response, &bytes, FRAME)?;
             let actions = me.on_response(now, key, &response);
-            let mut writes = Vec::new();
+            // As the runtime does: a page's writes and audit entries are
+            // made durable together before the next request goes out.
+            let (mut writes, mut audits) = (Vec::new(), Vec::new());
             for a in actions {
                 match a {
                     Action::Store(op) => writes.push(op),
-                    Action::Audit(ev) => {
-                        store.apply(&std::mem::take(&mut writes))?;
-                        store.audit(now, ev)?;
-                    }
+                    Action::Audit(ev) => audits.push(ev),
                     other => queue.push(other),
                 }
             }
-            store.apply(&writes)?;
+            store.commit(&writes, now, audits)?;
         }
     }
     let catchup_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -400,18 +400,27 @@ impl Runtime {
         self.store.audit(now_ms(), event).map(|_| ())
     }
 
-    /// Applies actions in order; writes are durable before later actions.
+    /// Applies actions in order. Writes and audit entries are gathered and
+    /// made durable together (one flush) before any action that leaves the
+    /// node, so nothing is sent or acknowledged before it is on disk.
     fn apply(&mut self, actions: Vec<Action>) -> Result<(), NodeError> {
         let mut writes: Vec<StoreOp> = Vec::new();
+        let mut audits: Vec<AuditEvent> = Vec::new();
         for a in actions {
-            if let Action::Store(op) = a {
-                writes.push(op);
-                continue;
-            }
-            self.store.apply(&std::mem::take(&mut writes))?;
             match a {
-                Action::Store(_) => unreachable!("handled above"),
-                Action::Audit(ev) => self.audit(ev)?,
+                Action::Store(op) => {
+                    writes.push(op);
+                    continue;
+                }
+                Action::Audit(ev) => {
+                    audits.push(ev);
+                    continue;
+                }
+                _ => {}
+            }
+            self.store.commit(&std::mem::take(&mut writes), now_ms(), std::mem::take(&mut audits))?;
+            match a {
+                Action::Store(_) | Action::Audit(_) => unreachable!("gathered above"),
                 Action::Publish(bytes) => self.publish(bytes),
                 Action::SendHit { to, notice } => {
                     let handle = notice.body.handle;
@@ -436,7 +445,7 @@ impl Runtime {
                 }
             }
         }
-        self.store.apply(&writes)?;
+        self.store.commit(&writes, now_ms(), audits)?;
         Ok(())
     }
 

@@ -262,6 +262,22 @@ impl Store {
         if ops.is_empty() {
             return Ok(());
         }
+        self.write(ops)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies `ops`, then appends `audits`, with one flush for both:
+    /// everything is durable when it returns.
+    pub fn commit(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
+        if audits.is_empty() {
+            return self.apply(ops);
+        }
+        self.write(ops)?;
+        self.audit.append_many(at_ms, audits)
+    }
+
+    fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
             let (tree, key, value) = match op {
                 StoreOp::PutRecord(r) => {
@@ -275,7 +291,6 @@ impl Store {
             };
             self.db.open_tree(tree)?.insert(key, value)?;
         }
-        self.db.flush()?;
         Ok(())
     }
 
