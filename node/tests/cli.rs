@@ -3,77 +3,13 @@
 //! enrols, the other publishes an alert, and both see the hit. Bad input
 //! fails with a precise message and a non-zero exit, and stores nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use vigil_matcher::synth::Population;
-
-fn vigil() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.env_remove("VIGIL_DATA").env("RUST_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    vigil().args(args).env("VIGIL_PASSPHRASE", "correct horse battery").output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "vigil {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "vigil {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Daemon {
-    let child = vigil()
-        .args(["serve", "--data", dir.to_str().unwrap()])
-        .env("VIGIL_PASSPHRASE", "correct horse battery")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let d = Daemon(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !run(&["status", "--data", dir.to_str().unwrap()]).status.success() {
-        assert!(Instant::now() < deadline, "daemon in {} did not come up", dir.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    d
-}
-
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn pubkey(keygen_stdout: &str) -> String {
-    keygen_stdout.lines().find_map(|l| l.split(": ").nth(1).filter(|k| k.len() == 64)).unwrap().trim().to_string()
-}
-
-fn write_template(path: &PathBuf, file: &vigil_matcher::TemplateFile) {
-    std::fs::write(path, serde_json::to_string(file).unwrap()).unwrap();
-}
 
 #[test]
 fn quick_start_two_nodes_find_a_missing_person() {

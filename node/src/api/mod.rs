@@ -19,6 +19,7 @@ use vigil_protocol::{AlertId, Category, RosterFile};
 /// (method, path, what it does).
 pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/status", "node identity, peers, roster version, counts"),
+    ("GET", "/v1/records", "list enrolled records (ids and case facts, no templates)"),
     ("POST", "/v1/records", "enrol a record"),
     ("GET", "/v1/alerts", "list alerts"),
     ("POST", "/v1/alerts", "publish an alert"),
@@ -166,6 +167,11 @@ async fn enrol(
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
+async fn records(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    Ok(Json(s.node.records().await?))
+}
+
 async fn alerts(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     Ok(Json(s.node.alerts().await?))
@@ -301,7 +307,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
     Router::new()
         .route("/v1/status", get(status))
-        .route("/v1/records", post(enrol))
+        .route("/v1/records", get(records).post(enrol))
         .route("/v1/alerts", get(alerts).post(publish))
         .route("/v1/alerts/{id}/withdraw", post(withdraw))
         .route("/v1/hits", get(hits))

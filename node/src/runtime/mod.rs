@@ -5,15 +5,16 @@
 
 mod alerts;
 mod identify;
+mod views;
 
 pub use identify::{IdentifyReport, PeerOutcome};
+pub use views::{AlertView, RecordView, Status};
 
 use crate::net::{self, Behaviour, BehaviourEvent, Tap, ALERT_TOPIC};
 use crate::services::{Action, Engine, EngineError, EngineInit, Enrolment, Verdict};
-use crate::store::{AuditEvent, AuditRecord, Store, StoreError, StoreOp, StoredAlert, StoredHit};
+use crate::store::{AuditEvent, AuditRecord, Store, StoreError, StoreOp, StoredHit};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,54 +63,6 @@ impl std::fmt::Debug for NodeOptions {
     }
 }
 
-/// An alert as shown to operators.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertView {
-    pub id: AlertId,
-    pub issuer: OrgId,
-    pub seq: u64,
-    pub category: Category,
-    pub status: crate::store::AlertStatus,
-    pub created_at_ms: u64,
-    pub expires_at_ms: u64,
-    /// Past its expiry (standing matching has stopped).
-    pub expired: bool,
-    pub own: bool,
-    pub case_ref: Option<String>,
-}
-
-impl From<&StoredAlert> for AlertView {
-    fn from(a: &StoredAlert) -> Self {
-        AlertView {
-            id: a.id,
-            issuer: a.alert.body.issuer,
-            seq: a.alert.body.seq,
-            category: a.alert.body.category,
-            status: a.status,
-            created_at_ms: a.alert.body.created_at_ms,
-            expires_at_ms: a.alert.body.expires_at_ms,
-            expired: a.alert.body.expires_at_ms <= now_ms(),
-            own: a.case_ref.is_some(),
-            case_ref: a.case_ref.clone(),
-        }
-    }
-}
-
-/// A node's state at a glance.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub org: OrgId,
-    pub name: String,
-    pub peer_id: String,
-    pub listen: Vec<String>,
-    pub connected: Vec<OrgId>,
-    pub roster_version: Option<u64>,
-    pub members: usize,
-    pub gallery: usize,
-    pub alerts: usize,
-    pub hits: usize,
-}
-
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 enum Command {
@@ -118,6 +71,7 @@ enum Command {
     Withdraw(AlertId, Reply<()>),
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
     Alerts(Reply<Vec<AlertView>>),
+    Records(Reply<Vec<RecordView>>),
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, String>>),
     AuditExport(Reply<Vec<AuditRecord>>),
@@ -172,6 +126,10 @@ impl NodeHandle {
     }
     pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
         ask!(self, Command::Alerts)
+    }
+    /// Enrolled records as operators see them (never the templates).
+    pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
+        ask!(self, Command::Records)
     }
     pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
         ask!(self, Command::Hits)
@@ -694,6 +652,10 @@ impl Runtime {
                 let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
                 v.sort_by_key(|a| (a.created_at_ms, a.seq));
                 let _ = reply.send(Ok(v));
+            }
+            Command::Records(reply) => {
+                let r = self.store.records().map(|v| v.iter().map(RecordView::from).collect());
+                let _ = reply.send(r.map_err(NodeError::from));
             }
             Command::Hits(reply) => {
                 let mut v: Vec<StoredHit> = self.engine.hits().cloned().collect();

@@ -236,6 +236,8 @@ impl Engine {
         }
         for r in init.records {
             e.add_to_gallery(&r)?;
+            // Never reuse an id, even if the counter was not written.
+            e.meta.next_record = e.meta.next_record.max(r.id + 1);
         }
         for a in init.alerts {
             e.index_alert(&a);

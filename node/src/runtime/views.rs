@@ -1,0 +1,79 @@
+//! What operators see of alerts, records and the node (the local API's
+//! answers): ids, times and case facts, never a template.
+
+use super::now_ms;
+use crate::store::{StoredAlert, StoredRecord};
+use serde::Serialize;
+use vigil_protocol::{AlertId, Category, OrgId};
+
+/// An alert as shown to operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub id: AlertId,
+    pub issuer: OrgId,
+    pub seq: u64,
+    pub category: Category,
+    pub status: crate::store::AlertStatus,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// Past its expiry (standing matching has stopped).
+    pub expired: bool,
+    pub own: bool,
+    pub case_ref: Option<String>,
+}
+
+impl From<&StoredAlert> for AlertView {
+    fn from(a: &StoredAlert) -> Self {
+        AlertView {
+            id: a.id,
+            issuer: a.alert.body.issuer,
+            seq: a.alert.body.seq,
+            category: a.alert.body.category,
+            status: a.status,
+            created_at_ms: a.alert.body.created_at_ms,
+            expires_at_ms: a.alert.body.expires_at_ms,
+            expired: a.alert.body.expires_at_ms <= now_ms(),
+            own: a.case_ref.is_some(),
+            case_ref: a.case_ref.clone(),
+        }
+    }
+}
+
+/// A node's state at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub org: OrgId,
+    pub name: String,
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    pub connected: Vec<OrgId>,
+    pub roster_version: Option<u64>,
+    pub members: usize,
+    pub gallery: usize,
+    pub alerts: usize,
+    pub hits: usize,
+}
+
+/// An enrolled record as shown to operators: no template.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordView {
+    pub id: u64,
+    pub category: Category,
+    pub case_ref: String,
+    pub extractor: String,
+    pub enrolled_at_ms: u64,
+    pub retain_until_ms: u64,
+}
+
+impl From<&StoredRecord> for RecordView {
+    fn from(r: &StoredRecord) -> Self {
+        RecordView {
+            id: r.id,
+            category: r.category,
+            case_ref: r.case_ref.clone(),
+            extractor: r.template.extractor.clone(),
+            enrolled_at_ms: r.enrolled_at_ms,
+            retain_until_ms: r.retain_until_ms,
+        }
+    }
+}
