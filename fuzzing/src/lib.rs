@@ -1,0 +1,85 @@
+//! One entry point per decoder that reads untrusted bytes: wire messages,
+//! roster files, template files and ciphertexts. `fuzz/` drives them with
+//! libFuzzer; `tests/corpus.rs` replays the kept corpus on stable Rust, so
+//! every input that once crashed stays a regression test.
+//!
+//! Each function must return normally for any input: an `Err` is fine, a
+//! panic is a bug. Whatever decodes must encode back to something that
+//! decodes to the same value.
+
+use vigil_matcher::encrypted::{EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe};
+use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, RosterFile, SignedRoster, Tag};
+
+/// The fuzz targets, by name (as in `fuzz/fuzz_targets/` and `fuzz/corpus/`).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("gossip", gossip),
+    ("request", request),
+    ("response", response),
+    ("roster", roster),
+    ("template", template),
+    ("ciphertext", ciphertext),
+];
+
+fn roundtrip<T>(tag: Tag, data: &[u8], limit: usize) -> Option<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let v: T = decode(tag, data, limit).ok()?;
+    let again = encode(tag, &v, usize::MAX).expect("a decoded value encodes");
+    assert_eq!(decode::<T>(tag, &again, usize::MAX).expect("re-encoded value decodes"), v);
+    Some(v)
+}
+
+/// A gossiped alert envelope, then its structural checks.
+pub fn gossip(data: &[u8]) {
+    if let Some(env) = roundtrip::<AlertEnvelope>(Tag::Gossip, data, limits::MAX_GOSSIP_BYTES) {
+        let _ = env.validate();
+    }
+}
+
+/// A request frame on either request-response protocol.
+pub fn request(data: &[u8]) {
+    if let Some(r) = roundtrip::<Request>(Tag::Request, data, limits::MAX_FRAME_BYTES) {
+        if let Request::Identify(q) = &r {
+            let _ = q.validate();
+        }
+    }
+}
+
+/// A response frame.
+pub fn response(data: &[u8]) {
+    let _ = roundtrip::<Response>(Tag::Response, data, limits::MAX_FRAME_BYTES);
+}
+
+/// A roster file (JSON) and a binary roster.
+pub fn roster(data: &[u8]) {
+    if let Ok(r) = RosterFile::parse(data) {
+        let _ = r.body.validate();
+    }
+    let _ = roundtrip::<SignedRoster>(Tag::Roster, data, limits::MAX_ROSTER_BYTES);
+}
+
+/// A template file (JSON from a capture SDK), then quantisation.
+pub fn template(data: &[u8]) {
+    if let Ok(f) = vigil_matcher::TemplateFile::parse(data) {
+        let _ = f.to_template();
+    }
+}
+
+/// Encrypted probes and answers in both forms; the first byte after the
+/// header picks nothing: every decoder sees every input.
+pub fn ciphertext(data: &[u8]) {
+    let limit = 1 << 20;
+    if let Ok(p) = EncryptedProbe::from_bytes(data, limit) {
+        assert!(EncryptedProbe::from_bytes(&p.to_bytes(), limit).is_ok());
+    }
+    if let Ok(a) = EncryptedAnswer::from_bytes(data, limit) {
+        assert!(EncryptedAnswer::from_bytes(&a.to_bytes(), limit).is_ok());
+    }
+    if let Ok(p) = RowProbe::from_bytes(data) {
+        assert!(RowProbe::from_bytes(&p.to_bytes()).is_ok());
+    }
+    if let Ok(a) = RowAnswer::from_bytes(data, limit) {
+        assert!(RowAnswer::from_bytes(&a.to_bytes(), limit).is_ok());
+    }
+}

@@ -1,0 +1,106 @@
+//! Writes the initial seed inputs of the fuzz corpus (valid objects of
+//! every kind). Run once by hand: `cargo test -p vigil-fuzzing --test seeds
+//! -- --ignored`; the fuzzers grow the corpus from there.
+
+use std::path::Path;
+use vigil_matcher::encrypted::{respond, respond_row, ProberKey, RunLayout};
+use vigil_matcher::{synth::Population, Gallery};
+use vigil_protocol::*;
+
+fn put(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus seeds; run by hand"]
+fn write_seeds() {
+    let org = OrgId([3; 32]);
+    let probe = ProtectedProbe { epoch_id: [1; 8], modality: Modality::Face, extractor: "vigil-synth-128".into(), bits: vec![0xa5; 64] };
+    let enc = EncryptedAlertProbe { modality: Modality::Face, extractor: "vigil-synth-128".into(), row: vec![7; 40] };
+    let body = AlertBody {
+        issuer: org,
+        seq: 1,
+        prev: [0; 32],
+        category: Category::Missing,
+        created_at_ms: 1,
+        expires_at_ms: 2,
+        probe: Some(probe),
+        encrypted: Some(enc),
+    };
+    let alert = SignedAlert { body, signature: Sig([9; 64]) };
+    let env = AlertEnvelope::Publish(alert.clone());
+    put("gossip", "publish", &encode(Tag::Gossip, &env, usize::MAX).unwrap());
+    let w = Withdrawal { issuer: org, seq: 2, prev: [1; 32], alert: AlertId([4; 32]), withdrawn_at_ms: 5 };
+    let wenv = AlertEnvelope::Withdraw(SignedWithdrawal { body: w, signature: Sig([8; 64]) });
+    put("gossip", "withdraw", &encode(Tag::Gossip, &wenv, usize::MAX).unwrap());
+
+    let reqs = [
+        Request::Hit(SignedHitNotice {
+            body: HitNotice { alert: AlertId([1; 32]), holder: org, handle: Handle([2; 16]), detected_at_ms: 3 },
+            signature: Sig([1; 64]),
+        }),
+        Request::Identify(IdentifyRequest {
+            query: Handle([5; 16]),
+            purpose: "p".into(),
+            legal_basis: "l".into(),
+            extractor: "vigil-synth-128".into(),
+            probe: vec![1, 2, 3],
+        }),
+        Request::Disclose(DisclosureRequest { id: Handle([6; 16]), hit: Handle([7; 16]), query: None, reason: "r".into() }),
+        Request::DisclosureAnswer(DisclosureAnswer { id: Handle([6; 16]), approved: true, contact: Some("c".into()) }),
+        Request::AlertAnswer(AlertAnswer { alert: AlertId([1; 32]), answer: Handle([2; 16]), body: vec![1; 20] }),
+        Request::FetchProbe(FetchProbe { alert: AlertId([1; 32]) }),
+        Request::SyncHeads(vec![LogHead { org, seq: 4, hash: [2; 32] }]),
+        Request::SyncPull(SyncPull { org, from_seq: 1, max: 10 }),
+    ];
+    for (i, r) in reqs.iter().enumerate() {
+        put("request", &format!("r{i}"), &encode(Tag::Request, r, usize::MAX).unwrap());
+    }
+    let resps = [
+        Response::Ack,
+        Response::Refused(Refusal::Malformed),
+        Response::Answer(IdentifyAnswer { query: Handle([1; 16]), answer: vec![3; 10] }),
+        Response::Probe(ProbeForm { alert: AlertId([1; 32]), probe: vec![4; 10] }),
+        Response::Heads(vec![LogHead { org, seq: 1, hash: [0; 32] }]),
+        Response::Entries(vec![env, wenv]),
+    ];
+    for (i, r) in resps.iter().enumerate() {
+        put("response", &format!("r{i}"), &encode(Tag::Response, r, usize::MAX).unwrap());
+    }
+
+    let roster = SignedRoster {
+        body: RosterBody {
+            federation: "f".into(),
+            version: 1,
+            issued_at_ms: 0,
+            members: vec![Member {
+                org,
+                name: "Shelter".into(),
+                kind: OrgKind::Ngo,
+                addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+                roles: vec![Role::Alert, Role::Match],
+            }],
+        },
+        signatures: vec![StewardSignature { steward: org, signature: Sig([2; 64]) }],
+    };
+    put("roster", "json", RosterFile::to_json(&roster).as_bytes());
+    put("roster", "binary", &encode(Tag::Roster, &roster, usize::MAX).unwrap());
+
+    let pop = Population::new(1, "vigil-synth-128", 2);
+    put("template", "synth", serde_json::to_string(&pop.sample_file(0, 0)).unwrap().as_bytes());
+    put("template", "small", br#"{"modality":"face","extractor":"vigil-synth-128","quality":80,"vector":[0.1,-0.2]}"#);
+
+    let key = ProberKey::generate();
+    let q: Vec<i8> = (0..4).map(|i| i as i8).collect();
+    let g = Gallery::new(4, vec![1; 4 * 3]);
+    let p = key.encrypt(&q).unwrap();
+    let (a, _) = respond(&p, &RunLayout::new(&g), 1, [1; 32]).unwrap();
+    put("ciphertext", "probe", &p.to_bytes());
+    put("ciphertext", "answer", &a.to_bytes());
+    let rp = key.encrypt_row(&q).unwrap();
+    let (ra, _) = respond_row(&rp, &g, 1, [2; 32]).unwrap();
+    put("ciphertext", "row-probe", &rp.to_bytes());
+    put("ciphertext", "row-answer", &ra.to_bytes());
+}
