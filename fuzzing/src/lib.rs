@@ -10,8 +10,11 @@
 use vigil_matcher::encrypted::{EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe};
 use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, RosterFile, SignedRoster, Tag};
 
+/// A decoder entry point: must return normally for any input.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name (as in `fuzz/fuzz_targets/` and `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("gossip", gossip),
     ("request", request),
     ("response", response),
@@ -39,10 +42,8 @@ pub fn gossip(data: &[u8]) {
 
 /// A request frame on either request-response protocol.
 pub fn request(data: &[u8]) {
-    if let Some(r) = roundtrip::<Request>(Tag::Request, data, limits::MAX_FRAME_BYTES) {
-        if let Request::Identify(q) = &r {
-            let _ = q.validate();
-        }
+    if let Some(Request::Identify(q)) = roundtrip::<Request>(Tag::Request, data, limits::MAX_FRAME_BYTES) {
+        let _ = q.validate();
     }
 }
 

@@ -10,7 +10,8 @@ fn every_corpus_input_decodes_or_fails_cleanly() {
     let mut total = 0;
     for (name, target) in vigil_fuzzing::TARGETS {
         let dir = root.join(name);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("no corpus for {name} at {}: {e}", dir.display()));
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("no corpus for {name} at {}: {e}", dir.display()));
         let mut n = 0;
         for e in entries {
             let p = e.unwrap().path();

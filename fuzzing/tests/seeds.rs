@@ -17,7 +17,12 @@ fn put(target: &str, name: &str, bytes: &[u8]) {
 #[ignore = "writes fuzz/corpus seeds; run by hand"]
 fn write_seeds() {
     let org = OrgId([3; 32]);
-    let probe = ProtectedProbe { epoch_id: [1; 8], modality: Modality::Face, extractor: "vigil-synth-128".into(), bits: vec![0xa5; 64] };
+    let probe = ProtectedProbe {
+        epoch_id: [1; 8],
+        modality: Modality::Face,
+        extractor: "vigil-synth-128".into(),
+        bits: vec![0xa5; 64],
+    };
     let enc = EncryptedAlertProbe { modality: Modality::Face, extractor: "vigil-synth-128".into(), row: vec![7; 40] };
     let body = AlertBody {
         issuer: org,
@@ -48,7 +53,12 @@ fn write_seeds() {
             extractor: "vigil-synth-128".into(),
             probe: vec![1, 2, 3],
         }),
-        Request::Disclose(DisclosureRequest { id: Handle([6; 16]), hit: Handle([7; 16]), query: None, reason: "r".into() }),
+        Request::Disclose(DisclosureRequest {
+            id: Handle([6; 16]),
+            hit: Handle([7; 16]),
+            query: None,
+            reason: "r".into(),
+        }),
         Request::DisclosureAnswer(DisclosureAnswer { id: Handle([6; 16]), approved: true, contact: Some("c".into()) }),
         Request::AlertAnswer(AlertAnswer { alert: AlertId([1; 32]), answer: Handle([2; 16]), body: vec![1; 20] }),
         Request::FetchProbe(FetchProbe { alert: AlertId([1; 32]) }),
