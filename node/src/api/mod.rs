@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/status", "node identity, peers, roster version, counts"),
     ("GET", "/v1/records", "list enrolled records (ids and case facts, no templates)"),
     ("POST", "/v1/records", "enrol a record"),
+    ("POST", "/v1/records/{id}/erase", "erase a record ({reason}; audited, gone from the files)"),
     ("GET", "/v1/alerts", "list alerts"),
     ("POST", "/v1/alerts", "publish an alert"),
     ("POST", "/v1/alerts/{id}/withdraw", "withdraw one of our alerts"),
@@ -172,6 +173,26 @@ async fn records(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoRes
     Ok(Json(s.node.records().await?))
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EraseBody {
+    /// Why the record is erased (audited).
+    pub reason: String,
+}
+
+async fn erase(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(id): Path<u64>,
+    Json(r): Json<EraseBody>,
+) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    if r.reason.trim().is_empty() || r.reason.len() > 256 {
+        return Err(bad("reason must be 1..=256 bytes"));
+    }
+    s.node.erase(id, r.reason).await?;
+    Ok(Json(Created { id: id.to_string() }))
+}
+
 async fn alerts(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     Ok(Json(s.node.alerts().await?))
@@ -308,6 +329,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/records", get(records).post(enrol))
+        .route("/v1/records/{id}/erase", post(erase))
         .route("/v1/alerts", get(alerts).post(publish))
         .route("/v1/alerts/{id}/withdraw", post(withdraw))
         .route("/v1/hits", get(hits))

@@ -118,6 +118,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List enrolled records (ids and case facts; never templates).
+    Records {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase a record (right to erasure): gone from the node and its files; audited.
+    Erase {
+        #[command(flatten)]
+        data: DataArg,
+        /// The record id (`vigil records`).
+        record: u64,
+        /// Why (audited), e.g. "erasure request of 2026-11-26".
+        #[arg(long)]
+        reason: String,
+    },
     /// Show the running node's status.
     Status {
         #[command(flatten)]
@@ -414,6 +431,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hits { data, json } => {
             let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/hits")?;
             client::print_table(&v, json, &["role", "source", "peer", "handle", "delivered"]);
+            Ok(())
+        }
+        Command::Records { data, json } => {
+            let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/records")?;
+            client::print_table(&v, json, &["id", "category", "case_ref", "extractor", "retain_until_ms"]);
+            Ok(())
+        }
+        Command::Erase { data, record, reason } => {
+            let body = serde_json::json!({ "reason": reason });
+            let _: serde_json::Value =
+                client::Client::new(&data.data)?.post(&format!("/v1/records/{record}/erase"), &body)?;
+            println!("Erased record {record}; its sealed bytes are gone from the data directory.");
             Ok(())
         }
         Command::Status { data } => {

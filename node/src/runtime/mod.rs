@@ -26,6 +26,8 @@ use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response
 
 /// Bound of the command inbox.
 pub const COMMAND_QUEUE: usize = 256;
+/// How often records past their retention date are purged.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -72,6 +74,7 @@ enum Command {
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
     Alerts(Reply<Vec<AlertView>>),
     Records(Reply<Vec<RecordView>>),
+    Erase { record: u64, reason: String, reply: Reply<()> },
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, String>>),
     AuditExport(Reply<Vec<AuditRecord>>),
@@ -126,6 +129,11 @@ impl NodeHandle {
     }
     pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
         ask!(self, Command::Alerts)
+    }
+    /// Erases a record (right to erasure): gone from memory, from every
+    /// reference, and from the files (the store is compacted).
+    pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
+        ask!(self, |reply| Command::Erase { record, reason, reply })
     }
     /// Enrolled records as operators see them (never the templates).
     pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
@@ -310,6 +318,9 @@ impl Runtime {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut jobs: mpsc::Receiver<identify::JobDone>) {
         let mut tick = tokio::time::interval(self.config.network.redial_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Retention runs at start and then every `RETENTION_INTERVAL`.
+        let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deadlines = tokio::time::interval(std::time::Duration::from_millis(200));
         deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -336,6 +347,11 @@ impl Runtime {
                 _ = tick.tick() => {
                     self.redial();
                     self.resend_hits();
+                }
+                _ = retention.tick() => {
+                    if let Err(e) = self.purge() {
+                        tracing::error!(org = %self.name, "retention purge failed: {e}");
+                    }
                 }
                 _ = deadlines.tick() => {
                     if let Err(e) = self.expire_queries() {
@@ -405,6 +421,28 @@ impl Runtime {
         }
         self.store.commit(&writes, now_ms(), audits)?;
         Ok(())
+    }
+
+    /// Erases records past their retention date, then compacts the store.
+    fn purge(&mut self) -> Result<(), NodeError> {
+        let actions = self.engine.purge_expired(now_ms());
+        if actions.is_empty() {
+            return Ok(());
+        }
+        self.apply(actions)?;
+        self.compact_store()
+    }
+
+    /// Rewrites the store so erased values leave the files.
+    fn compact_store(&mut self) -> Result<(), NodeError> {
+        let placeholder = self.store.placeholder()?;
+        let store = std::mem::replace(&mut self.store, placeholder);
+        let (store, failed) = store.compact()?;
+        self.store = store;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     fn publish(&mut self, bytes: Vec<u8>) {
@@ -652,6 +690,13 @@ impl Runtime {
                 let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
                 v.sort_by_key(|a| (a.created_at_ms, a.seq));
                 let _ = reply.send(Ok(v));
+            }
+            Command::Erase { record, reason, reply } => {
+                let r = self.engine.erase(record, &reason).map_err(NodeError::from).and_then(|a| {
+                    self.apply(a)?;
+                    self.compact_store()
+                });
+                let _ = reply.send(r);
             }
             Command::Records(reply) => {
                 let r = self.store.records().map(|v| v.iter().map(RecordView::from).collect());

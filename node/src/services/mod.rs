@@ -11,6 +11,7 @@ mod encrypted_alerts;
 mod hits;
 mod identify;
 mod outbox;
+mod retention;
 mod sync;
 
 use crate::store::{
@@ -96,6 +97,7 @@ struct GalleryEntry {
     extractor: String,
     vector: Vec<i8>,
     protected: Option<ProtectedTemplate>,
+    retain_until_ms: u64,
 }
 
 /// Limits of operator-supplied text.
@@ -288,7 +290,12 @@ impl Engine {
         self.layouts.remove(&r.template.extractor);
         self.gallery.insert(
             r.id,
-            GalleryEntry { extractor: r.template.extractor.clone(), vector: r.template.vector.clone(), protected },
+            GalleryEntry {
+                extractor: r.template.extractor.clone(),
+                vector: r.template.vector.clone(),
+                protected,
+                retain_until_ms: r.retain_until_ms,
+            },
         );
         Ok(())
     }

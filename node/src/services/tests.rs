@@ -256,3 +256,27 @@ fn waiting_messages_expire_after_the_outbox_ttl() {
     assert!(actions.iter().any(|a| matches!(a, Action::Store(_))), "the decision is durable");
     assert!(f.engines[1].outbox().is_empty());
 }
+
+#[test]
+fn records_past_their_retention_date_are_purged_and_scrubbed() {
+    let mut f = fed(3);
+    let pop = Population::new(13, "vigil-synth-128", 5);
+    let issuer = f.engines[0].org();
+    let mut e = enrolment(pop.sample(1, 1));
+    e.retain_until_ms = T0 + 10;
+    let (short, _) = f.engines[1].enrol(T0, e).unwrap();
+    let (long, _) = f.engines[1].enrol(T0, enrolment(pop.sample(2, 1))).unwrap();
+    let (_, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(1, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    f.engines[1].on_gossip(T0 + 1, issuer, &published(&actions), GOSSIP);
+    assert!(f.engines[1].hits().any(|h| h.record == Some(short)));
+    assert!(f.engines[1].purge_expired(T0 + 5).is_empty(), "not yet due");
+    let actions = f.engines[1].purge_expired(T0 + 11);
+    assert!(actions.iter().any(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteRecord(r)) if *r == short)));
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::RecordErased { record, reason })
+        if *record == short && reason.contains("retention"))));
+    assert_eq!(f.engines[1].gallery_len(), 1);
+    assert!(f.engines[1].hits().all(|h| h.record.is_none()), "the hit no longer names the record");
+    assert!(f.engines[1].erase(long, "request").is_ok());
+    assert!(f.engines[1].erase(long, "request").is_err());
+}

@@ -182,6 +182,12 @@ pub enum AuditEvent {
         key: Handle,
         peer: OrgId,
     },
+    /// A record was erased: on request (right to erasure) or because its
+    /// retention date passed. References to it (hits, answers) are scrubbed.
+    RecordErased {
+        record: u64,
+        reason: String,
+    },
     /// Issuer: decrypted an answer page from `holder`.
     AlertAnswerReceived {
         alert: AlertId,

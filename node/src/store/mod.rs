@@ -36,6 +36,8 @@ pub enum StoreError {
     },
     #[error("cannot encode value: {0}")]
     Encode(WireError),
+    #[error("cannot rewrite the database at {0}: {1}")]
+    Io(String, #[source] std::io::Error),
 }
 
 /// Legal regime a record falls under.
@@ -204,6 +206,9 @@ pub enum StoreOp {
     PutMeta(Box<Meta>),
     PutDisclosure(Box<StoredDisclosure>),
     PutAnswer(Box<StoredAnswer>),
+    /// Erasure: the record's sealed value is removed (gone from the files
+    /// after `Store::compact`).
+    DeleteRecord(u64),
 }
 
 const RECORDS: &str = "records";
@@ -213,11 +218,13 @@ const META: &str = "meta";
 const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Store {
     db: sled::Db,
     key: SealKey,
     audit: audit::AuditLog,
+    path: std::path::PathBuf,
+    signer: std::sync::Arc<vigil_crypto::Identity>,
 }
 
 impl Store {
@@ -225,8 +232,58 @@ impl Store {
     /// The audit log is signed with `signer`.
     pub fn open(path: &Path, key: SealKey, signer: std::sync::Arc<vigil_crypto::Identity>) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
-        let audit = audit::AuditLog::open(&db, key.clone(), signer)?;
-        Ok(Self { db, key, audit })
+        let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
+        Ok(Self { db, key, audit, path: path.to_path_buf(), signer })
+    }
+
+    /// Rewrites the database into a fresh directory and swaps it in, so
+    /// that removed values (erased records) are gone from the files, not
+    /// only unreachable: sled keeps old versions in its log segments until
+    /// it reuses them. Takes as long as copying the live data. Always hands
+    /// back a usable store: the compacted one, or (with the error) the
+    /// original, reopened, if a step failed.
+    pub fn compact(self) -> Result<(Store, Option<StoreError>), StoreError> {
+        let fresh = self.path.with_extension("compact");
+        let old = self.path.with_extension("old");
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |e| StoreError::Io(p, e)
+        };
+        let copy = || -> Result<(), StoreError> {
+            for p in [&fresh, &old] {
+                if p.exists() {
+                    std::fs::remove_dir_all(p).map_err(io(p))?;
+                }
+            }
+            self.db.flush()?;
+            let new = sled::Config::new().path(&fresh).mode(sled::Mode::HighThroughput).open()?;
+            new.import(self.db.export());
+            new.flush()?;
+            Ok(())
+        };
+        if let Err(e) = copy() {
+            return Ok((self, Some(e)));
+        }
+        let Store { db, key, audit, path, signer } = self;
+        drop(audit);
+        drop(db);
+        if let Err(e) = std::fs::rename(&path, &old).map_err(io(&path)) {
+            return Ok((Store::open(&path, key, signer)?, Some(e)));
+        }
+        if let Err(e) = std::fs::rename(&fresh, &path).map_err(io(&fresh)) {
+            std::fs::rename(&old, &path).map_err(io(&old))?;
+            return Ok((Store::open(&path, key, signer)?, Some(e)));
+        }
+        let removed = std::fs::remove_dir_all(&old).map_err(io(&old)).err();
+        Ok((Store::open(&path, key, signer)?, removed))
+    }
+
+    /// A throw-away in-memory store that stands in while this one is
+    /// rewritten (nothing is written to it: the runtime is busy compacting).
+    pub fn placeholder(&self) -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let audit = audit::AuditLog::open(&db, self.key.clone(), self.signer.clone())?;
+        Ok(Self { db, key: self.key.clone(), audit, path: self.path.clone(), signer: self.signer.clone() })
     }
 
     fn seal<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
@@ -279,7 +336,12 @@ impl Store {
 
     fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
+            if let StoreOp::DeleteRecord(id) = op {
+                self.db.open_tree(RECORDS)?.remove(id.to_be_bytes())?;
+                continue;
+            }
             let (tree, key, value) = match op {
+                StoreOp::DeleteRecord(_) => unreachable!("handled above"),
                 StoreOp::PutRecord(r) => {
                     (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
                 }

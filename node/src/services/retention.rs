@@ -1,0 +1,41 @@
+//! Retention and erasure: records past their retention date are purged on
+//! schedule, and an operator can erase one at any time (right to erasure).
+//! Every reference to an erased record (holder hits, answer positions,
+//! pending disclosures) is scrubbed, so no handle resolves to it any more;
+//! the runtime then compacts the store so its sealed bytes leave the disk.
+
+use super::{Action, Engine, EngineError};
+use crate::store::{AuditEvent, StoreOp};
+
+impl Engine {
+    /// Erases record `id`; `reason` is audited.
+    pub fn erase(&mut self, id: u64, reason: &str) -> Result<Vec<Action>, EngineError> {
+        let g = self.gallery.remove(&id).ok_or_else(|| EngineError::Invalid(format!("no record {id}")))?;
+        self.layouts.remove(&g.extractor);
+        self.matched.retain(|(_, r)| *r != id);
+        let mut actions = vec![Action::Store(StoreOp::DeleteRecord(id))];
+        for h in self.hits.values_mut().filter(|h| h.record == Some(id)) {
+            h.record = None;
+            actions.push(Action::Store(StoreOp::PutHit(h.clone())));
+        }
+        for a in self.answers.values_mut().filter(|a| a.records.contains(&id)) {
+            a.records.iter_mut().filter(|r| **r == id).for_each(|r| *r = 0);
+            actions.push(Action::Store(StoreOp::PutAnswer(Box::new(a.clone()))));
+        }
+        for d in self.disclosures.values_mut().filter(|d| d.record == Some(id)) {
+            d.record = None;
+            actions.push(Action::Store(StoreOp::PutDisclosure(Box::new(d.clone()))));
+        }
+        // Identification answers remembered for disclosure no longer resolve to it.
+        self.answered.clear();
+        actions.push(Action::Audit(AuditEvent::RecordErased { record: id, reason: reason.into() }));
+        Ok(actions)
+    }
+
+    /// Erases every record whose retention date has passed.
+    pub fn purge_expired(&mut self, now_ms: u64) -> Vec<Action> {
+        let due: Vec<u64> =
+            self.gallery.iter().filter(|(_, g)| g.retain_until_ms <= now_ms).map(|(id, _)| *id).collect();
+        due.into_iter().flat_map(|id| self.erase(id, "retention date passed").unwrap_or_default()).collect()
+    }
+}
