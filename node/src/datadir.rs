@@ -80,18 +80,18 @@ impl Secret {
         Ok(Secret::Passphrase(p))
     }
 
-    fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         match self {
             Secret::Passphrase(s) | Secret::KeyFile(s) => s,
         }
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
     move |source| DataDirError::Io { path: path.display().to_string(), source }
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), DataDirError> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), DataDirError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -43,7 +43,7 @@ pub struct LocalNode {
     pub handle: NodeHandle,
     pub dir: PathBuf,
     pub identity: Arc<Identity>,
-    secret: Secret,
+    pub secret: Secret,
     tap: Option<Tap>,
 }
 

@@ -10,6 +10,7 @@ pub mod store;
 
 pub use runtime::{start, AlertView, IdentifyReport, NodeError, NodeHandle, NodeOptions, PeerOutcome, Status};
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod bench_catchup;
 pub mod cli;

@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/status", "node identity, peers, roster version, counts"),
     ("GET", "/v1/records", "list enrolled records (ids and case facts, no templates)"),
     ("POST", "/v1/records", "enrol a record"),
+    ("POST", "/v1/backup", "write a sealed backup of the data directory to {out} (a path on this machine)"),
     ("POST", "/v1/records/{id}/erase", "erase a record ({reason}; audited, gone from the files)"),
     ("GET", "/v1/alerts", "list alerts"),
     ("POST", "/v1/alerts", "publish an alert"),
@@ -171,6 +172,26 @@ async fn enrol(
 async fn records(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     Ok(Json(s.node.records().await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackupBody {
+    /// Where the node writes the backup (absolute path on this machine).
+    pub out: String,
+}
+
+async fn backup(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Json(r): Json<BackupBody>,
+) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let out = std::path::PathBuf::from(&r.out);
+    if !out.is_absolute() {
+        return Err(bad("out must be an absolute path"));
+    }
+    let bytes = s.node.backup(out).await?;
+    Ok(Json(serde_json::json!({ "out": r.out, "bytes": bytes })))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -330,6 +351,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/records", get(records).post(enrol))
         .route("/v1/records/{id}/erase", post(erase))
+        .route("/v1/backup", post(backup))
         .route("/v1/alerts", get(alerts).post(publish))
         .route("/v1/alerts/{id}/withdraw", post(withdraw))
         .route("/v1/hits", get(hits))

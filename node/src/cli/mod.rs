@@ -118,6 +118,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a sealed backup of the data directory: through the running
+    /// node, or directly from the directory when the node is stopped.
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        out: PathBuf,
+        /// Key file, if the directory was made with one (stopped node only).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Restore a backup into a new data directory (same passphrase or key file).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not hold a node).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// List enrolled records (ids and case facts; never templates).
     Records {
         #[command(flatten)]
@@ -431,6 +452,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hits { data, json } => {
             let v: serde_json::Value = client::Client::new(&data.data)?.get("/v1/hits")?;
             client::print_table(&v, json, &["role", "source", "peer", "handle", "delivered"]);
+            Ok(())
+        }
+        Command::Backup { data, out, key_file } => {
+            let out = std::path::absolute(&out).with_context(|| format!("bad path {}", out.display()))?;
+            let via_node = client::Client::new(&data.data)
+                .and_then(|c| c.post::<_, serde_json::Value>("/v1/backup", &serde_json::json!({ "out": out })));
+            let bytes = match via_node {
+                Ok(v) => v["bytes"].as_u64().unwrap_or(0),
+                Err(e) if e.to_string().contains("is `vigil serve` running") => {
+                    // The node is stopped: read the directory directly.
+                    let secret = Secret::obtain(key_file.as_deref(), false)?;
+                    let opened = crate::datadir::open(&data.data, &secret)?;
+                    let store = crate::store::Store::open(&data.data.join("db"), opened.key, opened.identity)?;
+                    store.backup(&out)?
+                }
+                Err(e) => return Err(e),
+            };
+            println!("Wrote a sealed backup of {} to {} ({bytes} bytes).", data.data.display(), out.display());
+            Ok(())
+        }
+        Command::Restore { from, data, key_file } => {
+            let secret = Secret::obtain(key_file.as_deref(), false)?;
+            let n = crate::backup::restore(&from, &data, &secret)?;
+            println!(
+                "Restored {} into {} ({n} database entries); start it with `vigil serve --data {}`.",
+                from.display(),
+                data.display(),
+                data.display()
+            );
             Ok(())
         }
         Command::Records { data, json } => {

@@ -43,6 +43,8 @@ pub enum NodeError {
     Stopped,
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("backup failed: {0}")]
+    Backup(String),
 }
 
 pub fn now_ms() -> u64 {
@@ -75,6 +77,7 @@ enum Command {
     Alerts(Reply<Vec<AlertView>>),
     Records(Reply<Vec<RecordView>>),
     Erase { record: u64, reason: String, reply: Reply<()> },
+    Backup { out: std::path::PathBuf, reply: Reply<u64> },
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, String>>),
     AuditExport(Reply<Vec<AuditRecord>>),
@@ -134,6 +137,11 @@ impl NodeHandle {
     /// reference, and from the files (the store is compacted).
     pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
         ask!(self, |reply| Command::Erase { record, reason, reply })
+    }
+    /// Writes a sealed, consistent backup of the node's data directory to
+    /// `out`; returns its size in bytes.
+    pub async fn backup(&self, out: std::path::PathBuf) -> Result<u64, NodeError> {
+        ask!(self, |reply| Command::Backup { out, reply })
     }
     /// Enrolled records as operators see them (never the templates).
     pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
@@ -696,6 +704,13 @@ impl Runtime {
                     self.apply(a)?;
                     self.compact_store()
                 });
+                let _ = reply.send(r);
+            }
+            Command::Backup { out, reply } => {
+                let r = self.store.backup(&out).map_err(|e| NodeError::Backup(e.to_string()));
+                if r.is_ok() {
+                    let _ = self.audit(AuditEvent::BackupWritten { path: out.display().to_string() });
+                }
                 let _ = reply.send(r);
             }
             Command::Records(reply) => {

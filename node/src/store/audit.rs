@@ -182,6 +182,10 @@ pub enum AuditEvent {
         key: Handle,
         peer: OrgId,
     },
+    /// A backup of the data directory was written to `path`.
+    BackupWritten {
+        path: String,
+    },
     /// A record was erased: on request (right to erasure) or because its
     /// retention date passed. References to it (hits, answers) are scrubbed.
     RecordErased {

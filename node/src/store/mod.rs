@@ -278,6 +278,12 @@ impl Store {
         Ok((Store::open(&path, key, signer)?, removed))
     }
 
+    /// Writes a sealed, consistent backup of the data directory to `out`.
+    pub fn backup(&self, out: &Path) -> Result<u64, crate::backup::BackupError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        crate::backup::write(dir, &self.key, &self.db, out)
+    }
+
     /// A throw-away in-memory store that stands in while this one is
     /// rewritten (nothing is written to it: the runtime is busy compacting).
     pub fn placeholder(&self) -> Result<Store, StoreError> {

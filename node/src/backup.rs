@@ -1,0 +1,139 @@
+//! `vigil backup` / `vigil restore`: a consistent snapshot of a node's data
+//! directory in one file, sealed under the node's data key, that restores on
+//! another machine with the same passphrase (or key file).
+//!
+//! File: `VGBAK1` · keyring length (u32 LE) · `keyring.json` (salt and KDF
+//! cost, no secret) · the sealed bundle (XChaCha20-Poly1305, associated
+//! data `vigil/backup/v1`): the data directory's files and every sled tree.
+//! The node's actor makes the snapshot between two events, so it is
+//! consistent; the sled values inside stay sealed as they are on disk.
+
+use crate::datadir::{self, DataDirError, Secret};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::path::Path;
+use vigil_crypto::{Keyring, SealKey};
+use vigil_protocol::{decode, encode, Tag};
+
+const MAGIC: &[u8; 6] = b"VGBAK1";
+const AAD: &[u8] = b"vigil/backup/v1";
+/// Largest backup file read (restore holds it in memory).
+pub const MAX_BACKUP_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// The data directory's files that travel (the database goes separately).
+const FILES: &[&str] = &["keyring.json", "identity.sealed", "vigil.toml", "org.json", "api.token", "roster.json"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("{0} is not a Vigil backup (bad magic or truncated header)")]
+    NotABackup(String),
+    #[error("{0} is larger than {MAX_BACKUP_BYTES} bytes")]
+    TooLarge(String),
+    #[error("the backup does not open with this passphrase or key file (or it was altered)")]
+    WrongKeyOrTampered,
+    #[error("the backup's contents are malformed: {0}")]
+    Malformed(String),
+    #[error("{0} already holds a Vigil node; restore into an empty directory")]
+    Exists(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Collection {
+    kind: ByteBuf,
+    name: ByteBuf,
+    rows: Vec<Vec<ByteBuf>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Bundle {
+    created_at_ms: u64,
+    files: Vec<(String, ByteBuf)>,
+    db: Vec<Collection>,
+}
+
+/// Writes a backup of data directory `dir` (database `db`, data key `key`)
+/// to `out` (via a temporary file, synced, then renamed). Returns its size.
+pub fn write(dir: &Path, key: &SealKey, db: &sled::Db, out: &Path) -> Result<u64, BackupError> {
+    db.flush()?;
+    let mut files = Vec::new();
+    for name in FILES {
+        let p = dir.join(name);
+        if p.exists() {
+            files.push((name.to_string(), ByteBuf::from(std::fs::read(&p).map_err(datadir::io(&p))?)));
+        }
+    }
+    let db = db
+        .export()
+        .into_iter()
+        .map(|(kind, name, rows)| Collection {
+            kind: ByteBuf::from(kind.to_vec()),
+            name: ByteBuf::from(name.to_vec()),
+            rows: rows.map(|row| row.into_iter().map(ByteBuf::from).collect()).collect(),
+        })
+        .collect();
+    let bundle = Bundle { created_at_ms: crate::runtime::now_ms(), files, db };
+    let plain = encode(Tag::Stored, &bundle, usize::MAX).map_err(|e| BackupError::Malformed(e.to_string()))?;
+    let ring = std::fs::read(dir.join("keyring.json")).map_err(datadir::io(&dir.join("keyring.json")))?;
+    let mut bytes = Vec::with_capacity(plain.len() + ring.len() + 64);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(ring.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&ring);
+    bytes.extend_from_slice(&key.seal(AAD, &plain));
+    let tmp = out.with_extension("partial");
+    datadir::write_private(&tmp, &bytes)?;
+    std::fs::rename(&tmp, out).map_err(datadir::io(out))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Restores backup `from` into `dir` (empty or absent), unlocking it with
+/// `secret`. Returns the number of database entries restored.
+pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, BackupError> {
+    if dir.join("keyring.json").exists() {
+        return Err(BackupError::Exists(dir.display().to_string()));
+    }
+    let name = from.display().to_string();
+    let len = std::fs::metadata(from).map_err(datadir::io(from))?.len();
+    if len > MAX_BACKUP_BYTES {
+        return Err(BackupError::TooLarge(name));
+    }
+    let bytes = std::fs::read(from).map_err(datadir::io(from))?;
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(BackupError::NotABackup(name));
+    }
+    let ring_len = u32::from_le_bytes(bytes[6..10].try_into().expect("4 bytes")) as usize;
+    let ring_bytes = bytes.get(10..10 + ring_len).ok_or_else(|| BackupError::NotABackup(name.clone()))?;
+    let ring: Keyring = serde_json::from_slice(ring_bytes).map_err(|e| BackupError::Malformed(e.to_string()))?;
+    let key = ring.unlock(secret.text()).map_err(|_| BackupError::WrongKeyOrTampered)?;
+    let plain = key.open(AAD, &bytes[10 + ring_len..]).map_err(|_| BackupError::WrongKeyOrTampered)?;
+    let bundle: Bundle = decode(Tag::Stored, &plain, plain.len()).map_err(|e| BackupError::Malformed(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(datadir::io(dir))?;
+    // The keyring last: its presence marks a complete directory.
+    for (name, data) in bundle.files.iter().filter(|(n, _)| n != "keyring.json") {
+        if !FILES.contains(&name.as_str()) {
+            return Err(BackupError::Malformed(format!("unexpected file {name:?}")));
+        }
+        datadir::write_private(&dir.join(name), data)?;
+    }
+    let db = sled::open(dir.join("db"))?;
+    let mut entries = 0;
+    let export = bundle
+        .db
+        .into_iter()
+        .map(|c| {
+            entries += c.rows.len();
+            let rows: Vec<Vec<Vec<u8>>> =
+                c.rows.into_iter().map(|r| r.into_iter().map(ByteBuf::into_vec).collect()).collect();
+            (c.kind.into_vec(), c.name.into_vec(), rows.into_iter())
+        })
+        .collect();
+    db.import(export);
+    db.flush()?;
+    drop(db);
+    let ring =
+        bundle.files.iter().find(|(n, _)| n == "keyring.json").map(|(_, d)| d.to_vec()).unwrap_or(ring_bytes.to_vec());
+    datadir::write_private(&dir.join("keyring.json"), &ring)?;
+    Ok(entries)
+}
