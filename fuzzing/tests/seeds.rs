@@ -62,7 +62,11 @@ fn write_seeds() {
         Request::DisclosureAnswer(DisclosureAnswer { id: Handle([6; 16]), approved: true, contact: Some("c".into()) }),
         Request::AlertAnswer(AlertAnswer { alert: AlertId([1; 32]), answer: Handle([2; 16]), body: vec![1; 20] }),
         Request::FetchProbe(FetchProbe { alert: AlertId([1; 32]) }),
-        Request::SyncHeads(vec![LogHead { org, seq: 4, hash: [2; 32] }]),
+        Request::SyncHeads(SyncState {
+            roster_version: 1,
+            heads: vec![LogHead { org, seq: 4, hash: [2; 32] }],
+            roster: None,
+        }),
         Request::SyncPull(SyncPull { org, from_seq: 1, max: 10 }),
     ];
     for (i, r) in reqs.iter().enumerate() {
@@ -73,7 +77,11 @@ fn write_seeds() {
         Response::Refused(Refusal::Malformed),
         Response::Answer(IdentifyAnswer { query: Handle([1; 16]), answer: vec![3; 10] }),
         Response::Probe(ProbeForm { alert: AlertId([1; 32]), probe: vec![4; 10] }),
-        Response::Heads(vec![LogHead { org, seq: 1, hash: [0; 32] }]),
+        Response::Heads(SyncState {
+            roster_version: 1,
+            heads: vec![LogHead { org, seq: 1, hash: [0; 32] }],
+            roster: None,
+        }),
         Response::Entries(vec![env, wenv]),
     ];
     for (i, r) in resps.iter().enumerate() {

@@ -13,7 +13,7 @@ pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
     AlertAnswer, AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, EncryptedAlertProbe,
     FetchProbe, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality, ProbeForm, ProtectedProbe, Refusal,
-    Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, SyncPull, Withdrawal,
+    Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 

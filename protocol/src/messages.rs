@@ -227,10 +227,21 @@ pub enum Request {
     DisclosureAnswer(DisclosureAnswer),
     AlertAnswer(AlertAnswer),
     FetchProbe(FetchProbe),
-    /// Catch-up: "these are the heads of the alert logs I hold".
-    SyncHeads(Vec<LogHead>),
+    /// Catch-up: "this is my roster version and the heads of the alert
+    /// logs I hold".
+    SyncHeads(SyncState),
     /// Catch-up: "send me `org`'s log entries from `from_seq` on".
     SyncPull(SyncPull),
+}
+
+/// What a node holds, for catch-up: its roster version, the heads of its
+/// alert logs, and (in an answer, when the asker's roster is older) its
+/// signed roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub roster_version: u64,
+    pub heads: Vec<LogHead>,
+    pub roster: Option<crate::SignedRoster>,
 }
 
 /// The head of one issuer's alert log at a node.
@@ -277,8 +288,8 @@ pub enum Response {
     Refused(Refusal),
     Answer(IdentifyAnswer),
     Probe(ProbeForm),
-    /// The responder's log heads (answer to `SyncHeads`).
-    Heads(Vec<LogHead>),
+    /// The responder's state (answer to `SyncHeads`).
+    Heads(SyncState),
     /// Consecutive entries of one issuer's log (answer to `SyncPull`).
     Entries(Vec<AlertEnvelope>),
 }

@@ -169,11 +169,12 @@ proptest! {
                       entries in prop::collection::vec(envelope(), 0..4), from_seq in any::<u64>(), max in any::<u32>()) {
         let heads: Vec<LogHead> = heads.into_iter().map(|(org, seq, hash)| LogHead { org, seq, hash }).collect();
         let org = heads.first().map(|h| h.org).unwrap_or(OrgId([0; 32]));
-        for q in [Request::SyncHeads(heads.clone()), Request::SyncPull(SyncPull { org, from_seq, max })] {
+        let state = SyncState { roster_version: from_seq, heads: heads.clone(), roster: None };
+        for q in [Request::SyncHeads(state.clone()), Request::SyncPull(SyncPull { org, from_seq, max })] {
             let bytes = encode(Tag::Request, &q, LIMIT).unwrap();
             prop_assert_eq!(decode::<Request>(Tag::Request, &bytes, LIMIT).unwrap(), q);
         }
-        for r in [Response::Heads(heads), Response::Entries(entries)] {
+        for r in [Response::Heads(state), Response::Entries(entries)] {
             let bytes = encode(Tag::Response, &r, LIMIT).unwrap();
             prop_assert_eq!(decode::<Response>(Tag::Response, &bytes, LIMIT).unwrap(), r);
         }

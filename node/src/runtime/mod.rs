@@ -419,6 +419,7 @@ impl Runtime {
                 }
                 Action::AnswerAlert(job) => self.spawn_alert_job(job),
                 Action::FetchProbe { to, alert } => self.send_fetch(to, alert),
+                Action::RosterChanged => self.roster_changed()?,
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {
                         tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
@@ -428,6 +429,19 @@ impl Runtime {
             }
         }
         self.store.commit(&writes, now_ms(), audits)?;
+        Ok(())
+    }
+
+    /// A newer roster was applied: members removed from it are cut off now,
+    /// and every connected member hears of it (flooding).
+    fn roster_changed(&mut self) -> Result<(), NodeError> {
+        self.sync_allow_list();
+        self.redial();
+        let peers: Vec<OrgId> = self.swarm.connected_peers().filter_map(net::org_of).collect();
+        for p in peers {
+            let actions = self.engine.sync_start(p);
+            self.apply(actions)?;
+        }
         Ok(())
     }
 
@@ -682,11 +696,7 @@ impl Runtime {
             Command::ApplyRoster(roster, reply) => {
                 let version = roster.body.version;
                 let r = match self.engine.apply_roster(now, *roster) {
-                    Ok(actions) => self.apply(actions).map(|_| {
-                        self.sync_allow_list();
-                        self.redial();
-                        version
-                    }),
+                    Ok(actions) => self.apply(actions).and_then(|_| self.roster_changed()).map(|_| version),
                     Err(e) => {
                         let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
                         Err(e.into())

@@ -12,7 +12,7 @@ use crate::store::{AlertStatus, AuditEvent, StoredAlert};
 use vigil_crypto::{sha256, verify_body};
 use vigil_protocol::{
     domain, encode, AlertEnvelope, AlertId, Handle, LogHead, OrgId, Refusal, Request, Response, Role, SignedAlert,
-    SignedWithdrawal, SyncPull, Tag,
+    SignedWithdrawal, SyncPull, SyncState, Tag,
 };
 
 /// Most entries a node asks for, or sends, in one page.
@@ -117,7 +117,8 @@ impl Engine {
         }
         let key = self.handle();
         self.sync_requests.insert(key, SyncCtx::Heads { peer });
-        vec![Action::Send { to: peer, request: Request::SyncHeads(self.log_heads()), key }]
+        let state = SyncState { roster_version: self.roster_version(), heads: self.log_heads(), roster: None };
+        vec![Action::Send { to: peer, request: Request::SyncHeads(state), key }]
     }
 
     /// Pulls from `peer` every log it holds further than we do.
@@ -141,10 +142,40 @@ impl Engine {
         Action::Send { to: peer, request: Request::SyncPull(SyncPull { org, from_seq, max }), key }
     }
 
-    /// A peer sent its heads: answer with ours, and pull what it has more of.
-    pub(super) fn on_sync_heads(&mut self, from: OrgId, theirs: Vec<LogHead>) -> (Response, Vec<Action>) {
-        let actions = self.plan_pulls(from, &theirs);
-        (Response::Heads(self.log_heads()), actions)
+    /// A peer sent its state: answer with ours (and our roster, if theirs
+    /// is older), and pull the logs it has more of.
+    pub(super) fn on_sync_heads(&mut self, from: OrgId, theirs: SyncState) -> (Response, Vec<Action>) {
+        let mut actions = self.plan_pulls(from, &theirs.heads);
+        // Its roster is newer: ask back, and its answer will carry it.
+        if theirs.roster_version > self.roster_version() {
+            actions.extend(self.sync_start(from));
+        }
+        let roster = (theirs.roster_version < self.roster_version()).then(|| self.meta.roster.clone()).flatten();
+        let mine = SyncState { roster_version: self.roster_version(), heads: self.log_heads(), roster };
+        (Response::Heads(mine), actions)
+    }
+
+    fn roster_version(&self) -> u64 {
+        self.roster.as_ref().map_or(0, |r| r.body().version)
+    }
+
+    /// A newer roster came with a peer's state: applied if the stewards
+    /// signed it; a forged one counts against the peer.
+    fn roster_from_peer(&mut self, now_ms: u64, peer: OrgId, roster: vigil_protocol::SignedRoster) -> Vec<Action> {
+        if roster.body.version <= self.roster_version() {
+            return vec![];
+        }
+        match self.apply_roster(now_ms, roster) {
+            Ok(mut actions) => {
+                actions.push(Action::RosterChanged);
+                actions
+            }
+            Err(e) => {
+                let reason = format!("roster from a peer refused: {e}");
+                [vec![Action::Audit(AuditEvent::RosterRefused { reason: reason.clone() })], self.strike(peer, &reason)]
+                    .concat()
+            }
+        }
     }
 
     /// A peer asks for a page of one log: consecutive entries from
@@ -183,7 +214,14 @@ impl Engine {
     /// A sync request we sent was answered.
     pub(super) fn on_sync_response(&mut self, now_ms: u64, ctx: SyncCtx, response: &Response) -> Vec<Action> {
         match (ctx, response) {
-            (SyncCtx::Heads { peer }, Response::Heads(theirs)) => self.plan_pulls(peer, theirs),
+            (SyncCtx::Heads { peer }, Response::Heads(theirs)) => {
+                let mut actions = match theirs.roster.clone() {
+                    Some(r) => self.roster_from_peer(now_ms, peer, r),
+                    None => vec![],
+                };
+                actions.extend(self.plan_pulls(peer, &theirs.heads));
+                actions
+            }
             (SyncCtx::Pull { peer, org, target }, Response::Entries(entries)) => {
                 let mut actions = Vec::new();
                 for env in entries {

@@ -109,7 +109,8 @@ fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
     // A relay serving a page whose second entry does not link is refused and struck.
     let relay = f.engines[2].org();
     let heads = vec![vigil_protocol::LogHead { org: issuer, seq: 9, hash: [1; 32] }];
-    let frame = encode(Tag::Request, &Request::SyncHeads(heads), FRAME).unwrap();
+    let state = vigil_protocol::SyncState { roster_version: 1, heads, roster: None };
+    let frame = encode(Tag::Request, &Request::SyncHeads(state), FRAME).unwrap();
     // Engine 3 (no alerts yet) learns from "the relay" that there is more to pull.
     let (_, actions) = f.engines[3].on_request(T0 + 9, relay, &frame, FRAME);
     let key = match &actions[..] {
