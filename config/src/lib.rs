@@ -102,6 +102,9 @@ pub struct NetworkConfig {
     /// Retries back off from 1 s to 10 min, with jitter.
     #[serde(with = "humantime_serde")]
     pub outbox_ttl: Duration,
+    /// Catch-up bytes this node serves one peer per hour; beyond, its
+    /// pulls are refused `RateLimited` until the hour has passed.
+    pub sync_bytes_per_hour: u64,
     /// Protocol violations (malformed or oversized frames, forged messages)
     /// before a peer is disconnected and blocked until restart.
     pub max_strikes: u32,
@@ -120,6 +123,7 @@ impl Default for NetworkConfig {
             request_timeout: Duration::from_secs(10),
             redial_interval: Duration::from_secs(5),
             outbox_ttl: Duration::from_secs(30 * 24 * 3600),
+            sync_bytes_per_hour: 4 * 1024 * 1024 * 1024,
             max_strikes: 3,
             max_connections_per_peer: 2,
             max_requests_per_minute: 600,

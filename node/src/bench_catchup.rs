@@ -53,6 +53,7 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
         disclosures: vec![],
         answers: vec![],
         max_frame_bytes: FRAME,
+        sync_bytes_per_hour: u64::MAX,
         seed: None,
     })?)
 }

@@ -26,6 +26,8 @@ use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response
 
 /// Bound of the command inbox.
 pub const COMMAND_QUEUE: usize = 256;
+/// How often a node compares alert logs with every connected member.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(60);
 /// How often records past their retention date are purged.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -253,6 +255,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         disclosures: store.disclosures()?,
         answers: store.answers()?,
         max_frame_bytes: config.network.max_frame_bytes,
+        sync_bytes_per_hour: config.network.sync_bytes_per_hour,
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
@@ -328,6 +331,8 @@ impl Runtime {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Retention runs at start and then every `RETENTION_INTERVAL`.
         let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+        let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + SYNC_INTERVAL, SYNC_INTERVAL);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deadlines = tokio::time::interval(std::time::Duration::from_millis(200));
         deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,6 +360,16 @@ impl Runtime {
                 _ = tick.tick() => {
                     self.redial();
                     self.resend_hits();
+                }
+                _ = resync.tick() => {
+                    // Heals anything gossip missed, without waiting for a reconnection.
+                    let peers: Vec<OrgId> = self.swarm.connected_peers().filter_map(net::org_of).collect();
+                    for p in peers {
+                        let actions = self.engine.sync_start(p);
+                        if let Err(e) = self.apply(actions) {
+                            tracing::error!(org = %self.name, "periodic catch-up failed: {e}");
+                        }
+                    }
                 }
                 _ = retention.tick() => {
                     if let Err(e) = self.purge() {

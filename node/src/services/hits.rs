@@ -40,7 +40,7 @@ impl Engine {
             Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
             Request::AlertAnswer(a) => return self.on_alert_answer(from, a, max_frame_bytes),
             Request::SyncHeads(h) => self.on_sync_heads(from, h),
-            Request::SyncPull(p) => self.on_sync_pull(from, p),
+            Request::SyncPull(p) => self.on_sync_pull(now_ms, from, p),
             // Queries travel on their own protocol, with their own limits.
             Request::Identify(_) | Request::FetchProbe(_) => {
                 let reason = "identification query or probe fetch on the notice protocol".to_string();

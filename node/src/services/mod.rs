@@ -127,6 +127,10 @@ pub struct Engine {
     sync_requests: HashMap<vigil_protocol::Handle, sync::SyncCtx>,
     /// Logs being pulled now (one pull per log at a time).
     pulling: HashSet<OrgId>,
+    /// Catch-up served per peer: (window start, bytes) in the current hour.
+    sync_served: HashMap<OrgId, (u64, u64)>,
+    /// `network.sync_bytes_per_hour`.
+    sync_budget: u64,
     /// (alert, record) pairs already reported.
     matched: HashSet<(AlertId, u64)>,
     hits: BTreeMap<vigil_protocol::Handle, StoredHit>,
@@ -173,6 +177,8 @@ pub struct EngineInit {
     pub answers: Vec<crate::store::StoredAnswer>,
     /// Largest request frame (`network.max_frame_bytes`).
     pub max_frame_bytes: usize,
+    /// Catch-up bytes served to one peer per hour (`network.sync_bytes_per_hour`).
+    pub sync_bytes_per_hour: u64,
     /// Seed for handles; `None` draws one from the OS.
     pub seed: Option<u64>,
 }
@@ -201,6 +207,8 @@ impl Engine {
             heads: HashMap::new(),
             sync_requests: HashMap::new(),
             pulling: HashSet::new(),
+            sync_served: HashMap::new(),
+            sync_budget: init.sync_bytes_per_hour,
             matched: HashSet::new(),
             hits: BTreeMap::new(),
             strikes: HashMap::new(),

@@ -180,9 +180,19 @@ impl Engine {
 
     /// A peer asks for a page of one log: consecutive entries from
     /// `from_seq`, as many as fit in half a frame.
-    pub(super) fn on_sync_pull(&mut self, from: OrgId, p: SyncPull) -> (Response, Vec<Action>) {
+    pub(super) fn on_sync_pull(&mut self, now_ms: u64, from: OrgId, p: SyncPull) -> (Response, Vec<Action>) {
         if !self.has_role(&from, Role::Match) && !self.has_role(&from, Role::Alert) {
             return (Response::Refused(Refusal::NotAllowed), vec![]);
+        }
+        const HOUR: u64 = 3600 * 1000;
+        let (start, spent) = self.sync_served.get(&from).copied().unwrap_or((now_ms, 0));
+        let (start, spent) = if now_ms >= start + HOUR { (now_ms, 0) } else { (start, spent) };
+        if spent >= self.sync_budget {
+            let reason = format!("catch-up budget of {} bytes per hour spent", self.sync_budget);
+            let audit = Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason });
+            // Audited once per window (marked by `u64::MAX`), not per refused page.
+            self.sync_served.insert(from, (start, u64::MAX));
+            return (Response::Refused(Refusal::RateLimited), if spent < u64::MAX { vec![audit] } else { vec![] });
         }
         let budget = self.frame_limit / 2;
         let mut entries = Vec::new();
@@ -198,6 +208,7 @@ impl Engine {
             entries.push(env);
             seq += 1;
         }
+        self.sync_served.insert(from, (start, spent.saturating_add(size as u64)));
         (Response::Entries(entries), vec![])
     }
 

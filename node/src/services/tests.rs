@@ -70,6 +70,7 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
                 disclosures: vec![],
                 answers: vec![],
                 max_frame_bytes: FRAME,
+                sync_bytes_per_hour: 4 << 30,
                 seed: Some(i as u64),
             })
             .unwrap()

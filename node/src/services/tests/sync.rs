@@ -139,3 +139,37 @@ fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
     let rb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(real), GOSSIP).unwrap();
     assert_eq!(f.engines[3].on_gossip(T0 + 11, issuer, &rb, GOSSIP).0, Verdict::Accept);
 }
+
+#[test]
+fn catch_up_served_to_one_peer_is_bounded_per_hour() {
+    let mut f = fed_with(4, AlertForm::Protected);
+    f.engines[1].sync_budget = 3000;
+    let pop = Population::new(23, "vigil-synth-128", 10);
+    let issuer = f.engines[0].org();
+    for i in 0..40u64 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + i, &pop.sample(i as usize % 10, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        f.engines[1].on_gossip(T0 + i, issuer, &published(&actions), GOSSIP);
+    }
+    let puller = f.engines[2].org();
+    let pull = |from_seq| {
+        let p = vigil_protocol::SyncPull { org: issuer, from_seq, max: 256 };
+        encode(Tag::Request, &Request::SyncPull(p), FRAME).unwrap()
+    };
+    // The first page is served whole (about 9.6 KB of alerts), the next is refused, audited once.
+    let (r, _) = f.engines[1].on_request(T0 + 100, puller, &pull(1), FRAME);
+    assert!(matches!(&r, Response::Entries(e) if e.len() == 40), "{r:?}");
+    let (r, a) = f.engines[1].on_request(T0 + 101, puller, &pull(1), FRAME);
+    assert_eq!(r, Response::Refused(Refusal::RateLimited));
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::MessageRejected { reason, .. }) if reason.contains("budget"))));
+    let (r, a) = f.engines[1].on_request(T0 + 102, puller, &pull(1), FRAME);
+    assert_eq!(r, Response::Refused(Refusal::RateLimited));
+    assert!(a.is_empty(), "audited once per window");
+    // Another peer has its own budget; an hour later the first one is served again.
+    let other = f.engines[0].org();
+    assert!(matches!(f.engines[1].on_request(T0 + 103, other, &pull(1), FRAME).0, Response::Entries(_)));
+    assert!(matches!(f.engines[1].on_request(T0 + 3_700_000, puller, &pull(1), FRAME).0, Response::Entries(_)));
+}
