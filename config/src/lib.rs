@@ -183,6 +183,11 @@ pub struct AlertPolicy {
     /// extractor. Unset: whichever form moves fewer bytes (above about
     /// 4,000 records at d = 128 the column form does).
     pub column_above: Option<usize>,
+    /// Most alerts one issuer may create in any hour (by their signed
+    /// creation times); beyond, its alerts are ignored (live) or its log is
+    /// not pulled further (catch-up) until the hour has passed. Bounds a
+    /// compromised member that floods valid alerts.
+    pub max_per_issuer_per_hour: usize,
 }
 
 /// The form of the probe an alert carries.
@@ -205,6 +210,7 @@ impl Default for AlertPolicy {
             max_active: 100_000,
             form: AlertForm::Encrypted,
             column_above: None,
+            max_per_issuer_per_hour: 600,
         }
     }
 }

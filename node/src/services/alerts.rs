@@ -20,6 +20,8 @@ enum Check {
     Ignore(String),
     /// Valid, but entries of its issuer's log are missing before it.
     Gap,
+    /// Valid, but its issuer is over its hourly bound (audit the first time).
+    Throttled(Vec<Action>),
 }
 
 /// What gossipsub must do with a message.
@@ -188,6 +190,7 @@ impl Engine {
                 Ok(Check::Gap) => {
                     (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
                 }
+                Ok(Check::Throttled(audit)) => (Verdict::Ignore("issuer over its hourly alert bound".into()), audit),
                 Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
             AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
@@ -195,7 +198,7 @@ impl Engine {
     }
 
     /// `Err(reason)` to reject; otherwise accept, ignore, or catch up first.
-    fn check_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<Check, String> {
+    fn check_alert(&mut self, now_ms: u64, alert: &SignedAlert) -> Result<Check, String> {
         let b = &alert.body;
         if !self.is_member(&b.issuer) {
             return Err(format!("alert issuer {} is not a roster member", b.issuer));
@@ -233,6 +236,9 @@ impl Engine {
         if self.alerts.len() >= self.policy.max_active {
             return Ok(Check::Ignore("active alert limit reached".into()));
         }
+        if let Some(audit) = self.flooding(now_ms, b.issuer, b.created_at_ms) {
+            return Ok(Check::Throttled(audit));
+        }
         Ok(Check::Accept)
     }
 
@@ -263,6 +269,7 @@ impl Engine {
             withdrawal: None,
         };
         self.record_entry(issuer, stored.alert.body.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
+        self.count_created(issuer, stored.alert.body.created_at_ms);
         let expired = stored.alert.body.expires_at_ms <= now_ms;
         self.alerts.insert(id, stored.clone());
         let mut actions = vec![

@@ -127,6 +127,11 @@ pub struct Engine {
     sync_requests: HashMap<vigil_protocol::Handle, sync::SyncCtx>,
     /// Logs being pulled now (one pull per log at a time).
     pulling: HashSet<OrgId>,
+    /// Per issuer: how many of its alerts were created at each millisecond
+    /// (for the per-hour flood bound).
+    created: HashMap<OrgId, BTreeMap<u64, u32>>,
+    /// Per issuer: when its flooding was last audited.
+    throttled_at: HashMap<OrgId, u64>,
     /// Catch-up served per peer: (window start, bytes) in the current hour.
     sync_served: HashMap<OrgId, (u64, u64)>,
     /// `network.sync_bytes_per_hour`.
@@ -208,6 +213,8 @@ impl Engine {
             sync_requests: HashMap::new(),
             pulling: HashSet::new(),
             sync_served: HashMap::new(),
+            created: HashMap::new(),
+            throttled_at: HashMap::new(),
             sync_budget: init.sync_bytes_per_hour,
             matched: HashSet::new(),
             hits: BTreeMap::new(),

@@ -41,6 +41,13 @@ pub(super) enum Link {
     Broken,
 }
 
+/// What applying one pulled entry did.
+enum Synced {
+    Applied(Vec<Action>),
+    /// Its issuer is over its hourly alert bound: stop pulling its log.
+    Throttled(Vec<Action>),
+}
+
 /// What a sync request this node sent was for.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum SyncCtx {
@@ -85,6 +92,31 @@ impl Engine {
         self.heads.get(issuer).copied().unwrap_or((0, [0; 32]))
     }
 
+    /// Whether `issuer` already created `max_per_issuer_per_hour` alerts in
+    /// the hour up to `created_at_ms`: `None` if not; `Some(audit)` if so,
+    /// with the audit entry the first time in an hour.
+    pub(super) fn flooding(&mut self, now_ms: u64, issuer: OrgId, created_at_ms: u64) -> Option<Vec<Action>> {
+        const HOUR: u64 = 3600 * 1000;
+        let limit = self.policy.max_per_issuer_per_hour;
+        let window = created_at_ms.saturating_sub(HOUR - 1)..=created_at_ms;
+        let n: u64 = self.created.get(&issuer).map_or(0, |m| m.range(window).map(|(_, c)| u64::from(*c)).sum());
+        if n < limit as u64 {
+            return None;
+        }
+        match self.throttled_at.get(&issuer) {
+            Some(last) if now_ms < last + HOUR => Some(vec![]),
+            _ => {
+                self.throttled_at.insert(issuer, now_ms);
+                Some(vec![Action::Audit(AuditEvent::IssuerThrottled { issuer, limit })])
+            }
+        }
+    }
+
+    /// Counts an accepted alert of `issuer` created at `created_at_ms`.
+    pub(super) fn count_created(&mut self, issuer: OrgId, created_at_ms: u64) {
+        *self.created.entry(issuer).or_default().entry(created_at_ms).or_default() += 1;
+    }
+
     pub(super) fn record_entry(&mut self, issuer: OrgId, seq: u64, r: LogRef) {
         self.log.insert((issuer, seq), r);
         if seq > self.head(&issuer).0 {
@@ -96,6 +128,7 @@ impl Engine {
     pub(super) fn index_alert(&mut self, a: &StoredAlert) {
         let b = &a.alert.body;
         self.record_entry(b.issuer, b.seq, LogRef { hash: a.id.0, alert: a.id, withdrawal: false });
+        self.count_created(b.issuer, b.created_at_ms);
         if let Some(w) = &a.withdrawal {
             let hash = entry_hash(&AlertEnvelope::Withdraw(w.clone()));
             self.record_entry(w.body.issuer, w.body.seq, LogRef { hash, alert: a.id, withdrawal: true });
@@ -237,7 +270,13 @@ impl Engine {
                 let mut actions = Vec::new();
                 for env in entries {
                     match self.apply_synced(now_ms, peer, org, env.clone()) {
-                        Ok(more) => actions.extend(more),
+                        Ok(Synced::Applied(more)) => actions.extend(more),
+                        Ok(Synced::Throttled(audit)) => {
+                            // Not the relay's fault: stop pulling this log for now.
+                            self.pulling.remove(&org);
+                            actions.extend(audit);
+                            return actions;
+                        }
                         Err(reason) => {
                             self.pulling.remove(&org);
                             actions.push(Action::Audit(AuditEvent::SyncRefused { peer, org, reason: reason.clone() }));
@@ -278,13 +317,7 @@ impl Engine {
 
     /// One entry pulled from `peer` for `org`'s log: verified like gossip,
     /// except that old entries are welcome (catching up is the point).
-    fn apply_synced(
-        &mut self,
-        now_ms: u64,
-        peer: OrgId,
-        org: OrgId,
-        env: AlertEnvelope,
-    ) -> Result<Vec<Action>, String> {
+    fn apply_synced(&mut self, now_ms: u64, peer: OrgId, org: OrgId, env: AlertEnvelope) -> Result<Synced, String> {
         env.validate().map_err(|e| format!("malformed log entry: {e}"))?;
         let (issuer, seq, prev) = position(&env);
         if issuer != org {
@@ -294,7 +327,7 @@ impl Engine {
             return Err(format!("log entry of non-member {issuer}"));
         }
         match self.link(issuer, seq, prev, entry_hash(&env)) {
-            Link::Known => return Ok(vec![]),
+            Link::Known => return Ok(Synced::Applied(vec![])),
             Link::Next => {}
             Link::Gap => return Err(format!("gap in {issuer}'s log before seq {seq}")),
             Link::Fork => return Err(format!("fork: {issuer} signed two different log entries with seq {seq}")),
@@ -305,9 +338,12 @@ impl Engine {
         match env {
             AlertEnvelope::Publish(alert) => {
                 self.check_synced_alert(now_ms, &alert)?;
-                Ok(self.accept_alert(now_ms, peer, alert))
+                if let Some(audit) = self.flooding(now_ms, issuer, alert.body.created_at_ms) {
+                    return Ok(Synced::Throttled(audit));
+                }
+                Ok(Synced::Applied(self.accept_alert(now_ms, peer, alert)))
             }
-            AlertEnvelope::Withdraw(w) => self.apply_withdrawal(w),
+            AlertEnvelope::Withdraw(w) => self.apply_withdrawal(w).map(Synced::Applied),
         }
     }
 

@@ -182,6 +182,12 @@ pub enum AuditEvent {
         key: Handle,
         peer: OrgId,
     },
+    /// An issuer created more than `limit` alerts in an hour: its further
+    /// alerts are ignored for now (audited once an hour).
+    IssuerThrottled {
+        issuer: OrgId,
+        limit: usize,
+    },
     /// A backup of the data directory was written to `path`.
     BackupWritten {
         path: String,

@@ -173,3 +173,44 @@ fn catch_up_served_to_one_peer_is_bounded_per_hour() {
     assert!(matches!(f.engines[1].on_request(T0 + 103, other, &pull(1), FRAME).0, Response::Entries(_)));
     assert!(matches!(f.engines[1].on_request(T0 + 3_700_000, puller, &pull(1), FRAME).0, Response::Entries(_)));
 }
+
+#[test]
+fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
+    let mut f = fed_with(4, AlertForm::Protected);
+    for e in &mut f.engines[1..] {
+        e.policy.max_per_issuer_per_hour = 5;
+    }
+    let pop = Population::new(24, "vigil-synth-128", 10);
+    let (flooder, honest) = (f.engines[0].org(), f.engines[2].org());
+    let mut bytes = Vec::new();
+    for i in 0..8u64 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + i * 1000, &pop.sample(i as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        bytes.push(published(&actions));
+    }
+    let mut audits = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let (v, actions) = f.engines[1].on_gossip(T0 + 9000, flooder, b, GOSSIP);
+        if i < 5 {
+            assert_eq!(v, Verdict::Accept, "alert {i} is within the bound");
+        } else {
+            // The first over the bound is throttled; the later ones now follow a gap.
+            let why = if i == 5 { "hourly" } else { "gap" };
+            assert!(matches!(&v, Verdict::Ignore(r) if r.contains(why)), "alert {i}: {v:?}");
+            assert!(!actions.iter().any(|a| matches!(a, Action::Block(_))), "no strike: the alerts are valid");
+        }
+        audits += actions.iter().filter(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))).count();
+    }
+    assert_eq!(audits, 1, "audited once an hour, not per alert");
+    // Another member's alert still flows.
+    let (_, actions) =
+        f.engines[2].publish_alert(T0, &pop.sample(9, 0), Category::Missing, "H".into(), T0 + DAY, GOSSIP).unwrap();
+    assert_eq!(f.engines[1].on_gossip(T0 + 9001, honest, &published(&actions), GOSSIP).0, Verdict::Accept);
+    // Catch-up applies the same bound, without blaming the relay.
+    let start = f.engines[2].sync_start(flooder);
+    let seen = pump(&mut f, 2, start, T0 + 9500);
+    assert_eq!(f.engines[2].alerts().filter(|a| a.alert.body.issuer == flooder).count(), 5);
+    assert!(seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))));
+    assert_eq!(f.engines[2].strikes(&flooder), 0);
+}
