@@ -11,18 +11,7 @@ use super::tests::unit_i8;
 
 /// Random rows, every tenth a noisy copy of `probe` (a genuine match).
 fn gallery(rng: &mut impl Rng, probe: &[i8], m: usize) -> Gallery {
-    let d = probe.len();
-    let spread = 0.8 * 127.0 / (d as f32).sqrt();
-    let mut rows = Vec::with_capacity(m * d);
-    for i in 0..m {
-        if i % 10 == 0 {
-            let v: Vec<f32> = probe.iter().map(|x| *x as f32 + rng.gen_range(-spread..spread)).collect();
-            rows.extend(crate::quantise(&v).unwrap());
-        } else {
-            rows.extend(unit_i8(rng, d));
-        }
-    }
-    Gallery::new(d, rows)
+    super::tests::gallery_with_matches(rng, probe, m, 10)
 }
 
 #[test]

@@ -15,10 +15,15 @@ pub(super) fn unit_i8(rng: &mut impl Rng, d: usize) -> Vec<i8> {
 
 /// A gallery of random vectors plus noisy copies of `probe` (genuine matches).
 fn gallery(rng: &mut impl Rng, probe: &[i8], m: usize) -> Gallery {
+    gallery_with_matches(rng, probe, m, 50)
+}
+
+/// Random vectors, every `every`-th row a noisy copy of `probe`.
+pub(super) fn gallery_with_matches(rng: &mut impl Rng, probe: &[i8], m: usize, every: usize) -> Gallery {
     let d = probe.len();
     let mut rows = Vec::with_capacity(m * d);
     for i in 0..m {
-        if i % 50 == 0 {
+        if i % every == 0 {
             // Component noise of about half a typical component: cosine ≈ 0.9.
             let spread = 0.8 * 127.0 / (d as f32).sqrt();
             let v: Vec<f32> = probe.iter().map(|x| *x as f32 + rng.gen_range(-spread..spread)).collect();
