@@ -1,0 +1,65 @@
+//! The runtime's upkeep: resending what waits in the outbox on each peer's
+//! retry schedule, passing a newer roster on, purging records past their
+//! retention date, and compacting the store after erasure.
+
+use super::{net, now_ms, NodeError, Runtime};
+use vigil_protocol::{encode, OrgId, Tag};
+
+impl Runtime {
+    /// Resends what waits for connected peers, on each one's retry
+    /// schedule, and gives up on what waited past `network.outbox_ttl`.
+    pub(super) fn resend_hits(&mut self) {
+        let now = now_ms();
+        let ttl = self.config.network.outbox_ttl.as_millis() as u64;
+        let expired = self.engine.expire_outbox(now, ttl);
+        let connected: std::collections::HashSet<OrgId> =
+            self.swarm.connected_peers().filter_map(net::org_of).collect();
+        let fetches = self.engine.pending_fetches(|o| connected.contains(o));
+        if let Err(e) = self.apply([expired, fetches].concat()) {
+            tracing::error!(org = %self.name, "cannot update the outbox: {e}");
+        }
+        for (to, request, key, _) in self.engine.outbox() {
+            if !connected.contains(&to) || self.in_flight.contains(&key) || !self.retry.due(key, now) {
+                continue;
+            }
+            if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
+                self.send_request(to, frame, Some(key));
+            }
+        }
+    }
+
+    /// A newer roster was applied: members removed from it are cut off now,
+    /// and every connected member hears of it (flooding).
+    pub(super) fn roster_changed(&mut self) -> Result<(), NodeError> {
+        self.sync_allow_list();
+        self.redial();
+        let peers: Vec<OrgId> = self.swarm.connected_peers().filter_map(net::org_of).collect();
+        for p in peers {
+            let actions = self.engine.sync_start(p);
+            self.apply(actions)?;
+        }
+        Ok(())
+    }
+
+    /// Erases records past their retention date, then compacts the store.
+    pub(super) fn purge(&mut self) -> Result<(), NodeError> {
+        let actions = self.engine.purge_expired(now_ms());
+        if actions.is_empty() {
+            return Ok(());
+        }
+        self.apply(actions)?;
+        self.compact_store()
+    }
+
+    /// Rewrites the store so erased values leave the files.
+    pub(super) fn compact_store(&mut self) -> Result<(), NodeError> {
+        let placeholder = self.store.placeholder()?;
+        let store = std::mem::replace(&mut self.store, placeholder);
+        let (store, failed) = store.compact()?;
+        self.store = store;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
