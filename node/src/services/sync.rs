@@ -135,6 +135,19 @@ impl Engine {
         }
     }
 
+    /// The heads to send: all that fit in a third of a frame; when there are
+    /// more issuers than that, a random subset each time, so every log is
+    /// compared over a few exchanges.
+    fn bounded_heads(&mut self) -> Vec<LogHead> {
+        let mut heads = self.log_heads();
+        let cap = (self.frame_limit / 3 / 80).max(1);
+        if heads.len() > cap {
+            rand::seq::SliceRandom::shuffle(heads.as_mut_slice(), &mut self.rng);
+            heads.truncate(cap);
+        }
+        heads
+    }
+
     /// The heads of every log this node holds.
     pub fn log_heads(&self) -> Vec<LogHead> {
         let mut v: Vec<LogHead> =
@@ -150,7 +163,8 @@ impl Engine {
         }
         let key = self.handle();
         self.sync_requests.insert(key, SyncCtx::Heads { peer });
-        let state = SyncState { roster_version: self.roster_version(), heads: self.log_heads(), roster: None };
+        let heads = self.bounded_heads();
+        let state = SyncState { roster_version: self.roster_version(), heads, roster: None };
         vec![Action::Send { to: peer, request: Request::SyncHeads(state), key }]
     }
 
@@ -183,8 +197,15 @@ impl Engine {
         if theirs.roster_version > self.roster_version() {
             actions.extend(self.sync_start(from));
         }
-        let roster = (theirs.roster_version < self.roster_version()).then(|| self.meta.roster.clone()).flatten();
-        let mine = SyncState { roster_version: self.roster_version(), heads: self.log_heads(), roster };
+        // The answer must fit in a frame: heads up to a third of it, and the
+        // roster only if it fits in another third (else the asker gets it
+        // from an operator, or a member with a larger frame limit).
+        let heads = self.bounded_heads();
+        let roster = (theirs.roster_version < self.roster_version())
+            .then(|| self.meta.roster.clone())
+            .flatten()
+            .filter(|r| encode(Tag::Roster, r, self.frame_limit / 3).is_ok());
+        let mine = SyncState { roster_version: self.roster_version(), heads, roster };
         (Response::Heads(mine), actions)
     }
 

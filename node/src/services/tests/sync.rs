@@ -214,3 +214,31 @@ fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
     assert!(seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))));
     assert_eq!(f.engines[2].strikes(&flooder), 0);
 }
+
+#[test]
+fn sync_answers_always_fit_in_a_frame() {
+    let mut f = fed_with(4, AlertForm::Protected);
+    let pop = Population::new(25, "vigil-synth-128", 10);
+    // Three issuers' logs at engine 1, and a frame limit that fits few heads and no roster.
+    for i in 0..3 {
+        let issuer = f.engines[i].org();
+        let (_, actions) =
+            f.engines[i].publish_alert(T0, &pop.sample(i, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+        if i != 1 {
+            assert_eq!(f.engines[1].on_gossip(T0 + 1, issuer, &published(&actions), GOSSIP).0, Verdict::Accept);
+        }
+    }
+    let limit = 600;
+    f.engines[1].frame_limit = limit;
+    let asker = f.engines[2].org();
+    let state = vigil_protocol::SyncState { roster_version: 0, heads: vec![], roster: None };
+    let frame = encode(Tag::Request, &Request::SyncHeads(state), FRAME).unwrap();
+    let (r, _) = f.engines[1].on_request(T0 + 2, asker, &frame, FRAME);
+    let Response::Heads(s) = &r else { panic!("{r:?}") };
+    assert!(s.heads.len() == 2 && s.roster.is_none(), "bounded: {} heads", s.heads.len());
+    assert!(encode(Tag::Response, &r, limit).is_ok(), "the answer fits the frame limit");
+    // With room, the older asker gets the roster.
+    f.engines[1].frame_limit = FRAME;
+    let (r, _) = f.engines[1].on_request(T0 + 3, asker, &frame, FRAME);
+    assert!(matches!(&r, Response::Heads(s) if s.roster.is_some() && s.heads.len() == 3), "{r:?}");
+}
