@@ -218,6 +218,19 @@ fn quick_start_two_nodes_find_a_missing_person() {
     let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--data", ngo])).unwrap();
     assert_eq!(status["roster_version"], 2);
 
+    // Records, a backup, and erasure (the README's last quick-start lines).
+    let records: serde_json::Value = serde_json::from_str(&ok(&["records", "--data", police, "--json"])).unwrap();
+    assert_eq!(records.as_array().unwrap().len(), 1);
+    assert!(records[0].get("template").is_none() && records[0]["case_ref"] == "MP-2026-7788");
+    let id = records[0]["id"].to_string();
+    assert!(ok(&["backup", "--data", police, "--out", &s("police.vgbak")]).contains("sealed backup"));
+    let err = fails(&["erase", "--data", police, &id, "--reason", ""]);
+    assert!(err.contains("reason"), "{err}");
+    assert!(ok(&["erase", "--data", police, &id, "--reason", "erasure request"]).contains("Erased record"));
+    let records: serde_json::Value = serde_json::from_str(&ok(&["records", "--data", police, "--json"])).unwrap();
+    assert!(records.as_array().unwrap().is_empty());
+    assert!(fails(&["erase", "--data", police, &id, "--reason", "again"]).contains(&format!("no record {id}")));
+
     // Wrong token: refused.
     std::fs::write(format!("{police}/api.token"), "0000").unwrap();
     let err = fails(&["status", "--data", police]);
