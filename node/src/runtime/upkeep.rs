@@ -55,11 +55,22 @@ impl Runtime {
     pub(super) fn compact_store(&mut self) -> Result<(), NodeError> {
         let placeholder = self.store.placeholder()?;
         let store = std::mem::replace(&mut self.store, placeholder);
-        let (store, failed) = store.compact()?;
-        self.store = store;
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        match store.compact() {
+            Ok((store, failed)) => {
+                self.store = store;
+                failed.map_or(Ok(()), |e| Err(e.into()))
+            }
+            Err(e) => {
+                // Never go on writing to the placeholder: reopen the real
+                // store, or stop the node.
+                match self.store.reopen() {
+                    Ok(store) => self.store = store,
+                    Err(again) => {
+                        panic!("store unusable after a failed compaction ({e}), and it does not reopen: {again}")
+                    }
+                }
+                Err(e.into())
+            }
         }
     }
 }

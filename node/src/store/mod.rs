@@ -284,6 +284,11 @@ impl Store {
         crate::backup::write(dir, &self.key, &self.db, out)
     }
 
+    /// Opens the store at this one's path again (after a failed compaction).
+    pub fn reopen(&self) -> Result<Store, StoreError> {
+        Store::open(&self.path, self.key.clone(), self.signer.clone())
+    }
+
     /// A throw-away in-memory store that stands in while this one is
     /// rewritten (nothing is written to it: the runtime is busy compacting).
     pub fn placeholder(&self) -> Result<Store, StoreError> {
