@@ -70,11 +70,14 @@ pub struct FederationOptions {
     pub tweak: ConfigTweak,
     /// A tap per node index.
     pub tap: Box<dyn Fn(usize) -> Option<Tap> + Send + Sync>,
+    /// Nodes talk over libp2p's in-memory transport (`/memory/N`) instead
+    /// of loopback TCP: many nodes in one process, no sockets.
+    pub memory: bool,
 }
 
 impl Default for FederationOptions {
     fn default() -> Self {
-        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None) }
+        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None), memory: false }
     }
 }
 
@@ -104,7 +107,7 @@ impl LocalFederation {
         for (i, spec) in specs.iter().enumerate() {
             let dir = root.path().join(format!("node{i}"));
             let mut cfg = NodeConfig::new(&spec.name, spec.kind);
-            cfg.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+            cfg.network.listen = vec![if opts.memory { "/memory/0".into() } else { "/ip4/127.0.0.1/tcp/0".into() }];
             cfg.network.redial_interval = Duration::from_millis(500);
             cfg.api.listen = "127.0.0.1:0".into();
             cfg.federation.stewards = stewards.iter().map(|s| s.org_id().to_hex()).collect();

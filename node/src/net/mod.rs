@@ -139,6 +139,17 @@ pub fn tcp_swarm(
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Transport(e.to_string()))?
+        // In-process nodes (drills, tests): `/memory/N` addresses, the same
+        // Noise + Yamux stack over libp2p's in-memory transport.
+        .with_other_transport(|key| {
+            use libp2p::core::{transport::MemoryTransport, upgrade, Transport};
+            let noise = noise::Config::new(key).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(MemoryTransport::default()
+                .upgrade(upgrade::Version::V1)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default()))
+        })
+        .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| b)
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))

@@ -16,6 +16,8 @@ pub struct AlertView {
     pub status: crate::store::AlertStatus,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
+    /// When this node received (or published) it.
+    pub received_at_ms: u64,
     /// Past its expiry (standing matching has stopped).
     pub expired: bool,
     pub own: bool,
@@ -32,6 +34,7 @@ impl From<&StoredAlert> for AlertView {
             status: a.status,
             created_at_ms: a.alert.body.created_at_ms,
             expires_at_ms: a.alert.body.expires_at_ms,
+            received_at_ms: a.received_at_ms,
             expired: a.alert.body.expires_at_ms <= now_ms(),
             own: a.case_ref.is_some(),
             case_ref: a.case_ref.clone(),

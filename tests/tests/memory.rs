@@ -1,0 +1,57 @@
+//! Many real nodes in one process over libp2p's in-memory transport (the
+//! base of drills): twelve organisations form a federation without a
+//! socket, an alert reaches every member, and the one holder's answer
+//! reaches the issuer.
+
+use vigil_matcher::synth::Population;
+use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
+use vigil_node::runtime::now_ms;
+use vigil_node::services::Enrolment;
+use vigil_node::store::HitRole;
+use vigil_protocol::{Category, OrgKind};
+use vigil_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_nodes_over_the_in_memory_transport() {
+    let specs: Vec<OrgSpec> = (0..12).map(|i| OrgSpec::new(&format!("Org {i}"), OrgKind::Ngo)).collect();
+    let opts = FederationOptions { memory: true, ..Default::default() };
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    assert!(fed.nodes[0].handle.listen[0].to_string().starts_with("/memory/"));
+    let all: Vec<usize> = (0..12).collect();
+    fed.wait_connected(&all, PATIENCE).await.unwrap();
+    let pop = Population::new(61, "vigil-synth-128", 20);
+    fed.nodes[7]
+        .handle
+        .enrol(Enrolment {
+            template: pop.sample(3, 1),
+            category: Category::Found,
+            case_ref: "C-3".into(),
+            consent: "intake".into(),
+            retain_until_ms: now_ms() + 1_000_000_000,
+            regime: None,
+        })
+        .await
+        .unwrap();
+    let alert = fed.nodes[0]
+        .handle
+        .publish_alert(pop.sample(3, 0), Category::Missing, "SN-3".into(), now_ms() + 1_000_000_000)
+        .await
+        .unwrap();
+    let mut delays = Vec::new();
+    for n in &fed.nodes[1..] {
+        let h = n.handle.clone();
+        let got = wait_for(PATIENCE, || {
+            let h = h.clone();
+            async move { h.alerts().await.ok()?.into_iter().find(|a| a.id == alert) }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{} did not get the alert", n.name));
+        delays.push(got.received_at_ms.saturating_sub(got.created_at_ms));
+    }
+    delays.sort_unstable();
+    eprintln!("delivery to 11 members over the memory transport: max {} ms", delays[delays.len() - 1]);
+    let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].peer, fed.nodes[7].handle.org);
+    fed.shutdown().await;
+}
