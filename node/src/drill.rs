@@ -75,11 +75,8 @@ pub async fn run(nodes: usize, records: usize, alerts: usize, seed: u64) -> anyh
     let holder = |k: usize| (k % nodes + 1 + (k / nodes) % (nodes - 1)) % nodes;
     let mut enrolled = 0;
     for (n, node) in fed.nodes.iter().enumerate() {
-        for r in 0..records {
-            let person = alerts + n * records + r;
-            node.handle.enrol(enrolment(&pop, person)).await?;
-            enrolled += 1;
-        }
+        let batch: Vec<Enrolment> = (0..records).map(|r| enrolment(&pop, alerts + n * records + r)).collect();
+        enrolled += node.handle.enrol_many(batch).await?.len();
     }
     for k in 0..alerts {
         fed.nodes[holder(k)].handle.enrol(enrolment(&pop, k)).await?;

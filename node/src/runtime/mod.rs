@@ -74,6 +74,7 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 enum Command {
     Enrol(Box<Enrolment>, Reply<u64>),
+    EnrolMany(Vec<Enrolment>, Reply<Vec<u64>>),
     Publish { template: Box<Template>, category: Category, case_ref: String, expires_at_ms: u64, reply: Reply<AlertId> },
     Withdraw(AlertId, Reply<()>),
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
@@ -116,6 +117,11 @@ impl NodeHandle {
     /// Enrols a record; returns its local id once it is durable.
     pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
         ask!(self, |tx| Command::Enrol(Box::new(e), tx))
+    }
+    /// Enrols a batch with one durable commit; returns the ids once all are
+    /// durable. Stops at the first invalid enrolment (those before it are kept).
+    pub async fn enrol_many(&self, batch: Vec<Enrolment>) -> Result<Vec<u64>, NodeError> {
+        ask!(self, |tx| Command::EnrolMany(batch, tx))
     }
     pub async fn publish_alert(
         &self,
@@ -631,6 +637,27 @@ impl Runtime {
                     self.apply(actions)?;
                     Ok(id)
                 });
+                let _ = reply.send(r);
+            }
+            Command::EnrolMany(batch, reply) => {
+                // One durable commit for the whole batch (drills, gallery imports).
+                let mut ids = Vec::with_capacity(batch.len());
+                let mut actions = Vec::new();
+                let mut failed = None;
+                for e in batch {
+                    match self.engine.enrol(now, e) {
+                        Ok((id, a)) => {
+                            ids.push(id);
+                            actions.extend(a);
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                // What was enrolled is made durable either way; the error names the first refusal.
+                let r = self.apply(actions).and_then(|_| failed.map_or(Ok(ids), |e| Err(e.into())));
                 let _ = reply.send(r);
             }
             Command::Publish { template, category, case_ref, expires_at_ms, reply } => {
