@@ -40,7 +40,7 @@ impl Runtime {
         match self.engine.on_request_frame(now_ms(), from, request, self.config.network.max_frame_bytes) {
             RequestOutcome::Respond(response, actions) => {
                 self.apply(actions)?;
-                let frame = self.response_frame(&response);
+                let frame = self.response_frame(&response, self.config.network.max_frame_bytes);
                 let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
             }
             RequestOutcome::Decrypt(job, actions) => {
@@ -64,15 +64,15 @@ impl Runtime {
     ) -> Result<(), NodeError> {
         let (response, actions) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
         self.apply(actions)?;
-        let frame = self.response_frame(&response);
+        let frame = self.response_frame(&response, self.config.network.max_frame_bytes);
         let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
         Ok(())
     }
 
-    /// A response frame within the frame limit; a response that would not
-    /// fit (a bug: pages are sized to fit) becomes a refusal, never a panic.
-    pub(super) fn response_frame(&self, response: &Response) -> Vec<u8> {
-        encode(Tag::Response, response, self.config.network.max_frame_bytes).unwrap_or_else(|e| {
+    /// A response frame within `limit`; a response that would not fit (a
+    /// bug: pages are sized to fit) becomes a refusal, never a panic.
+    pub(super) fn response_frame(&self, response: &Response, limit: usize) -> Vec<u8> {
+        encode(Tag::Response, response, limit).unwrap_or_else(|e| {
             tracing::error!(org = %self.name, "response does not fit in a frame: {e}");
             encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Unsupported), 64).expect("tiny")
         })

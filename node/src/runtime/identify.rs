@@ -152,10 +152,7 @@ impl Runtime {
             JobDone::AlertAnswered { job, pages } => self.alert_answered(*job, pages)?,
             JobDone::AnswerDecrypted { job, channel, result } => self.answer_decrypted(*job, channel, result)?,
             JobDone::ProbeEncrypted { channel, response } => {
-                let max = self.config.queries.max_answer_bytes;
-                let frame = encode(Tag::Response, &response, max).unwrap_or_else(|_| {
-                    encode(Tag::Response, &Response::Refused(Refusal::Unsupported), 64).expect("tiny")
-                });
+                let frame = self.response_frame(&response, self.config.queries.max_answer_bytes);
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
             }
             JobDone::Encrypted { query, request } => {

@@ -370,12 +370,8 @@ impl Runtime {
                 }
                 _ = resync.tick() => {
                     // Heals anything gossip missed, without waiting for a reconnection.
-                    let peers: Vec<OrgId> = self.swarm.connected_peers().filter_map(net::org_of).collect();
-                    for p in peers {
-                        let actions = self.engine.sync_start(p);
-                        if let Err(e) = self.apply(actions) {
-                            tracing::error!(org = %self.name, "periodic catch-up failed: {e}");
-                        }
+                    if let Err(e) = self.sync_with_connected() {
+                        tracing::error!(org = %self.name, "periodic catch-up failed: {e}");
                     }
                 }
                 _ = retention.tick() => {

@@ -33,6 +33,11 @@ impl Runtime {
     pub(super) fn roster_changed(&mut self) -> Result<(), NodeError> {
         self.sync_allow_list();
         self.redial();
+        self.sync_with_connected()
+    }
+
+    /// Starts a log exchange with every connected member.
+    pub(super) fn sync_with_connected(&mut self) -> Result<(), NodeError> {
         let peers: Vec<OrgId> = self.swarm.connected_peers().filter_map(net::org_of).collect();
         for p in peers {
             let actions = self.engine.sync_start(p);

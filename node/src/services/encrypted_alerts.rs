@@ -204,11 +204,6 @@ impl Engine {
         let Some(ex) = vigil_matcher::extractor(&enc.extractor) else {
             return not_answered(format!("unknown extractor {:?}", enc.extractor));
         };
-        let probe = match RowProbe::from_bytes(&enc.row) {
-            Ok(p) if p.dim == ex.dim => Arc::new(p),
-            Ok(p) => return not_answered(format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim)),
-            Err(e) => return not_answered(format!("probe refused: {e}")),
-        };
         if only.is_none() && self.fetching.contains_key(&alert) {
             return vec![];
         }
@@ -226,6 +221,13 @@ impl Engine {
         if records.is_empty() {
             return vec![];
         }
+        // Decoded only now: most alerts reach nodes with nothing to answer
+        // (catch-up of thousands), and acceptance already checked it.
+        let probe = match RowProbe::from_bytes(&enc.row) {
+            Ok(p) if p.dim == ex.dim => Arc::new(p),
+            Ok(p) => return not_answered(format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim)),
+            Err(e) => return not_answered(format!("probe refused: {e}")),
+        };
         // An issuer's alerts draw on the same per-peer budget as its queries:
         // each answer tells the issuer a threshold bit per record.
         if only.is_none() {
