@@ -16,5 +16,4 @@ pub mod bench_catchup;
 pub mod cli;
 pub mod datadir;
 pub mod demo;
-pub mod drill;
 pub mod federation;

@@ -55,3 +55,23 @@ async fn twelve_nodes_over_the_in_memory_transport() {
     assert_eq!(hits[0].peer, fed.nodes[7].handle.org);
     fed.shutdown().await;
 }
+
+/// A node over the memory transport stops (cleanly, or as a crash) and
+/// starts again from its data directory at the same address; its peers
+/// reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarts_after_a_stop_and_after_a_crash_over_the_memory_transport() {
+    let specs: Vec<OrgSpec> = (0..3).map(|i| OrgSpec::new(&format!("Org {i}"), OrgKind::Ngo)).collect();
+    let mut fed = LocalFederation::start(&specs, FederationOptions { memory: true, ..Default::default() }).await.unwrap();
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    fed.stop(1).await;
+    fed.start_again(1).await.expect("restart after a clean stop");
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    fed.nodes[2].handle.crash().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    fed.start_again(2).await.expect("restart after a crash");
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    let verified = fed.nodes[2].handle.audit_verify().await.unwrap();
+    assert!(verified.is_ok(), "{verified:?}");
+    fed.shutdown().await;
+}

@@ -139,22 +139,6 @@ pub enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
-    /// A drill: NODES organisations in one process over the in-memory
-    /// transport, a seeded population with known ground truth, ALERTS alerts;
-    /// delivery, hits and invariants (machine-readable with --json).
-    Drill {
-        #[arg(long, default_value_t = 10)]
-        nodes: usize,
-        /// Records enrolled per organisation (besides the missing persons).
-        #[arg(long, default_value_t = 20)]
-        records: usize,
-        #[arg(long, default_value_t = 5)]
-        alerts: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-    },
     /// List enrolled records (ids and case facts; never templates).
     Records {
         #[command(flatten)]
@@ -497,12 +481,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 data.display(),
                 data.display()
             );
-            Ok(())
-        }
-        Command::Drill { nodes, records, alerts, seed, json } => {
-            let r = crate::drill::run(nodes, records, alerts, seed).await?;
-            println!("{}", if json { serde_json::to_string(&r)? } else { serde_json::to_string_pretty(&r)? });
-            anyhow::ensure!(r.invariants_failed == 0, "{} invariant(s) failed", r.invariants_failed);
             Ok(())
         }
         Command::Records { data, json } => {

@@ -30,6 +30,8 @@ pub type Tap = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
 pub struct Behaviour {
     pub allow: allow_block_list::Behaviour<AllowedPeers>,
     pub block: allow_block_list::Behaviour<BlockedPeers>,
+    /// Peers this node cannot reach: a drill's simulated partition.
+    pub cut: allow_block_list::Behaviour<BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub gossip: gossipsub::Behaviour,
     pub req: request_response::Behaviour<FrameCodec>,
@@ -110,6 +112,7 @@ pub fn behaviour(
     Ok(Behaviour {
         allow: Default::default(),
         block: Default::default(),
+        cut: Default::default(),
         limits: connection_limits::Behaviour::new(limits),
         gossip,
         req: request_response::Behaviour::with_codec(

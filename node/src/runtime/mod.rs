@@ -4,6 +4,7 @@
 //! applies the engine's actions; it makes no decisions of its own.
 
 mod alerts;
+mod commands;
 mod identify;
 mod upkeep;
 mod views;
@@ -93,7 +94,9 @@ enum Command {
     DecideDisclosure { id: Handle, contact: Option<String>, reply: Reply<()> },
     Disclosures(Reply<Vec<crate::store::StoredDisclosure>>),
     RotateProberKey(Reply<String>),
+    Cut(Vec<OrgId>, Reply<()>),
     Shutdown(oneshot::Sender<()>),
+    Crash(oneshot::Sender<()>),
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -204,6 +207,20 @@ impl NodeHandle {
     pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {
         ask!(self, Command::RotateProberKey)
     }
+    /// Drill hook: a simulated partition. This node can no longer reach
+    /// `peers` (connections closed, dials refused) until the next call
+    /// replaces the set; an empty set heals.
+    pub async fn cut(&self, peers: Vec<OrgId>) -> Result<(), NodeError> {
+        ask!(self, |tx| Command::Cut(peers, tx))
+    }
+    /// Drill hook: stops the event loop at once, as a crash would: no final
+    /// flush, no `node stopped` audit entry; work in flight is lost.
+    pub async fn crash(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Crash(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
     /// Stops the node after flushing its store.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -231,6 +248,11 @@ struct Runtime {
     /// Column-form probe fetches this node sent, by request.
     fetch_requests: HashMap<request_response::OutboundRequestId, AlertId>,
     jobs_tx: mpsc::Sender<identify::JobDone>,
+    /// Sees every gossip payload this node publishes (frames: in the codec).
+    tap: Option<Tap>,
+    /// Closed explicitly on stop: the in-memory transport frees a port only
+    /// when its listener is removed, not when the swarm is dropped.
+    listeners: Vec<libp2p::core::transport::ListenerId>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -267,10 +289,11 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     })?;
     let key = net::keypair(&identity.secret())?;
     let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone())?;
+    let mut listeners = Vec::new();
     for a in &config.network.listen {
         let addr: Multiaddr =
             a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
-        swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?;
+        listeners.push(swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?);
     }
     // Wait until every listener has reported its address.
     let mut listen = Vec::new();
@@ -303,6 +326,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         fetch_requests: HashMap::new(),
         retry: Default::default(),
         jobs_tx,
+        tap: tap.clone(),
+        listeners,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -357,6 +382,12 @@ impl Runtime {
                         let _ = done.send(());
                         return;
                     }
+                    Some(Command::Crash(done)) => {
+                        self.close_listeners();
+                        drop(self);
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(cmd) => self.on_command(cmd),
                 },
                 Some(done) = jobs.recv() => {
@@ -389,7 +420,14 @@ impl Runtime {
         self.stop();
     }
 
+    fn close_listeners(&mut self) {
+        for id in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(id);
+        }
+    }
+
     fn stop(&mut self) {
+        self.close_listeners();
         if let Err(e) = self.store.flush() {
             tracing::error!(org = %self.name, "final flush failed: {e}");
         }
@@ -451,6 +489,9 @@ impl Runtime {
     }
 
     fn publish(&mut self, bytes: Vec<u8>) {
+        if let Some(tap) = &self.tap {
+            tap("gossip", &bytes);
+        }
         let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
         match self.swarm.behaviour_mut().gossip.publish(topic, bytes) {
             Ok(_) => {}
@@ -499,7 +540,8 @@ impl Runtime {
             .filter_map(|m| Some((net::peer_id(&m.org).ok()?, m.addrs.iter().filter_map(|a| a.parse().ok()).collect())))
             .collect();
         for (peer, addrs) in targets {
-            if self.swarm.is_connected(&peer) || self.swarm.behaviour().block.blocked_peers().contains(&peer) {
+            let b = self.swarm.behaviour();
+            if self.swarm.is_connected(&peer) || b.block.blocked_peers().contains(&peer) || b.cut.blocked_peers().contains(&peer) {
                 continue;
             }
             let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addrs).build();
@@ -624,164 +666,6 @@ impl Runtime {
         Ok(())
     }
 
-    fn on_command(&mut self, cmd: Command) {
-        let now = now_ms();
-        let gossip_max = self.config.network.max_gossip_bytes;
-        match cmd {
-            Command::Enrol(e, reply) => {
-                let r = self.engine.enrol(now, *e).map_err(NodeError::from).and_then(|(id, actions)| {
-                    self.apply(actions)?;
-                    Ok(id)
-                });
-                let _ = reply.send(r);
-            }
-            Command::EnrolMany(batch, reply) => {
-                // One durable commit for the whole batch (drills, gallery imports).
-                let mut ids = Vec::with_capacity(batch.len());
-                let mut actions = Vec::new();
-                let mut failed = None;
-                for e in batch {
-                    match self.engine.enrol(now, e) {
-                        Ok((id, a)) => {
-                            ids.push(id);
-                            actions.extend(a);
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                // What was enrolled is made durable either way; the error names the first refusal.
-                let r = self.apply(actions).and_then(|_| failed.map_or(Ok(ids), |e| Err(e.into())));
-                let _ = reply.send(r);
-            }
-            Command::Publish { template, category, case_ref, expires_at_ms, reply } => {
-                let r = self
-                    .engine
-                    .publish_alert(now, &template, category, case_ref, expires_at_ms, gossip_max)
-                    .map_err(NodeError::from)
-                    .and_then(|(id, actions)| {
-                        self.apply(actions)?;
-                        Ok(id)
-                    });
-                let _ = reply.send(r);
-            }
-            Command::Withdraw(id, reply) => {
-                let r = self
-                    .engine
-                    .withdraw_alert(now, id, gossip_max)
-                    .map_err(NodeError::from)
-                    .and_then(|a| self.apply(a));
-                let _ = reply.send(r);
-            }
-            Command::ApplyRoster(roster, reply) => {
-                let version = roster.body.version;
-                let r = match self.engine.apply_roster(now, *roster) {
-                    Ok(actions) => self.apply(actions).and_then(|_| self.roster_changed()).map(|_| version),
-                    Err(e) => {
-                        let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
-                        Err(e.into())
-                    }
-                };
-                let _ = reply.send(r);
-            }
-            Command::Alerts(reply) => {
-                let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
-                v.sort_by_key(|a| (a.created_at_ms, a.seq));
-                let _ = reply.send(Ok(v));
-            }
-            Command::Erase { record, reason, reply } => {
-                let r = self.engine.erase(record, &reason).map_err(NodeError::from).and_then(|a| {
-                    self.apply(a)?;
-                    self.compact_store()
-                });
-                let _ = reply.send(r);
-            }
-            Command::Backup { out, reply } => {
-                let r = self.store.backup(&out).map_err(|e| NodeError::Backup(e.to_string()));
-                if r.is_ok() {
-                    let _ = self.audit(AuditEvent::BackupWritten { path: out.display().to_string() });
-                }
-                let _ = reply.send(r);
-            }
-            Command::Records(reply) => {
-                let r = self.store.records().map(|v| v.iter().map(RecordView::from).collect());
-                let _ = reply.send(r.map_err(NodeError::from));
-            }
-            Command::Hits(reply) => {
-                let mut v: Vec<StoredHit> = self.engine.hits().cloned().collect();
-                v.sort_by_key(|h| h.at_ms);
-                let _ = reply.send(Ok(v));
-            }
-            Command::AuditVerify(reply) => {
-                let _ = reply.send(Ok(self.store.audit_verify().map_err(|e| e.to_string())));
-            }
-            Command::AuditExport(reply) => {
-                let _ = reply.send(self.store.audit_entries().map_err(NodeError::from));
-            }
-            Command::Status(reply) => {
-                let roster = self.engine.roster();
-                let s = Status {
-                    org: self.engine.org(),
-                    name: self.name.clone(),
-                    peer_id: self.swarm.local_peer_id().to_string(),
-                    listen: self.listen.iter().map(|a| a.to_string()).collect(),
-                    connected: self.swarm.connected_peers().filter_map(net::org_of).collect(),
-                    roster_version: roster.map(|r| r.body().version),
-                    members: roster.map(|r| r.body().members.len()).unwrap_or(0),
-                    gallery: self.engine.gallery_len(),
-                    alerts: self.engine.alerts().count(),
-                    hits: self.engine.hits().count(),
-                };
-                let _ = reply.send(Ok(s));
-            }
-            Command::RawPublish(bytes, reply) => {
-                let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
-                let r = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .publish(topic, bytes)
-                    .map(|_| ())
-                    .map_err(|e| NodeError::Config(e.to_string()));
-                let _ = reply.send(r);
-            }
-            Command::RawRequest(to, bytes, reply) => {
-                self.send_request(to, bytes, None);
-                let _ = reply.send(Ok(()));
-            }
-            Command::Identify { template, purpose, legal_basis, reply } => {
-                self.start_identify(*template, purpose, legal_basis, reply)
-            }
-            Command::RequestDisclosure { hit, reason, reply } => {
-                let r =
-                    self.engine.request_disclosure(now, hit, reason).map_err(NodeError::from).and_then(|(id, a)| {
-                        self.apply(a)?;
-                        Ok(id)
-                    });
-                let _ = reply.send(r);
-            }
-            Command::DecideDisclosure { id, contact, reply } => {
-                let r = self
-                    .engine
-                    .decide_disclosure(now, id, contact)
-                    .map_err(NodeError::from)
-                    .and_then(|a| self.apply(a));
-                let _ = reply.send(r);
-            }
-            Command::Disclosures(reply) => {
-                let mut v: Vec<_> = self.engine.disclosures().cloned().collect();
-                v.sort_by_key(|d| d.requested_at_ms);
-                let _ = reply.send(Ok(v));
-            }
-            Command::RotateProberKey(reply) => {
-                let (id, actions) = self.engine.rotate_prober_key();
-                let _ = reply.send(self.apply(actions).map(|_| id));
-            }
-            Command::Shutdown(_) => unreachable!("handled in the loop"),
-        }
-    }
 }
 
 fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> String {

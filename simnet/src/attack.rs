@@ -1,0 +1,144 @@
+//! A malicious member's behaviours, sent through the member's own node (the
+//! same wire, the same protocols), and how the honest members took them:
+//! strikes and blocks from their audit logs, budget refusals, flood alerts
+//! accepted.
+
+use crate::measure::{AttackOutcome, Observed};
+use crate::population::Population;
+use crate::scenario::Behaviour;
+use vigil_config::NodeConfig;
+use vigil_crypto::{sign_body, Identity};
+use vigil_matcher::{EpochSecret, ProtectedMatcher};
+use vigil_node::federation::LocalFederation;
+use vigil_node::runtime::now_ms;
+use vigil_node::store::AuditEvent;
+use vigil_protocol::{domain, encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+/// Identities far from the scenario's persons and population.
+const ATTACK_IDENTITIES: usize = 50_000_000;
+
+/// An alert signed by `signer` claiming `issuer`, created at `created`.
+fn hand_made(
+    fed: &LocalFederation,
+    signer: &Identity,
+    issuer: OrgId,
+    created: u64,
+    pop: &Population,
+    k: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let cfg = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml"))?;
+    let secret = hex::decode(cfg.federation.epoch_secret.unwrap_or_default())?;
+    let secret: [u8; 32] = secret.try_into().map_err(|_| anyhow::anyhow!("no epoch secret"))?;
+    let probe = ProtectedMatcher::new(EpochSecret::new(secret)).protect(&pop.template(ATTACK_IDENTITIES + k, 0))?;
+    let body = AlertBody {
+        issuer,
+        seq: 1,
+        prev: [0; 32],
+        category: Category::Missing,
+        created_at_ms: created,
+        expires_at_ms: created + 7 * DAY_MS,
+        probe: Some(probe),
+        encrypted: None,
+    };
+    let signature = sign_body(signer, domain::ALERT, &body)?;
+    Ok(encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 64 * 1024)?)
+}
+
+/// Runs one attack from member `org`; returns a one-line outcome.
+pub(crate) async fn launch(
+    fed: &LocalFederation,
+    org: usize,
+    behaviour: Behaviour,
+    count: usize,
+    pop: &Population,
+    obs: &mut Observed,
+) -> anyhow::Result<String> {
+    let me = &fed.nodes[org];
+    let victim = fed.nodes.iter().find(|n| n.handle.org != me.handle.org).expect("two members").handle.org;
+    let others: Vec<OrgId> = fed.nodes.iter().map(|n| n.handle.org).filter(|o| *o != me.handle.org).collect();
+    let mut sent = 0;
+    let mut refused = 0;
+    for k in 0..count {
+        let r = match behaviour {
+            Behaviour::Flood => {
+                let t = pop.template(ATTACK_IDENTITIES + k, 0);
+                let expires = now_ms() + DAY_MS;
+                me.handle.publish_alert(t, Category::Other, format!("FLOOD-{k}"), expires).await.map(|id| {
+                    obs.attack_alerts.insert(id);
+                })
+            }
+            Behaviour::Forge => {
+                let bytes = hand_made(fed, &me.identity, victim, now_ms() - k as u64, pop, k)?;
+                me.handle.raw_publish(bytes).await
+            }
+            Behaviour::Replay => {
+                let bytes = hand_made(fed, &me.identity, me.handle.org, now_ms() - 2 * DAY_MS - k as u64, pop, k)?;
+                me.handle.raw_publish(bytes).await
+            }
+            Behaviour::Oversized => me.handle.raw_request(others[k % others.len()], vec![7u8; 300_000 + k]).await,
+            Behaviour::Malformed => {
+                let junk = format!("not a vigil frame {k}").into_bytes();
+                let _ = me.handle.raw_publish(junk.clone()).await;
+                me.handle.raw_request(others[k % others.len()], junk).await
+            }
+            Behaviour::Probe => {
+                // A chosen vector: a basis direction, the kind of probe that
+                // maps a gallery rather than searches for a person.
+                let mut t = pop.template(ATTACK_IDENTITIES, 0);
+                let axis = k % t.vector.len();
+                t.vector.iter_mut().enumerate().for_each(|(i, x)| *x = if i == axis { 127 } else { 0 });
+                match me.handle.identify(t, "probe".into(), "none".into()).await {
+                    Ok(r) => {
+                        refused += r.peers.iter().filter(|p| p.status == "refused").count();
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if r.is_ok() {
+            sent += 1;
+        }
+    }
+    obs.attacks.push(AttackOutcome {
+        org: me.name.clone(),
+        behaviour,
+        sent,
+        penalised_by: 0,
+        blocked_by: 0,
+        refused,
+        accepted_max: 0,
+        throttled: false,
+    });
+    Ok(format!("sent {sent} of {count}"))
+}
+
+/// Reads every honest member's audit log (and alert list, for floods).
+pub(crate) async fn assess(fed: &LocalFederation, obs: &mut Observed) -> anyhow::Result<()> {
+    for a in obs.attacks.iter_mut() {
+        let Some(attacker) = fed.nodes.iter().find(|n| n.name == a.org) else { continue };
+        let hex = attacker.handle.org.to_hex();
+        let peer = attacker.handle.peer_id.to_string();
+        for n in fed.nodes.iter().filter(|n| n.handle.org != attacker.handle.org) {
+            let audit = n.handle.audit_export().await?;
+            let is_attacker = |p: &str| p == hex || p == peer;
+            a.penalised_by += usize::from(
+                audit.iter().any(|r| matches!(&r.entry.event, AuditEvent::PeerPenalised { peer, .. } if is_attacker(peer))),
+            );
+            a.blocked_by += usize::from(
+                audit.iter().any(|r| matches!(&r.entry.event, AuditEvent::PeerBlocked { peer } if is_attacker(peer))),
+            );
+            if a.behaviour == Behaviour::Flood {
+                let accepted = n.handle.alerts().await?.iter().filter(|v| v.issuer == attacker.handle.org).count();
+                a.accepted_max = a.accepted_max.max(accepted);
+            }
+        }
+        a.throttled = match a.behaviour {
+            Behaviour::Flood => a.accepted_max < a.sent,
+            Behaviour::Probe => a.refused > 0,
+            Behaviour::Forge | Behaviour::Replay | Behaviour::Oversized | Behaviour::Malformed => a.penalised_by > 0,
+        };
+    }
+    Ok(())
+}

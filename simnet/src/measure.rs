@@ -1,0 +1,467 @@
+//! What a drill observed: deliveries, hits, queries, disclosures, outages,
+//! audit chains and durability, gathered from the nodes themselves (their
+//! receipt times, hit stores and audit logs), plus the plain matcher's
+//! decisions on the same data as the reference.
+
+use crate::population::Population;
+use crate::scenario::Scenario;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+use vigil_node::federation::LocalFederation;
+use vigil_node::store::{DisclosureRole, DisclosureStatus, HitRole, HitSource};
+use vigil_node::{IdentifyReport, NodeError, NodeHandle};
+use vigil_protocol::{AlertId, OrgId};
+
+/// An alert the drill published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub label: String,
+    pub id: AlertId,
+    pub issuer: usize,
+    pub person: usize,
+    pub at_s: f64,
+    pub withdrawn_at_s: Option<f64>,
+    /// Members that were up and on the issuer's side when it was published.
+    pub live: Vec<bool>,
+}
+
+/// One identification query and how it went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Query {
+    pub event: usize,
+    pub org: usize,
+    pub person: usize,
+    pub latency_ms: u64,
+    pub answered: usize,
+    pub refused: usize,
+    pub timeouts: usize,
+    pub error: Option<String>,
+    /// Members that hold the person (ground truth).
+    pub holders: Vec<usize>,
+    /// Members that reported a match.
+    pub hits: Vec<usize>,
+}
+
+impl Query {
+    pub(crate) fn from_report(
+        event: usize,
+        org: usize,
+        person: usize,
+        holders: Vec<usize>,
+        latency_ms: u64,
+        r: Result<IdentifyReport, NodeError>,
+        orgs: &[OrgId],
+    ) -> Self {
+        let mut q = Query {
+            event,
+            org,
+            person,
+            latency_ms,
+            answered: 0,
+            refused: 0,
+            timeouts: 0,
+            error: None,
+            holders,
+            hits: vec![],
+        };
+        match r {
+            Ok(r) => {
+                for p in r.peers {
+                    match p.status.as_str() {
+                        "answered" => q.answered += 1,
+                        "refused" => q.refused += 1,
+                        _ => q.timeouts += 1,
+                    }
+                    if !p.hits.is_empty() {
+                        q.hits.extend(orgs.iter().position(|o| *o == p.peer));
+                    }
+                }
+                q.hits.sort_unstable();
+            }
+            Err(e) => q.error = Some(e.to_string()),
+        }
+        q
+    }
+}
+
+/// A disclosure round after an alert's hits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Disclosure {
+    pub alert: String,
+    pub approve: bool,
+    /// Holders asked (one per holder that hit).
+    pub requested: usize,
+    /// Answers received by the issuer (contact, or refusal).
+    pub answered: usize,
+    /// Contacts received before approval (must be 0).
+    pub early: usize,
+    pub max_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Work that finishes after its timeline event.
+#[derive(Debug)]
+pub enum Task {
+    Query(Query),
+    Disclosure(Disclosure),
+}
+
+/// A logged timeline step.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Logged {
+    pub at_s: f64,
+    pub line: usize,
+    pub what: String,
+    pub outcome: String,
+}
+
+/// An attack and how the federation took it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttackOutcome {
+    pub org: String,
+    pub behaviour: crate::scenario::Behaviour,
+    pub sent: usize,
+    /// Members that penalised (struck) the attacker.
+    pub penalised_by: usize,
+    /// Members that blocked it.
+    pub blocked_by: usize,
+    /// Identification queries refused by budgets.
+    pub refused: usize,
+    /// Most flood alerts any member accepted.
+    pub accepted_max: usize,
+    pub throttled: bool,
+}
+
+/// Everything a drill saw.
+#[derive(Debug)]
+pub struct Observed {
+    pub nodes: usize,
+    pub orgs: Vec<OrgId>,
+    pub pop: Population,
+    pub start_ms: u64,
+    pub timeline_s: f64,
+    pub wall_s: f64,
+    pub published: Vec<Published>,
+    /// (org, person, at_s) of acknowledged enrolments of named persons.
+    pub enrolments: Vec<(usize, usize, f64)>,
+    pub outages: Vec<(usize, u64, Option<u64>)>,
+    pub partitions: Vec<(u64, Option<u64>, Vec<String>)>,
+    pub log: Vec<Logged>,
+    /// Per alert, per member: when it received it.
+    pub received: Vec<Vec<Option<u64>>>,
+    /// Per alert: whether each member should have it at the end.
+    pub reachable: Vec<Vec<bool>>,
+    /// Per alert: the members the plain matcher says match its probe.
+    pub plain: Vec<BTreeSet<usize>>,
+    /// Per alert: hits at the issuer (member, at_ms), first per member.
+    pub hits: Vec<Vec<(usize, u64)>>,
+    pub queries: Vec<Query>,
+    pub disclosures: Vec<Disclosure>,
+    pub attacks: Vec<AttackOutcome>,
+    /// Alerts the attackers published (not counted as honest alerts).
+    pub attack_alerts: BTreeSet<AlertId>,
+    pub chains_ok: usize,
+    pub lost_writes: usize,
+    pub duplicate_writes: usize,
+    pub traffic: Vec<std::collections::BTreeMap<String, crate::wire::Traffic>>,
+    pub template_bytes_on_wire: u64,
+    pub leaks: Vec<String>,
+}
+
+impl Observed {
+    pub(crate) fn new(s: &Scenario, orgs: Vec<OrgId>, pop: Population) -> Self {
+        Self {
+            nodes: s.orgs.len(),
+            orgs,
+            pop,
+            start_ms: 0,
+            timeline_s: 0.0,
+            wall_s: 0.0,
+            published: vec![],
+            enrolments: vec![],
+            outages: vec![],
+            partitions: vec![],
+            log: vec![],
+            received: vec![],
+            reachable: vec![],
+            plain: vec![],
+            hits: vec![],
+            queries: vec![],
+            disclosures: vec![],
+            attacks: vec![],
+            attack_alerts: BTreeSet::new(),
+            chains_ok: 0,
+            lost_writes: 0,
+            duplicate_writes: 0,
+            traffic: vec![],
+            template_bytes_on_wire: 0,
+            leaks: vec![],
+        }
+    }
+
+    pub(crate) fn log(&mut self, at_s: f64, line: usize, what: String, r: anyhow::Result<String>) {
+        let outcome = match r {
+            Ok(o) => o,
+            Err(e) => format!("failed: {e}"),
+        };
+        self.log.push(Logged { at_s, line, what, outcome });
+    }
+    pub(crate) fn enrolled(&mut self, org: usize, person: usize, at_s: f64) {
+        self.enrolments.push((org, person, at_s));
+    }
+    /// Members other than `except` holding `person` now.
+    pub(crate) fn holders_of(&self, person: usize, except: usize) -> Vec<usize> {
+        let set: BTreeSet<usize> =
+            self.enrolments.iter().filter(|(o, p, _)| *p == person && *o != except).map(|(o, _, _)| *o).collect();
+        set.into_iter().collect()
+    }
+    pub(crate) fn outage_start(&mut self, org: usize, at: u64) {
+        self.outages.push((org, at, None));
+    }
+    pub(crate) fn outage_end(&mut self, org: usize, at: u64) {
+        if let Some(o) = self.outages.iter_mut().rev().find(|o| o.0 == org && o.2.is_none()) {
+            o.2 = Some(at);
+        }
+    }
+    pub(crate) fn partition_start(&mut self, at: u64, regions: Vec<String>) {
+        self.partition_end(at);
+        self.partitions.push((at, None, regions));
+    }
+    pub(crate) fn partition_end(&mut self, at: u64) {
+        if let Some(p) = self.partitions.last_mut().filter(|p| p.1.is_none()) {
+            p.1 = Some(at);
+        }
+    }
+    pub(crate) fn task(&mut self, t: Task) {
+        match t {
+            Task::Query(q) => self.queries.push(q),
+            Task::Disclosure(d) => self.disclosures.push(d),
+        }
+    }
+
+    /// Members (not the issuer) that hold the alert's person by ground
+    /// truth: enrolled before any withdrawal.
+    pub fn mates(&self, a: &Published) -> BTreeSet<usize> {
+        self.enrolments
+            .iter()
+            .filter(|(o, p, at)| *p == a.person && *o != a.issuer && a.withdrawn_at_s.is_none_or(|w| *at < w))
+            .map(|(o, _, _)| *o)
+            .collect()
+    }
+}
+
+/// The plain matcher's decisions: for every alert, the members whose
+/// gallery (population records plus named enrolments before any
+/// withdrawal) holds a record at or above the threshold.
+fn plain_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
+    let t = obs.pop.threshold();
+    let probes: Vec<_> = obs.published.iter().map(|a| obs.pop.template(a.person, 0)).collect();
+    let mut out = vec![BTreeSet::new(); obs.published.len()];
+    for (o, range) in background.iter().enumerate() {
+        for i in range.clone() {
+            let rec = obs.pop.template(i, 1);
+            for (k, p) in probes.iter().enumerate() {
+                if obs.published[k].issuer != o && p.cosine(&rec).unwrap_or(0.0) >= t {
+                    out[k].insert(o);
+                }
+            }
+        }
+    }
+    // Named enrolments, capture by order of enrolment of that person.
+    let mut count: HashMap<usize, u64> = HashMap::new();
+    for (o, person, at) in &obs.enrolments {
+        let k = count.entry(*person).or_insert(0);
+        *k += 1;
+        let rec = obs.pop.template(*person, *k);
+        for (a, p) in obs.published.iter().zip(&probes) {
+            if a.issuer != *o && a.withdrawn_at_s.is_none_or(|w| *at < w) && p.cosine(&rec).unwrap_or(0.0) >= t {
+                out[obs.published.iter().position(|x| x.id == a.id).expect("listed")].insert(*o);
+            }
+        }
+    }
+    out
+}
+
+/// Waits (up to `patience`) until every alert has reached every member that
+/// can reach its issuer and every hit the plain matcher predicts is at the
+/// issuer; then collects receipt times and hits.
+pub(crate) async fn settle(
+    fed: &LocalFederation,
+    obs: &mut Observed,
+    background: &[std::ops::Range<usize>],
+    reachable: &dyn Fn(usize, usize) -> bool,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    obs.plain = plain_decisions(obs, background);
+    let n = obs.nodes;
+    obs.reachable =
+        obs.published.iter().map(|a| (0..n).map(|m| m != a.issuer && reachable(m, a.issuer)).collect()).collect();
+    obs.received = vec![vec![None; n]; obs.published.len()];
+    obs.hits = vec![vec![]; obs.published.len()];
+    let deadline = Instant::now() + patience;
+    let mut extra_wait = true;
+    loop {
+        let mut missing = 0;
+        for m in 0..n {
+            let want: Vec<usize> = (0..obs.published.len())
+                .filter(|&k| obs.reachable[k][m] && obs.received[k][m].is_none())
+                .collect();
+            if want.is_empty() {
+                continue;
+            }
+            let views = fed.nodes[m].handle.alerts().await.unwrap_or_default();
+            for k in want {
+                match views.iter().find(|v| v.id == obs.published[k].id) {
+                    Some(v) => obs.received[k][m] = Some(v.received_at_ms),
+                    None => missing += 1,
+                }
+            }
+        }
+        for issuer in 0..n {
+            let mine: Vec<usize> = (0..obs.published.len()).filter(|&k| obs.published[k].issuer == issuer).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let hits = fed.nodes[issuer].handle.hits().await.unwrap_or_default();
+            for k in mine {
+                let id = obs.published[k].id;
+                let mut found: Vec<(usize, u64)> = Vec::new();
+                for h in hits.iter().filter(|h| h.role == HitRole::Issuer) {
+                    let on = match &h.source {
+                        HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } => *a == id,
+                        HitSource::Query(_) => false,
+                    };
+                    if let (true, Some(o)) = (on, obs.orgs.iter().position(|x| *x == h.peer)) {
+                        match found.iter_mut().find(|f| f.0 == o) {
+                            Some(f) => f.1 = f.1.min(h.at_ms),
+                            None => found.push((o, h.at_ms)),
+                        }
+                    }
+                }
+                found.sort_unstable();
+                let expected = obs.plain[k].iter().filter(|&&o| obs.reachable[k][o]);
+                missing += expected.filter(|o| !found.iter().any(|f| f.0 == **o)).count();
+                obs.hits[k] = found;
+            }
+        }
+        if missing == 0 {
+            // Once everything expected is there, give late (false) hits a moment.
+            if extra_wait {
+                extra_wait = false;
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                continue;
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            tracing::warn!("{missing} deliveries or hits still missing after {patience:?}");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Audit chains and durability of acknowledged writes.
+pub(crate) async fn finish(fed: &LocalFederation, obs: &mut Observed, acked: &[Vec<u64>]) -> anyhow::Result<()> {
+    for (i, node) in fed.nodes.iter().enumerate() {
+        obs.chains_ok += usize::from(matches!(node.handle.audit_verify().await, Ok(Ok(_))));
+        let records = match node.handle.records().await {
+            Ok(r) => r,
+            Err(e) => {
+                let at = obs.timeline_s;
+                obs.log(at, 0, format!("final check of {}", node.name), Err(e.into()));
+                continue;
+            }
+        };
+        let ids: BTreeSet<u64> = records.iter().map(|r| r.id).collect();
+        obs.lost_writes += acked[i].iter().filter(|id| !ids.contains(id)).count();
+        obs.duplicate_writes += records.len() - ids.len();
+        let own: BTreeSet<AlertId> = node.handle.alerts().await.unwrap_or_default().iter().filter(|a| a.own).map(|a| a.id).collect();
+        obs.lost_writes += obs.published.iter().filter(|a| a.issuer == i && !own.contains(&a.id)).count();
+    }
+    crate::attack::assess(fed, obs).await
+}
+
+/// Requests disclosure from every holder that hit `alert`, has each holder
+/// decide, and waits for the answers at the issuer.
+pub(crate) async fn disclose(
+    nodes: Vec<NodeHandle>,
+    issuer: usize,
+    alert: AlertId,
+    label: String,
+    approve: bool,
+    patience: Duration,
+) -> Task {
+    let t0 = Instant::now();
+    let mut d = Disclosure { alert: label, approve, requested: 0, answered: 0, early: 0, max_ms: 0, error: None };
+    let deadline = Instant::now() + patience;
+    let on_alert = |s: &HitSource| matches!(s, HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } if *a == alert);
+    // Wait for the first hit, then ask each holder once (its first hit).
+    let hits = loop {
+        let hits: Vec<_> = nodes[issuer]
+            .hits()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| h.role == HitRole::Issuer && on_alert(&h.source))
+            .collect();
+        if !hits.is_empty() || Instant::now() > deadline {
+            break hits;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut asked = Vec::new();
+    for h in hits {
+        if asked.iter().any(|(p, _)| *p == h.peer) {
+            continue;
+        }
+        match nodes[issuer].request_disclosure(h.handle, "drill: the family asks for the case contact".into()).await {
+            Ok(id) => asked.push((h.peer, id)),
+            Err(e) => d.error = Some(e.to_string()),
+        }
+    }
+    d.requested = asked.len();
+    for (peer, id) in asked {
+        let Some(holder) = nodes.iter().find(|n| n.org == peer) else { continue };
+        let arrived = loop {
+            let pending = holder.disclosures().await.unwrap_or_default();
+            if pending.iter().any(|x| x.id == id && x.role == DisclosureRole::Holder) {
+                break true;
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if !arrived {
+            d.error = Some("a disclosure request did not reach its holder".into());
+            continue;
+        }
+        // Nothing may have reached the issuer before the decision.
+        let before = nodes[issuer].disclosures().await.unwrap_or_default();
+        d.early += before.iter().filter(|x| x.id == id && x.contact.is_some()).count();
+        let contact = approve.then(|| "drill duty desk, +00 555 0100".to_string());
+        if let Err(e) = holder.decide_disclosure(id, contact).await {
+            d.error = Some(e.to_string());
+            continue;
+        }
+        loop {
+            let mine = nodes[issuer].disclosures().await.unwrap_or_default();
+            let done = mine.iter().any(|x| {
+                x.id == id
+                    && x.role == DisclosureRole::Requester
+                    && (x.contact.is_some() || x.status == DisclosureStatus::Refused)
+            });
+            if done {
+                d.answered += 1;
+                break;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    d.max_ms = t0.elapsed().as_millis() as u64;
+    Task::Disclosure(d)
+}

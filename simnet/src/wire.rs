@@ -1,0 +1,116 @@
+//! The drill's wire tap: counts messages and bytes each node sends, per
+//! protocol, and looks for plaintext template bytes in every payload. Every
+//! template the drill will ever enrol or search with is known in advance;
+//! 32-byte windows of each are indexed so that any payload holding a copy of
+//! one (at any offset) is caught by probing every 32nd position.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use vigil_node::net::Tap;
+
+/// Window length; a template copy spans at least three probe positions.
+const WINDOW: usize = 32;
+
+/// Traffic a node sent on one protocol.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Traffic {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Wire {
+    windows: Vec<u64>,
+    traffic: Mutex<Vec<BTreeMap<String, Traffic>>>,
+    template_bytes: AtomicU64,
+    leaks: Mutex<Vec<String>>,
+}
+
+fn hash(w: &[u8]) -> u64 {
+    // FNV-1a: an index key, not a security primitive.
+    w.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+impl Wire {
+    /// Indexes `templates` (i8 vectors, as they would appear on the wire).
+    pub fn new(nodes: usize, templates: impl Iterator<Item = Vec<i8>>) -> Self {
+        let mut windows = Vec::new();
+        for t in templates {
+            let bytes: Vec<u8> = t.iter().map(|x| *x as u8).collect();
+            for o in 0..WINDOW.min(bytes.len().saturating_sub(WINDOW) + 1) {
+                windows.push(hash(&bytes[o..o + WINDOW]));
+            }
+        }
+        windows.sort_unstable();
+        windows.dedup();
+        Self { windows, traffic: Mutex::new(vec![BTreeMap::new(); nodes]), ..Default::default() }
+    }
+
+    /// Records one payload that node `node` sent on `protocol`.
+    pub fn observe(&self, node: usize, protocol: &str, payload: &[u8]) {
+        {
+            let mut t = self.traffic.lock().expect("traffic lock");
+            let e = t[node].entry(protocol.to_string()).or_default();
+            e.messages += 1;
+            e.bytes += payload.len() as u64;
+        }
+        let mut pos = 0;
+        let mut found = 0u64;
+        while pos + WINDOW <= payload.len() {
+            if self.windows.binary_search(&hash(&payload[pos..pos + WINDOW])).is_ok() {
+                found += WINDOW as u64;
+            }
+            pos += WINDOW;
+        }
+        if found > 0 {
+            self.template_bytes.fetch_add(found, Ordering::Relaxed);
+            let mut l = self.leaks.lock().expect("leaks lock");
+            if l.len() < 10 {
+                l.push(format!("node {node} sent {found} template bytes on {protocol} ({} byte payload)", payload.len()));
+            }
+        }
+    }
+
+    /// A tap for node `node`.
+    pub fn tap(self: &Arc<Self>, node: usize) -> Tap {
+        let w = self.clone();
+        Arc::new(move |protocol: &str, payload: &[u8]| w.observe(node, protocol, payload))
+    }
+
+    pub fn template_bytes(&self) -> u64 {
+        self.template_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn leaks(&self) -> Vec<String> {
+        self.leaks.lock().expect("leaks lock").clone()
+    }
+
+    pub fn traffic(&self) -> Vec<BTreeMap<String, Traffic>> {
+        self.traffic.lock().expect("traffic lock").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_copy_at_any_offset_is_caught_and_noise_is_not() {
+        let t: Vec<i8> = (0..128).map(|i| (i * 37 % 251) as i8).collect();
+        let w = Wire::new(1, std::iter::once(t.clone()));
+        for offset in [0usize, 1, 17, 31, 32, 100] {
+            let mut payload = vec![0xAAu8; offset];
+            payload.extend(t.iter().map(|x| *x as u8));
+            payload.extend([0x55u8; 40]);
+            let before = w.template_bytes();
+            w.observe(0, "req", &payload);
+            assert!(w.template_bytes() >= before + 64, "copy at offset {offset} missed");
+        }
+        let before = w.template_bytes();
+        w.observe(0, "gossip", &(0..4096u32).map(|i| (i * 7919 % 253) as u8).collect::<Vec<_>>());
+        assert_eq!(w.template_bytes(), before);
+        assert_eq!(w.traffic()[0]["req"].messages, 6);
+        assert_eq!(w.leaks().len(), 6);
+    }
+}
