@@ -3,7 +3,7 @@
 //! strikes and blocks from their audit logs, budget refusals, flood alerts
 //! accepted.
 
-use crate::measure::{AttackOutcome, Observed};
+use crate::measure::{AttackOutcome, Observed, Task};
 use crate::population::Population;
 use crate::scenario::Behaviour;
 use vigil_config::NodeConfig;
@@ -15,6 +15,8 @@ use vigil_node::store::AuditEvent;
 use vigil_protocol::{domain, encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+/// The frame limit of a node modified to send oversized frames.
+pub(crate) const OVERSIZED_SENDER_LIMIT: usize = 1024 * 1024;
 /// Identities far from the scenario's persons and population.
 const ATTACK_IDENTITIES: usize = 50_000_000;
 
@@ -45,73 +47,92 @@ fn hand_made(
     Ok(encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 64 * 1024)?)
 }
 
-/// Runs one attack from member `org`; returns a one-line outcome.
-pub(crate) async fn launch(
+/// Prepares one attack from member `org`; the returned future runs it
+/// beside the timeline (it holds its own handles) and reports what it sent.
+pub(crate) fn launch(
     fed: &LocalFederation,
     org: usize,
     behaviour: Behaviour,
     count: usize,
     pop: &Population,
-    obs: &mut Observed,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<impl std::future::Future<Output = Task> + Send + 'static> {
     let me = &fed.nodes[org];
+    let handle = me.handle.clone();
+    let name = me.name.clone();
     let victim = fed.nodes.iter().find(|n| n.handle.org != me.handle.org).expect("two members").handle.org;
     let others: Vec<OrgId> = fed.nodes.iter().map(|n| n.handle.org).filter(|o| *o != me.handle.org).collect();
-    let mut sent = 0;
-    let mut refused = 0;
-    for k in 0..count {
-        let r = match behaviour {
-            Behaviour::Flood => {
-                let t = pop.template(ATTACK_IDENTITIES + k, 0);
-                let expires = now_ms() + DAY_MS;
-                me.handle.publish_alert(t, Category::Other, format!("FLOOD-{k}"), expires).await.map(|id| {
-                    obs.attack_alerts.insert(id);
-                })
-            }
-            Behaviour::Forge => {
-                let bytes = hand_made(fed, &me.identity, victim, now_ms() - k as u64, pop, k)?;
-                me.handle.raw_publish(bytes).await
-            }
-            Behaviour::Replay => {
-                let bytes = hand_made(fed, &me.identity, me.handle.org, now_ms() - 2 * DAY_MS - k as u64, pop, k)?;
-                me.handle.raw_publish(bytes).await
-            }
-            Behaviour::Oversized => me.handle.raw_request(others[k % others.len()], vec![7u8; 300_000 + k]).await,
-            Behaviour::Malformed => {
-                let junk = format!("not a vigil frame {k}").into_bytes();
-                let _ = me.handle.raw_publish(junk.clone()).await;
-                me.handle.raw_request(others[k % others.len()], junk).await
-            }
-            Behaviour::Probe => {
+    // Hand-made alerts are made now (they need the federation's files).
+    let crafted: Vec<Vec<u8>> = match behaviour {
+        Behaviour::Forge => (0..count)
+            .map(|k| hand_made(fed, &me.identity, victim, now_ms() - k as u64, pop, k))
+            .collect::<anyhow::Result<_>>()?,
+        Behaviour::Replay => (0..count)
+            .map(|k| hand_made(fed, &me.identity, me.handle.org, now_ms() - 2 * DAY_MS - k as u64, pop, k))
+            .collect::<anyhow::Result<_>>()?,
+        _ => vec![],
+    };
+    let templates: Vec<_> = match behaviour {
+        Behaviour::Flood => (0..count).map(|k| pop.template(ATTACK_IDENTITIES + k, 0)).collect(),
+        Behaviour::Probe => (0..count)
+            .map(|k| {
                 // A chosen vector: a basis direction, the kind of probe that
                 // maps a gallery rather than searches for a person.
                 let mut t = pop.template(ATTACK_IDENTITIES, 0);
                 let axis = k % t.vector.len();
                 t.vector.iter_mut().enumerate().for_each(|(i, x)| *x = if i == axis { 127 } else { 0 });
-                match me.handle.identify(t, "probe".into(), "none".into()).await {
-                    Ok(r) => {
-                        refused += r.peers.iter().filter(|p| p.status == "refused").count();
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+                t
+            })
+            .collect(),
+        _ => vec![],
+    };
+    Ok(async move {
+        let mut out = AttackOutcome {
+            org: name,
+            behaviour,
+            sent: 0,
+            penalised_by: 0,
+            blocked_by: 0,
+            refused: 0,
+            accepted_max: 0,
+            throttled: false,
+            flood_alerts: vec![],
         };
-        if r.is_ok() {
-            sent += 1;
+        let limit = vigil_config::NetworkConfig::default().max_frame_bytes;
+        let mut probes = tokio::task::JoinSet::new();
+        for k in 0..count {
+            let r = match behaviour {
+                Behaviour::Flood => {
+                    let expires = now_ms() + DAY_MS;
+                    handle
+                        .publish_alert(templates[k].clone(), Category::Other, format!("FLOOD-{k}"), expires)
+                        .await
+                        .map(|id| {
+                            out.flood_alerts.push(id);
+                        })
+                }
+                Behaviour::Forge | Behaviour::Replay => handle.raw_publish(crafted[k].clone()).await,
+                Behaviour::Oversized => handle.raw_request(others[k % others.len()], vec![7u8; limit + 1 + k]).await,
+                Behaviour::Malformed => {
+                    let junk = format!("not a vigil frame {k}").into_bytes();
+                    let _ = handle.raw_publish(junk.clone()).await;
+                    handle.raw_request(others[k % others.len()], junk).await
+                }
+                Behaviour::Probe => {
+                    let (h, t) = (handle.clone(), templates[k].clone());
+                    probes.spawn(async move { h.identify(t, "probe".into(), "none".into()).await });
+                    Ok(())
+                }
+            };
+            out.sent += usize::from(r.is_ok() && behaviour != Behaviour::Probe);
         }
-    }
-    obs.attacks.push(AttackOutcome {
-        org: me.name.clone(),
-        behaviour,
-        sent,
-        penalised_by: 0,
-        blocked_by: 0,
-        refused,
-        accepted_max: 0,
-        throttled: false,
-    });
-    Ok(format!("sent {sent} of {count}"))
+        while let Some(r) = probes.join_next().await {
+            if let Ok(Ok(r)) = r {
+                out.sent += 1;
+                out.refused += r.peers.iter().filter(|p| p.status == "refused").count();
+            }
+        }
+        Task::Attack(out)
+    })
 }
 
 /// Reads every honest member's audit log (and alert list, for floods).
@@ -124,7 +145,9 @@ pub(crate) async fn assess(fed: &LocalFederation, obs: &mut Observed) -> anyhow:
             let audit = n.handle.audit_export().await?;
             let is_attacker = |p: &str| p == hex || p == peer;
             a.penalised_by += usize::from(
-                audit.iter().any(|r| matches!(&r.entry.event, AuditEvent::PeerPenalised { peer, .. } if is_attacker(peer))),
+                audit
+                    .iter()
+                    .any(|r| matches!(&r.entry.event, AuditEvent::PeerPenalised { peer, .. } if is_attacker(peer))),
             );
             a.blocked_by += usize::from(
                 audit.iter().any(|r| matches!(&r.entry.event, AuditEvent::PeerBlocked { peer } if is_attacker(peer))),

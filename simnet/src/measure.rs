@@ -20,6 +20,8 @@ pub struct Published {
     pub issuer: usize,
     pub person: usize,
     pub at_s: f64,
+    /// The alert's creation time at its issuer.
+    pub created_ms: u64,
     pub withdrawn_at_s: Option<f64>,
     /// Members that were up and on the issuer's side when it was published.
     pub live: Vec<bool>,
@@ -104,6 +106,7 @@ pub struct Disclosure {
 pub enum Task {
     Query(Query),
     Disclosure(Disclosure),
+    Attack(AttackOutcome),
 }
 
 /// A logged timeline step.
@@ -130,6 +133,8 @@ pub struct AttackOutcome {
     /// Most flood alerts any member accepted.
     pub accepted_max: usize,
     pub throttled: bool,
+    #[serde(skip)]
+    pub flood_alerts: Vec<AlertId>,
 }
 
 /// Everything a drill saw.
@@ -160,6 +165,8 @@ pub struct Observed {
     pub attacks: Vec<AttackOutcome>,
     /// Alerts the attackers published (not counted as honest alerts).
     pub attack_alerts: BTreeSet<AlertId>,
+    /// When the first attack started (seconds into the timeline).
+    pub first_attack_s: Option<f64>,
     pub chains_ok: usize,
     pub lost_writes: usize,
     pub duplicate_writes: usize,
@@ -190,6 +197,7 @@ impl Observed {
             disclosures: vec![],
             attacks: vec![],
             attack_alerts: BTreeSet::new(),
+            first_attack_s: None,
             chains_ok: 0,
             lost_writes: 0,
             duplicate_writes: 0,
@@ -236,6 +244,10 @@ impl Observed {
         match t {
             Task::Query(q) => self.queries.push(q),
             Task::Disclosure(d) => self.disclosures.push(d),
+            Task::Attack(a) => {
+                self.attack_alerts.extend(a.flood_alerts.iter().copied());
+                self.attacks.push(a);
+            }
         }
     }
 
@@ -289,13 +301,16 @@ pub(crate) async fn settle(
     fed: &LocalFederation,
     obs: &mut Observed,
     background: &[std::ops::Range<usize>],
-    reachable: &dyn Fn(usize, usize) -> bool,
+    reachable: &dyn Fn(usize, usize, f64) -> bool,
     patience: Duration,
 ) -> anyhow::Result<()> {
     obs.plain = plain_decisions(obs, background);
     let n = obs.nodes;
-    obs.reachable =
-        obs.published.iter().map(|a| (0..n).map(|m| m != a.issuer && reachable(m, a.issuer)).collect()).collect();
+    obs.reachable = obs
+        .published
+        .iter()
+        .map(|a| (0..n).map(|m| m != a.issuer && reachable(m, a.issuer, a.at_s)).collect())
+        .collect();
     obs.received = vec![vec![None; n]; obs.published.len()];
     obs.hits = vec![vec![]; obs.published.len()];
     let deadline = Instant::now() + patience;
@@ -303,9 +318,8 @@ pub(crate) async fn settle(
     loop {
         let mut missing = 0;
         for m in 0..n {
-            let want: Vec<usize> = (0..obs.published.len())
-                .filter(|&k| obs.reachable[k][m] && obs.received[k][m].is_none())
-                .collect();
+            let want: Vec<usize> =
+                (0..obs.published.len()).filter(|&k| obs.reachable[k][m] && obs.received[k][m].is_none()).collect();
             if want.is_empty() {
                 continue;
             }
@@ -376,9 +390,11 @@ pub(crate) async fn finish(fed: &LocalFederation, obs: &mut Observed, acked: &[V
         let ids: BTreeSet<u64> = records.iter().map(|r| r.id).collect();
         obs.lost_writes += acked[i].iter().filter(|id| !ids.contains(id)).count();
         obs.duplicate_writes += records.len() - ids.len();
-        let own: BTreeSet<AlertId> = node.handle.alerts().await.unwrap_or_default().iter().filter(|a| a.own).map(|a| a.id).collect();
+        let own: BTreeSet<AlertId> =
+            node.handle.alerts().await.unwrap_or_default().iter().filter(|a| a.own).map(|a| a.id).collect();
         obs.lost_writes += obs.published.iter().filter(|a| a.issuer == i && !own.contains(&a.id)).count();
     }
+    obs.attacks.sort_by(|a, b| a.org.cmp(&b.org));
     crate::attack::assess(fed, obs).await
 }
 
@@ -395,7 +411,8 @@ pub(crate) async fn disclose(
     let t0 = Instant::now();
     let mut d = Disclosure { alert: label, approve, requested: 0, answered: 0, early: 0, max_ms: 0, error: None };
     let deadline = Instant::now() + patience;
-    let on_alert = |s: &HitSource| matches!(s, HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } if *a == alert);
+    let on_alert =
+        |s: &HitSource| matches!(s, HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } if *a == alert);
     // Wait for the first hit, then ask each holder once (its first hit).
     let hits = loop {
         let hits: Vec<_> = nodes[issuer]

@@ -37,7 +37,8 @@ fn delivery_cdf(r: &Report) -> String {
             .build_cartesian_2d(0f64..max * 1.05, 0f64..1.0)?;
         chart.configure_mesh().x_desc("ms after publication").y_desc("fraction delivered").draw()?;
         let n = d.len() as f64;
-        chart.draw_series(LineSeries::new(d.iter().enumerate().map(|(i, v)| (*v as f64, (i + 1) as f64 / n)), &BLUE))?;
+        chart
+            .draw_series(LineSeries::new(d.iter().enumerate().map(|(i, v)| (*v as f64, (i + 1) as f64 / n)), &BLUE))?;
         Ok(())
     })
 }
@@ -123,7 +124,11 @@ pub fn html(r: &Report) -> String {
     h += "<h2>Invariants</h2><table>";
     for i in &r.invariants {
         let (class, word) = if i.passed { ("pass", "pass") } else { ("fail", "FAIL") };
-        h += &format!("<tr><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td></tr>", escape(&i.name), escape(&i.detail));
+        h += &format!(
+            "<tr><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td></tr>",
+            escape(&i.name),
+            escape(&i.detail)
+        );
     }
     h += "</table>";
     for fig in [delivery_cdf(r), hits_over_time(r), bytes_per_node(r)] {

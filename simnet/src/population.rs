@@ -97,7 +97,15 @@ impl Population {
         unit(&mut v);
         let ex = lookup(EXTRACTOR).expect("known extractor");
         let vector = quantise(&v).expect("synthetic vectors are finite and non-zero");
-        (poor, Template { modality: ex.modality, extractor: ex.id.into(), quality: Some(if poor { 35 } else { 80 }), vector })
+        (
+            poor,
+            Template {
+                modality: ex.modality,
+                extractor: ex.id.into(),
+                quality: Some(if poor { 35 } else { 80 }),
+                vector,
+            },
+        )
     }
 
     pub fn template(&self, i: usize, k: u64) -> Template {

@@ -73,6 +73,10 @@ pub struct Report {
     pub delivery_p99_ms: u64,
     pub delivery_max_ms: u64,
     /// Deliveries to members that were down or cut off then (catch-up).
+    /// Honest alerts' live delivery p99 before the first attack and from it on
+    /// (only when the scenario has attacks).
+    pub p99_before_attacks_ms: Option<u64>,
+    pub p99_during_attacks_ms: Option<u64>,
     pub catchup_deliveries: usize,
     pub catchup_max_ms: u64,
     pub simulated_latency_ms: u64,
@@ -130,6 +134,7 @@ impl Report {
         let honest: Vec<usize> =
             (0..obs.published.len()).filter(|&k| !obs.attack_alerts.contains(&obs.published[k].id)).collect();
         let (mut live, mut catchup) = (Vec::new(), Vec::new());
+        let (mut before, mut during) = (Vec::new(), Vec::new());
         let mut undelivered = 0;
         let mut per_alert = Vec::new();
         let (mut expected, mut found_true, mut found_false) = (0, 0, 0);
@@ -140,7 +145,7 @@ impl Report {
         let mut hit_times = Vec::new();
         for &k in &honest {
             let a = &obs.published[k];
-            let created = obs.start_ms + (a.at_s * 1000.0) as u64;
+            let created = a.created_ms;
             let mut delays = Vec::new();
             for m in 0..obs.nodes {
                 if !obs.reachable[k][m] {
@@ -152,7 +157,12 @@ impl Report {
                         let d = at.saturating_sub(created);
                         delays.push(d);
                         if a.live[m] {
-                            live.push(d)
+                            live.push(d);
+                            match obs.first_attack_s {
+                                Some(t) if a.at_s >= t => during.push(d),
+                                Some(_) => before.push(d),
+                                None => {}
+                            }
                         } else {
                             catchup.push(d)
                         }
@@ -200,6 +210,9 @@ impl Report {
         }
         live.sort_unstable();
         catchup.sort_unstable();
+        before.sort_unstable();
+        during.sort_unstable();
+        let p99 = |v: &[u64]| (!v.is_empty()).then(|| percentile(v, 0.99));
         to_hit.sort_unstable();
         hit_times.sort_unstable();
         let hits_over_time = hit_times.iter().enumerate().map(|(i, t)| (*t as f64 / 1000.0, i + 1)).collect();
@@ -305,6 +318,8 @@ impl Report {
             delivery_p95_ms: percentile(&live, 0.95),
             delivery_p99_ms: percentile(&live, 0.99),
             delivery_max_ms: live.last().copied().unwrap_or(0),
+            p99_before_attacks_ms: p99(&before),
+            p99_during_attacks_ms: p99(&during),
             catchup_deliveries: catchup.len(),
             catchup_max_ms: catchup.last().copied().unwrap_or(0),
             simulated_latency_ms: 0,
@@ -438,7 +453,13 @@ impl Report {
             }
         }
         if !self.attacks.is_empty() {
-            m += "\n## Malicious members\n\n| member | behaviour | sent | penalised by | blocked by | refused | throttled |\n|---|---|---|---|---|---|---|\n";
+            m += &format!(
+                "\n## Malicious members\n\nHonest alerts' live delivery p99: {} ms before the first attack, {} ms from \
+                 it on.\n\n",
+                self.p99_before_attacks_ms.map_or("-".into(), |v| v.to_string()),
+                self.p99_during_attacks_ms.map_or("-".into(), |v| v.to_string())
+            );
+            m += "| member | behaviour | sent | penalised by | blocked by | refused | throttled |\n|---|---|---|---|---|---|---|\n";
             for a in &self.attacks {
                 m += &format!(
                     "| {} | {:?} | {} | {} | {} | {} | {} |\n",

@@ -131,11 +131,23 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     pb.set_message(format!("starting {n} nodes"));
     let specs: Vec<OrgSpec> = s.orgs.iter().map(|o| OrgSpec::new(&o.name, o.kind)).collect();
     let (form, budget, flood) = (s.form, s.query_budget_per_hour, s.alerts_per_issuer_per_hour);
+    // A member that sends oversized frames runs a node modified to send them.
+    let oversized: Vec<usize> = s
+        .events
+        .iter()
+        .filter_map(|e| match e.action {
+            Action::Attack { org, behaviour: crate::scenario::Behaviour::Oversized, .. } => Some(org),
+            _ => None,
+        })
+        .collect();
     let tap_wire = wire.clone();
     let opts = FederationOptions {
         memory: true,
         tap: Box::new(move |i| Some(tap_wire.tap(i))),
-        tweak: Box::new(move |_, c| {
+        tweak: Box::new(move |i, c| {
+            if oversized.contains(&i) {
+                c.network.max_frame_bytes = attack::OVERSIZED_SENDER_LIMIT;
+            }
             if form == Form::Protected {
                 c.alerts.form = vigil_config::AlertForm::Protected;
             }
@@ -213,6 +225,8 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
                 let expires = now_ms() + 7 * 24 * 3600 * 1000;
                 match fed.nodes[*org].handle.publish_alert(t, *category, alert.clone(), expires).await {
                     Ok(id) => {
+                        let views = fed.nodes[*org].handle.alerts().await.unwrap_or_default();
+                        let created_ms = views.iter().find(|v| v.id == id).map_or_else(now_ms, |v| v.created_at_ms);
                         let live: Vec<bool> = (0..n)
                             .map(|m| {
                                 !down[m]
@@ -226,6 +240,7 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
                             issuer: *org,
                             person: *person,
                             at_s: at,
+                            created_ms,
                             withdrawn_at_s: None,
                             live,
                         });
@@ -289,8 +304,11 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
                 }
             }
             Action::Attack { org, behaviour, count } => {
-                let r = attack::launch(&fed, *org, *behaviour, *count, &plan.pop, &mut obs).await;
-                r.map(|m| m.to_string())
+                obs.first_attack_s.get_or_insert(at);
+                attack::launch(&fed, *org, *behaviour, *count, &plan.pop).map(|f| {
+                    tasks.spawn(f);
+                    "started".to_string()
+                })
             }
         };
         obs.log(at, e.line, describe(s, &e.action), result);
@@ -302,8 +320,16 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     pb.set_message("waiting for delivery and hits");
     obs.timeline_s = start.elapsed().as_secs_f64();
     let patience = Duration::from_secs_f64(s.patience_s);
-    let reachable = |a: usize, b: usize| {
-        component(&s.orgs[a].region, &partition) == component(&s.orgs[b].region, &partition)
+    // Members that attacked are not owed the alerts published after their attack.
+    let attacked_at = |m: usize| {
+        s.events.iter().find_map(|e| match e.action {
+            Action::Attack { org, .. } if org == m => Some(e.at_s),
+            _ => None,
+        })
+    };
+    let reachable = |m: usize, issuer: usize, at_s: f64| {
+        component(&s.orgs[m].region, &partition) == component(&s.orgs[issuer].region, &partition)
+            && attacked_at(m).is_none_or(|t| t > at_s)
     };
     measure::settle(&fed, &mut obs, &plan.background, &reachable, patience).await?;
     while let Some(t) = tasks.join_next().await {

@@ -132,6 +132,9 @@ struct RawCases {
     /// Alerts about persons nobody holds (non-mated searches), beside the cases.
     #[serde(default)]
     unknown: usize,
+    /// Only members of this region publish and hold the cases.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,7 +277,10 @@ impl Scenario {
                 None => ScenarioError::Syntax(e.message().to_string()),
             }
         })?;
-        let at = |span: std::ops::Range<usize>, message: String| ScenarioError::At { line: line_of(text, span.start), message };
+        let at = |span: std::ops::Range<usize>, message: String| ScenarioError::At {
+            line: line_of(text, span.start),
+            message,
+        };
 
         let drill_span = raw.drill.span();
         let drill = raw.drill.into_inner();
@@ -380,7 +386,9 @@ impl Scenario {
                 }
             };
             let action = match e.action.as_str() {
-                "enrol" => Action::Enrol { org: need_org()?, person: person(&mut persons, &need(&e.person, "person")?) },
+                "enrol" => {
+                    Action::Enrol { org: need_org()?, person: person(&mut persons, &need(&e.person, "person")?) }
+                }
                 "publish" => {
                     let org = need_org()?;
                     let label = need(&e.person, "person")?;
@@ -457,20 +465,31 @@ impl Scenario {
         }
 
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ca5e);
+        // Generated cases involve honest members only.
+        let honest: Vec<usize> = (0..orgs.len())
+            .filter(|o| !events.iter().any(|e| matches!(e.action, Action::Attack { org, .. } if org == *o)))
+            .collect();
         for c in raw.cases {
             let span = c.span();
             let c = c.into_inner();
             if c.count + c.unknown == 0 || c.count + c.unknown > 10_000 {
                 return Err(at(span, "cases.count + cases.unknown must be in [1, 10000]".into()));
             }
-            if c.holders == 0 || c.holders + 1 > orgs.len() {
-                return Err(at(span, format!("cases.holders = {} needs more organisations", c.holders)));
+            let honest: Vec<usize> = match &c.region {
+                Some(r) if !regions.contains(r.as_str()) => {
+                    return Err(at(span, format!("unknown region {r:?}")));
+                }
+                Some(r) => honest.iter().copied().filter(|o| orgs[*o].region == *r).collect(),
+                None => honest.clone(),
+            };
+            if c.holders == 0 || c.holders + 1 > honest.len() {
+                return Err(at(span, format!("cases.holders = {} needs more (honest) organisations", c.holders)));
             }
             if c.at_s < 0.0 || c.every_s < 0.0 {
                 return Err(at(span, "cases.at_s and cases.every_s must not be negative".into()));
             }
             for k in 0..c.count + c.unknown {
-                let mut order: Vec<usize> = (0..orgs.len()).collect();
+                let mut order = honest.clone();
                 order.shuffle(&mut rng);
                 let label = format!("case-{}", persons.len());
                 let p = person(&mut persons, &label);
@@ -485,7 +504,12 @@ impl Scenario {
                 events.push(Event {
                     at_s: t + jitter,
                     line: 0,
-                    action: Action::Publish { org: order[0], person: p, alert: label.clone(), category: Category::Missing },
+                    action: Action::Publish {
+                        org: order[0],
+                        person: p,
+                        alert: label.clone(),
+                        category: Category::Missing,
+                    },
                 });
             }
         }
@@ -536,5 +560,66 @@ impl Scenario {
              {nodes}\nrecords = {records}\n\n[[cases]]\ncount = {alerts}\nat_s = 0.5\n"
         );
         Self::parse(&text, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[drill]\nname = \"t\"\n\n[[org]]\nname = \"a\"\nkind = \"ngo\"\ncount = 2\nregion = \"r\"\n";
+
+    fn err(extra: &str) -> String {
+        Scenario::parse(&format!("{BASE}{extra}"), None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_its_line() {
+        assert!(Scenario::parse(BASE, None).is_ok());
+        let e = err("\n[[event]]\nat_s = 1\naction = \"publish\"\norg = \"nobody\"\nperson = \"x\"\n");
+        assert!(e.starts_with("line 10:") && e.contains("unknown organisation \"nobody\""), "{e}");
+        let e = err("\n[[event]]\nat_s = 1\naction = \"dance\"\n");
+        assert!(e.starts_with("line 10:") && e.contains("unknown action \"dance\""), "{e}");
+        let e = err("\n[[event]]\nat_s = 1\naction = \"withdraw\"\nalert = \"never\"\n");
+        assert!(e.contains("line 10") && e.contains("not published"), "{e}");
+        let e = err("\n[[event]]\nat_s = 1\naction = \"partition\"\nregions = [\"mars\"]\n");
+        assert!(e.contains("unknown region \"mars\""), "{e}");
+        let e = err("\n[[event]]\nat_s = 1\naction = \"offline\"\norg = \"a-01\"\n");
+        assert!(e.contains("needs for_s"), "{e}");
+        let e = err("\n[[event]]\nat_s = 1\naction = \"attack\"\norg = \"a-01\"\nbehaviour = \"charm\"\n");
+        assert!(e.contains("unknown behaviour \"charm\""), "{e}");
+        // Syntax and schema errors point at their line too.
+        let e = err("\n[[org]]\nname = \"b\"\nkind = \"pirate\"\n");
+        assert!(e.starts_with("line 12:") && e.contains("pirate"), "{e}");
+        let e = err("\n[[org]]\nname = \"c\"\nkind = \"ngo\"\ncolour = \"red\"\n");
+        assert!(e.contains("line 1") && e.contains("colour"), "{e}");
+        let e = err("\n[[org]]\nname = \"a-01\"\nkind = \"ngo\"\n");
+        assert!(e.contains("defined twice"), "{e}");
+        let e = Scenario::parse("[drill]\nname = \"t\"\n", None).unwrap_err().to_string();
+        assert!(e.contains("at least two organisations"), "{e}");
+        let e = Scenario::parse("[drill\n", None).unwrap_err().to_string();
+        assert!(e.starts_with("line 1:"), "{e}");
+        let big = "#".repeat(MAX_SCENARIO_BYTES + 1);
+        assert!(Scenario::parse(&big, None).unwrap_err().to_string().contains("limit"));
+    }
+
+    #[test]
+    fn cases_are_seeded_and_ordered() {
+        let text = format!("{BASE}\n[[org]]\nname = \"b\"\nkind = \"police\"\ncount = 3\n\n[[cases]]\ncount = 4\nat_s = 1\nevery_s = 0.5\n");
+        let a = Scenario::parse(&text, Some(1)).unwrap();
+        assert_eq!(a.events, Scenario::parse(&text, Some(1)).unwrap().events);
+        assert_ne!(a.events, Scenario::parse(&text, Some(2)).unwrap().events);
+        assert_eq!(a.events.iter().filter(|e| matches!(e.action, Action::Publish { .. })).count(), 4);
+        assert!(a.events.windows(2).all(|w| w[0].at_s <= w[1].at_s));
+        // Each case's holder enrols before its alert is published.
+        for e in &a.events {
+            if let Action::Publish { person, org, .. } = &e.action {
+                let enrol = a
+                    .events
+                    .iter()
+                    .position(|x| matches!(x.action, Action::Enrol { person: p, org: o } if p == *person && o != *org));
+                assert!(enrol.is_some());
+            }
+        }
     }
 }

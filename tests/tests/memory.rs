@@ -62,7 +62,8 @@ async fn twelve_nodes_over_the_in_memory_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarts_after_a_stop_and_after_a_crash_over_the_memory_transport() {
     let specs: Vec<OrgSpec> = (0..3).map(|i| OrgSpec::new(&format!("Org {i}"), OrgKind::Ngo)).collect();
-    let mut fed = LocalFederation::start(&specs, FederationOptions { memory: true, ..Default::default() }).await.unwrap();
+    let mut fed =
+        LocalFederation::start(&specs, FederationOptions { memory: true, ..Default::default() }).await.unwrap();
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     fed.stop(1).await;
     fed.start_again(1).await.expect("restart after a clean stop");

@@ -541,7 +541,10 @@ impl Runtime {
             .collect();
         for (peer, addrs) in targets {
             let b = self.swarm.behaviour();
-            if self.swarm.is_connected(&peer) || b.block.blocked_peers().contains(&peer) || b.cut.blocked_peers().contains(&peer) {
+            if self.swarm.is_connected(&peer)
+                || b.block.blocked_peers().contains(&peer)
+                || b.cut.blocked_peers().contains(&peer)
+            {
                 continue;
             }
             let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addrs).build();
@@ -665,7 +668,6 @@ impl Runtime {
         }
         Ok(())
     }
-
 }
 
 fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> String {
