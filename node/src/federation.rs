@@ -170,7 +170,7 @@ impl LocalFederation {
             if Instant::now() > deadline {
                 anyhow::bail!("members {members:?} did not all connect within {timeout:?}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -144,7 +144,12 @@ pub struct Observed {
     pub orgs: Vec<OrgId>,
     pub pop: Population,
     pub start_ms: u64,
+    /// Phases: starting and connecting the nodes, enrolling the population,
+    /// the timeline, waiting for delivery and hits.
+    pub setup_s: f64,
+    pub enrol_s: f64,
     pub timeline_s: f64,
+    pub settle_s: f64,
     pub wall_s: f64,
     pub published: Vec<Published>,
     /// (org, person, at_s) of acknowledged enrolments of named persons.
@@ -182,7 +187,10 @@ impl Observed {
             orgs,
             pop,
             start_ms: 0,
+            setup_s: 0.0,
+            enrol_s: 0.0,
             timeline_s: 0.0,
+            settle_s: 0.0,
             wall_s: 0.0,
             published: vec![],
             enrolments: vec![],

@@ -107,7 +107,10 @@ pub struct Report {
     pub events: Vec<Logged>,
     /// SHA-256 over the events and outcomes that a seed determines (not timings).
     pub outcome_digest: String,
+    pub setup_s: f64,
+    pub enrol_s: f64,
     pub timeline_s: f64,
+    pub settle_s: f64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
     /// (seconds since the timeline started, hits so far) at the issuers.
@@ -357,7 +360,10 @@ impl Report {
             per_node,
             events: obs.log.clone(),
             outcome_digest: hex(&digest.finalize()),
+            setup_s: obs.setup_s,
+            enrol_s: obs.enrol_s,
             timeline_s: obs.timeline_s,
+            settle_s: obs.settle_s,
             wall_s: obs.wall_s,
             peak_rss_mb: vigil_node::bench::peak_rss_mb(),
             hits_over_time,
@@ -371,9 +377,19 @@ impl Report {
         let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{:.2} %", x * 100.0));
         m += &format!("# Drill report: {}\n\n", self.scenario);
         m += &format!(
-            "Seed {}, alert form {:?}, {} organisations, {} records, {} alerts. Wall time {:.1} s, peak memory {:.0} \
-             MB.\n\n",
-            self.seed, self.form, self.nodes, self.records, self.alerts, self.wall_s, self.peak_rss_mb
+            "Seed {}, alert form {:?}, {} organisations, {} records, {} alerts. Wall time {:.1} s (start {:.1} s, \
+             enrolment {:.1} s, timeline {:.1} s, settling {:.1} s), peak memory {:.0} MB.\n\n",
+            self.seed,
+            self.form,
+            self.nodes,
+            self.records,
+            self.alerts,
+            self.wall_s,
+            self.setup_s,
+            self.enrol_s,
+            self.timeline_s,
+            self.settle_s,
+            self.peak_rss_mb
         );
         m += "## Invariants\n\n| | invariant | detail |\n|---|---|---|\n";
         for i in &self.invariants {

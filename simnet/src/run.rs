@@ -164,6 +164,8 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     fed.wait_connected(&all, Duration::from_secs_f64(s.patience_s)).await?;
     let orgs: Vec<vigil_protocol::OrgId> = fed.nodes.iter().map(|x| x.handle.org).collect();
 
+    let setup_s = t0.elapsed().as_secs_f64();
+    let t_enrol = Instant::now();
     pb.set_message("enrolling the population");
     let mut acked: Vec<Vec<u64>> = vec![Vec::new(); n];
     for (o, range) in plan.background.iter().enumerate() {
@@ -187,6 +189,8 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     steps.sort_by(|a, b| a.0.total_cmp(&b.0));
 
     let mut obs = Observed::new(s, orgs.clone(), plan.pop.clone());
+    obs.setup_s = setup_s;
+    obs.enrol_s = t_enrol.elapsed().as_secs_f64();
     let mut down = vec![false; n];
     let mut partition: Option<Vec<String>> = None;
     let mut tasks = tokio::task::JoinSet::new();
@@ -331,7 +335,9 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
         component(&s.orgs[m].region, &partition) == component(&s.orgs[issuer].region, &partition)
             && attacked_at(m).is_none_or(|t| t > at_s)
     };
+    let t_settle = Instant::now();
     measure::settle(&fed, &mut obs, &plan.background, &reachable, patience).await?;
+    obs.settle_s = t_settle.elapsed().as_secs_f64();
     while let Some(t) = tasks.join_next().await {
         match t {
             Ok(t) => obs.task(t),

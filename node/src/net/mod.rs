@@ -60,16 +60,28 @@ pub fn keypair(secret: &[u8; 32]) -> Result<identity::Keypair, NetError> {
     identity::Keypair::ed25519_from_bytes(&mut s).map_err(|e| NetError::Key(e.to_string()))
 }
 
-/// An organisation's PeerId.
+/// The bytes of an ed25519 PeerId before its 32 key bytes: identity
+/// multihash (0x00, length 36) over the protobuf-encoded public key (field 1
+/// key type = 1 (Ed25519), field 2 = 32 bytes).
+const ED25519_PEER_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+
+/// An organisation's PeerId. Built from the bytes, without decompressing
+/// the key (hot: every request and every redial); an OrgId that is not a
+/// valid key gives a PeerId nobody can authenticate as.
 pub fn peer_id(org: &OrgId) -> Result<PeerId, NetError> {
-    let pk = identity::ed25519::PublicKey::try_from_bytes(&org.0).map_err(|e| NetError::Key(e.to_string()))?;
-    Ok(identity::PublicKey::from(pk).to_peer_id())
+    let mut bytes = ED25519_PEER_PREFIX.to_vec();
+    bytes.extend_from_slice(&org.0);
+    PeerId::from_bytes(&bytes).map_err(|e| NetError::Key(e.to_string()))
 }
 
-/// The organisation behind an ed25519 PeerId.
+/// The organisation behind an ed25519 PeerId (the peers of this node's
+/// connections were authenticated by Noise, so the key is not decoded again).
 pub fn org_of(peer: &PeerId) -> Option<OrgId> {
     let bytes = peer.to_bytes();
-    // identity multihash (0x00, len) over the protobuf-encoded public key.
+    if bytes.len() == 38 && bytes[..6] == ED25519_PEER_PREFIX {
+        return Some(OrgId(bytes[6..].try_into().ok()?));
+    }
+    // Any other encoding: decode the key properly.
     if bytes.len() < 2 || bytes[0] != 0 {
         return None;
     }
@@ -157,4 +169,23 @@ pub fn tcp_swarm(
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_and_orgs_map_both_ways_without_decoding_keys() {
+        for seed in [[1u8; 32], [7u8; 32], [200u8; 32]] {
+            let key = keypair(&seed).unwrap();
+            let pk = key.public().try_into_ed25519().unwrap();
+            let org = OrgId(pk.to_bytes());
+            // The fast paths agree with libp2p's own derivation.
+            assert_eq!(peer_id(&org).unwrap(), key.public().to_peer_id());
+            assert_eq!(org_of(&key.public().to_peer_id()), Some(org));
+        }
+        // Not an ed25519 identity PeerId: no organisation.
+        assert_eq!(org_of(&PeerId::random()), None);
+    }
 }

@@ -9,10 +9,10 @@ use libp2p::request_response::ResponseChannel;
 use vigil_protocol::{decode, encode, AlertId, FetchProbe, OrgId, Request, Response, Tag};
 
 impl Runtime {
-    /// Runs a holder's answer job off the async runtime.
+    /// Runs a holder's answer job on the bulk pool, off the async runtime.
     pub(super) fn spawn_alert_job(&mut self, job: Box<AlertJob>) {
         let tx = self.jobs_tx.clone();
-        tokio::task::spawn_blocking(move || {
+        super::heavy::spawn_heavy(move || {
             let pages = job.run();
             let _ = tx.blocking_send(JobDone::AlertAnswered { job, pages });
         });

@@ -272,7 +272,7 @@ impl Runtime {
                                 let tx = self.jobs_tx.clone();
                                 let max = self.config.queries.max_answer_bytes;
                                 // Homomorphic work never runs on the async runtime.
-                                tokio::task::spawn_blocking(move || {
+                                super::heavy::spawn_heavy(move || {
                                     let frame = vigil_matcher::encrypted::respond(
                                         &job.probe,
                                         &job.gallery.layout,

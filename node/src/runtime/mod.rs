@@ -5,6 +5,7 @@
 
 mod alerts;
 mod commands;
+mod heavy;
 mod identify;
 mod upkeep;
 mod views;
@@ -253,6 +254,8 @@ struct Runtime {
     /// Closed explicitly on stop: the in-memory transport frees a port only
     /// when its listener is removed, not when the swarm is dropped.
     listeners: Vec<libp2p::core::transport::ListenerId>,
+    /// Roster members to keep connected to, with their addresses.
+    dial_targets: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -328,6 +331,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         jobs_tx,
         tap: tap.clone(),
         listeners,
+        dial_targets: Vec::new(),
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -442,8 +446,19 @@ impl Runtime {
     /// made durable together (one flush) before any action that leaves the
     /// node, so nothing is sent or acknowledged before it is on disk.
     fn apply(&mut self, actions: Vec<Action>) -> Result<(), NodeError> {
+        self.apply_with(actions, false)
+    }
+
+    /// As `apply`; with `lazy`, the writes after the last action that
+    /// leaves the node are not flushed now (sled's periodic flush or the
+    /// next commit makes them durable). Only for gossip: receiving an
+    /// alert acknowledges nothing, and catch-up restores what a crash
+    /// loses. Answer jobs are local: spawned after the writes, and their
+    /// results go through `apply` (and a flush) before they are sent.
+    fn apply_with(&mut self, actions: Vec<Action>, lazy: bool) -> Result<(), NodeError> {
         let mut writes: Vec<StoreOp> = Vec::new();
         let mut audits: Vec<AuditEvent> = Vec::new();
+        let mut jobs = Vec::new();
         for a in actions {
             match a {
                 Action::Store(op) => {
@@ -452,6 +467,10 @@ impl Runtime {
                 }
                 Action::Audit(ev) => {
                     audits.push(ev);
+                    continue;
+                }
+                Action::AnswerAlert(job) if lazy => {
+                    jobs.push(job);
                     continue;
                 }
                 _ => {}
@@ -484,7 +503,14 @@ impl Runtime {
                 }
             }
         }
-        self.store.commit(&writes, now_ms(), audits)?;
+        if lazy {
+            self.store.commit_unflushed(&writes, now_ms(), audits)?;
+        } else {
+            self.store.commit(&writes, now_ms(), audits)?;
+        }
+        for job in jobs {
+            self.spawn_alert_job(job);
+        }
         Ok(())
     }
 
@@ -513,8 +539,18 @@ impl Runtime {
         }
     }
 
+    /// Allows the roster's members (and only them) and notes whom to dial.
     fn sync_allow_list(&mut self) {
         let Some(r) = self.engine.roster() else { return };
+        let me = self.engine.org();
+        // Decoding a member's key is not free: done once per roster, not per redial.
+        self.dial_targets = r
+            .body()
+            .members
+            .iter()
+            .filter(|m| m.org != me && !m.addrs.is_empty())
+            .filter_map(|m| Some((net::peer_id(&m.org).ok()?, m.addrs.iter().filter_map(|a| a.parse().ok()).collect())))
+            .collect();
         let members: Vec<PeerId> = r.body().members.iter().filter_map(|m| net::peer_id(&m.org).ok()).collect();
         let allow = &mut self.swarm.behaviour_mut().allow;
         let current: Vec<PeerId> = allow.allowed_peers().iter().copied().collect();
@@ -530,24 +566,13 @@ impl Runtime {
 
     /// Dials every roster member we are not connected to.
     fn redial(&mut self) {
-        let Some(r) = self.engine.roster() else { return };
-        let me = self.engine.org();
-        let targets: Vec<(PeerId, Vec<Multiaddr>)> = r
-            .body()
-            .members
-            .iter()
-            .filter(|m| m.org != me && !m.addrs.is_empty())
-            .filter_map(|m| Some((net::peer_id(&m.org).ok()?, m.addrs.iter().filter_map(|a| a.parse().ok()).collect())))
-            .collect();
-        for (peer, addrs) in targets {
+        for (peer, addrs) in &self.dial_targets {
             let b = self.swarm.behaviour();
-            if self.swarm.is_connected(&peer)
-                || b.block.blocked_peers().contains(&peer)
-                || b.cut.blocked_peers().contains(&peer)
+            if self.swarm.is_connected(peer) || b.block.blocked_peers().contains(peer) || b.cut.blocked_peers().contains(peer)
             {
                 continue;
             }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addrs).build();
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(org = %self.name, %peer, "dial failed: {e}");
             }
@@ -567,7 +592,7 @@ impl Runtime {
                     None => (Verdict::Reject("non-ed25519 peer".into()), vec![]),
                 };
                 let (verdict, actions) = verdict_actions;
-                self.apply(actions)?;
+                self.apply_with(actions, true)?;
                 let acceptance = match &verdict {
                     Verdict::Accept => gossipsub::MessageAcceptance::Accept,
                     Verdict::Ignore(_) => gossipsub::MessageAcceptance::Ignore,

@@ -335,6 +335,12 @@ impl AuditLog {
     /// Appends several entries in one batch with one flush (a page of
     /// catch-up, say); durable before it returns.
     pub(super) fn append_many(&self, at_ms: u64, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.append_many_with(at_ms, events, true)
+    }
+
+    /// As `append_many`; `flush: false` leaves durability to the next
+    /// flush (sled's own, within its flush interval, or the next commit).
+    pub(super) fn append_many_with(&self, at_ms: u64, events: Vec<AuditEvent>, flush: bool) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -352,7 +358,9 @@ impl AuditLog {
         }
         batch.insert(HEAD, self.seal_value(HEAD, &new_head)?);
         self.tree.apply_batch(batch)?;
-        self.tree.flush()?;
+        if flush {
+            self.tree.flush()?;
+        }
         *head = new_head;
         Ok(())
     }

@@ -345,6 +345,15 @@ impl Store {
         self.audit.append_many(at_ms, audits)
     }
 
+    /// Applies `ops` and appends `audits` without waiting for them to be
+    /// durable: for state nobody was promised (an alert received by
+    /// gossip, which catch-up restores if it is lost). The next flushing
+    /// commit, or sled's periodic flush, makes it durable.
+    pub fn commit_unflushed(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.write(ops)?;
+        self.audit.append_many_with(at_ms, audits, false)
+    }
+
     fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
             if let StoreOp::DeleteRecord(id) = op {
