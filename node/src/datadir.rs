@@ -171,6 +171,7 @@ impl Opened {
             identity: self.identity.clone(),
             tap,
             seed: None,
+            memory_latency: std::time::Duration::ZERO,
         }
     }
 }

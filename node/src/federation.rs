@@ -45,6 +45,7 @@ pub struct LocalNode {
     pub identity: Arc<Identity>,
     pub secret: Secret,
     tap: Option<Tap>,
+    latency: Duration,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -73,11 +74,13 @@ pub struct FederationOptions {
     /// Nodes talk over libp2p's in-memory transport (`/memory/N`) instead
     /// of loopback TCP: many nodes in one process, no sockets.
     pub memory: bool,
+    /// Simulated one-way latency on every in-memory link.
+    pub latency: Duration,
 }
 
 impl Default for FederationOptions {
     fn default() -> Self {
-        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None), memory: false }
+        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None), memory: false, latency: Duration::ZERO }
     }
 }
 
@@ -120,12 +123,22 @@ impl LocalFederation {
             datadir::init(&dir, &cfg, &secret)?;
             let opened = datadir::open(&dir, &secret)?;
             let tap = (opts.tap)(i);
-            let handle = runtime::start(opened.node_options(tap.clone())).await?;
+            let mut node_opts = opened.node_options(tap.clone());
+            node_opts.memory_latency = opts.latency;
+            let handle = runtime::start(node_opts).await?;
             // Pin the bound address so a restart listens where the roster says.
             let mut pinned = opened.config.clone();
             pinned.network.listen = handle.listen.iter().map(|a| a.to_string()).collect();
             std::fs::write(dir.join("vigil.toml"), pinned.to_commented_toml())?;
-            nodes.push(LocalNode { name: spec.name.clone(), handle, dir, identity: opened.identity, secret, tap });
+            nodes.push(LocalNode {
+                name: spec.name.clone(),
+                handle,
+                dir,
+                identity: opened.identity,
+                secret,
+                tap,
+                latency: opts.latency,
+            });
         }
         let members = specs
             .iter()
@@ -191,8 +204,9 @@ impl LocalFederation {
     pub async fn start_again(&mut self, i: usize) -> Result<(), anyhow::Error> {
         let n = &self.nodes[i];
         let opened = n.open()?;
-        let handle =
-            runtime::start(opened.node_options(n.tap.clone())).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
+        let mut node_opts = opened.node_options(n.tap.clone());
+        node_opts.memory_latency = n.latency;
+        let handle = runtime::start(node_opts).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
         self.nodes[i].handle = handle;
         Ok(())
     }

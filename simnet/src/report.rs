@@ -325,7 +325,7 @@ impl Report {
             p99_during_attacks_ms: p99(&during),
             catchup_deliveries: catchup.len(),
             catchup_max_ms: catchup.last().copied().unwrap_or(0),
-            simulated_latency_ms: 0,
+            simulated_latency_ms: s.latency_ms,
             time_to_hit_p50_ms: percentile(&to_hit, 0.5),
             time_to_hit_max_ms: to_hit.last().copied().unwrap_or(0),
             hits_expected: expected,

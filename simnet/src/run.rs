@@ -143,6 +143,7 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     let tap_wire = wire.clone();
     let opts = FederationOptions {
         memory: true,
+        latency: Duration::from_millis(s.latency_ms),
         tap: Box::new(move |i| Some(tap_wire.tap(i))),
         tweak: Box::new(move |i, c| {
             if oversized.contains(&i) {

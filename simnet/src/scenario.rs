@@ -53,6 +53,9 @@ struct RawDrill {
     patience_s: f64,
     #[serde(default)]
     description: String,
+    /// Simulated one-way latency of every link, in milliseconds.
+    #[serde(default)]
+    latency_ms: u64,
     /// Overrides `queries.per_hour` at every node.
     #[serde(default)]
     query_budget_per_hour: Option<u32>,
@@ -238,6 +241,7 @@ pub struct Scenario {
     pub seed: u64,
     pub form: Form,
     pub patience_s: f64,
+    pub latency_ms: u64,
     pub query_budget_per_hour: Option<u32>,
     pub alerts_per_issuer_per_hour: Option<usize>,
     pub population: PopulationParams,
@@ -289,6 +293,9 @@ impl Scenario {
         }
         if !(drill.patience_s > 0.0 && drill.patience_s <= 3600.0) {
             return Err(at(drill_span, format!("drill.patience_s = {} is outside (0, 3600]", drill.patience_s)));
+        }
+        if drill.latency_ms > 10_000 {
+            return Err(at(drill_span, format!("drill.latency_ms = {} is over 10000", drill.latency_ms)));
         }
         let seed = seed.unwrap_or(drill.seed);
 
@@ -539,6 +546,7 @@ impl Scenario {
             seed,
             form: drill.form,
             patience_s: drill.patience_s,
+            latency_ms: drill.latency_ms,
             query_budget_per_hour: drill.query_budget_per_hour,
             alerts_per_issuer_per_hour: drill.alerts_per_issuer_per_hour,
             population,

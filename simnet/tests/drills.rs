@@ -38,6 +38,7 @@ async fn a_partition_heals_and_alerts_and_hits_cross_it_afterwards() {
 [drill]
 name = "partition-test"
 seed = 3
+latency_ms = 80
 [[org]]
 name = "east"
 kind = "police"
@@ -75,6 +76,9 @@ action = "heal"
     assert_invariants(&r);
     // east-02 got it live; both west members only after the heal.
     assert_eq!((r.deliveries, r.catchup_deliveries), (3, 2), "{}", r.markdown());
+    // Every link adds the simulated 80 ms.
+    assert_eq!(r.simulated_latency_ms, 80);
+    assert!(r.delivery_p50_ms >= 80, "live delivery faster than the link latency: {}", r.delivery_p50_ms);
     assert!(r.catchup_max_ms >= 2_500, "delivered across the cut before the heal: {}", r.catchup_max_ms);
     assert_eq!((r.hits_expected, r.hits_found, r.false_hits), (1, 1, 0));
     assert!(r.time_to_hit_max_ms >= 2_500);

@@ -4,6 +4,7 @@
 //! It moves bytes only; decisions are the engine's.
 
 mod codec;
+mod latency;
 
 pub use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
 
@@ -148,6 +149,7 @@ pub fn tcp_swarm(
     cfg: &NetworkConfig,
     queries: &QueryPolicy,
     tap: Option<Tap>,
+    memory_latency: Duration,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let b = behaviour(&key, cfg, queries, tap)?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
@@ -159,7 +161,9 @@ pub fn tcp_swarm(
         .with_other_transport(|key| {
             use libp2p::core::{transport::MemoryTransport, upgrade, Transport};
             let noise = noise::Config::new(key).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            // Drills may simulate one-way latency on every in-memory link.
             Ok(MemoryTransport::default()
+                .map(move |chan, _| latency::Delayed::new(chan, memory_latency))
                 .upgrade(upgrade::Version::V1)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default()))

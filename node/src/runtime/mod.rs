@@ -64,6 +64,8 @@ pub struct NodeOptions {
     pub identity: Arc<Identity>,
     pub tap: Option<Tap>,
     pub seed: Option<u64>,
+    /// Simulated one-way latency on in-memory links (drills only).
+    pub memory_latency: Duration,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -260,7 +262,7 @@ struct Runtime {
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
 pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
-    let NodeOptions { config, db_path, seal_key, identity, tap, seed } = opts;
+    let NodeOptions { config, db_path, seal_key, identity, tap, seed, memory_latency } = opts;
     config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
     let store = Store::open(&db_path, seal_key, identity.clone())?;
     let anchor = trust_anchor(&config)?;
@@ -291,7 +293,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
-    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone())?;
+    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone(), memory_latency)?;
     let mut listeners = Vec::new();
     for a in &config.network.listen {
         let addr: Multiaddr =
@@ -568,7 +570,9 @@ impl Runtime {
     fn redial(&mut self) {
         for (peer, addrs) in &self.dial_targets {
             let b = self.swarm.behaviour();
-            if self.swarm.is_connected(peer) || b.block.blocked_peers().contains(peer) || b.cut.blocked_peers().contains(peer)
+            if self.swarm.is_connected(peer)
+                || b.block.blocked_peers().contains(peer)
+                || b.cut.blocked_peers().contains(peer)
             {
                 continue;
             }
