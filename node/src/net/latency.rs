@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 /// An in-memory connection whose incoming bytes arrive `latency` late.
-pub struct Delayed<S> {
+pub(super) struct Delayed<S> {
     inner: S,
     latency: Duration,
     /// Chunks read from `inner`, with the time they may be delivered.
@@ -28,7 +28,7 @@ impl<S> std::fmt::Debug for Delayed<S> {
 }
 
 impl<S> Delayed<S> {
-    pub fn new(inner: S, latency: Duration) -> Self {
+    pub(super) fn new(inner: S, latency: Duration) -> Self {
         Self { inner, latency, queue: VecDeque::new(), timer: Box::pin(tokio::time::sleep(Duration::ZERO)), eof: false }
     }
 }
