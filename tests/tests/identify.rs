@@ -23,7 +23,7 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
                 cfg.queries.per_hour = 2;
             }
         }),
-        memory: false,
+        ..Default::default()
     };
     let specs = [
         OrgSpec::new("Shelter North", OrgKind::Ngo),
