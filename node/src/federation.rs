@@ -158,9 +158,9 @@ impl LocalFederation {
         };
         sign_roster(&mut roster, &stewards[0])?;
         sign_roster(&mut roster, &stewards[2])?;
-        for n in &nodes {
-            n.handle.apply_roster(roster.clone()).await?;
-        }
+        // Everywhere at once: a member that has the roster dials members
+        // that do not have it yet, and they refuse it (after a handshake).
+        futures::future::try_join_all(nodes.iter().map(|n| n.handle.apply_roster(roster.clone()))).await?;
         Ok(Self { root, nodes, stewards, roster })
     }
 

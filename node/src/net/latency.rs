@@ -36,14 +36,21 @@ impl<S> Delayed<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for Delayed<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        // Take in everything that has arrived, stamped with its delivery time.
+        if this.latency.is_zero() && this.queue.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // Take in everything that has arrived, stamped with its delivery
+        // time. `buf` is the scratch space (nothing is delivered into it
+        // before this loop ends): no buffer allocated per poll, most of which
+        // find nothing to read.
         while !this.eof {
-            let mut chunk = vec![0u8; 64 * 1024];
-            match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
                 Poll::Ready(Ok(0)) => this.eof = true,
                 Poll::Ready(Ok(n)) => {
-                    chunk.truncate(n);
-                    this.queue.push_back((Instant::now() + this.latency, chunk, 0));
+                    this.queue.push_back((Instant::now() + this.latency, buf[..n].to_vec(), 0));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => break,

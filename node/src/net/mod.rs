@@ -113,6 +113,11 @@ pub fn behaviour(
         .mesh_n(4)
         .mesh_n_high(8)
         .mesh_outbound_min(1)
+        // Per peer, gossipsub allocates a bounded queue of half this many
+        // outgoing messages up front (default 5000: ~0.6 MB per peer, 6.6 GB
+        // for a 100-node drill in one process). Alerts are few and rate
+        // limited; a message dropped on a full queue is healed by catch-up.
+        .connection_handler_queue_len(256)
         .build()
         .map_err(|e| NetError::Gossip(e.to_string()))?;
     let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
@@ -120,7 +125,7 @@ pub fn behaviour(
     gossip.subscribe(&gossipsub::IdentTopic::new(ALERT_TOPIC)).map_err(|e| NetError::Gossip(e.to_string()))?;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
-        .with_max_pending_incoming(Some(64))
+        .with_max_pending_incoming(Some(256))
         .with_max_established(Some(4096));
     Ok(Behaviour {
         allow: Default::default(),

@@ -33,6 +33,9 @@ pub const COMMAND_QUEUE: usize = 256;
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(60);
 /// How often records past their retention date are purged.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// Redial ticks a member waits for the other one (the lower OrgId) to dial
+/// it before dialling itself.
+const DEFER_TICKS: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -256,8 +259,11 @@ struct Runtime {
     /// Closed explicitly on stop: the in-memory transport frees a port only
     /// when its listener is removed, not when the swarm is dropped.
     listeners: Vec<libp2p::core::transport::ListenerId>,
-    /// Roster members to keep connected to, with their addresses.
-    dial_targets: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Roster members to keep connected to, with their addresses, and
+    /// whether this node dials first (see `redial`).
+    dial_targets: Vec<(PeerId, Vec<Multiaddr>, bool)>,
+    /// Redial ticks each unconnected member has waited for its own dial.
+    waited: HashMap<PeerId, u32>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -334,6 +340,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         tap: tap.clone(),
         listeners,
         dial_targets: Vec::new(),
+        waited: HashMap::new(),
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -344,7 +351,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let actions = rt.engine.pending_alert_jobs(now_ms());
     rt.apply(actions)?;
     rt.sync_allow_list();
-    rt.redial();
+    rt.redial(false);
     tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
     tokio::spawn(rt.run(rx, jobs_rx));
     Ok(handle)
@@ -402,7 +409,7 @@ impl Runtime {
                     }
                 }
                 _ = tick.tick() => {
-                    self.redial();
+                    self.redial(true);
                     self.resend_hits();
                 }
                 _ = resync.tick() => {
@@ -545,13 +552,18 @@ impl Runtime {
     fn sync_allow_list(&mut self) {
         let Some(r) = self.engine.roster() else { return };
         let me = self.engine.org();
+        // A member nobody can dial (no listed address) dials everyone itself.
+        let listed = r.body().members.iter().any(|m| m.org == me && !m.addrs.is_empty());
         // Decoding a member's key is not free: done once per roster, not per redial.
         self.dial_targets = r
             .body()
             .members
             .iter()
             .filter(|m| m.org != me && !m.addrs.is_empty())
-            .filter_map(|m| Some((net::peer_id(&m.org).ok()?, m.addrs.iter().filter_map(|a| a.parse().ok()).collect())))
+            .filter_map(|m| {
+                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                Some((net::peer_id(&m.org).ok()?, addrs, !listed || me < m.org))
+            })
             .collect();
         let members: Vec<PeerId> = r.body().members.iter().filter_map(|m| net::peer_id(&m.org).ok()).collect();
         let allow = &mut self.swarm.behaviour_mut().allow;
@@ -566,15 +578,27 @@ impl Runtime {
         }
     }
 
-    /// Dials every roster member we are not connected to.
-    fn redial(&mut self) {
-        for (peer, addrs) in &self.dial_targets {
+    /// Dials every roster member we are not connected to. Of two listed
+    /// members, the lower OrgId dials first; the other dials only after the
+    /// member stayed unconnected for `DEFER_TICKS` redial ticks (`tick`: this
+    /// call is one), so each pair does one handshake, not two crossing ones,
+    /// and a member that cannot reach the other is still reached.
+    fn redial(&mut self, tick: bool) {
+        let waited = std::mem::take(&mut self.waited);
+        for (peer, addrs, first) in &self.dial_targets {
             let b = self.swarm.behaviour();
             if self.swarm.is_connected(peer)
                 || b.block.blocked_peers().contains(peer)
                 || b.cut.blocked_peers().contains(peer)
             {
                 continue;
+            }
+            if !first {
+                let w = waited.get(peer).copied().unwrap_or(0) + u32::from(tick);
+                self.waited.insert(*peer, w);
+                if w < DEFER_TICKS {
+                    continue;
+                }
             }
             let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
             if let Err(e) = self.swarm.dial(opts) {

@@ -32,7 +32,7 @@ impl Runtime {
     /// and every connected member hears of it (flooding).
     pub(super) fn roster_changed(&mut self) -> Result<(), NodeError> {
         self.sync_allow_list();
-        self.redial();
+        self.redial(false);
         self.sync_with_connected()
     }
 
