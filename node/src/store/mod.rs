@@ -122,7 +122,9 @@ pub struct StoredAnswer {
     pub issuer: OrgId,
     /// Record id of each answer position (0: padding).
     pub records: Vec<u64>,
-    /// The encoded `RowAnswer`; emptied once delivered.
+    /// The encoded `RowAnswer`; emptied once delivered. As bytes, not a
+    /// sequence of numbers (the same bincode encoding, encoded in one copy).
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     pub created_at_ms: u64,
     pub delivered: bool,
@@ -424,4 +426,47 @@ pub(crate) fn aad_of(tree: &str, key: &[u8]) -> Vec<u8> {
     a.push(b'/');
     a.extend_from_slice(key);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `StoredAnswer.body` as bytes encodes exactly as the plain `Vec<u8>` did,
+    /// so stores written before still open.
+    #[test]
+    fn answer_bodies_encode_as_before() {
+        #[derive(Serialize)]
+        struct Before {
+            id: Handle,
+            alert: AlertId,
+            issuer: OrgId,
+            records: Vec<u64>,
+            body: Vec<u8>,
+            created_at_ms: u64,
+            delivered: bool,
+        }
+        let now = StoredAnswer {
+            id: Handle([1; 16]),
+            alert: AlertId([2; 32]),
+            issuer: OrgId([3; 32]),
+            records: vec![4, 5],
+            body: (0..=255u8).collect(),
+            created_at_ms: 6,
+            delivered: false,
+        };
+        let before = Before {
+            id: now.id,
+            alert: now.alert,
+            issuer: now.issuer,
+            records: now.records.clone(),
+            body: now.body.clone(),
+            created_at_ms: 6,
+            delivered: false,
+        };
+        let a = encode(Tag::Stored, &now, MAX_VALUE_BYTES).unwrap();
+        assert_eq!(a, encode(Tag::Stored, &before, MAX_VALUE_BYTES).unwrap());
+        let back: StoredAnswer = vigil_protocol::decode(Tag::Stored, &a, MAX_VALUE_BYTES).unwrap();
+        assert_eq!(back.body, now.body);
+    }
 }
