@@ -20,19 +20,17 @@ pub(crate) const OVERSIZED_SENDER_LIMIT: usize = 1024 * 1024;
 /// Identities far from the scenario's persons and population.
 const ATTACK_IDENTITIES: usize = 50_000_000;
 
-/// An alert signed by `signer` claiming `issuer`, created at `created`.
+/// An alert signed by `signer` claiming `issuer`, created at `created`,
+/// with the protected template of attack identity `k`.
 fn hand_made(
-    fed: &LocalFederation,
+    matcher: &mut ProtectedMatcher,
     signer: &Identity,
     issuer: OrgId,
     created: u64,
     pop: &Population,
     k: usize,
 ) -> anyhow::Result<Vec<u8>> {
-    let cfg = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml"))?;
-    let secret = hex::decode(cfg.federation.epoch_secret.unwrap_or_default())?;
-    let secret: [u8; 32] = secret.try_into().map_err(|_| anyhow::anyhow!("no epoch secret"))?;
-    let probe = ProtectedMatcher::new(EpochSecret::new(secret)).protect(&pop.template(ATTACK_IDENTITIES + k, 0))?;
+    let probe = matcher.protect(&pop.template(ATTACK_IDENTITIES + k, 0))?;
     let body = AlertBody {
         issuer,
         seq: 1,
@@ -61,14 +59,18 @@ pub(crate) fn launch(
     let name = me.name.clone();
     let victim = fed.nodes.iter().find(|n| n.handle.org != me.handle.org).expect("two members").handle.org;
     let others: Vec<OrgId> = fed.nodes.iter().map(|n| n.handle.org).filter(|o| *o != me.handle.org).collect();
-    // Hand-made alerts are made now (they need the federation's files).
+    // Hand-made alerts are made now (they need the federation's epoch secret, from its files).
     let crafted: Vec<Vec<u8>> = match behaviour {
-        Behaviour::Forge => (0..count)
-            .map(|k| hand_made(fed, &me.identity, victim, now_ms() - k as u64, pop, k))
-            .collect::<anyhow::Result<_>>()?,
-        Behaviour::Replay => (0..count)
-            .map(|k| hand_made(fed, &me.identity, me.handle.org, now_ms() - 2 * DAY_MS - k as u64, pop, k))
-            .collect::<anyhow::Result<_>>()?,
+        Behaviour::Forge | Behaviour::Replay => {
+            let cfg = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml"))?;
+            let secret = hex::decode(cfg.federation.epoch_secret.unwrap_or_default())?;
+            let secret: [u8; 32] = secret.try_into().map_err(|_| anyhow::anyhow!("no epoch secret"))?;
+            let mut matcher = ProtectedMatcher::new(EpochSecret::new(secret));
+            let (issuer, age) = if behaviour == Behaviour::Forge { (victim, 0) } else { (me.handle.org, 2 * DAY_MS) };
+            (0..count)
+                .map(|k| hand_made(&mut matcher, &me.identity, issuer, now_ms() - age - k as u64, pop, k))
+                .collect::<anyhow::Result<_>>()?
+        }
         _ => vec![],
     };
     let templates: Vec<_> = match behaviour {

@@ -8,7 +8,7 @@ use crate::scenario::Scenario;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use vigil_node::federation::LocalFederation;
-use vigil_node::store::{DisclosureRole, DisclosureStatus, HitRole, HitSource};
+use vigil_node::store::{DisclosureRole, DisclosureStatus, HitRole};
 use vigil_node::{IdentifyReport, NodeError, NodeHandle};
 use vigil_protocol::{AlertId, OrgId};
 
@@ -349,10 +349,7 @@ pub(crate) async fn settle(
                 let id = obs.published[k].id;
                 let mut found: Vec<(usize, u64)> = Vec::new();
                 for h in hits.iter().filter(|h| h.role == HitRole::Issuer) {
-                    let on = match &h.source {
-                        HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } => *a == id,
-                        HitSource::Query(_) => false,
-                    };
+                    let on = h.source.alert() == Some(id);
                     if let (true, Some(o)) = (on, obs.orgs.iter().position(|x| *x == h.peer)) {
                         match found.iter_mut().find(|f| f.0 == o) {
                             Some(f) => f.1 = f.1.min(h.at_ms),
@@ -419,8 +416,6 @@ pub(crate) async fn disclose(
     let t0 = Instant::now();
     let mut d = Disclosure { alert: label, approve, requested: 0, answered: 0, early: 0, max_ms: 0, error: None };
     let deadline = Instant::now() + patience;
-    let on_alert =
-        |s: &HitSource| matches!(s, HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } if *a == alert);
     // Wait for the first hit, then ask each holder once (its first hit).
     let hits = loop {
         let hits: Vec<_> = nodes[issuer]
@@ -428,7 +423,7 @@ pub(crate) async fn disclose(
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|h| h.role == HitRole::Issuer && on_alert(&h.source))
+            .filter(|h| h.role == HitRole::Issuer && h.source.alert() == Some(alert))
             .collect();
         if !hits.is_empty() || Instant::now() > deadline {
             break hits;

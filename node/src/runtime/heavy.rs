@@ -9,19 +9,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The workers' niceness: the lowest priority, so event loops always come first.
+const NICE: i32 = 19;
+
 fn pool() -> &'static Sender<Job> {
     static POOL: OnceLock<Sender<Job>> = OnceLock::new();
     POOL.get_or_init(|| {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        // One worker per core.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores;
-        let nice = 19;
-        for i in 0..threads {
+        for i in 0..cores {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("vigil-heavy-{i}"))
-                .spawn(move || worker(&rx, nice))
+                .spawn(move || worker(&rx, NICE))
                 .expect("cannot start a worker thread");
         }
         tx

@@ -112,6 +112,16 @@ pub enum HitSource {
     },
 }
 
+impl HitSource {
+    /// The alert a hit is for (none for a query's hit).
+    pub fn alert(&self) -> Option<AlertId> {
+        match self {
+            HitSource::Alert(a) | HitSource::EncryptedAlert { alert: a, .. } => Some(*a),
+            HitSource::Query(_) => None,
+        }
+    }
+}
+
 /// A holder's encrypted answer (one page) to an alert: kept to resend it
 /// until the issuer acknowledges it, and to resolve its positions to
 /// records when the issuer asks for disclosure.
