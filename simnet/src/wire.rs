@@ -4,7 +4,9 @@
 //! the 32-byte windows starting at each template's first 32 offsets are
 //! indexed, so any payload holding a copy of one (at any offset) is caught
 //! by probing every 32nd position. The byte count is a lower bound: 32 per
-//! window caught, at least one window per copy.
+//! window caught, at least one window per copy. The tap runs inside every
+//! node's frame writer, so a probe costs one bit test in a 16 MiB filter
+//! (about 2 % of probes go on to the exact sorted index).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,8 @@ use vigil_node::net::Tap;
 
 /// Window length and probe stride.
 const WINDOW: usize = 32;
+/// log2 of the filter's size in bits.
+const FILTER_LOG: u32 = 27;
 
 /// Traffic a node sent on one protocol.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -21,17 +25,33 @@ pub struct Traffic {
     pub bytes: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Wire {
     windows: Vec<u64>,
+    /// One bit per hash prefix of `FILTER_LOG` bits: set for every window.
+    filter: Vec<u64>,
     traffic: Mutex<Vec<BTreeMap<String, Traffic>>>,
     template_bytes: AtomicU64,
     leaks: Mutex<Vec<String>>,
 }
 
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Wire({} windows)", self.windows.len())
+    }
+}
+
 fn hash(w: &[u8]) -> u64 {
-    // FNV-1a: an index key, not a security primitive.
-    w.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    // Multiply-xor over four words: an index key, not a security primitive.
+    w.chunks_exact(8).fold(0x9e37_79b9_7f4a_7c15u64, |h, c| {
+        let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        (h ^ x).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(29)
+    })
+}
+
+fn filter_bit(h: u64) -> (usize, u64) {
+    let b = (h.wrapping_mul(0xc4ce_b9fe_1a85_ec53) >> (64 - FILTER_LOG)) as usize;
+    (b / 64, 1 << (b % 64))
 }
 
 impl Wire {
@@ -46,21 +66,32 @@ impl Wire {
         }
         windows.sort_unstable();
         windows.dedup();
-        Self { windows, traffic: Mutex::new(vec![BTreeMap::new(); nodes]), ..Default::default() }
+        let mut filter = vec![0u64; 1 << (FILTER_LOG - 6)];
+        for h in &windows {
+            let (word, bit) = filter_bit(*h);
+            filter[word] |= bit;
+        }
+        Self { windows, filter, traffic: Mutex::new(vec![BTreeMap::new(); nodes]), ..Default::default() }
     }
 
     /// Records one payload that node `node` sent on `protocol`.
     pub fn observe(&self, node: usize, protocol: &str, payload: &[u8]) {
         {
             let mut t = self.traffic.lock().expect("traffic lock");
-            let e = t[node].entry(protocol.to_string()).or_default();
+            let map = &mut t[node];
+            if !map.contains_key(protocol) {
+                map.insert(protocol.to_string(), Traffic::default());
+            }
+            let e = map.get_mut(protocol).expect("inserted above");
             e.messages += 1;
             e.bytes += payload.len() as u64;
         }
         let mut pos = 0;
         let mut found = 0u64;
         while pos + WINDOW <= payload.len() {
-            if self.windows.binary_search(&hash(&payload[pos..pos + WINDOW])).is_ok() {
+            let h = hash(&payload[pos..pos + WINDOW]);
+            let (word, bit) = filter_bit(h);
+            if self.filter[word] & bit != 0 && self.windows.binary_search(&h).is_ok() {
                 found += WINDOW as u64;
             }
             pos += WINDOW;
