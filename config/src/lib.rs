@@ -183,6 +183,11 @@ pub struct AlertPolicy {
     /// extractor. Unset: whichever form moves fewer bytes (above about
     /// 4,000 records at d = 128 the column form does).
     pub column_above: Option<usize>,
+    /// Answer an encrypted alert with a split row probe fetched from the
+    /// issuer when that moves fewer bytes than the alert's own probe (a few
+    /// hundred records and up at d = 128: 8 chunks, 144 KiB, make answers
+    /// eight times smaller). Off: the alert's probe or the column form.
+    pub split_probes: bool,
     /// Most alerts one issuer may create in any hour (by their signed
     /// creation times); beyond, its alerts are ignored (live) or its log is
     /// not pulled further (catch-up) until the hour has passed. Bounds a
@@ -210,6 +215,7 @@ impl Default for AlertPolicy {
             max_active: 100_000,
             form: AlertForm::Encrypted,
             column_above: None,
+            split_probes: true,
             max_per_issuer_per_hour: 600,
         }
     }

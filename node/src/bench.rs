@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 use vigil_matcher::encrypted::{
-    band_cosine, respond, respond_row, row_form_limit, ProberKey, RunLayout, PADDING, ROW_PADDING,
+    answer_form, band_cosine, respond, respond_row, row_form_limit, AnswerForm, ProberKey, RunLayout, PADDING,
+    ROW_PADDING,
 };
 use vigil_matcher::{dot, quantise, scan, Gallery};
 
@@ -39,14 +40,18 @@ pub struct MatchBench {
     pub band: f64,
     pub threshold_cosine: f64,
     pub peak_rss_mb: f64,
-    /// Row form (what alerts carry), on the first `row_records` records.
+    /// Row form (what alerts carry), on the first `row.records` records.
     pub row: RowBench,
+    /// The split row form a holder of that many records fetches instead.
+    pub split: RowBench,
 }
 
 /// Figures of the row-form path: gossip-sized probes for small galleries.
 #[derive(Debug, Serialize)]
 pub struct RowBench {
     pub records: usize,
+    /// Chunks of the probe (1: the alert's own probe).
+    pub chunks: usize,
     pub probe_bytes: usize,
     pub encrypt_ms: f64,
     /// Median responder time (shuffle, masks, products, re-randomisation).
@@ -55,8 +60,8 @@ pub struct RowBench {
     pub answer_bytes: usize,
     pub answer_bytes_per_record: f64,
     pub agreement_outside_band: f64,
-    /// Largest gallery for which the row form moves fewer bytes than the
-    /// column form (probe plus answer).
+    /// Largest gallery for which the alert's one-chunk row form moves fewer
+    /// bytes than the column form (probe plus answer), splits left aside.
     pub row_form_limit: usize,
 }
 
@@ -147,7 +152,8 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
             agree_outside += same as usize;
         }
     }
-    let row = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), &mut rng)?;
+    let row = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), Some(1), &mut rng)?;
+    let split = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), None, &mut rng)?;
     let plain_ms = median(plain_t);
     let encrypted_ms = median(resp_t);
     let answer_bytes = answer.to_bytes().len();
@@ -172,11 +178,13 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
         threshold_cosine: threshold_cosine as f64,
         peak_rss_mb: peak_rss_mb(),
         row,
+        split,
     })
 }
 
-/// The row form over the first `row_form_limit(dim)` records (at most the
-/// gallery): the size a holder answers in row form.
+/// The row form in `chunks` chunks (`None`: the split `answer_form` picks)
+/// over the first `row_form_limit(dim, 1)` records (at most the gallery):
+/// the most a holder answers in the alert's own row form.
 #[allow(clippy::too_many_arguments)]
 fn row_bench(
     pool: &rayon::ThreadPool,
@@ -187,16 +195,21 @@ fn row_bench(
     band_int: f64,
     plain: &[bool],
     runs: usize,
+    chunks: Option<usize>,
     rng: &mut impl Rng,
 ) -> anyhow::Result<RowBench> {
     let dim = gallery.dim();
-    let limit = row_form_limit(dim);
+    let limit = row_form_limit(dim, 1);
     let records = gallery.len().min(limit);
+    let chunks = chunks.unwrap_or(match answer_form(records, dim, dim) {
+        AnswerForm::Split(n) => n,
+        _ => dim.min(8),
+    });
     let small = Gallery::new(dim, (0..records).flat_map(|i| gallery.row(i).to_vec()).collect());
     let (mut enc_t, mut resp_t, mut dec_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..runs * 3 {
-        let (probe, ms) = time(|| key.encrypt_row(q));
+        let (probe, ms) = time(|| key.encrypt_row_split(q, chunks));
         enc_t.push(ms);
         let probe = probe?;
         let seed: [u8; 32] = rng.gen();
@@ -218,6 +231,7 @@ fn row_bench(
     let answer_bytes = answer.to_bytes().len();
     Ok(RowBench {
         records,
+        chunks,
         probe_bytes: probe.to_bytes().len(),
         encrypt_ms: median(enc_t),
         encrypted_ms: median(resp_t),

@@ -12,8 +12,8 @@ pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
     AlertAnswer, AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, EncryptedAlertProbe,
-    FetchProbe, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality, ProbeForm, ProtectedProbe, Refusal,
-    Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
+    FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality, ProbeForm, ProtectedProbe,
+    Refusal, Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 

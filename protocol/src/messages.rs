@@ -178,8 +178,19 @@ pub struct FetchProbe {
     pub alert: AlertId,
 }
 
-/// The issuer's reply to `FetchProbe`: an `EncryptedProbe` (tag 7) as bytes,
-/// freshly encrypted under the key of the alert's row-form probe.
+/// A holder of a few hundred to a few thousand records asks an alert's
+/// issuer for the probe split into `chunks` row-form chunks (its answers
+/// then carry `N/⌈d/chunks⌉` results per mask instead of `N/d`), on
+/// `/vigil/identify/1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchSplit {
+    pub alert: AlertId,
+    pub chunks: u32,
+}
+
+/// The issuer's reply to `FetchProbe` or `FetchSplit`: an `EncryptedProbe`
+/// (tag 7) or a split `RowProbe` (tag 9) as bytes, freshly encrypted under
+/// the key of the alert's row-form probe.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeForm {
     pub alert: AlertId,
@@ -232,6 +243,8 @@ pub enum Request {
     SyncHeads(SyncState),
     /// Catch-up: "send me `org`'s log entries from `from_seq` on".
     SyncPull(SyncPull),
+    /// A split row-form probe of an alert (on `/vigil/identify/1`).
+    FetchSplit(FetchSplit),
 }
 
 /// What a node holds, for catch-up: its roster version, the heads of its

@@ -19,7 +19,10 @@ mod row;
 mod wire;
 
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
-pub use row::{bytes_moved, per_group, respond_row, row_form_limit, row_order, RowAnswer, RowProbe, ROW_PADDING};
+pub use row::{
+    answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, row_form_limit, row_order, stride,
+    valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, ROW_PADDING,
+};
 pub use wire::{EncryptedAnswer, EncryptedProbe};
 
 use tfhe::core_crypto::prelude::*;
@@ -46,6 +49,8 @@ pub enum EncryptedError {
     Dimension { probe: usize, gallery: usize },
     #[error("dimension {0} is outside 1..={MAX_DIM}")]
     BadDimension(usize),
+    #[error("a probe of dimension {dim} does not cut into {chunks} chunks")]
+    Chunks { dim: usize, chunks: usize },
     #[error("ciphertext has {found} coefficients, {expected} expected (truncated or padded)")]
     Length { expected: usize, found: usize },
     #[error("answer is for key {found}, not this key ({expected})")]

@@ -13,6 +13,14 @@
 //! mask and the ⌊N/d⌋ body coefficients that hold results. Answers cost
 //! `4·(N + ⌊N/d⌋)` bytes per ⌊N/d⌋ records: cheap for small galleries, while
 //! column packing (`EncryptedProbe`) wins above a few thousand records.
+//!
+//! A *split* row probe cuts the probe into `n` chunks of `s = ⌈d/n⌉`
+//! coefficients, one GLWE each (plus the zero encryption): the responder
+//! sums the products of chunk j with a polynomial packing chunk j of ⌊N/s⌋
+//! records, so one answer (one mask) carries ⌊N/s⌋ results instead of
+//! ⌊N/d⌋. Between the alert's one-chunk probe and the column form, it is
+//! what a holder of a few hundred to a few thousand records fetches
+//! (`answer_form`): 8 chunks at d = 128 cut its answer bytes eightfold.
 
 use super::{hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, PARAMS_V1, POLY};
 use crate::gallery::Gallery;
@@ -29,38 +37,80 @@ const HALF: usize = POLY / 2;
 /// `order` entry of a padding position (a slot after the last record).
 pub const ROW_PADDING: u32 = u32::MAX;
 
-/// Records one product answers: ⌊N/d⌋.
-pub fn per_group(dim: usize) -> usize {
-    POLY / dim
+/// Results one answer group carries for result stride `stride` (the
+/// probe's chunk width; its dimension for a one-chunk probe): ⌊N/stride⌋.
+pub fn per_group(stride: usize) -> usize {
+    POLY / stride
 }
 
-/// Bytes moved for `records` records of dimension `dim`: row form (a
-/// 32 KiB probe, answers of 4·(N + ⌊N/d⌋) bytes per ⌊N/d⌋ records) and
-/// column form (a 16 KiB-per-dimension probe, 16 KiB answers per N records).
-pub fn bytes_moved(records: usize, dim: usize) -> (usize, usize) {
-    let row = RowProbe::MAX_BYTES + RowAnswer::encoded_len(records, dim);
-    let column = 64 + dim * POLY * 8 + records.div_ceil(POLY) * 2 * POLY * 4;
-    (row, column)
+/// Chunk width of a probe of dimension `dim` cut into `chunks` chunks.
+pub fn stride(dim: usize, chunks: usize) -> usize {
+    dim.div_ceil(chunks)
 }
 
-/// The largest gallery for which the row form moves fewer bytes than the
-/// column form: above it, a holder should fetch the column-form probe.
-pub fn row_form_limit(dim: usize) -> usize {
-    let (mut lo, mut hi) = (0usize, 1 << 24);
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        let (row, column) = bytes_moved(mid, dim);
-        if row <= column {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
+/// Whether `dim` cuts into exactly `chunks` non-empty chunks of width
+/// `stride(dim, chunks)`.
+pub fn valid_chunks(dim: usize, chunks: usize) -> bool {
+    (1..=dim).contains(&chunks) && dim.div_ceil(stride(dim, chunks)) == chunks
+}
+
+/// Whether `stride` is the chunk width of some split of a `dim`-dimensional
+/// probe (an answer's stride must be).
+pub fn valid_stride(dim: usize, stride: usize) -> bool {
+    (1..=dim).contains(&stride) && self::stride(dim, dim.div_ceil(stride)) == stride
+}
+
+/// How a holder answers an alert's encrypted probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerForm {
+    /// The alert's own one-chunk row probe: nothing to fetch.
+    Row,
+    /// A row probe in this many chunks, fetched from the issuer.
+    Split(usize),
+    /// The column-form probe, fetched from the issuer.
+    Column,
+}
+
+/// Bytes moved to answer `records` records of dimension `dim` in `form`:
+/// the probe fetched (none for the alert's own row form) and the answers.
+pub fn bytes_moved(records: usize, dim: usize, form: AnswerForm) -> usize {
+    match form {
+        AnswerForm::Row => RowAnswer::encoded_len(records, dim),
+        AnswerForm::Split(n) => RowProbe::encoded_len(n) + RowAnswer::encoded_len(records, stride(dim, n)),
+        AnswerForm::Column => 64 + dim * POLY * 8 + records.div_ceil(POLY) * 2 * POLY * 4,
     }
-    lo
 }
 
-/// Encrypted probe in row form: two seeded GLWE ciphertexts from one seed,
-/// the probe then an encryption of zero; only the bodies travel.
+/// The forms to choose from: the alert's row form, splits into 2, 4, 8,
+/// ... chunks (up to `max_chunks`), and the column form.
+pub fn answer_forms(dim: usize, max_chunks: usize) -> Vec<AnswerForm> {
+    let splits = (1..).map(|i| 1usize << i).take_while(|n| *n <= dim.min(max_chunks));
+    std::iter::once(AnswerForm::Row)
+        .chain(splits.filter(|n| valid_chunks(dim, *n)).map(AnswerForm::Split))
+        .chain(std::iter::once(AnswerForm::Column))
+        .collect()
+}
+
+/// Of `forms`, the one that moves the fewest bytes for `records` records.
+pub fn cheapest(records: usize, dim: usize, forms: &[AnswerForm]) -> AnswerForm {
+    forms.iter().copied().min_by_key(|f| bytes_moved(records, dim, *f)).unwrap_or(AnswerForm::Row)
+}
+
+/// The form that moves the fewest bytes for `records` records (splits up
+/// to `max_chunks` chunks).
+pub fn answer_form(records: usize, dim: usize, max_chunks: usize) -> AnswerForm {
+    cheapest(records, dim, &answer_forms(dim, max_chunks))
+}
+
+/// The largest gallery for which the alert's row form is the cheapest way
+/// to answer (`answer_form` with splits up to `max_chunks`).
+pub fn row_form_limit(dim: usize, max_chunks: usize) -> usize {
+    (0..=POLY * 4).take_while(|r| answer_form(*r, dim, max_chunks) == AnswerForm::Row).last().unwrap_or(0)
+}
+
+/// Encrypted probe in row form: seeded GLWE ciphertexts from one seed, the
+/// probe's chunks (one for an alert's probe) then an encryption of zero;
+/// only the bodies travel.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RowProbe {
     pub key_id: [u8; 16],
@@ -68,7 +118,8 @@ pub struct RowProbe {
     pub dim: usize,
     /// Seed of the masks (tfhe's AES-CTR CSPRNG); the responder regenerates them.
     pub seed: u128,
-    /// `2 × N` body coefficients: the probe's, then the zero encryption's.
+    /// `(chunks + 1) × N` body coefficients: the chunks', then the zero
+    /// encryption's.
     pub bodies: Vec<u64>,
 }
 
@@ -78,13 +129,16 @@ impl std::fmt::Debug for RowProbe {
     }
 }
 
-/// Answer to a row probe: per group of ⌊N/d⌋ positions, the N mask
-/// coefficients then the ⌊N/d⌋ result bodies, all switched to 32 bits.
+/// Answer to a row probe: per group of ⌊N/s⌋ positions, the N mask
+/// coefficients then the ⌊N/s⌋ result bodies, all switched to 32 bits; `s`
+/// is the probe's chunk width (`stride`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RowAnswer {
     pub key_id: [u8; 16],
     pub params: u32,
-    pub dim: usize,
+    /// Result stride: the chunk width of the probe answered (its dimension
+    /// for a one-chunk probe).
+    pub stride: usize,
     /// Positions answered (records, then padding up to a whole group).
     pub count: usize,
     pub coeffs: Vec<u32>,
@@ -92,7 +146,7 @@ pub struct RowAnswer {
 
 impl std::fmt::Debug for RowAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RowAnswer(key {}, dim {}, {} positions)", hex16(&self.key_id), self.dim, self.count)
+        write!(f, "RowAnswer(key {}, stride {}, {} positions)", hex16(&self.key_id), self.stride, self.count)
     }
 }
 
@@ -110,7 +164,7 @@ struct RowProbeWire {
 struct RowAnswerWire {
     key_id: [u8; 16],
     params: u32,
-    dim: u32,
+    stride: u32,
     count: u64,
     #[serde(with = "serde_bytes")]
     coeffs: Vec<u8>,
@@ -128,8 +182,24 @@ fn check_dim(dim: usize) -> Result<(), EncryptedError> {
 }
 
 impl RowProbe {
-    /// Encoded size: header, key id, params, dim, seed, then 2·N·8 bytes.
+    /// Encoded size of an alert's (one-chunk) probe: header, key id,
+    /// params, dim, seed, then 2·N·8 bytes.
     pub const MAX_BYTES: usize = 64 + 2 * POLY * 8;
+
+    /// Encoded size of a probe in `chunks` chunks.
+    pub fn encoded_len(chunks: usize) -> usize {
+        64 + (chunks + 1) * POLY * 8
+    }
+
+    /// Number of chunks (the probe has been checked).
+    pub fn chunks(&self) -> usize {
+        (self.bodies.len() / POLY).saturating_sub(1)
+    }
+
+    /// Chunk width: the result stride of its answers.
+    pub fn stride(&self) -> usize {
+        stride(self.dim, self.chunks().max(1))
+    }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let w = RowProbeWire {
@@ -139,12 +209,23 @@ impl RowProbe {
             seed: self.seed.to_le_bytes(),
             bodies: self.bodies.iter().flat_map(|c| c.to_le_bytes()).collect(),
         };
-        encode(Tag::RowProbe, &w, Self::MAX_BYTES).expect("row probe within its own limit")
+        encode(Tag::RowProbe, &w, usize::MAX).expect("row probes encode")
     }
 
-    /// Decodes and checks parameters, dimension and length.
+    /// Decodes an alert's probe (one chunk) and checks parameters,
+    /// dimension and length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncryptedError> {
-        let w: RowProbeWire = decode(Tag::RowProbe, bytes, Self::MAX_BYTES).map_err(wire_err)?;
+        let p = Self::from_bytes_split(bytes, 1)?;
+        if p.chunks() != 1 {
+            return Err(EncryptedError::Length { expected: 2 * POLY, found: p.bodies.len() });
+        }
+        Ok(p)
+    }
+
+    /// Decodes a probe of at most `max_chunks` chunks and checks it.
+    pub fn from_bytes_split(bytes: &[u8], max_chunks: usize) -> Result<Self, EncryptedError> {
+        let w: RowProbeWire =
+            decode(Tag::RowProbe, bytes, Self::encoded_len(max_chunks.min(MAX_DIM))).map_err(wire_err)?;
         if !w.bodies.len().is_multiple_of(8) {
             return Err(EncryptedError::Length { expected: 2 * POLY, found: w.bodies.len() / 8 });
         }
@@ -164,33 +245,38 @@ impl RowProbe {
             return Err(EncryptedError::Params { found: self.params });
         }
         check_dim(self.dim)?;
-        if self.bodies.len() != 2 * POLY {
-            return Err(EncryptedError::Length { expected: 2 * POLY, found: self.bodies.len() });
+        let chunks = self.bodies.len() / POLY;
+        if !self.bodies.len().is_multiple_of(POLY) || chunks < 2 {
+            let expected = (chunks.max(2)) * POLY;
+            return Err(EncryptedError::Length { expected, found: self.bodies.len() });
+        }
+        if !valid_chunks(self.dim, chunks - 1) {
+            return Err(EncryptedError::Chunks { dim: self.dim, chunks: chunks - 1 });
         }
         Ok(())
     }
 }
 
 impl RowAnswer {
-    /// Coefficients per group for dimension `dim`.
-    pub fn group_len(dim: usize) -> usize {
-        POLY + per_group(dim)
+    /// Coefficients per group for result stride `stride`.
+    pub fn group_len(stride: usize) -> usize {
+        POLY + per_group(stride)
     }
 
-    pub fn groups(count: usize, dim: usize) -> usize {
-        count.div_ceil(per_group(dim))
+    pub fn groups(count: usize, stride: usize) -> usize {
+        count.div_ceil(per_group(stride))
     }
 
-    /// Encoded size of an answer for `records` records of dimension `dim`.
-    pub fn encoded_len(records: usize, dim: usize) -> usize {
-        48 + Self::groups(records, dim) * Self::group_len(dim) * 4
+    /// Encoded size of an answer for `records` records at result stride `stride`.
+    pub fn encoded_len(records: usize, stride: usize) -> usize {
+        48 + Self::groups(records, stride) * Self::group_len(stride) * 4
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let w = RowAnswerWire {
             key_id: self.key_id,
             params: self.params,
-            dim: self.dim as u32,
+            stride: self.stride as u32,
             count: self.count as u64,
             coeffs: self.coeffs.iter().flat_map(|c| c.to_le_bytes()).collect(),
         };
@@ -206,7 +292,7 @@ impl RowAnswer {
         let a = Self {
             key_id: w.key_id,
             params: w.params,
-            dim: w.dim as usize,
+            stride: w.stride as usize,
             count: usize::try_from(w.count).map_err(|_| EncryptedError::Wire("count out of range".into()))?,
             coeffs: w.coeffs.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
         };
@@ -218,11 +304,11 @@ impl RowAnswer {
         if self.params != PARAMS_V1 {
             return Err(EncryptedError::Params { found: self.params });
         }
-        check_dim(self.dim)?;
-        let expected = Self::groups(self.count, self.dim)
-            .checked_mul(Self::group_len(self.dim))
+        check_dim(self.stride)?;
+        let expected = Self::groups(self.count, self.stride)
+            .checked_mul(Self::group_len(self.stride))
             .ok_or(EncryptedError::Length { expected: usize::MAX, found: self.coeffs.len() })?;
-        if self.coeffs.len() != expected || !self.count.is_multiple_of(per_group(self.dim)) {
+        if self.coeffs.len() != expected || !self.count.is_multiple_of(per_group(self.stride)) {
             return Err(EncryptedError::Length { expected, found: self.coeffs.len() });
         }
         Ok(())
@@ -233,11 +319,21 @@ impl ProberKey {
     /// Encrypts a quantised probe in row form: `Q(X) = Σ Δ·q_i·X^i`, then an
     /// encryption of zero the responder re-randomises with. Fresh seed.
     pub fn encrypt_row(&self, probe: &[i8]) -> Result<RowProbe, EncryptedError> {
+        self.encrypt_row_split(probe, 1)
+    }
+
+    /// Encrypts a probe in `chunks` chunks of `s = ⌈d/chunks⌉` coefficients,
+    /// chunk j as `Σ_i Δ·q_{js+i}·X^i`, then an encryption of zero.
+    pub fn encrypt_row_split(&self, probe: &[i8], chunks: usize) -> Result<RowProbe, EncryptedError> {
         let d = probe.len();
         check_dim(d)?;
-        let mut pt = vec![0u64; 2 * POLY];
+        if !valid_chunks(d, chunks) {
+            return Err(EncryptedError::Chunks { dim: d, chunks });
+        }
+        let s = stride(d, chunks);
+        let mut pt = vec![0u64; (chunks + 1) * POLY];
         for (i, q) in probe.iter().enumerate() {
-            pt[i] = ((*q as i64) << DELTA_LOG) as u64;
+            pt[(i / s) * POLY + i % s] = ((*q as i64) << DELTA_LOG) as u64;
         }
         let (seed, bodies) = self.encrypt_seeded(pt);
         Ok(RowProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed, bodies })
@@ -250,7 +346,7 @@ impl ProberKey {
             return Err(EncryptedError::WrongKey { expected: hex16(&self.id), found: hex16(&answer.key_id) });
         }
         answer.check()?;
-        let (d, k) = (answer.dim, per_group(answer.dim));
+        let (d, k) = (answer.stride, per_group(answer.stride));
         let key: &[u64] = self.key.as_ref();
         let mut out = vec![0i64; answer.count];
         out.par_chunks_mut(k).zip(answer.coeffs.par_chunks_exact(RowAnswer::group_len(d))).for_each(|(out, group)| {
@@ -282,18 +378,19 @@ impl ProberKey {
 /// The order of a row answer over `records` records with shuffle `seed`:
 /// position `p` is gallery row `order[p]` or `ROW_PADDING`. A fully random
 /// permutation: row answers serve small galleries, where it costs nothing.
-pub fn row_order(records: usize, dim: usize, seed: [u8; 32]) -> Vec<u32> {
+pub fn row_order(records: usize, stride: usize, seed: [u8; 32]) -> Vec<u32> {
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let mut order: Vec<u32> = (0..records as u32).collect();
     rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
-    order.resize(RowAnswer::groups(records, dim) * per_group(dim), ROW_PADDING);
+    order.resize(RowAnswer::groups(records, stride) * per_group(stride), ROW_PADDING);
     order
 }
 
-/// Answers a row probe against `gallery` for `threshold` (an inner product
-/// of quantised vectors), with a fresh shuffle, masks and re-randomisation
-/// drawn from `seed` (draw it fresh for every answer). Returns the answer
-/// and its order (`row_order(gallery.len(), dim, seed)`).
+/// Answers a row probe (one chunk or split) against `gallery` for
+/// `threshold` (an inner product of quantised vectors), with a fresh
+/// shuffle, masks and re-randomisation drawn from `seed` (draw it fresh for
+/// every answer). Returns the answer and its order
+/// (`row_order(gallery.len(), probe.stride(), seed)`).
 pub fn respond_row(
     probe: &RowProbe,
     gallery: &Gallery,
@@ -301,12 +398,12 @@ pub fn respond_row(
     seed: [u8; 32],
 ) -> Result<(RowAnswer, Vec<u32>), EncryptedError> {
     probe.check()?;
-    let d = probe.dim;
+    let (d, chunks, s) = (probe.dim, probe.chunks(), probe.stride());
     if d != gallery.dim() {
         return Err(EncryptedError::Dimension { probe: d, gallery: gallery.dim() });
     }
-    let k = per_group(d);
-    let order = row_order(gallery.len(), d, seed);
+    let k = per_group(s);
+    let order = row_order(gallery.len(), s, seed);
     let groups = order.len() / k;
     // The shuffle uses stream 0 of the seed; masks and noise stream 1.
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
@@ -323,9 +420,10 @@ pub fn respond_row(
         CiphertextModulus::new_native(),
     )
     .decompress_into_glwe_ciphertext_list();
-    // Fourier forms of A, B (the probe) and A_z, B_z (the zero encryption).
+    // Fourier forms of (A_j, B_j) for every chunk j, then of (A_z, B_z),
+    // the zero encryption.
     let mut scratch = Scratch::new(fft);
-    let mut fourier = vec![c64::default(); 4 * HALF];
+    let mut fourier = vec![c64::default(); 2 * (chunks + 1) * HALF];
     for (out, poly) in fourier.chunks_exact_mut(HALF).zip(list.as_ref().chunks_exact(POLY)) {
         fft.forward_as_torus(
             FourierPolynomial { data: out },
@@ -333,67 +431,80 @@ pub fn respond_row(
             scratch.buffers.stack(),
         );
     }
-    let (fa, rest) = fourier.split_at(HALF);
-    let (fb, rest) = rest.split_at(HALF);
-    let (fza, fzb) = rest.split_at(HALF);
+    let (fprobe, fzero) = fourier.split_at(2 * chunks * HALF);
+    let (fza, fzb) = fzero.split_at(HALF);
 
-    let mut coeffs = vec![0u32; groups * RowAnswer::group_len(d)];
-    coeffs.par_chunks_mut(RowAnswer::group_len(d)).enumerate().for_each_init(
+    let mut coeffs = vec![0u32; groups * RowAnswer::group_len(s)];
+    coeffs.par_chunks_mut(RowAnswer::group_len(s)).enumerate().for_each_init(
         || Scratch::new(fft),
-        |s, (grp, out)| {
-            let mut grng = rand_chacha::ChaCha20Rng::from_seed(group_seeds[grp]);
+        |sc, (grp, out)| {
+            let mut grng = rand_chacha::ChaCha12Rng::from_seed(group_seeds[grp]);
             let masks: Vec<i64> = (0..k).map(|_| (1i64 << MASK_LOG) + grng.gen_range(0..1i64 << MASK_LOG)).collect();
-            // G: slot m holds r_m·g_m reversed, ending at coefficient m·d + d − 1.
-            s.poly.fill(0);
-            for (m, r) in masks.iter().enumerate() {
-                let row = order[grp * k + m];
-                if row == ROW_PADDING {
-                    continue;
+            sc.acc_a.fill(c64::default());
+            sc.acc_b.fill(c64::default());
+            for (j, fj) in fprobe.chunks_exact(2 * HALF).enumerate() {
+                // G_j: slot m holds chunk j of r_m·g_m reversed, ending at
+                // coefficient m·s + s − 1.
+                sc.poly.fill(0);
+                for (m, r) in masks.iter().enumerate() {
+                    let row = order[grp * k + m];
+                    if row == ROW_PADDING {
+                        continue;
+                    }
+                    let g = gallery.row(row as usize);
+                    for (i, g) in g[j * s..((j + 1) * s).min(d)].iter().enumerate() {
+                        sc.poly[m * s + s - 1 - i] = (r * *g as i64) as u64;
+                    }
                 }
-                for (i, g) in gallery.row(row as usize).iter().enumerate() {
-                    s.poly[m * d + d - 1 - i] = (r * *g as i64) as u64;
-                }
+                fft.forward_as_integer(
+                    FourierPolynomial { data: sc.fg.as_mut_slice() },
+                    Polynomial::from_container(sc.poly.as_slice()),
+                    sc.buffers.stack(),
+                );
+                let (fa, fb) = fj.split_at(HALF);
+                mul_acc(&mut sc.acc_a, &sc.fg, fa);
+                mul_acc(&mut sc.acc_b, &sc.fg, fb);
             }
-            for u in s.u.iter_mut() {
-                *u = grng.gen_range(0..2u64);
+            // Re-randomisation: + Z·u for a fresh binary u.
+            let mut bits = [0u64; POLY / 64];
+            grng.fill(&mut bits[..]);
+            for (i, u) in sc.u.iter_mut().enumerate() {
+                *u = (bits[i / 64] >> (i % 64)) & 1;
             }
-            let stack = s.buffers.stack();
+            let stack = sc.buffers.stack();
             fft.forward_as_integer(
-                FourierPolynomial { data: s.fg.as_mut_slice() },
-                Polynomial::from_container(s.poly.as_slice()),
+                FourierPolynomial { data: sc.fu.as_mut_slice() },
+                Polynomial::from_container(sc.u.as_slice()),
                 stack,
             );
-            fft.forward_as_integer(
-                FourierPolynomial { data: s.fu.as_mut_slice() },
-                Polynomial::from_container(s.u.as_slice()),
-                stack,
-            );
-            mul_add(&mut s.acc_a, &s.fg, fa, &s.fu, fza);
-            mul_add(&mut s.acc_b, &s.fg, fb, &s.fu, fzb);
+            mul_acc(&mut sc.acc_a, &sc.fu, fza);
+            mul_acc(&mut sc.acc_b, &sc.fu, fzb);
             fft.backward_as_torus(
-                Polynomial::from_container(s.res_a.as_mut_slice()),
-                FourierPolynomial { data: s.acc_a.as_slice() },
+                Polynomial::from_container(sc.res_a.as_mut_slice()),
+                FourierPolynomial { data: sc.acc_a.as_slice() },
                 stack,
             );
             fft.backward_as_torus(
-                Polynomial::from_container(s.res_b.as_mut_slice()),
-                FourierPolynomial { data: s.acc_b.as_slice() },
+                Polynomial::from_container(sc.res_b.as_mut_slice()),
+                FourierPolynomial { data: sc.acc_b.as_slice() },
                 stack,
             );
-            let bound = 1i64 << NOISE_LOG;
+            // Fresh noise: uniform on [−2^NOISE_LOG, 2^NOISE_LOG), drawn in bulk.
+            let noise = &mut sc.noise[..POLY + k];
+            grng.fill(noise);
+            let e = |x: u32| ((x >> (31 - NOISE_LOG)) as i64 - (1i64 << NOISE_LOG)) as u64;
+            let (e1, e2) = noise.split_at(POLY);
             let (om, ob) = out.split_at_mut(POLY);
-            for (o, a) in om.iter_mut().zip(&s.res_a) {
-                let e1 = grng.gen_range(-bound..=bound) as u64;
-                *o = switch(a.wrapping_add(e1));
+            for ((o, a), x) in om.iter_mut().zip(&sc.res_a).zip(e1) {
+                *o = switch(a.wrapping_add(e(*x)));
             }
-            for (m, (o, r)) in ob.iter_mut().zip(&masks).enumerate() {
-                let e2 = grng.gen_range(-bound..=bound) as u64;
+            for (m, ((o, r), x)) in ob.iter_mut().zip(&masks).zip(e2).enumerate() {
                 let t = ((r * threshold as i64) << DELTA_LOG) as u64;
-                *o = switch(s.res_b[m * d + d - 1].wrapping_add(e2).wrapping_sub(t));
+                *o = switch(sc.res_b[m * s + s - 1].wrapping_add(e(*x)).wrapping_sub(t));
             }
         },
     );
-    Ok((RowAnswer { key_id: probe.key_id, params: PARAMS_V1, dim: d, count: order.len(), coeffs }, order))
+    Ok((RowAnswer { key_id: probe.key_id, params: PARAMS_V1, stride: s, count: order.len(), coeffs }, order))
 }
 
 /// Modulus switch to 2^32: the rounded top half.
@@ -401,12 +512,12 @@ fn switch(x: u64) -> u32 {
     (x.wrapping_add(1 << 31) >> 32) as u32
 }
 
-/// acc = x·y + u·z, element-wise complex.
-fn mul_add(acc: &mut [c64], x: &[c64], y: &[c64], u: &[c64], z: &[c64]) {
+/// acc += x·y, element-wise complex.
+fn mul_acc(acc: &mut [c64], x: &[c64], y: &[c64]) {
     pulp::Arch::new().dispatch(|| {
-        for ((((a, x), y), u), z) in acc.iter_mut().zip(x).zip(y).zip(u).zip(z) {
-            a.re = x.re * y.re - x.im * y.im + u.re * z.re - u.im * z.im;
-            a.im = x.re * y.im + x.im * y.re + u.re * z.im + u.im * z.re;
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            a.re += x.re * y.re - x.im * y.im;
+            a.im += x.re * y.im + x.im * y.re;
         }
     })
 }
@@ -421,6 +532,7 @@ struct Scratch {
     acc_b: Vec<c64>,
     res_a: Vec<u64>,
     res_b: Vec<u64>,
+    noise: Vec<u32>,
 }
 
 impl Scratch {
@@ -438,6 +550,7 @@ impl Scratch {
             acc_b: vec![c64::default(); HALF],
             res_a: vec![0; POLY],
             res_b: vec![0; POLY],
+            noise: vec![0; 2 * POLY],
         }
     }
 }

@@ -18,14 +18,21 @@ fn gallery(rng: &mut impl Rng, probe: &[i8], m: usize) -> Gallery {
 fn row_decisions_equal_plain_ones_and_the_error_fits_the_estimate() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let key = ProberKey::generate();
-    for (d, m) in [(128usize, 333usize), (512, 61), (256, 1)] {
+    // (dimension, records, chunks): one-chunk alert probes and split ones,
+    // including an uneven split (100 = 7 × 13 + 9).
+    for (d, m, chunks) in
+        [(128usize, 333usize, 1usize), (512, 61, 1), (256, 1, 1), (128, 700, 8), (100, 300, 8), (512, 90, 32)]
+    {
         let q = unit_i8(&mut rng, d);
         let g = gallery(&mut rng, &q, m);
-        let probe = key.encrypt_row(&q).unwrap();
+        let probe = key.encrypt_row_split(&q, chunks).unwrap();
+        let s = stride(d, chunks);
+        assert_eq!((probe.chunks(), probe.stride()), (chunks, s));
         let seed: [u8; 32] = rng.gen();
         let (answer, order) = respond_row(&probe, &g, T, seed).unwrap();
-        assert_eq!(order, row_order(m, d, seed), "the order is re-derivable from the seed");
-        assert_eq!(answer.count, m.div_ceil(per_group(d)) * per_group(d));
+        assert_eq!(order, row_order(m, s, seed), "the order is re-derivable from the seed");
+        assert_eq!(answer.stride, s);
+        assert_eq!(answer.count, m.div_ceil(per_group(s)) * per_group(s));
         let raw = key.decrypt_row_raw(&answer).unwrap();
         let plain = scan(&g, &q, T);
         let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
@@ -52,8 +59,9 @@ fn row_decisions_equal_plain_ones_and_the_error_fits_the_estimate() {
             }
         }
         assert!(matches >= m / 10, "d={d}: the gallery holds matches ({matches})");
+        assert!(m == 1 || matches < m, "d={d}: the gallery holds non-matches");
         let rms = (sum2 / n as f64).sqrt();
-        eprintln!("row d={d}: rms error 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), sd.log2());
+        eprintln!("row d={d} chunks={chunks}: rms error 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), sd.log2());
         assert!(rms < sd, "rms error 2^{:.2} above the estimate 2^{:.2}", rms.log2(), sd.log2());
         let mut seen: Vec<u32> = order.iter().copied().filter(|r| *r != ROW_PADDING).collect();
         seen.sort_unstable();
@@ -135,4 +143,50 @@ fn row_wire_forms_round_trip_and_refuse_bad_input() {
     assert!(matches!(key.decrypt_row(&odd), Err(EncryptedError::Length { .. })));
     let other = ProberKey::generate();
     assert!(matches!(other.decrypt_row(&answer), Err(EncryptedError::WrongKey { .. })));
+}
+
+#[test]
+fn split_probes_round_trip_and_stay_out_of_alerts() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    let key = ProberKey::generate();
+    let q = unit_i8(&mut rng, 128);
+    let split = key.encrypt_row_split(&q, 8).unwrap();
+    let bytes = split.to_bytes();
+    assert!(bytes.len() <= RowProbe::encoded_len(8) && bytes.len() > 9 * POLY * 8, "{} bytes", bytes.len());
+    assert!(RowProbe::from_bytes_split(&bytes, 8).unwrap() == split);
+    // An alert carries a one-chunk probe: a split one is refused there, and
+    // a decoder for fewer chunks refuses it by size before reading it.
+    assert!(RowProbe::from_bytes(&bytes).is_err());
+    assert!(matches!(RowProbe::from_bytes_split(&bytes, 4), Err(EncryptedError::Wire(m)) if m.contains("exceeds")));
+    // 128 does not cut into 100 non-empty chunks of one width.
+    assert_eq!(key.encrypt_row_split(&q, 100).unwrap_err(), EncryptedError::Chunks { dim: 128, chunks: 100 });
+    let mut bad = split.clone();
+    bad.bodies.extend(vec![0u64; 91 * POLY]);
+    assert!(matches!(RowProbe::from_bytes_split(&bad.to_bytes(), 128), Err(EncryptedError::Chunks { chunks: 99, .. })));
+    let mut ragged = split.clone();
+    ragged.bodies.pop();
+    assert!(matches!(RowProbe::from_bytes_split(&ragged.to_bytes(), 8), Err(EncryptedError::Length { .. })));
+    // Answers say their stride; a page decodes and decrypts on its own.
+    let g = gallery(&mut rng, &q, 200);
+    let (answer, _) = respond_row(&split, &g, T, [5; 32]).unwrap();
+    assert_eq!(answer.stride, 16);
+    assert_eq!(answer.coeffs.len(), 2 * (POLY + 128), "200 records: two groups of 128 at stride 16");
+    let back = RowAnswer::from_bytes(&answer.to_bytes(), usize::MAX).unwrap();
+    assert!(back == answer);
+    assert_eq!(key.decrypt_row(&back).unwrap(), key.decrypt_row(&answer).unwrap());
+}
+
+#[test]
+fn the_cheapest_form_follows_the_gallery_size() {
+    // A handful of records: the alert's own probe; hundreds to thousands:
+    // a split probe; hundreds of thousands: the column form.
+    assert_eq!(answer_form(10, 128, 128), AnswerForm::Row);
+    assert!(matches!(answer_form(1000, 128, 128), AnswerForm::Split(_)));
+    assert_eq!(answer_form(500_000, 128, 128), AnswerForm::Column);
+    // With splits capped at one chunk, the old choice: row, then column.
+    assert!(matches!(answer_form(1000, 128, 1), AnswerForm::Row));
+    let r = answer_form(1000, 128, 128);
+    assert!(bytes_moved(1000, 128, r) * 2 < bytes_moved(1000, 128, AnswerForm::Row));
+    let limit = row_form_limit(128, 128);
+    assert!(limit > 0 && answer_form(limit + 1, 128, 128) != AnswerForm::Row);
 }

@@ -6,7 +6,7 @@ use super::identify::JobDone;
 use super::{now_ms, NodeError, Runtime};
 use crate::services::{AlertJob, AnswerPage, RequestOutcome};
 use libp2p::request_response::ResponseChannel;
-use vigil_protocol::{decode, encode, AlertId, FetchProbe, OrgId, Request, Response, Tag};
+use vigil_protocol::{decode, encode, AlertId, FetchProbe, FetchSplit, OrgId, Request, Response, Tag};
 
 impl Runtime {
     /// Runs a holder's answer job on the bulk pool, off the async runtime.
@@ -78,13 +78,16 @@ impl Runtime {
         })
     }
 
-    /// Asks `to` for the column-form probe of `alert` on the identify protocol.
-    pub(super) fn send_fetch(&mut self, to: OrgId, alert: AlertId) {
+    /// Asks `to` for the column-form probe (`chunks` = `None`) or a split
+    /// row form of `alert` on the identify protocol.
+    pub(super) fn send_fetch(&mut self, to: OrgId, alert: AlertId, chunks: Option<usize>) {
         let connected = crate::net::peer_id(&to).ok().filter(|p| self.swarm.is_connected(p));
-        let (Some(peer), Ok(frame)) = (
-            connected,
-            encode(Tag::Request, &Request::FetchProbe(FetchProbe { alert }), self.config.queries.max_query_bytes),
-        ) else {
+        let request = match chunks {
+            None => Request::FetchProbe(FetchProbe { alert }),
+            Some(n) => Request::FetchSplit(FetchSplit { alert, chunks: n as u32 }),
+        };
+        let (Some(peer), Ok(frame)) = (connected, encode(Tag::Request, &request, self.config.queries.max_query_bytes))
+        else {
             // Not connected now: the engine asks again on reconnection.
             let actions = self.engine.probe_fetched(alert, Err("issuer not connected".into()));
             if let Err(e) = self.apply(actions) {

@@ -502,7 +502,7 @@ impl Runtime {
                     }
                 }
                 Action::AnswerAlert(job) => self.spawn_alert_job(job),
-                Action::FetchProbe { to, alert } => self.send_fetch(to, alert),
+                Action::FetchProbe { to, alert, chunks } => self.send_fetch(to, alert, chunks),
                 Action::RosterChanged => self.roster_changed()?,
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {

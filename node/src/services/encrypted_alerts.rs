@@ -10,16 +10,14 @@ use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
-    per_group, respond, respond_row, row_form_limit, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe,
-    RunLayout, PADDING, POLY, ROW_PADDING,
+    answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, EncryptedAnswer,
+    EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, PADDING, POLY, ROW_PADDING,
 };
 use vigil_matcher::Gallery;
-use vigil_protocol::{
-    AlertAnswer, AlertId, FetchProbe, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role, Tag,
-};
+use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role, Tag};
 
-/// The probe a holder's job answers: the alert's row form, or the column
-/// form fetched from the issuer for a large gallery.
+/// The probe a holder's job answers: the alert's row form or a split row
+/// form, or the column form fetched from the issuer for a large gallery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobProbe {
     Row(Arc<RowProbe>),
@@ -67,7 +65,7 @@ impl AlertJob {
             JobProbe::Column(p) => return self.run_column(p),
         };
         let d = self.gallery.dim();
-        let page = self.page_records.max(per_group(d));
+        let page = self.page_records.max(per_group(probe.stride()));
         let mut pages = Vec::new();
         for (n, start) in (0..self.records.len()).step_by(page).enumerate() {
             let end = (start + page).min(self.records.len());
@@ -135,35 +133,45 @@ impl AnswerJob {
     }
 }
 
-/// Encryption of an alert's column-form probe at the issuer, for a holder
-/// with a large gallery: run on a blocking thread.
+/// Encryption of an alert's probe in column form, or split into `chunks`
+/// row-form chunks, at the issuer, for a holder that asked: run on a
+/// blocking thread.
 #[derive(Debug)]
 pub struct FetchJob {
     pub alert: AlertId,
     pub from: OrgId,
     pub key: Arc<ProberKey>,
     pub vector: Vec<i8>,
+    /// `None`: the column form.
+    pub chunks: Option<usize>,
 }
 
 impl FetchJob {
     /// The response to send: the probe, freshly encrypted.
     pub fn run(&self) -> Response {
-        match self.key.encrypt(&self.vector) {
-            Ok(p) => Response::Probe(ProbeForm { alert: self.alert, probe: p.to_bytes() }),
+        let bytes = match self.chunks {
+            None => self.key.encrypt(&self.vector).map(|p| p.to_bytes()),
+            Some(n) => self.key.encrypt_row_split(&self.vector, n).map(|p| p.to_bytes()),
+        };
+        match bytes {
+            Ok(probe) => Response::Probe(ProbeForm { alert: self.alert, probe }),
             Err(_) => Response::Refused(Refusal::Unsupported),
         }
     }
 }
 
-/// A holder's fetch of a column-form probe: the records it will cover.
+/// A holder's fetch of a column-form or split probe: the records it will
+/// cover.
 #[derive(Debug, Clone)]
 pub(super) struct Fetching {
     issuer: OrgId,
     records: Vec<u64>,
     in_flight: bool,
+    /// `None`: the column form.
+    chunks: Option<usize>,
 }
 
-/// Column-form probes an issuer encrypts per (holder, alert).
+/// Column-form or split probes an issuer encrypts per (holder, alert).
 const MAX_FETCHES_PER_ALERT: u32 = 3;
 
 /// What to do with a request frame: answer now, or decrypt first.
@@ -238,11 +246,17 @@ impl Engine {
         for r in &records {
             self.answered_alerts.insert((alert, *r));
         }
-        let column_above = self.policy.column_above.unwrap_or_else(|| row_form_limit(ex.dim));
-        if only.is_none() && records.len() > column_above {
-            // Many records: the column form moves fewer bytes; ask the issuer.
-            self.fetching.insert(alert, Fetching { issuer, records, in_flight: true });
-            return vec![Action::FetchProbe { to: issuer, alert }];
+        // More than a few records: a split or column-form probe moves fewer
+        // bytes; ask the issuer for it.
+        let form = if only.is_some() { AnswerForm::Row } else { self.answer_form(records.len(), ex.dim) };
+        let chunks = match form {
+            AnswerForm::Row => None,
+            AnswerForm::Split(n) => Some(Some(n)),
+            AnswerForm::Column => Some(None),
+        };
+        if let Some(chunks) = chunks {
+            self.fetching.insert(alert, Fetching { issuer, records, in_flight: true, chunks });
+            return vec![Action::FetchProbe { to: issuer, alert, chunks }];
         }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
@@ -262,12 +276,13 @@ impl Engine {
     }
 
     /// Holder: the issuer answered (or did not answer) our fetch of the
-    /// column-form probe of `alert`: a job over the records it covers, or a
-    /// retry later.
+    /// column-form or split probe of `alert`: a job over the records it
+    /// covers, or a retry later.
     pub fn probe_fetched(&mut self, alert: AlertId, result: Result<Response, String>) -> Vec<Action> {
         let Some(f) = self.fetching.get_mut(&alert) else { return vec![] };
         f.in_flight = false;
         let not_answered = |reason: String| vec![Action::Audit(AuditEvent::AlertNotAnswered { alert, reason })];
+        let what = if f.chunks.is_some() { "split" } else { "column-form" };
         let form = match result {
             Ok(Response::Probe(p)) if p.alert == alert => p,
             // No answer, or a passing refusal: asked again on reconnection.
@@ -275,7 +290,7 @@ impl Engine {
             Ok(other) => {
                 let issuer = f.issuer;
                 self.fetching.remove(&alert);
-                let reason = format!("the issuer did not give the column-form probe: {other:?}");
+                let reason = format!("the issuer did not give the {what} probe: {other:?}");
                 return [
                     vec![Action::Audit(AuditEvent::MessageRejected { from: issuer.to_hex(), reason: reason.clone() })],
                     not_answered(reason),
@@ -283,40 +298,69 @@ impl Engine {
                 .concat();
             }
         };
-        let Fetching { issuer, records, .. } = self.fetching.remove(&alert).expect("present");
+        let Fetching { issuer, records, chunks, .. } = self.fetching.remove(&alert).expect("present");
         let Some(a) = self.alerts.get(&alert) else { return vec![] };
-        let row = a.alert.body.encrypted.as_ref().and_then(|e| RowProbe::from_bytes(&e.row).ok());
-        let probe = match (EncryptedProbe::from_bytes(&form.probe, self.queries.max_answer_bytes), row) {
-            (Ok(p), Some(row)) if p.key_id == row.key_id && p.dim == row.dim => p,
-            (Ok(_), _) => {
-                let reason = "column-form probe under another key or dimension than the alert's".to_string();
-                return [self.violation(issuer, &reason), not_answered(reason)].concat();
-            }
-            (Err(e), _) => {
-                let reason = format!("malformed column-form probe: {e}");
-                return [self.violation(issuer, &reason), not_answered(reason)].concat();
-            }
-        };
-        let Some(ex) = a.alert.body.encrypted.as_ref().and_then(|e| vigil_matcher::extractor(&e.extractor)) else {
+        let enc = a.alert.body.encrypted.as_ref();
+        let (Some(row), Some(ex)) = (
+            enc.and_then(|e| RowProbe::from_bytes(&e.row).ok()),
+            enc.and_then(|e| vigil_matcher::extractor(&e.extractor)),
+        ) else {
             return vec![];
+        };
+        let limit = self.queries.max_answer_bytes;
+        let probe = match chunks {
+            None => EncryptedProbe::from_bytes(&form.probe, limit)
+                .map(|p| (p.key_id == row.key_id && p.dim == row.dim).then(|| JobProbe::Column(Arc::new(p)))),
+            Some(n) => RowProbe::from_bytes_split(&form.probe, n).map(|p| {
+                (p.key_id == row.key_id && p.dim == row.dim && p.chunks() == n).then(|| JobProbe::Row(Arc::new(p)))
+            }),
+        };
+        let probe = match probe {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let reason = format!("{what} probe under another key, dimension or split than asked for");
+                return [self.violation(issuer, &reason), not_answered(reason)].concat();
+            }
+            Err(e) => {
+                let reason = format!("malformed {what} probe: {e}");
+                return [self.violation(issuer, &reason), not_answered(reason)].concat();
+            }
         };
         let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
         let rows = records.iter().flat_map(|r| self.gallery[r].vector.iter().copied()).collect();
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
-        // Pages of whole 16 KiB blocks, filling at most half a request frame.
-        let blocks = (self.frame_limit / 2 / (2 * POLY * 4)).max(1);
+        // Pages fill at most half a request frame: whole 16 KiB blocks
+        // (column form) or whole groups (split).
+        let page_records = match &probe {
+            JobProbe::Column(_) => (self.frame_limit / 2 / (2 * POLY * 4)).max(1) * POLY,
+            JobProbe::Row(p) => {
+                (self.frame_limit / 2 / (RowAnswer::group_len(p.stride()) * 4)).max(1) * per_group(p.stride())
+            }
+        };
         let job = AlertJob {
             alert,
             issuer,
-            probe: JobProbe::Column(Arc::new(probe)),
+            probe,
             gallery: Gallery::new(ex.dim, rows),
             records,
             threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
             seed,
-            page_records: blocks * POLY,
+            page_records,
         };
         vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// Holder: how to answer an alert over `records` records (config:
+    /// `alerts.column_above`, `alerts.split_probes`).
+    fn answer_form(&self, records: usize, dim: usize) -> AnswerForm {
+        let mut forms = answer_forms(dim, if self.policy.split_probes { dim } else { 1 });
+        match self.policy.column_above {
+            Some(limit) if records > limit => return AnswerForm::Column,
+            Some(_) => forms.retain(|f| *f != AnswerForm::Column),
+            None => {}
+        }
+        cheapest(records, dim, &forms)
     }
 
     /// Holder: fetches to (re)send now, to issuers that are connected.
@@ -326,14 +370,20 @@ impl Engine {
             .filter(|(_, f)| !f.in_flight && connected(&f.issuer))
             .map(|(alert, f)| {
                 f.in_flight = true;
-                Action::FetchProbe { to: f.issuer, alert: *alert }
+                Action::FetchProbe { to: f.issuer, alert: *alert, chunks: f.chunks }
             })
             .collect()
     }
 
-    /// Issuer: a holder asks for the column form of one of our alerts.
-    pub(super) fn on_fetch_probe(&mut self, from: OrgId, req: FetchProbe) -> Result<FetchJob, (Refusal, String)> {
-        let a = self.alerts.get(&req.alert).ok_or((Refusal::UnknownAlert, "fetch of an unknown alert".into()))?;
+    /// Issuer: a holder asks for the column form (`chunks` = `None`) or a
+    /// split row form of one of our alerts.
+    pub(super) fn on_fetch_probe(
+        &mut self,
+        from: OrgId,
+        alert: AlertId,
+        chunks: Option<usize>,
+    ) -> Result<FetchJob, (Refusal, String)> {
+        let a = self.alerts.get(&alert).ok_or((Refusal::UnknownAlert, "fetch of an unknown alert".into()))?;
         if a.alert.body.issuer != self.org {
             return Err((Refusal::NotIssuer, "fetch of an alert this node did not issue".into()));
         }
@@ -344,14 +394,17 @@ impl Engine {
         else {
             return Err((Refusal::Unsupported, "fetch of an alert that is withdrawn or not encrypted".into()));
         };
+        if let Some(n) = chunks.filter(|n| !valid_chunks(vector.len(), *n)) {
+            return Err((Refusal::Malformed, format!("{n} chunks do not cut a probe of {} dimensions", vector.len())));
+        }
         let row = RowProbe::from_bytes(&enc.row).map_err(|e| (Refusal::Unsupported, e.to_string()))?;
         let key = self.key_by_id(&row.key_id).ok_or((Refusal::Unsupported, "alert key no longer held".into()))?;
-        let n = self.fetches.entry((from, req.alert)).or_default();
+        let n = self.fetches.entry((from, alert)).or_default();
         if *n >= MAX_FETCHES_PER_ALERT {
             return Err((Refusal::RateLimited, format!("more than {MAX_FETCHES_PER_ALERT} fetches of one alert")));
         }
         *n += 1;
-        Ok(FetchJob { alert: req.alert, from, key, vector: vector.clone() })
+        Ok(FetchJob { alert, from, key, vector: vector.clone(), chunks })
     }
 
     /// Every answer still owed after a restart (jobs lost in flight).
@@ -488,8 +541,10 @@ impl Engine {
             EncryptedAnswer::from_bytes(&a.body, max_frame_bytes)
                 .map(|ans| (ans.key_id == probe.key_id).then_some(AnyAnswer::Column(ans)))
         } else {
-            RowAnswer::from_bytes(&a.body, max_frame_bytes)
-                .map(|ans| (ans.key_id == probe.key_id && ans.dim == probe.dim).then_some(AnyAnswer::Row(ans)))
+            // At the stride of the alert's probe or of a split of it.
+            RowAnswer::from_bytes(&a.body, max_frame_bytes).map(|ans| {
+                (ans.key_id == probe.key_id && valid_stride(probe.dim, ans.stride)).then_some(AnyAnswer::Row(ans))
+            })
         };
         let answer = match decoded {
             Ok(Some(ans)) => ans,

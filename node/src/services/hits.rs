@@ -42,7 +42,7 @@ impl Engine {
             Request::SyncHeads(h) => self.on_sync_heads(from, h),
             Request::SyncPull(p) => self.on_sync_pull(now_ms, from, p),
             // Queries travel on their own protocol, with their own limits.
-            Request::Identify(_) | Request::FetchProbe(_) => {
+            Request::Identify(_) | Request::FetchProbe(_) | Request::FetchSplit(_) => {
                 let reason = "identification query or probe fetch on the notice protocol".to_string();
                 let actions = self.violation(from, &reason);
                 (Response::Refused(Refusal::Malformed), actions)

@@ -130,9 +130,13 @@ impl Engine {
         let max = self.queries.max_query_bytes;
         let req = match decode::<Request>(Tag::Request, bytes, max) {
             Ok(Request::Identify(r)) => r,
-            Ok(Request::FetchProbe(f)) => {
-                let alert = f.alert;
-                return match self.on_fetch_probe(from, f) {
+            Ok(r @ (Request::FetchProbe(_) | Request::FetchSplit(_))) => {
+                let (alert, chunks) = match r {
+                    Request::FetchSplit(f) => (f.alert, Some(f.chunks as usize)),
+                    Request::FetchProbe(f) => (f.alert, None),
+                    _ => unreachable!("matched above"),
+                };
+                return match self.on_fetch_probe(from, alert, chunks) {
                     Ok(job) => IdentifyStart::Fetch(Box::new(job), vec![]),
                     Err((refusal, reason)) => IdentifyStart::Answer(
                         Response::Refused(refusal),

@@ -57,11 +57,13 @@ pub enum Action {
     /// A newer roster was applied (from a peer): refresh the allow list,
     /// cut off removed members, and pass it on to connected peers.
     RosterChanged,
-    /// Ask an alert's issuer for its column-form probe (on the identify
-    /// protocol), then hand the response to `Engine::probe_fetched`.
+    /// Ask an alert's issuer for its column-form probe (`chunks` = `None`)
+    /// or a split row form (on the identify protocol), then hand the
+    /// response to `Engine::probe_fetched`.
     FetchProbe {
         to: OrgId,
         alert: AlertId,
+        chunks: Option<usize>,
     },
 }
 

@@ -181,6 +181,76 @@ fn issuer_budgets_bound_encrypted_alert_answers() {
 }
 
 #[test]
+fn mid_sized_galleries_fetch_a_split_probe_and_answer_it() {
+    let mut f = fed_with(3, AlertForm::Encrypted);
+    let pop = Population::new(10, "vigil-synth-128", 400);
+    let (issuer, holder) = (f.engines[0].org(), f.engines[1].org());
+    let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
+    for p in 10..310 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    let (alert, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(6, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let gossip = published(&actions);
+    let (_, actions) = f.engines[1].on_gossip(T0 + 1, issuer, &gossip, GOSSIP_E);
+    assert!(jobs(&actions).is_empty(), "301 records: a split probe moves fewer bytes than the alert's");
+    let chunks = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::FetchProbe { to, alert: x, chunks: Some(n) } if *to == issuer && *x == alert => Some(*n),
+            _ => None,
+        })
+        .expect("a split fetch");
+    assert!(chunks > 1 && 128 % chunks == 0, "{chunks} chunks");
+
+    // A split that does not cut the probe is refused; the asked one is given.
+    let ask = |n: usize| {
+        let r = Request::FetchSplit(vigil_protocol::FetchSplit { alert, chunks: n as u32 });
+        encode(Tag::Request, &r, FRAME).unwrap()
+    };
+    assert!(matches!(
+        f.engines[0].on_identify(T0 + 2, holder, &ask(100), [0; 32]),
+        IdentifyStart::Answer(Response::Refused(Refusal::Malformed), _)
+    ));
+    let IdentifyStart::Fetch(job, _) = f.engines[0].on_identify(T0 + 2, holder, &ask(chunks), [0; 32]) else {
+        panic!("the issuer must encrypt the split probe")
+    };
+    let response = job.run();
+    assert!(matches!(&response, Response::Probe(p) if p.probe.len() > (chunks + 1) * 16 * 1024));
+    let actions = f.engines[1].probe_fetched(alert, Ok(response));
+    let js = jobs(&actions);
+    assert_eq!(js.len(), 1);
+    assert!(matches!(&js[0].probe, JobProbe::Row(p) if p.chunks() == chunks));
+    let mut bytes = 0;
+    for (_, req, _) in answer(&mut f.engines[1], &js[0]) {
+        let Request::AlertAnswer(a) = &req else { panic!("an answer page") };
+        assert_eq!(a.body[3], Tag::RowAnswer as u8, "a row-form page");
+        bytes += a.body.len();
+        let frame = encode(Tag::Request, &req, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 3, holder, &frame, FRAME).0, Response::Ack);
+    }
+    let row_bytes = vigil_matcher::encrypted::RowAnswer::encoded_len(301, 128);
+    assert!(bytes * 2 < row_bytes, "split answers {bytes} bytes, the alert's own form {row_bytes}");
+    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let (_, actions) = f.engines[0].request_disclosure(T0 + 4, hits[0].handle, "family asks".into()).unwrap();
+    let frame = encode(Tag::Request, &sends(&actions)[0].1, FRAME).unwrap();
+    let (r, actions) = f.engines[1].on_request(T0 + 5, issuer, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+
+    // With split probes off, the same holder answers the alert's own probe.
+    f.engines[2].policy.split_probes = false;
+    for p in 10..310 {
+        f.engines[2].enrol(T0, enrolment(pop.sample(p, 2))).unwrap();
+    }
+    let (_, actions) = f.engines[2].on_gossip(T0 + 1, issuer, &gossip, GOSSIP_E);
+    assert_eq!(jobs(&actions).len(), 1, "{actions:?}");
+}
+
+#[test]
 fn large_galleries_fetch_the_column_form_and_answer_it() {
     let mut f = fed_with(4, AlertForm::Encrypted);
     f.engines[1].policy.column_above = Some(5);
@@ -194,7 +264,9 @@ fn large_galleries_fetch_the_column_form_and_answer_it() {
         f.engines[0].publish_alert(T0, &pop.sample(6, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
     let (_, actions) = f.engines[1].on_gossip(T0 + 1, issuer, &published(&actions), GOSSIP_E);
     assert!(jobs(&actions).is_empty(), "21 records > 5: no row-form job");
-    assert!(actions.iter().any(|a| matches!(a, Action::FetchProbe { to, alert: x } if *to == issuer && *x == alert)));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::FetchProbe { to, alert: x, chunks: None } if *to == issuer && *x == alert)));
 
     // The issuer encrypts the column form for it (a blocking job at runtime).
     let fetch = encode(Tag::Request, &Request::FetchProbe(vigil_protocol::FetchProbe { alert }), FRAME).unwrap();
