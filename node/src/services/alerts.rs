@@ -155,6 +155,7 @@ impl Engine {
         // The probe is kept only while someone may still fetch the column form.
         a.probe_vector = None;
         let stored = a.clone();
+        self.fetched_forms.retain(|(alert, _), _| *alert != id);
         Ok(vec![
             Action::Store(StoreOp::PutAlert(Box::new(stored))),
             Action::Store(StoreOp::PutMeta(Box::new(self.meta.clone()))),

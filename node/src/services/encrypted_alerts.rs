@@ -133,6 +133,17 @@ impl AnswerJob {
     }
 }
 
+/// One fetched form of an alert's probe, encrypted by the first job that
+/// needs it and then given as is to every holder asking for that form (the
+/// alert's own probe is likewise one ciphertext for all). `None` inside:
+/// the encryption failed.
+pub(super) type FetchedForm = Arc<std::sync::OnceLock<Option<Vec<u8>>>>;
+
+/// Fetched forms an issuer keeps (2 MiB each at most for d = 128 column
+/// probes); beyond, forms of other alerts are dropped and re-encrypted if
+/// asked for again.
+const MAX_FETCHED_FORMS: usize = 16;
+
 /// Encryption of an alert's probe in column form, or split into `chunks`
 /// row-form chunks, at the issuer, for a holder that asked: run on a
 /// blocking thread.
@@ -144,18 +155,23 @@ pub struct FetchJob {
     pub vector: Vec<i8>,
     /// `None`: the column form.
     pub chunks: Option<usize>,
+    form: FetchedForm,
 }
 
 impl FetchJob {
-    /// The response to send: the probe, freshly encrypted.
+    /// The response to send: the probe, encrypted on the first fetch of
+    /// this form of this alert.
     pub fn run(&self) -> Response {
-        let bytes = match self.chunks {
-            None => self.key.encrypt(&self.vector).map(|p| p.to_bytes()),
-            Some(n) => self.key.encrypt_row_split(&self.vector, n).map(|p| p.to_bytes()),
-        };
+        let bytes = self.form.get_or_init(|| {
+            match self.chunks {
+                None => self.key.encrypt(&self.vector).map(|p| p.to_bytes()),
+                Some(n) => self.key.encrypt_row_split(&self.vector, n).map(|p| p.to_bytes()),
+            }
+            .ok()
+        });
         match bytes {
-            Ok(probe) => Response::Probe(ProbeForm { alert: self.alert, probe }),
-            Err(_) => Response::Refused(Refusal::Unsupported),
+            Some(probe) => Response::Probe(ProbeForm { alert: self.alert, probe: probe.clone() }),
+            None => Response::Refused(Refusal::Unsupported),
         }
     }
 }
@@ -404,7 +420,12 @@ impl Engine {
             return Err((Refusal::RateLimited, format!("more than {MAX_FETCHES_PER_ALERT} fetches of one alert")));
         }
         *n += 1;
-        Ok(FetchJob { alert, from, key, vector: vector.clone(), chunks })
+        let vector = vector.clone();
+        if !self.fetched_forms.contains_key(&(alert, chunks)) && self.fetched_forms.len() >= MAX_FETCHED_FORMS {
+            self.fetched_forms.retain(|(a, _), _| *a == alert);
+        }
+        let form = self.fetched_forms.entry((alert, chunks)).or_default().clone();
+        Ok(FetchJob { alert, from, key, vector, chunks, form })
     }
 
     /// Every answer still owed after a restart (jobs lost in flight).

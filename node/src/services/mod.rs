@@ -165,6 +165,9 @@ pub struct Engine {
     fetching: HashMap<AlertId, encrypted_alerts::Fetching>,
     /// Issuer: column-form probes encrypted per (holder, alert).
     fetches: HashMap<(OrgId, AlertId), u32>,
+    /// Issuer: each fetched form of an alert's probe, encrypted once and
+    /// given to every holder that asks (bounded, see `encrypted_alerts`).
+    fetched_forms: HashMap<(AlertId, Option<usize>), encrypted_alerts::FetchedForm>,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -236,6 +239,7 @@ impl Engine {
             frame_limit: init.max_frame_bytes,
             fetching: HashMap::new(),
             fetches: HashMap::new(),
+            fetched_forms: HashMap::new(),
         };
         for a in init.answers {
             for r in a.records.iter().filter(|r| **r != 0) {

@@ -182,7 +182,7 @@ fn issuer_budgets_bound_encrypted_alert_answers() {
 
 #[test]
 fn mid_sized_galleries_fetch_a_split_probe_and_answer_it() {
-    let mut f = fed_with(3, AlertForm::Encrypted);
+    let mut f = fed_with(4, AlertForm::Encrypted);
     let pop = Population::new(10, "vigil-synth-128", 400);
     let (issuer, holder) = (f.engines[0].org(), f.engines[1].org());
     let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
@@ -217,6 +217,12 @@ fn mid_sized_galleries_fetch_a_split_probe_and_answer_it() {
     };
     let response = job.run();
     assert!(matches!(&response, Response::Probe(p) if p.probe.len() > (chunks + 1) * 16 * 1024));
+    // Encrypted once per form: a second holder asking gets the same bytes.
+    let third = f.engines[2].org();
+    let IdentifyStart::Fetch(again, _) = f.engines[0].on_identify(T0 + 2, third, &ask(chunks), [0; 32]) else {
+        panic!("a second holder may fetch too")
+    };
+    assert!(again.run() == response);
     let actions = f.engines[1].probe_fetched(alert, Ok(response));
     let js = jobs(&actions);
     assert_eq!(js.len(), 1);
