@@ -347,25 +347,44 @@ impl ProberKey {
         }
         answer.check()?;
         let (d, k) = (answer.stride, per_group(answer.stride));
+        let fft = Fft::new(PolynomialSize(POLY));
+        let fft = fft.as_view();
+        // S in the Fourier domain once; then per group one product A·S
+        // (negacyclic, so wrapped terms change sign) instead of a length-N
+        // dot product per result.
+        let mut scratch = Scratch::new(fft);
         let key: &[u64] = self.key.as_ref();
+        let mut fkey = vec![c64::default(); HALF];
+        fft.forward_as_integer(
+            FourierPolynomial { data: fkey.as_mut_slice() },
+            Polynomial::from_container(key),
+            scratch.buffers.stack(),
+        );
         let mut out = vec![0i64; answer.count];
-        out.par_chunks_mut(k).zip(answer.coeffs.par_chunks_exact(RowAnswer::group_len(d))).for_each(|(out, group)| {
-            let (mask, bodies) = group.split_at(POLY);
-            for (m, o) in out.iter_mut().enumerate() {
-                let t = m * d + d - 1;
-                // (A·s)_t in Z[X]/(X^N + 1): wrapped terms change sign.
-                let mut dot = 0u64;
-                for (l, a) in mask.iter().enumerate() {
-                    let a = (*a as u64) << 32;
-                    if l <= t {
-                        dot = dot.wrapping_add(a.wrapping_mul(key[t - l]));
-                    } else {
-                        dot = dot.wrapping_sub(a.wrapping_mul(key[t + POLY - l]));
-                    }
+        out.par_chunks_mut(k).zip(answer.coeffs.par_chunks_exact(RowAnswer::group_len(d))).for_each_init(
+            || Scratch::new(fft),
+            |sc, (out, group)| {
+                let (mask, bodies) = group.split_at(POLY);
+                for (p, a) in sc.res_a.iter_mut().zip(mask) {
+                    *p = (*a as u64) << 32;
                 }
-                *o = ((bodies[m] as u64) << 32).wrapping_sub(dot) as i64;
-            }
-        });
+                fft.forward_as_torus(
+                    FourierPolynomial { data: sc.fg.as_mut_slice() },
+                    Polynomial::from_container(sc.res_a.as_slice()),
+                    sc.buffers.stack(),
+                );
+                sc.acc_a.fill(c64::default());
+                mul_acc(&mut sc.acc_a, &sc.fg, &fkey);
+                fft.backward_as_torus(
+                    Polynomial::from_container(sc.res_b.as_mut_slice()),
+                    FourierPolynomial { data: sc.acc_a.as_slice() },
+                    sc.buffers.stack(),
+                );
+                for (m, o) in out.iter_mut().enumerate() {
+                    *o = ((bodies[m] as u64) << 32).wrapping_sub(sc.res_b[m * d + d - 1]) as i64;
+                }
+            },
+        );
         Ok(out)
     }
 
