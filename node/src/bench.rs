@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 use vigil_matcher::encrypted::{
-    answer_form, band_cosine, respond, respond_row, row_form_limit, AnswerForm, ProberKey, RunLayout, PADDING,
-    ROW_PADDING,
+    answer_form, band_cosine, respond, respond_row, row_form_limit, AnswerForm, ProberKey, RunLayout, MAX_SPLIT_CHUNKS,
+    PADDING, ROW_PADDING,
 };
 use vigil_matcher::{dot, quantise, scan, Gallery};
 
@@ -201,7 +201,7 @@ fn row_bench(
     let dim = gallery.dim();
     let limit = row_form_limit(dim, 1);
     let records = gallery.len().min(limit);
-    let chunks = chunks.unwrap_or(match answer_form(records, dim, dim) {
+    let chunks = chunks.unwrap_or(match answer_form(records, dim, MAX_SPLIT_CHUNKS) {
         AnswerForm::Split(n) => n,
         _ => dim.min(8),
     });

@@ -21,7 +21,7 @@ mod wire;
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, row_form_limit, row_order, stride,
-    valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, ROW_PADDING,
+    valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS, ROW_PADDING,
 };
 pub use wire::{EncryptedAnswer, EncryptedProbe};
 

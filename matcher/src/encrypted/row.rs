@@ -60,6 +60,13 @@ pub fn valid_stride(dim: usize, stride: usize) -> bool {
     (1..=dim).contains(&stride) && self::stride(dim, dim.div_ceil(stride)) == stride
 }
 
+/// Most chunks a holder asks for. Bytes alone would favour ever finer
+/// splits over the column form up to hundreds of thousands of records, but
+/// a split costs about one FFT per `N/d` records and chunk where the column
+/// kernel streams the gallery; with this cap the column form takes over
+/// above about 130,000 records (d = 128 or 512).
+pub const MAX_SPLIT_CHUNKS: usize = 32;
+
 /// How a holder answers an alert's encrypted probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerForm {

@@ -180,13 +180,17 @@ fn split_probes_round_trip_and_stay_out_of_alerts() {
 fn the_cheapest_form_follows_the_gallery_size() {
     // A handful of records: the alert's own probe; hundreds to thousands:
     // a split probe; hundreds of thousands: the column form.
-    assert_eq!(answer_form(10, 128, 128), AnswerForm::Row);
-    assert!(matches!(answer_form(1000, 128, 128), AnswerForm::Split(_)));
-    assert_eq!(answer_form(500_000, 128, 128), AnswerForm::Column);
+    assert_eq!(answer_form(10, 128, MAX_SPLIT_CHUNKS), AnswerForm::Row);
+    assert_eq!(answer_form(208, 128, MAX_SPLIT_CHUNKS), AnswerForm::Row);
+    assert_eq!(answer_form(571, 128, MAX_SPLIT_CHUNKS), AnswerForm::Split(4));
+    assert_eq!(answer_form(2001, 128, MAX_SPLIT_CHUNKS), AnswerForm::Split(8));
+    assert_eq!(answer_form(130_048, 128, MAX_SPLIT_CHUNKS), AnswerForm::Split(32));
+    assert_eq!(answer_form(130_049, 128, MAX_SPLIT_CHUNKS), AnswerForm::Column);
     // With splits capped at one chunk, the old choice: row, then column.
     assert!(matches!(answer_form(1000, 128, 1), AnswerForm::Row));
-    let r = answer_form(1000, 128, 128);
+    let r = answer_form(1000, 128, MAX_SPLIT_CHUNKS);
     assert!(bytes_moved(1000, 128, r) * 2 < bytes_moved(1000, 128, AnswerForm::Row));
-    let limit = row_form_limit(128, 128);
-    assert!(limit > 0 && answer_form(limit + 1, 128, 128) != AnswerForm::Row);
+    let limit = row_form_limit(128, MAX_SPLIT_CHUNKS);
+    assert_eq!(limit, 208);
+    assert!(answer_form(limit + 1, 128, MAX_SPLIT_CHUNKS) != AnswerForm::Row);
 }

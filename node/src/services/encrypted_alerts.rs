@@ -11,7 +11,7 @@ use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredA
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
     answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, EncryptedAnswer,
-    EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, PADDING, POLY, ROW_PADDING,
+    EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY, ROW_PADDING,
 };
 use vigil_matcher::Gallery;
 use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role, Tag};
@@ -370,7 +370,7 @@ impl Engine {
     /// Holder: how to answer an alert over `records` records (config:
     /// `alerts.column_above`, `alerts.split_probes`).
     fn answer_form(&self, records: usize, dim: usize) -> AnswerForm {
-        let mut forms = answer_forms(dim, if self.policy.split_probes { dim } else { 1 });
+        let mut forms = answer_forms(dim, if self.policy.split_probes { MAX_SPLIT_CHUNKS } else { 1 });
         match self.policy.column_above {
             Some(limit) if records > limit => return AnswerForm::Column,
             Some(_) => forms.retain(|f| *f != AnswerForm::Column),
