@@ -7,6 +7,7 @@ mod alerts;
 mod commands;
 mod heavy;
 mod identify;
+mod outq;
 mod upkeep;
 mod views;
 
@@ -245,6 +246,8 @@ struct Runtime {
     /// Outstanding hit notices by request.
     pending: HashMap<request_response::OutboundRequestId, Handle>,
     in_flight: std::collections::HashSet<Handle>,
+    /// Requests waiting for a slot to their peer (`outq`).
+    outq: outq::OutQueues,
     listen: Vec<Multiaddr>,
     /// Identification queries this node sent, by query.
     queries: HashMap<Handle, identify::PendingQuery>,
@@ -331,6 +334,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         config,
         pending: HashMap::new(),
         in_flight: Default::default(),
+        outq: Default::default(),
         listen,
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
@@ -411,6 +415,9 @@ impl Runtime {
                 _ = tick.tick() => {
                     self.redial(true);
                     self.resend_hits();
+                    if let Err(e) = self.retry_sync() {
+                        tracing::error!(org = %self.name, "catch-up retry failed: {e}");
+                    }
                 }
                 _ = resync.tick() => {
                     // Heals anything gossip missed, without waiting for a reconnection.
@@ -535,19 +542,6 @@ impl Runtime {
         }
     }
 
-    fn send_request(&mut self, to: OrgId, frame: Vec<u8>, handle: Option<Handle>) {
-        let Ok(peer) = net::peer_id(&to) else { return };
-        if let Some(h) = handle {
-            if !self.in_flight.insert(h) {
-                return;
-            }
-        }
-        let id = self.swarm.behaviour_mut().req.send_request(&peer, net::Frame::Data(frame));
-        if let Some(h) = handle {
-            self.pending.insert(id, h);
-        }
-    }
-
     /// Allows the roster's members (and only them) and notes whom to dial.
     fn sync_allow_list(&mut self) {
         let Some(r) = self.engine.roster() else { return };
@@ -652,6 +646,7 @@ impl Runtime {
                         self.on_request_frame(from, &request, channel)?;
                     }
                     request_response::Message::Response { request_id, response } => {
+                        self.request_ended(&peer);
                         if let Some(h) = self.pending.remove(&request_id) {
                             self.in_flight.remove(&h);
                             match vigil_protocol::decode::<Response>(
@@ -682,6 +677,7 @@ impl Runtime {
                 error,
                 ..
             })) => {
+                self.request_ended(&peer);
                 if let Some(h) = self.pending.remove(&request_id) {
                     self.in_flight.remove(&h);
                     self.engine.request_failed(h);
@@ -704,6 +700,7 @@ impl Runtime {
                 tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
                 self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(&cause) })?;
             }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => self.peer_gone(&peer_id),
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 tracing::debug!(org = %self.name, peer = %peer_id, "connected");
                 // Catch up on alert logs with every member we (re)connect to.

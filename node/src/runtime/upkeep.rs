@@ -46,6 +46,18 @@ impl Runtime {
         Ok(())
     }
 
+    /// Catches up again with connected peers whose catch-up failed.
+    pub(super) fn retry_sync(&mut self) -> Result<(), NodeError> {
+        for p in self.engine.take_sync_retries() {
+            let connected = net::peer_id(&p).is_ok_and(|id| self.swarm.is_connected(&id));
+            if connected {
+                let actions = self.engine.sync_start(p);
+                self.apply(actions)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Erases records past their retention date, then compacts the store.
     pub(super) fn purge(&mut self) -> Result<(), NodeError> {
         let actions = self.engine.purge_expired(now_ms());

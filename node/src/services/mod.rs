@@ -129,6 +129,9 @@ pub struct Engine {
     sync_requests: HashMap<vigil_protocol::Handle, sync::SyncCtx>,
     /// Logs being pulled now (one pull per log at a time).
     pulling: HashSet<OrgId>,
+    /// Peers to catch up with again at the next redial tick (a sync
+    /// request to them failed).
+    sync_retry: HashSet<OrgId>,
     /// Per issuer: how many of its alerts were created at each millisecond
     /// (for the per-hour flood bound).
     created: HashMap<OrgId, BTreeMap<u64, u32>>,
@@ -217,6 +220,7 @@ impl Engine {
             heads: HashMap::new(),
             sync_requests: HashMap::new(),
             pulling: HashSet::new(),
+            sync_retry: HashSet::new(),
             sync_served: HashMap::new(),
             created: HashMap::new(),
             throttled_at: HashMap::new(),

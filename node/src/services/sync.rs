@@ -325,11 +325,25 @@ impl Engine {
         }
     }
 
-    /// A sync request we sent failed (timeout, disconnection).
+    /// A sync request we sent failed (timeout, disconnection, a stream the
+    /// peer dropped when busy): catch up with that peer again soon
+    /// (`take_sync_retries`), not only at the next periodic catch-up.
     pub fn request_failed(&mut self, key: Handle) {
-        if let Some(SyncCtx::Pull { org, .. }) = self.sync_requests.remove(&key) {
-            self.pulling.remove(&org);
+        match self.sync_requests.remove(&key) {
+            Some(SyncCtx::Pull { org, peer, .. }) => {
+                self.pulling.remove(&org);
+                self.sync_retry.insert(peer);
+            }
+            Some(SyncCtx::Heads { peer }) => {
+                self.sync_retry.insert(peer);
+            }
+            None => {}
         }
+    }
+
+    /// Peers whose catch-up failed since the last call.
+    pub fn take_sync_retries(&mut self) -> Vec<OrgId> {
+        self.sync_retry.drain().collect()
     }
 
     pub(super) fn take_sync(&mut self, key: &Handle) -> Option<SyncCtx> {

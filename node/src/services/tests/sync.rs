@@ -242,3 +242,21 @@ fn sync_answers_always_fit_in_a_frame() {
     let (r, _) = f.engines[1].on_request(T0 + 3, asker, &frame, FRAME);
     assert!(matches!(&r, Response::Heads(s) if s.roster.is_some() && s.heads.len() == 3), "{r:?}");
 }
+
+#[test]
+fn a_failed_catch_up_is_retried_soon() {
+    let mut f = fed_with(3, AlertForm::Protected);
+    let peer = f.engines[0].org();
+    let key = |actions: &[Action]| match actions {
+        [Action::Send { key, request: Request::SyncHeads(_), .. }] => *key,
+        other => panic!("expected one SyncHeads, got {other:?}"),
+    };
+    let k = key(&f.engines[1].sync_start(peer));
+    assert!(f.engines[1].take_sync_retries().is_empty(), "nothing failed yet");
+    f.engines[1].request_failed(k);
+    assert_eq!(f.engines[1].take_sync_retries(), vec![peer]);
+    assert!(f.engines[1].take_sync_retries().is_empty(), "taken once");
+    // A failure of some other request is not a catch-up to retry.
+    f.engines[1].request_failed(vigil_protocol::Handle([7; 16]));
+    assert!(f.engines[1].take_sync_retries().is_empty());
+}
