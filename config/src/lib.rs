@@ -180,8 +180,8 @@ pub struct AlertPolicy {
     /// Answer an encrypted alert in column form (fetching that probe from
     /// the issuer: 16 KiB per dimension, then 16 KiB per 2048 records) when
     /// this node holds more than this many records of the alert's
-    /// extractor. Unset: whichever form moves fewer bytes (above about
-    /// 4,000 records at d = 128 the column form does).
+    /// extractor, and never below. Unset: whichever form moves fewer bytes
+    /// (above 130,048 records at d = 128 the column form does).
     pub column_above: Option<usize>,
     /// Answer an encrypted alert with a split row probe fetched from the
     /// issuer when that moves fewer bytes than the alert's own probe (a few
