@@ -185,8 +185,8 @@ pub struct AlertPolicy {
     pub column_above: Option<usize>,
     /// Answer an encrypted alert with a split row probe fetched from the
     /// issuer when that moves fewer bytes than the alert's own probe (a few
-    /// hundred records and up at d = 128: 8 chunks, 144 KiB, make answers
-    /// eight times smaller). Off: the alert's probe or the column form.
+    /// hundred records and up at d = 128: 8 chunks, 108 KiB, make answers
+    /// seven times smaller). Off: the alert's probe or the column form.
     pub split_probes: bool,
     /// Most alerts one issuer may create in any hour (by their signed
     /// creation times); beyond, its alerts are ignored (live) or its log is

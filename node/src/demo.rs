@@ -121,7 +121,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         )
         .await?;
     n.say(format!(
-        "Shelter North published a signed missing-person alert {} carrying only an encrypted probe (TFHE, 32 KiB).",
+        "Shelter North published a signed missing-person alert {} carrying only an encrypted probe (TFHE, 24 KiB).",
         &alert.to_hex()[..12]
     ));
     let delivered = wait_for(Duration::from_secs(20), || async {

@@ -32,6 +32,13 @@ use zeroize::Zeroizing;
 pub const POLY: usize = 2048;
 /// Identifier of the parameter set below (travels with every ciphertext).
 pub const PARAMS_V1: u32 = 1;
+/// The same parameters in the row form's compact encoding: probe bodies
+/// rounded to 48 bits, answer masks to 24 bits (see `row`).
+pub const ROW_PARAMS: u32 = 2;
+/// log2 of the rounding step of row-form probe bodies on the wire.
+pub const ROW_BODY_DROP: u32 = 16;
+/// log2 of the rounding step of row-form answer masks on the wire.
+pub const ROW_MASK_DROP: u32 = 40;
 /// log2 of the plaintext scale Δ.
 pub const DELTA_LOG: u32 = 32;
 /// Masks are drawn uniformly from [2^MASK_LOG, 2^(MASK_LOG+1)).
@@ -43,8 +50,8 @@ pub const MAX_DIM: usize = 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EncryptedError {
-    #[error("probe was made with parameter set {found}, this node uses {PARAMS_V1}")]
-    Params { found: u32 },
+    #[error("ciphertext was made with parameter set {found}, this node uses {expected}")]
+    Params { found: u32, expected: u32 },
     #[error("probe has dimension {probe}, the gallery has {gallery}")]
     Dimension { probe: usize, gallery: usize },
     #[error("dimension {0} is outside 1..={MAX_DIM}")]
@@ -121,7 +128,7 @@ impl ProberKey {
         }
         let params = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
         if params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: params });
+            return Err(EncryptedError::Params { found: params, expected: PARAMS_V1 });
         }
         if bytes[20..].iter().any(|b| *b > 1) {
             return Err(EncryptedError::Key("key coefficients must be 0 or 1".into()));
@@ -208,7 +215,9 @@ impl ProberKey {
 ///   (fitted: tfhe-fft picks its FFT algorithm by timing at run time, and
 ///   the measured rms error varies with that choice from 2^44 to 2^45.7 at
 ///   d = 512; this estimate, 2^46.1, stays above every run seen);
-/// - the switch to 32-bit coefficients, likewise through the key.
+/// - the switch of answers to 32-bit coefficients (row-form masks to 24
+///   bits, `ROW_MASK_DROP`: the larger term, used for both forms), likewise
+///   through the key.
 pub fn error_sd(gallery_norm: f64) -> f64 {
     let n = POLY as f64;
     let noise_var = (2f64.powi(NOISE_LOG as i32 * 2)) / 3.0;
@@ -216,7 +225,8 @@ pub fn error_sd(gallery_norm: f64) -> f64 {
     let enc = (noise_var * n * (mask_max * gallery_norm).powi(2)).sqrt();
     let magnitude = mask_max * gallery_norm * (n / 12.0).sqrt();
     let fft = 20.0 * magnitude * 2f64.powi(64 - 53) * (n / 2.0).sqrt();
-    let modswitch = 2f64.powi(32) / 12f64.sqrt() * (n / 2.0 + 1.0).sqrt();
+    let mask_step = 2f64.powi(ROW_MASK_DROP as i32);
+    let modswitch = (mask_step * mask_step * n / 2.0 + 2f64.powi(64)).sqrt() / 12f64.sqrt();
     (enc * enc + fft * fft + modswitch * modswitch).sqrt()
 }
 

@@ -1,7 +1,8 @@
 //! Row packing: the gossip-sized encrypted probe that alerts carry, and the
 //! answers holders send back to the issuer. The probe is one GLWE holding
 //! the whole probe `Q(X) = Σ Δ·q_i·X^i` plus one GLWE encryption of zero
-//! (32 KiB together, whatever the dimension); the responder multiplies it by
+//! (24 KiB together on the wire, bodies rounded to 48 bits, whatever the
+//! dimension); the responder multiplies it by
 //! a plaintext polynomial packing ⌊N/d⌋ masked gallery vectors, so that
 //! coefficient `m·d + d − 1` of the product is `Δ·r_m·⟨q, g_m⟩`.
 //!
@@ -10,19 +11,27 @@
 //! responder re-randomises every product with the prober's encryption of
 //! zero, `Z·u + (e1, e2)` for a fresh binary `u` and fresh noise (RLWE
 //! public-key style: the mask becomes pseudorandom), and sends only the
-//! mask and the ⌊N/d⌋ body coefficients that hold results. Answers cost
-//! `4·(N + ⌊N/d⌋)` bytes per ⌊N/d⌋ records: cheap for small galleries, while
-//! column packing (`EncryptedProbe`) wins above a few thousand records.
+//! mask (switched to 24 bits) and the ⌊N/d⌋ body coefficients that hold
+//! results (32 bits). Answers cost `3·N + 4·⌊N/d⌋` bytes per ⌊N/d⌋ records:
+//! cheap for small galleries only.
+//!
+//! Rounding the probe's bodies to 48 bits adds an error of at most 2^15
+//! per coefficient, below the encryption noise (2^17); rounding answer
+//! masks to 24 bits adds about 2^43 at decryption, below the FFT's 2^46
+//! (`error_sd` counts both). Parameter set `ROW_PARAMS`.
 //!
 //! A *split* row probe cuts the probe into `n` chunks of `s = ⌈d/n⌉`
 //! coefficients, one GLWE each (plus the zero encryption): the responder
 //! sums the products of chunk j with a polynomial packing chunk j of ⌊N/s⌋
 //! records, so one answer (one mask) carries ⌊N/s⌋ results instead of
 //! ⌊N/d⌋. Between the alert's one-chunk probe and the column form, it is
-//! what a holder of a few hundred to a few thousand records fetches
-//! (`answer_form`): 8 chunks at d = 128 cut its answer bytes eightfold.
+//! what a holder of a few hundred to about 200,000 records fetches
+//! (`answer_form`): 8 chunks at d = 128 cut its answer bytes sevenfold.
 
-use super::{hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, PARAMS_V1, POLY};
+use super::{
+    hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, POLY, ROW_BODY_DROP, ROW_MASK_DROP,
+    ROW_PARAMS,
+};
 use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -64,7 +73,7 @@ pub fn valid_stride(dim: usize, stride: usize) -> bool {
 /// splits over the column form up to hundreds of thousands of records, but
 /// a split costs about one FFT per `N/d` records and chunk where the column
 /// kernel streams the gallery; with this cap the column form takes over
-/// above about 130,000 records (d = 128 or 512).
+/// above about 200,000 records (211,969 at d = 128, 181,505 at d = 512).
 pub const MAX_SPLIT_CHUNKS: usize = 32;
 
 /// How a holder answers an alert's encrypted probe.
@@ -190,12 +199,12 @@ fn check_dim(dim: usize) -> Result<(), EncryptedError> {
 
 impl RowProbe {
     /// Encoded size of an alert's (one-chunk) probe: header, key id,
-    /// params, dim, seed, then 2·N·8 bytes.
-    pub const MAX_BYTES: usize = 64 + 2 * POLY * 8;
+    /// params, dim, seed, then 2·N·6 bytes.
+    pub const MAX_BYTES: usize = 64 + 2 * POLY * BODY_BYTES;
 
     /// Encoded size of a probe in `chunks` chunks.
     pub fn encoded_len(chunks: usize) -> usize {
-        64 + (chunks + 1) * POLY * 8
+        64 + (chunks + 1) * POLY * BODY_BYTES
     }
 
     /// Number of chunks (the probe has been checked).
@@ -214,7 +223,13 @@ impl RowProbe {
             params: self.params,
             dim: self.dim as u32,
             seed: self.seed.to_le_bytes(),
-            bodies: self.bodies.iter().flat_map(|c| c.to_le_bytes()).collect(),
+            bodies: {
+                let mut b = Vec::with_capacity(self.bodies.len() * BODY_BYTES);
+                for c in &self.bodies {
+                    b.extend_from_slice(&(c >> ROW_BODY_DROP).to_le_bytes()[..BODY_BYTES]);
+                }
+                b
+            },
         };
         encode(Tag::RowProbe, &w, usize::MAX).expect("row probes encode")
     }
@@ -233,23 +248,23 @@ impl RowProbe {
     pub fn from_bytes_split(bytes: &[u8], max_chunks: usize) -> Result<Self, EncryptedError> {
         let w: RowProbeWire =
             decode(Tag::RowProbe, bytes, Self::encoded_len(max_chunks.min(MAX_DIM))).map_err(wire_err)?;
-        if !w.bodies.len().is_multiple_of(8) {
-            return Err(EncryptedError::Length { expected: 2 * POLY, found: w.bodies.len() / 8 });
+        if !w.bodies.len().is_multiple_of(BODY_BYTES) {
+            return Err(EncryptedError::Length { expected: 2 * POLY, found: w.bodies.len() / BODY_BYTES });
         }
         let p = Self {
             key_id: w.key_id,
             params: w.params,
             dim: w.dim as usize,
             seed: u128::from_le_bytes(w.seed),
-            bodies: w.bodies.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            bodies: w.bodies.chunks_exact(BODY_BYTES).map(|c| read_le(c) << ROW_BODY_DROP).collect(),
         };
         p.check()?;
         Ok(p)
     }
 
     pub fn check(&self) -> Result<(), EncryptedError> {
-        if self.params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: self.params });
+        if self.params != ROW_PARAMS {
+            return Err(EncryptedError::Params { found: self.params, expected: ROW_PARAMS });
         }
         check_dim(self.dim)?;
         let chunks = self.bodies.len() / POLY;
@@ -274,9 +289,14 @@ impl RowAnswer {
         count.div_ceil(per_group(stride))
     }
 
+    /// Encoded bytes per group: N masks of 3 bytes, ⌊N/s⌋ bodies of 4.
+    pub fn group_bytes(stride: usize) -> usize {
+        POLY * MASK_BYTES + per_group(stride) * 4
+    }
+
     /// Encoded size of an answer for `records` records at result stride `stride`.
     pub fn encoded_len(records: usize, stride: usize) -> usize {
-        48 + Self::groups(records, stride) * Self::group_len(stride) * 4
+        48 + Self::groups(records, stride) * Self::group_bytes(stride)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -285,31 +305,48 @@ impl RowAnswer {
             params: self.params,
             stride: self.stride as u32,
             count: self.count as u64,
-            coeffs: self.coeffs.iter().flat_map(|c| c.to_le_bytes()).collect(),
+            coeffs: {
+                let mut b = Vec::with_capacity(Self::encoded_len(self.count, self.stride));
+                for g in self.coeffs.chunks(Self::group_len(self.stride)) {
+                    let (mask, bodies) = g.split_at(POLY.min(g.len()));
+                    for c in mask {
+                        b.extend_from_slice(&(c >> (ROW_MASK_DROP - 32)).to_le_bytes()[..MASK_BYTES]);
+                    }
+                    for c in bodies {
+                        b.extend_from_slice(&c.to_le_bytes());
+                    }
+                }
+                b
+            },
         };
         encode(Tag::RowAnswer, &w, usize::MAX).expect("answers encode")
     }
 
-    /// Decodes under `limit` and checks parameters, dimension and length.
+    /// Decodes under `limit` and checks parameters, stride and length.
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
         let w: RowAnswerWire = decode(Tag::RowAnswer, bytes, limit).map_err(wire_err)?;
-        if !w.coeffs.len().is_multiple_of(4) {
-            return Err(EncryptedError::Length { expected: w.coeffs.len().div_ceil(4), found: w.coeffs.len() / 4 });
+        let stride = w.stride as usize;
+        check_dim(stride)?;
+        let count = usize::try_from(w.count).map_err(|_| EncryptedError::Wire("count out of range".into()))?;
+        let groups = Self::groups(count, stride);
+        if groups.checked_mul(Self::group_bytes(stride)) != Some(w.coeffs.len()) {
+            let expected = groups.saturating_mul(Self::group_len(stride));
+            return Err(EncryptedError::Length { expected, found: w.coeffs.len() / 4 });
         }
-        let a = Self {
-            key_id: w.key_id,
-            params: w.params,
-            stride: w.stride as usize,
-            count: usize::try_from(w.count).map_err(|_| EncryptedError::Wire("count out of range".into()))?,
-            coeffs: w.coeffs.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
-        };
+        let mut coeffs = Vec::with_capacity(groups * Self::group_len(stride));
+        for g in w.coeffs.chunks_exact(Self::group_bytes(stride)) {
+            let (mask, bodies) = g.split_at(POLY * MASK_BYTES);
+            coeffs.extend(mask.chunks_exact(MASK_BYTES).map(|c| (read_le(c) as u32) << (ROW_MASK_DROP - 32)));
+            coeffs.extend(bodies.chunks_exact(4).map(|c| read_le(c) as u32));
+        }
+        let a = Self { key_id: w.key_id, params: w.params, stride, count, coeffs };
         a.check()?;
         Ok(a)
     }
 
     pub fn check(&self) -> Result<(), EncryptedError> {
-        if self.params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: self.params });
+        if self.params != ROW_PARAMS {
+            return Err(EncryptedError::Params { found: self.params, expected: ROW_PARAMS });
         }
         check_dim(self.stride)?;
         let expected = Self::groups(self.count, self.stride)
@@ -343,7 +380,11 @@ impl ProberKey {
             pt[(i / s) * POLY + i % s] = ((*q as i64) << DELTA_LOG) as u64;
         }
         let (seed, bodies) = self.encrypt_seeded(pt);
-        Ok(RowProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed, bodies })
+        // Bodies travel rounded to 48 bits (`ROW_BODY_DROP`); the probe holds
+        // them so, and encodes and decodes to the same value.
+        let half = 1u64 << (ROW_BODY_DROP - 1);
+        let bodies = bodies.into_iter().map(|b| (b.wrapping_add(half) >> ROW_BODY_DROP) << ROW_BODY_DROP).collect();
+        Ok(RowProbe { key_id: self.id, params: ROW_PARAMS, dim: d, seed, bodies })
     }
 
     /// Decrypts a row answer to the raw values `Δ·r·(s − T) + error`, one
@@ -522,7 +563,7 @@ pub fn respond_row(
             let (e1, e2) = noise.split_at(POLY);
             let (om, ob) = out.split_at_mut(POLY);
             for ((o, a), x) in om.iter_mut().zip(&sc.res_a).zip(e1) {
-                *o = switch(a.wrapping_add(e(*x)));
+                *o = switch_mask(a.wrapping_add(e(*x)));
             }
             for (m, ((o, r), x)) in ob.iter_mut().zip(&masks).zip(e2).enumerate() {
                 let t = ((r * threshold as i64) << DELTA_LOG) as u64;
@@ -530,12 +571,28 @@ pub fn respond_row(
             }
         },
     );
-    Ok((RowAnswer { key_id: probe.key_id, params: PARAMS_V1, stride: s, count: order.len(), coeffs }, order))
+    Ok((RowAnswer { key_id: probe.key_id, params: ROW_PARAMS, stride: s, count: order.len(), coeffs }, order))
 }
 
 /// Modulus switch to 2^32: the rounded top half.
 fn switch(x: u64) -> u32 {
     (x.wrapping_add(1 << 31) >> 32) as u32
+}
+
+/// Modulus switch of a mask coefficient to 2^24 (`ROW_MASK_DROP`), kept as
+/// the top 24 bits of a 32-bit value.
+fn switch_mask(x: u64) -> u32 {
+    ((x.wrapping_add(1 << (ROW_MASK_DROP - 1)) >> ROW_MASK_DROP) as u32) << (ROW_MASK_DROP - 32)
+}
+
+/// Bytes per row-probe body on the wire (64 − `ROW_BODY_DROP` bits).
+const BODY_BYTES: usize = (64 - ROW_BODY_DROP as usize) / 8;
+/// Bytes per answer mask coefficient on the wire (64 − `ROW_MASK_DROP` bits).
+const MASK_BYTES: usize = (64 - ROW_MASK_DROP as usize) / 8;
+
+/// A little-endian unsigned integer of up to 8 bytes.
+fn read_le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
 }
 
 /// acc += x·y, element-wise complex.

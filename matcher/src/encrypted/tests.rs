@@ -138,8 +138,11 @@ fn wrong_key_parameters_dimension_and_truncation_are_refused() {
     // Wrong parameters and dimensions.
     let mut p2 = probe.clone();
     p2.params = 9;
-    assert_eq!(respond(&p2, &g, T, [0; 32]).unwrap_err(), EncryptedError::Params { found: 9 });
-    assert!(matches!(EncryptedProbe::from_bytes(&p2.to_bytes(), usize::MAX), Err(EncryptedError::Params { found: 9 })));
+    assert_eq!(respond(&p2, &g, T, [0; 32]).unwrap_err(), EncryptedError::Params { found: 9, expected: PARAMS_V1 });
+    assert!(matches!(
+        EncryptedProbe::from_bytes(&p2.to_bytes(), usize::MAX),
+        Err(EncryptedError::Params { found: 9, expected: PARAMS_V1 })
+    ));
     let g512 = RunLayout::new(&Gallery::new(512, vec![1; 512 * 3]));
     assert_eq!(respond(&probe, &g512, T, [0; 32]).unwrap_err(), EncryptedError::Dimension { probe: 128, gallery: 512 });
     let mut p3 = probe.clone();

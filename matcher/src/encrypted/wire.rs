@@ -85,7 +85,7 @@ impl EncryptedProbe {
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
         let w: ProbeWire = decode(Tag::EncryptedProbe, bytes, limit.min(Self::MAX_BYTES)).map_err(wire_err)?;
         if w.params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: w.params });
+            return Err(EncryptedError::Params { found: w.params, expected: PARAMS_V1 });
         }
         let dim = w.dim as usize;
         if dim == 0 || dim > MAX_DIM {
@@ -100,7 +100,7 @@ impl EncryptedProbe {
 
     pub(crate) fn check(&self) -> Result<(), EncryptedError> {
         if self.params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: self.params });
+            return Err(EncryptedError::Params { found: self.params, expected: PARAMS_V1 });
         }
         if self.dim == 0 || self.dim > MAX_DIM {
             return Err(EncryptedError::BadDimension(self.dim));
@@ -162,7 +162,7 @@ impl EncryptedAnswer {
 
     pub(crate) fn check(&self) -> Result<(), EncryptedError> {
         if self.params != PARAMS_V1 {
-            return Err(EncryptedError::Params { found: self.params });
+            return Err(EncryptedError::Params { found: self.params, expected: PARAMS_V1 });
         }
         let expected = Self::blocks(self.count) * 2 * POLY;
         if self.coeffs.len() != expected {

@@ -467,9 +467,9 @@ impl Runtime {
 
     /// As `apply`; with `lazy`, the writes after the last action that
     /// leaves the node are not flushed now (sled's periodic flush or the
-    /// next commit makes them durable). Only for gossip: receiving an
-    /// alert acknowledges nothing, and catch-up restores what a crash
-    /// loses. Answer jobs are local: spawned after the writes, and their
+    /// next commit makes them durable). Only for gossip and peers'
+    /// responses: receiving an alert or a response acknowledges nothing,
+    /// and catch-up or the outbox repeats what a crash loses. Answer jobs are local: spawned after the writes, and their
     /// results go through `apply` (and a flush) before they are sent.
     fn apply_with(&mut self, actions: Vec<Action>, lazy: bool) -> Result<(), NodeError> {
         let mut writes: Vec<StoreOp> = Vec::new();
@@ -658,8 +658,13 @@ impl Runtime {
                                     if r == Response::Ack {
                                         self.retry.forget(&h);
                                     }
+                                    // A peer's response acknowledges our request; what it
+                                    // changes here (delivered flags, pulled log entries)
+                                    // acknowledges nothing and a crash only repeats it, so
+                                    // it need not wait for a flush (writes before anything
+                                    // this sends still do).
                                     let actions = self.engine.on_response(now_ms(), h, &r);
-                                    self.apply(actions)?;
+                                    self.apply_with(actions, true)?;
                                 }
                                 Err(e) => {
                                     let reason = format!("undecodable response: {e}");

@@ -216,7 +216,7 @@ fn mid_sized_galleries_fetch_a_split_probe_and_answer_it() {
         panic!("the issuer must encrypt the split probe")
     };
     let response = job.run();
-    assert!(matches!(&response, Response::Probe(p) if p.probe.len() > (chunks + 1) * 16 * 1024));
+    assert!(matches!(&response, Response::Probe(p) if p.probe.len() > (chunks + 1) * 12 * 1024));
     // Encrypted once per form: a second holder asking gets the same bytes.
     let third = f.engines[2].org();
     let IdentifyStart::Fetch(again, _) = f.engines[0].on_identify(T0 + 2, third, &ask(chunks), [0; 32]) else {
