@@ -7,7 +7,7 @@
 //! panic is a bug. Whatever decodes must encode back to something that
 //! decodes to the same value.
 
-use vigil_matcher::encrypted::{EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe};
+use vigil_matcher::encrypted::{EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS};
 use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, RosterFile, SignedRoster, Tag};
 
 /// A decoder entry point: must return normally for any input.
@@ -78,9 +78,12 @@ pub fn ciphertext(data: &[u8]) {
         assert!(EncryptedAnswer::from_bytes(&a.to_bytes(), limit).is_ok());
     }
     if let Ok(p) = RowProbe::from_bytes(data) {
-        assert!(RowProbe::from_bytes(&p.to_bytes()).is_ok());
+        assert!(RowProbe::from_bytes(&p.to_bytes()).is_ok_and(|q| q == p));
+    }
+    if let Ok(p) = RowProbe::from_bytes_split(data, MAX_SPLIT_CHUNKS) {
+        assert!(RowProbe::from_bytes_split(&p.to_bytes(), MAX_SPLIT_CHUNKS).is_ok_and(|q| q == p));
     }
     if let Ok(a) = RowAnswer::from_bytes(data, limit) {
-        assert!(RowAnswer::from_bytes(&a.to_bytes(), limit).is_ok());
+        assert!(RowAnswer::from_bytes(&a.to_bytes(), limit).is_ok_and(|b| b == a));
     }
 }

@@ -68,6 +68,7 @@ fn write_seeds() {
             roster: None,
         }),
         Request::SyncPull(SyncPull { org, from_seq: 1, max: 10 }),
+        Request::FetchSplit(FetchSplit { alert: AlertId([1; 32]), chunks: 8 }),
     ];
     for (i, r) in reqs.iter().enumerate() {
         put("request", &format!("r{i}"), &encode(Tag::Request, r, usize::MAX).unwrap());
@@ -121,4 +122,8 @@ fn write_seeds() {
     let (ra, _) = respond_row(&rp, &g, 1, [2; 32]).unwrap();
     put("ciphertext", "row-probe", &rp.to_bytes());
     put("ciphertext", "row-answer", &ra.to_bytes());
+    let sp = key.encrypt_row_split(&q, 2).unwrap();
+    let (sa, _) = respond_row(&sp, &g, 1, [3; 32]).unwrap();
+    put("ciphertext", "split-probe", &sp.to_bytes());
+    put("ciphertext", "split-answer", &sa.to_bytes());
 }
