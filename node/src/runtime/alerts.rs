@@ -4,7 +4,7 @@
 
 use super::identify::JobDone;
 use super::{now_ms, NodeError, Runtime};
-use crate::services::{AlertJob, AnswerPage, RequestOutcome};
+use crate::services::{Action, AlertJob, RequestOutcome};
 use libp2p::request_response::ResponseChannel;
 use vigil_protocol::{decode, encode, AlertId, FetchProbe, FetchSplit, OrgId, Request, Response, Tag};
 
@@ -18,16 +18,39 @@ impl Runtime {
         });
     }
 
-    pub(super) fn alert_answered(
-        &mut self,
-        job: AlertJob,
-        pages: Result<Vec<AnswerPage>, String>,
-    ) -> Result<(), NodeError> {
-        if let Err(e) = &pages {
-            tracing::error!(org = %self.name, alert = %job.alert, "answering an encrypted alert failed: {e}");
+    /// Finished jobs: answer pages to store and send (holder) and decrypted
+    /// pages whose hits to store before acknowledging them (issuer) are
+    /// committed together, with one flush, before anything of theirs leaves
+    /// the node; other jobs are handled one by one.
+    pub(super) fn on_jobs_done(&mut self, batch: Vec<JobDone>) -> Result<(), NodeError> {
+        let (mut actions, mut responses) = (Vec::new(), Vec::new());
+        for done in batch {
+            match done {
+                JobDone::AlertAnswered { job, pages } => {
+                    if let Err(e) = &pages {
+                        tracing::error!(org = %self.name, alert = %job.alert, "answering an encrypted alert failed: {e}");
+                    }
+                    actions.extend(self.engine.alert_answered(now_ms(), &job, pages));
+                }
+                JobDone::AnswerDecrypted { job, channel, result } => {
+                    let (response, a) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
+                    actions.extend(a);
+                    responses.push((channel, response));
+                }
+                other => self.on_job_done(other)?,
+            }
         }
-        let actions = self.engine.alert_answered(now_ms(), &job, pages);
-        self.apply(actions)
+        // Writes first (in their order), then what leaves the node: `apply`
+        // flushes once, before the first of those.
+        let (mut writes, rest): (Vec<Action>, Vec<Action>) =
+            actions.into_iter().partition(|a| matches!(a, Action::Store(_) | Action::Audit(_)));
+        writes.extend(rest);
+        self.apply(writes)?;
+        for (channel, response) in responses {
+            let frame = self.response_frame(&response, self.config.network.max_frame_bytes);
+            let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
+        }
+        Ok(())
     }
 
     /// A request frame on `/vigil/req/1`: answered now, or after decryption.
@@ -52,20 +75,6 @@ impl Runtime {
                 });
             }
         }
-        Ok(())
-    }
-
-    /// The hits of a decrypted page are stored before the holder hears `Ack`.
-    pub(super) fn answer_decrypted(
-        &mut self,
-        job: crate::services::AnswerJob,
-        channel: ResponseChannel<Vec<u8>>,
-        result: Result<(Vec<usize>, usize), String>,
-    ) -> Result<(), NodeError> {
-        let (response, actions) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
-        self.apply(actions)?;
-        let frame = self.response_frame(&response, self.config.network.max_frame_bytes);
-        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
         Ok(())
     }
 

@@ -149,8 +149,8 @@ impl Runtime {
 
     pub(super) fn on_job_done(&mut self, done: JobDone) -> Result<(), NodeError> {
         match done {
-            JobDone::AlertAnswered { job, pages } => self.alert_answered(*job, pages)?,
-            JobDone::AnswerDecrypted { job, channel, result } => self.answer_decrypted(*job, channel, result)?,
+            // Batched by `on_jobs_done`; one alone is a batch of one.
+            d @ (JobDone::AlertAnswered { .. } | JobDone::AnswerDecrypted { .. }) => self.on_jobs_done(vec![d])?,
             JobDone::ProbeEncrypted { channel, response } => {
                 let frame = self.response_frame(&response, self.config.queries.max_answer_bytes);
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);

@@ -32,6 +32,8 @@ use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response
 pub const COMMAND_QUEUE: usize = 256;
 /// How often a node compares alert logs with every connected member.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// Most finished jobs handled (and committed) together.
+const JOB_BATCH: usize = 64;
 /// How often records past their retention date are purged.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// Redial ticks a member waits for the other one (the lower OrgId) to dial
@@ -408,8 +410,17 @@ impl Runtime {
                     Some(cmd) => self.on_command(cmd),
                 },
                 Some(done) = jobs.recv() => {
-                    if let Err(e) = self.on_job_done(done) {
-                        tracing::error!(org = %self.name, "failed to finish a query job: {e}");
+                    // Whatever else has finished meanwhile goes with it: one
+                    // flush for a batch of answer pages or decrypted pages.
+                    let mut batch = vec![done];
+                    while batch.len() < JOB_BATCH {
+                        match jobs.try_recv() {
+                            Ok(d) => batch.push(d),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.on_jobs_done(batch) {
+                        tracing::error!(org = %self.name, "failed to finish a job: {e}");
                     }
                 }
                 _ = tick.tick() => {
