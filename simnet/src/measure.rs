@@ -7,6 +7,7 @@ use crate::population::Population;
 use crate::scenario::Scenario;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
+use vigil_matcher::Template;
 use vigil_node::federation::LocalFederation;
 use vigil_node::store::{DisclosureRole, DisclosureStatus, HitRole};
 use vigil_node::{IdentifyReport, NodeError, NodeHandle};
@@ -163,6 +164,8 @@ pub struct Observed {
     pub reachable: Vec<Vec<bool>>,
     /// Per alert: the members the plain matcher says match its probe.
     pub plain: Vec<BTreeSet<usize>>,
+    /// Per alert: the members the protected matcher says match (offline).
+    pub protected: Vec<BTreeSet<usize>>,
     /// Per alert: hits at the issuer (member, at_ms), first per member.
     pub hits: Vec<Vec<(usize, u64)>>,
     pub queries: Vec<Query>,
@@ -200,6 +203,7 @@ impl Observed {
             received: vec![],
             reachable: vec![],
             plain: vec![],
+            protected: vec![],
             hits: vec![],
             queries: vec![],
             disclosures: vec![],
@@ -270,36 +274,86 @@ impl Observed {
     }
 }
 
-/// The plain matcher's decisions: for every alert, the members whose
-/// gallery (population records plus named enrolments before any
-/// withdrawal) holds a record at or above the threshold.
-fn plain_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
-    let t = obs.pop.threshold();
-    let probes: Vec<_> = obs.published.iter().map(|a| obs.pop.template(a.person, 0)).collect();
+/// A matcher's decisions on the drill's data: for every alert, the members
+/// whose gallery (population records plus named enrolments before any
+/// withdrawal) holds a record `matching` says matches it. `matching(state,
+/// record)` lists the alerts (by index) a record matches; each worker
+/// thread gets its own `state` from `init`.
+fn decisions<S>(
+    obs: &Observed,
+    background: &[std::ops::Range<usize>],
+    init: impl Fn() -> S + Sync + Send,
+    matching: impl Fn(&mut S, &Template) -> Vec<usize> + Sync + Send,
+) -> Vec<BTreeSet<usize>> {
+    use rayon::prelude::*;
+    let per_org: Vec<Vec<usize>> = background
+        .par_iter()
+        .map_init(&init, |state, range| {
+            let mut hit: BTreeSet<usize> = BTreeSet::new();
+            for i in range.clone() {
+                hit.extend(matching(state, &obs.pop.template(i, 1)));
+            }
+            hit.into_iter().collect()
+        })
+        .collect();
     let mut out = vec![BTreeSet::new(); obs.published.len()];
-    for (o, range) in background.iter().enumerate() {
-        for i in range.clone() {
-            let rec = obs.pop.template(i, 1);
-            for (k, p) in probes.iter().enumerate() {
-                if obs.published[k].issuer != o && p.cosine(&rec).unwrap_or(0.0) >= t {
-                    out[k].insert(o);
-                }
+    for (o, alerts) in per_org.iter().enumerate() {
+        for &k in alerts {
+            if obs.published[k].issuer != o {
+                out[k].insert(o);
             }
         }
     }
     // Named enrolments, capture by order of enrolment of that person.
+    let mut state = init();
     let mut count: HashMap<usize, u64> = HashMap::new();
     for (o, person, at) in &obs.enrolments {
-        let k = count.entry(*person).or_insert(0);
-        *k += 1;
-        let rec = obs.pop.template(*person, *k);
-        for (a, p) in obs.published.iter().zip(&probes) {
-            if a.issuer != *o && a.withdrawn_at_s.is_none_or(|w| *at < w) && p.cosine(&rec).unwrap_or(0.0) >= t {
-                out[obs.published.iter().position(|x| x.id == a.id).expect("listed")].insert(*o);
+        let n = count.entry(*person).or_insert(0);
+        *n += 1;
+        for k in matching(&mut state, &obs.pop.template(*person, *n)) {
+            let a = &obs.published[k];
+            if a.issuer != *o && a.withdrawn_at_s.is_none_or(|w| *at < w) {
+                out[k].insert(*o);
             }
         }
     }
     out
+}
+
+/// The plain matcher's decisions (cosine at the extractor's threshold).
+fn plain_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
+    let t = obs.pop.threshold();
+    let probes: Vec<Template> = obs.published.iter().map(|a| obs.pop.template(a.person, 0)).collect();
+    decisions(
+        obs,
+        background,
+        || (),
+        |_, rec| (0..probes.len()).filter(|&k| probes[k].cosine(rec).unwrap_or(0.0) >= t).collect(),
+    )
+}
+
+/// The protected matcher's decisions (keyed sign-random projections, the
+/// Hamming threshold of the extractor) under a secret derived from the
+/// population's seed: what protected alerts would find on the same data.
+fn protected_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
+    use vigil_matcher::{EpochSecret, ProtectedMatcher};
+    let secret: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        format!("vigil/drill/protected/{}", obs.pop.seed()),
+    ))
+    .into();
+    let mut pm = ProtectedMatcher::new(EpochSecret::new(secret));
+    let probes: Vec<_> =
+        obs.published.iter().map(|a| pm.protect(&obs.pop.template(a.person, 0)).expect("drill templates")).collect();
+    decisions(
+        obs,
+        background,
+        || pm.clone(),
+        |pm, rec| {
+            let r = pm.protect(rec).expect("drill templates");
+            (0..probes.len()).filter(|&k| ProtectedMatcher::compare(&probes[k], &r).unwrap_or(false)).collect()
+        },
+    )
 }
 
 /// Waits (up to `patience`) until every alert has reached every member that
@@ -313,6 +367,7 @@ pub(crate) async fn settle(
     patience: Duration,
 ) -> anyhow::Result<()> {
     obs.plain = plain_decisions(obs, background);
+    obs.protected = protected_decisions(obs, background);
     let n = obs.nodes;
     obs.reachable = obs
         .published

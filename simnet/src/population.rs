@@ -69,6 +69,11 @@ impl Population {
         Self { seed, params, dim, centres }
     }
 
+    /// The seed the population was drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The match threshold (cosine) of the extractor.
     pub fn threshold(&self) -> f32 {
         lookup(EXTRACTOR).expect("known extractor").threshold

@@ -85,9 +85,13 @@ pub struct Report {
     pub hits_expected: usize,
     pub hits_found: usize,
     pub false_hits: usize,
-    /// The federation's rates (the alerts' form) and the plain matcher's on the same data.
+    /// The federation's rates (the alerts' form, over the network), and the
+    /// plain and protected matchers' on the same data (computed by the
+    /// harness; encrypted decisions equal the plain ones outside the band,
+    /// an invariant of encrypted drills).
     pub federation: Rates,
     pub plain: Rates,
+    pub protected: Rates,
     /// Alerts whose hits differ from the plain matcher's decisions.
     pub disagreements_with_plain: usize,
     pub queries: Vec<Query>,
@@ -143,6 +147,7 @@ impl Report {
         let (mut expected, mut found_true, mut found_false) = (0, 0, 0);
         let (mut plain_true, mut plain_false) = (0, 0);
         let (mut nonmated, mut nonmated_hit, mut plain_nonmated_hit) = (0, 0, 0);
+        let (mut prot_true, mut prot_false, mut prot_nonmated_hit) = (0, 0, 0);
         let mut disagreements = 0;
         let mut to_hit = Vec::new();
         let mut hit_times = Vec::new();
@@ -182,10 +187,14 @@ impl Report {
             found_false += found.iter().filter(|o| !mates.contains(o)).count();
             plain_true += plain.iter().filter(|o| mates.contains(o)).count();
             plain_false += plain.iter().filter(|o| !mates.contains(o)).count();
+            let protected = &obs.protected[k];
+            prot_true += protected.iter().filter(|o| mates.contains(o)).count();
+            prot_false += protected.iter().filter(|o| !mates.contains(o)).count();
             if mates.is_empty() {
                 nonmated += 1;
                 nonmated_hit += usize::from(!found.is_empty());
                 plain_nonmated_hit += usize::from(!plain.is_empty());
+                prot_nonmated_hit += usize::from(!protected.is_empty());
             }
             let reachable_plain: Vec<usize> = plain.iter().copied().filter(|o| obs.reachable[k][*o]).collect();
             disagreements += usize::from(reachable_plain != found);
@@ -343,6 +352,12 @@ impl Report {
                 true_hits: plain_true,
                 false_hits: plain_false,
             },
+            protected: Rates {
+                fnir: rate(expected - prot_true.min(expected), expected),
+                fpir: rate(prot_nonmated_hit, nonmated),
+                true_hits: prot_true,
+                false_hits: prot_false,
+            },
             disagreements_with_plain: disagreements,
             query_p50_ms: percentile(&qlat, 0.5),
             query_max_ms: qlat.last().copied().unwrap_or(0),
@@ -419,12 +434,20 @@ impl Report {
             ms(self.federation.fpir)
         );
         m += &format!(
-            "| plain matcher, same data | {} | {} | {} | {} | {} |\n\n",
+            "| plain matcher, same data | {} | {} | {} | {} | {} |\n",
             self.hits_expected,
             self.plain.true_hits,
             self.plain.false_hits,
             ms(self.plain.fnir),
             ms(self.plain.fpir)
+        );
+        m += &format!(
+            "| protected matcher, same data | {} | {} | {} | {} | {} |\n\n",
+            self.hits_expected,
+            self.protected.true_hits,
+            self.protected.false_hits,
+            ms(self.protected.fnir),
+            ms(self.protected.fpir)
         );
         m += &format!(
             "Time to hit: p50 {} ms, max {} ms. Alerts whose hits differ from the plain matcher's: {}.\n\n",

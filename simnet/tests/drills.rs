@@ -82,6 +82,10 @@ action = "heal"
     assert!(r.catchup_max_ms >= 2_500, "delivered across the cut before the heal: {}", r.catchup_max_ms);
     assert_eq!((r.hits_expected, r.hits_found, r.false_hits), (1, 1, 0));
     assert!(r.time_to_hit_max_ms >= 2_500);
+    // The other matchers, on the same data: the mated record is a good
+    // capture, far above both thresholds.
+    assert_eq!((r.plain.true_hits, r.plain.false_hits), (1, 0));
+    assert_eq!((r.protected.true_hits, r.protected.false_hits), (1, 0), "{}", r.markdown());
 }
 
 /// A crash, an outage, a query, a disclosure, a withdrawal; run twice with
