@@ -224,6 +224,14 @@ impl Engine {
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
             return Err("alert lifetime exceeds the federation maximum".into());
         }
+        // An issuer over its hourly bound (counted over verified alerts
+        // only) is ignored before its probe is decoded or its log position
+        // looked at: the rest of a flood costs a signature check each, and
+        // its gaps (the throttled alerts are not in our log) start no
+        // catch-up, which would not pull them either.
+        if let Some(audit) = self.flooding(now_ms, b.issuer, b.created_at_ms) {
+            return Ok(Check::Throttled(audit));
+        }
         self.check_encrypted_probe(b)?;
         match self.link(b.issuer, b.seq, b.prev, alert_id(b).0) {
             Link::Known => return Ok(Check::Ignore("already known".into())),
@@ -236,9 +244,6 @@ impl Engine {
         }
         if self.alerts.len() >= self.policy.max_active {
             return Ok(Check::Ignore("active alert limit reached".into()));
-        }
-        if let Some(audit) = self.flooding(now_ms, b.issuer, b.created_at_ms) {
-            return Ok(Check::Throttled(audit));
         }
         Ok(Check::Accept)
     }
