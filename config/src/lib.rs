@@ -174,14 +174,21 @@ pub struct AlertPolicy {
     /// Most active alerts kept; beyond it new ones are refused.
     pub max_active: usize,
     /// What this node's alerts carry: `encrypted` (a GLWE probe only this
-    /// node can read answers to) or `protected` (keyed sign-random-projection
-    /// bits under the epoch secret; every member can match and link them).
+    /// node can read answers to), `protected` (keyed sign-random-projection
+    /// bits under the epoch secret; every member can match and link them),
+    /// or `both` (for federations whose policy lets members without the
+    /// means for homomorphic work match the protected template; the alert
+    /// is then as linkable as a protected one).
     pub form: AlertForm,
+    /// When an alert carries both forms, match its protected template
+    /// (a hit notice, no homomorphic work) instead of answering its
+    /// encrypted probe.
+    pub answer_protected: bool,
     /// Answer an encrypted alert in column form (fetching that probe from
     /// the issuer: 16 KiB per dimension, then 16 KiB per 2048 records) when
     /// this node holds more than this many records of the alert's
     /// extractor, and never below. Unset: whichever form moves fewer bytes
-    /// (above 130,048 records at d = 128 the column form does).
+    /// (above 211,968 records at d = 128 the column form does).
     pub column_above: Option<usize>,
     /// Answer an encrypted alert with a split row probe fetched from the
     /// issuer when that moves fewer bytes than the alert's own probe (a few
@@ -201,6 +208,7 @@ pub struct AlertPolicy {
 pub enum AlertForm {
     Encrypted,
     Protected,
+    Both,
 }
 
 /// Smallest gossip limit that fits an alert with an encrypted probe.
@@ -216,6 +224,7 @@ impl Default for AlertPolicy {
             form: AlertForm::Encrypted,
             column_above: None,
             split_probes: true,
+            answer_protected: false,
             max_per_issuer_per_hour: 600,
         }
     }
@@ -253,8 +262,8 @@ impl NodeConfig {
         if self.network.max_gossip_bytes < 1024 || self.network.max_gossip_bytes > limits::MAX_GOSSIP_BYTES {
             return bad("network.max_gossip_bytes must be between 1024 and 65536");
         }
-        if self.alerts.form == AlertForm::Encrypted && self.network.max_gossip_bytes < MIN_GOSSIP_FOR_ENCRYPTED {
-            return bad("network.max_gossip_bytes must be at least 36864 when alerts.form is \"encrypted\"");
+        if self.alerts.form != AlertForm::Protected && self.network.max_gossip_bytes < MIN_GOSSIP_FOR_ENCRYPTED {
+            return bad("network.max_gossip_bytes must be at least 36864 when alerts carry an encrypted probe");
         }
         if self.network.max_strikes == 0 {
             return bad("network.max_strikes must be at least 1");

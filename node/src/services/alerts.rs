@@ -73,19 +73,23 @@ impl Engine {
             return Err(EngineError::TooManyAlerts(self.policy.max_active));
         }
         let mut actions = Vec::new();
-        let (probe, encrypted) = match self.policy.form {
-            AlertForm::Protected => {
-                (Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?), None)
+        let form = self.policy.form;
+        let probe = match form {
+            AlertForm::Protected | AlertForm::Both => {
+                Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?)
             }
-            AlertForm::Encrypted => {
+            AlertForm::Encrypted => None,
+        };
+        let encrypted = match form {
+            AlertForm::Encrypted | AlertForm::Both => {
                 let ex = template.extractor()?;
                 let (key, created) = self.prober_key();
                 actions.extend(created);
                 // One GLWE pair: about a millisecond, fine on the event loop.
                 let row = key.encrypt_row(&template.vector).map_err(|e| EngineError::Invalid(e.to_string()))?;
-                let enc = EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.into(), row: row.to_bytes() };
-                (None, Some(enc))
+                Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.into(), row: row.to_bytes() })
             }
+            AlertForm::Protected => None,
         };
         self.meta.alert_seq += 1;
         let body = AlertBody {

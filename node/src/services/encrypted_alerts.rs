@@ -224,6 +224,10 @@ impl Engine {
         if issuer == self.org || a.status != AlertStatus::Active || a.alert.body.expires_at_ms <= now_ms {
             return vec![];
         }
+        // Both forms, and this node matches the protected one instead.
+        if self.policy.answer_protected && a.alert.body.probe.is_some() {
+            return vec![];
+        }
         let not_answered = |reason: String| vec![Action::Audit(AuditEvent::AlertNotAnswered { alert, reason })];
         let Some(ex) = vigil_matcher::extractor(&enc.extractor) else {
             return not_answered(format!("unknown extractor {:?}", enc.extractor));

@@ -429,8 +429,13 @@ impl Engine {
         let (Some(a), Some(g)) = (self.alerts.get(&alert), self.gallery.get(&record)) else {
             return vec![];
         };
-        // An alert with an encrypted probe is answered encrypted, never in the clear.
-        let (Some(probe), None) = (&a.alert.body.probe, &a.alert.body.encrypted) else { return vec![] };
+        // An alert with an encrypted probe is answered encrypted, never in
+        // the clear, unless it also carries the protected template and this
+        // node matches that (`alerts.answer_protected`).
+        let Some(probe) = &a.alert.body.probe else { return vec![] };
+        if a.alert.body.encrypted.is_some() && !self.policy.answer_protected {
+            return vec![];
+        }
         let Some(p) = &g.protected else { return vec![] };
         if g.extractor != probe.extractor || ProtectedMatcher::compare(probe, p) != Ok(true) {
             return vec![];

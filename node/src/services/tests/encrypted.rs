@@ -318,3 +318,50 @@ fn large_galleries_fetch_the_column_form_and_answer_it() {
     let other = f.engines[2].org();
     assert_eq!(refused(&mut f.engines[0], other), Some(Refusal::Unsupported));
 }
+
+#[test]
+fn both_forms_each_holder_answers_one_of_them() {
+    let mut f = fed_with(4, AlertForm::Both);
+    let pop = Population::new(8, "vigil-synth-128", 40);
+    let (issuer, plain_holder, enc_holder) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
+    f.engines[1].policy.answer_protected = true;
+    for i in [1, 2] {
+        f.engines[i].enrol(T0, enrolment(pop.sample(5, i as u64))).unwrap();
+        for p in 10..20 {
+            f.engines[i].enrol(T0, enrolment(pop.sample(p, i as u64))).unwrap();
+        }
+    }
+    let (alert, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(5, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let bytes = published(&actions);
+    let env: vigil_protocol::AlertEnvelope = vigil_protocol::decode(Tag::Gossip, &bytes, GOSSIP_E).unwrap();
+    let vigil_protocol::AlertEnvelope::Publish(a) = env else { panic!("a publication") };
+    assert!(a.body.probe.is_some() && a.body.encrypted.is_some(), "both forms travel");
+
+    // The member set to match the protected template sends a hit notice and
+    // does no homomorphic work; the other answers the encrypted probe only.
+    let (v, actions) = f.engines[1].on_gossip(T0 + 5, issuer, &bytes, GOSSIP_E);
+    assert_eq!(v, Verdict::Accept);
+    assert!(jobs(&actions).is_empty());
+    let notices = sent_hits(&actions);
+    assert_eq!(notices.len(), 1, "{actions:?}");
+    let (v, actions) = f.engines[2].on_gossip(T0 + 5, issuer, &bytes, GOSSIP_E);
+    assert_eq!(v, Verdict::Accept);
+    assert!(sent_hits(&actions).is_empty(), "never matched in the clear unless the node chose to");
+    let js = jobs(&actions);
+    assert_eq!(js.len(), 1);
+
+    // The issuer takes both: a notice from one, an encrypted hit from the other.
+    let notice = encode(Tag::Request, &Request::Hit(notices[0].1.clone()), FRAME).unwrap();
+    assert_eq!(f.engines[0].on_request(T0 + 6, plain_holder, &notice, FRAME).0, Response::Ack);
+    for (_, req, _) in answer(&mut f.engines[2], &js[0]) {
+        let frame = encode(Tag::Request, &req, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 7, enc_holder, &frame, FRAME).0, Response::Ack);
+    }
+    let mut peers: Vec<OrgId> = f.engines[0].hits().map(|h| h.peer).collect();
+    peers.sort();
+    let mut want = vec![plain_holder, enc_holder];
+    want.sort();
+    assert_eq!(peers, want, "one hit from each holder");
+    assert!(f.engines[0].hits().all(|h| h.source.alert() == Some(alert)));
+}
