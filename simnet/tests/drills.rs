@@ -25,7 +25,7 @@ fn every_committed_scenario_is_valid() {
         }
     }
     names.sort();
-    assert_eq!(names, ["border-drill", "malicious-member", "offline-week", "partition", "regional-100"]);
+    assert_eq!(names, ["border-drill", "flood", "malicious-member", "offline-week", "partition", "regional-100"]);
     let regional = Scenario::load(&dir.join("regional-100.toml"), None).unwrap();
     assert_eq!(regional.orgs.len(), 100);
     assert!(regional.records() >= 99_900, "{}", regional.records());

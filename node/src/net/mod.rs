@@ -5,6 +5,7 @@
 
 mod codec;
 mod latency;
+mod score;
 
 pub use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
 
@@ -122,7 +123,10 @@ pub fn behaviour(
         .map_err(|e| NetError::Gossip(e.to_string()))?;
     let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
         .map_err(|e| NetError::Gossip(e.to_string()))?;
-    gossip.subscribe(&gossipsub::IdentTopic::new(ALERT_TOPIC)).map_err(|e| NetError::Gossip(e.to_string()))?;
+    let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
+    let (params, thresholds) = score::peer_score(&topic);
+    gossip.with_peer_score(params, thresholds).map_err(NetError::Gossip)?;
+    gossip.subscribe(&topic).map_err(|e| NetError::Gossip(e.to_string()))?;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established_per_peer(Some(cfg.max_connections_per_peer))
         .with_max_pending_incoming(Some(256))
