@@ -725,7 +725,7 @@ impl Runtime {
                     self.apply(actions)?;
                     // What waits for this peer may go at once.
                     let keys: Vec<Handle> =
-                        self.engine.outbox().into_iter().filter(|m| m.0 == org).map(|m| m.2).collect();
+                        self.engine.outbox_entries().into_iter().filter(|m| m.0 == org).map(|m| m.1).collect();
                     self.retry.reset(keys);
                 }
                 self.resend_hits();

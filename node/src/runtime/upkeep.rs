@@ -18,10 +18,11 @@ impl Runtime {
         if let Err(e) = self.apply([expired, fetches].concat()) {
             tracing::error!(org = %self.name, "cannot update the outbox: {e}");
         }
-        for (to, request, key, _) in self.engine.outbox() {
+        for (to, key, _) in self.engine.outbox_entries() {
             if !connected.contains(&to) || self.in_flight.contains(&key) || !self.retry.due(key, now) {
                 continue;
             }
+            let Some(request) = self.engine.outbox_request(&key) else { continue };
             if let Ok(frame) = encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
                 self.send_request(to, frame, Some(key));
             }

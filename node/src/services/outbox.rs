@@ -80,25 +80,46 @@ impl RetrySchedule {
 impl Engine {
     /// Every message waiting for a peer: (peer, request, key, created at).
     pub fn outbox(&self) -> Vec<(OrgId, Request, Handle, u64)> {
-        let mut v: Vec<(OrgId, Request, Handle, u64)> = Vec::new();
-        for (to, notice) in self.undelivered() {
-            let at = notice.body.detected_at_ms;
-            v.push((to, Request::Hit(notice.clone()), notice.body.handle, at));
-        }
-        for (to, req, key) in self.undelivered_answers() {
-            v.push((to, req, key, self.answers[&key].created_at_ms));
-        }
-        for (to, req, key) in self.undelivered_disclosures() {
+        self.outbox_entries()
+            .into_iter()
+            .filter_map(|(to, key, at)| self.outbox_request(&key).map(|r| (to, r, key, at)))
+            .collect()
+    }
+
+    /// Every message waiting for a peer, without building it: (peer, key,
+    /// created at). Listed on every redial tick and connection, so nothing
+    /// is signed or copied here; `outbox_request` builds one when it is due.
+    pub fn outbox_entries(&self) -> Vec<(OrgId, Handle, u64)> {
+        let hits = self
+            .hits
+            .values()
+            .filter(|h| h.role == HitRole::Holder && !h.delivered && matches!(h.source, HitSource::Alert(_)))
+            .map(|h| (h.peer, h.handle, h.at_ms));
+        let answers = self.answers.values().filter(|a| !a.delivered).map(|a| (a.issuer, a.id, a.created_at_ms));
+        let disclosures = self.undelivered_disclosures().into_iter().map(|(to, _, key)| {
             let d = &self.disclosures[&key];
-            v.push((to, req, key, d.decided_at_ms.unwrap_or(d.requested_at_ms)));
+            (to, key, d.decided_at_ms.unwrap_or(d.requested_at_ms))
+        });
+        hits.chain(answers).chain(disclosures).collect()
+    }
+
+    /// The request of outbox entry `key` (a hit notice is signed afresh).
+    pub fn outbox_request(&self, key: &Handle) -> Option<Request> {
+        if let Some(h) = self.hits.get(key).filter(|h| h.role == HitRole::Holder && !h.delivered) {
+            let HitSource::Alert(alert) = h.source else { return None };
+            return Some(Request::Hit(super::hits::sign_notice(&self.me, alert, h.handle, h.at_ms)));
         }
-        v
+        if let Some(a) = self.answers.get(key).filter(|a| !a.delivered) {
+            let body = a.body.clone();
+            return Some(Request::AlertAnswer(vigil_protocol::AlertAnswer { alert: a.alert, answer: a.id, body }));
+        }
+        self.undelivered_disclosures().into_iter().find(|(_, _, k)| k == key).map(|(_, r, _)| r)
     }
 
     /// Gives up on messages older than `ttl_ms`: no longer resent, audited.
     pub fn expire_outbox(&mut self, now_ms: u64, ttl_ms: u64) -> Vec<Action> {
         let mut actions = Vec::new();
-        for (peer, _, key, at) in self.outbox() {
+        for (peer, key, at) in self.outbox_entries() {
             if at.saturating_add(ttl_ms) > now_ms {
                 continue;
             }

@@ -248,6 +248,14 @@ fn waiting_messages_expire_after_the_outbox_ttl() {
     assert_eq!(sent_hits(&actions).len(), 1);
     // The issuer never answers: the notice waits in the outbox ...
     assert_eq!(f.engines[1].outbox().len(), 1);
+    // (listed without being built; built on demand as the notice sent first)
+    let [(to, key, _)] = f.engines[1].outbox_entries()[..] else { panic!("one entry") };
+    assert_eq!(to, issuer);
+    let Some(Request::Hit(n)) = f.engines[1].outbox_request(&key) else { panic!("a hit notice") };
+    assert_eq!(
+        (n.body.handle, n.body.alert),
+        (sent_hits(&actions)[0].1.body.handle, sent_hits(&actions)[0].1.body.alert)
+    );
     assert!(f.engines[1].expire_outbox(T0 + DAY, 30 * DAY).is_empty());
     // ... until the TTL passes: given up, audited, no longer resent.
     let actions = f.engines[1].expire_outbox(T0 + 31 * DAY, 30 * DAY);
