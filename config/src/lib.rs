@@ -200,6 +200,18 @@ pub struct AlertPolicy {
     /// not pulled further (catch-up) until the hour has passed. Bounds a
     /// compromised member that floods valid alerts.
     pub max_per_issuer_per_hour: usize,
+    /// Most alerts one issuer may create in any minute; unset: a tenth of
+    /// the hourly bound, at least 5. Keeps a burst (a member publishing its
+    /// whole hourly allowance at once) from reaching every member, and
+    /// every member's homomorphic work, at once.
+    pub max_per_issuer_per_minute: Option<usize>,
+}
+
+impl AlertPolicy {
+    /// The per-minute bound in force (`max_per_issuer_per_minute`).
+    pub fn per_issuer_per_minute(&self) -> usize {
+        self.max_per_issuer_per_minute.unwrap_or((self.max_per_issuer_per_hour / 10).max(5))
+    }
 }
 
 /// The form of the probe an alert carries.
@@ -226,6 +238,7 @@ impl Default for AlertPolicy {
             split_probes: true,
             answer_protected: false,
             max_per_issuer_per_hour: 600,
+            max_per_issuer_per_minute: None,
         }
     }
 }

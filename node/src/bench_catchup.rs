@@ -42,7 +42,13 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
     Ok(Engine::new(EngineInit {
         identity: id.clone(),
         anchor: Some(anchor.clone()),
-        policy: AlertPolicy { form, max_active: 1_000_000, ..Default::default() },
+        // A week's backlog, all created at one instant here: no per-minute bound.
+        policy: AlertPolicy {
+            form,
+            max_active: 1_000_000,
+            max_per_issuer_per_minute: Some(usize::MAX),
+            ..Default::default()
+        },
         queries: QueryPolicy::default(),
         epoch_secret: Some([7; 32]),
         max_strikes: 3,

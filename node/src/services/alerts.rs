@@ -195,7 +195,9 @@ impl Engine {
                 Ok(Check::Gap) => {
                     (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
                 }
-                Ok(Check::Throttled(audit)) => (Verdict::Ignore("issuer over its hourly alert bound".into()), audit),
+                Ok(Check::Throttled(audit)) => {
+                    (Verdict::Ignore("issuer over its alert bound (per hour or per minute)".into()), audit)
+                }
                 Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
             AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),

@@ -44,7 +44,7 @@ pub(super) enum Link {
 /// What applying one pulled entry did.
 enum Synced {
     Applied(Vec<Action>),
-    /// Its issuer is over its hourly alert bound: stop pulling its log.
+    /// Its issuer is over its alert bound: stop pulling its log.
     Throttled(Vec<Action>),
 }
 
@@ -93,16 +93,24 @@ impl Engine {
     }
 
     /// Whether `issuer` already created `max_per_issuer_per_hour` alerts in
-    /// the hour up to `created_at_ms`: `None` if not; `Some(audit)` if so,
-    /// with the audit entry the first time in an hour.
+    /// the hour up to `created_at_ms`, or its per-minute bound in the minute
+    /// up to it: `None` if not; `Some(audit)` if so, with the audit entry
+    /// (naming the bound reached) the first time in an hour.
     pub(super) fn flooding(&mut self, now_ms: u64, issuer: OrgId, created_at_ms: u64) -> Option<Vec<Action>> {
         const HOUR: u64 = 3600 * 1000;
-        let limit = self.policy.max_per_issuer_per_hour;
-        let window = created_at_ms.saturating_sub(HOUR - 1)..=created_at_ms;
-        let n: u64 = self.created.get(&issuer).map_or(0, |m| m.range(window).map(|(_, c)| u64::from(*c)).sum());
-        if n < limit as u64 {
+        const MINUTE: u64 = 60 * 1000;
+        let count = |span: u64| -> u64 {
+            let window = created_at_ms.saturating_sub(span - 1)..=created_at_ms;
+            self.created.get(&issuer).map_or(0, |m| m.range(window).map(|(_, c)| u64::from(*c)).sum())
+        };
+        let (hourly, per_minute) = (self.policy.max_per_issuer_per_hour, self.policy.per_issuer_per_minute());
+        let limit = if count(HOUR) >= hourly as u64 {
+            hourly
+        } else if count(MINUTE) >= per_minute as u64 {
+            per_minute
+        } else {
             return None;
-        }
+        };
         match self.throttled_at.get(&issuer) {
             Some(last) if now_ms < last + HOUR => Some(vec![]),
             _ => {
@@ -306,6 +314,16 @@ impl Engine {
                         }
                     }
                 }
+                // An alert withdrawn later in the same page is not answered:
+                // no homomorphic work, no fetch, for a closed case.
+                let active = |a: &AlertId, e: &Engine| e.alerts.get(a).is_some_and(|x| x.status == AlertStatus::Active);
+                actions.retain(|a| match a {
+                    Action::AnswerAlert(job) => active(&job.alert, self),
+                    Action::FetchProbe { alert, .. } => active(alert, self),
+                    _ => true,
+                });
+                self.fetching
+                    .retain(|alert, _| self.alerts.get(alert).is_some_and(|x| x.status == AlertStatus::Active));
                 let (head, _) = self.head(&org);
                 if !entries.is_empty() {
                     actions.push(Action::Audit(AuditEvent::SyncPulled { peer, org, entries: entries.len(), head }));

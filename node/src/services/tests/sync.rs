@@ -29,6 +29,10 @@ fn pump(f: &mut Fed, from: usize, mut actions: Vec<Action>, now: u64) -> Vec<Act
 #[test]
 fn a_member_that_missed_alerts_catches_up_from_another_member() {
     let mut f = fed_with(4, AlertForm::Protected);
+    // A week of alerts, compressed into 300 ms here: no per-minute bound.
+    for e in &mut f.engines {
+        e.policy.max_per_issuer_per_minute = Some(usize::MAX);
+    }
     let pop = Population::new(21, "vigil-synth-128", 30);
     let issuer = f.engines[0].org();
     let relay = f.engines[1].org();
@@ -179,6 +183,7 @@ fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
     let mut f = fed_with(4, AlertForm::Protected);
     for e in &mut f.engines[1..] {
         e.policy.max_per_issuer_per_hour = 5;
+        e.policy.max_per_issuer_per_minute = Some(5);
     }
     let pop = Population::new(24, "vigil-synth-128", 10);
     let (flooder, honest) = (f.engines[0].org(), f.engines[2].org());
@@ -197,7 +202,7 @@ fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
         } else {
             // Over the bound: throttled, the later ones too (they follow a
             // gap, but an issuer over its bound starts no catch-up).
-            assert!(matches!(&v, Verdict::Ignore(r) if r.contains("hourly")), "alert {i}: {v:?}");
+            assert!(matches!(&v, Verdict::Ignore(r) if r.contains("alert bound")), "alert {i}: {v:?}");
             assert!(!actions.iter().any(|a| matches!(a, Action::Block(_))), "no strike: the alerts are valid");
             let syncs = actions.iter().filter(|a| matches!(a, Action::Send { request: Request::SyncHeads(_), .. }));
             assert_eq!(syncs.count(), 0, "alert {i}: a flood must not start catch-ups");
@@ -261,4 +266,54 @@ fn a_failed_catch_up_is_retried_soon() {
     // A failure of some other request is not a catch-up to retry.
     f.engines[1].request_failed(vigil_protocol::Handle([7; 16]));
     assert!(f.engines[1].take_sync_retries().is_empty());
+}
+
+#[test]
+fn a_burst_is_held_to_the_per_minute_bound() {
+    let mut f = fed_with(3, AlertForm::Protected);
+    f.engines[1].policy.max_per_issuer_per_hour = 20;
+    f.engines[1].policy.max_per_issuer_per_minute = Some(2);
+    let pop = Population::new(26, "vigil-synth-128", 10);
+    let flooder = f.engines[0].org();
+    let mut bytes = Vec::new();
+    for i in 0..5u64 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + i * 100, &pop.sample(i as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        bytes.push(published(&actions));
+    }
+    let verdicts: Vec<Verdict> =
+        bytes.iter().map(|b| f.engines[1].on_gossip(T0 + 1000, flooder, b, GOSSIP).0).collect();
+    assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Accept).count(), 2, "{verdicts:?}");
+    // A minute later (by creation time) the issuer may publish again.
+    let (_, actions) = f.engines[0]
+        .publish_alert(T0 + 61_000, &pop.sample(7, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP)
+        .unwrap();
+    let late = published(&actions);
+    // It follows throttled alerts (a gap): caught up later, not accepted live.
+    let (v, _) = f.engines[1].on_gossip(T0 + 61_001, flooder, &late, GOSSIP);
+    assert!(matches!(v, Verdict::Ignore(ref r) if r.contains("gap")), "{v:?}");
+}
+
+#[test]
+fn an_alert_withdrawn_within_the_pulled_page_is_not_answered() {
+    const GOSSIP_E: usize = 40 * 1024;
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    let pop = Population::new(27, "vigil-synth-128", 10);
+    let issuer = f.engines[0].org();
+    f.engines[2].enrol(T0, enrolment(pop.sample(3, 1))).unwrap();
+    let (open, a1) =
+        f.engines[0].publish_alert(T0, &pop.sample(3, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E).unwrap();
+    let (closed, a2) = f.engines[0]
+        .publish_alert(T0 + 1, &pop.sample(4, 0), Category::Missing, "L".into(), T0 + DAY, GOSSIP_E)
+        .unwrap();
+    let a3 = f.engines[0].withdraw_alert(T0 + 2, closed, GOSSIP_E).unwrap();
+    drop((a1, a2, a3));
+    // Engine 2 missed all three and pulls them from the issuer in one page.
+    let start = f.engines[2].sync_start(issuer);
+    let seen = pump(&mut f, 2, start, T0 + 10);
+    let answered: Vec<vigil_protocol::AlertId> =
+        seen.iter().filter_map(|a| if let Action::AnswerAlert(j) = a { Some(j.alert) } else { None }).collect();
+    assert_eq!(answered, vec![open], "only the alert still open is answered");
+    assert_eq!(f.engines[2].alerts().count(), 2, "both are held (the log is whole)");
 }
