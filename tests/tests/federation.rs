@@ -181,6 +181,17 @@ async fn non_member_is_refused_at_connection_time() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!has_alert(&fed.nodes[3].handle, alert).await, "a non-member received an alert");
     assert!(fed.nodes[3].handle.status().await.unwrap().connected.is_empty());
+    // It keeps dialing; each member audits its refusal once a minute, not
+    // once per attempt (an attempt must not cost a flushed audit entry).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..3 {
+        let refusals = audit_events(&fed.nodes[i].handle)
+            .await
+            .into_iter()
+            .filter(|e| matches!(e, AuditEvent::ConnectionRefused { peer, .. } if *peer == out))
+            .count();
+        assert_eq!(refusals, 1, "node {i}");
+    }
     fed.shutdown().await;
 }
 

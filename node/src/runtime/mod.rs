@@ -250,6 +250,8 @@ struct Runtime {
     in_flight: std::collections::HashSet<Handle>,
     /// Requests waiting for a slot to their peer (`outq`).
     outq: outq::OutQueues,
+    /// When each refused peer (or address) was last audited.
+    refusals_audited: HashMap<String, u64>,
     listen: Vec<Multiaddr>,
     /// Identification queries this node sent, by query.
     queries: HashMap<Handle, identify::PendingQuery>,
@@ -337,6 +339,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         pending: HashMap::new(),
         in_flight: Default::default(),
         outq: Default::default(),
+        refusals_audited: Default::default(),
         listen,
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
@@ -714,7 +717,7 @@ impl Runtime {
             } => {
                 let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
                 tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
-                self.audit(AuditEvent::ConnectionRefused { peer, reason: refusal_reason(&cause) })?;
+                self.audit_refusal(peer, refusal_reason(&cause))?;
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => self.peer_gone(&peer_id),
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
