@@ -281,7 +281,7 @@ impl Engine {
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame.
-        let groups = (self.frame_limit / 2 / (RowAnswer::group_len(ex.dim) * 4)).max(1);
+        let groups = (self.frame_limit / 2 / RowAnswer::group_bytes(ex.dim)).max(1);
         let job = AlertJob {
             alert,
             issuer,
@@ -355,7 +355,7 @@ impl Engine {
         let page_records = match &probe {
             JobProbe::Column(_) => (self.frame_limit / 2 / (2 * POLY * 4)).max(1) * POLY,
             JobProbe::Row(p) => {
-                (self.frame_limit / 2 / (RowAnswer::group_len(p.stride()) * 4)).max(1) * per_group(p.stride())
+                (self.frame_limit / 2 / RowAnswer::group_bytes(p.stride())).max(1) * per_group(p.stride())
             }
         };
         let job = AlertJob {
