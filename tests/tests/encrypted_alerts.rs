@@ -116,7 +116,7 @@ async fn encrypted_alert_hits_reach_only_the_issuer_and_survive_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
     let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
-    // The border post answers in column form above 8 records (by default, above ~4,000).
+    // The border post answers in column form above 8 records (by default, above ~200,000).
     let opts = FederationOptions {
         tweak: Box::new(|i, c| c.alerts.column_above = (i == 1).then_some(8)),
         ..Default::default()
@@ -146,5 +146,46 @@ async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
         .await
         .iter()
         .any(|e| matches!(e, AuditEvent::AlertAnswerSent { column: false, records: 1, .. })));
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mid_sized_gallery_fetches_a_split_probe_over_the_identify_protocol() {
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
+    let fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    // 300 records at d = 128: a 4-chunk split moves the fewest bytes.
+    let pop = Population::new(24, "vigil-synth-128", 320);
+    for p in 10..309 {
+        enrol(&fed.nodes[1].handle, &pop, p, 1).await;
+    }
+    enrol(&fed.nodes[1].handle, &pop, 4, 1).await;
+    fed.nodes[0]
+        .handle
+        .publish_alert(pop.sample(4, 0), Category::Missing, "SN-4".into(), now_ms() + 7 * DAY)
+        .await
+        .unwrap();
+    let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit from the split form");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let hits_now = fed.nodes[0].handle.hits().await.unwrap();
+    assert_eq!((hits.len(), hits_now.len()), (1, 1), "exactly the record of person 4");
+    assert_eq!(hits[0].peer, fed.nodes[1].handle.org);
+    let sent: Vec<AuditEvent> = audit_events(&fed.nodes[1].handle)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, AuditEvent::AlertAnswerSent { .. }))
+        .collect();
+    let records: usize =
+        sent.iter().map(|e| if let AuditEvent::AlertAnswerSent { records, .. } = e { *records } else { 0 }).sum();
+    assert_eq!(records, 300, "every record answered once: {sent:?}");
+    assert!(sent.iter().all(|e| matches!(e, AuditEvent::AlertAnswerSent { column: false, .. })));
+    // Answered at the 4-chunk split's stride (32: 64 positions a group, so
+    // 320 positions), not the alert's own (128: 16 a group, 304 positions).
+    let positions: usize = audit_events(&fed.nodes[0].handle)
+        .await
+        .iter()
+        .map(|e| if let AuditEvent::AlertAnswerReceived { positions, .. } = e { *positions } else { 0 })
+        .sum();
+    assert_eq!(positions, 320);
     fed.shutdown().await;
 }
