@@ -8,7 +8,7 @@ use crate::scenario::{Form, Scenario};
 use crate::wire::Traffic;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A named check, pass or fail.
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +135,41 @@ fn rate(num: usize, den: usize) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
+/// One matcher's decisions counted against the ground truth.
+#[derive(Default)]
+struct Tally {
+    true_hits: usize,
+    false_hits: usize,
+    /// Non-mated alerts it found anything for.
+    nonmated_hit: usize,
+}
+
+impl Tally {
+    /// The members `decided` for one alert whose mated holders are `mates`.
+    fn add<'a>(&mut self, decided: impl IntoIterator<Item = &'a usize>, mates: &BTreeSet<usize>) {
+        let (mut t, mut f) = (0, 0);
+        for o in decided {
+            if mates.contains(o) {
+                t += 1;
+            } else {
+                f += 1;
+            }
+        }
+        self.true_hits += t;
+        self.false_hits += f;
+        self.nonmated_hit += usize::from(mates.is_empty() && t + f > 0);
+    }
+
+    fn rates(&self, expected: usize, nonmated: usize) -> Rates {
+        Rates {
+            fnir: rate(expected - self.true_hits.min(expected), expected),
+            fpir: rate(self.nonmated_hit, nonmated),
+            true_hits: self.true_hits,
+            false_hits: self.false_hits,
+        }
+    }
+}
+
 impl Report {
     pub fn new(s: &Scenario, obs: Observed) -> Self {
         let names = |set: &mut dyn Iterator<Item = usize>| set.map(|o| s.orgs[o].name.clone()).collect::<Vec<_>>();
@@ -144,10 +179,9 @@ impl Report {
         let (mut before, mut during) = (Vec::new(), Vec::new());
         let mut undelivered = 0;
         let mut per_alert = Vec::new();
-        let (mut expected, mut found_true, mut found_false) = (0, 0, 0);
-        let (mut plain_true, mut plain_false) = (0, 0);
-        let (mut nonmated, mut nonmated_hit, mut plain_nonmated_hit) = (0, 0, 0);
-        let (mut prot_true, mut prot_false, mut prot_nonmated_hit) = (0, 0, 0);
+        let (mut expected, mut nonmated) = (0, 0);
+        let (mut federation, mut plain_tally, mut protected_tally) =
+            (Tally::default(), Tally::default(), Tally::default());
         let mut disagreements = 0;
         let mut to_hit = Vec::new();
         let mut hit_times = Vec::new();
@@ -183,19 +217,10 @@ impl Report {
             let found: Vec<usize> = obs.hits[k].iter().map(|h| h.0).collect();
             let plain = &obs.plain[k];
             expected += mates.len();
-            found_true += found.iter().filter(|o| mates.contains(o)).count();
-            found_false += found.iter().filter(|o| !mates.contains(o)).count();
-            plain_true += plain.iter().filter(|o| mates.contains(o)).count();
-            plain_false += plain.iter().filter(|o| !mates.contains(o)).count();
-            let protected = &obs.protected[k];
-            prot_true += protected.iter().filter(|o| mates.contains(o)).count();
-            prot_false += protected.iter().filter(|o| !mates.contains(o)).count();
-            if mates.is_empty() {
-                nonmated += 1;
-                nonmated_hit += usize::from(!found.is_empty());
-                plain_nonmated_hit += usize::from(!plain.is_empty());
-                prot_nonmated_hit += usize::from(!protected.is_empty());
-            }
+            federation.add(&found, &mates);
+            plain_tally.add(plain, &mates);
+            protected_tally.add(&obs.protected[k], &mates);
+            nonmated += usize::from(mates.is_empty());
             let reachable_plain: Vec<usize> = plain.iter().copied().filter(|o| obs.reachable[k][*o]).collect();
             disagreements += usize::from(reachable_plain != found);
             for h in &obs.hits[k] {
@@ -338,26 +363,11 @@ impl Report {
             time_to_hit_p50_ms: percentile(&to_hit, 0.5),
             time_to_hit_max_ms: to_hit.last().copied().unwrap_or(0),
             hits_expected: expected,
-            hits_found: found_true,
-            false_hits: found_false,
-            federation: Rates {
-                fnir: rate(expected - found_true.min(expected), expected),
-                fpir: rate(nonmated_hit, nonmated),
-                true_hits: found_true,
-                false_hits: found_false,
-            },
-            plain: Rates {
-                fnir: rate(expected - plain_true.min(expected), expected),
-                fpir: rate(plain_nonmated_hit, nonmated),
-                true_hits: plain_true,
-                false_hits: plain_false,
-            },
-            protected: Rates {
-                fnir: rate(expected - prot_true.min(expected), expected),
-                fpir: rate(prot_nonmated_hit, nonmated),
-                true_hits: prot_true,
-                false_hits: prot_false,
-            },
+            hits_found: federation.true_hits,
+            false_hits: federation.false_hits,
+            federation: federation.rates(expected, nonmated),
+            plain: plain_tally.rates(expected, nonmated),
+            protected: protected_tally.rates(expected, nonmated),
             disagreements_with_plain: disagreements,
             query_p50_ms: percentile(&qlat, 0.5),
             query_max_ms: qlat.last().copied().unwrap_or(0),
@@ -424,31 +434,22 @@ impl Report {
             self.simulated_latency_ms
         );
         m += "## Hits\n\n| | expected (mated) | found | false | FNIR | FPIR |\n|---|---|---|---|---|---|\n";
-        m += &format!(
-            "| federation ({:?}) | {} | {} | {} | {} | {} |\n",
-            self.form,
-            self.hits_expected,
-            self.federation.true_hits,
-            self.federation.false_hits,
-            ms(self.federation.fnir),
-            ms(self.federation.fpir)
-        );
-        m += &format!(
-            "| plain matcher, same data | {} | {} | {} | {} | {} |\n",
-            self.hits_expected,
-            self.plain.true_hits,
-            self.plain.false_hits,
-            ms(self.plain.fnir),
-            ms(self.plain.fpir)
-        );
-        m += &format!(
-            "| protected matcher, same data | {} | {} | {} | {} | {} |\n\n",
-            self.hits_expected,
-            self.protected.true_hits,
-            self.protected.false_hits,
-            ms(self.protected.fnir),
-            ms(self.protected.fpir)
-        );
+        let federation = format!("federation ({:?})", self.form);
+        for (who, r) in [
+            (federation.as_str(), &self.federation),
+            ("plain matcher, same data", &self.plain),
+            ("protected matcher, same data", &self.protected),
+        ] {
+            m += &format!(
+                "| {who} | {} | {} | {} | {} | {} |\n",
+                self.hits_expected,
+                r.true_hits,
+                r.false_hits,
+                ms(r.fnir),
+                ms(r.fpir)
+            );
+        }
+        m += "\n";
         m += &format!(
             "Time to hit: p50 {} ms, max {} ms. Alerts whose hits differ from the plain matcher's: {}.\n\n",
             self.time_to_hit_p50_ms, self.time_to_hit_max_ms, self.disagreements_with_plain

@@ -113,26 +113,37 @@ async fn encrypted_alert_hits_reach_only_the_issuer_and_survive_restart() {
     fed.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
+/// A shelter (node 0) and a border post (node 1) that enrols the persons
+/// of `background` and person 4; then the shelter alerts for person 4.
+async fn border_holds_person_4(
+    opts: FederationOptions,
+    pop: &Population,
+    background: std::ops::Range<usize>,
+) -> LocalFederation {
     let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
-    // The border post answers in column form above 8 records (by default, above ~200,000).
-    let opts = FederationOptions {
-        tweak: Box::new(|i, c| c.alerts.column_above = (i == 1).then_some(8)),
-        ..Default::default()
-    };
     let fed = LocalFederation::start(&specs, opts).await.unwrap();
     fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
-    let pop = Population::new(23, "vigil-synth-128", 40);
-    for p in 10..30 {
-        enrol(&fed.nodes[1].handle, &pop, p, 1).await;
+    for p in background {
+        enrol(&fed.nodes[1].handle, pop, p, 1).await;
     }
-    enrol(&fed.nodes[1].handle, &pop, 4, 1).await;
+    enrol(&fed.nodes[1].handle, pop, 4, 1).await;
     fed.nodes[0]
         .handle
         .publish_alert(pop.sample(4, 0), Category::Missing, "SN-4".into(), now_ms() + 7 * DAY)
         .await
         .unwrap();
+    fed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
+    // The border post answers in column form above 8 records (by default, above ~200,000).
+    let opts = FederationOptions {
+        tweak: Box::new(|i, c| c.alerts.column_above = (i == 1).then_some(8)),
+        ..Default::default()
+    };
+    let pop = Population::new(23, "vigil-synth-128", 40);
+    let fed = border_holds_person_4(opts, &pop, 10..30).await;
     let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit from the column form");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].peer, fed.nodes[1].handle.org);
@@ -151,20 +162,9 @@ async fn a_large_gallery_fetches_the_column_form_over_the_identify_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mid_sized_gallery_fetches_a_split_probe_over_the_identify_protocol() {
-    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
-    let fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
-    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
     // 300 records at d = 128: a 4-chunk split moves the fewest bytes.
     let pop = Population::new(24, "vigil-synth-128", 320);
-    for p in 10..309 {
-        enrol(&fed.nodes[1].handle, &pop, p, 1).await;
-    }
-    enrol(&fed.nodes[1].handle, &pop, 4, 1).await;
-    fed.nodes[0]
-        .handle
-        .publish_alert(pop.sample(4, 0), Category::Missing, "SN-4".into(), now_ms() + 7 * DAY)
-        .await
-        .unwrap();
+    let fed = border_holds_person_4(FederationOptions::default(), &pop, 10..309).await;
     let hits = wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit from the split form");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let hits_now = fed.nodes[0].handle.hits().await.unwrap();

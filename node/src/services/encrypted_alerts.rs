@@ -280,8 +280,6 @@ impl Engine {
         }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
-        // Pages fill at most half a request frame.
-        let groups = (self.frame_limit / 2 / RowAnswer::group_bytes(ex.dim)).max(1);
         let job = AlertJob {
             alert,
             issuer,
@@ -290,7 +288,7 @@ impl Engine {
             records,
             threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
             seed,
-            page_records: groups * per_group(ex.dim),
+            page_records: self.row_page_records(ex.dim),
         };
         vec![Action::AnswerAlert(Box::new(job))]
     }
@@ -354,9 +352,7 @@ impl Engine {
         // (column form) or whole groups (split).
         let page_records = match &probe {
             JobProbe::Column(_) => (self.frame_limit / 2 / (2 * POLY * 4)).max(1) * POLY,
-            JobProbe::Row(p) => {
-                (self.frame_limit / 2 / RowAnswer::group_bytes(p.stride())).max(1) * per_group(p.stride())
-            }
+            JobProbe::Row(p) => self.row_page_records(p.stride()),
         };
         let job = AlertJob {
             alert,
@@ -369,6 +365,12 @@ impl Engine {
             page_records,
         };
         vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// Records per row-form answer page at result stride `stride`: whole
+    /// groups filling at most half a request frame.
+    fn row_page_records(&self, stride: usize) -> usize {
+        (self.frame_limit / 2 / RowAnswer::group_bytes(stride)).max(1) * per_group(stride)
     }
 
     /// Holder: how to answer an alert over `records` records (config:
@@ -480,18 +482,6 @@ impl Engine {
             actions.push(Action::Send { to: job.issuer, request, key: p.id });
         }
         actions
-    }
-
-    /// Answer pages the issuer has not acknowledged (resent on reconnect).
-    pub fn undelivered_answers(&self) -> Vec<(OrgId, Request, Handle)> {
-        self.answers
-            .values()
-            .filter(|a| !a.delivered)
-            .map(|a| {
-                let req = Request::AlertAnswer(AlertAnswer { alert: a.alert, answer: a.id, body: a.body.clone() });
-                (a.issuer, req, a.id)
-            })
-            .collect()
     }
 
     pub(super) fn is_answer(&self, key: &Handle) -> bool {

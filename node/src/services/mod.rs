@@ -461,19 +461,6 @@ impl Engine {
         ]
     }
 
-    /// Holder-side hits whose notice the issuer has not acknowledged yet
-    /// (the runtime resends them when the issuer reconnects).
-    pub fn undelivered(&self) -> Vec<(OrgId, SignedHitNotice)> {
-        self.hits
-            .values()
-            .filter(|h| h.role == HitRole::Holder && !h.delivered)
-            .filter_map(|h| match h.source {
-                HitSource::Alert(a) => Some((h.peer, hits::sign_notice(&self.me, a, h.handle, h.at_ms))),
-                HitSource::Query(_) | HitSource::EncryptedAlert { .. } => None,
-            })
-            .collect()
-    }
-
     /// A rejected message from `peer`: audited, and a strike against it.
     pub fn violation(&mut self, peer: OrgId, reason: &str) -> Vec<Action> {
         let mut actions =

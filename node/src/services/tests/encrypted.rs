@@ -27,6 +27,20 @@ fn answer(holder: &mut Engine, job: &AlertJob) -> Vec<(OrgId, Request, vigil_pro
     sends(&actions)
 }
 
+/// The issuer (engine 0) holds exactly one hit, and asking for its
+/// disclosure reaches the holder (engine 1) at record `rec`.
+fn one_hit_leads_to(f: &mut Fed, issuer: OrgId, rec: u64) {
+    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let (_, actions) = f.engines[0].request_disclosure(T0 + 4, hits[0].handle, "family asks".into()).unwrap();
+    let frame = encode(Tag::Request, &sends(&actions)[0].1, FRAME).unwrap();
+    let (r, actions) = f.engines[1].on_request(T0 + 5, issuer, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+}
+
 #[test]
 fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     let mut f = fed_with(4, AlertForm::Encrypted);
@@ -77,9 +91,10 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     assert!(matches!(hits[0].source, crate::store::HitSource::EncryptedAlert { alert: a, .. } if a == alert));
     // Acks mark the holder's pages delivered; nothing is resent after that.
     let (_, _, key) = pages[0].1[0].clone();
-    assert_eq!(f.engines[1].undelivered_answers().len(), 1);
+    let pending = |e: &Engine| e.outbox().into_iter().filter(|m| matches!(m.1, Request::AlertAnswer(_))).count();
+    assert_eq!(pending(&f.engines[1]), 1);
     f.engines[1].on_response(T0 + 22, key, &Response::Ack);
-    assert!(f.engines[1].undelivered_answers().is_empty());
+    assert_eq!(pending(&f.engines[1]), 0);
 
     // The issuer asks for disclosure; only the holder resolves the handle, to the right record.
     let (_, actions) = f.engines[0].request_disclosure(T0 + 30, hits[0].handle, "family asks".into()).unwrap();
@@ -237,15 +252,7 @@ fn mid_sized_galleries_fetch_a_split_probe_and_answer_it() {
     }
     let row_bytes = vigil_matcher::encrypted::RowAnswer::encoded_len(301, 128);
     assert!(bytes * 2 < row_bytes, "split answers {bytes} bytes, the alert's own form {row_bytes}");
-    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
-    assert_eq!(hits.len(), 1, "{hits:?}");
-    let (_, actions) = f.engines[0].request_disclosure(T0 + 4, hits[0].handle, "family asks".into()).unwrap();
-    let frame = encode(Tag::Request, &sends(&actions)[0].1, FRAME).unwrap();
-    let (r, actions) = f.engines[1].on_request(T0 + 5, issuer, &frame, FRAME);
-    assert_eq!(r, Response::Ack);
-    assert!(actions
-        .iter()
-        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+    one_hit_leads_to(&mut f, issuer, rec);
 
     // With split probes off, the same holder answers the alert's own probe.
     f.engines[2].policy.split_probes = false;
@@ -291,15 +298,7 @@ fn large_galleries_fetch_the_column_form_and_answer_it() {
         let frame = encode(Tag::Request, &req, FRAME).unwrap();
         assert_eq!(f.engines[0].on_request(T0 + 3, holder, &frame, FRAME).0, Response::Ack);
     }
-    let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
-    assert_eq!(hits.len(), 1, "{hits:?}");
-    let (_, actions) = f.engines[0].request_disclosure(T0 + 4, hits[0].handle, "family asks".into()).unwrap();
-    let frame = encode(Tag::Request, &sends(&actions)[0].1, FRAME).unwrap();
-    let (r, actions) = f.engines[1].on_request(T0 + 5, issuer, &frame, FRAME);
-    assert_eq!(r, Response::Ack);
-    assert!(actions
-        .iter()
-        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+    one_hit_leads_to(&mut f, issuer, rec);
 
     // Fetches are bounded per holder and alert, refused to non-members and
     // after withdrawal; the holder's engine gives up on a refusal.
