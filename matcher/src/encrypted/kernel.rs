@@ -6,16 +6,21 @@
 //! masked threshold and switch to 32-bit coefficients. Blocks run on the
 //! rayon pool.
 
+use super::fourier::{self, BlockMasks};
 use super::{EncryptedAnswer, EncryptedError, EncryptedProbe, DELTA_LOG, MASK_LOG, PARAMS_V1, POLY};
 pub use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use tfhe::core_crypto::commons::generators::MaskRandomGenerator;
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::FourierPolynomial;
 use tfhe::core_crypto::prelude::*;
 use tfhe_fft::c64;
 
 const HALF: usize = POLY / 2;
+
+// Masks are drawn from 16-bit words.
+const _: () = assert!(MASK_LOG <= 16);
 
 /// Blocks answered together per pass over the probe.
 const GROUP: usize = 4;
@@ -142,17 +147,32 @@ impl Decoys {
     fn new(order: &[u32], blocks: usize, d: usize, seed: [u8; 32]) -> Self {
         // Uniform in [−a, a] per component: E‖z‖² = d·a(a+1)/3 ≈ 127².
         let a = ((127.0 * (3.0 / d as f64).sqrt()).floor() as i8).max(1);
+        // Positions without a record, found block by block in parallel
+        // (a sequential scan of a million positions cost milliseconds).
+        let free: Vec<Vec<u16>> = (0..blocks)
+            .into_par_iter()
+            .map(|b| {
+                (0..POLY)
+                    .filter(|p| !matches!(order.get(b * POLY + p), Some(r) if *r != PADDING))
+                    .map(|p| p as u16)
+                    .collect()
+            })
+            .collect();
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-        let mut at = vec![Vec::new(); blocks];
         let mut values = Vec::new();
-        for (b, slots) in at.iter_mut().enumerate() {
-            for p in 0..POLY {
-                if !matches!(order.get(b * POLY + p), Some(r) if *r != PADDING) {
-                    slots.push((p as u16, values.len()));
-                    values.extend((0..d).map(|_| rng.gen_range(-a..=a)));
-                }
-            }
-        }
+        let at = free
+            .into_iter()
+            .map(|positions| {
+                positions
+                    .into_iter()
+                    .map(|p| {
+                        let at = values.len();
+                        values.extend((0..d).map(|_| rng.gen_range(-a..=a)));
+                        (p, at)
+                    })
+                    .collect()
+            })
+            .collect();
         Self { at, values }
     }
 }
@@ -168,7 +188,9 @@ pub fn answer_order(records: usize, seed: [u8; 32]) -> Vec<u32> {
 struct Scratch {
     buffers: ComputationBuffers,
     masks: Vec<u64>,
-    poly: Vec<u64>,
+    draws: Vec<u16>,
+    block_masks: Vec<BlockMasks>,
+    rows: Vec<i8>,
     tmp: Vec<c64>,
     acc_a: Vec<c64>,
     acc_b: Vec<c64>,
@@ -184,7 +206,9 @@ impl Scratch {
         Self {
             buffers,
             masks: vec![0; GROUP * POLY],
-            poly: vec![0; POLY],
+            draws: vec![0; POLY],
+            block_masks: vec![BlockMasks::new(); GROUP],
+            rows: vec![0; POLY],
             tmp: vec![c64::default(); HALF],
             acc_a: vec![c64::default(); GROUP * HALF],
             acc_b: vec![c64::default(); GROUP * HALF],
@@ -194,16 +218,71 @@ impl Scratch {
     }
 }
 
-/// acc_a += x·ya and acc_b += x·yb, element-wise complex.
-fn mac2(acc_a: &mut [c64], acc_b: &mut [c64], x: &[c64], ya: &[c64], yb: &[c64]) {
-    pulp::Arch::new().dispatch(|| {
-        for ((((aa, ab), x), ya), yb) in acc_a.iter_mut().zip(acc_b.iter_mut()).zip(x).zip(ya).zip(yb) {
-            aa.re += x.re * ya.re - x.im * ya.im;
-            aa.im += x.re * ya.im + x.im * ya.re;
-            ab.re += x.re * yb.re - x.im * yb.im;
-            ab.im += x.re * yb.im + x.im * yb.re;
-        }
-    })
+/// Dimensions per task when regenerating and transforming a probe.
+const PROBE_DIMS_PER_TASK: usize = 8;
+
+/// The probe's Fourier form: per dimension, mask then body. The masks are
+/// regenerated from the probe's seed (the prober cannot choose them), a
+/// task per `PROBE_DIMS_PER_TASK` dimensions: each task's generator skips
+/// to its first mask (AES-CTR: a counter jump), so the result equals a
+/// sequential decompression (`tests::parallel_decompression_equals_tfhe_s`).
+fn probe_fourier(probe: &EncryptedProbe, fft: FftView<'_>) -> Vec<c64> {
+    let mut fourier = vec![c64::default(); probe.dim * 2 * HALF];
+    let per_task = PROBE_DIMS_PER_TASK * 2 * HALF;
+    fourier.par_chunks_mut(per_task).zip(probe.bodies.par_chunks(PROBE_DIMS_PER_TASK * POLY)).enumerate().for_each(
+        |(task, (out, bodies))| {
+            let list = decompress_from(probe.seed, task * PROBE_DIMS_PER_TASK, bodies);
+            let mut s = Scratch::new(fft);
+            for (out, poly) in out.chunks_exact_mut(HALF).zip(list.chunks_exact(POLY)) {
+                let stack = s.buffers.stack();
+                fft.forward_as_torus(FourierPolynomial { data: out }, Polynomial::from_container(poly), stack);
+            }
+        },
+    );
+    fourier
+}
+
+/// The GLWE ciphertexts (mask, body) of `bodies`, the seeded list's
+/// ciphertexts from index `first` on.
+fn decompress_from(seed: u128, first: usize, bodies: &[u64]) -> Vec<u64> {
+    let mut generator = MaskRandomGenerator::<DefaultRandomGenerator>::new(CompressionSeed::from(Seed(seed)));
+    if first > 0 {
+        generator.skip(EncryptionMaskByteCount(first * POLY * std::mem::size_of::<u64>()));
+    }
+    let seeded = SeededGlweCiphertextList::from_container(
+        bodies,
+        GlweSize(2),
+        PolynomialSize(POLY),
+        CompressionSeed::from(Seed(seed)),
+        CiphertextModulus::new_native(),
+    );
+    let mut list = GlweCiphertextList::new(
+        0u64,
+        GlweSize(2),
+        PolynomialSize(POLY),
+        GlweCiphertextCount(bodies.len() / POLY),
+        CiphertextModulus::new_native(),
+    );
+    decompress_seeded_glwe_ciphertext_list_with_pre_seeded_generator(&mut list, &seeded, &mut generator);
+    list.into_container()
+}
+
+/// Sequential decompression by tfhe (tests compare against it).
+#[cfg(test)]
+pub(crate) fn decompress_all(seed: u128, bodies: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let whole = SeededGlweCiphertextList::from_container(
+        bodies,
+        GlweSize(2),
+        PolynomialSize(POLY),
+        CompressionSeed::from(Seed(seed)),
+        CiphertextModulus::new_native(),
+    )
+    .decompress_into_glwe_ciphertext_list()
+    .into_container();
+    let cut = (bodies.len() / POLY / 2) * POLY;
+    let mut pieces = decompress_from(seed, 0, &bodies[..cut]);
+    pieces.extend(decompress_from(seed, cut / POLY, &bodies[cut..]));
+    (whole, pieces)
 }
 
 /// Answers `probe` against `layout` for `threshold` (an inner product of
@@ -252,30 +331,11 @@ fn respond_inner(
     if d != layout.dim() {
         return Err(EncryptedError::Dimension { probe: d, gallery: layout.dim() });
     }
-    let fft = Fft::new(PolynomialSize(POLY));
+    let transform = fourier::transform();
+    let fft = fourier::fft();
     let fft = fft.as_view();
 
-    // Regenerate the masks from the seed: the prober cannot choose them.
-    let list = SeededGlweCiphertextList::from_container(
-        probe.bodies.as_slice(),
-        GlweSize(2),
-        PolynomialSize(POLY),
-        CompressionSeed::from(Seed(probe.seed)),
-        CiphertextModulus::new_native(),
-    )
-    .decompress_into_glwe_ciphertext_list();
-
-    // Transform the probe once: per dimension, mask then body.
-    let mut fourier = vec![c64::default(); d * 2 * HALF];
-    fourier.par_chunks_mut(2 * HALF).zip(list.as_ref().par_chunks(2 * POLY)).for_each_init(
-        || Scratch::new(fft),
-        |s, (out, ct)| {
-            let (fa, fb) = out.split_at_mut(HALF);
-            let stack = s.buffers.stack();
-            fft.forward_as_torus(FourierPolynomial { data: fa }, Polynomial::from_container(&ct[..POLY]), stack);
-            fft.forward_as_torus(FourierPolynomial { data: fb }, Polynomial::from_container(&ct[POLY..]), stack);
-        },
-    );
+    let fourier = probe_fourier(probe, fft);
 
     let runs = layout.runs();
     let positions = runs * RUN;
@@ -296,12 +356,16 @@ fn respond_inner(
                 let masks = &mut s.masks[j * POLY..(j + 1) * POLY];
                 let mut brng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
                 // Every coefficient gets a mask: records and decoys alike.
-                for mask in masks.iter_mut() {
-                    *mask = (1u64 << MASK_LOG) + brng.gen_range(0..1u64 << MASK_LOG);
+                // Two bytes of the stream per mask, MASK_LOG bits kept
+                // (uniform: 2^16 is a multiple of 2^MASK_LOG).
+                brng.fill(s.draws.as_mut_slice());
+                for (mask, draw) in masks.iter_mut().zip(&s.draws) {
+                    *mask = (1u64 << MASK_LOG) + (*draw as u64 & ((1 << MASK_LOG) - 1));
                 }
                 if let Some(rec) = record_masks {
                     rec.lock().expect("mask log")[b * POLY..(b + 1) * POLY].copy_from_slice(masks);
                 }
+                s.block_masks[j].set(masks);
             }
             s.acc_a[..group_blocks * HALF].fill(c64::default());
             s.acc_b[..group_blocks * HALF].fill(c64::default());
@@ -309,35 +373,22 @@ fn respond_inner(
                 let f = &fourier[i * 2 * HALF..(i + 1) * 2 * HALF];
                 for j in 0..group_blocks {
                     let b = first + j;
-                    let masks = &s.masks[j * POLY..(j + 1) * POLY];
                     let slots = (b * RUNS_PER_BLOCK)..((b + 1) * RUNS_PER_BLOCK).min(runs);
                     for (n, slot) in slots.enumerate() {
                         let chunk = layout.chunk(slot_runs[slot] as usize, i);
                         let rot = rotations[slot] as usize;
-                        let base = n * RUN;
                         // Rotate: the run's row `rot` comes first.
-                        let (head, tail) = chunk.split_at(rot);
-                        let (d1, d2) = s.poly[base..base + RUN].split_at_mut(RUN - rot);
-                        let (m1, m2) = masks[base..base + RUN].split_at(RUN - rot);
-                        for ((p, m), g) in d1.iter_mut().zip(m1).zip(tail) {
-                            *p = (*m as i64 * *g as i64) as u64;
-                        }
-                        for ((p, m), g) in d2.iter_mut().zip(m2).zip(head) {
-                            *p = (*m as i64 * *g as i64) as u64;
-                        }
+                        let mut twice = [0i8; 2 * RUN];
+                        twice[..RUN].copy_from_slice(chunk);
+                        twice[RUN..].copy_from_slice(chunk);
+                        s.rows[n * RUN..(n + 1) * RUN].copy_from_slice(&twice[rot..rot + RUN]);
                     }
                     // After the runs: padding rows of the last run become decoys.
                     for &(p, v) in &decoys.at[b] {
-                        let p = p as usize;
-                        s.poly[p] = (masks[p] as i64 * decoys.values[v + i] as i64) as u64;
+                        s.rows[p as usize] = decoys.values[v + i];
                     }
-                    let stack = s.buffers.stack();
-                    fft.forward_as_integer(
-                        FourierPolynomial { data: s.tmp.as_mut_slice() },
-                        Polynomial::from_container(s.poly.as_slice()),
-                        stack,
-                    );
-                    mac2(
+                    transform.forward_masked(&mut s.tmp, &s.rows, &s.block_masks[j], s.buffers.stack());
+                    fourier::mac2(
                         &mut s.acc_a[j * HALF..(j + 1) * HALF],
                         &mut s.acc_b[j * HALF..(j + 1) * HALF],
                         &s.tmp,

@@ -14,6 +14,7 @@
 //! the largest Δ and the smallest masks that still hide |s − T| to within a
 //! factor of two give the narrowest band.
 
+mod fourier;
 mod kernel;
 mod row;
 mod wire;
@@ -72,7 +73,7 @@ pub enum EncryptedError {
 /// algorithm by timing candidates, about 0.2 s here. A node calls this on a
 /// blocking thread at start, so its first answer does not pay for it.
 pub fn warm_up() {
-    let _ = Fft::new(PolynomialSize(POLY));
+    let _ = fourier::fft();
 }
 
 /// A prober's GLWE secret key (binary, N=2048). Zeroised on drop.
@@ -185,14 +186,20 @@ impl ProberKey {
         }
         answer.check()?;
         use rayon::prelude::*;
+        let fft = fourier::fft();
+        let fft = fft.as_view();
+        let key = fourier::FourierKey::new(fft, self.key.as_ref());
         let mut out = vec![0i64; EncryptedAnswer::blocks(answer.count) * POLY];
-        out.par_chunks_mut(POLY).zip(answer.coeffs.par_chunks_exact(2 * POLY)).for_each(|(out, block)| {
-            let data: Vec<u64> = block.iter().map(|x| (*x as u64) << 32).collect();
-            let ct = GlweCiphertext::from_container(data, PolynomialSize(POLY), CiphertextModulus::new_native());
-            let mut pt = PlaintextList::new(0u64, PlaintextCount(POLY));
-            decrypt_glwe_ciphertext(&self.key, &ct, &mut pt);
-            out.iter_mut().zip(pt.as_ref()).for_each(|(o, v)| *o = *v as i64);
-        });
+        out.par_chunks_mut(POLY).zip(answer.coeffs.par_chunks_exact(2 * POLY)).for_each_init(
+            || fourier::KeyProduct::new(fft),
+            |kp, (out, block)| {
+                let (mask, bodies) = block.split_at(POLY);
+                let product = kp.mask_times_key(fft, mask, &key);
+                for ((o, b), p) in out.iter_mut().zip(bodies).zip(product) {
+                    *o = ((*b as u64) << 32).wrapping_sub(*p) as i64;
+                }
+            },
+        );
         out.truncate(answer.count);
         Ok(out)
     }

@@ -28,6 +28,7 @@
 //! what a holder of a few hundred to about 200,000 records fetches
 //! (`answer_form`): 8 chunks at d = 128 cut its answer bytes sevenfold.
 
+use super::fourier::{FourierKey, KeyProduct};
 use super::{
     hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, POLY, ROW_BODY_DROP, ROW_MASK_DROP,
     ROW_PARAMS,
@@ -395,41 +396,20 @@ impl ProberKey {
         }
         answer.check()?;
         let (d, k) = (answer.stride, per_group(answer.stride));
-        let fft = Fft::new(PolynomialSize(POLY));
+        let fft = super::fourier::fft();
         let fft = fft.as_view();
         // S in the Fourier domain once; then per group one product A·S
         // (negacyclic, so wrapped terms change sign) instead of a length-N
         // dot product per result.
-        let mut scratch = Scratch::new(fft);
-        let key: &[u64] = self.key.as_ref();
-        let mut fkey = vec![c64::default(); HALF];
-        fft.forward_as_integer(
-            FourierPolynomial { data: fkey.as_mut_slice() },
-            Polynomial::from_container(key),
-            scratch.buffers.stack(),
-        );
+        let key = FourierKey::new(fft, self.key.as_ref());
         let mut out = vec![0i64; answer.count];
         out.par_chunks_mut(k).zip(answer.coeffs.par_chunks_exact(RowAnswer::group_len(d))).for_each_init(
-            || Scratch::new(fft),
-            |sc, (out, group)| {
+            || KeyProduct::new(fft),
+            |kp, (out, group)| {
                 let (mask, bodies) = group.split_at(POLY);
-                for (p, a) in sc.res_a.iter_mut().zip(mask) {
-                    *p = (*a as u64) << 32;
-                }
-                fft.forward_as_torus(
-                    FourierPolynomial { data: sc.fg.as_mut_slice() },
-                    Polynomial::from_container(sc.res_a.as_slice()),
-                    sc.buffers.stack(),
-                );
-                sc.acc_a.fill(c64::default());
-                mul_acc(&mut sc.acc_a, &sc.fg, &fkey);
-                fft.backward_as_torus(
-                    Polynomial::from_container(sc.res_b.as_mut_slice()),
-                    FourierPolynomial { data: sc.acc_a.as_slice() },
-                    sc.buffers.stack(),
-                );
+                let product = kp.mask_times_key(fft, mask, &key);
                 for (m, o) in out.iter_mut().enumerate() {
-                    *o = ((bodies[m] as u64) << 32).wrapping_sub(sc.res_b[m * d + d - 1]) as i64;
+                    *o = ((bodies[m] as u64) << 32).wrapping_sub(product[m * d + d - 1]) as i64;
                 }
             },
         );
@@ -477,7 +457,7 @@ pub fn respond_row(
     rng.set_stream(1);
     let group_seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.gen()).collect();
 
-    let fft = Fft::new(PolynomialSize(POLY));
+    let fft = super::fourier::fft();
     let fft = fft.as_view();
     let list = SeededGlweCiphertextList::from_container(
         probe.bodies.as_slice(),

@@ -262,3 +262,17 @@ fn every_coefficient_without_a_record_carries_a_decoy_that_decrypts_as_no_match(
         assert!(scores.len() > 100, "decoys must differ");
     }
 }
+
+#[test]
+fn parallel_decompression_equals_tfhe_s() {
+    // The responder regenerates a probe's masks in parallel pieces, each
+    // generator skipping to its first mask; the bytes must be tfhe's.
+    let key = ProberKey::generate();
+    let probe = key.encrypt(&[5i8; 24]).unwrap();
+    let (whole, pieces) = kernel::decompress_all(probe.seed, &probe.bodies);
+    assert_eq!(whole.len(), 24 * 2 * POLY);
+    assert!(whole == pieces, "pieces differ from the sequential decompression");
+    // And a wrong skip would not go unnoticed: dimension 1's mask is not
+    // dimension 0's.
+    assert_ne!(whole[..POLY], whole[2 * POLY..3 * POLY]);
+}
