@@ -208,3 +208,28 @@ impl pulp::WithSimd for Mac2<'_> {
         }
     }
 }
+
+/// acc += x·y, element-wise complex (the row forms' multiply-accumulate).
+pub(crate) fn mul_acc(acc: &mut [c64], x: &[c64], y: &[c64]) {
+    pulp::Arch::new().dispatch(MulAcc { acc, x, y });
+}
+
+struct MulAcc<'a> {
+    acc: &'a mut [c64],
+    x: &'a [c64],
+    y: &'a [c64],
+}
+
+impl pulp::WithSimd for MulAcc<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let acc = S::as_mut_simd_c64s(self.acc).0;
+        let x = S::as_simd_c64s(self.x).0;
+        let y = S::as_simd_c64s(self.y).0;
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *a = simd.mul_add_c64s(*x, *y, *a);
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! rayon pool.
 
 use super::fourier::{self, BlockMasks};
-use super::{EncryptedAnswer, EncryptedError, EncryptedProbe, DELTA_LOG, MASK_LOG, PARAMS_V1, POLY};
+use super::{flood, EncryptedAnswer, EncryptedError, EncryptedProbe, DELTA_LOG, MASK_LOG, PARAMS_V1, POLY};
 pub use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -83,6 +83,22 @@ impl RunLayout {
 
     fn runs(&self) -> usize {
         self.len.div_ceil(RUN)
+    }
+
+    /// The gallery back in row order (for answering a row-form probe from
+    /// a snapshot kept in this layout).
+    pub fn gallery(&self) -> Gallery {
+        let d = self.dim;
+        let mut rows = vec![0i8; self.len * d];
+        rows.par_chunks_mut(d * RUN).enumerate().for_each(|(r, out)| {
+            let chunk = &self.data[r * d * RUN..(r + 1) * d * RUN];
+            for (t, row) in out.chunks_exact_mut(d).enumerate() {
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = chunk[i * RUN + t];
+                }
+            }
+        });
+        Gallery::new(d, rows)
     }
 
     fn chunk(&self, run: usize, i: usize) -> &[i8] {
@@ -189,6 +205,7 @@ struct Scratch {
     buffers: ComputationBuffers,
     masks: Vec<u64>,
     draws: Vec<u16>,
+    flood: Vec<u32>,
     block_masks: Vec<BlockMasks>,
     rows: Vec<i8>,
     tmp: Vec<c64>,
@@ -207,6 +224,7 @@ impl Scratch {
             buffers,
             masks: vec![0; GROUP * POLY],
             draws: vec![0; POLY],
+            flood: vec![0; POLY],
             block_masks: vec![BlockMasks::new(); GROUP],
             rows: vec![0; POLY],
             tmp: vec![c64::default(); HALF],
@@ -414,6 +432,13 @@ fn respond_inner(
                 for (res, mask) in s.res_b.iter_mut().zip(masks) {
                     let t = ((*mask as i64 * threshold as i64) << DELTA_LOG) as u64;
                     *res = res.wrapping_sub(t);
+                }
+                // Flooding (`FLOOD_LOG`), from stream 1 of the block's seed.
+                let mut frng = rand_chacha::ChaCha20Rng::from_seed(block_seeds[b]);
+                frng.set_stream(1);
+                frng.fill(s.flood.as_mut_slice());
+                for (res, draw) in s.res_b.iter_mut().zip(&s.flood) {
+                    *res = res.wrapping_add(flood(*draw));
                 }
                 // Decoys decrypt as a certain "no match".
                 for &(p, _) in &decoys.at[b] {

@@ -46,6 +46,15 @@ pub const DELTA_LOG: u32 = 32;
 pub const MASK_LOG: u32 = 14;
 /// GLWE noise: TUniform with bound 2^NOISE_LOG.
 pub const NOISE_LOG: u32 = 17;
+/// Noise flooding: the responder adds fresh noise uniform on
+/// [−2^FLOOD_LOG, 2^FLOOD_LOG) to every result coefficient before the
+/// modulus switch. The decrypted error otherwise holds `Σ_i P_i·E_i`
+/// (about 2^44), a function of the block's masked records weighted by
+/// noise the prober knows (it holds the key); 2^48 is 16 times that, and
+/// keeps the band under 0.003 cosine. It blurs those low-order bits; it is
+/// not statistical circuit privacy (that needs 2^40 more than any usable
+/// band allows).
+pub const FLOOD_LOG: u32 = 48;
 /// Largest dimension accepted.
 pub const MAX_DIM: usize = 1024;
 
@@ -222,6 +231,7 @@ impl ProberKey {
 ///   (fitted: tfhe-fft picks its FFT algorithm by timing at run time, and
 ///   the measured rms error varies with that choice from 2^44 to 2^45.7 at
 ///   d = 512; this estimate, 2^46.1, stays above every run seen);
+/// - the responder's flooding noise (`FLOOD_LOG`), uniform;
 /// - the switch of answers to 32-bit coefficients (row-form masks to 24
 ///   bits, `ROW_MASK_DROP`: the larger term, used for both forms), likewise
 ///   through the key.
@@ -234,7 +244,8 @@ pub fn error_sd(gallery_norm: f64) -> f64 {
     let fft = 20.0 * magnitude * 2f64.powi(64 - 53) * (n / 2.0).sqrt();
     let mask_step = 2f64.powi(ROW_MASK_DROP as i32);
     let modswitch = (mask_step * mask_step * n / 2.0 + 2f64.powi(64)).sqrt() / 12f64.sqrt();
-    (enc * enc + fft * fft + modswitch * modswitch).sqrt()
+    let flood_var = 2f64.powi(2 * FLOOD_LOG as i32) / 3.0;
+    (enc * enc + fft * fft + flood_var + modswitch * modswitch).sqrt()
 }
 
 /// The smallest |cos − threshold| decided correctly with these parameters:
@@ -249,3 +260,10 @@ pub fn band_cosine(gallery_norm: f64) -> f64 {
 mod row_tests;
 #[cfg(test)]
 mod tests;
+
+/// Flooding noise from a uniform 32-bit draw: uniform on
+/// [−2^FLOOD_LOG, 2^FLOOD_LOG) in steps of 2^(FLOOD_LOG − 31), far finer
+/// than the 2^32 the answer keeps.
+pub(crate) fn flood(draw: u32) -> u64 {
+    ((draw as i64 - (1i64 << 31)) << (FLOOD_LOG - 31)) as u64
+}

@@ -28,10 +28,10 @@
 //! what a holder of a few hundred to about 200,000 records fetches
 //! (`answer_form`): 8 chunks at d = 128 cut its answer bytes sevenfold.
 
-use super::fourier::{FourierKey, KeyProduct};
+use super::fourier::{mul_acc, FourierKey, KeyProduct};
 use super::{
-    hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, POLY, ROW_BODY_DROP, ROW_MASK_DROP,
-    ROW_PARAMS,
+    flood, hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, POLY, ROW_BODY_DROP,
+    ROW_MASK_DROP, ROW_PARAMS,
 };
 use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
@@ -433,6 +433,29 @@ pub fn row_order(records: usize, stride: usize, seed: [u8; 32]) -> Vec<u32> {
     order
 }
 
+/// Per group, the seed of its masks and noise: the shuffle uses stream 0
+/// of the answer's seed, these stream 1.
+fn group_seeds(seed: [u8; 32], groups: usize) -> Vec<[u8; 32]> {
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    rng.set_stream(1);
+    (0..groups).map(|_| rng.gen()).collect()
+}
+
+/// A group's k masks, and its generator positioned for the noise.
+fn group_masks(seed: [u8; 32], k: usize) -> (Vec<i64>, rand_chacha::ChaCha12Rng) {
+    let mut grng = rand_chacha::ChaCha12Rng::from_seed(seed);
+    let masks = (0..k).map(|_| (1i64 << MASK_LOG) + grng.gen_range(0..1i64 << MASK_LOG)).collect();
+    (masks, grng)
+}
+
+/// The mask of every position of a row answer (tests only: measures the
+/// decryption error exactly, which flooding hides from the prober).
+#[cfg(test)]
+pub(crate) fn row_masks(records: usize, stride: usize, seed: [u8; 32]) -> Vec<i64> {
+    let k = per_group(stride);
+    group_seeds(seed, RowAnswer::groups(records, stride)).into_iter().flat_map(|g| group_masks(g, k).0).collect()
+}
+
 /// Answers a row probe (one chunk or split) against `gallery` for
 /// `threshold` (an inner product of quantised vectors), with a fresh
 /// shuffle, masks and re-randomisation drawn from `seed` (draw it fresh for
@@ -452,10 +475,7 @@ pub fn respond_row(
     let k = per_group(s);
     let order = row_order(gallery.len(), s, seed);
     let groups = order.len() / k;
-    // The shuffle uses stream 0 of the seed; masks and noise stream 1.
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    rng.set_stream(1);
-    let group_seeds: Vec<[u8; 32]> = (0..groups).map(|_| rng.gen()).collect();
+    let group_seeds = group_seeds(seed, groups);
 
     let fft = super::fourier::fft();
     let fft = fft.as_view();
@@ -485,8 +505,7 @@ pub fn respond_row(
     coeffs.par_chunks_mut(RowAnswer::group_len(s)).enumerate().for_each_init(
         || Scratch::new(fft),
         |sc, (grp, out)| {
-            let mut grng = rand_chacha::ChaCha12Rng::from_seed(group_seeds[grp]);
-            let masks: Vec<i64> = (0..k).map(|_| (1i64 << MASK_LOG) + grng.gen_range(0..1i64 << MASK_LOG)).collect();
+            let (masks, mut grng) = group_masks(group_seeds[grp], k);
             sc.acc_a.fill(c64::default());
             sc.acc_b.fill(c64::default());
             for (j, fj) in fprobe.chunks_exact(2 * HALF).enumerate() {
@@ -536,7 +555,9 @@ pub fn respond_row(
                 FourierPolynomial { data: sc.acc_b.as_slice() },
                 stack,
             );
-            // Fresh noise: uniform on [−2^NOISE_LOG, 2^NOISE_LOG), drawn in bulk.
+            // Fresh noise, drawn in bulk: on the mask uniform on
+            // [−2^NOISE_LOG, 2^NOISE_LOG) (re-randomisation), on the
+            // results the flooding noise (`FLOOD_LOG`).
             let noise = &mut sc.noise[..POLY + k];
             grng.fill(noise);
             let e = |x: u32| ((x >> (31 - NOISE_LOG)) as i64 - (1i64 << NOISE_LOG)) as u64;
@@ -547,7 +568,7 @@ pub fn respond_row(
             }
             for (m, ((o, r), x)) in ob.iter_mut().zip(&masks).zip(e2).enumerate() {
                 let t = ((r * threshold as i64) << DELTA_LOG) as u64;
-                *o = switch(sc.res_b[m * s + s - 1].wrapping_add(e(*x)).wrapping_sub(t));
+                *o = switch(sc.res_b[m * s + s - 1].wrapping_add(flood(*x)).wrapping_sub(t));
             }
         },
     );
@@ -573,16 +594,6 @@ const MASK_BYTES: usize = (64 - ROW_MASK_DROP as usize) / 8;
 /// A little-endian unsigned integer of up to 8 bytes.
 fn read_le(b: &[u8]) -> u64 {
     b.iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
-}
-
-/// acc += x·y, element-wise complex.
-fn mul_acc(acc: &mut [c64], x: &[c64], y: &[c64]) {
-    pulp::Arch::new().dispatch(|| {
-        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
-            a.re += x.re * y.re - x.im * y.im;
-            a.im += x.re * y.im + x.im * y.re;
-        }
-    })
 }
 
 struct Scratch {

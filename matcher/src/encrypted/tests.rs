@@ -225,6 +225,10 @@ fn measured_error_is_within_the_estimate() {
         eprintln!("d={d}: rms error 2^{:.2}, worst 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), worst.log2(), sd.log2());
         assert!(rms < sd, "rms error 2^{:.2} above the estimate 2^{:.2}", rms.log2(), sd.log2());
         assert!(worst < 8.0 * sd);
+        // The flooding noise is there: without it the error is the FFT's
+        // and the encryption's, at most about 2^46 here.
+        let flood_sd = 2f64.powi(FLOOD_LOG as i32) / 3f64.sqrt();
+        assert!(rms > 0.7 * flood_sd, "rms error 2^{:.2}: no flooding noise", rms.log2());
     }
 }
 
@@ -275,4 +279,16 @@ fn parallel_decompression_equals_tfhe_s() {
     // And a wrong skip would not go unnoticed: dimension 1's mask is not
     // dimension 0's.
     assert_ne!(whole[..POLY], whole[2 * POLY..3 * POLY]);
+}
+
+#[test]
+fn a_run_layout_gives_its_gallery_back() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    for (d, m) in [(8usize, 1usize), (128, 70), (100, 64)] {
+        let rows: Vec<i8> = (0..d * m).map(|_| rng.gen()).collect();
+        let g = Gallery::new(d, rows);
+        let back = RunLayout::new(&g).gallery();
+        assert_eq!((back.dim(), back.len()), (d, m));
+        assert!((0..m).all(|i| back.row(i) == g.row(i)), "d={d} m={m}");
+    }
 }
