@@ -86,6 +86,15 @@ async fn disclosure_needs_approval_and_refusal_discloses_nothing() {
     let refused = disclosure(&ngo, id2, DisclosureStatus::Refused).await.expect("refusal did not arrive");
     assert!(refused.contact.is_none());
 
+    // 2b. The next query to the border post goes in row form (its last
+    // answer showed a small gallery), and a row-form handle resolves too.
+    let report = ngo.identify(pop.sample(3, 3), "third sighting".into(), "GDPR 6(1)(d)".into()).await.unwrap();
+    let at_border = report.peers.iter().find(|p| p.peer == border.org).unwrap();
+    assert_eq!(at_border.form, "row", "{report:?}");
+    let id3 = ngo.request_disclosure(at_border.hits[0], "confirm identity".into()).await.unwrap();
+    let pending = disclosure(&border, id3, DisclosureStatus::Pending).await.expect("row-form hit did not resolve");
+    assert_eq!(pending.record, Some(held));
+
     // 3. A member that was not told of the hit cannot use its handle.
     let police = fed.nodes[2].handle.clone();
     let probe =

@@ -70,6 +70,8 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     assert_eq!(at(police).status, "answered");
     assert!(at(police).hits.is_empty(), "the police unit holds no matching record");
     assert!(at(police).positions >= 190);
+    // Gallery sizes unknown: both got the column form.
+    assert!(report.peers.iter().all(|p| p.form == "column"), "{report:?}");
 
     // Both ends audited the query with its purpose and legal basis.
     let sent = audit_events(prober).await;
@@ -88,6 +90,10 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     // Budget: the police unit answers two queries per hour, then refuses.
     let second = prober.identify(pop.sample(6, 0), "second".into(), "test".into()).await.unwrap();
     assert!(second.peers.iter().all(|p| p.status == "answered"));
+    // Now the prober knows both galleries are small: the 24 KiB row form
+    // (one-chunk probe) moves the fewest bytes, not the 2 MiB column form.
+    assert!(second.peers.iter().all(|p| p.form == "row"), "{second:?}");
+    assert!(second.peers.iter().all(|p| p.positions >= 101));
     let third = prober.identify(pop.sample(7, 0), "third".into(), "test".into()).await.unwrap();
     let refused = third.peers.iter().find(|p| p.peer == police).unwrap();
     assert_eq!(refused.status, "refused");
@@ -108,7 +114,8 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     let new_key = prober.rotate_prober_key().await.unwrap();
     assert_ne!(new_key, first_key);
     let after = prober.identify(pop.sample(5, 2), "after rotation".into(), "test".into()).await.unwrap();
-    assert_eq!(after.peers.iter().find(|p| p.peer == border).unwrap().hits.len(), 1);
+    let at_border = after.peers.iter().find(|p| p.peer == border).unwrap();
+    assert_eq!((at_border.form.as_str(), at_border.hits.len()), ("row", 1), "the row form finds the holder too");
     assert!(audit_events(prober)
         .await
         .iter()
@@ -129,7 +136,9 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
             }
         }
     }
-    assert!(identify_bytes > 3 * 2 * 1024 * 1024, "the tap saw the encrypted probes ({identify_bytes} bytes)");
+    // Two column probes (2 MiB each) in the first query; row probes after.
+    assert!(identify_bytes > 2 * 2 * 1024 * 1024, "the tap saw the encrypted probes ({identify_bytes} bytes)");
+    assert!(identify_bytes < 3 * 2 * 1024 * 1024, "later queries went in row form ({identify_bytes} bytes)");
     for i in 0..3 {
         assert!(fed.nodes[i].handle.audit_verify().await.unwrap().is_ok());
     }

@@ -1,7 +1,9 @@
-//! The runtime's part of encrypted identification: encrypting probes,
-//! answering queries and decrypting answers on blocking threads (never on
-//! the async runtime), collecting answers until every peer replied or the
-//! deadline passed, and reporting per peer.
+//! The runtime's part of encrypted identification: encrypting probes (per
+//! peer in the form that moves the fewest bytes for the gallery size its
+//! last answer showed: column when unknown), answering queries and
+//! decrypting answers on blocking threads (never on the async runtime),
+//! collecting answers until every peer replied or the deadline passed, and
+//! reporting per peer.
 
 use super::{now_ms, NodeError, Reply, Runtime};
 use crate::net::{self, Frame};
@@ -13,11 +15,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use vigil_matcher::encrypted::{EncryptedAnswer, ProberKey};
-use vigil_matcher::Template;
-use vigil_protocol::{
-    decode, encode, Handle, IdentifyAnswer, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag,
+use vigil_matcher::encrypted::{
+    answer_forms, cheapest, AnswerForm, EncryptedAnswer, ProberKey, RowAnswer, MAX_SPLIT_CHUNKS,
 };
+use vigil_matcher::Template;
+use vigil_protocol::{decode, encode, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag};
 
 /// Bound of the queue of finished blocking jobs.
 pub(super) const JOB_QUEUE: usize = 64;
@@ -33,6 +35,26 @@ pub struct PeerOutcome {
     pub hits: Vec<Handle>,
     /// Gallery positions the peer answered for.
     pub positions: usize,
+    /// The probe's form sent to this peer: `column`, `row` or `split N`.
+    pub form: String,
+}
+
+/// The form of the next query to a peer whose last answer had `records`
+/// positions (`None`: never answered): the one that moves the fewest bytes,
+/// as holders pick for alerts; the column form when the size is unknown.
+pub(super) fn form_for(records: Option<usize>, dim: usize) -> AnswerForm {
+    match records {
+        Some(r) => cheapest(r, dim, &answer_forms(dim, MAX_SPLIT_CHUNKS)),
+        None => AnswerForm::Column,
+    }
+}
+
+fn form_name(form: AnswerForm) -> String {
+    match form {
+        AnswerForm::Column => "column".into(),
+        AnswerForm::Row => "row".into(),
+        AnswerForm::Split(n) => format!("split {n}"),
+    }
 }
 
 /// The outcome of `identify`.
@@ -44,9 +66,10 @@ pub struct IdentifyReport {
 
 /// Work done on a blocking thread, handed back to the event loop.
 pub(super) enum JobDone {
+    /// The query's request in every form some peer gets.
     Encrypted {
         query: Handle,
-        request: Result<Vec<u8>, String>,
+        requests: Result<Vec<(AnswerForm, Vec<u8>)>, String>,
     },
     Answered {
         job: Box<IdentifyJob>,
@@ -56,6 +79,7 @@ pub(super) enum JobDone {
     Decrypted {
         query: Handle,
         peer: OrgId,
+        form: AnswerForm,
         result: Result<(Vec<Handle>, usize), String>,
     },
     /// A holder's answer pages to an encrypted alert.
@@ -80,15 +104,19 @@ pub(super) struct PendingQuery {
     reply: Reply<IdentifyReport>,
     deadline: Instant,
     key: Arc<ProberKey>,
-    /// Peers asked and not yet answered, by request.
-    waiting: HashMap<OutboundRequestId, OrgId>,
+    /// Peers asked and not yet answered, by request, with the form sent.
+    waiting: HashMap<OutboundRequestId, (OrgId, AnswerForm)>,
+    /// Every member with the match role, and the form it gets.
+    plan: Vec<(OrgId, AnswerForm)>,
+    extractor: &'static str,
+    dim: usize,
     decrypting: usize,
     outcomes: Vec<PeerOutcome>,
     encrypted: bool,
 }
 
-fn outcome(peer: OrgId, status: &str, reason: Option<String>) -> PeerOutcome {
-    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0 }
+fn outcome(peer: OrgId, status: &str, reason: Option<String>, form: AnswerForm) -> PeerOutcome {
+    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0, form: form_name(form) }
 }
 
 impl Runtime {
@@ -124,6 +152,22 @@ impl Runtime {
             return;
         }
         let query = probe.query;
+        let me = self.engine.org();
+        let plan: Vec<(OrgId, AnswerForm)> = self
+            .engine
+            .roster()
+            .map(|r| {
+                r.body()
+                    .members
+                    .iter()
+                    .filter(|m| m.org != me && m.roles.contains(&Role::Match))
+                    .map(|m| (m.org, form_for(self.peer_records.get(&(m.org, ex.id)).copied(), ex.dim)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut forms: Vec<AnswerForm> = plan.iter().map(|(_, f)| *f).collect();
+        forms.sort_by_key(|f| form_name(*f));
+        forms.dedup();
         self.queries.insert(
             query,
             PendingQuery {
@@ -131,6 +175,9 @@ impl Runtime {
                 deadline: Instant::now() + self.config.queries.timeout,
                 key: key.clone(),
                 waiting: HashMap::new(),
+                plan,
+                extractor: ex.id,
+                dim: ex.dim,
                 decrypting: 0,
                 outcomes: vec![],
                 encrypted: false,
@@ -139,11 +186,22 @@ impl Runtime {
         let tx = self.jobs_tx.clone();
         let max = self.config.queries.max_query_bytes;
         tokio::task::spawn_blocking(move || {
-            let request = key.encrypt(&template.vector).map_err(|e| e.to_string()).and_then(|p| {
-                let req = IdentifyRequest { probe: p.to_bytes(), ..probe };
-                encode(Tag::Request, &Request::Identify(req), max).map_err(|e| e.to_string())
-            });
-            let _ = tx.blocking_send(JobDone::Encrypted { query, request });
+            // One encryption per form, shared by the peers that get it.
+            let requests = forms
+                .into_iter()
+                .map(|form| {
+                    let bytes = match form {
+                        AnswerForm::Column => key.encrypt(&template.vector).map(|p| p.to_bytes()),
+                        AnswerForm::Row => key.encrypt_row_split(&template.vector, 1).map(|p| p.to_bytes()),
+                        AnswerForm::Split(n) => key.encrypt_row_split(&template.vector, n).map(|p| p.to_bytes()),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    let req = IdentifyRequest { probe: bytes, ..probe.clone() };
+                    let frame = encode(Tag::Request, &Request::Identify(req), max).map_err(|e| e.to_string())?;
+                    Ok((form, frame))
+                })
+                .collect();
+            let _ = tx.blocking_send(JobDone::Encrypted { query, requests });
         });
     }
 
@@ -155,46 +213,36 @@ impl Runtime {
                 let frame = self.response_frame(&response, self.config.queries.max_answer_bytes);
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
             }
-            JobDone::Encrypted { query, request } => {
+            JobDone::Encrypted { query, requests } => {
                 let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
                 q.encrypted = true;
-                let frame = match request {
-                    Ok(f) => f,
+                let requests = match requests {
+                    Ok(r) => r,
                     Err(e) => {
                         let q = self.queries.remove(&query).expect("present");
                         let _ = q.reply.send(Err(NodeError::Config(format!("cannot encrypt the probe: {e}"))));
                         return Ok(());
                     }
                 };
-                let me = self.engine.org();
-                let peers: Vec<OrgId> = self
-                    .engine
-                    .roster()
-                    .map(|r| {
-                        r.body()
-                            .members
-                            .iter()
-                            .filter(|m| m.org != me && m.roles.contains(&Role::Match))
-                            .map(|m| m.org)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let plan = q.plan.clone();
                 let (mut asked, mut unreachable) = (HashMap::new(), vec![]);
-                for peer in peers {
+                for (peer, form) in plan {
+                    let Some((_, frame)) = requests.iter().find(|(f, _)| *f == form) else { continue };
                     match net::peer_id(&peer) {
                         Ok(pid) if self.swarm.is_connected(&pid) => {
                             let id = self.swarm.behaviour_mut().identify.send_request(&pid, Frame::Data(frame.clone()));
                             self.identify_requests.insert(id, query);
-                            asked.insert(id, peer);
+                            asked.insert(id, (peer, form));
                         }
-                        _ => unreachable.push(outcome(peer, "failed", Some("not connected".into()))),
+                        _ => unreachable.push(outcome(peer, "failed", Some("not connected".into()), form)),
                     }
                 }
                 let q = self.queries.get_mut(&query).expect("present");
-                let (purpose, legal_basis) = match decode::<Request>(Tag::Request, &frame, usize::MAX) {
-                    Ok(Request::Identify(r)) => (r.purpose, r.legal_basis),
-                    _ => (String::new(), String::new()),
-                };
+                let (purpose, legal_basis) =
+                    match requests.first().map(|(_, f)| decode::<Request>(Tag::Request, f, usize::MAX)) {
+                        Some(Ok(Request::Identify(r))) => (r.purpose, r.legal_basis),
+                        _ => (String::new(), String::new()),
+                    };
                 q.waiting = asked;
                 q.outcomes.extend(unreachable);
                 let event = AuditEvent::QuerySent { query, purpose, legal_basis, peers: q.waiting.len() };
@@ -214,18 +262,27 @@ impl Runtime {
                 };
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
             }
-            JobDone::Decrypted { query, peer, result } => {
+            JobDone::Decrypted { query, peer, form, result } => {
                 let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
                 q.decrypting -= 1;
                 match result {
                     Ok((hits, positions)) => {
+                        self.peer_records.insert((peer, q.extractor), positions);
                         let actions = self.engine.query_result(now_ms(), query, peer, &hits, positions);
                         let q = self.queries.get_mut(&query).expect("present");
-                        q.outcomes.push(PeerOutcome { peer, status: "answered".into(), reason: None, hits, positions });
+                        let form = form_name(form);
+                        q.outcomes.push(PeerOutcome {
+                            peer,
+                            status: "answered".into(),
+                            reason: None,
+                            hits,
+                            positions,
+                            form,
+                        });
                         self.apply(actions)?;
                     }
                     Err(e) => {
-                        q.outcomes.push(outcome(peer, "failed", Some(e.clone())));
+                        q.outcomes.push(outcome(peer, "failed", Some(e.clone()), form));
                         self.audit(AuditEvent::QueryUnanswered { query, peer, reason: e })?;
                     }
                 }
@@ -273,20 +330,7 @@ impl Runtime {
                                 let max = self.config.queries.max_answer_bytes;
                                 // Homomorphic work never runs on the async runtime.
                                 super::heavy::spawn_heavy(move || {
-                                    let frame = vigil_matcher::encrypted::respond(
-                                        &job.probe,
-                                        &job.gallery.layout,
-                                        job.threshold,
-                                        job.seed,
-                                    )
-                                    .map_err(|e| e.to_string())
-                                    .and_then(|(answer, _order)| {
-                                        let r = Response::Answer(IdentifyAnswer {
-                                            query: job.query,
-                                            answer: answer.to_bytes(),
-                                        });
-                                        encode(Tag::Response, &r, max).map_err(|e| e.to_string())
-                                    });
+                                    let frame = job.run(max);
                                     let _ = tx.blocking_send(JobDone::Answered { job, channel, frame });
                                 });
                             }
@@ -298,16 +342,16 @@ impl Runtime {
                         }
                         let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
                         let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
-                        let Some(peer) = q.waiting.remove(&request_id) else { return Ok(()) };
+                        let Some((peer, form)) = q.waiting.remove(&request_id) else { return Ok(()) };
                         match decode::<Response>(Tag::Response, &response, self.config.queries.max_answer_bytes) {
                             Ok(Response::Answer(a)) if a.query == query => {
                                 q.decrypting += 1;
                                 let (key, tx, max) =
                                     (q.key.clone(), self.jobs_tx.clone(), self.config.queries.max_answer_bytes);
+                                let dim = q.dim;
                                 tokio::task::spawn_blocking(move || {
-                                    let result = EncryptedAnswer::from_bytes(&a.answer, max)
-                                        .and_then(|ans| key.decrypt(&ans).map(|d| (d, ans.count)))
-                                        .map(|(decisions, positions)| {
+                                    let result = decrypt_answer(&key, &a.answer, form, dim, max).map(
+                                        |(decisions, positions)| {
                                             let hits = decisions
                                                 .iter()
                                                 .enumerate()
@@ -315,13 +359,17 @@ impl Runtime {
                                                 .map(|(p, _)| position_handle(&query, p))
                                                 .collect();
                                             (hits, positions)
-                                        })
-                                        .map_err(|e| e.to_string());
-                                    let _ = tx.blocking_send(JobDone::Decrypted { query, peer, result });
+                                        },
+                                    );
+                                    let _ = tx.blocking_send(JobDone::Decrypted { query, peer, form, result });
                                 });
                             }
                             Ok(Response::Refused(r)) => {
-                                q.outcomes.push(outcome(peer, "refused", Some(format!("{r:?}"))));
+                                if r == Refusal::Unsupported && form != AnswerForm::Column {
+                                    // Its gallery may have outgrown the form: column next time.
+                                    self.peer_records.remove(&(peer, q.extractor));
+                                }
+                                q.outcomes.push(outcome(peer, "refused", Some(format!("{r:?}")), form));
                                 self.audit(AuditEvent::QueryUnanswered {
                                     query,
                                     peer,
@@ -333,7 +381,7 @@ impl Runtime {
                                     Err(e) => format!("undecodable answer: {e}"),
                                     _ => "answer to another query".into(),
                                 };
-                                q.outcomes.push(outcome(peer, "failed", Some(reason.clone())));
+                                q.outcomes.push(outcome(peer, "failed", Some(reason.clone()), form));
                                 self.audit(AuditEvent::QueryUnanswered { query, peer, reason })?;
                             }
                         }
@@ -348,13 +396,13 @@ impl Runtime {
                 }
                 let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
                 if let Some(q) = self.queries.get_mut(&query) {
-                    if let Some(org) = q.waiting.remove(&request_id) {
+                    if let Some((org, form)) = q.waiting.remove(&request_id) {
                         let status = if matches!(error, request_response::OutboundFailure::Timeout) {
                             "timeout"
                         } else {
                             "failed"
                         };
-                        q.outcomes.push(outcome(org, status, Some(error.to_string())));
+                        q.outcomes.push(outcome(org, status, Some(error.to_string()), form));
                         self.audit(AuditEvent::QueryUnanswered { query, peer: org, reason: error.to_string() })?;
                     }
                 }
@@ -385,18 +433,43 @@ impl Runtime {
             self.queries.iter().filter(|(_, q)| q.deadline <= now && q.encrypted).map(|(h, _)| *h).collect();
         for query in late {
             let q = self.queries.get_mut(&query).expect("present");
-            let waiting: Vec<(OutboundRequestId, OrgId)> = q.waiting.drain().collect();
+            let waiting: Vec<(OutboundRequestId, (OrgId, AnswerForm))> = q.waiting.drain().collect();
             q.decrypting = 0;
-            for (id, peer) in waiting {
+            for (id, (peer, form)) in waiting {
                 self.identify_requests.remove(&id);
                 let q = self.queries.get_mut(&query).expect("present");
-                q.outcomes.push(outcome(peer, "timeout", Some("no answer before the deadline".into())));
+                q.outcomes.push(outcome(peer, "timeout", Some("no answer before the deadline".into()), form));
                 self.audit(AuditEvent::QueryUnanswered { query, peer, reason: "timeout".into() })?;
             }
             self.finish_if_done(query)?;
         }
         Ok(())
     }
+}
+
+/// Decrypts an answer in the form asked: a column answer, or a row answer
+/// at the stride of the split sent (another stride is refused).
+fn decrypt_answer(
+    key: &ProberKey,
+    bytes: &[u8],
+    form: AnswerForm,
+    dim: usize,
+    max: usize,
+) -> Result<(Vec<bool>, usize), String> {
+    let chunks = match form {
+        AnswerForm::Column => {
+            let a = EncryptedAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
+            return key.decrypt(&a).map(|d| (d, a.count)).map_err(|e| e.to_string());
+        }
+        AnswerForm::Row => 1,
+        AnswerForm::Split(n) => n,
+    };
+    let a = RowAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
+    let want = vigil_matcher::encrypted::stride(dim, chunks);
+    if a.stride != want {
+        return Err(format!("row answer at stride {}, the probe sent has stride {want}", a.stride));
+    }
+    key.decrypt_row(&a).map(|d| (d, a.count)).map_err(|e| e.to_string())
 }
 
 pub(super) fn job_channel() -> (mpsc::Sender<JobDone>, mpsc::Receiver<JobDone>) {

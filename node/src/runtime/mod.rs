@@ -256,6 +256,9 @@ struct Runtime {
     /// Identification queries this node sent, by query.
     queries: HashMap<Handle, identify::PendingQuery>,
     identify_requests: HashMap<request_response::OutboundRequestId, Handle>,
+    /// Prober: positions in each peer's last answer, per extractor: picks
+    /// the form of the next query to that peer (`identify::form_for`).
+    peer_records: HashMap<(OrgId, &'static str), usize>,
     /// Retry schedule of the messages waiting for peers.
     retry: crate::services::RetrySchedule,
     /// Column-form probe fetches this node sent, by request.
@@ -343,6 +346,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         listen,
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
+        peer_records: HashMap::new(),
         fetch_requests: HashMap::new(),
         retry: Default::default(),
         jobs_tx,

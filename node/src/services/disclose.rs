@@ -7,7 +7,7 @@
 use super::identify::position_handle;
 use super::{Action, Engine, EngineError};
 use crate::store::{AuditEvent, DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
-use vigil_matcher::encrypted::answer_order;
+use vigil_matcher::encrypted::{answer_order, row_order};
 use vigil_protocol::{DisclosureAnswer, DisclosureRequest, Handle, OrgId, Refusal, Request, Response};
 
 impl Engine {
@@ -75,11 +75,13 @@ impl Engine {
             None => self.hits.get(&hit).filter(|h| h.role == HitRole::Holder && h.peer == from).and_then(|h| h.record),
             Some(q) if self.is_answer(&q) => self.resolve_answer(from, hit, q),
             Some(q) => {
-                let (_, _, seed, gallery) =
-                    self.answered.iter().find(|(query, to, _, _)| *query == q && *to == from)?;
-                let order = answer_order(gallery.records.len(), *seed);
+                let a = self.answered.iter().find(|a| a.query == q && a.from == from)?;
+                let records = a.gallery.records.len();
+                // Column answers: the run shuffle; row answers: at their stride.
+                let order =
+                    if a.stride == 0 { answer_order(records, a.seed) } else { row_order(records, a.stride, a.seed) };
                 let pos = (0..order.len()).find(|p| position_handle(&q, *p) == hit)?;
-                gallery.records.get(*order.get(pos)? as usize).copied()
+                a.gallery.records.get(*order.get(pos)? as usize).copied()
             }
         }
     }

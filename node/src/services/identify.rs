@@ -1,15 +1,18 @@
 //! Encrypted identification queries. As responder: check membership, role,
-//! budget and the probe's form, then hand a job (probe + gallery snapshot)
-//! to the runtime, which runs the homomorphic work off the async runtime.
-//! As prober: hold the GLWE key, audit what was asked, why, and what came
-//! back, and flag answers with implausibly many positives.
+//! budget and the probe's form (column, or row in 1..=32 chunks: the prober
+//! picks by the gallery size it saw last), then hand a job (probe + gallery
+//! snapshot) to the runtime, which runs the homomorphic work off the async
+//! runtime. As prober: hold the GLWE key, audit what was asked, why, and
+//! what came back, and flag answers with implausibly many positives.
 
 use super::{Action, Engine};
 use crate::store::AuditEvent;
 use std::sync::Arc;
-use vigil_matcher::encrypted::{EncryptedProbe, ProberKey, RunLayout};
+use vigil_matcher::encrypted::{
+    respond, respond_row, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS,
+};
 use vigil_matcher::Gallery;
-use vigil_protocol::{decode, Handle, OrgId, Refusal, Request, Response, Role, Tag};
+use vigil_protocol::{decode, encode, Handle, IdentifyAnswer, OrgId, Refusal, Request, Response, Role, Tag};
 
 /// A gallery snapshot for one extractor, laid out for encrypted answers.
 #[derive(Debug)]
@@ -19,15 +22,61 @@ pub struct EncryptedGallery {
     pub records: Vec<u64>,
 }
 
+/// The probe of a query, in the form the prober chose.
+#[derive(Debug)]
+pub enum QueryProbe {
+    /// `EncryptedProbe` (tag 7): answered in column form.
+    Column(EncryptedProbe),
+    /// `RowProbe` (tag 9) in 1..=32 chunks: answered at its stride.
+    Row(RowProbe),
+}
+
 /// Homomorphic work for the runtime to run on a blocking thread.
 #[derive(Debug)]
 pub struct IdentifyJob {
     pub query: Handle,
     pub from: OrgId,
-    pub probe: EncryptedProbe,
+    pub probe: QueryProbe,
     pub gallery: Arc<EncryptedGallery>,
     pub threshold: i32,
     pub seed: [u8; 32],
+}
+
+impl IdentifyJob {
+    /// Result stride of the answer: 0 for the column form.
+    pub fn stride(&self) -> usize {
+        match &self.probe {
+            QueryProbe::Column(_) => 0,
+            QueryProbe::Row(p) => p.stride(),
+        }
+    }
+
+    /// The homomorphic work (blocking): the encoded `Response::Answer`.
+    pub fn run(&self, max_answer_bytes: usize) -> Result<Vec<u8>, String> {
+        let answer = match &self.probe {
+            QueryProbe::Column(p) => {
+                respond(p, &self.gallery.layout, self.threshold, self.seed).map(|a| a.0.to_bytes())
+            }
+            QueryProbe::Row(p) => {
+                respond_row(p, &self.gallery.layout.gallery(), self.threshold, self.seed).map(|a| a.0.to_bytes())
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let r = Response::Answer(IdentifyAnswer { query: self.query, answer });
+        encode(Tag::Response, &r, max_answer_bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// An answered query, remembered so that its handles resolve to records
+/// when the prober asks for disclosure.
+#[derive(Debug)]
+pub(crate) struct AnsweredQuery {
+    pub(crate) query: Handle,
+    pub(crate) from: OrgId,
+    pub(crate) seed: [u8; 32],
+    pub(crate) gallery: Arc<EncryptedGallery>,
+    /// 0: column form; else the row form's stride.
+    pub(crate) stride: usize,
 }
 
 /// What to do with an incoming query frame.
@@ -172,20 +221,39 @@ impl Engine {
         let Ok(extractor) = vigil_matcher::extractor(&req.extractor).ok_or(()) else {
             return refuse(Refusal::Unsupported, format!("unknown extractor {:?}", req.extractor), req.query);
         };
-        let probe = match EncryptedProbe::from_bytes(&req.probe, max) {
-            Ok(p) if p.dim == extractor.dim => p,
-            Ok(p) => {
-                let reason = format!("probe has {} dimensions, {} has {}", p.dim, extractor.id, extractor.dim);
+        // The envelope's tag names the form.
+        let probe = if req.probe.get(3) == Some(&(Tag::RowProbe as u8)) {
+            RowProbe::from_bytes_split(&req.probe, MAX_SPLIT_CHUNKS).map(|p| (p.dim, QueryProbe::Row(p)))
+        } else {
+            EncryptedProbe::from_bytes(&req.probe, max).map(|p| (p.dim, QueryProbe::Column(p)))
+        };
+        let probe = match probe {
+            Ok((dim, p)) if dim == extractor.dim => p,
+            Ok((dim, _)) => {
+                let reason = format!("probe has {dim} dimensions, {} has {}", extractor.id, extractor.dim);
                 return refuse(Refusal::Unsupported, reason, req.query);
             }
             Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
         };
-        if let Err(reason) = self.spend_budget(now_ms, from) {
-            return refuse(Refusal::BudgetExceeded, reason, req.query);
-        }
         let gallery = self.encrypted_gallery(extractor.id).unwrap_or_else(|| {
             Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(extractor.dim, vec![])), records: vec![] })
         });
+        if let QueryProbe::Row(p) = &probe {
+            // A row answer grows with the gallery (the prober's idea of its
+            // size may be old): refused before the budget is spent.
+            let bytes = RowAnswer::encoded_len(gallery.records.len(), p.stride()) + 64;
+            if bytes > self.queries.max_answer_bytes {
+                let reason = format!(
+                    "a row-form answer for {} records is {bytes} bytes, above the {} limit: send the column form",
+                    gallery.records.len(),
+                    self.queries.max_answer_bytes
+                );
+                return refuse(Refusal::Unsupported, reason, req.query);
+            }
+        }
+        if let Err(reason) = self.spend_budget(now_ms, from) {
+            return refuse(Refusal::BudgetExceeded, reason, req.query);
+        }
         let event = AuditEvent::QueryReceived {
             query: req.query,
             from,
@@ -203,7 +271,13 @@ impl Engine {
         if self.answered.len() >= MAX_REMEMBERED_QUERIES {
             self.answered.pop_front();
         }
-        self.answered.push_back((job.query, job.from, job.seed, job.gallery.clone()));
+        self.answered.push_back(AnsweredQuery {
+            query: job.query,
+            from: job.from,
+            seed: job.seed,
+            gallery: job.gallery.clone(),
+            stride: job.stride(),
+        });
     }
 
     /// Stores the hits of an answer the prober decrypted (so they can be

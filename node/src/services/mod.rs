@@ -27,7 +27,7 @@ use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
 
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
-pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
+pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart, QueryProbe};
 pub use outbox::RetrySchedule;
 pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 
@@ -152,7 +152,7 @@ pub struct Engine {
     /// Encrypted-matching layouts per extractor, rebuilt after enrolment.
     layouts: HashMap<String, Arc<identify::EncryptedGallery>>,
     budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
-    answered: std::collections::VecDeque<(vigil_protocol::Handle, OrgId, [u8; 32], Arc<identify::EncryptedGallery>)>,
+    answered: std::collections::VecDeque<identify::AnsweredQuery>,
     disclosures: BTreeMap<vigil_protocol::Handle, crate::store::StoredDisclosure>,
     /// Holder: answer pages to encrypted alerts, by answer id.
     answers: HashMap<vigil_protocol::Handle, crate::store::StoredAnswer>,

@@ -32,7 +32,7 @@ fn roster(ids: &[Arc<Identity>], version: u64, stewards: &[Identity]) -> vigil_p
                     name: format!("org{i}"),
                     kind: OrgKind::Ngo,
                     addrs: vec![],
-                    roles: vec![Role::Alert, Role::Match],
+                    roles: vec![Role::Alert, Role::Match, Role::Query],
                 })
                 .collect(),
         },

@@ -364,3 +364,72 @@ fn both_forms_each_holder_answers_one_of_them() {
     assert_eq!(peers, want, "one hit from each holder");
     assert!(f.engines[0].hits().all(|h| h.source.alert() == Some(alert)));
 }
+
+#[test]
+fn row_form_queries_are_answered_at_their_stride_and_refused_when_too_large() {
+    use vigil_matcher::encrypted::{ProberKey, RowAnswer};
+    use vigil_protocol::{decode, DisclosureRequest, Handle, IdentifyRequest};
+    let mut f = fed_with(3, AlertForm::Encrypted);
+    let pop = Population::new(12, "vigil-synth-128", 40);
+    let prober = f.engines[0].org();
+    let (rec, _) = f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
+    for p in 10..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    // The prober picked a 4-chunk split (stride 32 at d = 128).
+    let key = ProberKey::generate();
+    let probe = key.encrypt_row_split(&pop.sample(6, 0).vector, 4).unwrap().to_bytes();
+    let query = Handle([7; 16]);
+    let ask = |probe: Vec<u8>| {
+        let r = IdentifyRequest {
+            query,
+            purpose: "missing person".into(),
+            legal_basis: "GDPR 6(1)(d)".into(),
+            extractor: "vigil-synth-128".into(),
+            probe,
+        };
+        encode(Tag::Request, &Request::Identify(r), FRAME).unwrap()
+    };
+    let job = match f.engines[1].on_identify(T0 + 1, prober, &ask(probe.clone()), [3; 32]) {
+        IdentifyStart::Run(job, _) => job,
+        IdentifyStart::Answer(r, actions) => panic!("a row-form query must be answered: {r:?} {actions:?}"),
+        IdentifyStart::Fetch(..) => panic!("not a fetch"),
+    };
+    assert_eq!(job.stride(), 32);
+    let Response::Answer(a) = decode(Tag::Response, &job.run(FRAME).unwrap(), FRAME).unwrap() else {
+        panic!("an answer")
+    };
+    assert_eq!(a.answer[3], Tag::RowAnswer as u8, "answered in row form");
+    let answer = RowAnswer::from_bytes(&a.answer, FRAME).unwrap();
+    assert_eq!((answer.stride, answer.count), (32, 64), "21 records at 64 per group");
+    let hits: Vec<usize> =
+        key.decrypt_row(&answer).unwrap().iter().enumerate().filter(|(_, m)| **m).map(|(p, _)| p).collect();
+    assert_eq!(hits.len(), 1, "one record matches");
+    // Its handle resolves (for disclosure) through the row order.
+    f.engines[1].identify_answered(&job);
+    let hit = crate::services::position_handle(&query, hits[0]);
+    let d = DisclosureRequest { id: Handle([8; 16]), hit, query: Some(query), reason: "confirm".into() };
+    let frame = encode(Tag::Request, &Request::Disclose(d), FRAME).unwrap();
+    let (r, actions) = f.engines[1].on_request(T0 + 2, prober, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+
+    // A row answer that would pass the answer limit is refused before the
+    // budget is spent, naming the way out.
+    f.engines[1].queries.max_answer_bytes = 4_000; // one group is 6.4 KB
+    match f.engines[1].on_identify(T0 + 3, prober, &ask(probe), [4; 32]) {
+        IdentifyStart::Answer(Response::Refused(Refusal::Unsupported), actions) => assert!(actions.iter().any(
+            |a| matches!(a, Action::Audit(AuditEvent::QueryRefused { reason, .. }) if reason.contains("send the column form"))
+        )),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A malformed row probe is refused with the decoder's reason.
+    let mut bad = key.encrypt_row_split(&pop.sample(6, 0).vector, 4).unwrap().to_bytes();
+    bad.truncate(bad.len() - 7);
+    assert!(matches!(
+        f.engines[1].on_identify(T0 + 4, prober, &ask(bad), [5; 32]),
+        IdentifyStart::Answer(Response::Refused(Refusal::Unsupported), _)
+    ));
+}
