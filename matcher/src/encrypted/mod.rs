@@ -164,27 +164,44 @@ impl ProberKey {
     }
 
     /// Encrypts `plaintexts` (N coefficients per ciphertext) as a seeded GLWE
-    /// list under a fresh seed: returns the seed and the bodies.
+    /// list under a fresh seed: returns the seed and the bodies. Tasks of
+    /// `ENCRYPT_PER_TASK` ciphertexts run in parallel, each with its own
+    /// noise generator (freshly seeded) and the mask generator skipped to
+    /// its first ciphertext, so the masks are the list's one stream (what a
+    /// responder regenerates) and the result is a sequential encryption's.
     pub(crate) fn encrypt_seeded(&self, plaintexts: Vec<u64>) -> (u128, Vec<u64>) {
-        let mut seeder = new_seeder();
-        let seed = seeder.seed();
-        let mut list = SeededGlweCiphertextList::new(
-            0u64,
-            GlweSize(2),
-            PolynomialSize(POLY),
-            GlweCiphertextCount(plaintexts.len() / POLY),
-            seed.into(),
-            CiphertextModulus::new_native(),
-        );
-        let pt = PlaintextList::from_container(plaintexts);
-        encrypt_seeded_glwe_ciphertext_list(
-            &self.key,
-            &mut list,
-            &pt,
-            TUniform::<u64>::new(NOISE_LOG),
-            seeder.as_mut(),
-        );
-        (seed.0, list.into_container())
+        use rayon::prelude::*;
+        use tfhe::core_crypto::commons::math::random::CompressionSeed;
+        const ENCRYPT_PER_TASK: usize = 8;
+        let seed = new_seeder().seed();
+        let mut bodies = vec![0u64; plaintexts.len()];
+        bodies
+            .par_chunks_mut(ENCRYPT_PER_TASK * POLY)
+            .zip(plaintexts.par_chunks(ENCRYPT_PER_TASK * POLY))
+            .enumerate()
+            .for_each(|(task, (out, pt))| {
+                let mut seeder = new_seeder();
+                let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seed, seeder.as_mut());
+                let first = task * ENCRYPT_PER_TASK;
+                if first > 0 {
+                    gen.mask_generator_mut().skip(EncryptionMaskByteCount(first * POLY * std::mem::size_of::<u64>()));
+                }
+                let mut list = SeededGlweCiphertextList::from_container(
+                    out,
+                    GlweSize(2),
+                    PolynomialSize(POLY),
+                    CompressionSeed::from(seed),
+                    CiphertextModulus::new_native(),
+                );
+                encrypt_seeded_glwe_ciphertext_list_with_pre_seeded_generator(
+                    &self.key,
+                    &mut list,
+                    &PlaintextList::from_container(pt),
+                    TUniform::<u64>::new(NOISE_LOG),
+                    &mut gen,
+                );
+            });
+        (seed.0, bodies)
     }
 
     /// Decrypts an answer to the raw signed values `Δ·r·(s − T) + error`,
