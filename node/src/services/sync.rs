@@ -104,10 +104,10 @@ impl Engine {
             self.created.get(&issuer).map_or(0, |m| m.range(window).map(|(_, c)| u64::from(*c)).sum())
         };
         let (hourly, per_minute) = (self.policy.max_per_issuer_per_hour, self.policy.per_issuer_per_minute());
-        let limit = if count(HOUR) >= hourly as u64 {
-            hourly
+        let event = if count(HOUR) >= hourly as u64 {
+            AuditEvent::IssuerThrottled { issuer, limit: hourly }
         } else if count(MINUTE) >= per_minute as u64 {
-            per_minute
+            AuditEvent::IssuerThrottledPerMinute { issuer, limit: per_minute }
         } else {
             return None;
         };
@@ -115,7 +115,7 @@ impl Engine {
             Some(last) if now_ms < last + HOUR => Some(vec![]),
             _ => {
                 self.throttled_at.insert(issuer, now_ms);
-                Some(vec![Action::Audit(AuditEvent::IssuerThrottled { issuer, limit })])
+                Some(vec![Action::Audit(event)])
             }
         }
     }

@@ -182,8 +182,8 @@ pub enum AuditEvent {
         key: Handle,
         peer: OrgId,
     },
-    /// An issuer created more than `limit` alerts in an hour: its further
-    /// alerts are ignored for now (audited once an hour).
+    /// An issuer created `limit` alerts in an hour (its hourly bound): its
+    /// further alerts are ignored for now (audited once an hour).
     IssuerThrottled {
         issuer: OrgId,
         limit: usize,
@@ -205,6 +205,14 @@ pub enum AuditEvent {
         holder: OrgId,
         positives: usize,
         positions: usize,
+    },
+    /// An issuer created `limit` alerts in a minute (its per-minute bound,
+    /// reached first in a burst): further alerts ignored for now (audited
+    /// once an hour, as the hourly bound). Appended so that stored audit
+    /// chains keep decoding.
+    IssuerThrottledPerMinute {
+        issuer: OrgId,
+        limit: usize,
     },
 }
 

@@ -220,6 +220,25 @@ fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
     assert_eq!(f.engines[2].alerts().filter(|a| a.alert.body.issuer == flooder).count(), 5);
     assert!(seen.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))));
     assert_eq!(f.engines[2].strikes(&flooder), 0);
+
+    // A burst under the hourly bound meets the per-minute one, and the
+    // audit entry says which bound it was.
+    let mut g = fed_with(3, AlertForm::Protected);
+    g.engines[1].policy.max_per_issuer_per_hour = 100;
+    g.engines[1].policy.max_per_issuer_per_minute = Some(2);
+    let burst = g.engines[0].org();
+    let mut events = Vec::new();
+    for i in 0..3u64 {
+        let (_, actions) = g.engines[0]
+            .publish_alert(T0 + i * 1000, &pop.sample(i as usize, 0), Category::Missing, "B".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        events.extend(g.engines[1].on_gossip(T0 + 5000, burst, &published(&actions), GOSSIP).1);
+    }
+    assert!(
+        events.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottledPerMinute { issuer, limit: 2 }) if *issuer == burst)),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))));
 }
 
 #[test]
