@@ -205,6 +205,12 @@ pub struct AlertPolicy {
     /// whole hourly allowance at once) from reaching every member, and
     /// every member's homomorphic work, at once.
     pub max_per_issuer_per_minute: Option<usize>,
+    /// How long after its withdrawal or expiry an alert keeps its payload
+    /// (protected template or encrypted probe); then the payload is purged
+    /// and the alert kept as its signed header, which still serves and
+    /// links its issuer's log. The delay lets answers in flight arrive.
+    #[serde(with = "humantime_serde")]
+    pub purge_closed_after: Duration,
 }
 
 impl AlertPolicy {
@@ -239,6 +245,7 @@ impl Default for AlertPolicy {
             answer_protected: false,
             max_per_issuer_per_hour: 600,
             max_per_issuer_per_minute: None,
+            purge_closed_after: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! signatures (ed25519), roster threshold verification, and sealing data
 //! at rest (argon2id-derived keys, XChaCha20-Poly1305).
 
+mod alert;
 mod identity;
 mod roster;
 mod seal;
 
+pub use alert::{alert_header, alert_id, header_id, payload_hash, sign_alert, verify_alert};
 pub use identity::{sign_body, verify_body, Identity, SignError};
 pub use roster::{sign_roster, verify_roster, RosterError, TrustAnchor, VerifiedRoster};
 pub use seal::{Keyring, KeyringError, SealError, SealKey};

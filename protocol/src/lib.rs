@@ -11,9 +11,10 @@ mod roster;
 pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertAnswer, AlertBody, AlertEnvelope, Category, DisclosureAnswer, DisclosureRequest, EncryptedAlertProbe,
-    FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality, ProbeForm, ProtectedProbe,
-    Refusal, Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
+    AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, Category, DisclosureAnswer, DisclosureRequest,
+    EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality,
+    ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal,
+    SyncPull, SyncState, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 

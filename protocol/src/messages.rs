@@ -72,6 +72,33 @@ pub struct AlertBody {
     pub encrypted: Option<EncryptedAlertProbe>,
 }
 
+/// What an alert's signature and id cover: the body with its payload
+/// (protected template, encrypted probe) replaced by the payload's hash,
+/// so that a withdrawn or expired alert can be kept as this header alone
+/// (`PrunedAlert`) and still verify and link its issuer's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertHeader {
+    pub issuer: OrgId,
+    pub seq: u64,
+    pub prev: [u8; 32],
+    pub category: Category,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// SHA-256 of the encoded `(probe, encrypted)` pair.
+    pub payload: [u8; 32],
+}
+
+/// A log entry whose alert was withdrawn or has expired, kept without its
+/// payload: the header and the issuer's signature over it, and the
+/// withdrawal when there is one (a node accepts a pruned entry only for an
+/// alert that is expired by its header or withdrawn by its issuer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedAlert {
+    pub header: AlertHeader,
+    pub signature: Sig,
+    pub withdrawal: Option<SignedWithdrawal>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedAlert {
     pub body: AlertBody,
@@ -101,6 +128,8 @@ pub struct SignedWithdrawal {
 pub enum AlertEnvelope {
     Publish(SignedAlert),
     Withdraw(SignedWithdrawal),
+    /// Only in catch-up pages, never gossiped.
+    Pruned(PrunedAlert),
 }
 
 /// A holder's notice to an alert's issuer that a record matched.
@@ -386,6 +415,17 @@ impl AlertEnvelope {
                 Ok(())
             }
             AlertEnvelope::Withdraw(_) => Ok(()),
+            AlertEnvelope::Pruned(p) => {
+                if p.header.seq == 0 {
+                    return Err(WireError::Invalid("alert seq must start at 1".into()));
+                }
+                match &p.withdrawal {
+                    Some(w) if w.body.issuer != p.header.issuer || w.body.seq <= p.header.seq => {
+                        Err(WireError::Invalid("a pruned alert's withdrawal must follow it in its issuer's log".into()))
+                    }
+                    _ => Ok(()),
+                }
+            }
         }
     }
 }

@@ -7,12 +7,12 @@ use crate::measure::{AttackOutcome, Observed, Task};
 use crate::population::Population;
 use crate::scenario::Behaviour;
 use vigil_config::NodeConfig;
-use vigil_crypto::{sign_body, Identity};
+use vigil_crypto::Identity;
 use vigil_matcher::{EpochSecret, ProtectedMatcher};
 use vigil_node::federation::LocalFederation;
 use vigil_node::runtime::now_ms;
 use vigil_node::store::AuditEvent;
-use vigil_protocol::{domain, encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
+use vigil_protocol::{encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 /// The frame limit of a node modified to send oversized frames.
@@ -41,7 +41,7 @@ fn hand_made(
         probe: Some(probe),
         encrypted: None,
     };
-    let signature = sign_body(signer, domain::ALERT, &body)?;
+    let signature = vigil_crypto::sign_alert(signer, &body)?;
     Ok(encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 64 * 1024)?)
 }
 

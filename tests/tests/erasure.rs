@@ -4,10 +4,10 @@
 //! bytes are gone from the files on disk; another record's are still there.
 
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
+use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_node::services::Enrolment;
-use vigil_node::store::{AuditEvent, DisclosureStatus, HitRole};
+use vigil_node::store::{AlertStatus, AuditEvent, DisclosureStatus, HitRole};
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 
@@ -90,4 +90,63 @@ async fn an_erased_record_is_gone_from_the_node_its_references_and_its_files() {
     assert!(!files_contain(&dir, &gone), "the erased record's sealed bytes are still on disk");
     assert!(files_contain(&dir, &stays), "the other record's sealed bytes must remain");
     fed.nodes[0].handle.shutdown().await;
+}
+
+/// The sealed value at `key` of `tree`, read from the stopped node's files.
+fn sealed_value(dir: &std::path::Path, tree: &str, key: &[u8]) -> Vec<u8> {
+    let db = sled::open(dir.join("db")).unwrap();
+    let v = db.open_tree(tree).unwrap().get(key).unwrap().expect("value present").to_vec();
+    drop(db);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_alert_loses_its_payload_on_schedule_and_its_sealed_bytes_leave_the_files() {
+    let opts = FederationOptions {
+        tweak: Box::new(|_, cfg| cfg.alerts.purge_closed_after = std::time::Duration::ZERO),
+        ..Default::default()
+    };
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border", OrgKind::Border)];
+    let mut fed = LocalFederation::start(&specs, opts).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let pop = Population::new(43, "vigil-synth-128", 10);
+    let issuer = fed.nodes[0].handle.clone();
+    let id = issuer
+        .publish_alert(pop.sample(5, 0), Category::Missing, "SN-5".into(), now_ms() + 1_000_000_000)
+        .await
+        .unwrap();
+    let border = fed.nodes[1].handle.clone();
+    let status = |h: vigil_node::NodeHandle| async move {
+        h.alerts().await.ok()?.into_iter().find(|a| a.id == id).map(|a| a.status)
+    };
+    wait_for(PATIENCE, || async { status(border.clone()).await.filter(|s| *s == AlertStatus::Active) })
+        .await
+        .expect("the alert did not arrive");
+    issuer.withdraw(id).await.unwrap();
+    wait_for(PATIENCE, || async { status(border.clone()).await.filter(|s| *s == AlertStatus::Withdrawn) })
+        .await
+        .expect("the withdrawal did not arrive");
+
+    // The withdrawn alert's sealed value (with its template) is on disk.
+    fed.stop(1).await;
+    let dir = fed.nodes[1].dir.clone();
+    let before = sealed_value(&dir, "alerts", &id.0);
+    assert!(files_contain(&dir, &before));
+    // The purge runs at start (then hourly): the payload goes, audited,
+    // and the store is compacted.
+    fed.start_again(1).await.unwrap();
+    let border = fed.nodes[1].handle.clone();
+    assert!(wait_audit(
+        &border,
+        |e| matches!(e, AuditEvent::AlertPurged { alert, reason } if *alert == id && reason == "withdrawn")
+    )
+    .await
+    .is_some());
+    assert!(matches!(status(border.clone()).await, Some(AlertStatus::Purged { .. })), "kept as its header");
+    assert!(border.audit_verify().await.unwrap().is_ok());
+    fed.stop(1).await;
+    assert!(!files_contain(&dir, &before), "the purged alert's old sealed bytes are still on disk");
+    let after = sealed_value(&dir, "alerts", &id.0);
+    assert!(after.len() < before.len(), "the kept header is smaller than the alert with its template");
+    issuer.shutdown().await;
 }

@@ -80,7 +80,7 @@ fn hand_made_alert(
         probe: Some(probe),
         encrypted: None,
     };
-    let signature = sign_body(signer, domain::ALERT, &body).unwrap();
+    let signature = vigil_crypto::sign_alert(signer, &body).unwrap();
     encode(Tag::Gossip, &AlertEnvelope::Publish(SignedAlert { body, signature }), 16 * 1024).unwrap()
 }
 

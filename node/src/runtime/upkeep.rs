@@ -77,9 +77,12 @@ impl Runtime {
         Ok(())
     }
 
-    /// Erases records past their retention date, then compacts the store.
+    /// Erases records past their retention date and purges the payloads of
+    /// closed alerts, then compacts the store.
     pub(super) fn purge(&mut self) -> Result<(), NodeError> {
-        let actions = self.engine.purge_expired(now_ms());
+        let now = now_ms();
+        let mut actions = self.engine.purge_expired(now);
+        actions.extend(self.engine.purge_closed_alerts(now));
         if actions.is_empty() {
             return Ok(());
         }

@@ -7,7 +7,7 @@ use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
 use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
-use vigil_crypto::{sha256, sign_body, verify_body};
+use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_body};
 use vigil_matcher::Template;
 use vigil_protocol::{
     decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
@@ -35,12 +35,8 @@ pub enum Verdict {
     Reject(String),
 }
 
-/// The id of an alert: SHA-256 of its canonical body encoding.
-pub fn alert_id(body: &AlertBody) -> AlertId {
-    AlertId(sha256(
-        &encode(Tag::Body, body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("alert bodies are bounded"),
-    ))
-}
+/// The id of an alert: SHA-256 of its header (`vigil_crypto::alert_id`).
+pub use vigil_crypto::alert_id;
 
 impl Engine {
     /// Publishes a new alert for `template`. The case reference stays here.
@@ -102,7 +98,7 @@ impl Engine {
             probe,
             encrypted,
         };
-        let signature = sign_body(&self.me, domain::ALERT, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let signature = sign_alert(&self.me, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let alert = SignedAlert { body, signature };
         let id = alert_id(&alert.body);
         let bytes = encode(Tag::Gossip, &AlertEnvelope::Publish(alert.clone()), max_gossip_bytes)
@@ -201,6 +197,7 @@ impl Engine {
                 Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
             AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
+            AlertEnvelope::Pruned(_) => reject(self, "a pruned log entry gossiped (catch-up pages only)".into()),
         }
     }
 
@@ -213,7 +210,7 @@ impl Engine {
         if !self.has_role(&b.issuer, Role::Alert) {
             return Err(format!("issuer {} may not publish alerts", b.issuer));
         }
-        if verify_body(&b.issuer, domain::ALERT, b, &alert.signature).is_err() {
+        if !verify_alert(&b.issuer, &alert_header(b), &alert.signature) {
             return Err(format!("forged alert: signature does not verify for issuer {}", b.issuer));
         }
         let skew = self.policy.max_clock_skew.as_millis() as u64;

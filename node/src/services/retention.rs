@@ -1,11 +1,13 @@
 //! Retention and erasure: records past their retention date are purged on
-//! schedule, and an operator can erase one at any time (right to erasure).
+//! schedule, and an operator can erase one at any time (right to erasure);
+//! withdrawn and expired alerts lose their payload on schedule (kept as
+//! their signed header for their issuer's log).
 //! Every reference to an erased record (holder hits, answer positions,
 //! pending disclosures) is scrubbed, so no handle resolves to it any more;
 //! the runtime then compacts the store so its sealed bytes leave the disk.
 
 use super::{Action, Engine, EngineError};
-use crate::store::{AuditEvent, StoreOp};
+use crate::store::{AlertStatus, AuditEvent, StoreOp};
 
 impl Engine {
     /// Erases record `id`; `reason` is audited.
@@ -30,6 +32,31 @@ impl Engine {
         self.answered.clear();
         actions.push(Action::Audit(AuditEvent::RecordErased { record: id, reason: reason.into() }));
         Ok(actions)
+    }
+
+    /// Purges the payload (protected template, encrypted probe, the
+    /// issuer's quantised probe) of every alert withdrawn or expired more
+    /// than `alerts.purge_closed_after` ago. The alert stays as its header
+    /// and signature (`AlertStatus::Purged`), which catch-up serves as a
+    /// pruned entry. Audited per alert.
+    pub fn purge_closed_alerts(&mut self, now_ms: u64) -> Vec<Action> {
+        let grace = self.policy.purge_closed_after.as_millis() as u64;
+        let mut actions = Vec::new();
+        for a in self.alerts.values_mut() {
+            let reason = match (&a.status, &a.withdrawal) {
+                (AlertStatus::Purged { .. }, _) => continue,
+                (_, Some(w)) if w.body.withdrawn_at_ms.saturating_add(grace) <= now_ms => "withdrawn",
+                _ if a.alert.body.expires_at_ms.saturating_add(grace) <= now_ms => "expired",
+                _ => continue,
+            };
+            a.status = AlertStatus::Purged { payload: vigil_crypto::payload_hash(&a.alert.body) };
+            a.alert.body.probe = None;
+            a.alert.body.encrypted = None;
+            a.probe_vector = None;
+            actions.push(Action::Store(StoreOp::PutAlert(Box::new(a.clone()))));
+            actions.push(Action::Audit(AuditEvent::AlertPurged { alert: a.id, reason: reason.into() }));
+        }
+        actions
     }
 
     /// Erases every record whose retention date has passed.

@@ -9,10 +9,10 @@
 use super::alerts::alert_id;
 use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, StoredAlert};
-use vigil_crypto::{sha256, verify_body};
+use vigil_crypto::{alert_header, header_id, sha256, verify_body};
 use vigil_protocol::{
-    domain, encode, AlertEnvelope, AlertId, Handle, LogHead, OrgId, Refusal, Request, Response, Role, SignedAlert,
-    SignedWithdrawal, SyncPull, SyncState, Tag,
+    domain, encode, AlertBody, AlertEnvelope, AlertHeader, AlertId, Handle, LogHead, OrgId, PrunedAlert, Refusal,
+    Request, Response, Role, SignedAlert, SignedWithdrawal, SyncPull, SyncState, Tag,
 };
 
 /// Most entries a node asks for, or sends, in one page.
@@ -59,6 +59,7 @@ pub(super) enum SyncCtx {
 pub fn entry_hash(env: &AlertEnvelope) -> [u8; 32] {
     match env {
         AlertEnvelope::Publish(a) => alert_id(&a.body).0,
+        AlertEnvelope::Pruned(p) => header_id(&p.header).0,
         AlertEnvelope::Withdraw(w) => sha256(
             &encode(Tag::Body, &w.body, vigil_protocol::limits::MAX_GOSSIP_BYTES).expect("withdrawals are small"),
         ),
@@ -69,7 +70,18 @@ fn position(env: &AlertEnvelope) -> (OrgId, u64, [u8; 32]) {
     match env {
         AlertEnvelope::Publish(a) => (a.body.issuer, a.body.seq, a.body.prev),
         AlertEnvelope::Withdraw(w) => (w.body.issuer, w.body.seq, w.body.prev),
+        AlertEnvelope::Pruned(p) => (p.header.issuer, p.header.seq, p.header.prev),
     }
+}
+
+/// The header a stored alert was signed over (a purged one keeps only its
+/// payload's hash).
+pub(super) fn stored_header(a: &StoredAlert) -> AlertHeader {
+    let mut h = alert_header(&a.alert.body);
+    if let AlertStatus::Purged { payload } = a.status {
+        h.payload = payload;
+    }
+    h
 }
 
 impl Engine {
@@ -279,6 +291,12 @@ impl Engine {
         let a = self.alerts.get(&r.alert)?;
         if r.withdrawal {
             a.withdrawal.clone().map(AlertEnvelope::Withdraw)
+        } else if matches!(a.status, AlertStatus::Purged { .. }) {
+            Some(AlertEnvelope::Pruned(PrunedAlert {
+                header: stored_header(a),
+                signature: a.alert.signature,
+                withdrawal: a.withdrawal.clone(),
+            }))
         } else {
             Some(AlertEnvelope::Publish(a.alert.clone()))
         }
@@ -397,7 +415,58 @@ impl Engine {
                 Ok(Synced::Applied(self.accept_alert(now_ms, peer, alert)))
             }
             AlertEnvelope::Withdraw(w) => self.apply_withdrawal(w).map(Synced::Applied),
+            AlertEnvelope::Pruned(p) => self.apply_pruned(now_ms, p).map(Synced::Applied),
         }
+    }
+
+    /// A pruned entry (next in its log): verified by the issuer's signature
+    /// over its header, and accepted only for an alert that is over by
+    /// itself: expired by its header, or withdrawn by a withdrawal the
+    /// issuer signed (a relay cannot hide an active alert this way).
+    fn apply_pruned(&mut self, now_ms: u64, p: PrunedAlert) -> Result<Vec<Action>, String> {
+        let h = &p.header;
+        if !self.has_role(&h.issuer, Role::Alert) {
+            return Err(format!("issuer {} may not publish alerts", h.issuer));
+        }
+        if !vigil_crypto::verify_alert(&h.issuer, h, &p.signature) {
+            return Err(format!("forged pruned entry: signature does not verify for issuer {}", h.issuer));
+        }
+        let id = header_id(h);
+        let withdrawn = match &p.withdrawal {
+            Some(w) if w.body.alert != id => return Err("a pruned entry's withdrawal names another alert".into()),
+            Some(w) if verify_body(&w.body.issuer, domain::WITHDRAWAL, &w.body, &w.signature).is_err() => {
+                return Err(format!("forged withdrawal in a pruned entry of {}", h.issuer))
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if !withdrawn && h.expires_at_ms > now_ms {
+            return Err(format!("pruned entry {} of {} for an alert neither expired nor withdrawn", h.seq, h.issuer));
+        }
+        let body = AlertBody {
+            issuer: h.issuer,
+            seq: h.seq,
+            prev: h.prev,
+            category: h.category,
+            created_at_ms: h.created_at_ms,
+            expires_at_ms: h.expires_at_ms,
+            probe: None,
+            encrypted: None,
+        };
+        let stored = StoredAlert {
+            id,
+            alert: SignedAlert { body, signature: p.signature },
+            status: AlertStatus::Purged { payload: h.payload },
+            received_at_ms: now_ms,
+            case_ref: None,
+            probe_vector: None,
+            // The withdrawal is its own log entry: recorded when it comes.
+            withdrawal: None,
+        };
+        self.record_entry(h.issuer, h.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
+        self.count_created(h.issuer, h.created_at_ms);
+        self.alerts.insert(id, stored.clone());
+        Ok(vec![Action::Store(crate::store::StoreOp::PutAlert(Box::new(stored)))])
     }
 
     fn check_synced_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<(), String> {
@@ -405,7 +474,7 @@ impl Engine {
         if !self.has_role(&b.issuer, Role::Alert) {
             return Err(format!("issuer {} may not publish alerts", b.issuer));
         }
-        if verify_body(&b.issuer, domain::ALERT, b, &alert.signature).is_err() {
+        if !vigil_crypto::verify_alert(&b.issuer, &vigil_crypto::alert_header(b), &alert.signature) {
             return Err(format!("forged log entry: signature does not verify for issuer {}", b.issuer));
         }
         if b.created_at_ms > now_ms + self.policy.max_clock_skew.as_millis() as u64 {
@@ -433,7 +502,9 @@ impl Engine {
         if a.alert.body.issuer != b.issuer {
             return Err("withdrawal by someone other than the issuer".into());
         }
-        a.status = AlertStatus::Withdrawn;
+        if a.status == AlertStatus::Active {
+            a.status = AlertStatus::Withdrawn;
+        }
         a.withdrawal = Some(w.clone());
         let stored = a.clone();
         let hash = entry_hash(&AlertEnvelope::Withdraw(w));

@@ -172,7 +172,7 @@ fn clock_window_fork_and_membership_checks() {
     // Fork: the issuer signs another alert with the same seq.
     let mut forked = f.engines[0].alerts().next().unwrap().alert.clone();
     forked.body.created_at_ms += 1;
-    forked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forked.body).unwrap();
+    forked.signature = vigil_crypto::sign_alert(&f.ids[0], &forked.body).unwrap();
     let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forked), GOSSIP).unwrap();
     let (v, _) = f.engines[1].on_gossip(T0 + 2, issuer, &fb, GOSSIP);
     assert!(matches!(v, Verdict::Reject(r) if r.starts_with("fork")));
@@ -185,7 +185,7 @@ fn clock_window_fork_and_membership_checks() {
     let mut fake = f.engines[0].alerts().next().unwrap().alert.clone();
     fake.body.issuer = outsider;
     fake.body.seq = 9;
-    fake.signature = vigil_crypto::sign_body(&f.ids[2], vigil_protocol::domain::ALERT, &fake.body).unwrap();
+    fake.signature = vigil_crypto::sign_alert(&f.ids[2], &fake.body).unwrap();
     let xb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(fake), GOSSIP).unwrap();
     let (v, _) = f.engines[1].on_gossip(T0 + 3, issuer, &xb, GOSSIP);
     assert!(matches!(v, Verdict::Reject(r) if r.contains("not a roster member")));

@@ -214,6 +214,12 @@ pub enum AuditEvent {
         issuer: OrgId,
         limit: usize,
     },
+    /// The payload (template or probe) of a withdrawn or expired alert was
+    /// purged; its signed header stays for its issuer's log.
+    AlertPurged {
+        alert: AlertId,
+        reason: String,
+    },
 }
 
 /// The signed content of one entry.

@@ -68,6 +68,12 @@ pub struct StoredRecord {
 pub enum AlertStatus {
     Active,
     Withdrawn,
+    /// Withdrawn or expired, and its payload (template or probe) purged:
+    /// kept as its header (the payload's hash) to serve and link its
+    /// issuer's log.
+    Purged {
+        payload: [u8; 32],
+    },
 }
 
 /// An alert this node issued or received.

@@ -166,7 +166,7 @@ fn bad_answers_are_refused_and_rotation_keeps_old_alerts_readable() {
     let mut forged = f.engines[0].alerts().next().unwrap().alert.clone();
     forged.body.seq = 2;
     forged.body.encrypted.as_mut().unwrap().row.truncate(100);
-    forged.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forged.body).unwrap();
+    forged.signature = vigil_crypto::sign_alert(&f.ids[0], &forged.body).unwrap();
     let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forged), GOSSIP_E).unwrap();
     let (v, _) = f.engines[2].on_gossip(T0 + 4, issuer, &fb, GOSSIP_E);
     assert!(matches!(v, Verdict::Reject(r) if r.contains("encrypted probe")));

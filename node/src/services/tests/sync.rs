@@ -97,7 +97,7 @@ fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
     let mut broken = f.engines[0].alerts().find(|a| a.alert.body.seq == 3).unwrap().alert.clone();
     broken.body.seq = 4;
     broken.body.prev = [7; 32];
-    broken.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &broken.body).unwrap();
+    broken.signature = vigil_crypto::sign_alert(&f.ids[0], &broken.body).unwrap();
     let bb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(broken.clone()), GOSSIP).unwrap();
     let (v, _) = f.engines[1].on_gossip(T0 + 7, issuer, &bb, GOSSIP);
     assert!(matches!(v, Verdict::Reject(r) if r.starts_with("bad chain")));
@@ -105,7 +105,7 @@ fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
     // A fork: the issuer's key signs another seq 2 (linking to seq 1).
     let mut forked = f.engines[0].alerts().find(|a| a.alert.body.seq == 2).unwrap().alert.clone();
     forked.body.created_at_ms += 1;
-    forked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &forked.body).unwrap();
+    forked.signature = vigil_crypto::sign_alert(&f.ids[0], &forked.body).unwrap();
     let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forked), GOSSIP).unwrap();
     let (v, _) = f.engines[1].on_gossip(T0 + 8, issuer, &fb, GOSSIP);
     assert!(matches!(v, Verdict::Reject(r) if r.starts_with("fork")));
@@ -127,7 +127,7 @@ fn live_gaps_start_a_sync_and_forks_or_broken_chains_are_refused() {
     let first = f.engines[0].alerts().find(|a| a.alert.body.seq == 1).unwrap().alert.clone();
     let mut unlinked = f.engines[0].alerts().find(|a| a.alert.body.seq == 2).unwrap().alert.clone();
     unlinked.body.prev = [7; 32];
-    unlinked.signature = vigil_crypto::sign_body(&f.ids[0], vigil_protocol::domain::ALERT, &unlinked.body).unwrap();
+    unlinked.signature = vigil_crypto::sign_alert(&f.ids[0], &unlinked.body).unwrap();
     let page = Response::Entries(vec![
         vigil_protocol::AlertEnvelope::Publish(first),
         vigil_protocol::AlertEnvelope::Publish(unlinked),
@@ -335,4 +335,101 @@ fn an_alert_withdrawn_within_the_pulled_page_is_not_answered() {
         seen.iter().filter_map(|a| if let Action::AnswerAlert(j) = a { Some(j.alert) } else { None }).collect();
     assert_eq!(answered, vec![open], "only the alert still open is answered");
     assert_eq!(f.engines[2].alerts().count(), 2, "both are held (the log is whole)");
+}
+
+#[test]
+fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
+    use crate::store::AlertStatus;
+    use vigil_protocol::{AlertEnvelope, PrunedAlert, SyncPull};
+    let mut f = fed_with(4, AlertForm::Protected);
+    for e in &mut f.engines {
+        e.policy.purge_closed_after = std::time::Duration::from_secs(3600);
+    }
+    let pop = Population::new(26, "vigil-synth-128", 10);
+    let (issuer, relay) = (f.engines[0].org(), f.engines[1].org());
+    // Three alerts: the first withdrawn, the second expiring, the third active.
+    let mut ids = Vec::new();
+    for (i, expires) in [(0u64, T0 + 7 * DAY), (1, T0 + 2 * 3600 * 1000), (2, T0 + 7 * DAY)] {
+        let (id, actions) = f.engines[0]
+            .publish_alert(T0 + i, &pop.sample(i as usize, 0), Category::Missing, "K".into(), expires, GOSSIP)
+            .unwrap();
+        assert_eq!(f.engines[1].on_gossip(T0 + i, issuer, &published(&actions), GOSSIP).0, Verdict::Accept);
+        ids.push(id);
+    }
+    let actions = f.engines[0].withdraw_alert(T0 + 10, ids[0], GOSSIP).unwrap();
+    assert_eq!(f.engines[1].on_gossip(T0 + 10, issuer, &published(&actions), GOSSIP).0, Verdict::Accept);
+
+    // Within the delay nothing is purged; after it, the withdrawn alert's
+    // payload goes, and after its expiry (plus the delay) the second's.
+    assert!(f.engines[1].purge_closed_alerts(T0 + 1000).is_empty());
+    let purged = |actions: &[Action]| -> Vec<(AlertId, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audit(AuditEvent::AlertPurged { alert, reason }) => Some((*alert, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = f.engines[1].purge_closed_alerts(T0 + 2 * 3600 * 1000);
+    assert_eq!(purged(&first), vec![(ids[0], "withdrawn".to_string())]);
+    let later = T0 + 4 * 3600 * 1000;
+    assert_eq!(purged(&f.engines[1].purge_closed_alerts(later)), vec![(ids[1], "expired".to_string())]);
+    assert!(purged(&f.engines[1].purge_closed_alerts(later)).is_empty(), "purged once");
+    let stored = |e: &Engine, id: AlertId| e.alerts().find(|a| a.id == id).cloned().unwrap();
+    for id in &ids[..2] {
+        let a = stored(&f.engines[1], *id);
+        assert!(matches!(a.status, AlertStatus::Purged { .. }));
+        assert!(a.alert.body.probe.is_none() && a.alert.body.encrypted.is_none(), "payload gone");
+    }
+    assert!(stored(&f.engines[1], ids[2]).alert.body.probe.is_some(), "the active alert keeps its payload");
+
+    // A member that was offline catches up from the relay: pruned entries
+    // verify and link, the active alert arrives whole, the heads agree.
+    let start = f.engines[2].sync_start(relay);
+    let seen = pump(&mut f, 2, start, later);
+    assert_eq!(f.engines[2].log_heads(), f.engines[0].log_heads(), "{seen:?}");
+    assert!(matches!(stored(&f.engines[2], ids[0]).status, AlertStatus::Purged { .. }));
+    assert!(stored(&f.engines[2], ids[0]).withdrawal.is_some(), "the withdrawal entry followed");
+    assert!(matches!(stored(&f.engines[2], ids[1]).status, AlertStatus::Purged { .. }));
+    assert!(stored(&f.engines[2], ids[2]).alert.body.probe.is_some());
+    assert_eq!(f.engines[2].strikes(&relay), 0);
+
+    // A relay cannot hide an active alert as a pruned entry, nor forge one.
+    let page = |e: &mut Engine, from: OrgId| {
+        let frame = encode(Tag::Request, &Request::SyncPull(SyncPull { org: issuer, from_seq: 1, max: 8 }), FRAME);
+        match e.on_request(later, from, &frame.unwrap(), FRAME).0 {
+            Response::Entries(entries) => entries,
+            other => panic!("{other:?}"),
+        }
+    };
+    let member = f.engines[2].org();
+    let served = page(&mut f.engines[0], member);
+    let AlertEnvelope::Publish(active) = served[2].clone() else { panic!("the active alert is served whole") };
+    let hidden =
+        PrunedAlert { header: vigil_crypto::alert_header(&active.body), signature: active.signature, withdrawal: None };
+    let mut forged = hidden.clone();
+    forged.header.category = Category::Found;
+    for (bad, why) in [(hidden, "neither expired nor withdrawn"), (forged, "forged pruned entry")] {
+        let mut entries = page(&mut f.engines[1], member);
+        entries[2] = AlertEnvelope::Pruned(bad);
+        // Engine 3 asks the relay for its heads, then gets the tampered page.
+        let key_of = |actions: &[Action]| {
+            actions.iter().find_map(|a| if let Action::Send { key, .. } = a { Some(*key) } else { None }).unwrap()
+        };
+        let heads_key = key_of(&f.engines[3].sync_start(relay));
+        let theirs = vigil_protocol::SyncState { roster_version: 1, heads: f.engines[1].log_heads(), roster: None };
+        let pull_key = key_of(&f.engines[3].on_response(later, heads_key, &Response::Heads(theirs)));
+        let out = f.engines[3].on_response(later, pull_key, &Response::Entries(entries));
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, Action::Audit(AuditEvent::SyncRefused { reason, .. }) if reason.contains(why))),
+            "{why}: {out:?}"
+        );
+        assert!(f.engines[3].alerts().all(|a| a.id != ids[2]), "nothing stored in place of the active alert");
+    }
+    // Pruned entries never travel by gossip.
+    let entries = page(&mut f.engines[1], member);
+    let gossiped = encode(Tag::Gossip, &entries[0], GOSSIP).unwrap();
+    assert!(matches!(f.engines[3].on_gossip(later, relay, &gossiped, GOSSIP).0, Verdict::Reject(_)));
 }
