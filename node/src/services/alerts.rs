@@ -232,7 +232,7 @@ impl Engine {
         // looked at: the rest of a flood costs a signature check each, and
         // its gaps (the throttled alerts are not in our log) start no
         // catch-up, which would not pull them either.
-        if let Some(audit) = self.flooding(now_ms, b.issuer, b.created_at_ms) {
+        if let Some(audit) = self.flooding(now_ms, b.issuer, b.seq, b.created_at_ms) {
             return Ok(Check::Throttled(audit));
         }
         self.check_encrypted_probe(b)?;

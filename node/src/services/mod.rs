@@ -137,6 +137,10 @@ pub struct Engine {
     created: HashMap<OrgId, BTreeMap<u64, u32>>,
     /// Per issuer: when its flooding was last audited.
     throttled_at: HashMap<OrgId, u64>,
+    /// Per issuer: (hour window start, log positions of its alerts
+    /// throttled in that hour): each hourly bound's worth of excess costs
+    /// the issuer a strike, so a member that keeps flooding is cut off.
+    throttled: HashMap<OrgId, (u64, HashSet<u64>)>,
     /// Catch-up served per peer: (window start, bytes) in the current hour.
     sync_served: HashMap<OrgId, (u64, u64)>,
     /// `network.sync_bytes_per_hour`.
@@ -224,6 +228,7 @@ impl Engine {
             sync_served: HashMap::new(),
             created: HashMap::new(),
             throttled_at: HashMap::new(),
+            throttled: HashMap::new(),
             sync_budget: init.sync_bytes_per_hour,
             matched: HashSet::new(),
             hits: BTreeMap::new(),

@@ -9,6 +9,7 @@
 use super::alerts::alert_id;
 use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, StoredAlert};
+use std::collections::HashSet;
 use vigil_crypto::{alert_header, header_id, sha256, verify_body};
 use vigil_protocol::{
     domain, encode, AlertBody, AlertEnvelope, AlertHeader, AlertId, Handle, LogHead, OrgId, PrunedAlert, Refusal,
@@ -107,8 +108,11 @@ impl Engine {
     /// Whether `issuer` already created `max_per_issuer_per_hour` alerts in
     /// the hour up to `created_at_ms`, or its per-minute bound in the minute
     /// up to it: `None` if not; `Some(audit)` if so, with the audit entry
-    /// (naming the bound reached) the first time in an hour.
-    pub(super) fn flooding(&mut self, now_ms: u64, issuer: OrgId, created_at_ms: u64) -> Option<Vec<Action>> {
+    /// (naming the bound reached) the first time in an hour. Each further
+    /// hourly bound's worth of distinct alerts (by log position) throttled
+    /// within an hour is a strike against the issuer: after
+    /// `max_strikes` it is blocked (disconnected), as for other violations.
+    pub(super) fn flooding(&mut self, now_ms: u64, issuer: OrgId, seq: u64, created_at_ms: u64) -> Option<Vec<Action>> {
         const HOUR: u64 = 3600 * 1000;
         const MINUTE: u64 = 60 * 1000;
         let count = |span: u64| -> u64 {
@@ -123,13 +127,26 @@ impl Engine {
         } else {
             return None;
         };
-        match self.throttled_at.get(&issuer) {
-            Some(last) if now_ms < last + HOUR => Some(vec![]),
+        let mut actions = match self.throttled_at.get(&issuer) {
+            Some(last) if now_ms < last + HOUR => vec![],
             _ => {
                 self.throttled_at.insert(issuer, now_ms);
-                Some(vec![Action::Audit(event)])
+                vec![Action::Audit(event)]
             }
+        };
+        // Bounded: an issuer is blocked long before this many.
+        let cap = hourly.saturating_mul(self.max_strikes as usize + 1);
+        // An alert already in our log (a re-delivery) is not an excess one.
+        let known = self.log.contains_key(&(issuer, seq));
+        let (start, seen) = self.throttled.entry(issuer).or_insert_with(|| (now_ms, HashSet::new()));
+        if now_ms >= *start + HOUR {
+            (*start, *seen) = (now_ms, HashSet::new());
         }
+        if !known && seen.len() < cap && seen.insert(seq) && seen.len().is_multiple_of(hourly.max(1)) {
+            let reason = format!("flooding: {} alerts over its bound within an hour", seen.len());
+            actions.extend(self.strike(issuer, &reason));
+        }
+        Some(actions)
     }
 
     /// Counts an accepted alert of `issuer` created at `created_at_ms`.
@@ -409,7 +426,7 @@ impl Engine {
         match env {
             AlertEnvelope::Publish(alert) => {
                 self.check_synced_alert(now_ms, &alert)?;
-                if let Some(audit) = self.flooding(now_ms, issuer, alert.body.created_at_ms) {
+                if let Some(audit) = self.flooding(now_ms, issuer, seq, alert.body.created_at_ms) {
                     return Ok(Synced::Throttled(audit));
                 }
                 Ok(Synced::Applied(self.accept_alert(now_ms, peer, alert)))

@@ -239,6 +239,27 @@ fn an_issuer_flooding_valid_alerts_is_throttled_and_others_still_flow() {
         "{events:?}"
     );
     assert!(!events.iter().any(|a| matches!(a, Action::Audit(AuditEvent::IssuerThrottled { .. }))));
+
+    // An issuer that keeps flooding is cut off: each hourly bound's worth
+    // of throttled alerts is a strike, the third blocks it.
+    let mut h = fed_with(3, AlertForm::Protected);
+    h.engines[1].policy.max_per_issuer_per_hour = 2;
+    h.engines[1].policy.max_per_issuer_per_minute = Some(100);
+    let flooder = h.engines[0].org();
+    let mut blocked = Vec::new();
+    for i in 0..8u64 {
+        let (_, actions) = h.engines[0]
+            .publish_alert(T0 + i, &pop.sample(i as usize, 0), Category::Missing, "F".into(), T0 + DAY, GOSSIP)
+            .unwrap();
+        let bytes = published(&actions);
+        let (_, out) = h.engines[1].on_gossip(T0 + 10, flooder, &bytes, GOSSIP);
+        // The same alert again (another relay) is not counted twice.
+        let (_, again) = h.engines[1].on_gossip(T0 + 10, flooder, &bytes, GOSSIP);
+        blocked.extend(out.into_iter().chain(again).filter(|a| matches!(a, Action::Block(o) if *o == flooder)));
+        let expected = (i.saturating_sub(1) / 2) as u32; // strikes at 2, 4, 6 throttled alerts
+        assert_eq!(h.engines[1].strikes(&flooder), expected.min(3), "after alert {i}");
+    }
+    assert_eq!(blocked.len(), 1, "blocked once, after 6 alerts over a bound of 2");
 }
 
 #[test]
