@@ -159,48 +159,59 @@ impl ProberKey {
         for (i, q) in probe.iter().enumerate() {
             pt[i * POLY] = ((*q as i64) << DELTA_LOG) as u64;
         }
-        let (seed, bodies) = self.encrypt_seeded(pt);
+        let (seed, bodies) = self.encrypt_seeded(pt, true);
         Ok(EncryptedProbe { key_id: self.id, params: PARAMS_V1, dim: d, seed, bodies })
     }
 
     /// Encrypts `plaintexts` (N coefficients per ciphertext) as a seeded GLWE
-    /// list under a fresh seed: returns the seed and the bodies. Tasks of
-    /// `ENCRYPT_PER_TASK` ciphertexts run in parallel, each with its own
-    /// noise generator (freshly seeded) and the mask generator skipped to
-    /// its first ciphertext, so the masks are the list's one stream (what a
-    /// responder regenerates) and the result is a sequential encryption's.
-    pub(crate) fn encrypt_seeded(&self, plaintexts: Vec<u64>) -> (u128, Vec<u64>) {
+    /// list under a fresh seed: returns the seed and the bodies. With
+    /// `parallel`, tasks of `ENCRYPT_PER_TASK` ciphertexts run on the rayon
+    /// pool, each with its own noise generator (freshly seeded) and the
+    /// mask generator skipped to its first ciphertext, so the masks are the
+    /// list's one stream (what a responder regenerates) and the result is a
+    /// sequential encryption's. Row probes (at most 33 ciphertexts, on the
+    /// event loop or a fetch) stay sequential: they must not queue behind
+    /// the pool's bulk homomorphic work.
+    pub(crate) fn encrypt_seeded(&self, plaintexts: Vec<u64>, parallel: bool) -> (u128, Vec<u64>) {
         use rayon::prelude::*;
         use tfhe::core_crypto::commons::math::random::CompressionSeed;
         const ENCRYPT_PER_TASK: usize = 8;
         let seed = new_seeder().seed();
         let mut bodies = vec![0u64; plaintexts.len()];
-        bodies
-            .par_chunks_mut(ENCRYPT_PER_TASK * POLY)
-            .zip(plaintexts.par_chunks(ENCRYPT_PER_TASK * POLY))
-            .enumerate()
-            .for_each(|(task, (out, pt))| {
-                let mut seeder = new_seeder();
-                let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seed, seeder.as_mut());
-                let first = task * ENCRYPT_PER_TASK;
-                if first > 0 {
-                    gen.mask_generator_mut().skip(EncryptionMaskByteCount(first * POLY * std::mem::size_of::<u64>()));
-                }
-                let mut list = SeededGlweCiphertextList::from_container(
-                    out,
-                    GlweSize(2),
-                    PolynomialSize(POLY),
-                    CompressionSeed::from(seed),
-                    CiphertextModulus::new_native(),
-                );
-                encrypt_seeded_glwe_ciphertext_list_with_pre_seeded_generator(
-                    &self.key,
-                    &mut list,
-                    &PlaintextList::from_container(pt),
-                    TUniform::<u64>::new(NOISE_LOG),
-                    &mut gen,
-                );
-            });
+        let encrypt = |task: usize, out: &mut [u64], pt: &[u64]| {
+            let mut seeder = new_seeder();
+            let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seed, seeder.as_mut());
+            let first = task * ENCRYPT_PER_TASK;
+            if first > 0 {
+                gen.mask_generator_mut().skip(EncryptionMaskByteCount(first * POLY * std::mem::size_of::<u64>()));
+            }
+            let mut list = SeededGlweCiphertextList::from_container(
+                out,
+                GlweSize(2),
+                PolynomialSize(POLY),
+                CompressionSeed::from(seed),
+                CiphertextModulus::new_native(),
+            );
+            encrypt_seeded_glwe_ciphertext_list_with_pre_seeded_generator(
+                &self.key,
+                &mut list,
+                &PlaintextList::from_container(pt),
+                TUniform::<u64>::new(NOISE_LOG),
+                &mut gen,
+            );
+        };
+        let chunk = ENCRYPT_PER_TASK * POLY;
+        if !parallel {
+            for (task, (out, pt)) in bodies.chunks_mut(chunk).zip(plaintexts.chunks(chunk)).enumerate() {
+                encrypt(task, out, pt);
+            }
+        } else {
+            bodies
+                .par_chunks_mut(chunk)
+                .zip(plaintexts.par_chunks(chunk))
+                .enumerate()
+                .for_each(|(task, (out, pt))| encrypt(task, out, pt));
+        }
         (seed.0, bodies)
     }
 

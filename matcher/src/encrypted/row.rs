@@ -380,7 +380,7 @@ impl ProberKey {
         for (i, q) in probe.iter().enumerate() {
             pt[(i / s) * POLY + i % s] = ((*q as i64) << DELTA_LOG) as u64;
         }
-        let (seed, bodies) = self.encrypt_seeded(pt);
+        let (seed, bodies) = self.encrypt_seeded(pt, false);
         // Bodies travel rounded to 48 bits (`ROW_BODY_DROP`); the probe holds
         // them so, and encodes and decodes to the same value.
         let half = 1u64 << (ROW_BODY_DROP - 1);
