@@ -1,44 +1,30 @@
 //! Bulk homomorphic work (a holder answering an encrypted alert or query
-//! over its whole gallery) runs on a small pool of low-priority threads of
-//! its own, not on tokio's blocking pool: however large the backlog, it
-//! never takes the cores from the event loops, so gossip, acknowledgements
-//! and issuers' decryptions keep moving while it drains.
+//! over its whole gallery) runs on a rayon pool of low-priority threads of
+//! its own, not on tokio's blocking pool nor on rayon's global pool:
+//! however large the backlog, it never takes the cores from the event
+//! loops, so gossip, acknowledgements and issuers' decryptions keep moving
+//! while it drains. The kernels' own parallel loops (`par_chunks` inside
+//! `respond`, `respond_row`) run on this pool too, because a job runs on
+//! one of its threads: before, they went to the global pool at normal
+//! priority and only the waiting thread was niced.
 
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
-
-type Job = Box<dyn FnOnce() + Send>;
+use std::sync::OnceLock;
 
 /// The workers' niceness: the lowest priority, so event loops always come first.
 const NICE: i32 = 19;
 
-fn pool() -> &'static Sender<Job> {
-    static POOL: OnceLock<Sender<Job>> = OnceLock::new();
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
         // One worker per core.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for i in 0..cores {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("vigil-heavy-{i}"))
-                .spawn(move || worker(&rx, NICE))
-                .expect("cannot start a worker thread");
-        }
-        tx
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .thread_name(|i| format!("vigil-heavy-{i}"))
+            .start_handler(|_| lower_priority(NICE))
+            .build()
+            .expect("cannot start the bulk work pool")
     })
-}
-
-fn worker(rx: &Mutex<Receiver<Job>>, nice: i32) {
-    lower_priority(nice);
-    loop {
-        let job = match rx.lock().expect("job queue lock").recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        job();
-    }
 }
 
 /// Lowers the calling thread's scheduling priority (Linux: per thread).
@@ -51,7 +37,7 @@ fn lower_priority(nice: i32) {
     }
 }
 
-/// Queues `f` for the bulk pool (FIFO).
+/// Queues `f` for the bulk pool (first in, first out).
 pub(super) fn spawn_heavy<F: FnOnce() + Send + 'static>(f: F) {
-    let _ = pool().send(Box::new(f));
+    pool().spawn_fifo(f);
 }
