@@ -138,7 +138,7 @@ async fn a_withdrawn_alert_loses_its_payload_on_schedule_and_its_sealed_bytes_le
     let border = fed.nodes[1].handle.clone();
     assert!(wait_audit(
         &border,
-        |e| matches!(e, AuditEvent::AlertPurged { alert, reason } if *alert == id && reason == "withdrawn")
+        |e| matches!(e, AuditEvent::AlertPurged { alert, reason, .. } if *alert == id && reason == "withdrawn")
     )
     .await
     .is_some());

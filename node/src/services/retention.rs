@@ -7,7 +7,8 @@
 //! the runtime then compacts the store so its sealed bytes leave the disk.
 
 use super::{Action, Engine, EngineError};
-use crate::store::{AlertStatus, AuditEvent, StoreOp};
+use crate::store::{AlertStatus, AuditEvent, DisclosureStatus, HitSource, StoreOp};
+use vigil_protocol::Handle;
 
 impl Engine {
     /// Erases record `id`; `reason` is audited.
@@ -54,7 +55,31 @@ impl Engine {
             a.alert.body.encrypted = None;
             a.probe_vector = None;
             actions.push(Action::Store(StoreOp::PutAlert(Box::new(a.clone()))));
-            actions.push(Action::Audit(AuditEvent::AlertPurged { alert: a.id, reason: reason.into() }));
+            // Its hits go too, unless a disclosure of one is still undecided.
+            let open: Vec<Handle> = self
+                .disclosures
+                .values()
+                .filter(|d| matches!(d.status, DisclosureStatus::Pending | DisclosureStatus::Requested))
+                .map(|d| d.hit)
+                .collect();
+            let hits: Vec<Handle> = self
+                .hits
+                .values()
+                .filter(|h| {
+                    let of = match h.source {
+                        HitSource::Alert(x) | HitSource::EncryptedAlert { alert: x, .. } => Some(x),
+                        HitSource::Query(_) => None,
+                    };
+                    of == Some(a.id) && !open.contains(&h.handle)
+                })
+                .map(|h| h.handle)
+                .collect();
+            for h in &hits {
+                self.hits.remove(h);
+                actions.push(Action::Store(StoreOp::DeleteHit(*h)));
+            }
+            let event = AuditEvent::AlertPurged { alert: a.id, reason: reason.into(), hits: hits.len() };
+            actions.push(Action::Audit(event));
         }
         actions
     }

@@ -215,10 +215,12 @@ pub enum AuditEvent {
         limit: usize,
     },
     /// The payload (template or probe) of a withdrawn or expired alert was
-    /// purged; its signed header stays for its issuer's log.
+    /// purged, with `hits` of its hits; its signed header stays for its
+    /// issuer's log.
     AlertPurged {
         alert: AlertId,
         reason: String,
+        hits: usize,
     },
 }
 

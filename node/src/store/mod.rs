@@ -227,6 +227,8 @@ pub enum StoreOp {
     /// Erasure: the record's sealed value is removed (gone from the files
     /// after `Store::compact`).
     DeleteRecord(u64),
+    /// A hit of a purged alert is removed.
+    DeleteHit(Handle),
 }
 
 const RECORDS: &str = "records";
@@ -374,12 +376,19 @@ impl Store {
 
     fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
-            if let StoreOp::DeleteRecord(id) = op {
-                self.db.open_tree(RECORDS)?.remove(id.to_be_bytes())?;
-                continue;
+            match op {
+                StoreOp::DeleteRecord(id) => {
+                    self.db.open_tree(RECORDS)?.remove(id.to_be_bytes())?;
+                    continue;
+                }
+                StoreOp::DeleteHit(h) => {
+                    self.db.open_tree(HITS)?.remove(h.0)?;
+                    continue;
+                }
+                _ => {}
             }
             let (tree, key, value) = match op {
-                StoreOp::DeleteRecord(_) => unreachable!("handled above"),
+                StoreOp::DeleteRecord(_) | StoreOp::DeleteHit(_) => unreachable!("handled above"),
                 StoreOp::PutRecord(r) => {
                     (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
                 }

@@ -368,6 +368,8 @@ fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
     }
     let pop = Population::new(26, "vigil-synth-128", 10);
     let (issuer, relay) = (f.engines[0].org(), f.engines[1].org());
+    // The relay holds a record of person 0: the first alert hits it.
+    f.engines[1].enrol(T0, enrolment(pop.sample(0, 1))).unwrap();
     // Three alerts: the first withdrawn, the second expiring, the third active.
     let mut ids = Vec::new();
     for (i, expires) in [(0u64, T0 + 7 * DAY), (1, T0 + 2 * 3600 * 1000), (2, T0 + 7 * DAY)] {
@@ -387,13 +389,19 @@ fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Audit(AuditEvent::AlertPurged { alert, reason }) => Some((*alert, reason.clone())),
+                Action::Audit(AuditEvent::AlertPurged { alert, reason, .. }) => Some((*alert, reason.clone())),
                 _ => None,
             })
             .collect()
     };
+    let hit_of_first =
+        |e: &Engine| e.hits().any(|h| matches!(h.source, crate::store::HitSource::Alert(a) if a == ids[0]));
+    assert!(hit_of_first(&f.engines[1]), "the relay's record matched the first alert");
     let first = f.engines[1].purge_closed_alerts(T0 + 2 * 3600 * 1000);
     assert_eq!(purged(&first), vec![(ids[0], "withdrawn".to_string())]);
+    assert!(!hit_of_first(&f.engines[1]), "its hit is purged with it");
+    assert!(first.iter().any(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteHit(_)))));
+    assert!(first.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertPurged { hits: 1, .. }))));
     let later = T0 + 4 * 3600 * 1000;
     assert_eq!(purged(&f.engines[1].purge_closed_alerts(later)), vec![(ids[1], "expired".to_string())]);
     assert!(purged(&f.engines[1].purge_closed_alerts(later)).is_empty(), "purged once");
