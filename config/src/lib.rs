@@ -61,6 +61,11 @@ pub struct QueryPolicy {
     pub max_query_bytes: usize,
     /// Largest answer frame accepted (16 KiB per 2048 gallery records).
     pub max_answer_bytes: usize,
+    /// How long the prober keeps the hits of its queries (handles to ask
+    /// disclosure with); older ones are purged on schedule, unless a
+    /// disclosure of one is still undecided.
+    #[serde(with = "humantime_serde")]
+    pub keep_hits: Duration,
 }
 
 impl Default for QueryPolicy {
@@ -72,6 +77,7 @@ impl Default for QueryPolicy {
             flag_hit_fraction: 0.001,
             max_query_bytes: 9 * 1024 * 1024,
             max_answer_bytes: 32 * 1024 * 1024,
+            keep_hits: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

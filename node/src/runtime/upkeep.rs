@@ -77,12 +77,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// Erases records past their retention date and purges the payloads of
-    /// closed alerts, then compacts the store.
+    /// Erases records past their retention date, purges the payloads of
+    /// closed alerts and old query hits, then compacts the store.
     pub(super) fn purge(&mut self) -> Result<(), NodeError> {
         let now = now_ms();
         let mut actions = self.engine.purge_expired(now);
         actions.extend(self.engine.purge_closed_alerts(now));
+        actions.extend(self.engine.purge_old_query_hits(now));
         if actions.is_empty() {
             return Ok(());
         }

@@ -42,6 +42,7 @@ impl Engine {
     /// pruned entry. Audited per alert.
     pub fn purge_closed_alerts(&mut self, now_ms: u64) -> Vec<Action> {
         let grace = self.policy.purge_closed_after.as_millis() as u64;
+        let open = self.undecided_disclosure_hits();
         let mut actions = Vec::new();
         for a in self.alerts.values_mut() {
             let reason = match (&a.status, &a.withdrawal) {
@@ -56,12 +57,6 @@ impl Engine {
             a.probe_vector = None;
             actions.push(Action::Store(StoreOp::PutAlert(Box::new(a.clone()))));
             // Its hits go too, unless a disclosure of one is still undecided.
-            let open: Vec<Handle> = self
-                .disclosures
-                .values()
-                .filter(|d| matches!(d.status, DisclosureStatus::Pending | DisclosureStatus::Requested))
-                .map(|d| d.hit)
-                .collect();
             let hits: Vec<Handle> = self
                 .hits
                 .values()
@@ -82,6 +77,42 @@ impl Engine {
             actions.push(Action::Audit(event));
         }
         actions
+    }
+
+    /// Purges the prober's hits of queries older than `queries.keep_hits`,
+    /// unless a disclosure of one is still undecided. Audited per query.
+    pub fn purge_old_query_hits(&mut self, now_ms: u64) -> Vec<Action> {
+        let keep = self.queries.keep_hits.as_millis() as u64;
+        let open = self.undecided_disclosure_hits();
+        let old: Vec<(Handle, Handle)> = self
+            .hits
+            .values()
+            .filter_map(|h| match h.source {
+                HitSource::Query(q) if h.at_ms.saturating_add(keep) <= now_ms && !open.contains(&h.handle) => {
+                    Some((h.handle, q))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut per_query: std::collections::BTreeMap<Handle, usize> = Default::default();
+        let mut actions = Vec::new();
+        for (h, q) in old {
+            self.hits.remove(&h);
+            actions.push(Action::Store(StoreOp::DeleteHit(h)));
+            *per_query.entry(q).or_default() += 1;
+        }
+        actions.extend(
+            per_query.into_iter().map(|(query, hits)| Action::Audit(AuditEvent::QueryHitsPurged { query, hits })),
+        );
+        actions
+    }
+
+    fn undecided_disclosure_hits(&self) -> Vec<Handle> {
+        self.disclosures
+            .values()
+            .filter(|d| matches!(d.status, DisclosureStatus::Pending | DisclosureStatus::Requested))
+            .map(|d| d.hit)
+            .collect()
     }
 
     /// Erases every record whose retention date has passed.

@@ -222,6 +222,11 @@ pub enum AuditEvent {
         reason: String,
         hits: usize,
     },
+    /// The prober's hits of `query` passed `queries.keep_hits`: purged.
+    QueryHitsPurged {
+        query: Handle,
+        hits: usize,
+    },
 }
 
 /// The signed content of one entry.
