@@ -8,7 +8,8 @@
 
 use super::{Action, Engine, EngineError};
 use crate::store::{AlertStatus, AuditEvent, DisclosureStatus, HitSource, StoreOp};
-use vigil_protocol::Handle;
+use std::collections::{HashMap, HashSet};
+use vigil_protocol::{AlertId, Handle};
 
 impl Engine {
     /// Erases record `id`; `reason` is audited.
@@ -42,8 +43,8 @@ impl Engine {
     /// pruned entry. Audited per alert.
     pub fn purge_closed_alerts(&mut self, now_ms: u64) -> Vec<Action> {
         let grace = self.policy.purge_closed_after.as_millis() as u64;
-        let open = self.undecided_disclosure_hits();
         let mut actions = Vec::new();
+        let mut purged: HashMap<AlertId, (&'static str, usize)> = HashMap::new();
         for a in self.alerts.values_mut() {
             let reason = match (&a.status, &a.withdrawal) {
                 (AlertStatus::Purged { .. }, _) => continue,
@@ -56,26 +57,35 @@ impl Engine {
             a.alert.body.encrypted = None;
             a.probe_vector = None;
             actions.push(Action::Store(StoreOp::PutAlert(Box::new(a.clone()))));
-            // Its hits go too, unless a disclosure of one is still undecided.
-            let hits: Vec<Handle> = self
-                .hits
-                .values()
-                .filter(|h| {
-                    let of = match h.source {
-                        HitSource::Alert(x) | HitSource::EncryptedAlert { alert: x, .. } => Some(x),
-                        HitSource::Query(_) => None,
-                    };
-                    of == Some(a.id) && !open.contains(&h.handle)
-                })
-                .map(|h| h.handle)
-                .collect();
-            for h in &hits {
-                self.hits.remove(h);
-                actions.push(Action::Store(StoreOp::DeleteHit(*h)));
-            }
-            let event = AuditEvent::AlertPurged { alert: a.id, reason: reason.into(), hits: hits.len() };
-            actions.push(Action::Audit(event));
+            purged.insert(a.id, (reason, 0));
         }
+        if purged.is_empty() {
+            return actions;
+        }
+        // Their hits go too (one pass), unless a disclosure of one is still undecided.
+        let open = self.undecided_disclosure_hits();
+        let gone: Vec<(Handle, AlertId)> = self
+            .hits
+            .values()
+            .filter_map(|h| match h.source {
+                HitSource::Alert(x) | HitSource::EncryptedAlert { alert: x, .. }
+                    if purged.contains_key(&x) && !open.contains(&h.handle) =>
+                {
+                    Some((h.handle, x))
+                }
+                _ => None,
+            })
+            .collect();
+        for (h, alert) in gone {
+            self.hits.remove(&h);
+            actions.push(Action::Store(StoreOp::DeleteHit(h)));
+            purged.get_mut(&alert).expect("purged above").1 += 1;
+        }
+        let mut events: Vec<(AlertId, (&str, usize))> = purged.into_iter().collect();
+        events.sort_by_key(|(id, _)| id.0);
+        actions.extend(events.into_iter().map(|(alert, (reason, hits))| {
+            Action::Audit(AuditEvent::AlertPurged { alert, reason: reason.into(), hits })
+        }));
         actions
     }
 
@@ -107,7 +117,7 @@ impl Engine {
         actions
     }
 
-    fn undecided_disclosure_hits(&self) -> Vec<Handle> {
+    fn undecided_disclosure_hits(&self) -> HashSet<Handle> {
         self.disclosures
             .values()
             .filter(|d| matches!(d.status, DisclosureStatus::Pending | DisclosureStatus::Requested))
