@@ -4,7 +4,7 @@
 //! alone (`PrunedAlert`) and still verify and link its issuer's log.
 
 use crate::{sha256, sign_body, verify_body, Identity, SignError};
-use vigil_protocol::{domain, encode, limits, AlertBody, AlertHeader, AlertId, OrgId, Sig, Tag};
+use vigil_protocol::{domain, encode, limits, AlertBody, AlertHeader, AlertId, OrgId, Sig, SignedWithdrawal, Tag};
 
 /// SHA-256 of the encoded `(probe, encrypted)` pair of `body`.
 pub fn payload_hash(body: &AlertBody) -> [u8; 32] {
@@ -43,4 +43,9 @@ pub fn sign_alert(signer: &Identity, body: &AlertBody) -> Result<Sig, SignError>
 /// Whether `signature` is `issuer`'s over `header`.
 pub fn verify_alert(issuer: &OrgId, header: &AlertHeader, signature: &Sig) -> bool {
     verify_body(issuer, domain::ALERT, header, signature).is_ok()
+}
+
+/// Whether a withdrawal carries its issuer's signature.
+pub fn verify_withdrawal(w: &SignedWithdrawal) -> bool {
+    verify_body(&w.body.issuer, domain::WITHDRAWAL, &w.body, &w.signature).is_ok()
 }

@@ -7,7 +7,7 @@ mod identity;
 mod roster;
 mod seal;
 
-pub use alert::{alert_header, alert_id, header_id, payload_hash, sign_alert, verify_alert};
+pub use alert::{alert_header, alert_id, header_id, payload_hash, sign_alert, verify_alert, verify_withdrawal};
 pub use identity::{sign_body, verify_body, Identity, SignError};
 pub use roster::{sign_roster, verify_roster, RosterError, TrustAnchor, VerifiedRoster};
 pub use seal::{Keyring, KeyringError, SealError, SealKey};

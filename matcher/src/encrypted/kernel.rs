@@ -262,7 +262,7 @@ fn probe_fourier(probe: &EncryptedProbe, fft: FftView<'_>) -> Vec<c64> {
 
 /// The GLWE ciphertexts (mask, body) of `bodies`, the seeded list's
 /// ciphertexts from index `first` on.
-fn decompress_from(seed: u128, first: usize, bodies: &[u64]) -> Vec<u64> {
+pub(super) fn decompress_from(seed: u128, first: usize, bodies: &[u64]) -> Vec<u64> {
     let mut generator = MaskRandomGenerator::<DefaultRandomGenerator>::new(CompressionSeed::from(Seed(seed)));
     if first > 0 {
         generator.skip(EncryptionMaskByteCount(first * POLY * std::mem::size_of::<u64>()));

@@ -37,7 +37,6 @@ use crate::gallery::Gallery;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::FourierPolynomial;
 use tfhe::core_crypto::prelude::*;
 use tfhe_fft::c64;
@@ -86,6 +85,28 @@ pub enum AnswerForm {
     Split(usize),
     /// The column-form probe, fetched from the issuer.
     Column,
+}
+
+impl AnswerForm {
+    /// Chunks of the row probe this form uses (1 for `Row`); `None` for
+    /// the column form.
+    pub fn row_chunks(self) -> Option<usize> {
+        match self {
+            AnswerForm::Row => Some(1),
+            AnswerForm::Split(n) => Some(n),
+            AnswerForm::Column => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AnswerForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerForm::Column => write!(f, "column"),
+            AnswerForm::Row => write!(f, "row"),
+            AnswerForm::Split(n) => write!(f, "split {n}"),
+        }
+    }
 }
 
 /// Bytes moved to answer `records` records of dimension `dim` in `form`:
@@ -479,19 +500,12 @@ pub fn respond_row(
 
     let fft = super::fourier::fft();
     let fft = fft.as_view();
-    let list = SeededGlweCiphertextList::from_container(
-        probe.bodies.as_slice(),
-        GlweSize(2),
-        PolynomialSize(POLY),
-        CompressionSeed::from(Seed(probe.seed)),
-        CiphertextModulus::new_native(),
-    )
-    .decompress_into_glwe_ciphertext_list();
+    let list = super::kernel::decompress_from(probe.seed, 0, &probe.bodies);
     // Fourier forms of (A_j, B_j) for every chunk j, then of (A_z, B_z),
     // the zero encryption.
     let mut scratch = Scratch::new(fft);
     let mut fourier = vec![c64::default(); 2 * (chunks + 1) * HALF];
-    for (out, poly) in fourier.chunks_exact_mut(HALF).zip(list.as_ref().chunks_exact(POLY)) {
+    for (out, poly) in fourier.chunks_exact_mut(HALF).zip(list.chunks_exact(POLY)) {
         fft.forward_as_torus(
             FourierPolynomial { data: out },
             Polynomial::from_container(poly),

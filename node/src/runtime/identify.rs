@@ -49,14 +49,6 @@ pub(super) fn form_for(records: Option<usize>, dim: usize) -> AnswerForm {
     }
 }
 
-fn form_name(form: AnswerForm) -> String {
-    match form {
-        AnswerForm::Column => "column".into(),
-        AnswerForm::Row => "row".into(),
-        AnswerForm::Split(n) => format!("split {n}"),
-    }
-}
-
 /// The outcome of `identify`.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentifyReport {
@@ -118,7 +110,7 @@ pub(super) struct PendingQuery {
 }
 
 fn outcome(peer: OrgId, status: &str, reason: Option<String>, form: AnswerForm) -> PeerOutcome {
-    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0, form: form_name(form) }
+    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0, form: form.to_string() }
 }
 
 impl Runtime {
@@ -171,7 +163,7 @@ impl Runtime {
         // for an absent large member would be 35 ms of work for nothing).
         let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
         let mut forms: Vec<AnswerForm> = plan.iter().filter(|(o, _)| connected(o)).map(|(_, f)| *f).collect();
-        forms.sort_by_key(|f| form_name(*f));
+        forms.sort_by_key(|f| f.to_string());
         forms.dedup();
         self.queries.insert(
             query,
@@ -197,10 +189,9 @@ impl Runtime {
             let requests = forms
                 .into_iter()
                 .map(|form| {
-                    let bytes = match form {
-                        AnswerForm::Column => key.encrypt(&template.vector).map(|p| p.to_bytes()),
-                        AnswerForm::Row => key.encrypt_row_split(&template.vector, 1).map(|p| p.to_bytes()),
-                        AnswerForm::Split(n) => key.encrypt_row_split(&template.vector, n).map(|p| p.to_bytes()),
+                    let bytes = match form.row_chunks() {
+                        None => key.encrypt(&template.vector).map(|p| p.to_bytes()),
+                        Some(n) => key.encrypt_row_split(&template.vector, n).map(|p| p.to_bytes()),
                     }
                     .map_err(|e| e.to_string())?;
                     let req = IdentifyRequest { probe: bytes, ..probe.clone() };
@@ -273,7 +264,7 @@ impl Runtime {
                         self.peer_records.insert((peer, q.extractor), positions);
                         let actions = self.engine.query_result(now_ms(), query, peer, &hits, positions);
                         let q = self.queries.get_mut(&query).expect("present");
-                        let form = form_name(form);
+                        let form = form.to_string();
                         q.outcomes.push(PeerOutcome {
                             peer,
                             status: "answered".into(),
@@ -459,13 +450,9 @@ fn decrypt_answer(
     dim: usize,
     max: usize,
 ) -> Result<(Vec<bool>, usize), String> {
-    let chunks = match form {
-        AnswerForm::Column => {
-            let a = EncryptedAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
-            return key.decrypt(&a).map(|d| (d, a.count)).map_err(|e| e.to_string());
-        }
-        AnswerForm::Row => 1,
-        AnswerForm::Split(n) => n,
+    let Some(chunks) = form.row_chunks() else {
+        let a = EncryptedAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
+        return key.decrypt(&a).map(|d| (d, a.count)).map_err(|e| e.to_string());
     };
     let a = RowAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
     let want = vigil_matcher::encrypted::stride(dim, chunks);

@@ -7,7 +7,7 @@ use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
 use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
-use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_body};
+use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_withdrawal};
 use vigil_matcher::Template;
 use vigil_protocol::{
     decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
@@ -306,7 +306,7 @@ impl Engine {
         if !self.is_member(&b.issuer) {
             return reject(self, format!("withdrawal issuer {} is not a roster member", b.issuer));
         }
-        if verify_body(&b.issuer, domain::WITHDRAWAL, b, &w.signature).is_err() {
+        if !verify_withdrawal(&w) {
             return reject(self, format!("forged withdrawal: signature does not verify for {}", b.issuer));
         }
         let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(w.clone()));

@@ -10,10 +10,10 @@ use super::alerts::alert_id;
 use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, StoredAlert};
 use std::collections::HashSet;
-use vigil_crypto::{alert_header, header_id, sha256, verify_body};
+use vigil_crypto::{alert_header, header_id, sha256, verify_withdrawal};
 use vigil_protocol::{
-    domain, encode, AlertBody, AlertEnvelope, AlertHeader, AlertId, Handle, LogHead, OrgId, PrunedAlert, Refusal,
-    Request, Response, Role, SignedAlert, SignedWithdrawal, SyncPull, SyncState, Tag,
+    encode, AlertBody, AlertEnvelope, AlertHeader, AlertId, Handle, LogHead, OrgId, PrunedAlert, Refusal, Request,
+    Response, Role, SignedAlert, SignedWithdrawal, SyncPull, SyncState, Tag,
 };
 
 /// Most entries a node asks for, or sends, in one page.
@@ -431,7 +431,12 @@ impl Engine {
                 }
                 Ok(Synced::Applied(self.accept_alert(now_ms, peer, alert)))
             }
-            AlertEnvelope::Withdraw(w) => self.apply_withdrawal(w).map(Synced::Applied),
+            AlertEnvelope::Withdraw(w) => {
+                if !verify_withdrawal(&w) {
+                    return Err(format!("forged withdrawal: signature does not verify for {}", w.body.issuer));
+                }
+                self.apply_withdrawal(w).map(Synced::Applied)
+            }
             AlertEnvelope::Pruned(p) => self.apply_pruned(now_ms, p).map(Synced::Applied),
         }
     }
@@ -451,7 +456,7 @@ impl Engine {
         let id = header_id(h);
         let withdrawn = match &p.withdrawal {
             Some(w) if w.body.alert != id => return Err("a pruned entry's withdrawal names another alert".into()),
-            Some(w) if verify_body(&w.body.issuer, domain::WITHDRAWAL, &w.body, &w.signature).is_err() => {
+            Some(w) if !verify_withdrawal(w) => {
                 return Err(format!("forged withdrawal in a pruned entry of {}", h.issuer))
             }
             Some(_) => true,
@@ -507,12 +512,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies a verified withdrawal that is the next entry of its log.
+    /// Applies a withdrawal whose signature the caller verified, and which
+    /// is the next entry of its log.
     pub(super) fn apply_withdrawal(&mut self, w: SignedWithdrawal) -> Result<Vec<Action>, String> {
         let b = w.body.clone();
-        if verify_body(&b.issuer, domain::WITHDRAWAL, &b, &w.signature).is_err() {
-            return Err(format!("forged withdrawal: signature does not verify for {}", b.issuer));
-        }
         let Some(a) = self.alerts.get_mut(&b.alert) else {
             return Err("withdrawal of an alert not in its issuer's log".into());
         };
