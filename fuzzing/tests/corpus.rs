@@ -6,7 +6,11 @@ use std::path::Path;
 
 #[test]
 fn every_corpus_input_decodes_or_fails_cleanly() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    // The manifest directory at run time (cargo sets it for the test), not
+    // the one compiled in: a build reused from another checkout of the
+    // same target directory would look in that checkout.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let root = Path::new(&manifest).join("../fuzz/corpus");
     let mut total = 0;
     for (name, target) in vigil_fuzzing::TARGETS {
         let dir = root.join(name);

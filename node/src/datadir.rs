@@ -172,6 +172,7 @@ impl Opened {
             tap,
             seed: None,
             memory_latency: std::time::Duration::ZERO,
+            low_priority: false,
         }
     }
 }

@@ -46,6 +46,7 @@ pub struct LocalNode {
     pub secret: Secret,
     tap: Option<Tap>,
     latency: Duration,
+    low_priority: bool,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -76,11 +77,20 @@ pub struct FederationOptions {
     pub memory: bool,
     /// Simulated one-way latency on every in-memory link.
     pub latency: Duration,
+    /// Nodes whose event loop runs on a low-priority thread of its own
+    /// (`NodeOptions::low_priority`): a drill's attackers.
+    pub low_priority: Box<dyn Fn(usize) -> bool + Send + Sync>,
 }
 
 impl Default for FederationOptions {
     fn default() -> Self {
-        Self { tweak: Box::new(|_, _| {}), tap: Box::new(|_| None), memory: false, latency: Duration::ZERO }
+        Self {
+            tweak: Box::new(|_, _| {}),
+            tap: Box::new(|_| None),
+            memory: false,
+            latency: Duration::ZERO,
+            low_priority: Box::new(|_| false),
+        }
     }
 }
 
@@ -125,6 +135,8 @@ impl LocalFederation {
             let tap = (opts.tap)(i);
             let mut node_opts = opened.node_options(tap.clone());
             node_opts.memory_latency = opts.latency;
+            let low_priority = (opts.low_priority)(i);
+            node_opts.low_priority = low_priority;
             let handle = runtime::start(node_opts).await?;
             // Pin the bound address so a restart listens where the roster says.
             let mut pinned = opened.config.clone();
@@ -138,6 +150,7 @@ impl LocalFederation {
                 secret,
                 tap,
                 latency: opts.latency,
+                low_priority,
             });
         }
         let members = specs
@@ -206,6 +219,7 @@ impl LocalFederation {
         let opened = n.open()?;
         let mut node_opts = opened.node_options(n.tap.clone());
         node_opts.memory_latency = n.latency;
+        node_opts.low_priority = n.low_priority;
         let handle = runtime::start(node_opts).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
         self.nodes[i].handle = handle;
         Ok(())

@@ -274,86 +274,111 @@ impl Observed {
     }
 }
 
-/// A matcher's decisions on the drill's data: for every alert, the members
-/// whose gallery (population records plus named enrolments before any
-/// withdrawal) holds a record `matching` says matches it. `matching(state,
-/// record)` lists the alerts (by index) a record matches; each worker
-/// thread gets its own `state` from `init`.
-fn decisions<S>(
-    obs: &Observed,
-    background: &[std::ops::Range<usize>],
-    init: impl Fn() -> S + Sync + Send,
-    matching: impl Fn(&mut S, &Template) -> Vec<usize> + Sync + Send,
-) -> Vec<BTreeSet<usize>> {
-    use rayon::prelude::*;
-    let per_org: Vec<Vec<usize>> = background
-        .par_iter()
-        .map_init(&init, |state, range| {
-            let mut hit: BTreeSet<usize> = BTreeSet::new();
-            for i in range.clone() {
-                hit.extend(matching(state, &obs.pop.template(i, 1)));
-            }
-            hit.into_iter().collect()
-        })
-        .collect();
-    let mut out = vec![BTreeSet::new(); obs.published.len()];
-    for (o, alerts) in per_org.iter().enumerate() {
-        for &k in alerts {
-            if obs.published[k].issuer != o {
-                out[k].insert(o);
-            }
-        }
-    }
-    // Named enrolments, capture by order of enrolment of that person.
-    let mut state = init();
-    let mut count: HashMap<usize, u64> = HashMap::new();
-    for (o, person, at) in &obs.enrolments {
-        let n = count.entry(*person).or_insert(0);
-        *n += 1;
-        for k in matching(&mut state, &obs.pop.template(*person, *n)) {
-            let a = &obs.published[k];
-            if a.issuer != *o && a.withdrawn_at_s.is_none_or(|w| *at < w) {
-                out[k].insert(*o);
-            }
-        }
-    }
-    out
+/// What the reference decisions are computed from: the population, the
+/// alerts published, the named enrolments and each member's records.
+struct Reference {
+    pop: Population,
+    published: Vec<Published>,
+    enrolments: Vec<(usize, usize, f64)>,
+    background: Vec<std::ops::Range<usize>>,
 }
 
-/// The plain matcher's decisions (cosine at the extractor's threshold).
-fn plain_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
-    let t = obs.pop.threshold();
-    let probes: Vec<Template> = obs.published.iter().map(|a| obs.pop.template(a.person, 0)).collect();
-    decisions(
-        obs,
-        background,
-        || (),
-        |_, rec| (0..probes.len()).filter(|&k| probes[k].cosine(rec).unwrap_or(0.0) >= t).collect(),
-    )
-}
+impl Reference {
+    /// The plain and protected matchers' decisions, computed on threads of
+    /// the lowest priority: alerts and hits may still be on their way, and
+    /// the harness must not take the cores from the nodes it measures.
+    async fn decide(self) -> anyhow::Result<(Vec<BTreeSet<usize>>, Vec<BTreeSet<usize>>)> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("drill-reference".into()).spawn(move || {
+            vigil_node::runtime::lowest_priority();
+            // Threads inherit the priority of the thread that starts them.
+            let pool = rayon::ThreadPoolBuilder::new().build();
+            let _ = tx.send(pool.map(|p| p.install(|| (self.plain(), self.protected()))));
+        })?;
+        Ok(rx.await??)
+    }
 
-/// The protected matcher's decisions (keyed sign-random projections, the
-/// Hamming threshold of the extractor) under a secret derived from the
-/// population's seed: what protected alerts would find on the same data.
-fn protected_decisions(obs: &Observed, background: &[std::ops::Range<usize>]) -> Vec<BTreeSet<usize>> {
-    use vigil_matcher::{EpochSecret, ProtectedMatcher};
-    let secret: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-        <sha2::Sha256 as sha2::Digest>::new(),
-        format!("vigil/drill/protected/{}", obs.pop.seed()),
-    ))
-    .into();
-    let mut pm = ProtectedMatcher::new(EpochSecret::new(secret));
-    let probes: Vec<_> =
-        obs.published.iter().map(|a| pm.protect(&obs.pop.template(a.person, 0)).expect("drill templates")).collect();
-    decisions(
-        obs,
-        background,
-        || pm.clone(),
-        |pm, rec| {
-            let r = pm.protect(rec).expect("drill templates");
-            (0..probes.len()).filter(|&k| ProtectedMatcher::compare(&probes[k], &r).unwrap_or(false)).collect()
-        },
-    )
+    /// A matcher's decisions on the drill's data: for every alert, the
+    /// members whose gallery (population records plus named enrolments
+    /// before any withdrawal) holds a record `matching` says matches it.
+    /// `matching(state, record)` lists the alerts (by index) a record
+    /// matches; each worker thread gets its own `state` from `init`.
+    fn decisions<S>(
+        &self,
+        init: impl Fn() -> S + Sync + Send,
+        matching: impl Fn(&mut S, &Template) -> Vec<usize> + Sync + Send,
+    ) -> Vec<BTreeSet<usize>> {
+        use rayon::prelude::*;
+        let per_org: Vec<Vec<usize>> = self
+            .background
+            .par_iter()
+            .map_init(&init, |state, range| {
+                let mut hit: BTreeSet<usize> = BTreeSet::new();
+                for i in range.clone() {
+                    hit.extend(matching(state, &self.pop.template(i, 1)));
+                }
+                hit.into_iter().collect()
+            })
+            .collect();
+        let mut out = vec![BTreeSet::new(); self.published.len()];
+        for (o, alerts) in per_org.iter().enumerate() {
+            for &k in alerts {
+                if self.published[k].issuer != o {
+                    out[k].insert(o);
+                }
+            }
+        }
+        // Named enrolments, capture by order of enrolment of that person.
+        let mut state = init();
+        let mut count: HashMap<usize, u64> = HashMap::new();
+        for (o, person, at) in &self.enrolments {
+            let n = count.entry(*person).or_insert(0);
+            *n += 1;
+            for k in matching(&mut state, &self.pop.template(*person, *n)) {
+                let a = &self.published[k];
+                if a.issuer != *o && a.withdrawn_at_s.is_none_or(|w| *at < w) {
+                    out[k].insert(*o);
+                }
+            }
+        }
+        out
+    }
+
+    /// The plain matcher's decisions (cosine at the extractor's threshold).
+    fn plain(&self) -> Vec<BTreeSet<usize>> {
+        let t = self.pop.threshold();
+        let probes: Vec<Template> = self.published.iter().map(|a| self.pop.template(a.person, 0)).collect();
+        self.decisions(
+            || (),
+            |_, rec| (0..probes.len()).filter(|&k| probes[k].cosine(rec).unwrap_or(0.0) >= t).collect(),
+        )
+    }
+
+    /// The protected matcher's decisions (keyed sign-random projections,
+    /// the Hamming threshold of the extractor) under a secret derived from
+    /// the population's seed: what protected alerts would find on the same
+    /// data.
+    fn protected(&self) -> Vec<BTreeSet<usize>> {
+        use vigil_matcher::{EpochSecret, ProtectedMatcher};
+        let secret: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            format!("vigil/drill/protected/{}", self.pop.seed()),
+        ))
+        .into();
+        let mut pm = ProtectedMatcher::new(EpochSecret::new(secret));
+        let probes: Vec<_> = self
+            .published
+            .iter()
+            .map(|a| pm.protect(&self.pop.template(a.person, 0)).expect("drill templates"))
+            .collect();
+        self.decisions(
+            || pm.clone(),
+            |pm, rec| {
+                let r = pm.protect(rec).expect("drill templates");
+                (0..probes.len()).filter(|&k| ProtectedMatcher::compare(&probes[k], &r).unwrap_or(false)).collect()
+            },
+        )
+    }
 }
 
 /// Waits (up to `patience`) until every alert has reached every member that
@@ -366,8 +391,13 @@ pub(crate) async fn settle(
     reachable: &dyn Fn(usize, usize, f64) -> bool,
     patience: Duration,
 ) -> anyhow::Result<()> {
-    obs.plain = plain_decisions(obs, background);
-    obs.protected = protected_decisions(obs, background);
+    let reference = Reference {
+        pop: obs.pop.clone(),
+        published: obs.published.clone(),
+        enrolments: obs.enrolments.clone(),
+        background: background.to_vec(),
+    };
+    (obs.plain, obs.protected) = reference.decide().await?;
     let n = obs.nodes;
     obs.reachable = obs
         .published

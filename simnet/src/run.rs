@@ -140,8 +140,23 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
             _ => None,
         })
         .collect();
+    // Attackers run on low-priority threads: in a deployment their work
+    // (making and sending a flood, decrypting its answers) runs on their own
+    // machines, not on the cores of the members whose latency is measured.
+    let attackers: Vec<usize> = if s.attackers_share_cpu {
+        vec![]
+    } else {
+        s.events
+            .iter()
+            .filter_map(|e| match e.action {
+                Action::Attack { org, .. } => Some(org),
+                _ => None,
+            })
+            .collect()
+    };
     let tap_wire = wire.clone();
     let opts = FederationOptions {
+        low_priority: Box::new(move |i| attackers.contains(&i)),
         memory: true,
         latency: Duration::from_millis(s.latency_ms),
         tap: Box::new(move |i| Some(tap_wire.tap(i))),

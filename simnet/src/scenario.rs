@@ -62,6 +62,11 @@ struct RawDrill {
     /// Overrides `alerts.max_per_issuer_per_hour` at every node.
     #[serde(default)]
     alerts_per_issuer_per_hour: Option<usize>,
+    /// Attackers' nodes run at normal CPU priority, sharing the cores with
+    /// the honest members on equal terms (default: at the lowest priority,
+    /// as if on machines of their own).
+    #[serde(default)]
+    attackers_share_cpu: bool,
 }
 
 fn default_seed() -> u64 {
@@ -244,6 +249,8 @@ pub struct Scenario {
     pub latency_ms: u64,
     pub query_budget_per_hour: Option<u32>,
     pub alerts_per_issuer_per_hour: Option<usize>,
+    /// See `RawDrill::attackers_share_cpu`.
+    pub attackers_share_cpu: bool,
     pub population: PopulationParams,
     pub orgs: Vec<Org>,
     /// Labels of the named persons; person `i` is identity `i` of the population.
@@ -549,6 +556,7 @@ impl Scenario {
             latency_ms: drill.latency_ms,
             query_budget_per_hour: drill.query_budget_per_hour,
             alerts_per_issuer_per_hour: drill.alerts_per_issuer_per_hour,
+            attackers_share_cpu: drill.attackers_share_cpu,
             population,
             orgs,
             persons,

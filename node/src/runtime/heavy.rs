@@ -21,19 +21,20 @@ fn pool() -> &'static rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(cores)
             .thread_name(|i| format!("vigil-heavy-{i}"))
-            .start_handler(|_| lower_priority(NICE))
+            .start_handler(|_| lowest_priority())
             .build()
             .expect("cannot start the bulk work pool")
     })
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per thread).
+/// Gives the calling thread the lowest scheduling priority (Linux: per
+/// thread; threads it starts inherit it).
 #[allow(unsafe_code)]
-fn lower_priority(nice: i32) {
+pub fn lowest_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority takes plain integers; PRIO_PROCESS with 0 is the calling thread.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        libc::setpriority(libc::PRIO_PROCESS, 0, NICE);
     }
 }
 

@@ -11,6 +11,7 @@ mod outq;
 mod upkeep;
 mod views;
 
+pub use heavy::lowest_priority;
 pub use identify::{IdentifyReport, PeerOutcome};
 pub use views::{AlertView, RecordView, Status};
 
@@ -56,6 +57,8 @@ pub enum NodeError {
     Config(String),
     #[error("backup failed: {0}")]
     Backup(String),
+    #[error("cannot start the node's thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 pub fn now_ms() -> u64 {
@@ -72,6 +75,10 @@ pub struct NodeOptions {
     pub seed: Option<u64>,
     /// Simulated one-way latency on in-memory links (drills only).
     pub memory_latency: Duration,
+    /// Runs the event loop (and the connections it spawns) on a thread of
+    /// its own at the lowest CPU priority instead of the caller's tokio
+    /// runtime (drills only: see `runtime::start`).
+    pub low_priority: bool,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -278,7 +285,7 @@ struct Runtime {
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
 pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
-    let NodeOptions { config, db_path, seal_key, identity, tap, seed, memory_latency } = opts;
+    let NodeOptions { config, db_path, seal_key, identity, tap, seed, memory_latency, low_priority } = opts;
     config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
     let store = Store::open(&db_path, seal_key, identity.clone())?;
     let anchor = trust_anchor(&config)?;
@@ -366,7 +373,19 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     rt.sync_allow_list();
     rt.redial(false);
     tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
-    tokio::spawn(rt.run(rx, jobs_rx));
+    if low_priority {
+        // A drill's simulated attacker: in a deployment its work runs on its
+        // own machine, so here it must not take the shared cores from the
+        // members whose latency the drill measures. Its connections' tasks
+        // are spawned where the swarm is polled, so they run here too.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name(format!("vigil-low-{}", rt.name)).spawn(move || {
+            heavy::lowest_priority();
+            runtime.block_on(rt.run(rx, jobs_rx));
+        })?;
+    } else {
+        tokio::spawn(rt.run(rx, jobs_rx));
+    }
     Ok(handle)
 }
 

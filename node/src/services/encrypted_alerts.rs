@@ -5,6 +5,7 @@
 //! acknowledges it, and resolve its positions when asked for disclosure.
 //! Only the issuer learns which positions match; the holder learns nothing.
 
+use super::answered::Undo;
 use super::identify::position_handle;
 use super::{Action, Engine};
 use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
@@ -38,6 +39,8 @@ pub struct AlertJob {
     /// Row form: records per answer page (a whole number of groups).
     /// Column form: positions per page (a whole number of blocks).
     pub page_records: usize,
+    /// Takes the records' answered mark back if the job fails.
+    pub(crate) undo: Undo,
 }
 
 /// One page of a holder's answer, ready to send and to store.
@@ -185,6 +188,7 @@ pub(super) struct Fetching {
     in_flight: bool,
     /// `None`: the column form.
     chunks: Option<usize>,
+    undo: Undo,
 }
 
 /// Column-form or split probes an issuer encrypts per (holder, alert).
@@ -235,17 +239,19 @@ impl Engine {
         if only.is_none() && self.fetching.contains_key(&alert) {
             return vec![];
         }
-        let mut records = Vec::new();
-        let mut rows = Vec::new();
-        for (id, g) in &self.gallery {
-            if g.extractor == enc.extractor
-                && !matches!(only, Some(o) if o != *id)
-                && !self.answered_alerts.contains(&(alert, *id))
-            {
-                records.push(*id);
-                rows.extend_from_slice(&g.vector);
-            }
-        }
+        let eligible = |id: &u64, g: &super::GalleryEntry| {
+            g.extractor == enc.extractor && !self.answered_alerts.contains(&alert, *id)
+        };
+        let records: Vec<u64> = match only {
+            Some(o) => self
+                .gallery
+                .get_key_value(&o)
+                .filter(|(id, g)| eligible(id, g))
+                .map(|(id, _)| *id)
+                .into_iter()
+                .collect(),
+            None => self.gallery.iter().filter(|(id, g)| eligible(id, g)).map(|(id, _)| *id).collect(),
+        };
         if records.is_empty() {
             return vec![];
         }
@@ -263,9 +269,10 @@ impl Engine {
                 return not_answered(reason);
             }
         }
-        for r in &records {
-            self.answered_alerts.insert((alert, *r));
-        }
+        let undo = match only {
+            Some(r) => self.answered_alerts.mark_one(alert, r),
+            None => self.answered_alerts.mark_all(alert, &records),
+        };
         // More than a few records: a split or column-form probe moves fewer
         // bytes; ask the issuer for it.
         let form = if only.is_some() { AnswerForm::Row } else { self.answer_form(records.len(), ex.dim) };
@@ -275,7 +282,7 @@ impl Engine {
             AnswerForm::Column => Some(None),
         };
         if let Some(chunks) = chunks {
-            self.fetching.insert(alert, Fetching { issuer, records, in_flight: true, chunks });
+            self.fetching.insert(alert, Fetching { issuer, records, in_flight: true, chunks, undo });
             return vec![Action::FetchProbe { to: issuer, alert, chunks }];
         }
         let mut seed = [0u8; 32];
@@ -284,11 +291,12 @@ impl Engine {
             alert,
             issuer,
             probe: JobProbe::Row(probe),
-            gallery: Gallery::new(ex.dim, rows),
+            gallery: Gallery::new(ex.dim, self.gallery_rows(&records, ex.dim)),
             records,
             threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
             seed,
             page_records: self.row_page_records(ex.dim),
+            undo,
         };
         vec![Action::AnswerAlert(Box::new(job))]
     }
@@ -316,7 +324,7 @@ impl Engine {
                 .concat();
             }
         };
-        let Fetching { issuer, records, chunks, .. } = self.fetching.remove(&alert).expect("present");
+        let Fetching { issuer, records, chunks, undo, .. } = self.fetching.remove(&alert).expect("present");
         let Some(a) = self.alerts.get(&alert) else { return vec![] };
         let enc = a.alert.body.encrypted.as_ref();
         let (Some(row), Some(ex)) = (
@@ -345,7 +353,7 @@ impl Engine {
             }
         };
         let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
-        let rows = records.iter().flat_map(|r| self.gallery[r].vector.iter().copied()).collect();
+        let rows = self.gallery_rows(&records, ex.dim);
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame: whole 16 KiB blocks
@@ -363,8 +371,18 @@ impl Engine {
             threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
             seed,
             page_records,
+            undo,
         };
         vec![Action::AnswerAlert(Box::new(job))]
+    }
+
+    /// The vectors of `records` (all in the gallery), one row each.
+    fn gallery_rows(&self, records: &[u64], dim: usize) -> Vec<i8> {
+        let mut rows = Vec::with_capacity(records.len() * dim);
+        for r in records {
+            rows.extend_from_slice(&self.gallery[r].vector);
+        }
+        rows
     }
 
     /// Records per row-form answer page at result stride `stride`: whole
@@ -451,9 +469,7 @@ impl Engine {
         let pages = match pages {
             Ok(p) => p,
             Err(reason) => {
-                for r in &job.records {
-                    self.answered_alerts.remove(&(job.alert, *r));
-                }
+                self.answered_alerts.undo(&job.alert, job.undo);
                 return vec![Action::Audit(AuditEvent::AlertNotAnswered { alert: job.alert, reason })];
             }
         };

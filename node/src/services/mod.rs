@@ -6,6 +6,7 @@
 //! same engine with its own clock.
 
 mod alerts;
+mod answered;
 mod disclose;
 mod encrypted_alerts;
 mod hits;
@@ -18,7 +19,7 @@ use crate::store::{
     AlertStatus, AuditEvent, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord,
 };
 use rand::{RngCore, SeedableRng};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use vigil_config::AlertPolicy;
 use vigil_crypto::{Identity, TrustAnchor, VerifiedRoster};
@@ -160,8 +161,9 @@ pub struct Engine {
     disclosures: BTreeMap<vigil_protocol::Handle, crate::store::StoredDisclosure>,
     /// Holder: answer pages to encrypted alerts, by answer id.
     answers: HashMap<vigil_protocol::Handle, crate::store::StoredAnswer>,
-    /// Holder: (alert, record) pairs answered or being answered.
-    answered_alerts: HashSet<(AlertId, u64)>,
+    /// Holder: the records each encrypted alert was answered (or is being
+    /// answered) for.
+    answered_alerts: answered::Answered,
     /// Issuer: GLWE keys replaced by rotation, still read for old alerts.
     retired: Vec<Arc<vigil_matcher::encrypted::ProberKey>>,
     /// Issuer: answer pages already decrypted (idempotent delivery).
@@ -242,7 +244,7 @@ impl Engine {
             answered: Default::default(),
             disclosures: BTreeMap::new(),
             answers: HashMap::new(),
-            answered_alerts: HashSet::new(),
+            answered_alerts: Default::default(),
             retired: Vec::new(),
             seen_answers: HashSet::new(),
             frame_limit: init.max_frame_bytes,
@@ -250,10 +252,9 @@ impl Engine {
             fetches: HashMap::new(),
             fetched_forms: HashMap::new(),
         };
+        let mut answered: HashMap<AlertId, BTreeSet<u64>> = HashMap::new();
         for a in init.answers {
-            for r in a.records.iter().filter(|r| **r != 0) {
-                e.answered_alerts.insert((a.alert, *r));
-            }
+            answered.entry(a.alert).or_default().extend(a.records.iter().filter(|r| **r != 0));
             e.answers.insert(a.id, a);
         }
         for k in &e.meta.retired_prober_keys {
@@ -278,6 +279,10 @@ impl Engine {
             e.index_alert(&a);
             e.alerts.insert(a.id, a);
         }
+        let extractor = |alert: &AlertId| e.alerts.get(alert).and_then(|a| a.alert.body.encrypted.as_ref());
+        e.answered_alerts = answered::Answered::rebuild(answered, &e.gallery, |alert, g| {
+            extractor(alert).is_some_and(|enc| enc.extractor == g.extractor)
+        });
         for h in init.hits {
             if let (Some(r), HitSource::Alert(a)) = (h.record, h.source) {
                 e.matched.insert((a, r));

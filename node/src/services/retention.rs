@@ -81,6 +81,19 @@ impl Engine {
             actions.push(Action::Store(StoreOp::DeleteHit(h)));
             purged.get_mut(&alert).expect("purged above").1 += 1;
         }
+        // A holder's answer pages to them (what maps a hit to a record) and
+        // its note of the records it answered for them: a disclosure already
+        // requested holds its record; a later one finds no hit, as at the
+        // issuer, whose hits went above.
+        let answers: Vec<Handle> =
+            self.answers.values().filter(|a| purged.contains_key(&a.alert)).map(|a| a.id).collect();
+        for id in answers {
+            self.answers.remove(&id);
+            actions.push(Action::Store(StoreOp::DeleteAnswer(id)));
+        }
+        for alert in purged.keys() {
+            self.answered_alerts.forget(alert);
+        }
         let mut events: Vec<(AlertId, (&str, usize))> = purged.into_iter().collect();
         events.sort_by_key(|(id, _)| id.0);
         actions.extend(events.into_iter().map(|(alert, (reason, hits))| {

@@ -229,6 +229,8 @@ pub enum StoreOp {
     DeleteRecord(u64),
     /// A hit of a purged alert is removed.
     DeleteHit(Handle),
+    /// A holder's answer page to an alert that was purged.
+    DeleteAnswer(Handle),
 }
 
 const RECORDS: &str = "records";
@@ -385,10 +387,16 @@ impl Store {
                     self.db.open_tree(HITS)?.remove(h.0)?;
                     continue;
                 }
+                StoreOp::DeleteAnswer(h) => {
+                    self.db.open_tree(ANSWERS)?.remove(h.0)?;
+                    continue;
+                }
                 _ => {}
             }
             let (tree, key, value) = match op {
-                StoreOp::DeleteRecord(_) | StoreOp::DeleteHit(_) => unreachable!("handled above"),
+                StoreOp::DeleteRecord(_) | StoreOp::DeleteHit(_) | StoreOp::DeleteAnswer(_) => {
+                    unreachable!("handled above")
+                }
                 StoreOp::PutRecord(r) => {
                     (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
                 }

@@ -126,6 +126,28 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
         assert_eq!(f.engines[0].on_request(T0 + 43, other, &frame, FRAME).0, Response::Ack);
     }
     assert_eq!(f.engines[0].hits().count(), 2);
+
+    // Everything is answered once: nothing is owed, even after a failed job
+    // was taken back and answered again.
+    assert!(jobs(&f.engines[2].pending_alert_jobs(T0 + 44)).is_empty());
+    let (late, actions) = f.engines[2].enrol(T0 + 45, enrolment(pop.sample(36, 0))).unwrap();
+    let failed = f.engines[2].alert_answered(T0 + 46, &jobs(&actions)[0], Err("worker died".into()));
+    assert!(failed.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertNotAnswered { .. }))));
+    let again = jobs(&f.engines[2].pending_alert_jobs(T0 + 47));
+    assert_eq!(again.iter().map(|j| j.records.clone()).collect::<Vec<_>>(), vec![vec![late]]);
+    answer(&mut f.engines[2], &again[0]);
+    assert!(jobs(&f.engines[2].pending_alert_jobs(T0 + 48)).is_empty());
+
+    // Once the alert has expired and its purge delay passed, the holder's
+    // answer pages (what maps a hit to a record) go with it.
+    let stored_pages = |e: &Engine| e.answers.values().filter(|a| a.alert == alert).count();
+    let before = stored_pages(&f.engines[2]);
+    assert!(before >= 3, "the first answer and two standing ones");
+    let purge = f.engines[2].purge_closed_alerts(T0 + 3 * DAY);
+    let deleted = purge.iter().filter(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteAnswer(_)))).count();
+    assert_eq!(deleted, before);
+    assert_eq!(stored_pages(&f.engines[2]), 0);
+    assert!(!f.engines[2].answered_alerts.contains(&alert, late));
 }
 
 #[test]
