@@ -69,7 +69,7 @@ impl Runtime {
             RequestOutcome::Decrypt(job, actions) => {
                 self.apply(actions)?;
                 let tx = self.jobs_tx.clone();
-                tokio::task::spawn_blocking(move || {
+                self.spawn_blocking(move || {
                     let result = job.run();
                     let _ = tx.blocking_send(JobDone::AnswerDecrypted { job, channel, result });
                 });

@@ -184,7 +184,7 @@ impl Runtime {
         );
         let tx = self.jobs_tx.clone();
         let max = self.config.queries.max_query_bytes;
-        tokio::task::spawn_blocking(move || {
+        self.spawn_blocking(move || {
             // One encryption per form, shared by the peers that get it.
             let requests = forms
                 .into_iter()
@@ -313,7 +313,7 @@ impl Runtime {
                             IdentifyStart::Fetch(job, actions) => {
                                 self.apply(actions)?;
                                 let tx = self.jobs_tx.clone();
-                                tokio::task::spawn_blocking(move || {
+                                self.spawn_blocking(move || {
                                     let response = job.run();
                                     let _ = tx.blocking_send(JobDone::ProbeEncrypted { channel, response });
                                 });
@@ -343,7 +343,7 @@ impl Runtime {
                                 let (key, tx, max) =
                                     (q.key.clone(), self.jobs_tx.clone(), self.config.queries.max_answer_bytes);
                                 let dim = q.dim;
-                                tokio::task::spawn_blocking(move || {
+                                self.spawn_blocking(move || {
                                     let result = decrypt_answer(&key, &a.answer, form, dim, max).map(
                                         |(decisions, positions)| {
                                             let hits = decisions

@@ -281,6 +281,9 @@ struct Runtime {
     dial_targets: Vec<(PeerId, Vec<Multiaddr>, bool)>,
     /// Redial ticks each unconnected member has waited for its own dial.
     waited: HashMap<PeerId, u32>,
+    /// A low-priority node's own rayon pool for its blocking work (see
+    /// `NodeOptions::low_priority`); `None`: rayon's global pool.
+    low_pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -361,6 +364,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         listeners,
         dial_targets: Vec::new(),
         waited: HashMap::new(),
+        low_pool: None,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -377,7 +381,14 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         // A drill's simulated attacker: in a deployment its work runs on its
         // own machine, so here it must not take the shared cores from the
         // members whose latency the drill measures. Its connections' tasks
-        // are spawned where the swarm is polled, so they run here too.
+        // are spawned where the swarm is polled, so they run here too, and
+        // its blocking work's parallel loops run on a low-priority pool.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("vigil-low-pool-{i}"))
+            .start_handler(|_| heavy::lowest_priority())
+            .build()
+            .map_err(|e| NodeError::Thread(std::io::Error::other(e)))?;
+        rt.low_pool = Some(Arc::new(pool));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new().name(format!("vigil-low-{}", rt.name)).spawn(move || {
             heavy::lowest_priority();
@@ -387,6 +398,19 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         tokio::spawn(rt.run(rx, jobs_rx));
     }
     Ok(handle)
+}
+
+impl Runtime {
+    /// Runs `f` off the event loop, on tokio's blocking pool; inside the
+    /// node's own low-priority rayon pool when it has one, so that the
+    /// parallel loops of `f` stay at that priority.
+    fn spawn_blocking<F: FnOnce() + Send + 'static>(&self, f: F) {
+        let pool = self.low_pool.clone();
+        tokio::task::spawn_blocking(move || match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        });
+    }
 }
 
 fn trust_anchor(config: &NodeConfig) -> Result<Option<TrustAnchor>, NodeError> {
