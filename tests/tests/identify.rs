@@ -144,3 +144,48 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     }
     fed.shutdown().await;
 }
+
+/// A member that published an encrypted alert learns each holder's gallery
+/// size from the answer pages, so its first query to them goes in the row
+/// form (24 KiB) instead of the column form (2 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_an_alert_size_the_first_query() {
+    let specs = [
+        OrgSpec::new("Shelter North", OrgKind::Ngo),
+        OrgSpec::new("Eastgate Border", OrgKind::Border),
+        OrgSpec::new("Metro Police", OrgKind::Police),
+    ];
+    let fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    let pop = Population::new(78, "vigil-synth-128", 200);
+    for (node, people) in [(1usize, 10..60), (2, 60..180)] {
+        let batch = people
+            .map(|p| Enrolment {
+                template: pop.sample(p, 1),
+                category: Category::Found,
+                case_ref: format!("CASE-{p}"),
+                consent: "intake form".into(),
+                retain_until_ms: now_ms() + 1_000_000_000,
+                regime: None,
+            })
+            .collect();
+        fed.nodes[node].handle.enrol_many(batch).await.unwrap();
+    }
+    let prober = &fed.nodes[0].handle;
+    prober.publish_alert(pop.sample(3, 0), Category::Missing, "K-1".into(), now_ms() + 3_600_000).await.unwrap();
+    let holders = [fed.nodes[1].handle.org, fed.nodes[2].handle.org];
+    let answered = vigil_node::federation::wait_for(PATIENCE, || async {
+        let events = audit_events(prober).await;
+        holders
+            .iter()
+            .all(|h| events.iter().any(|e| matches!(e, AuditEvent::AlertAnswerReceived { holder, .. } if holder == h)))
+            .then_some(())
+    })
+    .await;
+    assert!(answered.is_some(), "both holders answered the alert");
+    let report = prober.identify(pop.sample(4, 0), "first query".into(), "test".into()).await.unwrap();
+    assert_eq!(report.peers.len(), 2, "{report:?}");
+    assert!(report.peers.iter().all(|p| p.status == "answered" && p.form == "row"), "{report:?}");
+    assert!(report.peers.iter().any(|p| p.positions >= 120), "{report:?}");
+    fed.shutdown().await;
+}

@@ -33,6 +33,9 @@ impl Runtime {
                     actions.extend(self.engine.alert_answered(now_ms(), &job, pages));
                 }
                 JobDone::AnswerDecrypted { job, channel, result } => {
+                    if let (Ok((_, positions)), Some(ex)) = (&result, self.engine.alert_extractor(&job.alert)) {
+                        self.note_alert_answer(job.from, job.alert, ex, *positions);
+                    }
                     let (response, a) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
                     actions.extend(a);
                     responses.push((channel, response));

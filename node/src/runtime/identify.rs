@@ -19,7 +19,7 @@ use vigil_matcher::encrypted::{
     answer_forms, cheapest, AnswerForm, EncryptedAnswer, ProberKey, RowAnswer, MAX_SPLIT_CHUNKS,
 };
 use vigil_matcher::Template;
-use vigil_protocol::{decode, encode, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag};
+use vigil_protocol::{decode, encode, AlertId, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag};
 
 /// Bound of the queue of finished blocking jobs.
 pub(super) const JOB_QUEUE: usize = 64;
@@ -46,6 +46,30 @@ pub(super) fn form_for(records: Option<usize>, dim: usize) -> AnswerForm {
     match records {
         Some(r) => cheapest(r, dim, &answer_forms(dim, MAX_SPLIT_CHUNKS)),
         None => AnswerForm::Column,
+    }
+}
+
+impl Runtime {
+    /// A page of a holder's answer to one of our alerts: the pages of one
+    /// alert add up to the size of the holder's gallery, so the first query
+    /// to that holder can go in the form that moves the fewest bytes instead
+    /// of the 2 MiB column form. Raises what is known, never lowers it (a
+    /// query's answer, exact, replaces it).
+    pub(super) fn note_alert_answer(
+        &mut self,
+        holder: OrgId,
+        alert: AlertId,
+        extractor: &'static str,
+        positions: usize,
+    ) {
+        let key = (holder, extractor);
+        let sum = match self.alert_pages.get(&key) {
+            Some((a, n)) if *a == alert => n + positions,
+            _ => positions,
+        };
+        self.alert_pages.insert(key, (alert, sum));
+        let known = self.peer_records.entry(key).or_insert(0);
+        *known = (*known).max(sum);
     }
 }
 

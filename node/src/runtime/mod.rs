@@ -266,6 +266,9 @@ struct Runtime {
     /// Prober: positions in each peer's last answer, per extractor: picks
     /// the form of the next query to that peer (`identify::form_for`).
     peer_records: HashMap<(OrgId, &'static str), usize>,
+    /// Issuer: positions in the pages of each holder's answer to our latest
+    /// alert it answered, per extractor (`note_alert_answer`).
+    alert_pages: HashMap<(OrgId, &'static str), (AlertId, usize)>,
     /// Retry schedule of the messages waiting for peers.
     retry: crate::services::RetrySchedule,
     /// Column-form probe fetches this node sent, by request.
@@ -357,6 +360,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         queries: HashMap::new(),
         identify_requests: HashMap::new(),
         peer_records: HashMap::new(),
+        alert_pages: HashMap::new(),
         fetch_requests: HashMap::new(),
         retry: Default::default(),
         jobs_tx,

@@ -312,6 +312,12 @@ impl Engine {
         self.alerts.values()
     }
 
+    /// The extractor of an alert's encrypted probe, if it has one.
+    pub fn alert_extractor(&self, alert: &AlertId) -> Option<&'static str> {
+        let enc = self.alerts.get(alert)?.alert.body.encrypted.as_ref()?;
+        vigil_matcher::extractor(&enc.extractor).map(|e| e.id)
+    }
+
     pub fn hits(&self) -> impl Iterator<Item = &StoredHit> {
         self.hits.values()
     }
