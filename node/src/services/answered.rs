@@ -29,8 +29,20 @@ pub(super) struct Answered(HashMap<AlertId, Records>);
 
 impl Answered {
     /// Whether `record` was answered (or is being answered) for `alert`.
+    #[cfg(test)]
     pub(super) fn contains(&self, alert: &AlertId, record: u64) -> bool {
-        self.0.get(alert).is_some_and(|r| record < r.below || r.extra.contains(&record))
+        self.of(alert)(record)
+    }
+
+    /// `contains` for one alert, looked up once for a pass over a gallery.
+    pub(super) fn of(&self, alert: &AlertId) -> impl Fn(u64) -> bool + '_ {
+        let r = self.0.get(alert);
+        move |record| r.is_some_and(|r| record < r.below || r.extra.contains(&record))
+    }
+
+    /// Every record id below this was answered for `alert` (or cannot be).
+    pub(super) fn below(&self, alert: &AlertId) -> u64 {
+        self.0.get(alert).map_or(0, |r| r.below)
     }
 
     /// Marks an answer to `alert` over every not yet answered record of the

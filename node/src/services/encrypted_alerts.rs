@@ -239,18 +239,25 @@ impl Engine {
         if only.is_none() && self.fetching.contains_key(&alert) {
             return vec![];
         }
-        let eligible = |id: &u64, g: &super::GalleryEntry| {
-            g.extractor == enc.extractor && !self.answered_alerts.contains(&alert, *id)
-        };
-        let records: Vec<u64> = match only {
-            Some(o) => self
-                .gallery
-                .get_key_value(&o)
-                .filter(|(id, g)| eligible(id, g))
-                .map(|(id, _)| *id)
-                .into_iter()
-                .collect(),
-            None => self.gallery.iter().filter(|(id, g)| eligible(id, g)).map(|(id, _)| *id).collect(),
+        let records: Vec<u64> = {
+            let answered = self.answered_alerts.of(&alert);
+            let eligible = |id: &u64, g: &super::GalleryEntry| g.extractor == ex.id && !answered(*id);
+            match only {
+                Some(o) => self
+                    .gallery
+                    .get_key_value(&o)
+                    .filter(|(id, g)| eligible(id, g))
+                    .map(|(id, _)| *id)
+                    .into_iter()
+                    .collect(),
+                // Below the watermark everything was answered: start there.
+                None => self
+                    .gallery
+                    .range(self.answered_alerts.below(&alert)..)
+                    .filter(|(id, g)| eligible(id, g))
+                    .map(|(id, _)| *id)
+                    .collect(),
+            }
         };
         if records.is_empty() {
             return vec![];
@@ -376,12 +383,19 @@ impl Engine {
         vec![Action::AnswerAlert(Box::new(job))]
     }
 
-    /// The vectors of `records` (all in the gallery), one row each.
+    /// The vectors of `records` (ascending, all in the gallery), one row
+    /// each: one ordered pass over the gallery, not a lookup per record.
     fn gallery_rows(&self, records: &[u64], dim: usize) -> Vec<i8> {
+        debug_assert!(records.is_sorted());
         let mut rows = Vec::with_capacity(records.len() * dim);
-        for r in records {
-            rows.extend_from_slice(&self.gallery[r].vector);
+        let (Some(first), Some(last)) = (records.first(), records.last()) else { return rows };
+        let mut want = records.iter().peekable();
+        for (id, g) in self.gallery.range(first..=last) {
+            if want.next_if_eq(&id).is_some() {
+                rows.extend_from_slice(&g.vector);
+            }
         }
+        debug_assert!(want.next().is_none(), "a record is not in the gallery");
         rows
     }
 

@@ -100,7 +100,9 @@ pub struct Enrolment {
 /// A gallery entry kept in memory for matching.
 #[derive(Debug, Clone)]
 struct GalleryEntry {
-    extractor: String,
+    /// The registry's id (compared per record on every alert: no heap
+    /// string to chase).
+    extractor: &'static str,
     vector: Vec<i8>,
     protected: Option<ProtectedTemplate>,
     retain_until_ms: u64,
@@ -335,7 +337,7 @@ impl Engine {
         self.gallery.insert(
             r.id,
             GalleryEntry {
-                extractor: r.template.extractor.clone(),
+                extractor: r.template.extractor()?.id,
                 vector: r.template.vector.clone(),
                 protected,
                 retain_until_ms: r.retain_until_ms,

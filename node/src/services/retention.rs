@@ -15,7 +15,7 @@ impl Engine {
     /// Erases record `id`; `reason` is audited.
     pub fn erase(&mut self, id: u64, reason: &str) -> Result<Vec<Action>, EngineError> {
         let g = self.gallery.remove(&id).ok_or_else(|| EngineError::Invalid(format!("no record {id}")))?;
-        self.layouts.remove(&g.extractor);
+        self.layouts.remove(g.extractor);
         self.matched.retain(|(_, r)| *r != id);
         let mut actions = vec![Action::Store(StoreOp::DeleteRecord(id))];
         for h in self.hits.values_mut().filter(|h| h.record == Some(id)) {
