@@ -144,6 +144,30 @@ fn quick_start_two_nodes_find_a_missing_person() {
     assert_eq!(alerts.as_array().unwrap().len(), 1);
     assert!(alerts[0]["case_ref"].is_null(), "the case reference left the issuer");
 
+    // Metrics for the operator: the police node holds the alert (by gossip
+    // or by catch-up: two nodes form no gossip mesh at first) and its one
+    // record, sees one peer, committed durably (the answer pages), and
+    // exposes gossipsub's own metrics; without the token, nothing.
+    let (base, token) = vigil_node::datadir::api_access(Path::new(police.as_str())).unwrap();
+    let metrics = ureq::get(&format!("{base}/v1/metrics"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("vigil_peers_connected "), 1.0);
+    assert_eq!(value("vigil_alerts_held "), 1.0);
+    assert_eq!(value("vigil_gossip_messages_total{verdict=\"reject\"}"), 0.0);
+    assert_eq!(value("vigil_gallery_records "), 1.0);
+    assert!(value("vigil_commit_seconds_count ") >= 1.0);
+    assert!(metrics.contains("vigil_gossipsub_"), "gossipsub's metrics are missing");
+    let refused = ureq::get(&format!("{base}/v1/metrics")).call().unwrap_err();
+    assert!(matches!(refused, ureq::Error::Status(401, _)), "{refused:?}");
+
     // Encrypted identification: the police unit answers with one hit.
     let report: serde_json::Value = serde_json::from_str(&ok(&[
         "identify",

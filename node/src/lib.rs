@@ -17,3 +17,4 @@ pub mod cli;
 pub mod datadir;
 pub mod demo;
 pub mod federation;
+pub mod metrics;

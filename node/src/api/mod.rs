@@ -19,6 +19,7 @@ use vigil_protocol::{AlertId, Category, RosterFile};
 /// (method, path, what it does).
 pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/status", "node identity, peers, roster version, counts"),
+    ("GET", "/v1/metrics", "metrics in the Prometheus text format (peers, gossip verdicts, commits, gossipsub)"),
     ("GET", "/v1/records", "list enrolled records (ids and case facts, no templates)"),
     ("POST", "/v1/records", "enrol a record"),
     ("POST", "/v1/backup", "write a sealed backup of the data directory to {out} (a path on this machine)"),
@@ -145,6 +146,14 @@ fn authorised(state: &ApiState, headers: &HeaderMap) -> Result<(), Failure> {
 async fn status(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
     authorised(&s, &h)?;
     Ok(Json(s.node.status().await?))
+}
+
+async fn metrics(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
+    authorised(&s, &h)?;
+    let m = &s.node.metrics;
+    m.own.set_status(&s.node.status().await?);
+    let body = crate::metrics::encode(&m.registry);
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body))
 }
 
 async fn enrol(
@@ -349,6 +358,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
     let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/records", get(records).post(enrol))
         .route("/v1/records/{id}/erase", post(erase))
         .route("/v1/backup", post(backup))

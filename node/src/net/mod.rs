@@ -97,7 +97,12 @@ fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::from(vigil_crypto::sha256(&m.data).to_vec())
 }
 
-pub fn behaviour(cfg: &NetworkConfig, queries: &QueryPolicy, tap: Option<Tap>) -> Result<Behaviour, NetError> {
+pub fn behaviour(
+    metrics: &mut prometheus_client::registry::Registry,
+    cfg: &NetworkConfig,
+    queries: &QueryPolicy,
+    tap: Option<Tap>,
+) -> Result<Behaviour, NetError> {
     // No libp2p message signing: every envelope carries its issuer's
     // signature, which each node verifies before accepting or forwarding,
     // and the forwarding peer is authenticated by the transport. A second
@@ -123,7 +128,8 @@ pub fn behaviour(cfg: &NetworkConfig, queries: &QueryPolicy, tap: Option<Tap>) -
         .build()
         .map_err(|e| NetError::Gossip(e.to_string()))?;
     let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)
-        .map_err(|e| NetError::Gossip(e.to_string()))?;
+        .map_err(|e| NetError::Gossip(e.to_string()))?
+        .with_metrics(metrics.sub_registry_with_prefix("gossipsub"), Default::default());
     let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
     let (params, thresholds) = score::peer_score(&topic);
     gossip.with_peer_score(params, thresholds).map_err(NetError::Gossip)?;
@@ -160,8 +166,9 @@ pub fn tcp_swarm(
     queries: &QueryPolicy,
     tap: Option<Tap>,
     memory_latency: Duration,
+    metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
-    let b = behaviour(cfg, queries, tap)?;
+    let b = behaviour(metrics, cfg, queries, tap)?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)

@@ -11,6 +11,7 @@ use vigil_protocol::{decode, encode, AlertId, FetchProbe, FetchSplit, OrgId, Req
 impl Runtime {
     /// Runs a holder's answer job on the bulk pool, off the async runtime.
     pub(super) fn spawn_alert_job(&mut self, job: Box<AlertJob>) {
+        self.metrics.alert_jobs.inc();
         let tx = self.jobs_tx.clone();
         super::heavy::spawn_heavy(move || {
             let pages = job.run();
@@ -27,6 +28,7 @@ impl Runtime {
         for done in batch {
             match done {
                 JobDone::AlertAnswered { job, pages } => {
+                    self.metrics.alert_jobs.dec();
                     if let Err(e) = &pages {
                         tracing::error!(org = %self.name, alert = %job.alert, "answering an encrypted alert failed: {e}");
                     }

@@ -113,6 +113,7 @@ impl Runtime {
                     gallery: self.engine.gallery_len(),
                     alerts: self.engine.alerts().count(),
                     hits: self.engine.hits().count(),
+                    outbox: self.engine.outbox_entries().len(),
                 };
                 let _ = reply.send(Ok(s));
             }

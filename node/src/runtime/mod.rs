@@ -122,6 +122,8 @@ pub struct NodeHandle {
     pub org: OrgId,
     pub peer_id: PeerId,
     pub listen: Vec<Multiaddr>,
+    /// Its metrics (`GET /v1/metrics`).
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 macro_rules! ask {
@@ -287,6 +289,7 @@ struct Runtime {
     /// A low-priority node's own rayon pool for its blocking work (see
     /// `NodeOptions::low_priority`); `None`: rayon's global pool.
     low_pool: Option<Arc<rayon::ThreadPool>>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -322,7 +325,9 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         seed,
     })?;
     let key = net::keypair(&identity.secret())?;
-    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone(), memory_latency)?;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("vigil");
+    let metrics = crate::metrics::Metrics::register(&mut registry);
+    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone(), memory_latency, &mut registry)?;
     let mut listeners = Vec::new();
     for a in &config.network.listen {
         let addr: Multiaddr =
@@ -344,7 +349,13 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         }
     }
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let handle = NodeHandle { tx, org: identity.org_id(), peer_id: *swarm.local_peer_id(), listen: listen.clone() };
+    let handle = NodeHandle {
+        tx,
+        org: identity.org_id(),
+        peer_id: *swarm.local_peer_id(),
+        listen: listen.clone(),
+        metrics: Arc::new(crate::metrics::NodeMetrics { registry, own: metrics.clone() }),
+    };
     let (jobs_tx, jobs_rx) = identify::job_channel();
     let mut rt = Runtime {
         swarm,
@@ -369,6 +380,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         dial_targets: Vec::new(),
         waited: HashMap::new(),
         low_pool: None,
+        metrics,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -556,7 +568,7 @@ impl Runtime {
                 }
                 _ => {}
             }
-            self.store.commit(&std::mem::take(&mut writes), now_ms(), std::mem::take(&mut audits))?;
+            self.commit(&std::mem::take(&mut writes), std::mem::take(&mut audits))?;
             match a {
                 Action::Store(_) | Action::Audit(_) => unreachable!("gathered above"),
                 Action::Publish(bytes) => self.publish(bytes),
@@ -579,6 +591,7 @@ impl Runtime {
                 Action::Block(org) => {
                     if let Ok(p) = net::peer_id(&org) {
                         tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
+                        self.metrics.blocked.inc();
                         self.swarm.behaviour_mut().block.block_peer(p);
                     }
                 }
@@ -587,11 +600,22 @@ impl Runtime {
         if lazy {
             self.store.commit_unflushed(&writes, now_ms(), audits)?;
         } else {
-            self.store.commit(&writes, now_ms(), audits)?;
+            self.commit(&writes, audits)?;
         }
         for job in jobs {
             self.spawn_alert_job(job);
         }
+        Ok(())
+    }
+
+    /// Writes and audit entries, durable on return (timed when not empty).
+    fn commit(&mut self, writes: &[StoreOp], audits: Vec<AuditEvent>) -> Result<(), NodeError> {
+        if writes.is_empty() && audits.is_empty() {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        self.store.commit(writes, now_ms(), audits)?;
+        self.metrics.commit_seconds.observe(start.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -680,6 +704,12 @@ impl Runtime {
                 };
                 let (verdict, actions) = verdict_actions;
                 self.apply_with(actions, true)?;
+                let label = match &verdict {
+                    Verdict::Accept => "accept",
+                    Verdict::Ignore(_) => "ignore",
+                    Verdict::Reject(_) => "reject",
+                };
+                self.metrics.gossip.get_or_create(&crate::metrics::Verdict { verdict: label }).inc();
                 let acceptance = match &verdict {
                     Verdict::Accept => gossipsub::MessageAcceptance::Accept,
                     Verdict::Ignore(_) => gossipsub::MessageAcceptance::Ignore,

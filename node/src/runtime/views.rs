@@ -55,6 +55,8 @@ pub struct Status {
     pub gallery: usize,
     pub alerts: usize,
     pub hits: usize,
+    /// Messages waiting in the outbox for peers.
+    pub outbox: usize,
 }
 
 /// An enrolled record as shown to operators: no template.

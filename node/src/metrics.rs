@@ -1,0 +1,91 @@
+//! What an operator watches on a running node, in the Prometheus text
+//! format at `GET /v1/metrics`: peers, gossip verdicts, blocked peers,
+//! durable commits, bulk jobs waiting, the outbox, the gallery and active
+//! alerts, and gossipsub's own metrics (mesh, scores, messages per topic).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Verdict {
+    pub verdict: &'static str,
+}
+
+/// The node's own metrics (handles: cheap to update from the event loop).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub peers: Gauge,
+    pub gossip: Family<Verdict, Counter>,
+    pub blocked: Counter,
+    pub commit_seconds: Histogram,
+    pub alert_jobs: Gauge,
+    /// Set when scraped, from the node's status.
+    pub outbox: Gauge,
+    pub records: Gauge,
+    pub alerts: Gauge,
+    pub hits: Gauge,
+}
+
+impl Metrics {
+    /// Registers them in `registry` (prefix `vigil_`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            peers: Gauge::default(),
+            gossip: Family::default(),
+            blocked: Counter::default(),
+            // 50 µs to about 1.6 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            alert_jobs: Gauge::default(),
+            outbox: Gauge::default(),
+            records: Gauge::default(),
+            alerts: Gauge::default(),
+            hits: Gauge::default(),
+        };
+        registry.register("peers_connected", "Roster members connected now", m.peers.clone());
+        for verdict in ["accept", "ignore", "reject"] {
+            let _ = m.gossip.get_or_create(&Verdict { verdict });
+        }
+        registry.register("gossip_messages", "Gossiped alerts and withdrawals by verdict", m.gossip.clone());
+        registry.register("peers_blocked", "Peers blocked after repeated violations", m.blocked.clone());
+        registry.register(
+            "commit_seconds",
+            "Durable commits (writes and audit entries, flushed before anything they acknowledge)",
+            m.commit_seconds.clone(),
+        );
+        registry.register("alert_jobs_waiting", "Answers to encrypted alerts queued or running", m.alert_jobs.clone());
+        registry.register("outbox_messages", "Messages waiting in the outbox for a peer", m.outbox.clone());
+        registry.register("gallery_records", "Records enrolled", m.records.clone());
+        registry.register("alerts_held", "Alerts held (own and others', active or closed)", m.alerts.clone());
+        registry.register("hits_held", "Hits held (as holder and as issuer)", m.hits.clone());
+        m
+    }
+
+    /// The gauges read from the node's status.
+    pub fn set_status(&self, s: &crate::runtime::Status) {
+        let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+        self.peers.set(n(s.connected.len()));
+        self.outbox.set(n(s.outbox));
+        self.records.set(n(s.gallery));
+        self.alerts.set(n(s.alerts));
+        self.hits.set(n(s.hits));
+    }
+}
+
+/// A node's registry (its own metrics and gossipsub's) and its own handles.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    pub registry: Registry,
+    pub own: Metrics,
+}
+
+/// A registry in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
