@@ -59,3 +59,16 @@ pub async fn wait_hits(h: &NodeHandle, role: HitRole, n: usize) -> Option<Vec<St
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// An enrolment of `template` as a found person under case `case_ref`,
+/// kept for a long while: what the end-to-end tests enrol.
+pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_node::services::Enrolment {
+    vigil_node::services::Enrolment {
+        template,
+        category: vigil_protocol::Category::Found,
+        case_ref,
+        consent: "intake form".into(),
+        retain_until_ms: vigil_node::runtime::now_ms() + 1_000_000_000,
+        regime: None,
+    }
+}

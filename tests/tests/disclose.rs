@@ -7,7 +7,6 @@
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
 use vigil_node::store::{AuditEvent, DisclosureRole, DisclosureStatus, HitRole, StoredDisclosure};
 use vigil_node::NodeHandle;
 use vigil_protocol::{encode, Category, DisclosureRequest, Handle, OrgKind, Request, Tag};
@@ -36,14 +35,7 @@ async fn disclosure_needs_approval_and_refusal_discloses_nothing() {
     let mut fed = LocalFederation::start(&specs, opts).await.unwrap();
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let pop = Population::new(5, "vigil-synth-128", 40);
-    let enrolment = |person: usize| Enrolment {
-        template: pop.sample(person, 1),
-        category: Category::Found,
-        case_ref: format!("EG-{person}"),
-        consent: "intake".into(),
-        retain_until_ms: now_ms() + 1_000_000_000,
-        regime: None,
-    };
+    let enrolment = |person: usize| found(pop.sample(person, 1), format!("EG-{person}"));
     for p in 10..30 {
         fed.nodes[1].handle.enrol(enrolment(p)).await.unwrap();
     }

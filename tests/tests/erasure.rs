@@ -6,7 +6,6 @@
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
 use vigil_node::store::{AlertStatus, AuditEvent, DisclosureStatus, HitRole};
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
@@ -40,14 +39,7 @@ async fn an_erased_record_is_gone_from_the_node_its_references_and_its_files() {
     let mut fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
     fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
     let pop = Population::new(41, "vigil-synth-128", 20);
-    let enrol = |person: usize| Enrolment {
-        template: pop.sample(person, 1),
-        category: Category::Found,
-        case_ref: format!("EG-{person}"),
-        consent: "intake".into(),
-        retain_until_ms: now_ms() + 1_000_000_000,
-        regime: None,
-    };
+    let enrol = |person: usize| found(pop.sample(person, 1), format!("EG-{person}"));
     let holder = fed.nodes[1].handle.clone();
     let erased = holder.enrol(enrol(5)).await.unwrap();
     let kept = holder.enrol(enrol(9)).await.unwrap();

@@ -6,7 +6,6 @@
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
 use vigil_node::store::AuditEvent;
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
@@ -36,18 +35,7 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     let enrol = |node: usize, person: usize| {
         let h = fed.nodes[node].handle.clone();
         let t = pop.sample(person, 1);
-        async move {
-            h.enrol(Enrolment {
-                template: t,
-                category: Category::Found,
-                case_ref: format!("CASE-{person}"),
-                consent: "intake form".into(),
-                retain_until_ms: now_ms() + 1_000_000_000,
-                regime: None,
-            })
-            .await
-            .unwrap()
-        }
+        async move { h.enrol(found(t, format!("CASE-{person}"))).await.unwrap() }
     };
     for p in 10..110 {
         enrol(1, p).await;
@@ -159,16 +147,7 @@ async fn answers_to_an_alert_size_the_first_query() {
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let pop = Population::new(78, "vigil-synth-128", 200);
     for (node, people) in [(1usize, 10..60), (2, 60..180)] {
-        let batch = people
-            .map(|p| Enrolment {
-                template: pop.sample(p, 1),
-                category: Category::Found,
-                case_ref: format!("CASE-{p}"),
-                consent: "intake form".into(),
-                retain_until_ms: now_ms() + 1_000_000_000,
-                regime: None,
-            })
-            .collect();
+        let batch = people.map(|p| found(pop.sample(p, 1), format!("CASE-{p}"))).collect();
         fed.nodes[node].handle.enrol_many(batch).await.unwrap();
     }
     let prober = &fed.nodes[0].handle;
