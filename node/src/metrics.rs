@@ -89,3 +89,32 @@ pub fn encode(registry: &Registry) -> String {
     let _ = prometheus_client::encoding::text::encode(&mut out, registry);
     out
 }
+
+/// The value of the sample `name` (with its labels, as encoded) in `text`,
+/// the Prometheus text format; 0 when absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.split(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_read_back_by_name_and_labels() {
+        let mut registry = Registry::with_prefix("vigil");
+        let m = Metrics::register(&mut registry);
+        m.gossip.get_or_create(&Verdict { verdict: "reject" }).inc_by(3);
+        m.commit_seconds.observe(0.25);
+        m.commit_seconds.observe(0.5);
+        let text = encode(&registry);
+        assert_eq!(sample(&text, "vigil_gossip_messages_total{verdict=\"reject\"}"), 3.0);
+        assert_eq!(sample(&text, "vigil_gossip_messages_total{verdict=\"accept\"}"), 0.0);
+        assert_eq!(sample(&text, "vigil_commit_seconds_count"), 2.0);
+        assert_eq!(sample(&text, "vigil_commit_seconds_sum"), 0.75);
+        assert_eq!(sample(&text, "vigil_no_such_metric"), 0.0);
+    }
+}

@@ -179,8 +179,39 @@ pub struct Observed {
     pub lost_writes: usize,
     pub duplicate_writes: usize,
     pub traffic: Vec<std::collections::BTreeMap<String, crate::wire::Traffic>>,
+    /// The nodes' own metrics, summed over nodes (since each last started).
+    pub node_metrics: NodeMetricsSum,
     pub template_bytes_on_wire: u64,
     pub leaks: Vec<String>,
+}
+
+/// Counters of every node's metrics (`GET /v1/metrics`), summed: where the
+/// nodes' event loops waited on the disk, and what gossip brought them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct NodeMetricsSum {
+    /// Durable commits (each a flush the event loop waits for).
+    pub commits: u64,
+    pub commit_ms_total: f64,
+    pub gossip_accepted: u64,
+    pub gossip_ignored: u64,
+    pub gossip_rejected: u64,
+}
+
+impl NodeMetricsSum {
+    pub(crate) fn of(fed: &vigil_node::federation::LocalFederation) -> Self {
+        use vigil_node::metrics::{encode, sample};
+        let mut sum = Self::default();
+        for n in &fed.nodes {
+            let text = encode(&n.handle.metrics.registry);
+            let verdict = |v: &str| sample(&text, &format!("vigil_gossip_messages_total{{verdict=\"{v}\"}}")) as u64;
+            sum.commits += sample(&text, "vigil_commit_seconds_count") as u64;
+            sum.commit_ms_total += sample(&text, "vigil_commit_seconds_sum") * 1000.0;
+            sum.gossip_accepted += verdict("accept");
+            sum.gossip_ignored += verdict("ignore");
+            sum.gossip_rejected += verdict("reject");
+        }
+        sum
+    }
 }
 
 impl Observed {
@@ -214,6 +245,7 @@ impl Observed {
             lost_writes: 0,
             duplicate_writes: 0,
             traffic: vec![],
+            node_metrics: NodeMetricsSum::default(),
             template_bytes_on_wire: 0,
             leaks: vec![],
         }

@@ -117,6 +117,8 @@ pub struct Report {
     pub settle_s: f64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
+    /// The nodes' own metrics, summed.
+    pub node_metrics: crate::measure::NodeMetricsSum,
     /// (seconds since the timeline started, hits so far) at the issuers.
     #[serde(skip)]
     pub hits_over_time: Vec<(f64, usize)>,
@@ -391,6 +393,7 @@ impl Report {
             settle_s: obs.settle_s,
             wall_s: obs.wall_s,
             peak_rss_mb: vigil_node::bench::peak_rss_mb(),
+            node_metrics: obs.node_metrics,
             hits_over_time,
             live_delays: live,
         }
@@ -415,6 +418,12 @@ impl Report {
             self.timeline_s,
             self.settle_s,
             self.peak_rss_mb
+        );
+        let nm = &self.node_metrics;
+        m += &format!(
+            "Nodes' metrics, summed: {} durable commits ({:.0} ms waited on the disk), gossip {} accepted, {} \
+             ignored, {} rejected.\n\n",
+            nm.commits, nm.commit_ms_total, nm.gossip_accepted, nm.gossip_ignored, nm.gossip_rejected
         );
         m += "## Invariants\n\n| | invariant | detail |\n|---|---|---|\n";
         for i in &self.invariants {

@@ -363,6 +363,7 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     measure::finish(&fed, &mut obs, &acked).await?;
     obs.wall_s = t0.elapsed().as_secs_f64();
     obs.traffic = wire.traffic();
+    obs.node_metrics = measure::NodeMetricsSum::of(&fed);
     obs.template_bytes_on_wire = wire.template_bytes();
     obs.leaks = wire.leaks();
     pb.finish_and_clear();

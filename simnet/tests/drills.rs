@@ -213,4 +213,9 @@ person = "h"
     // The honest alert published after the attacks reached the honest members and found its holder.
     assert_eq!((r.hits_expected, r.hits_found, r.false_hits), (1, 1, 0));
     assert_eq!(r.per_alert[0].delivered, 3);
+    // The nodes' metrics saw it too: forged, replayed and malformed gossip
+    // rejected, flood alerts beyond the bound ignored, commits made.
+    let m = r.node_metrics;
+    assert!(m.gossip_rejected >= 3 && m.gossip_ignored >= 1 && m.gossip_accepted >= 3, "{m:?}");
+    assert!(m.commits > 0 && m.commit_ms_total > 0.0, "{m:?}");
 }
