@@ -164,6 +164,7 @@ fn quick_start_two_nodes_find_a_missing_person() {
     assert_eq!(value("vigil_gossip_messages_total{verdict=\"reject\"}"), 0.0);
     assert_eq!(value("vigil_gallery_records "), 1.0);
     assert!(value("vigil_commit_seconds_count ") >= 1.0);
+    assert!(value("vigil_event_loop_lag_seconds_count ") >= 1.0, "the loop's timer was sampled");
     assert!(metrics.contains("vigil_gossipsub_"), "gossipsub's metrics are missing");
     let refused = ureq::get(&format!("{base}/v1/metrics")).call().unwrap_err();
     assert!(matches!(refused, ureq::Error::Status(401, _)), "{refused:?}");

@@ -1,6 +1,6 @@
 //! What an operator watches on a running node, in the Prometheus text
 //! format at `GET /v1/metrics`: peers, gossip verdicts, blocked peers,
-//! durable commits, bulk jobs waiting, the outbox, the gallery and active
+//! durable commits, event-loop lag, bulk jobs waiting, the outbox, the gallery and active
 //! alerts, and gossipsub's own metrics (mesh, scores, messages per topic).
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,6 +22,7 @@ pub struct Metrics {
     pub gossip: Family<Verdict, Counter>,
     pub blocked: Counter,
     pub commit_seconds: Histogram,
+    pub loop_lag_seconds: Histogram,
     pub alert_jobs: Gauge,
     /// Set when scraped, from the node's status.
     pub outbox: Gauge,
@@ -39,6 +40,7 @@ impl Metrics {
             blocked: Counter::default(),
             // 50 µs to about 1.6 s.
             commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            loop_lag_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             alert_jobs: Gauge::default(),
             outbox: Gauge::default(),
             records: Gauge::default(),
@@ -55,6 +57,11 @@ impl Metrics {
             "commit_seconds",
             "Durable commits (writes and audit entries, flushed before anything they acknowledge)",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "event_loop_lag_seconds",
+            "How late the event loop serves a timer (sampled every 200 ms)",
+            m.loop_lag_seconds.clone(),
         );
         registry.register("alert_jobs_waiting", "Answers to encrypted alerts queued or running", m.alert_jobs.clone());
         registry.register("outbox_messages", "Messages waiting in the outbox for a peer", m.outbox.clone());

@@ -192,6 +192,8 @@ pub struct NodeMetricsSum {
     /// Durable commits (each a flush the event loop waits for).
     pub commits: u64,
     pub commit_ms_total: f64,
+    /// Mean lateness of the event loops' 200 ms timer, over all nodes.
+    pub loop_lag_ms_mean: f64,
     pub gossip_accepted: u64,
     pub gossip_ignored: u64,
     pub gossip_rejected: u64,
@@ -201,15 +203,19 @@ impl NodeMetricsSum {
     pub(crate) fn of(fed: &vigil_node::federation::LocalFederation) -> Self {
         use vigil_node::metrics::{encode, sample};
         let mut sum = Self::default();
+        let mut lag = (0.0, 0.0);
         for n in &fed.nodes {
             let text = encode(&n.handle.metrics.registry);
             let verdict = |v: &str| sample(&text, &format!("vigil_gossip_messages_total{{verdict=\"{v}\"}}")) as u64;
             sum.commits += sample(&text, "vigil_commit_seconds_count") as u64;
             sum.commit_ms_total += sample(&text, "vigil_commit_seconds_sum") * 1000.0;
+            lag.0 += sample(&text, "vigil_event_loop_lag_seconds_sum") * 1000.0;
+            lag.1 += sample(&text, "vigil_event_loop_lag_seconds_count");
             sum.gossip_accepted += verdict("accept");
             sum.gossip_ignored += verdict("ignore");
             sum.gossip_rejected += verdict("reject");
         }
+        sum.loop_lag_ms_mean = if lag.1 > 0.0 { lag.0 / lag.1 } else { 0.0 };
         sum
     }
 }

@@ -421,9 +421,14 @@ impl Report {
         );
         let nm = &self.node_metrics;
         m += &format!(
-            "Nodes' metrics, summed: {} durable commits ({:.0} ms waited on the disk), gossip {} accepted, {} \
-             ignored, {} rejected.\n\n",
-            nm.commits, nm.commit_ms_total, nm.gossip_accepted, nm.gossip_ignored, nm.gossip_rejected
+            "Nodes' metrics, summed: {} durable commits ({:.0} ms waited on the disk), event loops {:.1} ms late \
+             on average, gossip {} accepted, {} ignored, {} rejected.\n\n",
+            nm.commits,
+            nm.commit_ms_total,
+            nm.loop_lag_ms_mean,
+            nm.gossip_accepted,
+            nm.gossip_ignored,
+            nm.gossip_rejected
         );
         m += "## Invariants\n\n| | invariant | detail |\n|---|---|---|\n";
         for i in &self.invariants {

@@ -217,5 +217,5 @@ person = "h"
     // rejected, flood alerts beyond the bound ignored, commits made.
     let m = r.node_metrics;
     assert!(m.gossip_rejected >= 3 && m.gossip_ignored >= 1 && m.gossip_accepted >= 3, "{m:?}");
-    assert!(m.commits > 0 && m.commit_ms_total > 0.0, "{m:?}");
+    assert!(m.commits > 0 && m.commit_ms_total > 0.0 && m.loop_lag_ms_mean > 0.0, "{m:?}");
 }

@@ -507,7 +507,10 @@ impl Runtime {
                         tracing::error!(org = %self.name, "retention purge failed: {e}");
                     }
                 }
-                _ = deadlines.tick() => {
+                due = deadlines.tick() => {
+                    // How late the event loop came to a timer due now: what
+                    // everything it does waits behind.
+                    self.metrics.loop_lag_seconds.observe(due.elapsed().as_secs_f64());
                     if let Err(e) = self.expire_queries() {
                         tracing::error!(org = %self.name, "failed to expire queries: {e}");
                     }
