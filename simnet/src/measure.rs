@@ -328,9 +328,8 @@ impl Reference {
     async fn decide(self) -> anyhow::Result<(Vec<BTreeSet<usize>>, Vec<BTreeSet<usize>>)> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name("drill-reference".into()).spawn(move || {
-            vigil_node::runtime::lowest_priority();
-            // Threads inherit the priority of the thread that starts them.
-            let pool = rayon::ThreadPoolBuilder::new().build();
+            // The closure runs on the pool's threads; this one only waits.
+            let pool = vigil_node::runtime::low_priority_pool("drill-reference");
             let _ = tx.send(pool.map(|p| p.install(|| (self.plain(), self.protected()))));
         })?;
         Ok(rx.await??)

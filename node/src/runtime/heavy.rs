@@ -15,22 +15,24 @@ const NICE: i32 = 19;
 
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        // One worker per core.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(cores)
-            .thread_name(|i| format!("vigil-heavy-{i}"))
-            .start_handler(|_| lowest_priority())
-            .build()
-            .expect("cannot start the bulk work pool")
-    })
+    POOL.get_or_init(|| low_priority_pool("vigil-heavy").expect("cannot start the bulk work pool"))
+}
+
+/// A rayon pool of one worker per core, named `{name}-{i}`, at the lowest
+/// priority: the bulk pool, a drill attacker's pool, the drill harness's.
+pub fn low_priority_pool(name: &'static str) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .start_handler(|_| lowest_priority())
+        .build()
 }
 
 /// Gives the calling thread the lowest scheduling priority (Linux: per
 /// thread; threads it starts inherit it).
 #[allow(unsafe_code)]
-pub fn lowest_priority() {
+pub(super) fn lowest_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority takes plain integers; PRIO_PROCESS with 0 is the calling thread.
     unsafe {

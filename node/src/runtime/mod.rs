@@ -11,7 +11,7 @@ mod outq;
 mod upkeep;
 mod views;
 
-pub use heavy::lowest_priority;
+pub use heavy::low_priority_pool;
 pub use identify::{IdentifyReport, PeerOutcome};
 pub use views::{AlertView, RecordView, Status};
 
@@ -399,11 +399,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         // members whose latency the drill measures. Its connections' tasks
         // are spawned where the swarm is polled, so they run here too, and
         // its blocking work's parallel loops run on a low-priority pool.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("vigil-low-pool-{i}"))
-            .start_handler(|_| heavy::lowest_priority())
-            .build()
-            .map_err(|e| NodeError::Thread(std::io::Error::other(e)))?;
+        let pool =
+            heavy::low_priority_pool("vigil-low-pool").map_err(|e| NodeError::Thread(std::io::Error::other(e)))?;
         rt.low_pool = Some(Arc::new(pool));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new().name(format!("vigil-low-{}", rt.name)).spawn(move || {
