@@ -4,13 +4,14 @@
 //! sled store; the two engines exchange the frames directly (no sockets),
 //! so the figure is the node's own cost, not loopback TCP's.
 
-use crate::services::{Action, Engine, EngineInit};
-use crate::store::{Meta, Store};
+use crate::store::Store;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use vigil_config::{AlertForm, AlertPolicy, QueryPolicy};
 use vigil_crypto::{sign_roster, Identity, SealKey, TrustAnchor};
+use vigil_engine::model::Meta;
+use vigil_engine::{Action, Engine, EngineInit};
 use vigil_matcher::synth::Population;
 use vigil_protocol::{encode, Category, Member, OrgKind, Request, Response, Role, RosterBody, SignedRoster, Tag};
 

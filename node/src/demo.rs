@@ -9,10 +9,10 @@
 //! border post to disclose the case contact, which a person there approves.
 
 use crate::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
-use crate::services::Enrolment;
-use crate::store::{HitRole, Regime};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use vigil_engine::model::{HitRole, Regime};
+use vigil_engine::{Enrolment, OutcomeStatus};
 use vigil_matcher::synth::Population;
 use vigil_protocol::{Category, OrgKind};
 
@@ -178,10 +178,14 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
     for p in &report.peers {
         let name = fed.nodes.iter().find(|x| x.handle.org == p.peer).map(|x| x.name.as_str()).unwrap_or("?");
         identify_hits += p.hits.len();
-        match (p.status.as_str(), p.hits.len()) {
-            ("answered", 0) => n.say(format!("  {name}: no match (answered for {} gallery positions)", p.positions)),
-            ("answered", k) => n.say(format!("  {name}: {k} match(es), handle {}", &p.hits[0].to_hex()[..12])),
-            (other, _) => n.say(format!("  {name}: {other} {}", p.reason.clone().unwrap_or_default())),
+        match (p.status, p.hits.len()) {
+            (OutcomeStatus::Answered, 0) => {
+                n.say(format!("  {name}: no match (answered for {} gallery positions)", p.positions))
+            }
+            (OutcomeStatus::Answered, k) => {
+                n.say(format!("  {name}: {k} match(es), handle {}", &p.hits[0].to_hex()[..12]))
+            }
+            (other, _) => n.say(format!("  {name}: {other:?} {}", p.reason.clone().unwrap_or_default())),
         }
     }
     n.say("The peers computed on a probe they cannot read; only Metro Police could decrypt the answers.");
@@ -196,7 +200,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         for r in fed.nodes[i].handle.audit_export().await? {
             answers_delivered += usize::from(matches!(
                 r.entry.event,
-                crate::store::AuditEvent::AlertAnswerDelivered { accepted: true, .. }
+                vigil_engine::audit::AuditEvent::AlertAnswerDelivered { accepted: true, .. }
             ));
         }
     }

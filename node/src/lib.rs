@@ -5,10 +5,9 @@
 
 pub mod net;
 pub mod runtime;
-pub mod services;
 pub mod store;
 
-pub use runtime::{start, AlertView, IdentifyReport, NodeError, NodeHandle, NodeOptions, PeerOutcome, Status};
+pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
 pub mod api;
 pub mod backup;
 pub mod bench;

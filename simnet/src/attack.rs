@@ -8,10 +8,10 @@ use crate::population::Population;
 use crate::scenario::Behaviour;
 use vigil_config::NodeConfig;
 use vigil_crypto::Identity;
+use vigil_engine::audit::AuditEvent;
 use vigil_matcher::{EpochSecret, ProtectedMatcher};
 use vigil_node::federation::LocalFederation;
 use vigil_node::runtime::now_ms;
-use vigil_node::store::AuditEvent;
 use vigil_protocol::{encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -130,7 +130,7 @@ pub(crate) fn launch(
         while let Some(r) = probes.join_next().await {
             if let Ok(Ok(r)) = r {
                 out.sent += 1;
-                out.refused += r.peers.iter().filter(|p| p.status == "refused").count();
+                out.refused += r.peers.iter().filter(|p| p.status == vigil_engine::OutcomeStatus::Refused).count();
             }
         }
         Task::Attack(out)

@@ -7,10 +7,11 @@ use crate::population::Population;
 use crate::scenario::Scenario;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole};
+use vigil_engine::{IdentifyReport, OutcomeStatus};
 use vigil_matcher::Template;
 use vigil_node::federation::LocalFederation;
-use vigil_node::store::{DisclosureRole, DisclosureStatus, HitRole};
-use vigil_node::{IdentifyReport, NodeError, NodeHandle};
+use vigil_node::{NodeError, NodeHandle};
 use vigil_protocol::{AlertId, OrgId};
 
 /// An alert the drill published.
@@ -70,10 +71,10 @@ impl Query {
         match r {
             Ok(r) => {
                 for p in r.peers {
-                    match p.status.as_str() {
-                        "answered" => q.answered += 1,
-                        "refused" => q.refused += 1,
-                        _ => q.timeouts += 1,
+                    match p.status {
+                        OutcomeStatus::Answered => q.answered += 1,
+                        OutcomeStatus::Refused => q.refused += 1,
+                        OutcomeStatus::Timeout | OutcomeStatus::Failed => q.timeouts += 1,
                     }
                     if !p.hits.is_empty() {
                         q.hits.extend(orgs.iter().position(|o| *o == p.peer));

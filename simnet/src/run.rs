@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil_engine::Enrolment;
 use vigil_matcher::Template;
 use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
 
 /// Records enrolled per call while the population is loaded.
 const ENROL_BATCH: usize = 1_000;

@@ -4,8 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{HitRole, StoredHit};
 use vigil_node::federation::wait_for;
-use vigil_node::store::{AuditEvent, HitRole, StoredHit};
 use vigil_node::NodeHandle;
 
 /// How long a test waits for something that takes milliseconds.
@@ -62,8 +63,8 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// An enrolment of `template` as a found person under case `case_ref`,
 /// kept for a long while: what the end-to-end tests enrol.
-pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_node::services::Enrolment {
-    vigil_node::services::Enrolment {
+pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_engine::Enrolment {
+    vigil_engine::Enrolment {
         template,
         category: vigil_protocol::Category::Found,
         case_ref,

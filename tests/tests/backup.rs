@@ -5,13 +5,13 @@
 //! federation. A wrong secret, a tampered or truncated file, and a
 //! non-empty target are refused with precise errors.
 
+use vigil_engine::model::HitRole;
+use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::backup::{restore, BackupError};
 use vigil_node::datadir::{self, Secret};
 use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::{self, now_ms};
-use vigil_node::services::Enrolment;
-use vigil_node::store::HitRole;
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 

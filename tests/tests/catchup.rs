@@ -3,11 +3,12 @@
 //! offline, pulls the alert log from the police unit, answers the alert it
 //! missed, and its answer waits until the shelter is back to deliver a hit.
 
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{AlertStatus, HitRole};
+use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
-use vigil_node::store::{AlertStatus, AuditEvent, HitRole};
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 

@@ -4,10 +4,11 @@
 //! member that was not told of a hit cannot use its handle; pending
 //! requests survive a restart.
 
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole, StoredDisclosure};
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::store::{AuditEvent, DisclosureRole, DisclosureStatus, HitRole, StoredDisclosure};
 use vigil_node::NodeHandle;
 use vigil_protocol::{encode, Category, DisclosureRequest, Handle, OrgKind, Request, Tag};
 use vigil_tests::*;

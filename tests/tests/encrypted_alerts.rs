@@ -3,11 +3,12 @@
 //! the issuer decrypts the hit; standing matching for records enrolled
 //! later; answers and hits survive restarts; no false hits.
 
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{HitRole, HitSource};
+use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
-use vigil_node::store::{AuditEvent, HitRole, HitSource};
 use vigil_node::NodeHandle;
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;

@@ -3,10 +3,11 @@
 //! resolves for disclosure), from the audit-listed records, and its sealed
 //! bytes are gone from the files on disk; another record's are still there.
 
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{AlertStatus, DisclosureStatus, HitRole};
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::store::{AlertStatus, AuditEvent, DisclosureStatus, HitRole};
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 

@@ -4,11 +4,12 @@
 use std::time::Duration;
 use vigil_config::NodeConfig;
 use vigil_crypto::{sign_body, Identity};
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{AlertStatus, HitRole};
+use vigil_engine::{alert_id, Enrolment};
 use vigil_matcher::{synth::Population, EpochSecret, ProtectedMatcher};
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::{alert_id, Enrolment};
-use vigil_node::store::{AlertStatus, AuditEvent, HitRole};
 use vigil_node::NodeHandle;
 use vigil_protocol::{
     domain, encode, AlertBody, AlertEnvelope, Category, OrgKind, SignedAlert, SignedWithdrawal, Tag, Withdrawal,

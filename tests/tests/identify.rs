@@ -3,10 +3,10 @@
 //! refuse with a reason, both ends audit purpose and legal basis, and no
 //! template bytes cross the wire.
 
+use vigil_engine::audit::AuditEvent;
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::store::AuditEvent;
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 
@@ -52,10 +52,10 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
         .unwrap();
     assert_eq!(report.peers.len(), 2, "{report:?}");
     let at = |org| report.peers.iter().find(|p| p.peer == org).unwrap();
-    assert_eq!(at(border).status, "answered");
+    assert_eq!(at(border).status, vigil_engine::OutcomeStatus::Answered);
     assert_eq!(at(border).hits.len(), 1, "exactly one record at the border post matches");
     assert!(at(border).positions >= 101);
-    assert_eq!(at(police).status, "answered");
+    assert_eq!(at(police).status, vigil_engine::OutcomeStatus::Answered);
     assert!(at(police).hits.is_empty(), "the police unit holds no matching record");
     assert!(at(police).positions >= 190);
     // Gallery sizes unknown: both got the column form.
@@ -77,16 +77,16 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
 
     // Budget: the police unit answers two queries per hour, then refuses.
     let second = prober.identify(pop.sample(6, 0), "second".into(), "test".into()).await.unwrap();
-    assert!(second.peers.iter().all(|p| p.status == "answered"));
+    assert!(second.peers.iter().all(|p| p.status == vigil_engine::OutcomeStatus::Answered));
     // Now the prober knows both galleries are small: the 24 KiB row form
     // (one-chunk probe) moves the fewest bytes, not the 2 MiB column form.
     assert!(second.peers.iter().all(|p| p.form == "row"), "{second:?}");
     assert!(second.peers.iter().all(|p| p.positions >= 101));
     let third = prober.identify(pop.sample(7, 0), "third".into(), "test".into()).await.unwrap();
     let refused = third.peers.iter().find(|p| p.peer == police).unwrap();
-    assert_eq!(refused.status, "refused");
+    assert_eq!(refused.status, vigil_engine::OutcomeStatus::Refused);
     assert!(refused.reason.as_deref().unwrap().contains("BudgetExceeded"));
-    assert_eq!(third.peers.iter().find(|p| p.peer == border).unwrap().status, "answered");
+    assert_eq!(third.peers.iter().find(|p| p.peer == border).unwrap().status, vigil_engine::OutcomeStatus::Answered);
     let police_audit = audit_events(&fed.nodes[2].handle).await;
     assert!(police_audit
         .iter()
@@ -164,7 +164,10 @@ async fn answers_to_an_alert_size_the_first_query() {
     assert!(answered.is_some(), "both holders answered the alert");
     let report = prober.identify(pop.sample(4, 0), "first query".into(), "test".into()).await.unwrap();
     assert_eq!(report.peers.len(), 2, "{report:?}");
-    assert!(report.peers.iter().all(|p| p.status == "answered" && p.form == "row"), "{report:?}");
+    assert!(
+        report.peers.iter().all(|p| p.status == vigil_engine::OutcomeStatus::Answered && p.form == "row"),
+        "{report:?}"
+    );
     assert!(report.peers.iter().any(|p| p.positions >= 120), "{report:?}");
     fed.shutdown().await;
 }

@@ -3,11 +3,11 @@
 //! socket, an alert reaches every member, and the one holder's answer
 //! reaches the issuer.
 
+use vigil_engine::model::HitRole;
+use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
-use vigil_node::services::Enrolment;
-use vigil_node::store::HitRole;
 use vigil_protocol::{Category, OrgKind};
 use vigil_tests::*;
 

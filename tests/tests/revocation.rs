@@ -4,8 +4,8 @@
 //! revoked member can no longer connect or publish to anyone.
 
 use vigil_crypto::sign_roster;
+use vigil_engine::audit::AuditEvent;
 use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
-use vigil_node::store::AuditEvent;
 use vigil_protocol::OrgKind;
 use vigil_tests::*;
 

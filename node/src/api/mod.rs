@@ -4,8 +4,6 @@
 //! Routes are listed in `ROUTES` and documented in README.md.
 
 use crate::runtime::{NodeError, NodeHandle};
-use crate::services::{EngineError, Enrolment};
-use crate::store::Regime;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use vigil_engine::model::Regime;
+use vigil_engine::{EngineError, Enrolment};
 use vigil_matcher::TemplateFile;
 use vigil_protocol::{AlertId, Category, RosterFile};
 

@@ -4,8 +4,8 @@
 
 use super::identify::JobDone;
 use super::{now_ms, NodeError, Runtime};
-use crate::services::{Action, AlertJob, RequestOutcome};
 use libp2p::request_response::ResponseChannel;
+use vigil_engine::{Action, AlertJob, RequestOutcome};
 use vigil_protocol::{decode, encode, AlertId, FetchProbe, FetchSplit, OrgId, Request, Response, Tag};
 
 impl Runtime {
@@ -35,9 +35,6 @@ impl Runtime {
                     actions.extend(self.engine.alert_answered(now_ms(), &job, pages));
                 }
                 JobDone::AnswerDecrypted { job, channel, result } => {
-                    if let (Ok((_, positions)), Some(ex)) = (&result, self.engine.alert_extractor(&job.alert)) {
-                        self.note_alert_answer(job.from, job.alert, ex, *positions);
-                    }
                     let (response, a) = self.engine.alert_answer_decrypted(now_ms(), &job, result);
                     actions.extend(a);
                     responses.push((channel, response));

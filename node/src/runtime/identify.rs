@@ -1,84 +1,20 @@
-//! The runtime's part of encrypted identification: encrypting probes (per
-//! peer in the form that moves the fewest bytes for the gallery size its
-//! last answer showed: column when unknown), answering queries and
-//! decrypting answers on blocking threads (never on the async runtime),
-//! collecting answers until every peer replied or the deadline passed, and
-//! reporting per peer.
+//! The runtime's part of encrypted identification: the engine decides
+//! (forms, deadlines, outcomes, `vigil_engine::query`); this encrypts
+//! probes, answers queries and decrypts answers on blocking threads (never
+//! on the async runtime), sends and receives the frames, and replies to the
+//! operator when the engine says a query is over.
 
 use super::{now_ms, NodeError, Reply, Runtime};
 use crate::net::{self, Frame};
-use crate::services::{position_handle, IdentifyJob, IdentifyStart};
-use crate::store::AuditEvent;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use libp2p::request_response::{self, ResponseChannel};
 use tokio::sync::mpsc;
-use vigil_matcher::encrypted::{
-    answer_forms, cheapest, AnswerForm, EncryptedAnswer, ProberKey, RowAnswer, MAX_SPLIT_CHUNKS,
-};
+use vigil_engine::{DecryptJob, Decrypted, IdentifyJob, IdentifyReport, IdentifyStart, QueryResponse, QueryStart};
+use vigil_matcher::encrypted::AnswerForm;
 use vigil_matcher::Template;
-use vigil_protocol::{decode, encode, AlertId, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Role, Tag};
+use vigil_protocol::{encode, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Tag};
 
 /// Bound of the queue of finished blocking jobs.
 pub(super) const JOB_QUEUE: usize = 64;
-
-/// How one peer answered a query.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerOutcome {
-    pub peer: OrgId,
-    /// `answered`, `refused`, `timeout` or `failed`.
-    pub status: String,
-    pub reason: Option<String>,
-    /// Handles of matching positions (resolve them with that peer).
-    pub hits: Vec<Handle>,
-    /// Gallery positions the peer answered for.
-    pub positions: usize,
-    /// The probe's form sent to this peer: `column`, `row` or `split N`.
-    pub form: String,
-}
-
-/// The form of the next query to a peer whose last answer had `records`
-/// positions (`None`: never answered): the one that moves the fewest bytes,
-/// as holders pick for alerts; the column form when the size is unknown.
-pub(super) fn form_for(records: Option<usize>, dim: usize) -> AnswerForm {
-    match records {
-        Some(r) => cheapest(r, dim, &answer_forms(dim, MAX_SPLIT_CHUNKS)),
-        None => AnswerForm::Column,
-    }
-}
-
-impl Runtime {
-    /// A page of a holder's answer to one of our alerts: the pages of one
-    /// alert add up to the size of the holder's gallery, so the first query
-    /// to that holder can go in the form that moves the fewest bytes instead
-    /// of the 2 MiB column form. Raises what is known, never lowers it (a
-    /// query's answer, exact, replaces it).
-    pub(super) fn note_alert_answer(
-        &mut self,
-        holder: OrgId,
-        alert: AlertId,
-        extractor: &'static str,
-        positions: usize,
-    ) {
-        let key = (holder, extractor);
-        let sum = match self.alert_pages.get(&key) {
-            Some((a, n)) if *a == alert => n + positions,
-            _ => positions,
-        };
-        self.alert_pages.insert(key, (alert, sum));
-        let known = self.peer_records.entry(key).or_insert(0);
-        *known = (*known).max(sum);
-    }
-}
-
-/// The outcome of `identify`.
-#[derive(Debug, Clone, Serialize)]
-pub struct IdentifyReport {
-    pub query: Handle,
-    pub peers: Vec<PeerOutcome>,
-}
 
 /// Work done on a blocking thread, handed back to the event loop.
 pub(super) enum JobDone {
@@ -93,15 +29,13 @@ pub(super) enum JobDone {
         frame: Result<Vec<u8>, String>,
     },
     Decrypted {
-        query: Handle,
-        peer: OrgId,
-        form: AnswerForm,
-        result: Result<(Vec<Handle>, usize), String>,
+        job: Box<DecryptJob>,
+        result: Decrypted,
     },
     /// A holder's answer pages to an encrypted alert.
     AlertAnswered {
-        job: Box<crate::services::AlertJob>,
-        pages: Result<Vec<crate::services::AnswerPage>, String>,
+        job: Box<vigil_engine::AlertJob>,
+        pages: Result<Vec<vigil_engine::AnswerPage>, String>,
     },
     /// An issuer's column-form probe for a holder, with the channel to respond on.
     ProbeEncrypted {
@@ -110,31 +44,10 @@ pub(super) enum JobDone {
     },
     /// An issuer's decryption of one answer page, with the channel to respond on.
     AnswerDecrypted {
-        job: Box<crate::services::AnswerJob>,
+        job: Box<vigil_engine::AnswerJob>,
         channel: ResponseChannel<Vec<u8>>,
         result: Result<(Vec<usize>, usize), String>,
     },
-}
-
-pub(super) struct PendingQuery {
-    reply: Reply<IdentifyReport>,
-    deadline: Instant,
-    key: Arc<ProberKey>,
-    /// Peers asked and not yet answered, by request, with the form sent.
-    waiting: HashMap<OutboundRequestId, (OrgId, AnswerForm)>,
-    /// Every member with the match role, and the form it gets.
-    plan: Vec<(OrgId, AnswerForm)>,
-    extractor: &'static str,
-    dim: usize,
-    purpose: String,
-    legal_basis: String,
-    decrypting: usize,
-    outcomes: Vec<PeerOutcome>,
-    encrypted: bool,
-}
-
-fn outcome(peer: OrgId, status: &str, reason: Option<String>, form: AnswerForm) -> PeerOutcome {
-    PeerOutcome { peer, status: status.into(), reason, hits: vec![], positions: 0, form: form.to_string() }
 }
 
 impl Runtime {
@@ -146,66 +59,21 @@ impl Runtime {
         legal_basis: String,
         reply: Reply<IdentifyReport>,
     ) {
-        let ex = match template.extractor() {
-            Ok(ex) => ex,
+        let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
+        let start = match self.engine.start_query(now_ms(), &template, purpose, legal_basis, connected) {
+            Ok(s) => s,
             Err(e) => {
-                let _ = reply.send(Err(NodeError::Engine(e.into())));
+                let _ = reply.send(Err(e.into()));
                 return;
             }
         };
-        let probe = IdentifyRequest {
-            query: Handle(rand::random()),
-            purpose: purpose.clone(),
-            legal_basis: legal_basis.clone(),
-            extractor: ex.id.into(),
-            probe: vec![],
-        };
-        if let Err(e) = probe.validate() {
-            let _ = reply.send(Err(NodeError::Config(e.to_string())));
-            return;
-        }
-        let (key, actions) = self.engine.prober_key();
-        if let Err(e) = self.apply(actions) {
+        if let Err(e) = self.apply(start.actions) {
+            self.engine.query_abandoned(start.query);
             let _ = reply.send(Err(e));
             return;
         }
-        let query = probe.query;
-        let me = self.engine.org();
-        let plan: Vec<(OrgId, AnswerForm)> = self
-            .engine
-            .roster()
-            .map(|r| {
-                r.body()
-                    .members
-                    .iter()
-                    .filter(|m| m.org != me && m.roles.contains(&Role::Match))
-                    .map(|m| (m.org, form_for(self.peer_records.get(&(m.org, ex.id)).copied(), ex.dim)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Encrypt only the forms of members connected now (a column probe
-        // for an absent large member would be 35 ms of work for nothing).
-        let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
-        let mut forms: Vec<AnswerForm> = plan.iter().filter(|(o, _)| connected(o)).map(|(_, f)| *f).collect();
-        forms.sort_by_key(|f| f.to_string());
-        forms.dedup();
-        self.queries.insert(
-            query,
-            PendingQuery {
-                reply,
-                deadline: Instant::now() + self.config.queries.timeout,
-                key: key.clone(),
-                waiting: HashMap::new(),
-                plan,
-                extractor: ex.id,
-                dim: ex.dim,
-                purpose: purpose.clone(),
-                legal_basis: legal_basis.clone(),
-                decrypting: 0,
-                outcomes: vec![],
-                encrypted: false,
-            },
-        );
+        let QueryStart { query, key, request, forms, .. } = start;
+        self.query_replies.insert(query, reply);
         let tx = self.jobs_tx.clone();
         let max = self.config.queries.max_query_bytes;
         self.spawn_blocking(move || {
@@ -218,7 +86,7 @@ impl Runtime {
                         Some(n) => key.encrypt_row_split(&template.vector, n).map(|p| p.to_bytes()),
                     }
                     .map_err(|e| e.to_string())?;
-                    let req = IdentifyRequest { probe: bytes, ..probe.clone() };
+                    let req = IdentifyRequest { probe: bytes, ..request.clone() };
                     let frame = encode(Tag::Request, &Request::Identify(req), max).map_err(|e| e.to_string())?;
                     Ok((form, frame))
                 })
@@ -236,36 +104,28 @@ impl Runtime {
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
             }
             JobDone::Encrypted { query, requests } => {
-                let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
-                q.encrypted = true;
                 let requests = match requests {
                     Ok(r) => r,
                     Err(e) => {
-                        let q = self.queries.remove(&query).expect("present");
-                        let _ = q.reply.send(Err(NodeError::Config(format!("cannot encrypt the probe: {e}"))));
+                        self.engine.query_abandoned(query);
+                        if let Some(reply) = self.query_replies.remove(&query) {
+                            let _ = reply.send(Err(NodeError::Probe(e)));
+                        }
                         return Ok(());
                     }
                 };
-                let plan = q.plan.clone();
-                let (mut asked, mut unreachable) = (HashMap::new(), vec![]);
-                for (peer, form) in plan {
-                    let frame = requests.iter().find(|(f, _)| *f == form).map(|(_, frame)| frame);
-                    match (net::peer_id(&peer), frame) {
-                        (Ok(pid), Some(frame)) if self.swarm.is_connected(&pid) => {
-                            let id = self.swarm.behaviour_mut().identify.send_request(&pid, Frame::Data(frame.clone()));
-                            self.identify_requests.insert(id, query);
-                            asked.insert(id, (peer, form));
-                        }
-                        _ => unreachable.push(outcome(peer, "failed", Some("not connected".into()), form)),
+                let forms: Vec<AnswerForm> = requests.iter().map(|(f, _)| *f).collect();
+                let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
+                let (send, actions) = self.engine.query_encrypted(query, &forms, connected);
+                for (peer, form) in send {
+                    let frame = requests.iter().find(|(f, _)| *f == form).map(|(_, frame)| frame.clone());
+                    if let (Ok(pid), Some(frame)) = (net::peer_id(&peer), frame) {
+                        let id = self.swarm.behaviour_mut().identify.send_request(&pid, Frame::Data(frame));
+                        self.identify_requests.insert(id, (query, peer));
                     }
                 }
-                let q = self.queries.get_mut(&query).expect("present");
-                let (purpose, legal_basis) = (q.purpose.clone(), q.legal_basis.clone());
-                q.waiting = asked;
-                q.outcomes.extend(unreachable);
-                let event = AuditEvent::QuerySent { query, purpose, legal_basis, peers: q.waiting.len() };
-                self.audit(event)?;
-                self.finish_if_done(query)?;
+                self.apply(actions)?;
+                self.finish_if_done(query);
             }
             JobDone::Answered { job, channel, frame } => {
                 let frame = match frame {
@@ -280,31 +140,10 @@ impl Runtime {
                 };
                 let _ = self.swarm.behaviour_mut().identify.send_response(channel, frame);
             }
-            JobDone::Decrypted { query, peer, form, result } => {
-                let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
-                q.decrypting -= 1;
-                match result {
-                    Ok((hits, positions)) => {
-                        self.peer_records.insert((peer, q.extractor), positions);
-                        let actions = self.engine.query_result(now_ms(), query, peer, &hits, positions);
-                        let q = self.queries.get_mut(&query).expect("present");
-                        let form = form.to_string();
-                        q.outcomes.push(PeerOutcome {
-                            peer,
-                            status: "answered".into(),
-                            reason: None,
-                            hits,
-                            positions,
-                            form,
-                        });
-                        self.apply(actions)?;
-                    }
-                    Err(e) => {
-                        q.outcomes.push(outcome(peer, "failed", Some(e.clone()), form));
-                        self.audit(AuditEvent::QueryUnanswered { query, peer, reason: e })?;
-                    }
-                }
-                self.finish_if_done(query)?;
+            JobDone::Decrypted { job, result } => {
+                let actions = self.engine.query_decrypted(now_ms(), &job, result);
+                self.apply(actions)?;
+                self.finish_if_done(job.query);
             }
         }
         Ok(())
@@ -358,52 +197,18 @@ impl Runtime {
                         if let Some(alert) = self.fetch_requests.remove(&request_id) {
                             return self.probe_fetched(alert, from, &response);
                         }
-                        let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
-                        let Some(q) = self.queries.get_mut(&query) else { return Ok(()) };
-                        let Some((peer, form)) = q.waiting.remove(&request_id) else { return Ok(()) };
-                        match decode::<Response>(Tag::Response, &response, self.config.queries.max_answer_bytes) {
-                            Ok(Response::Answer(a)) if a.query == query => {
-                                q.decrypting += 1;
-                                let (key, tx, max) =
-                                    (q.key.clone(), self.jobs_tx.clone(), self.config.queries.max_answer_bytes);
-                                let dim = q.dim;
+                        let Some((query, peer)) = self.identify_requests.remove(&request_id) else { return Ok(()) };
+                        match self.engine.query_response(query, peer, &response) {
+                            QueryResponse::Decrypt(job) => {
+                                let tx = self.jobs_tx.clone();
                                 self.spawn_blocking(move || {
-                                    let result = decrypt_answer(&key, &a.answer, form, dim, max).map(
-                                        |(decisions, positions)| {
-                                            let hits = decisions
-                                                .iter()
-                                                .enumerate()
-                                                .filter(|(_, m)| **m)
-                                                .map(|(p, _)| position_handle(&query, p))
-                                                .collect();
-                                            (hits, positions)
-                                        },
-                                    );
-                                    let _ = tx.blocking_send(JobDone::Decrypted { query, peer, form, result });
+                                    let result = job.run();
+                                    let _ = tx.blocking_send(JobDone::Decrypted { job, result });
                                 });
                             }
-                            Ok(Response::Refused(r)) => {
-                                if r == Refusal::Unsupported && form != AnswerForm::Column {
-                                    // Its gallery may have outgrown the form: column next time.
-                                    self.peer_records.remove(&(peer, q.extractor));
-                                }
-                                q.outcomes.push(outcome(peer, "refused", Some(format!("{r:?}")), form));
-                                self.audit(AuditEvent::QueryUnanswered {
-                                    query,
-                                    peer,
-                                    reason: format!("refused: {r:?}"),
-                                })?;
-                            }
-                            other => {
-                                let reason = match other {
-                                    Err(e) => format!("undecodable answer: {e}"),
-                                    _ => "answer to another query".into(),
-                                };
-                                q.outcomes.push(outcome(peer, "failed", Some(reason.clone()), form));
-                                self.audit(AuditEvent::QueryUnanswered { query, peer, reason })?;
-                            }
+                            QueryResponse::Done(actions) => self.apply(actions)?,
                         }
-                        self.finish_if_done(query)?;
+                        self.finish_if_done(query);
                     }
                 }
             }
@@ -412,20 +217,12 @@ impl Runtime {
                     let actions = self.engine.probe_fetched(alert, Err(error.to_string()));
                     return self.apply(actions);
                 }
-                let Some(query) = self.identify_requests.remove(&request_id) else { return Ok(()) };
-                if let Some(q) = self.queries.get_mut(&query) {
-                    if let Some((org, form)) = q.waiting.remove(&request_id) {
-                        let status = if matches!(error, request_response::OutboundFailure::Timeout) {
-                            "timeout"
-                        } else {
-                            "failed"
-                        };
-                        q.outcomes.push(outcome(org, status, Some(error.to_string()), form));
-                        self.audit(AuditEvent::QueryUnanswered { query, peer: org, reason: error.to_string() })?;
-                    }
-                }
+                let Some((query, org)) = self.identify_requests.remove(&request_id) else { return Ok(()) };
+                let timeout = matches!(error, request_response::OutboundFailure::Timeout);
+                let actions = self.engine.query_failed(query, org, timeout, error.to_string());
+                self.apply(actions)?;
                 tracing::debug!(org = %self.name, %peer, "query failed: {error}");
-                self.finish_if_done(query)?;
+                self.finish_if_done(query);
             }
             _ => {}
         }
@@ -433,57 +230,29 @@ impl Runtime {
     }
 
     /// Replies to the operator once nothing more can arrive.
-    fn finish_if_done(&mut self, query: Handle) -> Result<(), NodeError> {
-        let done = self.queries.get(&query).is_some_and(|q| q.encrypted && q.waiting.is_empty() && q.decrypting == 0);
-        if done {
-            let q = self.queries.remove(&query).expect("present");
-            let mut peers = q.outcomes;
-            peers.sort_by_key(|o| o.peer);
-            let _ = q.reply.send(Ok(IdentifyReport { query, peers }));
+    fn finish_if_done(&mut self, query: Handle) {
+        if let Some(report) = self.engine.take_finished_query(query) {
+            if let Some(reply) = self.query_replies.remove(&query) {
+                let _ = reply.send(Ok(report));
+            }
         }
-        Ok(())
     }
 
     /// Marks peers that missed the deadline as timed out.
     pub(super) fn expire_queries(&mut self) -> Result<(), NodeError> {
-        let now = Instant::now();
-        let late: Vec<Handle> =
-            self.queries.iter().filter(|(_, q)| q.deadline <= now && q.encrypted).map(|(h, _)| *h).collect();
-        for query in late {
-            let q = self.queries.get_mut(&query).expect("present");
-            let waiting: Vec<(OutboundRequestId, (OrgId, AnswerForm))> = q.waiting.drain().collect();
-            q.decrypting = 0;
-            for (id, (peer, form)) in waiting {
-                self.identify_requests.remove(&id);
-                let q = self.queries.get_mut(&query).expect("present");
-                q.outcomes.push(outcome(peer, "timeout", Some("no answer before the deadline".into()), form));
-                self.audit(AuditEvent::QueryUnanswered { query, peer, reason: "timeout".into() })?;
-            }
-            self.finish_if_done(query)?;
+        let (late, actions) = self.engine.expire_queries(now_ms());
+        if late.is_empty() {
+            return Ok(());
+        }
+        self.identify_requests.retain(|_, q| !late.contains(q));
+        self.apply(actions)?;
+        let mut queries: Vec<Handle> = late.into_iter().map(|(q, _)| q).collect();
+        queries.dedup();
+        for query in queries {
+            self.finish_if_done(query);
         }
         Ok(())
     }
-}
-
-/// Decrypts an answer in the form asked: a column answer, or a row answer
-/// at the stride of the split sent (another stride is refused).
-fn decrypt_answer(
-    key: &ProberKey,
-    bytes: &[u8],
-    form: AnswerForm,
-    dim: usize,
-    max: usize,
-) -> Result<(Vec<bool>, usize), String> {
-    let Some(chunks) = form.row_chunks() else {
-        let a = EncryptedAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
-        return key.decrypt(&a).map(|d| (d, a.count)).map_err(|e| e.to_string());
-    };
-    let a = RowAnswer::from_bytes(bytes, max).map_err(|e| e.to_string())?;
-    let want = vigil_matcher::encrypted::stride(dim, chunks);
-    if a.stride != want {
-        return Err(format!("row answer at stride {}, the probe sent has stride {want}", a.stride));
-    }
-    key.decrypt_row(&a).map(|d| (d, a.count)).map_err(|e| e.to_string())
 }
 
 pub(super) fn job_channel() -> (mpsc::Sender<JobDone>, mpsc::Receiver<JobDone>) {

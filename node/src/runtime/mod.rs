@@ -12,12 +12,10 @@ mod upkeep;
 mod views;
 
 pub use heavy::low_priority_pool;
-pub use identify::{IdentifyReport, PeerOutcome};
 pub use views::{AlertView, RecordView, Status};
 
 use crate::net::{self, Behaviour, BehaviourEvent, Tap, ALERT_TOPIC};
-use crate::services::{Action, Engine, EngineError, EngineInit, Enrolment, Verdict};
-use crate::store::{AuditEvent, AuditRecord, Store, StoreError, StoreOp, StoredHit};
+use crate::store::{AuditRecord, Store, StoreError};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
@@ -26,6 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use vigil_config::NodeConfig;
 use vigil_crypto::{Identity, SealKey, TrustAnchor};
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{StoreOp, StoredDisclosure, StoredHit};
+use vigil_engine::{Action, Engine, EngineError, EngineInit, Enrolment, IdentifyReport, Verdict};
 use vigil_matcher::Template;
 use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response, SignedRoster, Tag};
 
@@ -55,6 +56,8 @@ pub enum NodeError {
     Stopped,
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot encrypt the probe: {0}")]
+    Probe(String),
     #[error("backup failed: {0}")]
     Backup(String),
     #[error("cannot start the node's thread: {0}")]
@@ -108,7 +111,7 @@ enum Command {
     Identify { template: Box<Template>, purpose: String, legal_basis: String, reply: Reply<IdentifyReport> },
     RequestDisclosure { hit: Handle, reason: String, reply: Reply<Handle> },
     DecideDisclosure { id: Handle, contact: Option<String>, reply: Reply<()> },
-    Disclosures(Reply<Vec<crate::store::StoredDisclosure>>),
+    Disclosures(Reply<Vec<StoredDisclosure>>),
     RotateProberKey(Reply<String>),
     Cut(Vec<OrgId>, Reply<()>),
     Shutdown(oneshot::Sender<()>),
@@ -218,7 +221,7 @@ impl NodeHandle {
         ask!(self, |reply| Command::DecideDisclosure { id, contact, reply })
     }
     /// Disclosure requests at this node, both directions.
-    pub async fn disclosures(&self) -> Result<Vec<crate::store::StoredDisclosure>, NodeError> {
+    pub async fn disclosures(&self) -> Result<Vec<StoredDisclosure>, NodeError> {
         ask!(self, Command::Disclosures)
     }
     /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
@@ -262,17 +265,12 @@ struct Runtime {
     /// When each refused peer (or address) was last audited.
     refusals_audited: HashMap<String, u64>,
     listen: Vec<Multiaddr>,
-    /// Identification queries this node sent, by query.
-    queries: HashMap<Handle, identify::PendingQuery>,
-    identify_requests: HashMap<request_response::OutboundRequestId, Handle>,
-    /// Prober: positions in each peer's last answer, per extractor: picks
-    /// the form of the next query to that peer (`identify::form_for`).
-    peer_records: HashMap<(OrgId, &'static str), usize>,
-    /// Issuer: positions in the pages of each holder's answer to our latest
-    /// alert it answered, per extractor (`note_alert_answer`).
-    alert_pages: HashMap<(OrgId, &'static str), (AlertId, usize)>,
+    /// Operators waiting for the report of a query this node sent.
+    query_replies: HashMap<Handle, Reply<IdentifyReport>>,
+    /// Query requests in flight: to which member, for which query.
+    identify_requests: HashMap<request_response::OutboundRequestId, (Handle, OrgId)>,
     /// Retry schedule of the messages waiting for peers.
-    retry: crate::services::RetrySchedule,
+    retry: vigil_engine::RetrySchedule,
     /// Column-form probe fetches this node sent, by request.
     fetch_requests: HashMap<request_response::OutboundRequestId, AlertId>,
     jobs_tx: mpsc::Sender<identify::JobDone>,
@@ -368,10 +366,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         outq: Default::default(),
         refusals_audited: Default::default(),
         listen,
-        queries: HashMap::new(),
+        query_replies: HashMap::new(),
         identify_requests: HashMap::new(),
-        peer_records: HashMap::new(),
-        alert_pages: HashMap::new(),
         fetch_requests: HashMap::new(),
         retry: Default::default(),
         jobs_tx,

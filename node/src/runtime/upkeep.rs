@@ -61,7 +61,11 @@ impl Runtime {
             self.refusals_audited.retain(|_, at| now < *at + EVERY_MS);
         }
         self.refusals_audited.insert(peer.clone(), now);
-        self.store.commit_unflushed(&[], now, vec![crate::store::AuditEvent::ConnectionRefused { peer, reason }])?;
+        self.store.commit_unflushed(
+            &[],
+            now,
+            vec![vigil_engine::audit::AuditEvent::ConnectionRefused { peer, reason }],
+        )?;
         Ok(())
     }
 

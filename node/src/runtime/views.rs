@@ -2,8 +2,8 @@
 //! answers): ids, times and case facts, never a template.
 
 use super::now_ms;
-use crate::store::{StoredAlert, StoredRecord};
 use serde::Serialize;
+use vigil_engine::model::{AlertStatus, StoredAlert, StoredRecord};
 use vigil_protocol::{AlertId, Category, OrgId};
 
 /// An alert as shown to operators.
@@ -13,7 +13,7 @@ pub struct AlertView {
     pub issuer: OrgId,
     pub seq: u64,
     pub category: Category,
-    pub status: crate::store::AlertStatus,
+    pub status: AlertStatus,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
     /// When this node received (or published) it.

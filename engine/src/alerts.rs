@@ -5,7 +5,8 @@
 
 use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
-use crate::store::{AlertStatus, AuditEvent, StoreOp, StoredAlert};
+use crate::audit::AuditEvent;
+use crate::model::{AlertStatus, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
 use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_withdrawal};
 use vigil_matcher::Template;
@@ -53,16 +54,13 @@ impl Engine {
             return Err(EngineError::NotAllowed(Role::Alert));
         }
         if case_ref.is_empty() || case_ref.len() > super::MAX_CASE_REF {
-            return Err(EngineError::Invalid(format!("case reference must be 1..={} bytes", super::MAX_CASE_REF)));
+            return Err(EngineError::TextLength { field: "case reference", max: super::MAX_CASE_REF, hint: "" });
         }
         if expires_at_ms <= now_ms {
-            return Err(EngineError::Invalid("expiry must be in the future".into()));
+            return Err(EngineError::NotInFuture("expiry"));
         }
         if expires_at_ms - now_ms > self.policy.max_lifetime.as_millis() as u64 {
-            return Err(EngineError::Invalid(format!(
-                "expiry is beyond the federation's maximum alert lifetime of {}",
-                humantime::format_duration(self.policy.max_lifetime)
-            )));
+            return Err(EngineError::BeyondLifetime(humantime::format_duration(self.policy.max_lifetime).to_string()));
         }
         let active = self.alerts.values().filter(|a| a.status == AlertStatus::Active).count();
         if active >= self.policy.max_active {
@@ -82,7 +80,7 @@ impl Engine {
                 let (key, created) = self.prober_key();
                 actions.extend(created);
                 // One GLWE pair: about a millisecond, fine on the event loop.
-                let row = key.encrypt_row(&template.vector).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                let row = key.encrypt_row(&template.vector)?;
                 Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.into(), row: row.to_bytes() })
             }
             AlertForm::Protected => None,
@@ -98,11 +96,11 @@ impl Engine {
             probe,
             encrypted,
         };
-        let signature = sign_alert(&self.me, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let signature = sign_alert(&self.me, &body)?;
         let alert = SignedAlert { body, signature };
         let id = alert_id(&alert.body);
         let bytes = encode(Tag::Gossip, &AlertEnvelope::Publish(alert.clone()), max_gossip_bytes)
-            .map_err(|e| EngineError::Invalid(format!("alert does not fit in a gossip message: {e}")))?;
+            .map_err(|source| EngineError::Message { what: "alert does not fit in a gossip message", source })?;
         let probe_vector = alert.body.encrypted.is_some().then(|| template.vector.clone());
         let stored = StoredAlert {
             id,
@@ -136,16 +134,15 @@ impl Engine {
             return Err(EngineError::NotOurs(id));
         }
         if a.status == AlertStatus::Withdrawn {
-            return Err(EngineError::Invalid(format!("alert {id} is already withdrawn")));
+            return Err(EngineError::AlreadyWithdrawn(id));
         }
         let seq = self.meta.alert_seq + 1;
         let body =
             Withdrawal { issuer: self.org, seq, prev: self.head(&self.org).1, alert: id, withdrawn_at_ms: now_ms };
-        let signature =
-            sign_body(&self.me, domain::WITHDRAWAL, &body).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let signature = sign_body(&self.me, domain::WITHDRAWAL, &body)?;
         let signed = SignedWithdrawal { body, signature };
         let bytes = encode(Tag::Gossip, &AlertEnvelope::Withdraw(signed.clone()), max_gossip_bytes)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            .map_err(|source| EngineError::Message { what: "withdrawal does not fit in a gossip message", source })?;
         self.meta.alert_seq = seq;
         let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(signed.clone()));
         self.record_entry(self.org, seq, LogRef { hash, alert: id, withdrawal: true });

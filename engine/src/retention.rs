@@ -7,14 +7,15 @@
 //! the runtime then compacts the store so its sealed bytes leave the disk.
 
 use super::{Action, Engine, EngineError};
-use crate::store::{AlertStatus, AuditEvent, DisclosureStatus, HitSource, StoreOp};
+use crate::audit::AuditEvent;
+use crate::model::{AlertStatus, DisclosureStatus, HitSource, StoreOp};
 use std::collections::{HashMap, HashSet};
 use vigil_protocol::{AlertId, Handle};
 
 impl Engine {
     /// Erases record `id`; `reason` is audited.
     pub fn erase(&mut self, id: u64, reason: &str) -> Result<Vec<Action>, EngineError> {
-        let g = self.gallery.remove(&id).ok_or_else(|| EngineError::Invalid(format!("no record {id}")))?;
+        let g = self.gallery.remove(&id).ok_or(EngineError::UnknownRecord(id))?;
         self.layouts.remove(g.extractor);
         self.matched.retain(|(_, r)| *r != id);
         let mut actions = vec![Action::Store(StoreOp::DeleteRecord(id))];

@@ -1,9 +1,13 @@
-//! The node's services as one I/O-free state machine. Each method takes
-//! `now_ms` and an input (an operator command, a decoded-or-not message
-//! from a peer) and returns a decision plus `Action`s: durable writes,
-//! audit entries, gossip to publish, notices to send, peers to block. The
-//! runtime (libp2p + sled) applies actions in order; `simnet` can drive the
-//! same engine with its own clock.
+//! Vigil's engine: the node's services as one I/O-free state machine.
+//! Each method takes `now_ms` and an input (an operator command, a
+//! decoded-or-not message from a peer) and returns a decision plus
+//! `Action`s: durable writes, audit entries, gossip to publish, notices to
+//! send, peers to block. The node's runtime (libp2p + sled) applies them in
+//! order; drills and tests drive the same engine with a clock of their own.
+//! This crate has no tokio, libp2p or sled dependency, and Cargo keeps it so.
+
+pub mod audit;
+pub mod model;
 
 mod alerts;
 mod answered;
@@ -12,24 +16,28 @@ mod encrypted_alerts;
 mod hits;
 mod identify;
 mod outbox;
+mod query;
 mod retention;
 mod sync;
 
-use crate::store::{
-    AlertStatus, AuditEvent, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord,
-};
+use crate::audit::AuditEvent;
+use crate::model::{AlertStatus, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord};
 use rand::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use vigil_config::AlertPolicy;
-use vigil_crypto::{Identity, TrustAnchor, VerifiedRoster};
+use vigil_crypto::{Identity, RosterError, SignError, TrustAnchor, VerifiedRoster};
+use vigil_matcher::encrypted::EncryptedError;
 use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, TemplateError};
-use vigil_protocol::{AlertId, Category, OrgId, Role, SignedHitNotice};
+use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, WireError};
 
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
 pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart, QueryProbe};
 pub use outbox::RetrySchedule;
+pub use query::{
+    form_for, DecryptJob, Decrypted, IdentifyReport, OutcomeStatus, PeerOutcome, QueryResponse, QueryStart,
+};
 pub use sync::{entry_hash, MAX_PAGE_ENTRIES};
 
 /// Something the runtime must do, in order.
@@ -68,7 +76,10 @@ pub enum Action {
     },
 }
 
+/// Why the engine refused an operator's command (or could not start).
+/// Callers decide on the variant; the text is for people.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     #[error("invalid template: {0}")]
     Template(#[from] TemplateError),
@@ -80,10 +91,57 @@ pub enum EngineError {
     UnknownAlert(AlertId),
     #[error("alert {0} was not issued by this node")]
     NotOurs(AlertId),
-    #[error("{0}")]
-    Invalid(String),
+    #[error("alert {0} is already withdrawn")]
+    AlreadyWithdrawn(AlertId),
     #[error("the limit of {0} active alerts is reached")]
     TooManyAlerts(usize),
+    /// Operator-supplied text is empty or too long.
+    #[error("{field} must be 1..={max} bytes{hint}")]
+    TextLength { field: &'static str, max: usize, hint: &'static str },
+    /// A date that must lie ahead (`expiry`, `retain-until date`) does not.
+    #[error("{0} must be in the future")]
+    NotInFuture(&'static str),
+    #[error("expiry is beyond the federation's maximum alert lifetime of {0}")]
+    BeyondLifetime(String),
+    #[error("no hit with handle {0}")]
+    UnknownHit(Handle),
+    #[error("this node holds that record; disclosure is asked by the other end")]
+    HolderCannotRequest,
+    #[error("no disclosure request {0}")]
+    UnknownDisclosure(Handle),
+    #[error("disclosure {0} is not waiting for this node's decision")]
+    NotPendingHere(Handle),
+    #[error("no record {0}")]
+    UnknownRecord(u64),
+    /// A message this node would send is invalid or too large.
+    #[error("{what}: {source}")]
+    Message {
+        what: &'static str,
+        #[source]
+        source: WireError,
+    },
+    /// Encrypting a probe failed.
+    #[error("cannot encrypt the probe: {0}")]
+    Encrypt(#[from] EncryptedError),
+    #[error("cannot sign: {0}")]
+    Sign(#[from] SignError),
+    #[error("the stored {which} prober key does not load: {source}")]
+    StoredKey {
+        which: &'static str,
+        #[source]
+        source: EncryptedError,
+    },
+    #[error("no trusted stewards are configured (federation.stewards)")]
+    NoStewards,
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    #[error("roster is for federation {found:?}, this node belongs to {ours:?}")]
+    OtherFederation { found: String, ours: String },
+    #[error("roster version {found} is not newer than the current version {current}")]
+    StaleRoster { found: u64, current: u64 },
+    /// The query's request is invalid (purpose, legal basis, extractor).
+    #[error("invalid query: {0}")]
+    Query(WireError),
 }
 
 /// An operator's enrolment request (already validated as a template).
@@ -160,9 +218,9 @@ pub struct Engine {
     layouts: HashMap<String, Arc<identify::EncryptedGallery>>,
     budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
     answered: std::collections::VecDeque<identify::AnsweredQuery>,
-    disclosures: BTreeMap<vigil_protocol::Handle, crate::store::StoredDisclosure>,
+    disclosures: BTreeMap<vigil_protocol::Handle, crate::model::StoredDisclosure>,
     /// Holder: answer pages to encrypted alerts, by answer id.
-    answers: HashMap<vigil_protocol::Handle, crate::store::StoredAnswer>,
+    answers: HashMap<vigil_protocol::Handle, crate::model::StoredAnswer>,
     /// Holder: the records each encrypted alert was answered (or is being
     /// answered) for.
     answered_alerts: answered::Answered,
@@ -179,6 +237,9 @@ pub struct Engine {
     /// Issuer: each fetched form of an alert's probe, encrypted once and
     /// given to every holder that asks (bounded, see `encrypted_alerts`).
     fetched_forms: HashMap<(AlertId, Option<usize>), encrypted_alerts::FetchedForm>,
+    /// Prober: queries collecting answers, and what answers showed of
+    /// each member's gallery.
+    open_queries: query::Queries,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -194,8 +255,8 @@ pub struct EngineInit {
     pub records: Vec<StoredRecord>,
     pub alerts: Vec<StoredAlert>,
     pub hits: Vec<StoredHit>,
-    pub disclosures: Vec<crate::store::StoredDisclosure>,
-    pub answers: Vec<crate::store::StoredAnswer>,
+    pub disclosures: Vec<crate::model::StoredDisclosure>,
+    pub answers: Vec<crate::model::StoredAnswer>,
     /// Largest request frame (`network.max_frame_bytes`).
     pub max_frame_bytes: usize,
     /// Catch-up bytes served to one peer per hour (`network.sync_bytes_per_hour`).
@@ -253,6 +314,7 @@ impl Engine {
             fetching: HashMap::new(),
             fetches: HashMap::new(),
             fetched_forms: HashMap::new(),
+            open_queries: Default::default(),
         };
         let mut answered: HashMap<AlertId, BTreeSet<u64>> = HashMap::new();
         for a in init.answers {
@@ -261,7 +323,7 @@ impl Engine {
         }
         for k in &e.meta.retired_prober_keys {
             let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
-                .map_err(|err| EngineError::Invalid(format!("stored retired prober key: {err}")))?;
+                .map_err(|source| EngineError::StoredKey { which: "retired", source })?;
             e.retired.push(Arc::new(key));
         }
         for d in init.disclosures {
@@ -269,7 +331,7 @@ impl Engine {
         }
         if let Some(k) = &e.meta.prober_key {
             let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
-                .map_err(|err| EngineError::Invalid(format!("stored prober key: {err}")))?;
+                .map_err(|source| EngineError::StoredKey { which: "current", source })?;
             e.prober = Some(Arc::new(key));
         }
         for r in init.records {
@@ -359,25 +421,17 @@ impl Engine {
         roster: vigil_protocol::SignedRoster,
     ) -> Result<Vec<Action>, EngineError> {
         let _ = now_ms;
-        let anchor = self
-            .anchor
-            .as_ref()
-            .ok_or_else(|| EngineError::Invalid("no trusted stewards are configured (federation.stewards)".into()))?;
-        let verified = vigil_crypto::verify_roster(&roster, anchor).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let anchor = self.anchor.as_ref().ok_or(EngineError::NoStewards)?;
+        let verified = vigil_crypto::verify_roster(&roster, anchor)?;
         if let Some(cur) = &self.roster {
             if verified.body().federation != cur.body().federation {
-                return Err(EngineError::Invalid(format!(
-                    "roster is for federation {:?}, this node belongs to {:?}",
-                    verified.body().federation,
-                    cur.body().federation
-                )));
+                return Err(EngineError::OtherFederation {
+                    found: verified.body().federation.clone(),
+                    ours: cur.body().federation.clone(),
+                });
             }
             if verified.body().version <= cur.body().version {
-                return Err(EngineError::Invalid(format!(
-                    "roster version {} is not newer than the current version {}",
-                    verified.body().version,
-                    cur.body().version
-                )));
+                return Err(EngineError::StaleRoster { found: verified.body().version, current: cur.body().version });
             }
         }
         let event =
@@ -390,13 +444,13 @@ impl Engine {
     /// Enrols a record and runs it against every active alert.
     pub fn enrol(&mut self, now_ms: u64, req: Enrolment) -> Result<(u64, Vec<Action>), EngineError> {
         if req.case_ref.is_empty() || req.case_ref.len() > MAX_CASE_REF {
-            return Err(EngineError::Invalid(format!("case reference must be 1..={MAX_CASE_REF} bytes")));
+            return Err(EngineError::TextLength { field: "case reference", max: MAX_CASE_REF, hint: "" });
         }
         if req.consent.is_empty() || req.consent.len() > MAX_CONSENT {
-            return Err(EngineError::Invalid(format!("consent must be 1..={MAX_CONSENT} bytes (state the basis)")));
+            return Err(EngineError::TextLength { field: "consent", max: MAX_CONSENT, hint: " (state the basis)" });
         }
         if req.retain_until_ms <= now_ms {
-            return Err(EngineError::Invalid("retain-until date is in the past".into()));
+            return Err(EngineError::NotInFuture("retain-until date"));
         }
         req.template.extractor()?;
         let id = self.meta.next_record.max(1);

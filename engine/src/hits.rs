@@ -3,7 +3,8 @@
 //! notice with a known handle is acknowledged again and stored once.
 
 use super::{Action, Engine, RequestOutcome};
-use crate::store::{AuditEvent, HitRole, HitSource, StoreOp, StoredHit};
+use crate::audit::AuditEvent;
+use crate::model::{HitRole, HitSource, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
 use vigil_protocol::{
     decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag,

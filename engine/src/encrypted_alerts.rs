@@ -8,7 +8,8 @@
 use super::answered::Undo;
 use super::identify::position_handle;
 use super::{Action, Engine};
-use crate::store::{AlertStatus, AuditEvent, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
+use crate::audit::AuditEvent;
+use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
     answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, EncryptedAnswer,
@@ -620,6 +621,9 @@ impl Engine {
             }
         };
         let (alert, answer, holder) = (job.alert, job.answer_id, job.from);
+        if let Some(ex) = self.alert_extractor(&alert) {
+            self.open_queries.note_alert_answer(holder, alert, ex, positions);
+        }
         let mut actions = vec![Action::Audit(AuditEvent::AlertAnswerReceived {
             alert,
             answer,

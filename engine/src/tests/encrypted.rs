@@ -3,7 +3,7 @@
 //! records, idempotent delivery, refusals, key rotation and disclosure.
 
 use super::*;
-use crate::services::identify::IdentifyStart;
+use crate::identify::IdentifyStart;
 use vigil_config::AlertForm;
 
 const GOSSIP_E: usize = 40 * 1024;
@@ -88,7 +88,7 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     let hits: Vec<StoredHit> = f.engines[0].hits().cloned().collect();
     assert_eq!(hits.len(), 1, "exactly one record matches: {hits:?}");
     assert_eq!(hits[0].peer, holder);
-    assert!(matches!(hits[0].source, crate::store::HitSource::EncryptedAlert { alert: a, .. } if a == alert));
+    assert!(matches!(hits[0].source, crate::model::HitSource::EncryptedAlert { alert: a, .. } if a == alert));
     // Acks mark the holder's pages delivered; nothing is resent after that.
     let (_, _, key) = pages[0].1[0].clone();
     let pending = |e: &Engine| e.outbox().into_iter().filter(|m| matches!(m.1, Request::AlertAnswer(_))).count();
@@ -144,7 +144,7 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     let before = stored_pages(&f.engines[2]);
     assert!(before >= 3, "the first answer and two standing ones");
     let purge = f.engines[2].purge_closed_alerts(T0 + 3 * DAY);
-    let deleted = purge.iter().filter(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteAnswer(_)))).count();
+    let deleted = purge.iter().filter(|a| matches!(a, Action::Store(crate::model::StoreOp::DeleteAnswer(_)))).count();
     assert_eq!(deleted, before);
     assert_eq!(stored_pages(&f.engines[2]), 0);
     assert!(!f.engines[2].answered_alerts.contains(&alert, late));
@@ -429,7 +429,7 @@ fn row_form_queries_are_answered_at_their_stride_and_refused_when_too_large() {
     assert_eq!(hits.len(), 1, "one record matches");
     // Its handle resolves (for disclosure) through the row order.
     f.engines[1].identify_answered(&job);
-    let hit = crate::services::position_handle(&query, hits[0]);
+    let hit = crate::position_handle(&query, hits[0]);
     let d = DisclosureRequest { id: Handle([8; 16]), hit, query: Some(query), reason: "confirm".into() };
     let frame = encode(Tag::Request, &Request::Disclose(d), FRAME).unwrap();
     let (r, actions) = f.engines[1].on_request(T0 + 2, prober, &frame, FRAME);
@@ -474,5 +474,5 @@ fn query_hits_are_kept_for_a_while_then_purged_unless_a_disclosure_is_open() {
         .any(|a| matches!(a, Action::Audit(AuditEvent::QueryHitsPurged { query, hits: 2 }) if *query == q1)));
     let left: Vec<Handle> = f.engines[0].hits().map(|h| h.handle).collect();
     assert_eq!(left, vec![Handle([21; 16])], "the hit with an open disclosure stays");
-    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteHit(_)))).count(), 2);
+    assert_eq!(actions.iter().filter(|a| matches!(a, Action::Store(crate::model::StoreOp::DeleteHit(_)))).count(), 2);
 }

@@ -6,7 +6,7 @@
 //! what came back, and flag answers with implausibly many positives.
 
 use super::{Action, Engine};
-use crate::store::AuditEvent;
+use crate::audit::AuditEvent;
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
     respond, respond_row, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS,
@@ -118,7 +118,7 @@ impl Engine {
         (
             key,
             vec![
-                Action::Store(crate::store::StoreOp::PutMeta(Box::new(self.meta.clone()))),
+                Action::Store(crate::model::StoreOp::PutMeta(Box::new(self.meta.clone()))),
                 Action::Audit(AuditEvent::ProberKeyCreated { key_id: id }),
             ],
         )
@@ -293,17 +293,17 @@ impl Engine {
         let positives = hits.len();
         let mut actions = vec![Action::Audit(AuditEvent::QueryAnswered { query, peer, positives, positions })];
         for handle in hits {
-            let hit = crate::store::StoredHit {
+            let hit = crate::model::StoredHit {
                 handle: *handle,
-                role: crate::store::HitRole::Prober,
-                source: crate::store::HitSource::Query(query),
+                role: crate::model::HitRole::Prober,
+                source: crate::model::HitSource::Query(query),
                 peer,
                 record: None,
                 at_ms: now_ms,
                 delivered: true,
             };
             self.hits.insert(*handle, hit.clone());
-            actions.push(Action::Store(crate::store::StoreOp::PutHit(hit)));
+            actions.push(Action::Store(crate::model::StoreOp::PutHit(hit)));
         }
         if positions > 0 && positives as f64 > self.queries.flag_hit_fraction * positions as f64 && positives > 1 {
             actions.push(Action::Audit(AuditEvent::QueryFlagged { query, peer, positives, positions }));

@@ -6,7 +6,8 @@
 
 use super::identify::position_handle;
 use super::{Action, Engine, EngineError};
-use crate::store::{AuditEvent, DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
+use crate::audit::AuditEvent;
+use crate::model::{DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
 use vigil_matcher::encrypted::{answer_order, row_order};
 use vigil_protocol::{DisclosureAnswer, DisclosureRequest, Handle, OrgId, Refusal, Request, Response};
 
@@ -27,11 +28,9 @@ impl Engine {
         hit: Handle,
         reason: String,
     ) -> Result<(Handle, Vec<Action>), EngineError> {
-        let h = self.hits.get(&hit).ok_or_else(|| EngineError::Invalid(format!("no hit with handle {hit}")))?;
+        let h = self.hits.get(&hit).ok_or(EngineError::UnknownHit(hit))?;
         if !matches!(h.role, HitRole::Issuer | HitRole::Prober) {
-            return Err(EngineError::Invalid(
-                "this node holds that record; disclosure is asked by the other end".into(),
-            ));
+            return Err(EngineError::HolderCannotRequest);
         }
         let query = match h.source {
             HitSource::Query(q) => Some(q),
@@ -43,7 +42,7 @@ impl Engine {
         rand::RngCore::fill_bytes(&mut self.rng, &mut id);
         let id = Handle(id);
         let req = DisclosureRequest { id, hit, query, reason: reason.clone() };
-        req.validate().map_err(|e| EngineError::Invalid(e.to_string()))?;
+        req.validate().map_err(|source| EngineError::Message { what: "invalid disclosure request", source })?;
         let d = StoredDisclosure {
             id,
             role: DisclosureRole::Requester,
@@ -132,13 +131,13 @@ impl Engine {
         id: Handle,
         contact: Option<String>,
     ) -> Result<Vec<Action>, EngineError> {
-        let d = self.disclosures.get(&id).ok_or_else(|| EngineError::Invalid(format!("no disclosure request {id}")))?;
+        let d = self.disclosures.get(&id).ok_or(EngineError::UnknownDisclosure(id))?;
         if d.role != DisclosureRole::Holder || d.status != DisclosureStatus::Pending {
-            return Err(EngineError::Invalid(format!("disclosure {id} is not waiting for this node's decision")));
+            return Err(EngineError::NotPendingHere(id));
         }
         let approved = contact.is_some();
         let answer = DisclosureAnswer { id, approved, contact: contact.clone() };
-        answer.validate().map_err(|e| EngineError::Invalid(e.to_string()))?;
+        answer.validate().map_err(|source| EngineError::Message { what: "invalid disclosure answer", source })?;
         let mut d = d.clone();
         d.status = if approved { DisclosureStatus::Approved } else { DisclosureStatus::Refused };
         d.contact = contact;

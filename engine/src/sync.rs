@@ -8,7 +8,8 @@
 
 use super::alerts::alert_id;
 use super::{Action, Engine};
-use crate::store::{AlertStatus, AuditEvent, StoredAlert};
+use crate::audit::AuditEvent;
+use crate::model::{AlertStatus, StoredAlert};
 use std::collections::HashSet;
 use vigil_crypto::{alert_header, header_id, sha256, verify_withdrawal};
 use vigil_protocol::{
@@ -488,7 +489,7 @@ impl Engine {
         self.record_entry(h.issuer, h.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
         self.count_created(h.issuer, h.created_at_ms);
         self.alerts.insert(id, stored.clone());
-        Ok(vec![Action::Store(crate::store::StoreOp::PutAlert(Box::new(stored)))])
+        Ok(vec![Action::Store(crate::model::StoreOp::PutAlert(Box::new(stored)))])
     }
 
     fn check_synced_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<(), String> {
@@ -530,7 +531,7 @@ impl Engine {
         let hash = entry_hash(&AlertEnvelope::Withdraw(w));
         self.record_entry(b.issuer, b.seq, LogRef { hash, alert: b.alert, withdrawal: true });
         Ok(vec![
-            Action::Store(crate::store::StoreOp::PutAlert(Box::new(stored))),
+            Action::Store(crate::model::StoreOp::PutAlert(Box::new(stored))),
             Action::Audit(AuditEvent::AlertWithdrawn { alert: b.alert, by: b.issuer }),
         ])
     }

@@ -59,7 +59,7 @@ fn a_member_that_missed_alerts_catches_up_from_another_member() {
     let seen = pump(&mut f, 2, start, later);
     assert_eq!(f.engines[2].alerts().count(), 300, "every alert caught up");
     assert_eq!(f.engines[2].log_heads(), f.engines[1].log_heads(), "the same log heads as the relay");
-    assert!(f.engines[2].alerts().any(|a| a.id == first && a.status == crate::store::AlertStatus::Withdrawn));
+    assert!(f.engines[2].alerts().any(|a| a.id == first && a.status == crate::model::AlertStatus::Withdrawn));
     // Pages were bounded: several pulls.
     let pulls = seen.iter().filter(|a| matches!(a, Action::Audit(AuditEvent::SyncPulled { .. }))).count();
     assert!(pulls >= 2, "{pulls} pages");
@@ -360,7 +360,7 @@ fn an_alert_withdrawn_within_the_pulled_page_is_not_answered() {
 
 #[test]
 fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
-    use crate::store::AlertStatus;
+    use crate::model::AlertStatus;
     use vigil_protocol::{AlertEnvelope, PrunedAlert, SyncPull};
     let mut f = fed_with(4, AlertForm::Protected);
     for e in &mut f.engines {
@@ -395,12 +395,12 @@ fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
             .collect()
     };
     let hit_of_first =
-        |e: &Engine| e.hits().any(|h| matches!(h.source, crate::store::HitSource::Alert(a) if a == ids[0]));
+        |e: &Engine| e.hits().any(|h| matches!(h.source, crate::model::HitSource::Alert(a) if a == ids[0]));
     assert!(hit_of_first(&f.engines[1]), "the relay's record matched the first alert");
     let first = f.engines[1].purge_closed_alerts(T0 + 2 * 3600 * 1000);
     assert_eq!(purged(&first), vec![(ids[0], "withdrawn".to_string())]);
     assert!(!hit_of_first(&f.engines[1]), "its hit is purged with it");
-    assert!(first.iter().any(|a| matches!(a, Action::Store(crate::store::StoreOp::DeleteHit(_)))));
+    assert!(first.iter().any(|a| matches!(a, Action::Store(crate::model::StoreOp::DeleteHit(_)))));
     assert!(first.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertPurged { hits: 1, .. }))));
     let later = T0 + 4 * 3600 * 1000;
     assert_eq!(purged(&f.engines[1].purge_closed_alerts(later)), vec![(ids[1], "expired".to_string())]);

@@ -5,7 +5,8 @@
 //! Plain state: it takes `now` and returns decisions.
 
 use super::{Action, Engine};
-use crate::store::{AuditEvent, HitRole, HitSource, StoreOp};
+use crate::audit::AuditEvent;
+use crate::model::{HitRole, HitSource, StoreOp};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use vigil_protocol::{Handle, OrgId, Request};

@@ -1,0 +1,224 @@
+//! Audit events: what the engine reports happened, for the node's signed
+//! audit chain. Reasons are short, fixed phrases plus ids; events name ids
+//! and peers, never case details. Variants are only ever appended, so that
+//! stored chains keep decoding.
+
+use serde::{Deserialize, Serialize};
+use vigil_protocol::{AlertId, Handle, OrgId};
+
+/// What happened. Reasons are short, fixed phrases plus ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    NodeStarted {
+        org: OrgId,
+    },
+    RosterApplied {
+        version: u64,
+        members: usize,
+    },
+    RosterRefused {
+        reason: String,
+    },
+    Enrolled {
+        record: u64,
+        category: String,
+        extractor: String,
+    },
+    AlertPublished {
+        alert: AlertId,
+        seq: u64,
+    },
+    AlertWithdrawn {
+        alert: AlertId,
+        by: OrgId,
+    },
+    AlertAccepted {
+        alert: AlertId,
+        issuer: OrgId,
+        via: String,
+    },
+    MessageRejected {
+        from: String,
+        reason: String,
+    },
+    HitDetected {
+        alert: AlertId,
+        record: u64,
+        handle: Handle,
+        issuer: OrgId,
+    },
+    HitReceived {
+        alert: AlertId,
+        holder: OrgId,
+        handle: Handle,
+    },
+    HitDelivered {
+        handle: Handle,
+        issuer: OrgId,
+    },
+    ConnectionRefused {
+        peer: String,
+        reason: String,
+    },
+    PeerPenalised {
+        peer: String,
+        strikes: u32,
+        reason: String,
+    },
+    PeerBlocked {
+        peer: String,
+    },
+    ProberKeyCreated {
+        key_id: String,
+    },
+    ProberKeyRotated {
+        old: String,
+        new: String,
+    },
+    QuerySent {
+        query: Handle,
+        purpose: String,
+        legal_basis: String,
+        peers: usize,
+    },
+    QueryAnswered {
+        query: Handle,
+        peer: OrgId,
+        positives: usize,
+        positions: usize,
+    },
+    QueryFlagged {
+        query: Handle,
+        peer: OrgId,
+        positives: usize,
+        positions: usize,
+    },
+    QueryUnanswered {
+        query: Handle,
+        peer: OrgId,
+        reason: String,
+    },
+    QueryReceived {
+        query: Handle,
+        from: OrgId,
+        purpose: String,
+        legal_basis: String,
+        records: usize,
+    },
+    QueryRefused {
+        query: Handle,
+        from: OrgId,
+        reason: String,
+    },
+    DisclosureRequested {
+        id: Handle,
+        hit: Handle,
+        holder: OrgId,
+        reason: String,
+    },
+    DisclosureReceived {
+        id: Handle,
+        from: OrgId,
+        record: u64,
+        reason: String,
+    },
+    DisclosureUnresolved {
+        id: Handle,
+        from: OrgId,
+    },
+    DisclosureDecided {
+        id: Handle,
+        approved: bool,
+    },
+    DisclosureAnswered {
+        id: Handle,
+        holder: OrgId,
+        approved: bool,
+    },
+    /// Holder: answered an encrypted alert over `records` records (one page),
+    /// in column form (`column`, fetched from the issuer) or row form.
+    AlertAnswerSent {
+        alert: AlertId,
+        answer: Handle,
+        issuer: OrgId,
+        records: usize,
+        column: bool,
+    },
+    /// Holder: the issuer acknowledged (or definitively refused) an answer page.
+    AlertAnswerDelivered {
+        answer: Handle,
+        issuer: OrgId,
+        accepted: bool,
+    },
+    /// Holder: an encrypted alert this node cannot answer, and why.
+    AlertNotAnswered {
+        alert: AlertId,
+        reason: String,
+    },
+    /// Catch-up: pulled `entries` of `org`'s alert log from `peer`, up to `head`.
+    SyncPulled {
+        peer: OrgId,
+        org: OrgId,
+        entries: usize,
+        head: u64,
+    },
+    /// Catch-up: a page from `peer` held a gap, a fork, a broken link or a
+    /// forged entry; the pull stopped and the peer got a strike.
+    SyncRefused {
+        peer: OrgId,
+        org: OrgId,
+        reason: String,
+    },
+    /// A message for `peer` waited longer than `network.outbox_ttl`: no
+    /// longer resent.
+    OutboxExpired {
+        key: Handle,
+        peer: OrgId,
+    },
+    /// An issuer created `limit` alerts in an hour (its hourly bound): its
+    /// further alerts are ignored for now (audited once an hour).
+    IssuerThrottled {
+        issuer: OrgId,
+        limit: usize,
+    },
+    /// A backup of the data directory was written to `path`.
+    BackupWritten {
+        path: String,
+    },
+    /// A record was erased: on request (right to erasure) or because its
+    /// retention date passed. References to it (hits, answers) are scrubbed.
+    RecordErased {
+        record: u64,
+        reason: String,
+    },
+    /// Issuer: decrypted an answer page from `holder`.
+    AlertAnswerReceived {
+        alert: AlertId,
+        answer: Handle,
+        holder: OrgId,
+        positives: usize,
+        positions: usize,
+    },
+    /// An issuer created `limit` alerts in a minute (its per-minute bound,
+    /// reached first in a burst): further alerts ignored for now (audited
+    /// once an hour, as the hourly bound). Appended so that stored audit
+    /// chains keep decoding.
+    IssuerThrottledPerMinute {
+        issuer: OrgId,
+        limit: usize,
+    },
+    /// The payload (template or probe) of a withdrawn or expired alert was
+    /// purged, with `hits` of its hits; its signed header stays for its
+    /// issuer's log.
+    AlertPurged {
+        alert: AlertId,
+        reason: String,
+        hits: usize,
+    },
+    /// The prober's hits of `query` passed `queries.keep_hits`: purged.
+    QueryHitsPurged {
+        query: Handle,
+        hits: usize,
+    },
+}

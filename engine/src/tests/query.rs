@@ -1,0 +1,155 @@
+//! The prober's query state machine on a hand-driven clock: forms chosen
+//! from what answers showed, deadlines, outcomes per member.
+
+use super::*;
+use crate::query::form_for;
+use vigil_matcher::encrypted::{AnswerForm, ProberKey};
+use vigil_protocol::IdentifyRequest;
+
+const TIMEOUT: u64 = 30_000;
+
+/// The request frame of `start` in `form`, as the runtime encrypts it.
+fn frame(start_key: &ProberKey, request: &IdentifyRequest, template: &Template, form: AnswerForm) -> Vec<u8> {
+    let probe = match form.row_chunks() {
+        None => start_key.encrypt(&template.vector).unwrap().to_bytes(),
+        Some(n) => start_key.encrypt_row_split(&template.vector, n).unwrap().to_bytes(),
+    };
+    let req = IdentifyRequest { probe, ..request.clone() };
+    encode(Tag::Request, &Request::Identify(req), 16 << 20).unwrap()
+}
+
+/// `holder` answers `frame` from `prober` (the homomorphic work, run here).
+fn answer(holder: &mut Engine, now: u64, prober: OrgId, frame: &[u8]) -> Vec<u8> {
+    match holder.on_identify(now, prober, frame, [1; 32]) {
+        IdentifyStart::Run(job, _) => {
+            holder.identify_answered(&job);
+            job.run(64 << 20).unwrap()
+        }
+        other => panic!("expected an answer job, got {other:?}"),
+    }
+}
+
+fn decrypt(prober: &mut Engine, now: u64, query: Handle, peer: OrgId, response: &[u8]) -> Vec<Action> {
+    match prober.query_response(query, peer, response) {
+        crate::QueryResponse::Decrypt(job) => {
+            let result = job.run();
+            prober.query_decrypted(now, &job, result)
+        }
+        crate::QueryResponse::Done(a) => panic!("expected an answer to decrypt, got {a:?}"),
+    }
+}
+
+use vigil_protocol::Handle;
+
+#[test]
+fn a_query_times_out_on_the_clock_and_the_next_one_goes_in_the_cheapest_form() {
+    let mut f = fed(4); // engines 0..=2 are members
+    let pop = Population::new(21, "vigil-synth-128", 40);
+    let (prober, near, far) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
+    f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
+    for p in 10..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    let probe = pop.sample(6, 0);
+    let everyone = |_: &OrgId| true;
+    let start = f.engines[0].start_query(T0, &probe, "family report".into(), "GDPR 6(1)(d)".into(), everyone).unwrap();
+    let query = start.query;
+    assert_eq!(start.forms, vec![AnswerForm::Column], "gallery sizes unknown: the column form for both");
+    assert!(start.actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::ProberKeyCreated { .. }))));
+    // Nothing is sent yet: the deadline does not run before the probes are encrypted.
+    assert_eq!(f.engines[0].expire_queries(T0 + 10 * TIMEOUT).0, vec![]);
+    let (send, actions) = f.engines[0].query_encrypted(query, &start.forms, everyone);
+    assert_eq!(send, vec![(near, AnswerForm::Column), (far, AnswerForm::Column)]);
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::QuerySent { peers: 2, .. }))));
+
+    let request = frame(&start.key, &start.request, &probe, AnswerForm::Column);
+    let response = answer(&mut f.engines[1], T0 + 10, prober, &request);
+    let actions = decrypt(&mut f.engines[0], T0 + 20, query, near, &response);
+    assert!(actions.iter().any(|a| matches!(a, Action::Store(StoreOp::PutHit(_)))), "the hit is stored");
+    assert!(f.engines[0].take_finished_query(query).is_none(), "the far member may still answer");
+    // One millisecond before the deadline nothing expires; at it, the far member is timed out.
+    assert_eq!(f.engines[0].expire_queries(T0 + TIMEOUT - 1).0, vec![]);
+    let (late, actions) = f.engines[0].expire_queries(T0 + TIMEOUT);
+    assert_eq!(late, vec![(query, far)]);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::QueryUnanswered { peer, .. }) if *peer == far)));
+    let report = f.engines[0].take_finished_query(query).expect("over");
+    let at = |org: OrgId| report.peers.iter().find(|p| p.peer == org).unwrap().clone();
+    assert_eq!((at(near).status, at(near).hits.len()), (OutcomeStatus::Answered, 1));
+    let positions = at(near).positions;
+    assert!(positions >= 21, "{positions} positions for 21 records");
+    assert_eq!(at(far).status, OutcomeStatus::Timeout);
+    assert!(f.engines[0].open_queries().next().is_none(), "forgotten once reported");
+    // A late answer to a finished query changes nothing.
+    assert!(
+        matches!(f.engines[0].query_response(query, far, &response), crate::QueryResponse::Done(a) if a.is_empty())
+    );
+
+    // The next query: the near member's positions call for a row form,
+    // the far one (never answered) still gets the column form.
+    let cheap = form_for(Some(positions), 128);
+    assert_ne!(cheap, AnswerForm::Column);
+    let start = f.engines[0].start_query(T0 + TIMEOUT, &probe, "again".into(), "GDPR".into(), everyone).unwrap();
+    let (send, _) = f.engines[0].query_encrypted(start.query, &start.forms, |o| *o == near);
+    assert_eq!(send, vec![(near, cheap)], "only the connected member is asked, in its cheapest form");
+    let response =
+        answer(&mut f.engines[1], T0 + TIMEOUT + 10, prober, &frame(&start.key, &start.request, &probe, cheap));
+    decrypt(&mut f.engines[0], T0 + TIMEOUT + 20, start.query, near, &response);
+    let report = f.engines[0].take_finished_query(start.query).expect("every connected member answered");
+    let at = |org: OrgId| report.peers.iter().find(|p| p.peer == org).unwrap().clone();
+    assert_eq!(
+        (at(near).status, at(near).hits.len(), at(near).form.clone()),
+        (OutcomeStatus::Answered, 1, cheap.to_string())
+    );
+    assert_eq!((at(far).status, at(far).reason.as_deref()), (OutcomeStatus::Failed, Some("not connected")));
+}
+
+#[test]
+fn a_refused_row_form_sends_the_next_query_in_column_form() {
+    let mut f = fed(3);
+    let pop = Population::new(22, "vigil-synth-128", 40);
+    let (prober, near) = (f.engines[0].org(), f.engines[1].org());
+    for p in 10..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    let probe = pop.sample(6, 0);
+    let only = |o: &OrgId| *o == near;
+    let start = f.engines[0].start_query(T0, &probe, "p".into(), "b".into(), only).unwrap();
+    f.engines[0].query_encrypted(start.query, &start.forms, only);
+    let response =
+        answer(&mut f.engines[1], T0, prober, &frame(&start.key, &start.request, &probe, AnswerForm::Column));
+    decrypt(&mut f.engines[0], T0, start.query, near, &response);
+    f.engines[0].take_finished_query(start.query).unwrap();
+
+    let start = f.engines[0].start_query(T0 + 1, &probe, "p".into(), "b".into(), only).unwrap();
+    assert_ne!(start.forms, vec![AnswerForm::Column]);
+    f.engines[0].query_encrypted(start.query, &start.forms, only);
+    // Its gallery outgrew the form: the holder refuses it as unsupported.
+    let refused = encode(Tag::Response, &Response::Refused(Refusal::Unsupported), 64).unwrap();
+    match f.engines[0].query_response(start.query, near, &refused) {
+        crate::QueryResponse::Done(a) => assert!(a.iter().any(
+            |a| matches!(a, Action::Audit(AuditEvent::QueryUnanswered { reason, .. }) if reason.contains("Unsupported"))
+        )),
+        other => panic!("a refusal is recorded, not decrypted: {other:?}"),
+    }
+    let report = f.engines[0].take_finished_query(start.query).unwrap();
+    assert_eq!(report.peers[0].status, OutcomeStatus::Refused);
+    let start = f.engines[0].start_query(T0 + 2, &probe, "p".into(), "b".into(), only).unwrap();
+    assert_eq!(start.forms, vec![AnswerForm::Column], "what was learned of its gallery is forgotten");
+    // An undecodable response is a failure, named as such.
+    f.engines[0].query_encrypted(start.query, &start.forms, only);
+    assert!(matches!(f.engines[0].query_response(start.query, near, b"junk"), crate::QueryResponse::Done(_)));
+    let report = f.engines[0].take_finished_query(start.query).unwrap();
+    assert_eq!(report.peers[0].status, OutcomeStatus::Failed);
+    assert!(report.peers[0].reason.as_deref().unwrap().starts_with("undecodable answer"));
+}
+
+#[test]
+fn an_invalid_request_is_refused_before_any_state_is_kept() {
+    let mut f = fed(3);
+    let pop = Population::new(23, "vigil-synth-128", 4);
+    let err = f.engines[0].start_query(T0, &pop.sample(1, 0), String::new(), "b".into(), |_| true).unwrap_err();
+    assert!(matches!(err, EngineError::Query(_)), "{err}");
+    assert!(f.engines[0].open_queries().next().is_none());
+}
