@@ -163,16 +163,15 @@ pub fn open(dir: &Path, secret: &Secret) -> Result<Opened, DataDirError> {
 }
 
 impl Opened {
-    pub fn node_options(&self, tap: Option<net::Tap>) -> NodeOptions {
+    pub fn node_options(&self) -> NodeOptions {
         NodeOptions {
             config: self.config.clone(),
             db_path: self.dir.join("db"),
             seal_key: self.key.clone(),
             identity: self.identity.clone(),
-            tap,
             seed: None,
-            memory_latency: std::time::Duration::ZERO,
-            low_priority: false,
+            #[cfg(feature = "drill")]
+            hooks: Default::default(),
         }
     }
 }

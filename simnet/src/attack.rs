@@ -10,9 +10,9 @@ use vigil_config::NodeConfig;
 use vigil_crypto::Identity;
 use vigil_engine::audit::AuditEvent;
 use vigil_matcher::{EpochSecret, ProtectedMatcher};
-use vigil_node::federation::LocalFederation;
 use vigil_node::runtime::now_ms;
 use vigil_protocol::{encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
+use vigil_testkit::LocalFederation;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 /// The frame limit of a node modified to send oversized frames.

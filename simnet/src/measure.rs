@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole};
 use vigil_engine::{IdentifyReport, OutcomeStatus};
 use vigil_matcher::Template;
-use vigil_node::federation::LocalFederation;
 use vigil_node::{NodeError, NodeHandle};
 use vigil_protocol::{AlertId, OrgId};
+use vigil_testkit::LocalFederation;
 
 /// An alert the drill published.
 #[derive(Debug, Clone)]
@@ -201,7 +201,7 @@ pub struct NodeMetricsSum {
 }
 
 impl NodeMetricsSum {
-    pub(crate) fn of(fed: &vigil_node::federation::LocalFederation) -> Self {
+    pub(crate) fn of(fed: &vigil_testkit::LocalFederation) -> Self {
         use vigil_node::metrics::{encode, sample};
         let mut sum = Self::default();
         let mut lag = (0.0, 0.0);

@@ -392,7 +392,7 @@ impl Report {
             timeline_s: obs.timeline_s,
             settle_s: obs.settle_s,
             wall_s: obs.wall_s,
-            peak_rss_mb: vigil_node::bench::peak_rss_mb(),
+            peak_rss_mb: vigil_testkit::peak_rss_mb(),
             node_metrics: obs.node_metrics,
             hits_over_time,
             live_delays: live,

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_engine::Enrolment;
 use vigil_matcher::Template;
-use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
+use vigil_testkit::{FederationOptions, LocalFederation, OrgSpec};
 
 /// Records enrolled per call while the population is loaded.
 const ENROL_BATCH: usize = 1_000;

@@ -10,10 +10,9 @@ use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::backup::{restore, BackupError};
 use vigil_node::datadir::{self, Secret};
-use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::{self, now_ms};
 use vigil_protocol::{Category, OrgKind};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
@@ -71,7 +70,7 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
     restore(&out, &fresh, &secret).unwrap();
     let opened = datadir::open(&fresh, &secret).unwrap();
     assert_eq!(opened.identity.org_id(), fed.nodes[1].handle.org);
-    let node = runtime::start(opened.node_options(None)).await.unwrap();
+    let node = runtime::start(opened.node_options()).await.unwrap();
     assert_eq!((node.records().await.unwrap().len(), node.alerts().await.unwrap().len()), before);
     assert!(node.audit_verify().await.unwrap().is_ok());
     let restored = node.audit_export().await.unwrap();

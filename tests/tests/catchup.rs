@@ -7,10 +7,9 @@ use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{AlertStatus, HitRole};
 use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_protocol::{Category, OrgKind};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 const DAY: u64 = 24 * 3600 * 1000;
 

@@ -7,11 +7,10 @@
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole, StoredDisclosure};
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_node::NodeHandle;
 use vigil_protocol::{encode, Category, DisclosureRequest, Handle, OrgKind, Request, Tag};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 const CONTACT: &str = "Sgt. R. Moreau, Eastgate duty desk, +00 555 0101";
 

@@ -6,10 +6,9 @@
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{AlertStatus, DisclosureStatus, HitRole};
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_protocol::{Category, OrgKind};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 /// The sealed value of record `id`, read from the stopped node's sled files.
 fn sealed_record(dir: &std::path::Path, id: u64) -> Vec<u8> {

@@ -8,13 +8,12 @@ use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{AlertStatus, HitRole};
 use vigil_engine::{alert_id, Enrolment};
 use vigil_matcher::{synth::Population, EpochSecret, ProtectedMatcher};
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_node::NodeHandle;
 use vigil_protocol::{
     domain, encode, AlertBody, AlertEnvelope, Category, OrgKind, SignedAlert, SignedWithdrawal, Tag, Withdrawal,
 };
-use vigil_tests::*;
+use vigil_testkit::*;
 
 const DAY: u64 = 24 * 3600 * 1000;
 

@@ -5,10 +5,9 @@
 
 use vigil_engine::audit::AuditEvent;
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_protocol::{Category, OrgKind};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
@@ -153,7 +152,7 @@ async fn answers_to_an_alert_size_the_first_query() {
     let prober = &fed.nodes[0].handle;
     prober.publish_alert(pop.sample(3, 0), Category::Missing, "K-1".into(), now_ms() + 3_600_000).await.unwrap();
     let holders = [fed.nodes[1].handle.org, fed.nodes[2].handle.org];
-    let answered = vigil_node::federation::wait_for(PATIENCE, || async {
+    let answered = vigil_testkit::wait_for(PATIENCE, || async {
         let events = audit_events(prober).await;
         holders
             .iter()

@@ -6,10 +6,9 @@
 use vigil_engine::model::HitRole;
 use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_node::runtime::now_ms;
 use vigil_protocol::{Category, OrgKind};
-use vigil_tests::*;
+use vigil_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_nodes_over_the_in_memory_transport() {

@@ -5,9 +5,8 @@
 
 use vigil_crypto::sign_roster;
 use vigil_engine::audit::AuditEvent;
-use vigil_node::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use vigil_protocol::OrgKind;
-use vigil_tests::*;
+use vigil_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_member_is_cut_off_by_every_node_from_one_roster_update() {

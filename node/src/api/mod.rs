@@ -1,11 +1,18 @@
 //! The local HTTP API (JSON over 127.0.0.1) that `vigil` subcommands and
-//! case-management systems use to drive a running node. Every request needs
-//! `Authorization: Bearer <token>` with the token from `api.token`.
-//! Routes are listed in `ROUTES` and documented in README.md.
+//! case-management systems use to drive a running node. One layer in front
+//! of every route (and of unknown paths) checks `Authorization: Bearer
+//! <token>` against the token from `api.token` before anything else, the
+//! body included, is read. Routes are listed in `ROUTES` and documented in
+//! README.md.
+
+mod token;
+
+pub use token::{ApiToken, TokenError, MIN_TOKEN_CHARS};
 
 use crate::runtime::{NodeError, NodeHandle};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -42,7 +49,6 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
 #[derive(Clone)]
 struct ApiState {
     node: NodeHandle,
-    token_hash: [u8; 32],
 }
 
 /// An error as the API returns it.
@@ -130,38 +136,33 @@ pub struct Created {
     pub id: String,
 }
 
-fn authorised(state: &ApiState, headers: &HeaderMap) -> Result<(), Failure> {
-    let given = headers
+/// The one authentication check, in front of every route: a request
+/// without the matching bearer token gets 401 and nothing else is read.
+async fn require_token(State(token): State<ApiToken>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare digests so the comparison time does not depend on the token.
-    if vigil_crypto::sha256(given.trim().as_bytes()) != state.token_hash {
-        return Err(Failure(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see api.token)".into()));
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| token.matches(g)) {
+        return Failure(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see api.token)".into())
+            .into_response();
     }
-    Ok(())
+    next.run(request).await
 }
 
-async fn status(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn status(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.status().await?))
 }
 
-async fn metrics(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn metrics(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     let m = &s.node.metrics;
     m.own.set_status(&s.node.status().await?);
     let body = crate::metrics::encode(&m.registry);
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body))
 }
 
-async fn enrol(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<EnrolRequest>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn enrol(State(s): State<ApiState>, Json(r): Json<EnrolRequest>) -> Result<impl IntoResponse, Failure> {
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     let retain_until_ms = parse_date(&r.retain_until).map_err(bad)?;
     let id = s
@@ -178,8 +179,7 @@ async fn enrol(
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
-async fn records(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn records(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.records().await?))
 }
 
@@ -189,12 +189,7 @@ pub struct BackupBody {
     pub out: String,
 }
 
-async fn backup(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<BackupBody>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn backup(State(s): State<ApiState>, Json(r): Json<BackupBody>) -> Result<impl IntoResponse, Failure> {
     let out = std::path::PathBuf::from(&r.out);
     if !out.is_absolute() {
         return Err(bad("out must be an absolute path"));
@@ -211,11 +206,9 @@ pub struct EraseBody {
 
 async fn erase(
     State(s): State<ApiState>,
-    h: HeaderMap,
     Path(id): Path<u64>,
     Json(r): Json<EraseBody>,
 ) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
     if r.reason.trim().is_empty() || r.reason.len() > 256 {
         return Err(bad("reason must be 1..=256 bytes"));
     }
@@ -223,17 +216,11 @@ async fn erase(
     Ok(Json(Created { id: id.to_string() }))
 }
 
-async fn alerts(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn alerts(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.alerts().await?))
 }
 
-async fn publish(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<AlertRequest>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn publish(State(s): State<ApiState>, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     let lifetime = parse_duration(&r.expires).map_err(bad)?;
     let expires_at_ms = crate::runtime::now_ms() + lifetime.as_millis() as u64;
@@ -241,19 +228,13 @@ async fn publish(
     Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
 }
 
-async fn withdraw(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn withdraw(State(s): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
     let id = AlertId::from_hex(&id).map_err(|e| bad(format!("alert id: {e}")))?;
     s.node.withdraw(id).await?;
     Ok(Json(Created { id: id.to_hex() }))
 }
 
-async fn hits(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn hits(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.hits().await?))
 }
 
@@ -264,25 +245,18 @@ pub struct VerifyReport {
     pub error: Option<String>,
 }
 
-async fn audit_verify(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn audit_verify(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(match s.node.audit_verify().await? {
         Ok(n) => VerifyReport { ok: true, entries: n, error: None },
         Err(e) => VerifyReport { ok: false, entries: 0, error: Some(e) },
     }))
 }
 
-async fn audit_export(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn audit_export(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.audit_export().await?))
 }
 
-async fn roster(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<RosterFile>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn roster(State(s): State<ApiState>, Json(r): Json<RosterFile>) -> Result<impl IntoResponse, Failure> {
     if r.format != vigil_protocol::ROSTER_FILE_FORMAT {
         return Err(bad(format!("unsupported roster file format {}", r.format)));
     }
@@ -290,12 +264,7 @@ async fn roster(
     Ok(Json(Created { id: v.to_string() }))
 }
 
-async fn identify(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<IdentifyBody>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn identify(State(s): State<ApiState>, Json(r): Json<IdentifyBody>) -> Result<impl IntoResponse, Failure> {
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     Ok(Json(s.node.identify(template, r.purpose, r.legal_basis).await?))
 }
@@ -316,46 +285,36 @@ fn handle(s: &str) -> Result<vigil_protocol::Handle, Failure> {
     vigil_protocol::Handle::from_hex(s).map_err(|e| bad(format!("handle: {e}")))
 }
 
-async fn disclosures(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn disclosures(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.disclosures().await?))
 }
 
-async fn disclose(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Json(r): Json<DisclosureBody>,
-) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn disclose(State(s): State<ApiState>, Json(r): Json<DisclosureBody>) -> Result<impl IntoResponse, Failure> {
     let id = s.node.request_disclosure(handle(&r.hit)?, r.reason).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
 }
 
 async fn approve(
     State(s): State<ApiState>,
-    h: HeaderMap,
     Path(id): Path<String>,
     Json(r): Json<ApproveBody>,
 ) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
     s.node.decide_disclosure(handle(&id)?, Some(r.contact)).await?;
     Ok(Json(Created { id }))
 }
 
-async fn refuse(State(s): State<ApiState>, h: HeaderMap, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn refuse(State(s): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
     s.node.decide_disclosure(handle(&id)?, None).await?;
     Ok(Json(Created { id }))
 }
 
-async fn rotate(State(s): State<ApiState>, h: HeaderMap) -> Result<impl IntoResponse, Failure> {
-    authorised(&s, &h)?;
+async fn rotate(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(Created { id: s.node.rotate_prober_key().await? }))
 }
 
-/// The API router for `node`, guarded by `token`.
-pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
-    let state = ApiState { node, token_hash: vigil_crypto::sha256(token.trim().as_bytes()) };
+/// The API router for `node`, every route (and every unknown path) behind `token`.
+pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Router {
+    let state = ApiState { node };
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/metrics", get(metrics))
@@ -375,6 +334,7 @@ pub fn router(node: NodeHandle, token: &str, max_body_bytes: usize) -> Router {
         .route("/v1/keys/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+        .layer(middleware::from_fn_with_state(token, require_token))
 }
 
 /// Serves the API on `addr` until `shutdown` resolves.

@@ -5,6 +5,7 @@
 //! not report inbound read errors). The engine decodes the bytes so that
 //! every decoding error is audited and penalised too.
 
+#[cfg(feature = "drill")]
 use super::Tap;
 use async_trait::async_trait;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,6 +32,7 @@ pub enum Frame {
 pub struct FrameCodec {
     max_request: usize,
     max_response: usize,
+    #[cfg(feature = "drill")]
     tap: Option<Tap>,
 }
 
@@ -41,8 +43,19 @@ impl std::fmt::Debug for FrameCodec {
 }
 
 impl FrameCodec {
-    pub fn new(max_request: usize, max_response: usize, tap: Option<Tap>) -> Self {
-        Self { max_request, max_response, tap }
+    pub fn new(max_request: usize, max_response: usize) -> Self {
+        Self {
+            max_request,
+            max_response,
+            #[cfg(feature = "drill")]
+            tap: None,
+        }
+    }
+
+    /// The same codec, showing every frame it writes to `tap`.
+    #[cfg(feature = "drill")]
+    pub fn tapped(self, tap: Option<Tap>) -> Self {
+        Self { tap, ..self }
     }
 
     async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T, max: usize) -> io::Result<Frame> {
@@ -64,6 +77,7 @@ impl FrameCodec {
                 format!("refusing to send a {} byte frame (limit {max})", bytes.len()),
             ));
         }
+        #[cfg(feature = "drill")]
         if let Some(tap) = &self.tap {
             tap("req", &bytes);
         }

@@ -4,6 +4,7 @@
 //! It moves bytes only; decisions are the engine's.
 
 mod codec;
+#[cfg(feature = "drill")]
 mod latency;
 mod score;
 
@@ -16,7 +17,6 @@ use libp2p::{
     swarm::NetworkBehaviour,
     tcp, yamux, PeerId, Swarm,
 };
-use std::sync::Arc;
 use std::time::Duration;
 use vigil_config::{NetworkConfig, QueryPolicy};
 use vigil_protocol::OrgId;
@@ -26,14 +26,22 @@ pub const ALERT_TOPIC: &str = "vigil/alerts/1";
 
 /// Observes every payload this node sends (protocol name, bytes): gossip
 /// publishes and request-response frames. For tests and drills.
-pub type Tap = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+#[cfg(feature = "drill")]
+pub type Tap = std::sync::Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+/// Peers a drill cut this node off from (a simulated partition); without
+/// the `drill` feature, libp2p's behaviour that does nothing.
+#[cfg(feature = "drill")]
+pub type Cut = allow_block_list::Behaviour<BlockedPeers>;
+#[cfg(not(feature = "drill"))]
+pub type Cut = libp2p::swarm::dummy::Behaviour;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub allow: allow_block_list::Behaviour<AllowedPeers>,
     pub block: allow_block_list::Behaviour<BlockedPeers>,
     /// Peers this node cannot reach: a drill's simulated partition.
-    pub cut: allow_block_list::Behaviour<BlockedPeers>,
+    pub cut: Cut,
     pub limits: connection_limits::Behaviour,
     pub gossip: gossipsub::Behaviour,
     pub req: request_response::Behaviour<FrameCodec>,
@@ -101,8 +109,18 @@ pub fn behaviour(
     metrics: &mut prometheus_client::registry::Registry,
     cfg: &NetworkConfig,
     queries: &QueryPolicy,
-    tap: Option<Tap>,
+    #[cfg(feature = "drill")] tap: Option<Tap>,
 ) -> Result<Behaviour, NetError> {
+    #[cfg(feature = "drill")]
+    let (req_codec, identify_codec) = (
+        FrameCodec::new(cfg.max_frame_bytes, cfg.max_frame_bytes).tapped(tap.clone()),
+        FrameCodec::new(queries.max_query_bytes, queries.max_answer_bytes).tapped(tap),
+    );
+    #[cfg(not(feature = "drill"))]
+    let (req_codec, identify_codec) = (
+        FrameCodec::new(cfg.max_frame_bytes, cfg.max_frame_bytes),
+        FrameCodec::new(queries.max_query_bytes, queries.max_answer_bytes),
+    );
     // No libp2p message signing: every envelope carries its issuer's
     // signature, which each node verifies before accepting or forwarding,
     // and the forwarding peer is authenticated by the transport. A second
@@ -141,49 +159,52 @@ pub fn behaviour(
     Ok(Behaviour {
         allow: Default::default(),
         block: Default::default(),
+        #[cfg(feature = "drill")]
         cut: Default::default(),
+        #[cfg(not(feature = "drill"))]
+        cut: libp2p::swarm::dummy::Behaviour,
         limits: connection_limits::Behaviour::new(limits),
         gossip,
         req: request_response::Behaviour::with_codec(
-            FrameCodec::new(cfg.max_frame_bytes, cfg.max_frame_bytes, tap.clone()),
+            req_codec,
             [(PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(cfg.request_timeout)
                 .with_max_concurrent_streams(64),
         ),
         identify: request_response::Behaviour::with_codec(
-            FrameCodec::new(queries.max_query_bytes, queries.max_answer_bytes, tap),
+            identify_codec,
             [(IDENTIFY_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(queries.timeout).with_max_concurrent_streams(8),
         ),
     })
 }
 
-/// A swarm over TCP + Noise + Yamux.
+/// A swarm over TCP + Noise + Yamux, and over libp2p's in-memory
+/// transport (`/memory/N` addresses) for nodes in one process.
 pub fn tcp_swarm(
     key: identity::Keypair,
     cfg: &NetworkConfig,
     queries: &QueryPolicy,
-    tap: Option<Tap>,
-    memory_latency: Duration,
+    #[cfg(feature = "drill")] hooks: &crate::runtime::DrillHooks,
     metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
-    let b = behaviour(metrics, cfg, queries, tap)?;
+    #[cfg(feature = "drill")]
+    let (b, latency) = (behaviour(metrics, cfg, queries, hooks.tap.clone())?, hooks.memory_latency);
+    #[cfg(not(feature = "drill"))]
+    let b = behaviour(metrics, cfg, queries)?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Transport(e.to_string()))?
-        // In-process nodes (drills, tests): `/memory/N` addresses, the same
-        // Noise + Yamux stack over libp2p's in-memory transport.
         .with_other_transport(|key| {
             use libp2p::core::{transport::MemoryTransport, upgrade, Transport};
             let noise = noise::Config::new(key).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let memory = MemoryTransport::default();
             // Drills may simulate one-way latency on every in-memory link.
-            Ok(MemoryTransport::default()
-                .map(move |chan, _| latency::Delayed::new(chan, memory_latency))
-                .upgrade(upgrade::Version::V1)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default()))
+            #[cfg(feature = "drill")]
+            let memory = memory.map(move |chan, _| latency::Delayed::new(chan, latency));
+            Ok(memory.upgrade(upgrade::Version::V1).authenticate(noise).multiplex(yamux::Config::default()))
         })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| b)

@@ -117,34 +117,6 @@ impl Runtime {
                 };
                 let _ = reply.send(Ok(s));
             }
-            Command::Cut(peers, reply) => {
-                let cut = &mut self.swarm.behaviour_mut().cut;
-                for p in cut.blocked_peers().clone() {
-                    cut.unblock_peer(p);
-                }
-                peers.iter().filter_map(|o| net::peer_id(o).ok()).for_each(|p| {
-                    cut.block_peer(p);
-                });
-                let _ = reply.send(Ok(()));
-            }
-            Command::RawPublish(bytes, reply) => {
-                if let Some(tap) = &self.tap {
-                    tap("gossip", &bytes);
-                }
-                let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
-                let r = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .publish(topic, bytes)
-                    .map(|_| ())
-                    .map_err(|e| NodeError::Config(e.to_string()));
-                let _ = reply.send(r);
-            }
-            Command::RawRequest(to, bytes, reply) => {
-                self.send_request(to, bytes, None);
-                let _ = reply.send(Ok(()));
-            }
             Command::Identify { template, purpose, legal_basis, reply } => {
                 self.start_identify(*template, purpose, legal_basis, reply)
             }
@@ -173,7 +145,9 @@ impl Runtime {
                 let (id, actions) = self.engine.rotate_prober_key();
                 let _ = reply.send(self.apply(actions).map(|_| id));
             }
-            Command::Shutdown(_) | Command::Crash(_) => unreachable!("handled in the loop"),
+            #[cfg(feature = "drill")]
+            Command::Drill(cmd) => self.on_drill_command(cmd),
+            Command::Shutdown(_) => unreachable!("handled in the loop"),
         }
     }
 }

@@ -5,16 +5,20 @@
 
 mod alerts;
 mod commands;
+#[cfg(feature = "drill")]
+mod drill;
 mod heavy;
 mod identify;
 mod outq;
 mod upkeep;
 mod views;
 
+#[cfg(feature = "drill")]
+pub use drill::DrillHooks;
 pub use heavy::low_priority_pool;
 pub use views::{AlertView, RecordView, Status};
 
-use crate::net::{self, Behaviour, BehaviourEvent, Tap, ALERT_TOPIC};
+use crate::net::{self, Behaviour, BehaviourEvent, ALERT_TOPIC};
 use crate::store::{AuditRecord, Store, StoreError};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
@@ -58,6 +62,8 @@ pub enum NodeError {
     Config(String),
     #[error("cannot encrypt the probe: {0}")]
     Probe(String),
+    #[error("cannot publish: {0}")]
+    Publish(String),
     #[error("backup failed: {0}")]
     Backup(String),
     #[error("cannot start the node's thread: {0}")]
@@ -74,14 +80,9 @@ pub struct NodeOptions {
     pub db_path: std::path::PathBuf,
     pub seal_key: SealKey,
     pub identity: Arc<Identity>,
-    pub tap: Option<Tap>,
     pub seed: Option<u64>,
-    /// Simulated one-way latency on in-memory links (drills only).
-    pub memory_latency: Duration,
-    /// Runs the event loop (and the connections it spawns) on a thread of
-    /// its own at the lowest CPU priority instead of the caller's tokio
-    /// runtime (drills only: see `runtime::start`).
-    pub low_priority: bool,
+    #[cfg(feature = "drill")]
+    pub hooks: DrillHooks,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -95,27 +96,51 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 enum Command {
     Enrol(Box<Enrolment>, Reply<u64>),
     EnrolMany(Vec<Enrolment>, Reply<Vec<u64>>),
-    Publish { template: Box<Template>, category: Category, case_ref: String, expires_at_ms: u64, reply: Reply<AlertId> },
+    Publish {
+        template: Box<Template>,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+        reply: Reply<AlertId>,
+    },
     Withdraw(AlertId, Reply<()>),
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
     Alerts(Reply<Vec<AlertView>>),
     Records(Reply<Vec<RecordView>>),
-    Erase { record: u64, reason: String, reply: Reply<()> },
-    Backup { out: std::path::PathBuf, reply: Reply<u64> },
+    Erase {
+        record: u64,
+        reason: String,
+        reply: Reply<()>,
+    },
+    Backup {
+        out: std::path::PathBuf,
+        reply: Reply<u64>,
+    },
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, String>>),
     AuditExport(Reply<Vec<AuditRecord>>),
     Status(Reply<Status>),
-    RawPublish(Vec<u8>, Reply<()>),
-    RawRequest(OrgId, Vec<u8>, Reply<()>),
-    Identify { template: Box<Template>, purpose: String, legal_basis: String, reply: Reply<IdentifyReport> },
-    RequestDisclosure { hit: Handle, reason: String, reply: Reply<Handle> },
-    DecideDisclosure { id: Handle, contact: Option<String>, reply: Reply<()> },
+    Identify {
+        template: Box<Template>,
+        purpose: String,
+        legal_basis: String,
+        reply: Reply<IdentifyReport>,
+    },
+    RequestDisclosure {
+        hit: Handle,
+        reason: String,
+        reply: Reply<Handle>,
+    },
+    DecideDisclosure {
+        id: Handle,
+        contact: Option<String>,
+        reply: Reply<()>,
+    },
     Disclosures(Reply<Vec<StoredDisclosure>>),
     RotateProberKey(Reply<String>),
-    Cut(Vec<OrgId>, Reply<()>),
     Shutdown(oneshot::Sender<()>),
-    Crash(oneshot::Sender<()>),
+    #[cfg(feature = "drill")]
+    Drill(drill::DrillCommand),
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -129,23 +154,21 @@ pub struct NodeHandle {
     pub metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
-macro_rules! ask {
-    ($self:ident, $variant:expr) => {{
-        let (tx, rx) = oneshot::channel();
-        $self.tx.send($variant(tx)).await.map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
-    }};
-}
-
 impl NodeHandle {
+    /// Sends a command to the event loop and waits for its answer.
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(command(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
     /// Enrols a record; returns its local id once it is durable.
     pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
-        ask!(self, |tx| Command::Enrol(Box::new(e), tx))
+        self.ask(|tx| Command::Enrol(Box::new(e), tx)).await
     }
     /// Enrols a batch with one durable commit; returns the ids once all are
     /// durable. Stops at the first invalid enrolment (those before it are kept).
     pub async fn enrol_many(&self, batch: Vec<Enrolment>) -> Result<Vec<u64>, NodeError> {
-        ask!(self, |tx| Command::EnrolMany(batch, tx))
+        self.ask(|tx| Command::EnrolMany(batch, tx)).await
     }
     pub async fn publish_alert(
         &self,
@@ -154,52 +177,45 @@ impl NodeHandle {
         case_ref: String,
         expires_at_ms: u64,
     ) -> Result<AlertId, NodeError> {
-        ask!(self, |reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
+        self.ask(|reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
+            .await
     }
     pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
-        ask!(self, |tx| Command::Withdraw(id, tx))
+        self.ask(|tx| Command::Withdraw(id, tx)).await
     }
     /// Applies a newer, validly signed roster; returns its version.
     pub async fn apply_roster(&self, r: SignedRoster) -> Result<u64, NodeError> {
-        ask!(self, |tx| Command::ApplyRoster(Box::new(r), tx))
+        self.ask(|tx| Command::ApplyRoster(Box::new(r), tx)).await
     }
     pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
-        ask!(self, Command::Alerts)
+        self.ask(Command::Alerts).await
     }
     /// Erases a record (right to erasure): gone from memory, from every
     /// reference, and from the files (the store is compacted).
     pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
-        ask!(self, |reply| Command::Erase { record, reason, reply })
+        self.ask(|reply| Command::Erase { record, reason, reply }).await
     }
     /// Writes a sealed, consistent backup of the node's data directory to
     /// `out`; returns its size in bytes.
     pub async fn backup(&self, out: std::path::PathBuf) -> Result<u64, NodeError> {
-        ask!(self, |reply| Command::Backup { out, reply })
+        self.ask(|reply| Command::Backup { out, reply }).await
     }
     /// Enrolled records as operators see them (never the templates).
     pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
-        ask!(self, Command::Records)
+        self.ask(Command::Records).await
     }
     pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
-        ask!(self, Command::Hits)
+        self.ask(Command::Hits).await
     }
     /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
     pub async fn audit_verify(&self) -> Result<Result<usize, String>, NodeError> {
-        ask!(self, Command::AuditVerify)
+        self.ask(Command::AuditVerify).await
     }
     pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {
-        ask!(self, Command::AuditExport)
+        self.ask(Command::AuditExport).await
     }
     pub async fn status(&self) -> Result<Status, NodeError> {
-        ask!(self, Command::Status)
-    }
-    /// Drill and test hook: publishes pre-encoded bytes on the alert topic.
-    pub async fn raw_publish(&self, bytes: Vec<u8>) -> Result<(), NodeError> {
-        ask!(self, |tx| Command::RawPublish(bytes, tx))
-    }
-    /// Drill and test hook: sends a pre-encoded request frame to `to`.
-    pub async fn raw_request(&self, to: OrgId, bytes: Vec<u8>) -> Result<(), NodeError> {
-        ask!(self, |tx| Command::RawRequest(to, bytes, tx))
+        self.ask(Command::Status).await
     }
     /// Asks every connected member whether it knows the person in
     /// `template`, with an encrypted probe; waits for answers until the
@@ -210,37 +226,23 @@ impl NodeHandle {
         purpose: String,
         legal_basis: String,
     ) -> Result<IdentifyReport, NodeError> {
-        ask!(self, |reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply })
+        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply }).await
     }
     /// Asks the holder of `hit` to disclose its case contact; returns the request id.
     pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {
-        ask!(self, |reply| Command::RequestDisclosure { hit, reason, reply })
+        self.ask(|reply| Command::RequestDisclosure { hit, reason, reply }).await
     }
     /// Approves (with the contact to disclose) or refuses (`None`) a pending request.
     pub async fn decide_disclosure(&self, id: Handle, contact: Option<String>) -> Result<(), NodeError> {
-        ask!(self, |reply| Command::DecideDisclosure { id, contact, reply })
+        self.ask(|reply| Command::DecideDisclosure { id, contact, reply }).await
     }
     /// Disclosure requests at this node, both directions.
     pub async fn disclosures(&self) -> Result<Vec<StoredDisclosure>, NodeError> {
-        ask!(self, Command::Disclosures)
+        self.ask(Command::Disclosures).await
     }
     /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
     pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {
-        ask!(self, Command::RotateProberKey)
-    }
-    /// Drill hook: a simulated partition. This node can no longer reach
-    /// `peers` (connections closed, dials refused) until the next call
-    /// replaces the set; an empty set heals.
-    pub async fn cut(&self, peers: Vec<OrgId>) -> Result<(), NodeError> {
-        ask!(self, |tx| Command::Cut(peers, tx))
-    }
-    /// Drill hook: stops the event loop at once, as a crash would: no final
-    /// flush, no `node stopped` audit entry; work in flight is lost.
-    pub async fn crash(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Crash(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.ask(Command::RotateProberKey).await
     }
     /// Stops the node after flushing its store.
     pub async fn shutdown(&self) {
@@ -274,8 +276,8 @@ struct Runtime {
     /// Column-form probe fetches this node sent, by request.
     fetch_requests: HashMap<request_response::OutboundRequestId, AlertId>,
     jobs_tx: mpsc::Sender<identify::JobDone>,
-    /// Sees every gossip payload this node publishes (frames: in the codec).
-    tap: Option<Tap>,
+    #[cfg(feature = "drill")]
+    hooks: DrillHooks,
     /// Closed explicitly on stop: the in-memory transport frees a port only
     /// when its listener is removed, not when the swarm is dropped.
     listeners: Vec<libp2p::core::transport::ListenerId>,
@@ -285,14 +287,18 @@ struct Runtime {
     /// Redial ticks each unconnected member has waited for its own dial.
     waited: HashMap<PeerId, u32>,
     /// A low-priority node's own rayon pool for its blocking work (see
-    /// `NodeOptions::low_priority`); `None`: rayon's global pool.
+    /// `DrillHooks::low_priority`); `None`: rayon's global pool.
+    #[cfg(feature = "drill")]
     low_pool: Option<Arc<rayon::ThreadPool>>,
     metrics: crate::metrics::Metrics,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
 pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
-    let NodeOptions { config, db_path, seal_key, identity, tap, seed, memory_latency, low_priority } = opts;
+    #[cfg(feature = "drill")]
+    let NodeOptions { config, db_path, seal_key, identity, seed, hooks } = opts;
+    #[cfg(not(feature = "drill"))]
+    let NodeOptions { config, db_path, seal_key, identity, seed } = opts;
     config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
     let store = Store::open(&db_path, seal_key, identity.clone())?;
     let anchor = trust_anchor(&config)?;
@@ -325,7 +331,10 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let key = net::keypair(&identity.secret())?;
     let mut registry = prometheus_client::registry::Registry::with_prefix("vigil");
     let metrics = crate::metrics::Metrics::register(&mut registry);
-    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, tap.clone(), memory_latency, &mut registry)?;
+    #[cfg(feature = "drill")]
+    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &hooks, &mut registry)?;
+    #[cfg(not(feature = "drill"))]
+    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &mut registry)?;
     let mut listeners = Vec::new();
     for a in &config.network.listen {
         let addr: Multiaddr =
@@ -371,10 +380,12 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         fetch_requests: HashMap::new(),
         retry: Default::default(),
         jobs_tx,
-        tap: tap.clone(),
+        #[cfg(feature = "drill")]
+        hooks,
         listeners,
         dial_targets: Vec::new(),
         waited: HashMap::new(),
+        #[cfg(feature = "drill")]
         low_pool: None,
         metrics,
     };
@@ -389,23 +400,12 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     rt.sync_allow_list();
     rt.redial(false);
     tracing::info!(org = %rt.name, peer = %handle.peer_id, addrs = ?rt.listen, "node started");
-    if low_priority {
-        // A drill's simulated attacker: in a deployment its work runs on its
-        // own machine, so here it must not take the shared cores from the
-        // members whose latency the drill measures. Its connections' tasks
-        // are spawned where the swarm is polled, so they run here too, and
-        // its blocking work's parallel loops run on a low-priority pool.
-        let pool =
-            heavy::low_priority_pool("vigil-low-pool").map_err(|e| NodeError::Thread(std::io::Error::other(e)))?;
-        rt.low_pool = Some(Arc::new(pool));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name(format!("vigil-low-{}", rt.name)).spawn(move || {
-            heavy::lowest_priority();
-            runtime.block_on(rt.run(rx, jobs_rx));
-        })?;
-    } else {
-        tokio::spawn(rt.run(rx, jobs_rx));
+    #[cfg(feature = "drill")]
+    if rt.hooks.low_priority {
+        rt.spawn_low_priority(rx, jobs_rx)?;
+        return Ok(handle);
     }
+    tokio::spawn(rt.run(rx, jobs_rx));
     Ok(handle)
 }
 
@@ -414,12 +414,22 @@ impl Runtime {
     /// node's own low-priority rayon pool when it has one, so that the
     /// parallel loops of `f` stay at that priority.
     fn spawn_blocking<F: FnOnce() + Send + 'static>(&self, f: F) {
-        let pool = self.low_pool.clone();
-        tokio::task::spawn_blocking(move || match pool {
-            Some(p) => p.install(f),
-            None => f(),
-        });
+        #[cfg(feature = "drill")]
+        if let Some(p) = self.low_pool.clone() {
+            tokio::task::spawn_blocking(move || p.install(f));
+            return;
+        }
+        tokio::task::spawn_blocking(f);
     }
+}
+
+/// Without the `drill` feature nothing is tapped and nothing is cut.
+#[cfg(not(feature = "drill"))]
+impl Runtime {
+    fn is_cut(&self, _: &PeerId) -> bool {
+        false
+    }
+    fn tap(&self, _: &str, _: &[u8]) {}
 }
 
 fn trust_anchor(config: &NodeConfig) -> Result<Option<TrustAnchor>, NodeError> {
@@ -460,7 +470,8 @@ impl Runtime {
                         let _ = done.send(());
                         return;
                     }
-                    Some(Command::Crash(done)) => {
+                    #[cfg(feature = "drill")]
+                    Some(Command::Drill(drill::DrillCommand::Crash(done))) => {
                         self.close_listeners();
                         drop(self);
                         let _ = done.send(());
@@ -616,9 +627,7 @@ impl Runtime {
     }
 
     fn publish(&mut self, bytes: Vec<u8>) {
-        if let Some(tap) = &self.tap {
-            tap("gossip", &bytes);
-        }
+        self.tap("gossip", &bytes);
         let topic = gossipsub::IdentTopic::new(ALERT_TOPIC);
         match self.swarm.behaviour_mut().gossip.publish(topic, bytes) {
             Ok(_) => {}
@@ -666,10 +675,7 @@ impl Runtime {
         let waited = std::mem::take(&mut self.waited);
         for (peer, addrs, first) in &self.dial_targets {
             let b = self.swarm.behaviour();
-            if self.swarm.is_connected(peer)
-                || b.block.blocked_peers().contains(peer)
-                || b.cut.blocked_peers().contains(peer)
-            {
+            if self.swarm.is_connected(peer) || b.block.blocked_peers().contains(peer) || self.is_cut(peer) {
                 continue;
             }
             if !first {

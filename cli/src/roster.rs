@@ -1,8 +1,8 @@
 //! `vigil roster`: steward key generation, roster creation, member entry,
 //! threshold signing, verification, and applying a roster to a running node.
 
-use super::client::Client;
-use super::{DataArg, KindArg};
+use crate::client::Client;
+use crate::commands::{DataArg, KindArg};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use vigil_crypto::{sign_roster, verify_roster, Identity, TrustAnchor};
 use vigil_protocol::{limits, Member, OrgId, Role, RosterBody, RosterFile, SignedRoster};
 
 #[derive(Debug, Subcommand)]
-pub enum RosterCmd {
+pub(crate) enum RosterCmd {
     /// Create a steward signing key (written with mode 0600).
     Keygen {
         #[arg(long)]
@@ -133,7 +133,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         }
         RosterCmd::New { federation, out, version } => {
             let r = SignedRoster {
-                body: RosterBody { federation, version, issued_at_ms: crate::runtime::now_ms(), members: vec![] },
+                body: RosterBody { federation, version, issued_at_ms: vigil_node::runtime::now_ms(), members: vec![] },
                 signatures: vec![],
             };
             r.body.validate()?;
@@ -143,7 +143,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         RosterCmd::Add { roster, member_file, org, name, kind, addrs, roles } => {
             let mut r = load(&roster)?;
             let member = if let Some(f) = member_file {
-                let info: crate::datadir::OrgInfo = serde_json::from_str(&std::fs::read_to_string(&f)?)
+                let info: vigil_node::datadir::OrgInfo = serde_json::from_str(&std::fs::read_to_string(&f)?)
                     .with_context(|| format!("{} is not an org.json", f.display()))?;
                 Member {
                     org: info.org,
@@ -191,7 +191,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         RosterCmd::Bump { roster } => {
             let mut r = load(&roster)?;
             r.body.version += 1;
-            r.body.issued_at_ms = crate::runtime::now_ms();
+            r.body.issued_at_ms = vigil_node::runtime::now_ms();
             r.signatures.clear();
             save(&roster, &r)?;
             println!("Roster is now v{} (unsigned).", r.body.version);
@@ -225,7 +225,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         RosterCmd::Apply { data, roster } => {
             let r = load(&roster)?;
             let file = RosterFile { format: vigil_protocol::ROSTER_FILE_FORMAT, roster: r };
-            let v: crate::api::Created = Client::new(&data.data)?.post("/v1/roster", &file)?;
+            let v: vigil_node::api::Created = Client::new(&data.data)?.post("/v1/roster", &file)?;
             println!("The node applied roster v{}.", v.id);
         }
     }

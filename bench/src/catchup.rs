@@ -4,7 +4,6 @@
 //! sled store; the two engines exchange the frames directly (no sockets),
 //! so the figure is the node's own cost, not loopback TCP's.
 
-use crate::store::Store;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +12,7 @@ use vigil_crypto::{sign_roster, Identity, SealKey, TrustAnchor};
 use vigil_engine::model::Meta;
 use vigil_engine::{Action, Engine, EngineInit};
 use vigil_matcher::synth::Population;
+use vigil_node::store::Store;
 use vigil_protocol::{encode, Category, Member, OrgKind, Request, Response, Role, RosterBody, SignedRoster, Tag};
 
 const FRAME: usize = 256 * 1024;
@@ -92,7 +92,7 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
     let (relay_id, me_id) = (&ids[orgs], &ids[orgs + 1]);
     let mut relay = engine(relay_id, &anchor, &roster, form)?;
     let pop = Population::new(1, "vigil-synth-128", 100);
-    let now = crate::runtime::now_ms();
+    let now = vigil_node::runtime::now_ms();
     let mut alerts_bytes = 0;
     // Each issuer publishes its share; the relay receives them as gossip.
     for (o, id) in ids[..orgs].iter().enumerate() {

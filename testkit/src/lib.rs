@@ -1,38 +1,40 @@
-//! Shared helpers for Vigil's end-to-end tests: waiting on real nodes,
-//! reading audit logs, building alerts by hand for the malicious cases,
-//! and a wire tap that records every payload a node sends.
+//! Vigil's test kit: a local federation of real nodes in one process, and
+//! the helpers the end-to-end tests, the demo, the drills and the
+//! benchmarks share (waiting on nodes, reading audit logs, a wire tap,
+//! peak memory). With the `drill` feature it also reaches the node's drill
+//! hooks (taps, latency, partitions, crashes, raw frames).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod federation;
+#[cfg(feature = "drill")]
+mod wire;
+
+pub use federation::{ConfigTweak, FederationOptions, LocalFederation, LocalNode, OrgSpec};
+#[cfg(feature = "drill")]
+pub use wire::{Tapped, WireLog, MAX_TAPPED};
+
+use std::time::{Duration, Instant};
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{HitRole, StoredHit};
-use vigil_node::federation::wait_for;
 use vigil_node::NodeHandle;
 
 /// How long a test waits for something that takes milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Every payload one node sent, as (protocol, bytes). Bounded: a test that
-/// sends more than `MAX_TAPPED` payloads fails loudly instead of growing.
-#[derive(Clone, Default, Debug)]
-pub struct WireLog(Arc<Mutex<Vec<Tapped>>>);
-
-/// One tapped payload: (protocol, bytes).
-pub type Tapped = (String, Vec<u8>);
-
-pub const MAX_TAPPED: usize = 100_000;
-
-impl WireLog {
-    pub fn tap(&self) -> vigil_node::net::Tap {
-        let log = self.0.clone();
-        Arc::new(move |proto: &str, bytes: &[u8]| {
-            let mut l = log.lock().unwrap();
-            assert!(l.len() < MAX_TAPPED, "wire tap overflow");
-            l.push((proto.to_string(), bytes.to_vec()));
-        })
-    }
-    pub fn payloads(&self) -> Vec<Tapped> {
-        self.0.lock().unwrap().clone()
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -72,4 +74,14 @@ pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_engin
         retain_until_ms: vigil_node::runtime::now_ms() + 1_000_000_000,
         regime: None,
     }
+}
+
+/// Peak resident memory of this process, from /proc (Linux), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }

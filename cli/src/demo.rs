@@ -8,13 +8,13 @@
 //! identification query (TFHE) across the federation, and the NGO asks the
 //! border post to disclose the case contact, which a person there approves.
 
-use crate::federation::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use vigil_engine::model::{HitRole, Regime};
 use vigil_engine::{Enrolment, OutcomeStatus};
 use vigil_matcher::synth::Population;
 use vigil_protocol::{Category, OrgKind};
+use vigil_testkit::{wait_for, FederationOptions, LocalFederation, OrgSpec};
 
 const NGO: usize = 0;
 const POLICE: usize = 1;
@@ -24,7 +24,7 @@ const MISSING: usize = 7;
 
 /// The demo's outcome (`vigil demo --json`).
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub nodes: usize,
     pub records: usize,
     pub alerts: usize,
@@ -59,7 +59,7 @@ impl Narrator {
     }
 }
 
-pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
+pub(crate) async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
     let t0 = Instant::now();
     let n = Narrator { quiet: json, t0 };
     let specs = [
@@ -86,7 +86,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
                 category,
                 case_ref: case,
                 consent: "documented at intake".into(),
-                retain_until_ms: crate::runtime::now_ms() + 365 * 24 * 3600 * 1000,
+                retain_until_ms: vigil_node::runtime::now_ms() + 365 * 24 * 3600 * 1000,
                 regime: Some(if node == NGO { Regime::Gdpr } else { Regime::Led }),
             })
             .await
@@ -117,7 +117,7 @@ pub async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
             pop.sample(MISSING, 0),
             Category::Missing,
             "SN-2026-0141 (family report)".into(),
-            crate::runtime::now_ms() + 30 * 24 * 3600 * 1000,
+            vigil_node::runtime::now_ms() + 30 * 24 * 3600 * 1000,
         )
         .await?;
     n.say(format!(

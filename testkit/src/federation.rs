@@ -1,16 +1,17 @@
 //! A local federation in one process: stewards, a signed roster and several
 //! real nodes (own data directory, sealed sled store, libp2p over loopback
-//! TCP). Used by `vigil demo` and by the end-to-end tests; it wires real
-//! components together and replaces none of them.
+//! TCP or the in-memory transport). Used by `vigil demo`, the drills and the
+//! end-to-end tests; it wires real components together and replaces none.
 
-use crate::datadir::{self, Opened, Secret};
-use crate::net::Tap;
-use crate::runtime::{self, NodeError, NodeHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_config::NodeConfig;
 use vigil_crypto::{sign_roster, Identity};
+use vigil_node::datadir::{self, Opened, Secret};
+use vigil_node::runtime::{self, NodeError, NodeHandle};
+#[cfg(feature = "drill")]
+use vigil_node::{net::Tap, runtime::DrillHooks};
 use vigil_protocol::{Member, OrgKind, Role, RosterBody, SignedRoster};
 
 /// One organisation to start.
@@ -44,9 +45,8 @@ pub struct LocalNode {
     pub dir: PathBuf,
     pub identity: Arc<Identity>,
     pub secret: Secret,
-    tap: Option<Tap>,
-    latency: Duration,
-    low_priority: bool,
+    #[cfg(feature = "drill")]
+    hooks: DrillHooks,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -70,15 +70,18 @@ pub type ConfigTweak = Box<dyn Fn(usize, &mut NodeConfig) + Send + Sync>;
 pub struct FederationOptions {
     /// Called for every node's config before it starts.
     pub tweak: ConfigTweak,
-    /// A tap per node index.
-    pub tap: Box<dyn Fn(usize) -> Option<Tap> + Send + Sync>,
     /// Nodes talk over libp2p's in-memory transport (`/memory/N`) instead
     /// of loopback TCP: many nodes in one process, no sockets.
     pub memory: bool,
+    /// A tap per node index.
+    #[cfg(feature = "drill")]
+    pub tap: Box<dyn Fn(usize) -> Option<Tap> + Send + Sync>,
     /// Simulated one-way latency on every in-memory link.
+    #[cfg(feature = "drill")]
     pub latency: Duration,
     /// Nodes whose event loop runs on a low-priority thread of its own
-    /// (`NodeOptions::low_priority`): a drill's attackers.
+    /// (`DrillHooks::low_priority`): a drill's attackers.
+    #[cfg(feature = "drill")]
     pub low_priority: Box<dyn Fn(usize) -> bool + Send + Sync>,
 }
 
@@ -86,9 +89,12 @@ impl Default for FederationOptions {
     fn default() -> Self {
         Self {
             tweak: Box::new(|_, _| {}),
-            tap: Box::new(|_| None),
             memory: false,
+            #[cfg(feature = "drill")]
+            tap: Box::new(|_| None),
+            #[cfg(feature = "drill")]
             latency: Duration::ZERO,
+            #[cfg(feature = "drill")]
             low_priority: Box::new(|_| false),
         }
     }
@@ -132,11 +138,17 @@ impl LocalFederation {
             let secret = Secret::KeyFile(hex::encode(key));
             datadir::init(&dir, &cfg, &secret)?;
             let opened = datadir::open(&dir, &secret)?;
-            let tap = (opts.tap)(i);
-            let mut node_opts = opened.node_options(tap.clone());
-            node_opts.memory_latency = opts.latency;
-            let low_priority = (opts.low_priority)(i);
-            node_opts.low_priority = low_priority;
+            #[allow(unused_mut)]
+            let mut node_opts = opened.node_options();
+            #[cfg(feature = "drill")]
+            let hooks = {
+                node_opts.hooks = DrillHooks {
+                    tap: (opts.tap)(i),
+                    memory_latency: opts.latency,
+                    low_priority: (opts.low_priority)(i),
+                };
+                node_opts.hooks.clone()
+            };
             let handle = runtime::start(node_opts).await?;
             // Pin the bound address so a restart listens where the roster says.
             let mut pinned = opened.config.clone();
@@ -148,9 +160,8 @@ impl LocalFederation {
                 dir,
                 identity: opened.identity,
                 secret,
-                tap,
-                latency: opts.latency,
-                low_priority,
+                #[cfg(feature = "drill")]
+                hooks,
             });
         }
         let members = specs
@@ -217,9 +228,12 @@ impl LocalFederation {
     pub async fn start_again(&mut self, i: usize) -> Result<(), anyhow::Error> {
         let n = &self.nodes[i];
         let opened = n.open()?;
-        let mut node_opts = opened.node_options(n.tap.clone());
-        node_opts.memory_latency = n.latency;
-        node_opts.low_priority = n.low_priority;
+        #[allow(unused_mut)]
+        let mut node_opts = opened.node_options();
+        #[cfg(feature = "drill")]
+        {
+            node_opts.hooks = n.hooks.clone();
+        }
         let handle = runtime::start(node_opts).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
         self.nodes[i].handle = handle;
         Ok(())
@@ -229,23 +243,5 @@ impl LocalFederation {
         for n in &self.nodes {
             n.handle.shutdown().await;
         }
-    }
-}
-
-/// Polls `f` until it returns `Some` or `timeout` passes.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -76,16 +76,6 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (r, t.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// Peak resident memory of this process, from /proc (Linux), in MiB.
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 /// Random unit vectors at scale 127, with one noisy copy of `probe` in every 1000 rows.
 fn random_gallery(dim: usize, m: usize, probe: &[i8], seed: u64) -> Gallery {
     let mut rows = vec![0i8; m * dim];
@@ -176,7 +166,7 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
         matches: plain.iter().filter(|x| **x).count(),
         band,
         threshold_cosine: threshold_cosine as f64,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: vigil_testkit::peak_rss_mb(),
         row,
         split,
     })

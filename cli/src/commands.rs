@@ -2,34 +2,32 @@
 //! --export` work on files; `serve` runs the daemon; the other subcommands
 //! talk to a running daemon over its local HTTP API (like docker/dockerd).
 
-mod client;
-mod roster;
-
-use crate::api::{self, AlertRequest, EnrolRequest};
-use crate::datadir::{self, Secret};
+use crate::{client, demo, roster};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use vigil_config::NodeConfig;
 use vigil_matcher::TemplateFile;
+use vigil_node::api::{self, AlertRequest, EnrolRequest};
+use vigil_node::datadir::{self, Secret};
 use vigil_protocol::{Category, OrgKind};
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about = "Vigil: a federated alert and identification network for missing persons")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DataArg {
+pub(crate) struct DataArg {
     /// The node's data directory.
     #[arg(long, env = "VIGIL_DATA", default_value = "./vigil-data")]
     pub data: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create an organisation's identity, config and sealed data directory.
     Init {
         #[arg(long)]
@@ -176,10 +174,15 @@ pub enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Rehearse the federation: play a scenario file with many real nodes in
+    /// one process and report delivery, hits, traffic and invariants
+    /// (builds with the `drill` feature only).
+    #[cfg(feature = "drill")]
+    Drill(vigil_simnet::DrillArgs),
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DiscloseCmd {
+pub(crate) enum DiscloseCmd {
     /// Ask the holder of a hit (its handle, from `vigil hits`) for the case contact.
     Request {
         #[command(flatten)]
@@ -219,7 +222,7 @@ pub enum DiscloseCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCmd {
+pub(crate) enum BenchCmd {
     /// Plaintext scan vs encrypted matching on one random gallery.
     Match {
         #[arg(long, default_value_t = 128)]
@@ -259,7 +262,7 @@ fn parse_form(s: &str) -> Result<vigil_config::AlertForm, String> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AlertCmd {
+pub(crate) enum AlertCmd {
     /// Publish a signed alert for the person in a template file.
     Publish {
         #[command(flatten)]
@@ -290,7 +293,7 @@ pub enum AlertCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AuditCmd {
+pub(crate) enum AuditCmd {
     /// Verify the running node's chain, or an exported chain (--export with --org).
     Verify {
         #[command(flatten)]
@@ -312,7 +315,7 @@ pub enum AuditCmd {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     Ngo,
     Police,
     Border,
@@ -331,7 +334,7 @@ impl From<KindArg> for OrgKind {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum CategoryArg {
+pub(crate) enum CategoryArg {
     Missing,
     Found,
     Victim,
@@ -366,7 +369,7 @@ fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
     Ok(file)
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { org, kind, data, key_file, listen, api, stewards, threshold, epoch_secret } => {
             let mut cfg = NodeConfig::new(&org, kind.into());
@@ -460,21 +463,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .and_then(|c| c.post::<_, serde_json::Value>("/v1/backup", &serde_json::json!({ "out": out })));
             let bytes = match via_node {
                 Ok(v) => v["bytes"].as_u64().unwrap_or(0),
-                Err(e) if e.to_string().contains("is `vigil serve` running") => {
+                Err(client::ClientError::Unreachable { .. }) => {
                     // The node is stopped: read the directory directly.
                     let secret = Secret::obtain(key_file.as_deref(), false)?;
-                    let opened = crate::datadir::open(&data.data, &secret)?;
-                    let store = crate::store::Store::open(&data.data.join("db"), opened.key, opened.identity)?;
+                    let opened = vigil_node::datadir::open(&data.data, &secret)?;
+                    let store = vigil_node::store::Store::open(&data.data.join("db"), opened.key, opened.identity)?;
                     store.backup(&out)?
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             println!("Wrote a sealed backup of {} to {} ({bytes} bytes).", data.data.display(), out.display());
             Ok(())
         }
         Command::Restore { from, data, key_file } => {
             let secret = Secret::obtain(key_file.as_deref(), false)?;
-            let n = crate::backup::restore(&from, &data, &secret)?;
+            let n = vigil_node::backup::restore(&from, &data, &secret)?;
             println!(
                 "Restored {} into {} ({n} database entries); start it with `vigil serve --data {}`.",
                 from.display(),
@@ -503,10 +506,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCmd::Verify { data, export, org }) => {
             if let (Some(path), Some(org)) = (export, org) {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                let records: Vec<crate::store::AuditRecord> =
+                let records: Vec<vigil_node::store::AuditRecord> =
                     serde_json::from_str(&text).context("export is not an audit chain")?;
                 let org = vigil_protocol::OrgId::from_hex(&org).map_err(anyhow::Error::msg)?;
-                crate::store::verify_chain(&records, &org)?;
+                vigil_node::store::verify_chain(&records, &org)?;
                 println!("Audit chain OK: {} entries signed by {org}", records.len());
                 return Ok(());
             }
@@ -525,7 +528,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCmd::Match { dim, gallery, threads, runs, threshold, json }) => {
-            let r = crate::bench::run(dim, gallery, threads, runs, threshold)?;
+            let r = vigil_bench::matching::run(dim, gallery, threads, runs, threshold)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -534,7 +537,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCmd::Catchup { orgs, alerts, form, json }) => {
-            let r = crate::bench_catchup::run(orgs, alerts, form)?;
+            let r = vigil_bench::catchup::run(orgs, alerts, form)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -542,8 +545,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "drill")]
+        Command::Drill(args) => vigil_simnet::run_cli(args).await,
         Command::Demo { json, seed } => {
-            let summary = crate::demo::run(json, seed).await?;
+            let summary = demo::run(json, seed).await?;
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
@@ -610,12 +615,16 @@ fn disclose(cmd: DiscloseCmd) -> anyhow::Result<()> {
 }
 
 async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
+    // A missing, empty, short or unreadable token stops here: the API is
+    // never served without one.
+    let token_path = dir.join("api.token");
+    let token = api::ApiToken::load(&token_path)?;
     let secret = Secret::obtain(key_file, false)?;
     let opened = datadir::open(dir, &secret)?;
     let roster_path = opened.config.federation.roster.as_ref().map(|r| dir.join(r));
     let api_listen = opened.config.api.listen.clone();
     let max_body = opened.config.api.max_body_bytes;
-    let node = crate::runtime::start(opened.node_options(None)).await?;
+    let node = vigil_node::runtime::start(opened.node_options()).await?;
     if let Some(p) = roster_path.filter(|p| p.exists()) {
         let roster = roster::load(&p)?;
         match node.apply_roster(roster).await {
@@ -623,9 +632,8 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
             Err(e) => tracing::warn!("roster file {} not applied: {e}", p.display()),
         }
     }
-    let (token_path, token) = (dir.join("api.token"), datadir::api_access(dir)?.1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = api::serve(&api_listen, api::router(node.clone(), &token, max_body), async {
+    let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body), async {
         let _ = stop_rx.await;
     })
     .await
