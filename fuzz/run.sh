@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every decoder of untrusted bytes for SECONDS each (default 300),
 # growing fuzz/corpus/. Needs a nightly toolchain; installs cargo-fuzz.
-# A crash leaves its input in fuzz/artifacts/TARGET/: fix the decoder, then
+# A crash leaves its input in fuzz/libfuzzer/artifacts/TARGET/: fix the decoder, then
 # copy the input into fuzz/corpus/TARGET/ so the stable replay test
-# (fuzzing/tests/corpus.rs, part of `cargo test --workspace`) keeps it fixed.
+# (fuzz/tests/corpus.rs, part of `cargo test --workspace`) keeps it fixed.
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:-300}"
@@ -13,6 +13,6 @@ for t in gossip request response roster template ciphertext; do
   max_len=66000
   [ "$t" = ciphertext ] && max_len=140000
   echo "== $t ($SECONDS_EACH s)"
-  cargo +nightly fuzz run -s none -O "$t" "corpus/$t" -- \
+  cargo +nightly fuzz run --fuzz-dir libfuzzer -s none -O "$t" "$PWD/corpus/$t" -- \
     -max_total_time="$SECONDS_EACH" -max_len="$max_len" -rss_limit_mb=4096 -print_final_stats=1
 done

@@ -12,11 +12,12 @@ use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
-    answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, EncryptedAnswer,
-    EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY, ROW_PADDING,
+    answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, AnyAnswer,
+    EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY,
+    ROW_PADDING,
 };
 use vigil_matcher::Gallery;
-use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role, Tag};
+use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role};
 
 /// The probe a holder's job answers: the alert's row form or a split row
 /// form, or the column form fetched from the issuer for a large gallery.
@@ -108,13 +109,6 @@ impl AlertJob {
     }
 }
 
-/// An answer page as the issuer received it.
-#[derive(Debug)]
-pub enum AnyAnswer {
-    Row(RowAnswer),
-    Column(EncryptedAnswer),
-}
-
 /// Decryption of one answer page at the issuer: run on a blocking thread.
 #[derive(Debug)]
 pub struct AnswerJob {
@@ -128,11 +122,7 @@ pub struct AnswerJob {
 impl AnswerJob {
     /// The matching positions and the number of positions.
     pub fn run(&self) -> Result<(Vec<usize>, usize), String> {
-        let decisions = match &self.answer {
-            AnyAnswer::Row(a) => self.key.decrypt_row(a),
-            AnyAnswer::Column(a) => self.key.decrypt(a),
-        }
-        .map_err(|e| e.to_string())?;
+        let decisions = self.answer.decrypt(&self.key).map_err(|e| e.to_string())?;
         Ok((decisions.iter().enumerate().filter(|(_, m)| **m).map(|(p, _)| p).collect(), decisions.len()))
     }
 }
@@ -301,7 +291,7 @@ impl Engine {
             probe: JobProbe::Row(probe),
             gallery: Gallery::new(ex.dim, self.gallery_rows(&records, ex.dim)),
             records,
-            threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
+            threshold: ex.score_threshold(),
             seed,
             page_records: self.row_page_records(ex.dim),
             undo,
@@ -367,7 +357,7 @@ impl Engine {
         // Pages fill at most half a request frame: whole 16 KiB blocks
         // (column form) or whole groups (split).
         let page_records = match &probe {
-            JobProbe::Column(_) => (self.frame_limit / 2 / (2 * POLY * 4)).max(1) * POLY,
+            JobProbe::Column(_) => EncryptedAnswer::page_records(self.frame_limit / 2),
             JobProbe::Row(p) => self.row_page_records(p.stride()),
         };
         let job = AlertJob {
@@ -376,7 +366,7 @@ impl Engine {
             probe,
             gallery: Gallery::new(ex.dim, rows),
             records,
-            threshold: (ex.threshold * 127.0 * 127.0).round() as i32,
+            threshold: ex.score_threshold(),
             seed,
             page_records,
             undo,
@@ -582,16 +572,14 @@ impl Engine {
         let Some(key) = self.key_by_id(&probe.key_id) else {
             return refuse(Refusal::Unsupported, "alert answer under a key this node no longer holds".into());
         };
-        // The envelope's tag says which form the page is in.
-        let decoded = if a.body.get(3) == Some(&(Tag::EncryptedAnswer as u8)) {
-            EncryptedAnswer::from_bytes(&a.body, max_frame_bytes)
-                .map(|ans| (ans.key_id == probe.key_id).then_some(AnyAnswer::Column(ans)))
-        } else {
-            // At the stride of the alert's probe or of a split of it.
-            RowAnswer::from_bytes(&a.body, max_frame_bytes).map(|ans| {
-                (ans.key_id == probe.key_id && valid_stride(probe.dim, ans.stride)).then_some(AnyAnswer::Row(ans))
-            })
-        };
+        // A row page at the stride of the alert's probe or of a split of it.
+        let decoded = AnyAnswer::from_bytes(&a.body, max_frame_bytes).map(|ans| {
+            let fits = match &ans {
+                AnyAnswer::Row(r) => valid_stride(probe.dim, r.stride),
+                AnyAnswer::Column(_) => true,
+            };
+            (ans.key_id() == probe.key_id && fits).then_some(ans)
+        });
         let answer = match decoded {
             Ok(Some(ans)) => ans,
             Ok(None) => {

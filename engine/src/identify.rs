@@ -8,9 +8,7 @@
 use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use std::sync::Arc;
-use vigil_matcher::encrypted::{
-    respond, respond_row, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS,
-};
+use vigil_matcher::encrypted::{respond, respond_row, AnyProbe, ProberKey, RowAnswer, RunLayout, MAX_SPLIT_CHUNKS};
 use vigil_matcher::Gallery;
 use vigil_protocol::{decode, encode, Handle, IdentifyAnswer, OrgId, Refusal, Request, Response, Role, Tag};
 
@@ -22,21 +20,13 @@ pub struct EncryptedGallery {
     pub records: Vec<u64>,
 }
 
-/// The probe of a query, in the form the prober chose.
-#[derive(Debug)]
-pub enum QueryProbe {
-    /// `EncryptedProbe` (tag 7): answered in column form.
-    Column(EncryptedProbe),
-    /// `RowProbe` (tag 9) in 1..=32 chunks: answered at its stride.
-    Row(RowProbe),
-}
-
 /// Homomorphic work for the runtime to run on a blocking thread.
 #[derive(Debug)]
 pub struct IdentifyJob {
     pub query: Handle,
     pub from: OrgId,
-    pub probe: QueryProbe,
+    /// The probe, in the form the prober chose.
+    pub probe: AnyProbe,
     pub gallery: Arc<EncryptedGallery>,
     pub threshold: i32,
     pub seed: [u8; 32],
@@ -45,19 +35,14 @@ pub struct IdentifyJob {
 impl IdentifyJob {
     /// Result stride of the answer: 0 for the column form.
     pub fn stride(&self) -> usize {
-        match &self.probe {
-            QueryProbe::Column(_) => 0,
-            QueryProbe::Row(p) => p.stride(),
-        }
+        self.probe.stride()
     }
 
     /// The homomorphic work (blocking): the encoded `Response::Answer`.
     pub fn run(&self, max_answer_bytes: usize) -> Result<Vec<u8>, String> {
         let answer = match &self.probe {
-            QueryProbe::Column(p) => {
-                respond(p, &self.gallery.layout, self.threshold, self.seed).map(|a| a.0.to_bytes())
-            }
-            QueryProbe::Row(p) => {
+            AnyProbe::Column(p) => respond(p, &self.gallery.layout, self.threshold, self.seed).map(|a| a.0.to_bytes()),
+            AnyProbe::Row(p) => {
                 respond_row(p, &self.gallery.layout.gallery(), self.threshold, self.seed).map(|a| a.0.to_bytes())
             }
         }
@@ -221,16 +206,10 @@ impl Engine {
         let Ok(extractor) = vigil_matcher::extractor(&req.extractor).ok_or(()) else {
             return refuse(Refusal::Unsupported, format!("unknown extractor {:?}", req.extractor), req.query);
         };
-        // The envelope's tag names the form.
-        let probe = if req.probe.get(3) == Some(&(Tag::RowProbe as u8)) {
-            RowProbe::from_bytes_split(&req.probe, MAX_SPLIT_CHUNKS).map(|p| (p.dim, QueryProbe::Row(p)))
-        } else {
-            EncryptedProbe::from_bytes(&req.probe, max).map(|p| (p.dim, QueryProbe::Column(p)))
-        };
-        let probe = match probe {
-            Ok((dim, p)) if dim == extractor.dim => p,
-            Ok((dim, _)) => {
-                let reason = format!("probe has {dim} dimensions, {} has {}", extractor.id, extractor.dim);
+        let probe = match AnyProbe::from_bytes(&req.probe, max, MAX_SPLIT_CHUNKS) {
+            Ok(p) if p.dim() == extractor.dim => p,
+            Ok(p) => {
+                let reason = format!("probe has {} dimensions, {} has {}", p.dim(), extractor.id, extractor.dim);
                 return refuse(Refusal::Unsupported, reason, req.query);
             }
             Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
@@ -238,7 +217,7 @@ impl Engine {
         let gallery = self.encrypted_gallery(extractor.id).unwrap_or_else(|| {
             Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(extractor.dim, vec![])), records: vec![] })
         });
-        if let QueryProbe::Row(p) = &probe {
+        if let AnyProbe::Row(p) = &probe {
             // A row answer grows with the gallery (the prober's idea of its
             // size may be old): refused before the budget is spent.
             let bytes = RowAnswer::encoded_len(gallery.records.len(), p.stride()) + 64;
@@ -261,8 +240,7 @@ impl Engine {
             legal_basis: req.legal_basis.clone(),
             records: gallery.records.len(),
         };
-        let threshold = (extractor.threshold * 127.0 * 127.0).round() as i32;
-        let job = IdentifyJob { query: req.query, from, probe, gallery, threshold, seed };
+        let job = IdentifyJob { query: req.query, from, probe, gallery, threshold: extractor.score_threshold(), seed };
         IdentifyStart::Run(Box::new(job), vec![Action::Audit(event)])
     }
 

@@ -32,8 +32,8 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, WireError};
 
 pub use alerts::{alert_id, Verdict};
-pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, AnyAnswer, FetchJob, JobProbe, RequestOutcome};
-pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart, QueryProbe};
+pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, FetchJob, JobProbe, RequestOutcome};
+pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 pub use outbox::RetrySchedule;
 pub use query::{
     form_for, DecryptJob, Decrypted, IdentifyReport, OutcomeStatus, PeerOutcome, QueryResponse, QueryStart,

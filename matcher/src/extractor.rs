@@ -24,6 +24,15 @@ pub const EXTRACTORS: &[Extractor] = &[
     Extractor { id: "finger-fixed-256", modality: Modality::Finger, dim: 256, threshold: 0.55, protected_bits: 512 },
 ];
 
+impl Extractor {
+    /// The decision threshold on the integer score of two quantised
+    /// templates (unit vectors at scale 127): what the plain, protected and
+    /// encrypted matchers compare inner products with.
+    pub fn score_threshold(&self) -> i32 {
+        crate::template::score_threshold(self.threshold)
+    }
+}
+
 pub fn extractor(id: &str) -> Option<&'static Extractor> {
     EXTRACTORS.iter().find(|e| e.id == id)
 }

@@ -9,6 +9,12 @@ use vigil_protocol::Modality;
 pub const MAX_TEMPLATE_FILE_BYTES: usize = 256 * 1024;
 const SCALE: f32 = 127.0;
 
+/// A cosine threshold as a threshold on the inner product of two quantised
+/// templates (each a unit vector at scale 127).
+pub fn score_threshold(cosine: f32) -> i32 {
+    (cosine * SCALE * SCALE).round() as i32
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
     #[error("template file is {0} bytes, the limit is {MAX_TEMPLATE_FILE_BYTES}")]

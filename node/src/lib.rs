@@ -8,8 +8,11 @@ pub mod api;
 pub mod backup;
 pub mod datadir;
 pub mod metrics;
-pub mod net;
+mod net;
 pub mod runtime;
 pub mod store;
 
+pub use net::NetError;
+#[cfg(feature = "drill")]
+pub use net::Tap;
 pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};

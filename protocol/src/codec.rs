@@ -73,6 +73,19 @@ pub fn encode<T: Serialize>(tag: Tag, value: &T, limit: usize) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// The type tag of an encoded object, read from its header (`None`: not a
+/// Vigil object of this version, or an unknown tag). Decoding still checks
+/// everything; this only says which decoder to try.
+pub fn tag_of(bytes: &[u8]) -> Option<Tag> {
+    if bytes.len() < HEADER || bytes[..2] != MAGIC || bytes[2] != WIRE_VERSION {
+        return None;
+    }
+    use Tag::*;
+    [Gossip, Request, Response, Roster, Body, Stored, EncryptedProbe, EncryptedAnswer, RowProbe, RowAnswer]
+        .into_iter()
+        .find(|t| *t as u8 == bytes[3])
+}
+
 /// Decodes an object of type `tag` from `bytes`, refusing anything over
 /// `limit`, of another version or type, or with trailing bytes.
 pub fn decode<T: DeserializeOwned>(tag: Tag, bytes: &[u8], limit: usize) -> Result<T, WireError> {

@@ -8,7 +8,7 @@ mod ids;
 mod messages;
 mod roster;
 
-pub use codec::{decode, encode, Tag, WireError, WIRE_VERSION};
+pub use codec::{decode, encode, tag_of, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
     AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, Category, DisclosureAnswer, DisclosureRequest,

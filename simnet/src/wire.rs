@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use vigil_node::net::Tap;
+use vigil_node::Tap;
 
 /// Window length and probe stride.
 const WINDOW: usize = 32;

@@ -11,7 +11,7 @@ use vigil_crypto::{sign_roster, Identity};
 use vigil_node::datadir::{self, Opened, Secret};
 use vigil_node::runtime::{self, NodeError, NodeHandle};
 #[cfg(feature = "drill")]
-use vigil_node::{net::Tap, runtime::DrillHooks};
+use vigil_node::{runtime::DrillHooks, Tap};
 use vigil_protocol::{Member, OrgKind, Role, RosterBody, SignedRoster};
 
 /// One organisation to start.

@@ -14,7 +14,7 @@ pub type Tapped = (String, Vec<u8>);
 pub const MAX_TAPPED: usize = 100_000;
 
 impl WireLog {
-    pub fn tap(&self) -> vigil_node::net::Tap {
+    pub fn tap(&self) -> vigil_node::Tap {
         let log = self.0.clone();
         Arc::new(move |proto: &str, bytes: &[u8]| {
             let mut l = log.lock().unwrap();

@@ -14,11 +14,13 @@
 //! the largest Δ and the smallest masks that still hide |s − T| to within a
 //! factor of two give the narrowest band.
 
+mod any;
 mod fourier;
 mod kernel;
 mod row;
 mod wire;
 
+pub use any::{AnyAnswer, AnyProbe};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, row_form_limit, row_order, stride,

@@ -113,8 +113,18 @@ impl EncryptedProbe {
 }
 
 impl EncryptedAnswer {
+    /// Bytes of one answer block on the wire: 2·N coefficients of 4 bytes
+    /// for N positions.
+    pub const BLOCK_BYTES: usize = 2 * POLY * 4;
+
     pub fn blocks(count: usize) -> usize {
         count.div_ceil(POLY)
+    }
+
+    /// Positions per answer page that keep a page within `max_bytes`:
+    /// whole blocks, at least one.
+    pub fn page_records(max_bytes: usize) -> usize {
+        (max_bytes / Self::BLOCK_BYTES).max(1) * POLY
     }
 
     /// Splits the answer into pages of at most `blocks` blocks; page k holds

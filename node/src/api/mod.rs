@@ -248,7 +248,7 @@ pub struct VerifyReport {
 async fn audit_verify(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(match s.node.audit_verify().await? {
         Ok(n) => VerifyReport { ok: true, entries: n, error: None },
-        Err(e) => VerifyReport { ok: false, entries: 0, error: Some(e) },
+        Err(e) => VerifyReport { ok: false, entries: 0, error: Some(e.to_string()) },
     }))
 }
 

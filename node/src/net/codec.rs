@@ -12,16 +12,16 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use std::io;
 
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/req/1");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/req/1");
 /// Encrypted identification queries (large frames, their own limits).
-pub const IDENTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/identify/1");
+pub(crate) const IDENTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/vigil/identify/1");
 
 /// Marker in error messages for a frame over the limit.
-pub const OVERSIZED: &str = "oversized frame";
+pub(crate) const OVERSIZED: &str = "oversized frame";
 
 /// An inbound or outbound request frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     Data(Vec<u8>),
     /// A peer announced a frame of this many bytes, over our limit; its
     /// body was not read.
@@ -29,7 +29,7 @@ pub enum Frame {
 }
 
 #[derive(Clone)]
-pub struct FrameCodec {
+pub(crate) struct FrameCodec {
     max_request: usize,
     max_response: usize,
     #[cfg(feature = "drill")]
@@ -43,7 +43,7 @@ impl std::fmt::Debug for FrameCodec {
 }
 
 impl FrameCodec {
-    pub fn new(max_request: usize, max_response: usize) -> Self {
+    pub(crate) fn new(max_request: usize, max_response: usize) -> Self {
         Self {
             max_request,
             max_response,
@@ -54,7 +54,7 @@ impl FrameCodec {
 
     /// The same codec, showing every frame it writes to `tap`.
     #[cfg(feature = "drill")]
-    pub fn tapped(self, tap: Option<Tap>) -> Self {
+    pub(crate) fn tapped(self, tap: Option<Tap>) -> Self {
         Self { tap, ..self }
     }
 

@@ -8,7 +8,7 @@ mod codec;
 mod latency;
 mod score;
 
-pub use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
+pub(crate) use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
 
 use libp2p::{
     allow_block_list::{self, AllowedPeers, BlockedPeers},
@@ -22,7 +22,7 @@ use vigil_config::{NetworkConfig, QueryPolicy};
 use vigil_protocol::OrgId;
 
 /// The gossipsub topic that carries alert envelopes.
-pub const ALERT_TOPIC: &str = "vigil/alerts/1";
+pub(crate) const ALERT_TOPIC: &str = "vigil/alerts/1";
 
 /// Observes every payload this node sends (protocol name, bytes): gossip
 /// publishes and request-response frames. For tests and drills.
@@ -32,12 +32,12 @@ pub type Tap = std::sync::Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
 /// Peers a drill cut this node off from (a simulated partition); without
 /// the `drill` feature, libp2p's behaviour that does nothing.
 #[cfg(feature = "drill")]
-pub type Cut = allow_block_list::Behaviour<BlockedPeers>;
+pub(crate) type Cut = allow_block_list::Behaviour<BlockedPeers>;
 #[cfg(not(feature = "drill"))]
-pub type Cut = libp2p::swarm::dummy::Behaviour;
+pub(crate) type Cut = libp2p::swarm::dummy::Behaviour;
 
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     pub allow: allow_block_list::Behaviour<AllowedPeers>,
     pub block: allow_block_list::Behaviour<BlockedPeers>,
     /// Peers this node cannot reach: a drill's simulated partition.
@@ -65,7 +65,7 @@ pub enum NetError {
 }
 
 /// The libp2p keypair of an organisation (from its ed25519 seed).
-pub fn keypair(secret: &[u8; 32]) -> Result<identity::Keypair, NetError> {
+pub(crate) fn keypair(secret: &[u8; 32]) -> Result<identity::Keypair, NetError> {
     let mut s = *secret;
     identity::Keypair::ed25519_from_bytes(&mut s).map_err(|e| NetError::Key(e.to_string()))
 }
@@ -78,7 +78,7 @@ const ED25519_PEER_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
 /// An organisation's PeerId. Built from the bytes, without decompressing
 /// the key (hot: every request and every redial); an OrgId that is not a
 /// valid key gives a PeerId nobody can authenticate as.
-pub fn peer_id(org: &OrgId) -> Result<PeerId, NetError> {
+pub(crate) fn peer_id(org: &OrgId) -> Result<PeerId, NetError> {
     let mut bytes = ED25519_PEER_PREFIX.to_vec();
     bytes.extend_from_slice(&org.0);
     PeerId::from_bytes(&bytes).map_err(|e| NetError::Key(e.to_string()))
@@ -86,7 +86,7 @@ pub fn peer_id(org: &OrgId) -> Result<PeerId, NetError> {
 
 /// The organisation behind an ed25519 PeerId (the peers of this node's
 /// connections were authenticated by Noise, so the key is not decoded again).
-pub fn org_of(peer: &PeerId) -> Option<OrgId> {
+pub(crate) fn org_of(peer: &PeerId) -> Option<OrgId> {
     let bytes = peer.to_bytes();
     if bytes.len() == 38 && bytes[..6] == ED25519_PEER_PREFIX {
         return Some(OrgId(bytes[6..].try_into().ok()?));
@@ -105,7 +105,7 @@ fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::from(vigil_crypto::sha256(&m.data).to_vec())
 }
 
-pub fn behaviour(
+pub(crate) fn behaviour(
     metrics: &mut prometheus_client::registry::Registry,
     cfg: &NetworkConfig,
     queries: &QueryPolicy,
@@ -182,7 +182,7 @@ pub fn behaviour(
 
 /// A swarm over TCP + Noise + Yamux, and over libp2p's in-memory
 /// transport (`/memory/N` addresses) for nodes in one process.
-pub fn tcp_swarm(
+pub(crate) fn tcp_swarm(
     key: identity::Keypair,
     cfg: &NetworkConfig,
     queries: &QueryPolicy,

@@ -95,7 +95,7 @@ impl Runtime {
                 let _ = reply.send(Ok(v));
             }
             Command::AuditVerify(reply) => {
-                let _ = reply.send(Ok(self.store.audit_verify().map_err(|e| e.to_string())));
+                let _ = reply.send(Ok(self.store.audit_verify()));
             }
             Command::AuditExport(reply) => {
                 let _ = reply.send(self.store.audit_entries().map_err(NodeError::from));

@@ -19,7 +19,7 @@ pub use heavy::low_priority_pool;
 pub use views::{AlertView, RecordView, Status};
 
 use crate::net::{self, Behaviour, BehaviourEvent, ALERT_TOPIC};
-use crate::store::{AuditRecord, Store, StoreError};
+use crate::store::{AuditError, AuditRecord, Store, StoreError};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
@@ -117,7 +117,7 @@ enum Command {
         reply: Reply<u64>,
     },
     Hits(Reply<Vec<StoredHit>>),
-    AuditVerify(Reply<Result<usize, String>>),
+    AuditVerify(Reply<Result<usize, AuditError>>),
     AuditExport(Reply<Vec<AuditRecord>>),
     Status(Reply<Status>),
     Identify {
@@ -208,7 +208,7 @@ impl NodeHandle {
         self.ask(Command::Hits).await
     }
     /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
-    pub async fn audit_verify(&self) -> Result<Result<usize, String>, NodeError> {
+    pub async fn audit_verify(&self) -> Result<Result<usize, AuditError>, NodeError> {
         self.ask(Command::AuditVerify).await
     }
     pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {

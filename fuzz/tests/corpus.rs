@@ -10,7 +10,7 @@ fn every_corpus_input_decodes_or_fails_cleanly() {
     // the one compiled in: a build reused from another checkout of the
     // same target directory would look in that checkout.
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let root = Path::new(&manifest).join("../fuzz/corpus");
+    let root = Path::new(&manifest).join("corpus");
     let mut total = 0;
     for (name, target) in vigil_fuzzing::TARGETS {
         let dir = root.join(name);

@@ -1,5 +1,5 @@
 //! One entry point per decoder that reads untrusted bytes: wire messages,
-//! roster files, template files and ciphertexts. `fuzz/` drives them with
+//! roster files, template files and ciphertexts. `fuzz/libfuzzer/` drives them with
 //! libFuzzer; `tests/corpus.rs` replays the kept corpus on stable Rust, so
 //! every input that once crashed stays a regression test.
 //!
@@ -13,7 +13,7 @@ use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, R
 /// A decoder entry point: must return normally for any input.
 pub type Target = fn(&[u8]);
 
-/// The fuzz targets, by name (as in `fuzz/fuzz_targets/` and `fuzz/corpus/`).
+/// The fuzz targets, by name (as in `fuzz/libfuzzer/fuzz_targets/` and `fuzz/corpus/`).
 pub const TARGETS: &[(&str, Target)] = &[
     ("gossip", gossip),
     ("request", request),
