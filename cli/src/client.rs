@@ -64,28 +64,59 @@ impl Client {
     }
 }
 
-/// Prints a JSON array as a table of `columns`, or as JSON.
-pub(crate) fn print_table(v: &serde_json::Value, json: bool, columns: &[&str]) {
+/// Peer- and operator-supplied text made safe for a terminal: control
+/// characters (ANSI escapes among them) replaced, so a case reference cannot
+/// recolour or rewrite the operator's screen.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
+}
+
+/// A table cell: at most `width` characters (cut on a character boundary,
+/// never inside one), printable.
+fn cell(s: &str, width: usize) -> String {
+    printable(&s.chars().take(width).collect::<String>())
+}
+
+/// Prints `rows` as a table of `columns` (their JSON field names), or as JSON.
+pub(crate) fn print_table<T: Serialize>(rows: &[T], json: bool, columns: &[&str]) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        return;
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
     }
-    let rows = v.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
         println!("(none)");
-        return;
+        return Ok(());
     }
     println!("{}", columns.join("\t"));
     for r in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| match &r[*c] {
-                serde_json::Value::String(s) if s.len() > 16 => s[..16].to_string(),
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => "-".into(),
-                other => other.to_string(),
-            })
-            .collect();
-        println!("{}", cells.join("\t"));
+        println!("{}", row(&serde_json::to_value(r)?, columns).join("\t"));
+    }
+    Ok(())
+}
+
+fn row(v: &serde_json::Value, columns: &[&str]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| match &v[*c] {
+            serde_json::Value::String(s) => cell(s, 16),
+            serde_json::Value::Null => "-".into(),
+            other => printable(&other.to_string()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cut_on_characters_and_escape_controls() {
+        // A multibyte case reference longer than a cell (byte slicing panicked).
+        let v = serde_json::json!({ "case_ref": "Ωμέγα-ΑΒΓΔΕΖΗΘΙΚΛ-2026", "id": 7 });
+        assert_eq!(row(&v, &["case_ref", "id", "missing"]), ["Ωμέγα-ΑΒΓΔΕΖΗΘΙΚ", "7", "-"]);
+        // ANSI escapes from a peer cannot reach the terminal.
+        let evil = "\u{1b}[31mRED\u{1b}[0m\r\n";
+        assert!(!printable(evil).chars().any(|c| c.is_control()));
+        assert_eq!(printable("plain text"), "plain text");
     }
 }

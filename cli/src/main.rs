@@ -3,13 +3,14 @@
 //! to a running daemon over its local HTTP API; `vigil drill` (cargo
 //! feature `drill`) rehearses a federation in one process.
 
+mod args;
 mod client;
 mod commands;
 mod demo;
 mod roster;
 
+use args::{Cli, Command};
 use clap::Parser;
-use commands::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

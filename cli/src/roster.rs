@@ -1,8 +1,8 @@
 //! `vigil roster`: steward key generation, roster creation, member entry,
 //! threshold signing, verification, and applying a roster to a running node.
 
+use crate::args::{DataArg, KindArg};
 use crate::client::Client;
-use crate::commands::{DataArg, KindArg};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 
 use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
@@ -17,7 +17,7 @@ use vigil_matcher::Template;
 use vigil_protocol::{decode, AlertId, Handle, IdentifyRequest, OrgId, Response, Role, Tag};
 
 /// How one member's part of a query ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutcomeStatus {
     /// It answered; the answer decrypted.
@@ -31,7 +31,7 @@ pub enum OutcomeStatus {
 }
 
 /// How one peer answered a query.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerOutcome {
     pub peer: OrgId,
     pub status: OutcomeStatus,
@@ -51,7 +51,7 @@ impl PeerOutcome {
 }
 
 /// The outcome of a query, once nothing more can arrive.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdentifyReport {
     pub query: Handle,
     pub peers: Vec<PeerOutcome>,

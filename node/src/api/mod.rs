@@ -195,7 +195,14 @@ async fn backup(State(s): State<ApiState>, Json(r): Json<BackupBody>) -> Result<
         return Err(bad("out must be an absolute path"));
     }
     let bytes = s.node.backup(out).await?;
-    Ok(Json(serde_json::json!({ "out": r.out, "bytes": bytes })))
+    Ok(Json(BackupWritten { out: r.out, bytes }))
+}
+
+/// Where a backup went and its size.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackupWritten {
+    pub out: String,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The runtime's answers to its handle: every `NodeHandle` call arrives
-//! here as a `Command` on the event loop and is answered on its reply channel.
+//! here as a `Command` on the event loop, goes to the engine, and is
+//! answered on its reply channel once what it wrote is durable.
 
 use super::*;
 
@@ -9,62 +10,22 @@ impl Runtime {
         let gossip_max = self.config.network.max_gossip_bytes;
         match cmd {
             Command::Enrol(e, reply) => {
-                let r = self.engine.enrol(now, *e).map_err(NodeError::from).and_then(|(id, actions)| {
-                    self.apply(actions)?;
-                    Ok(id)
-                });
-                let _ = reply.send(r);
+                let r = self.engine.enrol(now, *e);
+                let _ = reply.send(self.durable(r));
             }
             Command::EnrolMany(batch, reply) => {
-                // One durable commit for the whole batch (drills, gallery imports).
-                let mut ids = Vec::with_capacity(batch.len());
-                let mut actions = Vec::new();
-                let mut failed = None;
-                for e in batch {
-                    match self.engine.enrol(now, e) {
-                        Ok((id, a)) => {
-                            ids.push(id);
-                            actions.extend(a);
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                // What was enrolled is made durable either way; the error names the first refusal.
-                let r = self.apply(actions).and_then(|_| failed.map_or(Ok(ids), |e| Err(e.into())));
-                let _ = reply.send(r);
+                let _ = reply.send(self.enrol_many(now, batch));
             }
             Command::Publish { template, category, case_ref, expires_at_ms, reply } => {
-                let r = self
-                    .engine
-                    .publish_alert(now, &template, category, case_ref, expires_at_ms, gossip_max)
-                    .map_err(NodeError::from)
-                    .and_then(|(id, actions)| {
-                        self.apply(actions)?;
-                        Ok(id)
-                    });
-                let _ = reply.send(r);
+                let r = self.engine.publish_alert(now, &template, category, case_ref, expires_at_ms, gossip_max);
+                let _ = reply.send(self.durable(r));
             }
             Command::Withdraw(id, reply) => {
-                let r = self
-                    .engine
-                    .withdraw_alert(now, id, gossip_max)
-                    .map_err(NodeError::from)
-                    .and_then(|a| self.apply(a));
-                let _ = reply.send(r);
+                let r = self.engine.withdraw_alert(now, id, gossip_max).map(|a| ((), a));
+                let _ = reply.send(self.durable(r));
             }
             Command::ApplyRoster(roster, reply) => {
-                let version = roster.body.version;
-                let r = match self.engine.apply_roster(now, *roster) {
-                    Ok(actions) => self.apply(actions).and_then(|_| self.roster_changed()).map(|_| version),
-                    Err(e) => {
-                        let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
-                        Err(e.into())
-                    }
-                };
-                let _ = reply.send(r);
+                let _ = reply.send(self.apply_roster(now, *roster));
             }
             Command::Alerts(reply) => {
                 let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
@@ -72,11 +33,8 @@ impl Runtime {
                 let _ = reply.send(Ok(v));
             }
             Command::Erase { record, reason, reply } => {
-                let r = self.engine.erase(record, &reason).map_err(NodeError::from).and_then(|a| {
-                    self.apply(a)?;
-                    self.compact_store()
-                });
-                let _ = reply.send(r);
+                let r = self.engine.erase(record, &reason).map(|a| ((), a));
+                let _ = reply.send(self.durable(r).and_then(|_| self.compact_store()));
             }
             Command::Backup { out, reply } => {
                 let r = self.store.backup(&out).map_err(|e| NodeError::Backup(e.to_string()));
@@ -101,40 +59,18 @@ impl Runtime {
                 let _ = reply.send(self.store.audit_entries().map_err(NodeError::from));
             }
             Command::Status(reply) => {
-                let roster = self.engine.roster();
-                let s = Status {
-                    org: self.engine.org(),
-                    name: self.name.clone(),
-                    peer_id: self.swarm.local_peer_id().to_string(),
-                    listen: self.listen.iter().map(|a| a.to_string()).collect(),
-                    connected: self.swarm.connected_peers().filter_map(net::org_of).collect(),
-                    roster_version: roster.map(|r| r.body().version),
-                    members: roster.map(|r| r.body().members.len()).unwrap_or(0),
-                    gallery: self.engine.gallery_len(),
-                    alerts: self.engine.alerts().count(),
-                    hits: self.engine.hits().count(),
-                    outbox: self.engine.outbox_entries().len(),
-                };
-                let _ = reply.send(Ok(s));
+                let _ = reply.send(Ok(self.status()));
             }
             Command::Identify { template, purpose, legal_basis, reply } => {
                 self.start_identify(*template, purpose, legal_basis, reply)
             }
             Command::RequestDisclosure { hit, reason, reply } => {
-                let r =
-                    self.engine.request_disclosure(now, hit, reason).map_err(NodeError::from).and_then(|(id, a)| {
-                        self.apply(a)?;
-                        Ok(id)
-                    });
-                let _ = reply.send(r);
+                let r = self.engine.request_disclosure(now, hit, reason);
+                let _ = reply.send(self.durable(r));
             }
             Command::DecideDisclosure { id, contact, reply } => {
-                let r = self
-                    .engine
-                    .decide_disclosure(now, id, contact)
-                    .map_err(NodeError::from)
-                    .and_then(|a| self.apply(a));
-                let _ = reply.send(r);
+                let r = self.engine.decide_disclosure(now, id, contact).map(|a| ((), a));
+                let _ = reply.send(self.durable(r));
             }
             Command::Disclosures(reply) => {
                 let mut v: Vec<_> = self.engine.disclosures().cloned().collect();
@@ -148,6 +84,68 @@ impl Runtime {
             #[cfg(feature = "drill")]
             Command::Drill(cmd) => self.on_drill_command(cmd),
             Command::Shutdown(_) => unreachable!("handled in the loop"),
+        }
+    }
+
+    /// An engine decision made durable: its actions applied, then its value.
+    fn durable<T>(&mut self, decided: Result<(T, Vec<Action>), EngineError>) -> Result<T, NodeError> {
+        let (value, actions) = decided?;
+        self.apply(actions)?;
+        Ok(value)
+    }
+
+    /// A batch enrolled with one durable commit (drills, gallery imports).
+    /// Stops at the first refusal; what was enrolled before it is made
+    /// durable either way, and the error names the refusal.
+    fn enrol_many(&mut self, now: u64, batch: Vec<Enrolment>) -> Result<Vec<u64>, NodeError> {
+        let (mut ids, mut actions, mut failed) = (Vec::with_capacity(batch.len()), Vec::new(), None);
+        for e in batch {
+            match self.engine.enrol(now, e) {
+                Ok((id, a)) => {
+                    ids.push(id);
+                    actions.extend(a);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.apply(actions)?;
+        failed.map_or(Ok(ids), |e| Err(e.into()))
+    }
+
+    /// A newer roster from the operator: applied and passed on, or refused
+    /// (audited) with the reason.
+    fn apply_roster(&mut self, now: u64, roster: SignedRoster) -> Result<u64, NodeError> {
+        let version = roster.body.version;
+        match self.engine.apply_roster(now, roster) {
+            Ok(actions) => {
+                self.apply(actions)?;
+                self.roster_changed()?;
+                Ok(version)
+            }
+            Err(e) => {
+                let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
+                Err(e.into())
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let roster = self.engine.roster();
+        Status {
+            org: self.engine.org(),
+            name: self.name.clone(),
+            peer_id: self.swarm.local_peer_id().to_string(),
+            listen: self.listen.iter().map(|a| a.to_string()).collect(),
+            connected: self.swarm.connected_peers().filter_map(net::org_of).collect(),
+            roster_version: roster.map(|r| r.body().version),
+            members: roster.map(|r| r.body().members.len()).unwrap_or(0),
+            gallery: self.engine.gallery_len(),
+            alerts: self.engine.alerts().count(),
+            hits: self.engine.hits().count(),
+            outbox: self.engine.outbox_entries().len(),
         }
     }
 }

@@ -7,14 +7,18 @@ mod alerts;
 mod commands;
 #[cfg(feature = "drill")]
 mod drill;
+mod handle;
 mod heavy;
 mod identify;
+mod network;
 mod outq;
 mod upkeep;
 mod views;
 
 #[cfg(feature = "drill")]
 pub use drill::DrillHooks;
+pub use handle::NodeHandle;
+use handle::{Command, Reply};
 pub use heavy::low_priority_pool;
 pub use views::{AlertView, RecordView, Status};
 
@@ -91,168 +95,6 @@ impl std::fmt::Debug for NodeOptions {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
-
-enum Command {
-    Enrol(Box<Enrolment>, Reply<u64>),
-    EnrolMany(Vec<Enrolment>, Reply<Vec<u64>>),
-    Publish {
-        template: Box<Template>,
-        category: Category,
-        case_ref: String,
-        expires_at_ms: u64,
-        reply: Reply<AlertId>,
-    },
-    Withdraw(AlertId, Reply<()>),
-    ApplyRoster(Box<SignedRoster>, Reply<u64>),
-    Alerts(Reply<Vec<AlertView>>),
-    Records(Reply<Vec<RecordView>>),
-    Erase {
-        record: u64,
-        reason: String,
-        reply: Reply<()>,
-    },
-    Backup {
-        out: std::path::PathBuf,
-        reply: Reply<u64>,
-    },
-    Hits(Reply<Vec<StoredHit>>),
-    AuditVerify(Reply<Result<usize, AuditError>>),
-    AuditExport(Reply<Vec<AuditRecord>>),
-    Status(Reply<Status>),
-    Identify {
-        template: Box<Template>,
-        purpose: String,
-        legal_basis: String,
-        reply: Reply<IdentifyReport>,
-    },
-    RequestDisclosure {
-        hit: Handle,
-        reason: String,
-        reply: Reply<Handle>,
-    },
-    DecideDisclosure {
-        id: Handle,
-        contact: Option<String>,
-        reply: Reply<()>,
-    },
-    Disclosures(Reply<Vec<StoredDisclosure>>),
-    RotateProberKey(Reply<String>),
-    Shutdown(oneshot::Sender<()>),
-    #[cfg(feature = "drill")]
-    Drill(drill::DrillCommand),
-}
-
-/// A cheap, cloneable handle to a running node.
-#[derive(Debug, Clone)]
-pub struct NodeHandle {
-    tx: mpsc::Sender<Command>,
-    pub org: OrgId,
-    pub peer_id: PeerId,
-    pub listen: Vec<Multiaddr>,
-    /// Its metrics (`GET /v1/metrics`).
-    pub metrics: Arc<crate::metrics::NodeMetrics>,
-}
-
-impl NodeHandle {
-    /// Sends a command to the event loop and waits for its answer.
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(command(tx)).await.map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)?
-    }
-    /// Enrols a record; returns its local id once it is durable.
-    pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
-        self.ask(|tx| Command::Enrol(Box::new(e), tx)).await
-    }
-    /// Enrols a batch with one durable commit; returns the ids once all are
-    /// durable. Stops at the first invalid enrolment (those before it are kept).
-    pub async fn enrol_many(&self, batch: Vec<Enrolment>) -> Result<Vec<u64>, NodeError> {
-        self.ask(|tx| Command::EnrolMany(batch, tx)).await
-    }
-    pub async fn publish_alert(
-        &self,
-        template: Template,
-        category: Category,
-        case_ref: String,
-        expires_at_ms: u64,
-    ) -> Result<AlertId, NodeError> {
-        self.ask(|reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
-            .await
-    }
-    pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
-        self.ask(|tx| Command::Withdraw(id, tx)).await
-    }
-    /// Applies a newer, validly signed roster; returns its version.
-    pub async fn apply_roster(&self, r: SignedRoster) -> Result<u64, NodeError> {
-        self.ask(|tx| Command::ApplyRoster(Box::new(r), tx)).await
-    }
-    pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
-        self.ask(Command::Alerts).await
-    }
-    /// Erases a record (right to erasure): gone from memory, from every
-    /// reference, and from the files (the store is compacted).
-    pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
-        self.ask(|reply| Command::Erase { record, reason, reply }).await
-    }
-    /// Writes a sealed, consistent backup of the node's data directory to
-    /// `out`; returns its size in bytes.
-    pub async fn backup(&self, out: std::path::PathBuf) -> Result<u64, NodeError> {
-        self.ask(|reply| Command::Backup { out, reply }).await
-    }
-    /// Enrolled records as operators see them (never the templates).
-    pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
-        self.ask(Command::Records).await
-    }
-    pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
-        self.ask(Command::Hits).await
-    }
-    /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
-    pub async fn audit_verify(&self) -> Result<Result<usize, AuditError>, NodeError> {
-        self.ask(Command::AuditVerify).await
-    }
-    pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {
-        self.ask(Command::AuditExport).await
-    }
-    pub async fn status(&self) -> Result<Status, NodeError> {
-        self.ask(Command::Status).await
-    }
-    /// Asks every connected member whether it knows the person in
-    /// `template`, with an encrypted probe; waits for answers until the
-    /// configured deadline. Purpose and legal basis are audited at both ends.
-    pub async fn identify(
-        &self,
-        template: Template,
-        purpose: String,
-        legal_basis: String,
-    ) -> Result<IdentifyReport, NodeError> {
-        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply }).await
-    }
-    /// Asks the holder of `hit` to disclose its case contact; returns the request id.
-    pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {
-        self.ask(|reply| Command::RequestDisclosure { hit, reason, reply }).await
-    }
-    /// Approves (with the contact to disclose) or refuses (`None`) a pending request.
-    pub async fn decide_disclosure(&self, id: Handle, contact: Option<String>) -> Result<(), NodeError> {
-        self.ask(|reply| Command::DecideDisclosure { id, contact, reply }).await
-    }
-    /// Disclosure requests at this node, both directions.
-    pub async fn disclosures(&self) -> Result<Vec<StoredDisclosure>, NodeError> {
-        self.ask(Command::Disclosures).await
-    }
-    /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
-    pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {
-        self.ask(Command::RotateProberKey).await
-    }
-    /// Stops the node after flushing its store.
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
-
 struct Runtime {
     swarm: Swarm<Behaviour>,
     store: Store,
@@ -301,33 +143,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let NodeOptions { config, db_path, seal_key, identity, seed } = opts;
     config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
     let store = Store::open(&db_path, seal_key, identity.clone())?;
-    let anchor = trust_anchor(&config)?;
-    let epoch_secret = match &config.federation.epoch_secret {
-        Some(h) => Some(
-            hex::decode(h)
-                .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok())
-                .ok_or_else(|| NodeError::Config("federation.epoch_secret must be 64 hex characters".into()))?,
-        ),
-        None => None,
-    };
-    let engine = Engine::new(EngineInit {
-        identity: identity.clone(),
-        anchor,
-        policy: config.alerts.clone(),
-        queries: config.queries.clone(),
-        epoch_secret,
-        max_strikes: config.network.max_strikes,
-        meta: store.meta()?,
-        records: store.records()?,
-        alerts: store.alerts()?,
-        hits: store.hits()?,
-        disclosures: store.disclosures()?,
-        answers: store.answers()?,
-        max_frame_bytes: config.network.max_frame_bytes,
-        sync_bytes_per_hour: config.network.sync_bytes_per_hour,
-        seed,
-    })?;
+    let engine = open_engine(&config, &store, identity.clone(), seed)?;
     let key = net::keypair(&identity.secret())?;
     let mut registry = prometheus_client::registry::Registry::with_prefix("vigil");
     let metrics = crate::metrics::Metrics::register(&mut registry);
@@ -335,26 +151,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &hooks, &mut registry)?;
     #[cfg(not(feature = "drill"))]
     let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &mut registry)?;
-    let mut listeners = Vec::new();
-    for a in &config.network.listen {
-        let addr: Multiaddr =
-            a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
-        listeners.push(swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?);
-    }
-    // Wait until every listener has reported its address.
-    let mut listen = Vec::new();
-    while listen.len() < config.network.listen.len() {
-        match tokio::time::timeout(Duration::from_secs(10), swarm.select_next_some()).await {
-            Ok(SwarmEvent::NewListenAddr { address, .. }) => listen.push(address),
-            Ok(SwarmEvent::ListenerError { error, .. }) | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
-                return Err(NodeError::Listen(format!("{:?}", config.network.listen), error.to_string()))
-            }
-            Ok(_) => {}
-            Err(_) => {
-                return Err(NodeError::Listen(format!("{:?}", config.network.listen), "no address after 10 s".into()))
-            }
-        }
-    }
+    let (listeners, listen) = listen_on(&mut swarm, &config.network.listen).await?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = NodeHandle {
         tx,
@@ -407,6 +204,67 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     }
     tokio::spawn(rt.run(rx, jobs_rx));
     Ok(handle)
+}
+
+/// The engine, from the config and what the store holds.
+fn open_engine(
+    config: &NodeConfig,
+    store: &Store,
+    identity: Arc<Identity>,
+    seed: Option<u64>,
+) -> Result<Engine, NodeError> {
+    let epoch_secret = match &config.federation.epoch_secret {
+        Some(h) => Some(
+            hex::decode(h)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| NodeError::Config("federation.epoch_secret must be 64 hex characters".into()))?,
+        ),
+        None => None,
+    };
+    Ok(Engine::new(EngineInit {
+        identity,
+        anchor: trust_anchor(config)?,
+        policy: config.alerts.clone(),
+        queries: config.queries.clone(),
+        epoch_secret,
+        max_strikes: config.network.max_strikes,
+        meta: store.meta()?,
+        records: store.records()?,
+        alerts: store.alerts()?,
+        hits: store.hits()?,
+        disclosures: store.disclosures()?,
+        answers: store.answers()?,
+        max_frame_bytes: config.network.max_frame_bytes,
+        sync_bytes_per_hour: config.network.sync_bytes_per_hour,
+        seed,
+    })?)
+}
+
+/// Listens on every address of `network.listen` and waits until each
+/// listener has reported its address.
+async fn listen_on(
+    swarm: &mut Swarm<Behaviour>,
+    addrs: &[String],
+) -> Result<(Vec<libp2p::core::transport::ListenerId>, Vec<Multiaddr>), NodeError> {
+    let mut listeners = Vec::new();
+    for a in addrs {
+        let addr: Multiaddr =
+            a.parse().map_err(|e: libp2p::multiaddr::Error| NodeError::Listen(a.clone(), e.to_string()))?;
+        listeners.push(swarm.listen_on(addr).map_err(|e| NodeError::Listen(a.clone(), e.to_string()))?);
+    }
+    let mut listen = Vec::new();
+    while listen.len() < addrs.len() {
+        match tokio::time::timeout(Duration::from_secs(10), swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => listen.push(address),
+            Ok(SwarmEvent::ListenerError { error, .. }) | Ok(SwarmEvent::ListenerClosed { reason: Err(error), .. }) => {
+                return Err(NodeError::Listen(format!("{addrs:?}"), error.to_string()))
+            }
+            Ok(_) => {}
+            Err(_) => return Err(NodeError::Listen(format!("{addrs:?}"), "no address after 10 s".into())),
+        }
+    }
+    Ok((listeners, listen))
 }
 
 impl Runtime {
@@ -634,200 +492,5 @@ impl Runtime {
             // The alert is stored; peers that were unreachable get it by sync.
             Err(e) => tracing::warn!(org = %self.name, "alert not gossiped now: {e}"),
         }
-    }
-
-    /// Allows the roster's members (and only them) and notes whom to dial.
-    fn sync_allow_list(&mut self) {
-        let Some(r) = self.engine.roster() else { return };
-        let me = self.engine.org();
-        // A member nobody can dial (no listed address) dials everyone itself.
-        let listed = r.body().members.iter().any(|m| m.org == me && !m.addrs.is_empty());
-        // Decoding a member's key is not free: done once per roster, not per redial.
-        self.dial_targets = r
-            .body()
-            .members
-            .iter()
-            .filter(|m| m.org != me && !m.addrs.is_empty())
-            .filter_map(|m| {
-                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                Some((net::peer_id(&m.org).ok()?, addrs, !listed || me < m.org))
-            })
-            .collect();
-        let members: Vec<PeerId> = r.body().members.iter().filter_map(|m| net::peer_id(&m.org).ok()).collect();
-        let allow = &mut self.swarm.behaviour_mut().allow;
-        let current: Vec<PeerId> = allow.allowed_peers().iter().copied().collect();
-        for p in current {
-            if !members.contains(&p) {
-                allow.disallow_peer(p);
-            }
-        }
-        for p in members {
-            allow.allow_peer(p);
-        }
-    }
-
-    /// Dials every roster member we are not connected to. Of two listed
-    /// members, the lower OrgId dials first; the other dials only after the
-    /// member stayed unconnected for `DEFER_TICKS` redial ticks (`tick`: this
-    /// call is one), so each pair does one handshake, not two crossing ones,
-    /// and a member that cannot reach the other is still reached.
-    fn redial(&mut self, tick: bool) {
-        let waited = std::mem::take(&mut self.waited);
-        for (peer, addrs, first) in &self.dial_targets {
-            let b = self.swarm.behaviour();
-            if self.swarm.is_connected(peer) || b.block.blocked_peers().contains(peer) || self.is_cut(peer) {
-                continue;
-            }
-            if !first {
-                let w = waited.get(peer).copied().unwrap_or(0) + u32::from(tick);
-                self.waited.insert(*peer, w);
-                if w < DEFER_TICKS {
-                    continue;
-                }
-            }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
-            if let Err(e) = self.swarm.dial(opts) {
-                tracing::debug!(org = %self.name, %peer, "dial failed: {e}");
-            }
-        }
-    }
-
-    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
-        match ev {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            })) => {
-                let now = now_ms();
-                let verdict_actions = match net::org_of(&propagation_source) {
-                    Some(from) => self.engine.on_gossip(now, from, &message.data, self.config.network.max_gossip_bytes),
-                    None => (Verdict::Reject("non-ed25519 peer".into()), vec![]),
-                };
-                let (verdict, actions) = verdict_actions;
-                self.apply_with(actions, true)?;
-                let label = match &verdict {
-                    Verdict::Accept => "accept",
-                    Verdict::Ignore(_) => "ignore",
-                    Verdict::Reject(_) => "reject",
-                };
-                self.metrics.gossip.get_or_create(&crate::metrics::Verdict { verdict: label }).inc();
-                let acceptance = match &verdict {
-                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
-                    Verdict::Ignore(_) => gossipsub::MessageAcceptance::Ignore,
-                    Verdict::Reject(reason) => {
-                        tracing::warn!(org = %self.name, from = %propagation_source, "rejected gossip: {reason}");
-                        gossipsub::MessageAcceptance::Reject
-                    }
-                };
-                self.swarm.behaviour_mut().gossip.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::Message { peer, message, .. })) => {
-                let Some(from) = net::org_of(&peer) else { return Ok(()) };
-                match message {
-                    request_response::Message::Request { request: net::Frame::Oversized(len), channel, .. } => {
-                        let reason =
-                            format!("{}: {len} bytes, limit {}", net::OVERSIZED, self.config.network.max_frame_bytes);
-                        tracing::warn!(org = %self.name, %peer, "rejected frame: {reason}");
-                        let actions = self.engine.violation(from, &reason);
-                        self.apply(actions)?;
-                        let frame = encode(Tag::Response, &Response::Refused(vigil_protocol::Refusal::Malformed), 64)
-                            .expect("tiny");
-                        let _ = self.swarm.behaviour_mut().req.send_response(channel, frame);
-                    }
-                    request_response::Message::Request { request: net::Frame::Data(request), channel, .. } => {
-                        self.on_request_frame(from, &request, channel)?;
-                    }
-                    request_response::Message::Response { request_id, response } => {
-                        self.request_ended(&peer);
-                        if let Some(h) = self.pending.remove(&request_id) {
-                            self.in_flight.remove(&h);
-                            match vigil_protocol::decode::<Response>(
-                                Tag::Response,
-                                &response,
-                                self.config.network.max_frame_bytes,
-                            ) {
-                                Ok(r) => {
-                                    if r == Response::Ack {
-                                        self.retry.forget(&h);
-                                    }
-                                    // A peer's response acknowledges our request; what it
-                                    // changes here (delivered flags, pulled log entries)
-                                    // acknowledges nothing and a crash only repeats it, so
-                                    // it need not wait for a flush (writes before anything
-                                    // this sends still do).
-                                    let actions = self.engine.on_response(now_ms(), h, &r);
-                                    self.apply_with(actions, true)?;
-                                }
-                                Err(e) => {
-                                    let reason = format!("undecodable response: {e}");
-                                    let actions = self.engine.violation(from, &reason);
-                                    self.apply(actions)?;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::OutboundFailure {
-                request_id,
-                peer,
-                error,
-                ..
-            })) => {
-                self.request_ended(&peer);
-                if let Some(h) = self.pending.remove(&request_id) {
-                    self.in_flight.remove(&h);
-                    self.engine.request_failed(h);
-                }
-                tracing::debug!(org = %self.name, %peer, "request failed: {error}");
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Req(request_response::Event::InboundFailure {
-                peer, error, ..
-            })) => {
-                tracing::debug!(org = %self.name, %peer, "inbound request failed: {error}");
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify_event(ev)?,
-            SwarmEvent::IncomingConnectionError {
-                send_back_addr,
-                error: libp2p::swarm::ListenError::Denied { cause },
-                peer_id,
-                ..
-            } => {
-                let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
-                tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
-                self.audit_refusal(peer, refusal_reason(&cause))?;
-            }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => self.peer_gone(&peer_id),
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
-                tracing::debug!(org = %self.name, peer = %peer_id, "connected");
-                // Catch up on alert logs with every member we (re)connect to.
-                if let (Some(org), 1) = (net::org_of(&peer_id), num_established.get()) {
-                    let actions = self.engine.sync_start(org);
-                    self.apply(actions)?;
-                    // What waits for this peer may go at once.
-                    let keys: Vec<Handle> =
-                        self.engine.outbox_entries().into_iter().filter(|m| m.0 == org).map(|m| m.1).collect();
-                    self.retry.reset(keys);
-                }
-                self.resend_hits();
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-fn refusal_reason(cause: &libp2p::swarm::ConnectionDenied) -> String {
-    if cause.downcast_ref::<libp2p::allow_block_list::NotAllowed>().is_some() {
-        "not a roster member".into()
-    } else if cause.downcast_ref::<libp2p::allow_block_list::Blocked>().is_some() {
-        "blocked after protocol violations".into()
-    } else {
-        cause.to_string()
     }
 }

@@ -2,12 +2,12 @@
 //! answers): ids, times and case facts, never a template.
 
 use super::now_ms;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vigil_engine::model::{AlertStatus, StoredAlert, StoredRecord};
 use vigil_protocol::{AlertId, Category, OrgId};
 
 /// An alert as shown to operators.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AlertView {
     pub id: AlertId,
     pub issuer: OrgId,
@@ -43,7 +43,7 @@ impl From<&StoredAlert> for AlertView {
 }
 
 /// A node's state at a glance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub org: OrgId,
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Status {
 }
 
 /// An enrolled record as shown to operators: no template.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordView {
     pub id: u64,
     pub category: Category,

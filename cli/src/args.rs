@@ -1,0 +1,347 @@
+//! The `vigil` command line as clap parses it: every command, its
+//! arguments and their help text.
+
+use crate::roster;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use vigil_protocol::{Category, OrgKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Vigil: a federated alert and identification network for missing persons")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DataArg {
+    /// The node's data directory.
+    #[arg(long, env = "VIGIL_DATA", default_value = "./vigil-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create an organisation's identity, config and sealed data directory.
+    Init {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[command(flatten)]
+        data: DataArg,
+        /// Unlock with a key file (64 hex characters) instead of a passphrase.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// libp2p listen address.
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/7600")]
+        listen: String,
+        /// Local API address (loopback).
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        api: String,
+        /// Trusted steward public key (hex); repeat for each steward.
+        #[arg(long = "steward")]
+        stewards: Vec<String>,
+        /// Steward signatures a roster needs.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// Federation epoch secret (64 hex characters) for protected templates.
+        #[arg(long)]
+        epoch_secret: Option<String>,
+    },
+    /// Stewards: create, sign, verify and apply the federation roster.
+    #[command(subcommand)]
+    Roster(roster::RosterCmd),
+    /// Run the node daemon until Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Enrol a record (template file + case metadata) at the running node.
+    Enrol {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        #[arg(long, value_enum)]
+        category: CategoryArg,
+        /// Case reference (stays at this node).
+        #[arg(long = "case")]
+        case_ref: String,
+        /// Consent or legal basis for holding the record.
+        #[arg(long)]
+        consent: String,
+        /// Retention date, YYYY-MM-DD.
+        #[arg(long)]
+        retain_until: String,
+    },
+    /// Ask every reachable member, with an encrypted probe, whether it knows a person.
+    Identify {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        /// Why (audited at both ends).
+        #[arg(long)]
+        purpose: String,
+        /// Legal basis (audited at both ends).
+        #[arg(long)]
+        legal_basis: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish, withdraw and list alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Replace this node's GLWE key for encrypted queries (sealed at rest).
+    RotateKey {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// After a hit: ask for, decide on, and list disclosures of the case contact.
+    #[command(subcommand)]
+    Disclose(DiscloseCmd),
+    /// List hits at the running node.
+    Hits {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a sealed backup of the data directory: through the running
+    /// node, or directly from the directory when the node is stopped.
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        out: PathBuf,
+        /// Key file, if the directory was made with one (stopped node only).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Restore a backup into a new data directory (same passphrase or key file).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not hold a node).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// List enrolled records (ids and case facts; never templates).
+    Records {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase a record (right to erasure): gone from the node and its files; audited.
+    Erase {
+        #[command(flatten)]
+        data: DataArg,
+        /// The record id (`vigil records`).
+        record: u64,
+        /// Why (audited), e.g. "erasure request of 2026-11-26".
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show the running node's status.
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Verify or export the audit chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Benchmarks (machine-readable JSON with --json).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+    /// Run a small federation in one process and find a missing person.
+    Demo {
+        /// Print only the summary, as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the synthetic population.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Rehearse the federation: play a scenario file with many real nodes in
+    /// one process and report delivery, hits, traffic and invariants
+    /// (builds with the `drill` feature only).
+    #[cfg(feature = "drill")]
+    Drill(vigil_simnet::DrillArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DiscloseCmd {
+    /// Ask the holder of a hit (its handle, from `vigil hits`) for the case contact.
+    Request {
+        #[command(flatten)]
+        data: DataArg,
+        hit: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Requests waiting for a decision at this node.
+    Pending {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All disclosure requests, both directions, with their outcome.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request and send the contact.
+    Approve {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
+        #[arg(long)]
+        contact: String,
+    },
+    /// Refuse a pending request.
+    Refuse {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Plaintext scan vs encrypted matching on one random gallery.
+    Match {
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        #[arg(long, default_value_t = 100_000)]
+        gallery: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Encrypted runs (the plain scan runs three times as often).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A member that missed ALERTS alerts from ORGS issuers catches up from another member.
+    Catchup {
+        #[arg(long, default_value_t = 20)]
+        orgs: usize,
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        /// The alerts' form: encrypted (32 KiB probes) or protected (64-byte templates).
+        #[arg(long, default_value = "encrypted", value_parser = parse_form)]
+        form: vigil_config::AlertForm,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_form(s: &str) -> Result<vigil_config::AlertForm, String> {
+    match s {
+        "encrypted" => Ok(vigil_config::AlertForm::Encrypted),
+        "protected" => Ok(vigil_config::AlertForm::Protected),
+        other => Err(format!("unknown alert form {other:?} (encrypted or protected)")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertCmd {
+    /// Publish a signed alert for the person in a template file.
+    Publish {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        template: PathBuf,
+        #[arg(long = "case")]
+        case_ref: String,
+        /// Lifetime, e.g. 30d.
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        #[arg(long, value_enum, default_value = "missing")]
+        category: CategoryArg,
+    },
+    /// Withdraw one of this node's alerts.
+    Withdraw {
+        #[command(flatten)]
+        data: DataArg,
+        id: String,
+    },
+    /// List alerts known to this node.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Verify the running node's chain, or an exported chain (--export with --org).
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+        /// An exported chain (JSON) to verify offline.
+        #[arg(long, requires = "org")]
+        export: Option<PathBuf>,
+        /// The node's org id (hex public key) that signed the export.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Export the running node's chain as JSON.
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum KindArg {
+    Ngo,
+    Police,
+    Border,
+    Other,
+}
+
+impl From<KindArg> for OrgKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Ngo => OrgKind::Ngo,
+            KindArg::Police => OrgKind::Police,
+            KindArg::Border => OrgKind::Border,
+            KindArg::Other => OrgKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum CategoryArg {
+    Missing,
+    Found,
+    Victim,
+    Other,
+}
+
+impl From<CategoryArg> for Category {
+    fn from(c: CategoryArg) -> Self {
+        match c {
+            CategoryArg::Missing => Category::Missing,
+            CategoryArg::Found => Category::Found,
+            CategoryArg::Victim => Category::Victim,
+            CategoryArg::Other => Category::Other,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The node's handle: a cheap, cloneable sender of `Command`s to the event
+//! loop, one async method per operator command, each answered on a reply
+//! channel once the work it asked for is durable.
+
+use super::*;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+pub(super) enum Command {
+    Enrol(Box<Enrolment>, Reply<u64>),
+    EnrolMany(Vec<Enrolment>, Reply<Vec<u64>>),
+    Publish {
+        template: Box<Template>,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+        reply: Reply<AlertId>,
+    },
+    Withdraw(AlertId, Reply<()>),
+    ApplyRoster(Box<SignedRoster>, Reply<u64>),
+    Alerts(Reply<Vec<AlertView>>),
+    Records(Reply<Vec<RecordView>>),
+    Erase {
+        record: u64,
+        reason: String,
+        reply: Reply<()>,
+    },
+    Backup {
+        out: std::path::PathBuf,
+        reply: Reply<u64>,
+    },
+    Hits(Reply<Vec<StoredHit>>),
+    AuditVerify(Reply<Result<usize, AuditError>>),
+    AuditExport(Reply<Vec<AuditRecord>>),
+    Status(Reply<Status>),
+    Identify {
+        template: Box<Template>,
+        purpose: String,
+        legal_basis: String,
+        reply: Reply<IdentifyReport>,
+    },
+    RequestDisclosure {
+        hit: Handle,
+        reason: String,
+        reply: Reply<Handle>,
+    },
+    DecideDisclosure {
+        id: Handle,
+        contact: Option<String>,
+        reply: Reply<()>,
+    },
+    Disclosures(Reply<Vec<StoredDisclosure>>),
+    RotateProberKey(Reply<String>),
+    Shutdown(oneshot::Sender<()>),
+    #[cfg(feature = "drill")]
+    Drill(drill::DrillCommand),
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    pub(super) tx: mpsc::Sender<Command>,
+    pub org: OrgId,
+    pub peer_id: PeerId,
+    pub listen: Vec<Multiaddr>,
+    /// Its metrics (`GET /v1/metrics`).
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
+}
+
+impl NodeHandle {
+    /// Sends a command to the event loop and waits for its answer.
+    pub(super) async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(command(tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+    /// Enrols a record; returns its local id once it is durable.
+    pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
+        self.ask(|tx| Command::Enrol(Box::new(e), tx)).await
+    }
+    /// Enrols a batch with one durable commit; returns the ids once all are
+    /// durable. Stops at the first invalid enrolment (those before it are kept).
+    pub async fn enrol_many(&self, batch: Vec<Enrolment>) -> Result<Vec<u64>, NodeError> {
+        self.ask(|tx| Command::EnrolMany(batch, tx)).await
+    }
+    pub async fn publish_alert(
+        &self,
+        template: Template,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+    ) -> Result<AlertId, NodeError> {
+        self.ask(|reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
+            .await
+    }
+    pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
+        self.ask(|tx| Command::Withdraw(id, tx)).await
+    }
+    /// Applies a newer, validly signed roster; returns its version.
+    pub async fn apply_roster(&self, r: SignedRoster) -> Result<u64, NodeError> {
+        self.ask(|tx| Command::ApplyRoster(Box::new(r), tx)).await
+    }
+    pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
+        self.ask(Command::Alerts).await
+    }
+    /// Erases a record (right to erasure): gone from memory, from every
+    /// reference, and from the files (the store is compacted).
+    pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Erase { record, reason, reply }).await
+    }
+    /// Writes a sealed, consistent backup of the node's data directory to
+    /// `out`; returns its size in bytes.
+    pub async fn backup(&self, out: std::path::PathBuf) -> Result<u64, NodeError> {
+        self.ask(|reply| Command::Backup { out, reply }).await
+    }
+    /// Enrolled records as operators see them (never the templates).
+    pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {
+        self.ask(Command::Records).await
+    }
+    pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
+        self.ask(Command::Hits).await
+    }
+    /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
+    pub async fn audit_verify(&self) -> Result<Result<usize, AuditError>, NodeError> {
+        self.ask(Command::AuditVerify).await
+    }
+    pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {
+        self.ask(Command::AuditExport).await
+    }
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        self.ask(Command::Status).await
+    }
+    /// Asks every connected member whether it knows the person in
+    /// `template`, with an encrypted probe; waits for answers until the
+    /// configured deadline. Purpose and legal basis are audited at both ends.
+    pub async fn identify(
+        &self,
+        template: Template,
+        purpose: String,
+        legal_basis: String,
+    ) -> Result<IdentifyReport, NodeError> {
+        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply }).await
+    }
+    /// Asks the holder of `hit` to disclose its case contact; returns the request id.
+    pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {
+        self.ask(|reply| Command::RequestDisclosure { hit, reason, reply }).await
+    }
+    /// Approves (with the contact to disclose) or refuses (`None`) a pending request.
+    pub async fn decide_disclosure(&self, id: Handle, contact: Option<String>) -> Result<(), NodeError> {
+        self.ask(|reply| Command::DecideDisclosure { id, contact, reply }).await
+    }
+    /// Disclosure requests at this node, both directions.
+    pub async fn disclosures(&self) -> Result<Vec<StoredDisclosure>, NodeError> {
+        self.ask(Command::Disclosures).await
+    }
+    /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
+    pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {
+        self.ask(Command::RotateProberKey).await
+    }
+    /// Stops the node after flushing its store.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
