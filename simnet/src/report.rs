@@ -172,89 +172,189 @@ impl Tally {
     }
 }
 
+/// What the honest alerts' deliveries and hits add up to.
+#[derive(Default)]
+struct AlertTotals {
+    /// Delivery delays: live, by catch-up, and live before and during attacks.
+    live: Vec<u64>,
+    catchup: Vec<u64>,
+    before: Vec<u64>,
+    during: Vec<u64>,
+    undelivered: usize,
+    per_alert: Vec<AlertFigures>,
+    /// Mated holders in all, and alerts without any.
+    expected: usize,
+    nonmated: usize,
+    federation: Tally,
+    plain: Tally,
+    protected: Tally,
+    /// Alerts whose federation hits differ from the plain matcher's.
+    disagreements: usize,
+    /// From creation to each true hit.
+    to_hit: Vec<u64>,
+    /// From the timeline's start to each hit.
+    hit_times: Vec<u64>,
+}
+
+impl AlertTotals {
+    fn of(s: &Scenario, obs: &Observed, honest: &[usize]) -> Self {
+        let mut t = AlertTotals::default();
+        for &k in honest {
+            t.add(s, obs, k);
+        }
+        for v in [&mut t.live, &mut t.catchup, &mut t.before, &mut t.during, &mut t.to_hit, &mut t.hit_times] {
+            v.sort_unstable();
+        }
+        t
+    }
+
+    /// Alert `k`'s deliveries, hits and figures.
+    fn add(&mut self, s: &Scenario, obs: &Observed, k: usize) {
+        let names = |set: &mut dyn Iterator<Item = usize>| set.map(|o| s.orgs[o].name.clone()).collect::<Vec<_>>();
+        let a = &obs.published[k];
+        let created = a.created_ms;
+        let mut delays = Vec::new();
+        for m in (0..obs.nodes).filter(|m| obs.reachable[k][*m]) {
+            let Some(at) = obs.received[k][m] else {
+                self.undelivered += 1;
+                continue;
+            };
+            // Receipt times are the members' own clocks (one process, one clock).
+            let d = at.saturating_sub(created);
+            delays.push(d);
+            if !a.live[m] {
+                self.catchup.push(d);
+                continue;
+            }
+            self.live.push(d);
+            match obs.first_attack_s {
+                Some(t) if a.at_s >= t => self.during.push(d),
+                Some(_) => self.before.push(d),
+                None => {}
+            }
+        }
+        delays.sort_unstable();
+        let mates = obs.mates(a);
+        let found: Vec<usize> = obs.hits[k].iter().map(|h| h.0).collect();
+        let plain = &obs.plain[k];
+        self.expected += mates.len();
+        self.federation.add(&found, &mates);
+        self.plain.add(plain, &mates);
+        self.protected.add(&obs.protected[k], &mates);
+        self.nonmated += usize::from(mates.is_empty());
+        let reachable_plain: Vec<usize> = plain.iter().copied().filter(|o| obs.reachable[k][*o]).collect();
+        self.disagreements += usize::from(reachable_plain != found);
+        for h in &obs.hits[k] {
+            self.hit_times.push(h.1.saturating_sub(obs.start_ms));
+            if mates.contains(&h.0) {
+                self.to_hit.push(h.1.saturating_sub(created));
+            }
+        }
+        let first = obs.hits[k].iter().map(|h| h.1.saturating_sub(created)).min();
+        self.per_alert.push(AlertFigures {
+            alert: a.label.clone(),
+            issuer: s.orgs[a.issuer].name.clone(),
+            delivered: delays.len(),
+            reachable: obs.reachable[k].iter().filter(|r| **r).count(),
+            delivery_p50_ms: percentile(&delays, 0.5),
+            delivery_p95_ms: percentile(&delays, 0.95),
+            delivery_p99_ms: percentile(&delays, 0.99),
+            delivery_max_ms: delays.last().copied().unwrap_or(0),
+            mates: names(&mut mates.iter().copied()),
+            plain: names(&mut plain.iter().copied()),
+            found: names(&mut found.iter().copied()),
+            time_to_first_hit_ms: first,
+        });
+    }
+}
+
+/// The drill's invariants, each with what was seen.
+fn invariants(s: &Scenario, obs: &Observed, honest: &[usize], t: &AlertTotals, queries: &[Query]) -> Vec<Invariant> {
+    let mut inv = Vec::new();
+    let mut check = |name: &str, passed: bool, detail: String| {
+        inv.push(Invariant { name: name.into(), passed, detail });
+    };
+    let deliveries: usize = honest.iter().map(|&k| obs.reachable[k].iter().filter(|r| **r).count()).sum();
+    check(
+        "every alert reaches every reachable member",
+        t.undelivered == 0,
+        format!("{} of {deliveries} deliveries missing after {} s", t.undelivered, s.patience_s),
+    );
+    check(
+        "no plaintext template or probe bytes on the wire",
+        obs.template_bytes_on_wire == 0,
+        if obs.leaks.is_empty() { "tap saw none".into() } else { obs.leaks.join("; ") },
+    );
+    check("every audit chain verifies", obs.chains_ok == obs.nodes, format!("{} of {}", obs.chains_ok, obs.nodes));
+    check(
+        "every acknowledged write survives",
+        obs.lost_writes == 0 && obs.duplicate_writes == 0,
+        format!("{} lost, {} duplicated", obs.lost_writes, obs.duplicate_writes),
+    );
+    if s.form == Form::Encrypted {
+        check(
+            "encrypted decisions equal the plain matcher's",
+            t.disagreements == 0,
+            format!("{} of {} alerts differ", t.disagreements, honest.len()),
+        );
+    }
+    let failed_queries = queries.iter().filter(|q| q.error.is_some()).count();
+    if !queries.is_empty() {
+        check(
+            "every identification query completes",
+            failed_queries == 0,
+            format!("{failed_queries} of {} failed", queries.len()),
+        );
+    }
+    if !obs.disclosures.is_empty() {
+        let early: usize = obs.disclosures.iter().map(|d| d.early).sum();
+        let open: usize = obs.disclosures.iter().map(|d| d.requested - d.answered.min(d.requested)).sum();
+        check(
+            "nothing is disclosed before approval, every decision arrives",
+            early == 0 && open == 0 && obs.disclosures.iter().all(|d| d.error.is_none()),
+            format!("{early} early, {open} unanswered"),
+        );
+    }
+    for a in &obs.attacks {
+        check(
+            &format!("{} ({:?}) is throttled or cut off", a.org, a.behaviour),
+            a.throttled,
+            format!(
+                "sent {}, penalised by {}, blocked by {}, refused {}, flood alerts accepted at most {}",
+                a.sent, a.penalised_by, a.blocked_by, a.refused, a.accepted_max
+            ),
+        );
+    }
+    let failed_events = obs.log.iter().filter(|l| l.outcome.starts_with("failed")).count();
+    check("every timeline event ran", failed_events == 0, format!("{failed_events} failed"));
+    inv
+}
+
+/// SHA-256 over the events and outcomes that a seed determines (not timings).
+fn outcome_digest(obs: &Observed, per_alert: &[AlertFigures], queries: &[Query], inv: &[Invariant]) -> String {
+    let mut digest = Sha256::new();
+    for l in &obs.log {
+        digest.update(format!("{}|{}|{}\n", l.at_s, l.what, l.outcome));
+    }
+    for f in per_alert {
+        digest.update(format!("{}|{:?}|{:?}|{:?}\n", f.alert, f.mates, f.plain, f.found));
+    }
+    for q in queries {
+        digest.update(format!("{}|{:?}|{:?}\n", q.event, q.holders, q.hits));
+    }
+    for i in inv {
+        digest.update(format!("{}|{}\n", i.name, i.passed));
+    }
+    hex(&digest.finalize())
+}
+
 impl Report {
     pub fn new(s: &Scenario, obs: Observed) -> Self {
-        let names = |set: &mut dyn Iterator<Item = usize>| set.map(|o| s.orgs[o].name.clone()).collect::<Vec<_>>();
         let honest: Vec<usize> =
             (0..obs.published.len()).filter(|&k| !obs.attack_alerts.contains(&obs.published[k].id)).collect();
-        let (mut live, mut catchup) = (Vec::new(), Vec::new());
-        let (mut before, mut during) = (Vec::new(), Vec::new());
-        let mut undelivered = 0;
-        let mut per_alert = Vec::new();
-        let (mut expected, mut nonmated) = (0, 0);
-        let (mut federation, mut plain_tally, mut protected_tally) =
-            (Tally::default(), Tally::default(), Tally::default());
-        let mut disagreements = 0;
-        let mut to_hit = Vec::new();
-        let mut hit_times = Vec::new();
-        for &k in &honest {
-            let a = &obs.published[k];
-            let created = a.created_ms;
-            let mut delays = Vec::new();
-            for m in 0..obs.nodes {
-                if !obs.reachable[k][m] {
-                    continue;
-                }
-                match obs.received[k][m] {
-                    Some(at) => {
-                        // Receipt times are the members' own clocks (one process, one clock).
-                        let d = at.saturating_sub(created);
-                        delays.push(d);
-                        if a.live[m] {
-                            live.push(d);
-                            match obs.first_attack_s {
-                                Some(t) if a.at_s >= t => during.push(d),
-                                Some(_) => before.push(d),
-                                None => {}
-                            }
-                        } else {
-                            catchup.push(d)
-                        }
-                    }
-                    None => undelivered += 1,
-                }
-            }
-            delays.sort_unstable();
-            let mates = obs.mates(a);
-            let found: Vec<usize> = obs.hits[k].iter().map(|h| h.0).collect();
-            let plain = &obs.plain[k];
-            expected += mates.len();
-            federation.add(&found, &mates);
-            plain_tally.add(plain, &mates);
-            protected_tally.add(&obs.protected[k], &mates);
-            nonmated += usize::from(mates.is_empty());
-            let reachable_plain: Vec<usize> = plain.iter().copied().filter(|o| obs.reachable[k][*o]).collect();
-            disagreements += usize::from(reachable_plain != found);
-            for h in &obs.hits[k] {
-                hit_times.push(h.1.saturating_sub(obs.start_ms));
-                if mates.contains(&h.0) {
-                    to_hit.push(h.1.saturating_sub(created));
-                }
-            }
-            let first = obs.hits[k].iter().map(|h| h.1.saturating_sub(created)).min();
-            per_alert.push(AlertFigures {
-                alert: a.label.clone(),
-                issuer: s.orgs[a.issuer].name.clone(),
-                delivered: delays.len(),
-                reachable: obs.reachable[k].iter().filter(|r| **r).count(),
-                delivery_p50_ms: percentile(&delays, 0.5),
-                delivery_p95_ms: percentile(&delays, 0.95),
-                delivery_p99_ms: percentile(&delays, 0.99),
-                delivery_max_ms: delays.last().copied().unwrap_or(0),
-                mates: names(&mut mates.iter().copied()),
-                plain: names(&mut plain.iter().copied()),
-                found: names(&mut found.iter().copied()),
-                time_to_first_hit_ms: first,
-            });
-        }
-        live.sort_unstable();
-        catchup.sort_unstable();
-        before.sort_unstable();
-        during.sort_unstable();
+        let t = AlertTotals::of(s, &obs, &honest);
         let p99 = |v: &[u64]| (!v.is_empty()).then(|| percentile(v, 0.99));
-        to_hit.sort_unstable();
-        hit_times.sort_unstable();
-        let hits_over_time = hit_times.iter().enumerate().map(|(i, t)| (*t as f64 / 1000.0, i + 1)).collect();
+        let hits_over_time = t.hit_times.iter().enumerate().map(|(i, at)| (*at as f64 / 1000.0, i + 1)).collect();
         let mut queries = obs.queries.clone();
         queries.sort_by_key(|q| q.event);
         let mut qlat: Vec<u64> = queries.iter().map(|q| q.latency_ms).collect();
@@ -272,78 +372,8 @@ impl Report {
                 by_protocol: t.clone(),
             })
             .collect();
-
-        let mut inv = Vec::new();
-        let mut check = |name: &str, passed: bool, detail: String| {
-            inv.push(Invariant { name: name.into(), passed, detail });
-        };
-        let deliveries: usize = honest.iter().map(|&k| obs.reachable[k].iter().filter(|r| **r).count()).sum();
-        check(
-            "every alert reaches every reachable member",
-            undelivered == 0,
-            format!("{undelivered} of {deliveries} deliveries missing after {} s", s.patience_s),
-        );
-        check(
-            "no plaintext template or probe bytes on the wire",
-            obs.template_bytes_on_wire == 0,
-            if obs.leaks.is_empty() { "tap saw none".into() } else { obs.leaks.join("; ") },
-        );
-        check("every audit chain verifies", obs.chains_ok == obs.nodes, format!("{} of {}", obs.chains_ok, obs.nodes));
-        check(
-            "every acknowledged write survives",
-            obs.lost_writes == 0 && obs.duplicate_writes == 0,
-            format!("{} lost, {} duplicated", obs.lost_writes, obs.duplicate_writes),
-        );
-        if s.form == Form::Encrypted {
-            check(
-                "encrypted decisions equal the plain matcher's",
-                disagreements == 0,
-                format!("{disagreements} of {} alerts differ", honest.len()),
-            );
-        }
-        let failed_queries = queries.iter().filter(|q| q.error.is_some()).count();
-        if !queries.is_empty() {
-            check(
-                "every identification query completes",
-                failed_queries == 0,
-                format!("{failed_queries} of {} failed", queries.len()),
-            );
-        }
-        if !obs.disclosures.is_empty() {
-            let early: usize = obs.disclosures.iter().map(|d| d.early).sum();
-            let open: usize = obs.disclosures.iter().map(|d| d.requested - d.answered.min(d.requested)).sum();
-            check(
-                "nothing is disclosed before approval, every decision arrives",
-                early == 0 && open == 0 && obs.disclosures.iter().all(|d| d.error.is_none()),
-                format!("{early} early, {open} unanswered"),
-            );
-        }
-        for a in &obs.attacks {
-            check(
-                &format!("{} ({:?}) is throttled or cut off", a.org, a.behaviour),
-                a.throttled,
-                format!(
-                    "sent {}, penalised by {}, blocked by {}, refused {}, flood alerts accepted at most {}",
-                    a.sent, a.penalised_by, a.blocked_by, a.refused, a.accepted_max
-                ),
-            );
-        }
-        let failed_events = obs.log.iter().filter(|l| l.outcome.starts_with("failed")).count();
-        check("every timeline event ran", failed_events == 0, format!("{failed_events} failed"));
-
-        let mut digest = Sha256::new();
-        for l in &obs.log {
-            digest.update(format!("{}|{}|{}\n", l.at_s, l.what, l.outcome));
-        }
-        for f in &per_alert {
-            digest.update(format!("{}|{:?}|{:?}|{:?}\n", f.alert, f.mates, f.plain, f.found));
-        }
-        for q in &queries {
-            digest.update(format!("{}|{:?}|{:?}\n", q.event, q.holders, q.hits));
-        }
-        for i in &inv {
-            digest.update(format!("{}|{}\n", i.name, i.passed));
-        }
+        let inv = invariants(s, &obs, &honest, &t, &queries);
+        let outcome_digest = outcome_digest(&obs, &t.per_alert, &queries, &inv);
         let calibration = obs.pop.calibrate(obs.pop_identities(s), 20_000);
         Report {
             scenario: s.name.clone(),
@@ -352,25 +382,25 @@ impl Report {
             nodes: obs.nodes,
             records: s.records() + obs.enrolments.len(),
             alerts: honest.len(),
-            deliveries: live.len() + catchup.len(),
-            delivery_p50_ms: percentile(&live, 0.5),
-            delivery_p95_ms: percentile(&live, 0.95),
-            delivery_p99_ms: percentile(&live, 0.99),
-            delivery_max_ms: live.last().copied().unwrap_or(0),
-            p99_before_attacks_ms: p99(&before),
-            p99_during_attacks_ms: p99(&during),
-            catchup_deliveries: catchup.len(),
-            catchup_max_ms: catchup.last().copied().unwrap_or(0),
+            deliveries: t.live.len() + t.catchup.len(),
+            delivery_p50_ms: percentile(&t.live, 0.5),
+            delivery_p95_ms: percentile(&t.live, 0.95),
+            delivery_p99_ms: percentile(&t.live, 0.99),
+            delivery_max_ms: t.live.last().copied().unwrap_or(0),
+            p99_before_attacks_ms: p99(&t.before),
+            p99_during_attacks_ms: p99(&t.during),
+            catchup_deliveries: t.catchup.len(),
+            catchup_max_ms: t.catchup.last().copied().unwrap_or(0),
             simulated_latency_ms: s.latency_ms,
-            time_to_hit_p50_ms: percentile(&to_hit, 0.5),
-            time_to_hit_max_ms: to_hit.last().copied().unwrap_or(0),
-            hits_expected: expected,
-            hits_found: federation.true_hits,
-            false_hits: federation.false_hits,
-            federation: federation.rates(expected, nonmated),
-            plain: plain_tally.rates(expected, nonmated),
-            protected: protected_tally.rates(expected, nonmated),
-            disagreements_with_plain: disagreements,
+            time_to_hit_p50_ms: percentile(&t.to_hit, 0.5),
+            time_to_hit_max_ms: t.to_hit.last().copied().unwrap_or(0),
+            hits_expected: t.expected,
+            hits_found: t.federation.true_hits,
+            false_hits: t.federation.false_hits,
+            federation: t.federation.rates(t.expected, t.nonmated),
+            plain: t.plain.rates(t.expected, t.nonmated),
+            protected: t.protected.rates(t.expected, t.nonmated),
+            disagreements_with_plain: t.disagreements,
             query_p50_ms: percentile(&qlat, 0.5),
             query_max_ms: qlat.last().copied().unwrap_or(0),
             queries,
@@ -383,10 +413,10 @@ impl Report {
             invariants_failed: inv.iter().filter(|i| !i.passed).count(),
             invariants: inv,
             calibration,
-            per_alert,
+            per_alert: t.per_alert,
             per_node,
             events: obs.log.clone(),
-            outcome_digest: hex(&digest.finalize()),
+            outcome_digest,
             setup_s: obs.setup_s,
             enrol_s: obs.enrol_s,
             timeline_s: obs.timeline_s,
@@ -395,7 +425,7 @@ impl Report {
             peak_rss_mb: vigil_testkit::peak_rss_mb(),
             node_metrics: obs.node_metrics,
             hits_over_time,
-            live_delays: live,
+            live_delays: t.live,
         }
     }
 

@@ -127,39 +127,84 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
     let pb = progress(show_progress, (s.records() + s.events.len()) as u64);
     pb.set_message("indexing templates for the wire tap");
     let wire = Arc::new(Wire::new(n, plan.all_templates(s)));
-
     pb.set_message(format!("starting {n} nodes"));
+    let fed = start_federation(s, wire.clone()).await?;
+    let orgs: Vec<vigil_protocol::OrgId> = fed.nodes.iter().map(|x| x.handle.org).collect();
+    let mut obs = Observed::new(s, orgs.clone(), plan.pop.clone());
+    obs.setup_s = t0.elapsed().as_secs_f64();
+    let t_enrol = Instant::now();
+    pb.set_message("enrolling the population");
+    let acked = enrol_background(&fed, &plan, &pb).await?;
+    obs.enrol_s = t_enrol.elapsed().as_secs_f64();
+
+    let mut play = Play {
+        s,
+        plan: &plan,
+        fed,
+        obs,
+        orgs,
+        acked,
+        down: vec![false; n],
+        partition: None,
+        tasks: tokio::task::JoinSet::new(),
+    };
+    let start = Instant::now();
+    play.obs.start_ms = now_ms();
+    pb.set_message("playing the timeline");
+    for (at, step) in timeline(s) {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(at)).into()).await;
+        match step {
+            Step::Restart(o) => play.restart(at, o).await,
+            Step::Event(i) => {
+                pb.inc(1);
+                let result = play.event(at, i).await;
+                play.obs.log(at, s.events[i].line, describe(s, &s.events[i].action), result);
+            }
+        }
+    }
+    // A node restarted after a partition started must honour it too.
+    if play.partition.is_some() {
+        cut(&play.fed, s, &play.partition, &play.down).await?;
+    }
+    pb.set_message("waiting for delivery and hits");
+    play.obs.timeline_s = start.elapsed().as_secs_f64();
+    let (mut obs, fed) = play.settle().await?;
+    obs.wall_s = t0.elapsed().as_secs_f64();
+    obs.traffic = wire.traffic();
+    obs.template_bytes_on_wire = wire.template_bytes();
+    obs.leaks = wire.leaks();
+    pb.finish_and_clear();
+    fed.shutdown().await;
+    Ok(obs)
+}
+
+/// One node per organisation on the in-memory transport, every payload
+/// tapped, attackers on low-priority threads, the scenario's settings.
+async fn start_federation(s: &Scenario, wire: Arc<Wire>) -> anyhow::Result<LocalFederation> {
     let specs: Vec<OrgSpec> = s.orgs.iter().map(|o| OrgSpec::new(&o.name, o.kind)).collect();
     let (form, budget, flood) = (s.form, s.query_budget_per_hour, s.alerts_per_issuer_per_hour);
-    // A member that sends oversized frames runs a node modified to send them.
-    let oversized: Vec<usize> = s
-        .events
-        .iter()
-        .filter_map(|e| match e.action {
-            Action::Attack { org, behaviour: crate::scenario::Behaviour::Oversized, .. } => Some(org),
+    let attackers_of = |only_oversized: bool| -> Vec<usize> {
+        let of = |e: &crate::scenario::Event| match e.action {
+            Action::Attack { org, behaviour, .. }
+                if !only_oversized || behaviour == crate::scenario::Behaviour::Oversized =>
+            {
+                Some(org)
+            }
             _ => None,
-        })
-        .collect();
+        };
+        s.events.iter().filter_map(of).collect()
+    };
+    // A member that sends oversized frames runs a node modified to send them.
+    let oversized = attackers_of(true);
     // Attackers run on low-priority threads: in a deployment their work
     // (making and sending a flood, decrypting its answers) runs on their own
     // machines, not on the cores of the members whose latency is measured.
-    let attackers: Vec<usize> = if s.attackers_share_cpu {
-        vec![]
-    } else {
-        s.events
-            .iter()
-            .filter_map(|e| match e.action {
-                Action::Attack { org, .. } => Some(org),
-                _ => None,
-            })
-            .collect()
-    };
-    let tap_wire = wire.clone();
+    let attackers = if s.attackers_share_cpu { vec![] } else { attackers_of(false) };
     let opts = FederationOptions {
         low_priority: Box::new(move |i| attackers.contains(&i)),
         memory: true,
         latency: Duration::from_millis(s.latency_ms),
-        tap: Box::new(move |i| Some(tap_wire.tap(i))),
+        tap: Box::new(move |i| Some(wire.tap(i))),
         tweak: Box::new(move |i, c| {
             if oversized.contains(&i) {
                 c.network.max_frame_bytes = attack::OVERSIZED_SENDER_LIMIT;
@@ -175,15 +220,15 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
             }
         }),
     };
-    let mut fed = LocalFederation::start(&specs, opts).await?;
-    let all: Vec<usize> = (0..n).collect();
+    let fed = LocalFederation::start(&specs, opts).await?;
+    let all: Vec<usize> = (0..s.orgs.len()).collect();
     fed.wait_connected(&all, Duration::from_secs_f64(s.patience_s)).await?;
-    let orgs: Vec<vigil_protocol::OrgId> = fed.nodes.iter().map(|x| x.handle.org).collect();
+    Ok(fed)
+}
 
-    let setup_s = t0.elapsed().as_secs_f64();
-    let t_enrol = Instant::now();
-    pb.set_message("enrolling the population");
-    let mut acked: Vec<Vec<u64>> = vec![Vec::new(); n];
+/// Every organisation's background records, in batches; the ids acknowledged per node.
+async fn enrol_background(fed: &LocalFederation, plan: &Plan, pb: &ProgressBar) -> anyhow::Result<Vec<Vec<u64>>> {
+    let mut acked: Vec<Vec<u64>> = vec![Vec::new(); fed.nodes.len()];
     for (o, range) in plan.background.iter().enumerate() {
         let ids: Vec<usize> = range.clone().collect();
         for chunk in ids.chunks(ENROL_BATCH) {
@@ -193,8 +238,11 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
             pb.inc(chunk.len() as u64);
         }
     }
+    Ok(acked)
+}
 
-    // The timeline, outages' ends included.
+/// The timeline: every event, and the end of each outage.
+fn timeline(s: &Scenario) -> Vec<(f64, Step)> {
     let mut steps: Vec<(f64, Step)> = Vec::new();
     for (i, e) in s.events.iter().enumerate() {
         steps.push((e.at_s, Step::Event(i)));
@@ -203,86 +251,59 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
         }
     }
     steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    steps
+}
 
-    let mut obs = Observed::new(s, orgs.clone(), plan.pop.clone());
-    obs.setup_s = setup_s;
-    obs.enrol_s = t_enrol.elapsed().as_secs_f64();
-    let mut down = vec![false; n];
-    let mut partition: Option<Vec<String>> = None;
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    obs.start_ms = now_ms();
-    pb.set_message("playing the timeline");
-    for (at, step) in steps {
-        let due = start + Duration::from_secs_f64(at);
-        tokio::time::sleep_until(due.into()).await;
-        let i = match step {
-            Step::Restart(o) => {
-                let r = fed.start_again(o).await;
-                down[o] = false;
-                obs.outage_end(o, now_ms());
-                obs.log(at, 0, format!("restart {}", s.orgs[o].name), r.map(|_| "ok".to_string()));
-                continue;
-            }
-            Step::Event(i) => i,
-        };
+/// A drill in play: the federation, what was seen so far, who is down,
+/// the current partition and the queries and attacks still running.
+struct Play<'a> {
+    s: &'a Scenario,
+    plan: &'a Plan,
+    fed: LocalFederation,
+    obs: Observed,
+    orgs: Vec<vigil_protocol::OrgId>,
+    acked: Vec<Vec<u64>>,
+    down: Vec<bool>,
+    partition: Option<Vec<String>>,
+    tasks: tokio::task::JoinSet<measure::Task>,
+}
+
+impl Play<'_> {
+    async fn restart(&mut self, at: f64, o: usize) {
+        let r = self.fed.start_again(o).await;
+        self.down[o] = false;
+        self.obs.outage_end(o, now_ms());
+        self.obs.log(at, 0, format!("restart {}", self.s.orgs[o].name), r.map(|_| "ok".to_string()));
+    }
+
+    /// Plays event `i` at `at` seconds; what it gave, for the log.
+    async fn event(&mut self, at: f64, i: usize) -> anyhow::Result<String> {
+        let (s, plan) = (self.s, self.plan);
         let e = &s.events[i];
-        pb.inc(1);
-        let result: anyhow::Result<String> = match &e.action {
+        match &e.action {
             Action::Enrol { org, person } => {
                 let t = plan.pop.template(*person, plan.enrol_capture[&i]);
-                match fed.nodes[*org].handle.enrol(enrolment(t, s.persons[*person].clone())).await {
-                    Ok(id) => {
-                        acked[*org].push(id);
-                        obs.enrolled(*org, *person, at);
-                        Ok("ok".into())
-                    }
-                    Err(e) => Err(e.into()),
-                }
+                let id = self.fed.nodes[*org].handle.enrol(enrolment(t, s.persons[*person].clone())).await?;
+                self.acked[*org].push(id);
+                self.obs.enrolled(*org, *person, at);
+                Ok("ok".into())
             }
-            Action::Publish { org, person, alert, category } => {
-                let t = plan.pop.template(*person, PROBE_CAPTURE);
-                let expires = now_ms() + 7 * 24 * 3600 * 1000;
-                match fed.nodes[*org].handle.publish_alert(t, *category, alert.clone(), expires).await {
-                    Ok(id) => {
-                        let views = fed.nodes[*org].handle.alerts().await.unwrap_or_default();
-                        let created_ms = views.iter().find(|v| v.id == id).map_or_else(now_ms, |v| v.created_at_ms);
-                        let live: Vec<bool> = (0..n)
-                            .map(|m| {
-                                !down[m]
-                                    && component(&s.orgs[m].region, &partition)
-                                        == component(&s.orgs[*org].region, &partition)
-                            })
-                            .collect();
-                        obs.published.push(Published {
-                            label: alert.clone(),
-                            id,
-                            issuer: *org,
-                            person: *person,
-                            at_s: at,
-                            created_ms,
-                            withdrawn_at_s: None,
-                            live,
-                        });
-                        Ok("ok".into())
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Action::Withdraw { alert } => match obs.published.iter_mut().find(|p| p.label == *alert) {
+            Action::Publish { org, person, alert, category } => self.publish(at, *org, *person, alert, *category).await,
+            Action::Withdraw { alert } => match self.obs.published.iter_mut().find(|p| p.label == *alert) {
                 Some(p) => {
                     p.withdrawn_at_s = Some(at);
-                    fed.nodes[p.issuer].handle.withdraw(p.id).await.map(|_| "ok".into()).map_err(Into::into)
+                    self.fed.nodes[p.issuer].handle.withdraw(p.id).await?;
+                    Ok("ok".into())
                 }
                 None => Err(anyhow::anyhow!("alert {alert:?} was not published (its publication failed)")),
             },
             Action::Identify { org, person, purpose } => {
                 let t = plan.pop.template(*person, plan.query_capture[&i]);
-                let h = fed.nodes[*org].handle.clone();
+                let h = self.fed.nodes[*org].handle.clone();
                 let (org, person, purpose) = (*org, *person, purpose.clone());
-                let orgs = orgs.clone();
-                let holders = obs.holders_of(person, org);
-                tasks.spawn(async move {
+                let orgs = self.orgs.clone();
+                let holders = self.obs.holders_of(person, org);
+                self.tasks.spawn(async move {
                     let t1 = Instant::now();
                     let r = h.identify(t, purpose, "drill rehearsal".into()).await;
                     let latency_ms = t1.elapsed().as_millis() as u64;
@@ -290,85 +311,108 @@ pub(crate) async fn play(s: &Scenario, show_progress: bool) -> anyhow::Result<Ob
                 });
                 Ok("sent".into())
             }
-            Action::Disclose { alert, approve } => match obs.published.iter().find(|p| p.label == *alert) {
+            Action::Disclose { alert, approve } => match self.obs.published.iter().find(|p| p.label == *alert) {
                 Some(p) => {
-                    let handles: Vec<_> = fed.nodes.iter().map(|x| x.handle.clone()).collect();
+                    let handles: Vec<_> = self.fed.nodes.iter().map(|x| x.handle.clone()).collect();
                     let patience = Duration::from_secs_f64(s.patience_s);
-                    tasks.spawn(measure::disclose(handles, p.issuer, p.id, alert.clone(), *approve, patience));
+                    self.tasks.spawn(measure::disclose(handles, p.issuer, p.id, alert.clone(), *approve, patience));
                     Ok("requested".into())
                 }
                 None => Err(anyhow::anyhow!("alert {alert:?} was not published")),
             },
             Action::Partition { regions } => {
-                partition = Some(regions.clone());
-                obs.partition_start(now_ms(), regions.clone());
-                cut(&fed, s, &partition, &down).await
+                self.partition = Some(regions.clone());
+                self.obs.partition_start(now_ms(), regions.clone());
+                cut(&self.fed, s, &self.partition, &self.down).await
             }
             Action::Heal => {
-                partition = None;
-                obs.partition_end(now_ms());
-                cut(&fed, s, &partition, &down).await
+                self.partition = None;
+                self.obs.partition_end(now_ms());
+                cut(&self.fed, s, &self.partition, &self.down).await
             }
             Action::Offline { org, .. } | Action::Crash { org, .. } => {
-                if down[*org] {
-                    Err(anyhow::anyhow!("{} is already down", s.orgs[*org].name))
-                } else {
-                    if matches!(e.action, Action::Crash { .. }) {
-                        fed.nodes[*org].handle.crash().await;
-                    } else {
-                        fed.stop(*org).await;
-                    }
-                    down[*org] = true;
-                    obs.outage_start(*org, now_ms());
-                    Ok("down".into())
+                if self.down[*org] {
+                    return Err(anyhow::anyhow!("{} is already down", s.orgs[*org].name));
                 }
+                if matches!(e.action, Action::Crash { .. }) {
+                    self.fed.nodes[*org].handle.crash().await;
+                } else {
+                    self.fed.stop(*org).await;
+                }
+                self.down[*org] = true;
+                self.obs.outage_start(*org, now_ms());
+                Ok("down".into())
             }
             Action::Attack { org, behaviour, count } => {
-                obs.first_attack_s.get_or_insert(at);
-                attack::launch(&fed, *org, *behaviour, *count, &plan.pop).map(|f| {
-                    tasks.spawn(f);
-                    "started".to_string()
-                })
+                self.obs.first_attack_s.get_or_insert(at);
+                let attack = attack::launch(&self.fed, *org, *behaviour, *count, &plan.pop)?;
+                self.tasks.spawn(attack);
+                Ok("started".into())
             }
-        };
-        obs.log(at, e.line, describe(s, &e.action), result);
-    }
-    // A node restarted after a partition started must honour it too.
-    if partition.is_some() {
-        cut(&fed, s, &partition, &down).await?;
-    }
-    pb.set_message("waiting for delivery and hits");
-    obs.timeline_s = start.elapsed().as_secs_f64();
-    let patience = Duration::from_secs_f64(s.patience_s);
-    // Members that attacked are not owed the alerts published after their attack.
-    let attacked_at = |m: usize| {
-        s.events.iter().find_map(|e| match e.action {
-            Action::Attack { org, .. } if org == m => Some(e.at_s),
-            _ => None,
-        })
-    };
-    let reachable = |m: usize, issuer: usize, at_s: f64| {
-        component(&s.orgs[m].region, &partition) == component(&s.orgs[issuer].region, &partition)
-            && attacked_at(m).is_none_or(|t| t > at_s)
-    };
-    let t_settle = Instant::now();
-    measure::settle(&fed, &mut obs, &plan.background, &reachable, patience).await?;
-    obs.settle_s = t_settle.elapsed().as_secs_f64();
-    while let Some(t) = tasks.join_next().await {
-        match t {
-            Ok(t) => obs.task(t),
-            Err(e) => tracing::error!("a drill task failed: {e}"),
         }
     }
-    measure::finish(&fed, &mut obs, &acked).await?;
-    obs.wall_s = t0.elapsed().as_secs_f64();
-    obs.traffic = wire.traffic();
-    obs.node_metrics = measure::NodeMetricsSum::of(&fed);
-    obs.template_bytes_on_wire = wire.template_bytes();
-    obs.leaks = wire.leaks();
-    pb.finish_and_clear();
-    fed.shutdown().await;
-    Ok(obs)
+
+    /// Publishes `person`'s alert from `org`, noting which members it can
+    /// reach live (up, and on the issuer's side of any partition).
+    async fn publish(
+        &mut self,
+        at: f64,
+        org: usize,
+        person: usize,
+        alert: &str,
+        category: vigil_protocol::Category,
+    ) -> anyhow::Result<String> {
+        let t = self.plan.pop.template(person, PROBE_CAPTURE);
+        let expires = now_ms() + 7 * 24 * 3600 * 1000;
+        let handle = &self.fed.nodes[org].handle;
+        let id = handle.publish_alert(t, category, alert.to_string(), expires).await?;
+        let views = handle.alerts().await.unwrap_or_default();
+        let created_ms = views.iter().find(|v| v.id == id).map_or_else(now_ms, |v| v.created_at_ms);
+        let regions = &self.s.orgs;
+        let side = |m: usize| component(&regions[m].region, &self.partition);
+        let live: Vec<bool> = (0..regions.len()).map(|m| !self.down[m] && side(m) == side(org)).collect();
+        self.obs.published.push(Published {
+            label: alert.to_string(),
+            id,
+            issuer: org,
+            person,
+            at_s: at,
+            created_ms,
+            withdrawn_at_s: None,
+            live,
+        });
+        Ok("ok".into())
+    }
+
+    /// Waits for delivery and hits (members that attacked are not owed the
+    /// alerts published after their attack), collects the tasks, measures.
+    async fn settle(mut self) -> anyhow::Result<(Observed, LocalFederation)> {
+        let s = self.s;
+        let patience = Duration::from_secs_f64(s.patience_s);
+        let attacked_at = |m: usize| {
+            s.events.iter().find_map(|e| match e.action {
+                Action::Attack { org, .. } if org == m => Some(e.at_s),
+                _ => None,
+            })
+        };
+        let partition = self.partition.clone();
+        let reachable = |m: usize, issuer: usize, at_s: f64| {
+            component(&s.orgs[m].region, &partition) == component(&s.orgs[issuer].region, &partition)
+                && attacked_at(m).is_none_or(|t| t > at_s)
+        };
+        let t_settle = Instant::now();
+        measure::settle(&self.fed, &mut self.obs, &self.plan.background, &reachable, patience).await?;
+        self.obs.settle_s = t_settle.elapsed().as_secs_f64();
+        while let Some(t) = self.tasks.join_next().await {
+            match t {
+                Ok(t) => self.obs.task(t),
+                Err(e) => tracing::error!("a drill task failed: {e}"),
+            }
+        }
+        measure::finish(&self.fed, &mut self.obs, &self.acked).await?;
+        self.obs.node_metrics = measure::NodeMetricsSum::of(&self.fed);
+        Ok((self.obs, self.fed))
+    }
 }
 
 /// Applies the current partition to every running node.

@@ -288,265 +288,21 @@ impl Scenario {
                 None => ScenarioError::Syntax(e.message().to_string()),
             }
         })?;
-        let at = |span: std::ops::Range<usize>, message: String| ScenarioError::At {
-            line: line_of(text, span.start),
-            message,
-        };
-
-        let drill_span = raw.drill.span();
-        let drill = raw.drill.into_inner();
-        if drill.name.trim().is_empty() {
-            return Err(at(drill_span, "drill.name is empty".into()));
-        }
-        if !(drill.patience_s > 0.0 && drill.patience_s <= 3600.0) {
-            return Err(at(drill_span, format!("drill.patience_s = {} is outside (0, 3600]", drill.patience_s)));
-        }
-        if drill.latency_ms > 10_000 {
-            return Err(at(drill_span, format!("drill.latency_ms = {} is over 10000", drill.latency_ms)));
-        }
+        let mut p = Parse { text, persons: Vec::new(), alerts: BTreeMap::new() };
+        let drill = p.drill(raw.drill)?;
         let seed = seed.unwrap_or(drill.seed);
-
-        let mut population = PopulationParams::default();
-        if let Some(p) = raw.population {
-            let span = p.span();
-            let p = p.into_inner();
-            if let Some(r) = p.poor_capture_rate {
-                if !(0.0..=1.0).contains(&r) {
-                    return Err(at(span, format!("population.poor_capture_rate = {r} is not in [0, 1]")));
-                }
-                population.poor_capture_rate = r;
-            }
-            if let Some(g) = p.groups {
-                if g == 0 || g > 10_000 {
-                    return Err(at(span, format!("population.groups = {g} is not in [1, 10000]")));
-                }
-                population.groups = g;
-            }
-            if let Some(w) = p.group_weight {
-                if !(0.0..=1.0).contains(&w) {
-                    return Err(at(span, format!("population.group_weight = {w} is not in [0, 1]")));
-                }
-                population.group_weight = w;
-            }
-        }
-
-        let mut orgs = Vec::new();
-        let mut names = HashSet::new();
-        let mut records = 0usize;
-        for o in raw.org {
-            let span = o.span();
-            let o = o.into_inner();
-            if o.name.trim().is_empty() || o.count == 0 {
-                return Err(at(span, "an organisation needs a name and a count of at least 1".into()));
-            }
-            let kind = match o.kind {
-                KindName::Ngo => OrgKind::Ngo,
-                KindName::Police => OrgKind::Police,
-                KindName::Border => OrgKind::Border,
-                KindName::Other => OrgKind::Other,
-            };
-            for i in 0..o.count {
-                let name = if o.count == 1 { o.name.clone() } else { format!("{}-{:02}", o.name, i + 1) };
-                if !names.insert(name.clone()) {
-                    return Err(at(span.clone(), format!("organisation {name:?} is defined twice")));
-                }
-                records += o.records;
-                orgs.push(Org { name, kind, region: o.region.clone(), records: o.records });
-            }
-            if orgs.len() > MAX_NODES {
-                return Err(at(span, format!("more than {MAX_NODES} organisations")));
-            }
-            if records > MAX_RECORDS {
-                return Err(at(span, format!("more than {MAX_RECORDS} records in all")));
-            }
-        }
-        if orgs.len() < 2 {
-            return Err(ScenarioError::Whole("a drill needs at least two organisations ([[org]] entries)".into()));
-        }
-        let regions: HashSet<&str> = orgs.iter().map(|o| o.region.as_str()).collect();
-        let org_index = |name: &str| orgs.iter().position(|o| o.name == name);
-
-        let mut persons: Vec<String> = Vec::new();
-        fn person(persons: &mut Vec<String>, label: &str) -> usize {
-            match persons.iter().position(|p| p == label) {
-                Some(i) => i,
-                None => {
-                    persons.push(label.to_string());
-                    persons.len() - 1
-                }
-            }
-        }
-        let mut events = Vec::new();
-        let mut alerts: BTreeMap<String, usize> = BTreeMap::new();
-        for e in raw.event {
-            let span = e.span();
-            let e = e.into_inner();
-            let err = |m: String| at(span.clone(), m);
-            if !(e.at_s >= 0.0 && e.at_s <= 7.0 * 24.0 * 3600.0) {
-                return Err(err(format!("at_s = {} is outside [0, one week]", e.at_s)));
-            }
-            let need_org = || -> Result<usize, ScenarioError> {
-                let name = e.org.as_deref().ok_or_else(|| err(format!("{:?} needs org = \"...\"", e.action)))?;
-                org_index(name).ok_or_else(|| err(format!("unknown organisation {name:?}")))
-            };
-            let need = |v: &Option<String>, key: &str| -> Result<String, ScenarioError> {
-                v.clone().ok_or_else(|| err(format!("{:?} needs {key} = \"...\"", e.action)))
-            };
-            let duration = |v: Option<f64>| -> Result<f64, ScenarioError> {
-                match v {
-                    Some(d) if d > 0.0 && d <= 7.0 * 24.0 * 3600.0 => Ok(d),
-                    Some(d) => Err(err(format!("for_s = {d} is outside (0, one week]"))),
-                    None => Err(err(format!("{:?} needs for_s", e.action))),
-                }
-            };
-            let action = match e.action.as_str() {
-                "enrol" => {
-                    Action::Enrol { org: need_org()?, person: person(&mut persons, &need(&e.person, "person")?) }
-                }
-                "publish" => {
-                    let org = need_org()?;
-                    let label = need(&e.person, "person")?;
-                    let alert = e.alert.clone().unwrap_or_else(|| label.clone());
-                    if alerts.insert(alert.clone(), org).is_some() {
-                        return Err(err(format!("alert {alert:?} is published twice")));
-                    }
-                    let category = match e.category.as_deref().unwrap_or("missing") {
-                        "missing" => Category::Missing,
-                        "victim" => Category::Victim,
-                        "other" => Category::Other,
-                        c => return Err(err(format!("unknown category {c:?} (missing, victim or other)"))),
-                    };
-                    Action::Publish { org, person: person(&mut persons, &label), alert, category }
-                }
-                "withdraw" | "disclose" => {
-                    let alert = need(&e.alert, "alert")?;
-                    if !alerts.contains_key(&alert) {
-                        return Err(err(format!("alert {alert:?} is not published before this event")));
-                    }
-                    if e.action == "withdraw" {
-                        Action::Withdraw { alert }
-                    } else {
-                        Action::Disclose { alert, approve: e.approve.unwrap_or(true) }
-                    }
-                }
-                "identify" => Action::Identify {
-                    org: need_org()?,
-                    person: person(&mut persons, &need(&e.person, "person")?),
-                    purpose: e.purpose.clone().unwrap_or_else(|| "drill".into()),
-                },
-                "partition" => {
-                    let rs = e.regions.clone().ok_or_else(|| err("partition needs regions = [...]".into()))?;
-                    if rs.is_empty() {
-                        return Err(err("partition needs at least one region".into()));
-                    }
-                    if let Some(r) = rs.iter().find(|r| !regions.contains(r.as_str())) {
-                        return Err(err(format!("unknown region {r:?}")));
-                    }
-                    Action::Partition { regions: rs }
-                }
-                "heal" => Action::Heal,
-                "offline" => Action::Offline { org: need_org()?, for_s: duration(e.for_s)? },
-                "crash" => Action::Crash { org: need_org()?, for_s: duration(e.for_s.or(Some(1.0)))? },
-                "attack" => {
-                    let behaviour = match e.behaviour.as_deref() {
-                        Some("flood") => Behaviour::Flood,
-                        Some("forge") => Behaviour::Forge,
-                        Some("replay") => Behaviour::Replay,
-                        Some("oversized") => Behaviour::Oversized,
-                        Some("malformed") => Behaviour::Malformed,
-                        Some("probe") => Behaviour::Probe,
-                        Some(b) => {
-                            return Err(err(format!(
-                                "unknown behaviour {b:?} (flood, forge, replay, oversized, malformed or probe)"
-                            )))
-                        }
-                        None => return Err(err("attack needs behaviour = \"...\"".into())),
-                    };
-                    let count = e.count.unwrap_or(10);
-                    if count == 0 || count > 10_000 {
-                        return Err(err(format!("count = {count} is not in [1, 10000]")));
-                    }
-                    Action::Attack { org: need_org()?, behaviour, count }
-                }
-                other => {
-                    return Err(err(format!(
-                        "unknown action {other:?} (enrol, publish, withdraw, identify, disclose, partition, heal, \
-                         offline, crash or attack)"
-                    )))
-                }
-            };
-            events.push(Event { at_s: e.at_s, line: line_of(text, span.start), action });
-        }
-
+        let population = p.population(raw.population)?;
+        let orgs = p.orgs(raw.org)?;
+        let mut events = raw.event.into_iter().map(|e| p.event(e, &orgs)).collect::<Result<Vec<_>, _>>()?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ca5e);
-        // Generated cases involve honest members only.
-        let honest: Vec<usize> = (0..orgs.len())
-            .filter(|o| !events.iter().any(|e| matches!(e.action, Action::Attack { org, .. } if org == *o)))
-            .collect();
         for c in raw.cases {
-            let span = c.span();
-            let c = c.into_inner();
-            if c.count + c.unknown == 0 || c.count + c.unknown > 10_000 {
-                return Err(at(span, "cases.count + cases.unknown must be in [1, 10000]".into()));
-            }
-            let honest: Vec<usize> = match &c.region {
-                Some(r) if !regions.contains(r.as_str()) => {
-                    return Err(at(span, format!("unknown region {r:?}")));
-                }
-                Some(r) => honest.iter().copied().filter(|o| orgs[*o].region == *r).collect(),
-                None => honest.clone(),
-            };
-            if c.holders == 0 || c.holders + 1 > honest.len() {
-                return Err(at(span, format!("cases.holders = {} needs more (honest) organisations", c.holders)));
-            }
-            if c.at_s < 0.0 || c.every_s < 0.0 {
-                return Err(at(span, "cases.at_s and cases.every_s must not be negative".into()));
-            }
-            for k in 0..c.count + c.unknown {
-                let mut order = honest.clone();
-                order.shuffle(&mut rng);
-                let label = format!("case-{}", persons.len());
-                let p = person(&mut persons, &label);
-                let t = c.at_s + k as f64 * c.every_s;
-                if k < c.count {
-                    for &h in &order[1..=c.holders] {
-                        events.push(Event { at_s: t, line: 0, action: Action::Enrol { org: h, person: p } });
-                    }
-                }
-                // Publish a little after the enrolments of the same case.
-                let jitter: f64 = rng.gen_range(0.0..0.001);
-                events.push(Event {
-                    at_s: t + jitter,
-                    line: 0,
-                    action: Action::Publish {
-                        org: order[0],
-                        person: p,
-                        alert: label.clone(),
-                        category: Category::Missing,
-                    },
-                });
-            }
+            p.cases(c, &orgs, &mut rng, &mut events)?;
         }
         if events.len() > MAX_EVENTS {
             return Err(ScenarioError::Whole(format!("more than {MAX_EVENTS} events")));
         }
         events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        // Withdrawals and disclosures must come after their alert.
-        let mut published = HashSet::new();
-        for e in &events {
-            match &e.action {
-                Action::Publish { alert, .. } => {
-                    published.insert(alert.clone());
-                }
-                Action::Withdraw { alert } | Action::Disclose { alert, .. } if !published.contains(alert) => {
-                    return Err(ScenarioError::At {
-                        line: e.line,
-                        message: format!("alert {alert:?} is used at {} s, before it is published", e.at_s),
-                    });
-                }
-                _ => {}
-            }
-        }
+        check_order(&events)?;
         Ok(Self {
             name: drill.name,
             description: drill.description,
@@ -559,7 +315,7 @@ impl Scenario {
             attackers_share_cpu: drill.attackers_share_cpu,
             population,
             orgs,
-            persons,
+            persons: p.persons,
             events,
         })
     }
@@ -577,6 +333,276 @@ impl Scenario {
         );
         Self::parse(&text, None)
     }
+}
+
+/// Parsing state: the text (for line numbers), the persons named so far
+/// (events and generated cases share them) and the alerts published by
+/// events.
+struct Parse<'t> {
+    text: &'t str,
+    persons: Vec<String>,
+    alerts: BTreeMap<String, usize>,
+}
+
+impl Parse<'_> {
+    fn at(&self, span: std::ops::Range<usize>, message: String) -> ScenarioError {
+        ScenarioError::At { line: line_of(self.text, span.start), message }
+    }
+
+    /// The index of the person labelled `label`, named now if new.
+    fn person(&mut self, label: &str) -> usize {
+        match self.persons.iter().position(|p| p == label) {
+            Some(i) => i,
+            None => {
+                self.persons.push(label.to_string());
+                self.persons.len() - 1
+            }
+        }
+    }
+
+    fn drill(&self, d: Spanned<RawDrill>) -> Result<RawDrill, ScenarioError> {
+        let span = d.span();
+        let drill = d.into_inner();
+        if drill.name.trim().is_empty() {
+            return Err(self.at(span, "drill.name is empty".into()));
+        }
+        if !(drill.patience_s > 0.0 && drill.patience_s <= 3600.0) {
+            return Err(self.at(span, format!("drill.patience_s = {} is outside (0, 3600]", drill.patience_s)));
+        }
+        if drill.latency_ms > 10_000 {
+            return Err(self.at(span, format!("drill.latency_ms = {} is over 10000", drill.latency_ms)));
+        }
+        Ok(drill)
+    }
+
+    fn population(&self, raw: Option<Spanned<RawPopulation>>) -> Result<PopulationParams, ScenarioError> {
+        let mut population = PopulationParams::default();
+        let Some(p) = raw else { return Ok(population) };
+        let span = p.span();
+        let p = p.into_inner();
+        if let Some(r) = p.poor_capture_rate {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(self.at(span, format!("population.poor_capture_rate = {r} is not in [0, 1]")));
+            }
+            population.poor_capture_rate = r;
+        }
+        if let Some(g) = p.groups {
+            if g == 0 || g > 10_000 {
+                return Err(self.at(span, format!("population.groups = {g} is not in [1, 10000]")));
+            }
+            population.groups = g;
+        }
+        if let Some(w) = p.group_weight {
+            if !(0.0..=1.0).contains(&w) {
+                return Err(self.at(span, format!("population.group_weight = {w} is not in [0, 1]")));
+            }
+            population.group_weight = w;
+        }
+        Ok(population)
+    }
+
+    fn orgs(&self, raw: Vec<Spanned<RawOrg>>) -> Result<Vec<Org>, ScenarioError> {
+        let (mut orgs, mut names, mut records) = (Vec::new(), HashSet::new(), 0usize);
+        for o in raw {
+            let span = o.span();
+            let o = o.into_inner();
+            if o.name.trim().is_empty() || o.count == 0 {
+                return Err(self.at(span, "an organisation needs a name and a count of at least 1".into()));
+            }
+            let kind = match o.kind {
+                KindName::Ngo => OrgKind::Ngo,
+                KindName::Police => OrgKind::Police,
+                KindName::Border => OrgKind::Border,
+                KindName::Other => OrgKind::Other,
+            };
+            for i in 0..o.count {
+                let name = if o.count == 1 { o.name.clone() } else { format!("{}-{:02}", o.name, i + 1) };
+                if !names.insert(name.clone()) {
+                    return Err(self.at(span.clone(), format!("organisation {name:?} is defined twice")));
+                }
+                records += o.records;
+                orgs.push(Org { name, kind, region: o.region.clone(), records: o.records });
+            }
+            if orgs.len() > MAX_NODES {
+                return Err(self.at(span, format!("more than {MAX_NODES} organisations")));
+            }
+            if records > MAX_RECORDS {
+                return Err(self.at(span, format!("more than {MAX_RECORDS} records in all")));
+            }
+        }
+        if orgs.len() < 2 {
+            return Err(ScenarioError::Whole("a drill needs at least two organisations ([[org]] entries)".into()));
+        }
+        Ok(orgs)
+    }
+
+    /// One `[[event]]`.
+    fn event(&mut self, e: Spanned<RawEvent>, orgs: &[Org]) -> Result<Event, ScenarioError> {
+        let span = e.span();
+        let e = e.into_inner();
+        let err = |m: String| self.at(span.clone(), m);
+        if !(e.at_s >= 0.0 && e.at_s <= 7.0 * 24.0 * 3600.0) {
+            return Err(err(format!("at_s = {} is outside [0, one week]", e.at_s)));
+        }
+        let org = || -> Result<usize, ScenarioError> {
+            let name = e.org.as_deref().ok_or_else(|| err(format!("{:?} needs org = \"...\"", e.action)))?;
+            orgs.iter().position(|o| o.name == name).ok_or_else(|| err(format!("unknown organisation {name:?}")))
+        };
+        let need = |v: &Option<String>, key: &str| -> Result<String, ScenarioError> {
+            v.clone().ok_or_else(|| err(format!("{:?} needs {key} = \"...\"", e.action)))
+        };
+        let duration = |v: Option<f64>| -> Result<f64, ScenarioError> {
+            match v {
+                Some(d) if d > 0.0 && d <= 7.0 * 24.0 * 3600.0 => Ok(d),
+                Some(d) => Err(err(format!("for_s = {d} is outside (0, one week]"))),
+                None => Err(err(format!("{:?} needs for_s", e.action))),
+            }
+        };
+        let action = match e.action.as_str() {
+            "enrol" => Action::Enrol { org: org()?, person: self.person(&need(&e.person, "person")?) },
+            "publish" => {
+                let org = org()?;
+                let label = need(&e.person, "person")?;
+                let alert = e.alert.clone().unwrap_or_else(|| label.clone());
+                if self.alerts.insert(alert.clone(), org).is_some() {
+                    return Err(self.at(span, format!("alert {alert:?} is published twice")));
+                }
+                let category = match e.category.as_deref().unwrap_or("missing") {
+                    "missing" => Category::Missing,
+                    "victim" => Category::Victim,
+                    "other" => Category::Other,
+                    c => return Err(self.at(span, format!("unknown category {c:?} (missing, victim or other)"))),
+                };
+                Action::Publish { org, person: self.person(&label), alert, category }
+            }
+            "withdraw" | "disclose" => {
+                let alert = need(&e.alert, "alert")?;
+                if !self.alerts.contains_key(&alert) {
+                    return Err(err(format!("alert {alert:?} is not published before this event")));
+                }
+                if e.action == "withdraw" {
+                    Action::Withdraw { alert }
+                } else {
+                    Action::Disclose { alert, approve: e.approve.unwrap_or(true) }
+                }
+            }
+            "identify" => Action::Identify {
+                org: org()?,
+                person: self.person(&need(&e.person, "person")?),
+                purpose: e.purpose.clone().unwrap_or_else(|| "drill".into()),
+            },
+            "partition" => {
+                let rs = e.regions.clone().ok_or_else(|| err("partition needs regions = [...]".into()))?;
+                if rs.is_empty() {
+                    return Err(err("partition needs at least one region".into()));
+                }
+                if let Some(r) = rs.iter().find(|r| !orgs.iter().any(|o| o.region == **r)) {
+                    return Err(err(format!("unknown region {r:?}")));
+                }
+                Action::Partition { regions: rs }
+            }
+            "heal" => Action::Heal,
+            "offline" => Action::Offline { org: org()?, for_s: duration(e.for_s)? },
+            "crash" => Action::Crash { org: org()?, for_s: duration(e.for_s.or(Some(1.0)))? },
+            "attack" => {
+                let count = e.count.unwrap_or(10);
+                if count == 0 || count > 10_000 {
+                    return Err(err(format!("count = {count} is not in [1, 10000]")));
+                }
+                Action::Attack { org: org()?, behaviour: behaviour(e.behaviour.as_deref()).map_err(err)?, count }
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown action {other:?} (enrol, publish, withdraw, identify, disclose, partition, heal, \
+                     offline, crash or attack)"
+                )))
+            }
+        };
+        Ok(Event { at_s: e.at_s, line: line_of(self.text, span.start), action })
+    }
+
+    /// The events of one `[[cases]]` block: for each case, enrolments at
+    /// `holders` random honest members and an alert from another one.
+    fn cases(
+        &mut self,
+        c: Spanned<RawCases>,
+        orgs: &[Org],
+        rng: &mut rand_chacha::ChaCha8Rng,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ScenarioError> {
+        let span = c.span();
+        let c = c.into_inner();
+        if c.count + c.unknown == 0 || c.count + c.unknown > 10_000 {
+            return Err(self.at(span, "cases.count + cases.unknown must be in [1, 10000]".into()));
+        }
+        // Generated cases involve honest members only.
+        let attacker = |o: usize| events.iter().any(|e| matches!(e.action, Action::Attack { org, .. } if org == o));
+        let honest: Vec<usize> = match &c.region {
+            Some(r) if !orgs.iter().any(|o| o.region == *r) => {
+                return Err(self.at(span, format!("unknown region {r:?}")));
+            }
+            Some(r) => (0..orgs.len()).filter(|o| !attacker(*o) && orgs[*o].region == *r).collect(),
+            None => (0..orgs.len()).filter(|o| !attacker(*o)).collect(),
+        };
+        if c.holders == 0 || c.holders + 1 > honest.len() {
+            return Err(self.at(span, format!("cases.holders = {} needs more (honest) organisations", c.holders)));
+        }
+        if c.at_s < 0.0 || c.every_s < 0.0 {
+            return Err(self.at(span, "cases.at_s and cases.every_s must not be negative".into()));
+        }
+        for k in 0..c.count + c.unknown {
+            let mut order = honest.clone();
+            order.shuffle(rng);
+            let label = format!("case-{}", self.persons.len());
+            let p = self.person(&label);
+            let t = c.at_s + k as f64 * c.every_s;
+            if k < c.count {
+                for &h in &order[1..=c.holders] {
+                    events.push(Event { at_s: t, line: 0, action: Action::Enrol { org: h, person: p } });
+                }
+            }
+            // Publish a little after the enrolments of the same case.
+            let jitter: f64 = rng.gen_range(0.0..0.001);
+            let action = Action::Publish { org: order[0], person: p, alert: label, category: Category::Missing };
+            events.push(Event { at_s: t + jitter, line: 0, action });
+        }
+        Ok(())
+    }
+}
+
+fn behaviour(name: Option<&str>) -> Result<Behaviour, String> {
+    Ok(match name {
+        Some("flood") => Behaviour::Flood,
+        Some("forge") => Behaviour::Forge,
+        Some("replay") => Behaviour::Replay,
+        Some("oversized") => Behaviour::Oversized,
+        Some("malformed") => Behaviour::Malformed,
+        Some("probe") => Behaviour::Probe,
+        Some(b) => {
+            return Err(format!("unknown behaviour {b:?} (flood, forge, replay, oversized, malformed or probe)"))
+        }
+        None => return Err("attack needs behaviour = \"...\"".into()),
+    })
+}
+
+/// Withdrawals and disclosures must come after their alert.
+fn check_order(events: &[Event]) -> Result<(), ScenarioError> {
+    let mut published = HashSet::new();
+    for e in events {
+        match &e.action {
+            Action::Publish { alert, .. } => {
+                published.insert(alert.clone());
+            }
+            Action::Withdraw { alert } | Action::Disclose { alert, .. } if !published.contains(alert) => {
+                return Err(ScenarioError::At {
+                    line: e.line,
+                    message: format!("alert {alert:?} is used at {} s, before it is published", e.at_s),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
