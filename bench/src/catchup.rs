@@ -61,6 +61,7 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
         answers: vec![],
         max_frame_bytes: FRAME,
         sync_bytes_per_hour: u64::MAX,
+        refusals_audit_every_ms: 60_000,
         seed: None,
     })?)
 }

@@ -118,6 +118,10 @@ pub struct NetworkConfig {
     pub max_connections_per_peer: u32,
     /// Most requests accepted from one peer per minute.
     pub max_requests_per_minute: u32,
+    /// Refused connections are counted per source address and audited as
+    /// one entry per this interval at most.
+    #[serde(with = "humantime_serde")]
+    pub refusals_audit_interval: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -133,6 +137,7 @@ impl Default for NetworkConfig {
             max_strikes: 3,
             max_connections_per_peer: 2,
             max_requests_per_minute: 600,
+            refusals_audit_interval: Duration::from_secs(60),
         }
     }
 }
@@ -293,6 +298,9 @@ impl NodeConfig {
         }
         if self.network.max_strikes == 0 {
             return bad("network.max_strikes must be at least 1");
+        }
+        if self.network.refusals_audit_interval < Duration::from_millis(100) {
+            return bad("network.refusals_audit_interval must be at least 100ms");
         }
         if !self.api.listen.starts_with("127.0.0.1:") && !self.api.listen.starts_with("[::1]:") {
             return bad("api.listen must be a loopback address (127.0.0.1:PORT)");

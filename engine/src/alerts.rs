@@ -3,6 +3,7 @@
 //! clock window, replay and fork checks) before it is stored, matched
 //! against the gallery and forwarded.
 
+use super::fault::Fault;
 use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
@@ -62,8 +63,7 @@ impl Engine {
         if expires_at_ms - now_ms > self.policy.max_lifetime.as_millis() as u64 {
             return Err(EngineError::BeyondLifetime(humantime::format_duration(self.policy.max_lifetime).to_string()));
         }
-        let active = self.alerts.values().filter(|a| a.status == AlertStatus::Active).count();
-        if active >= self.policy.max_active {
+        if self.active_alerts(now_ms) >= self.policy.max_active {
             return Err(EngineError::TooManyAlerts(self.policy.max_active));
         }
         let mut actions = Vec::new();
@@ -183,7 +183,7 @@ impl Engine {
         }
         match env {
             AlertEnvelope::Publish(alert) => match self.check_alert(now_ms, &alert) {
-                Err(reason) => reject(self, reason),
+                Err(fault) => self.blame(from, fault),
                 Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
                 Ok(Check::Gap) => {
                     (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
@@ -193,36 +193,39 @@ impl Engine {
                 }
                 Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
-            AlertEnvelope::Withdraw(w) => self.on_withdrawal(w, from, reject),
+            AlertEnvelope::Withdraw(w) => match self.check_withdrawal(&w) {
+                Ok(Check::Accept) => match self.apply_withdrawal(w) {
+                    Ok(actions) => (Verdict::Accept, actions),
+                    Err(fault) => self.blame(from, fault),
+                },
+                Ok(Check::Gap) => {
+                    (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
+                }
+                Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
+                Ok(Check::Throttled(audit)) => (Verdict::Ignore("throttled".into()), audit),
+                Err(fault) => self.blame(from, fault),
+            },
             AlertEnvelope::Pruned(_) => reject(self, "a pruned log entry gossiped (catch-up pages only)".into()),
         }
     }
 
-    /// `Err(reason)` to reject; otherwise accept, ignore, or catch up first.
-    fn check_alert(&mut self, now_ms: u64, alert: &SignedAlert) -> Result<Check, String> {
+    /// `Err(fault)` to refuse (who is to blame decides the penalty);
+    /// otherwise accept, ignore, or catch up first.
+    fn check_alert(&mut self, now_ms: u64, alert: &SignedAlert) -> Result<Check, Fault> {
         let b = &alert.body;
+        // Rosters differ between members while a new one spreads.
         if !self.is_member(&b.issuer) {
-            return Err(format!("alert issuer {} is not a roster member", b.issuer));
+            return Err(Fault::Local(format!("alert issuer {} is not a roster member", b.issuer)));
         }
         if !self.has_role(&b.issuer, Role::Alert) {
-            return Err(format!("issuer {} may not publish alerts", b.issuer));
+            return Err(Fault::Local(format!("issuer {} may not publish alerts", b.issuer)));
         }
         if !verify_alert(&b.issuer, &alert_header(b), &alert.signature) {
-            return Err(format!("forged alert: signature does not verify for issuer {}", b.issuer));
+            return Err(Fault::Sender(format!("forged alert: signature does not verify for issuer {}", b.issuer)));
         }
-        let skew = self.policy.max_clock_skew.as_millis() as u64;
-        let max_age = self.policy.max_age.as_millis() as u64;
-        if b.created_at_ms > now_ms + skew {
-            return Err("future-dated alert (beyond the allowed clock skew)".into());
-        }
-        if b.created_at_ms + max_age < now_ms {
-            return Err("stale or replayed alert (older than the replay window)".into());
-        }
-        if b.expires_at_ms <= now_ms {
-            return Err("expired alert".into());
-        }
+        self.check_alert_clock(now_ms, b)?;
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
-            return Err("alert lifetime exceeds the federation maximum".into());
+            return Err(Fault::Local("alert lifetime exceeds the federation maximum".into()));
         }
         // An issuer over its hourly bound (counted over verified alerts
         // only) is ignored before its probe is decoded or its log position
@@ -233,29 +236,57 @@ impl Engine {
             return Ok(Check::Throttled(audit));
         }
         self.check_encrypted_probe(b)?;
+        // Both entries are signed by the issuer: its log forked.
+        let issuer = b.issuer;
         match self.link(b.issuer, b.seq, b.prev, alert_id(b).0) {
             Link::Known => return Ok(Check::Ignore("already known".into())),
             Link::Fork => {
-                return Err(format!("fork: issuer {} signed two different log entries with seq {}", b.issuer, b.seq))
+                let reason = format!("fork: issuer {issuer} signed two different log entries with seq {}", b.seq);
+                return Err(Fault::Issuer { issuer, reason });
             }
-            Link::Broken => return Err(format!("bad chain: alert {} does not link to its issuer's log", b.seq)),
+            Link::Broken => {
+                let reason = format!("bad chain: alert {} does not link to its issuer's log", b.seq);
+                return Err(Fault::Issuer { issuer, reason });
+            }
             Link::Gap => return Ok(Check::Gap),
             Link::Next => {}
         }
-        if self.alerts.len() >= self.policy.max_active {
-            return Ok(Check::Ignore("active alert limit reached".into()));
+        if self.active_alerts(now_ms) >= self.policy.max_active {
+            return Err(Fault::Local("active alert limit reached".into()));
         }
         Ok(Check::Accept)
     }
 
-    /// An encrypted probe must decode, and fit its extractor if known.
-    pub(super) fn check_encrypted_probe(&self, b: &AlertBody) -> Result<(), String> {
+    /// The replay window and expiry on this node's clock: past them by
+    /// more than the allowed skew, an honest relay would not have
+    /// forwarded it; within the skew, nobody is at fault.
+    fn check_alert_clock(&self, now_ms: u64, b: &AlertBody) -> Result<(), Fault> {
+        let skew = self.policy.max_clock_skew.as_millis() as u64;
+        let max_age = self.policy.max_age.as_millis() as u64;
+        if b.created_at_ms > now_ms + skew {
+            let reason = "future-dated alert (beyond the allowed clock skew)".to_string();
+            return Err(self.clock_fault(b.created_at_ms > now_ms + 2 * skew, reason));
+        }
+        if b.created_at_ms + max_age < now_ms {
+            let reason = "stale or replayed alert (older than the replay window)".to_string();
+            return Err(self.clock_fault(b.created_at_ms + max_age + skew < now_ms, reason));
+        }
+        if b.expires_at_ms <= now_ms {
+            return Err(self.clock_fault(b.expires_at_ms + skew < now_ms, "expired alert".into()));
+        }
+        Ok(())
+    }
+
+    /// An encrypted probe must decode (the sender could check that), and
+    /// fit its extractor if this node knows it (its own registry).
+    pub(super) fn check_encrypted_probe(&self, b: &AlertBody) -> Result<(), Fault> {
         if let Some(enc) = &b.encrypted {
             let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&enc.row)
-                .map_err(|e| format!("malformed encrypted probe: {e}"))?;
+                .map_err(|e| Fault::Sender(format!("malformed encrypted probe: {e}")))?;
             if let Some(ex) = vigil_matcher::extractor(&enc.extractor) {
                 if probe.dim != ex.dim {
-                    return Err(format!("encrypted probe has {} dimensions, {} has {}", probe.dim, ex.id, ex.dim));
+                    let reason = format!("encrypted probe has {} dimensions, {} has {}", probe.dim, ex.id, ex.dim);
+                    return Err(Fault::Local(reason));
                 }
             }
         }
@@ -293,35 +324,31 @@ impl Engine {
         actions
     }
 
-    fn on_withdrawal(
-        &mut self,
-        w: SignedWithdrawal,
-        from: OrgId,
-        reject: impl Fn(&mut Engine, String) -> (Verdict, Vec<Action>),
-    ) -> (Verdict, Vec<Action>) {
+    /// A gossiped withdrawal: accept when it is the next entry of its
+    /// issuer's log and names an alert held here.
+    fn check_withdrawal(&mut self, w: &SignedWithdrawal) -> Result<Check, Fault> {
         let b = &w.body;
         if !self.is_member(&b.issuer) {
-            return reject(self, format!("withdrawal issuer {} is not a roster member", b.issuer));
+            return Err(Fault::Local(format!("withdrawal issuer {} is not a roster member", b.issuer)));
         }
-        if !verify_withdrawal(&w) {
-            return reject(self, format!("forged withdrawal: signature does not verify for {}", b.issuer));
+        if !verify_withdrawal(w) {
+            return Err(Fault::Sender(format!("forged withdrawal: signature does not verify for {}", b.issuer)));
         }
-        let hash = super::sync::entry_hash(&AlertEnvelope::Withdraw(w.clone()));
+        let (issuer, hash) = (b.issuer, super::sync::entry_hash(&AlertEnvelope::Withdraw(w.clone())));
         match self.link(b.issuer, b.seq, b.prev, hash) {
-            Link::Known => return (Verdict::Ignore("already known".into()), vec![]),
-            Link::Gap => {
-                return (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
+            Link::Known => Ok(Check::Ignore("already known".into())),
+            Link::Gap => Ok(Check::Gap),
+            Link::Fork => Err(Fault::Issuer {
+                issuer,
+                reason: format!("fork: {issuer} signed two log entries with seq {}", b.seq),
+            }),
+            Link::Broken => {
+                Err(Fault::Issuer { issuer, reason: "bad chain: withdrawal does not link to its issuer's log".into() })
             }
-            Link::Fork => return reject(self, format!("fork: {} signed two log entries with seq {}", b.issuer, b.seq)),
-            Link::Broken => return reject(self, "bad chain: withdrawal does not link to its issuer's log".into()),
-            Link::Next => {}
-        }
-        if !self.alerts.contains_key(&b.alert) {
-            return (Verdict::Ignore("withdrawal of an unknown alert".into()), vec![]);
-        }
-        match self.apply_withdrawal(w) {
-            Ok(actions) => (Verdict::Accept, actions),
-            Err(reason) => reject(self, reason),
+            Link::Next if !self.alerts.contains_key(&b.alert) => {
+                Ok(Check::Ignore("withdrawal of an unknown alert".into()))
+            }
+            Link::Next => Ok(Check::Accept),
         }
     }
 }

@@ -221,4 +221,21 @@ pub enum AuditEvent {
         query: Handle,
         hits: usize,
     },
+    /// Connections refused since `since_ms` (an interval), per source
+    /// address, with the first reason seen; refusals from sources beyond
+    /// the first few counted in `other_refusals`. One entry per interval
+    /// at most, however many connections a non-member opens.
+    ConnectionsRefused {
+        since_ms: u64,
+        sources: Vec<RefusedSource>,
+        other_refusals: u64,
+    },
+}
+
+/// Refused connections from one source address in an interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedSource {
+    pub source: String,
+    pub count: u64,
+    pub reason: String,
 }

@@ -13,10 +13,12 @@ mod alerts;
 mod answered;
 mod disclose;
 mod encrypted_alerts;
+mod fault;
 mod hits;
 mod identify;
 mod outbox;
 mod query;
+pub mod refusals;
 mod retention;
 mod sync;
 
@@ -240,6 +242,8 @@ pub struct Engine {
     /// Prober: queries collecting answers, and what answers showed of
     /// each member's gallery.
     open_queries: query::Queries,
+    /// Connections refused since they were last audited.
+    refusals: refusals::Refusals,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -261,6 +265,9 @@ pub struct EngineInit {
     pub max_frame_bytes: usize,
     /// Catch-up bytes served to one peer per hour (`network.sync_bytes_per_hour`).
     pub sync_bytes_per_hour: u64,
+    /// Refused connections are audited at most once per this interval
+    /// (`network.refusals_audit_interval`).
+    pub refusals_audit_every_ms: u64,
     /// Seed for handles; `None` draws one from the OS.
     pub seed: Option<u64>,
 }
@@ -315,6 +322,7 @@ impl Engine {
             fetches: HashMap::new(),
             fetched_forms: HashMap::new(),
             open_queries: Default::default(),
+            refusals: refusals::Refusals::new(init.refusals_audit_every_ms),
         };
         let mut answered: HashMap<AlertId, BTreeSet<u64>> = HashMap::new();
         for a in init.answers {
@@ -552,6 +560,19 @@ impl Engine {
             actions.push(Action::Block(peer));
         }
         actions
+    }
+
+    /// A connection from `addr` was refused (not a member, blocked, over a
+    /// connection limit): counted per source address, audited in
+    /// aggregate by `refusals_due`.
+    pub fn connection_refused(&mut self, now_ms: u64, addr: &str, reason: String) {
+        self.refusals.note(now_ms, refusals::refused_source(addr), reason);
+    }
+
+    /// The aggregate audit entry of refused connections, once an interval
+    /// has passed since the first one it counts.
+    pub fn refusals_due(&mut self, now_ms: u64) -> Vec<Action> {
+        self.refusals.due(now_ms).map(Action::Audit).into_iter().collect()
     }
 
     pub fn strikes(&self, peer: &OrgId) -> u32 {

@@ -7,6 +7,7 @@
 //! audited and count against the peer that sent them.
 
 use super::alerts::alert_id;
+use super::fault::Fault;
 use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, StoredAlert};
@@ -333,8 +334,8 @@ impl Engine {
             }
             (SyncCtx::Pull { peer, org, target }, Response::Entries(entries)) => {
                 let mut actions = Vec::new();
-                for env in entries {
-                    match self.apply_synced(now_ms, peer, org, env.clone()) {
+                for (i, env) in entries.iter().enumerate() {
+                    match self.apply_synced(now_ms, peer, org, env.clone(), i == 0) {
                         Ok(Synced::Applied(more)) => actions.extend(more),
                         Ok(Synced::Throttled(audit)) => {
                             // Not the relay's fault: stop pulling this log for now.
@@ -342,10 +343,9 @@ impl Engine {
                             actions.extend(audit);
                             return actions;
                         }
-                        Err(reason) => {
+                        Err(fault) => {
                             self.pulling.remove(&org);
-                            actions.push(Action::Audit(AuditEvent::SyncRefused { peer, org, reason: reason.clone() }));
-                            actions.extend(self.strike(peer, &reason));
+                            actions.extend(super::fault::sync_refused(self, peer, org, fault));
                             return actions;
                         }
                     }
@@ -405,23 +405,34 @@ impl Engine {
     }
 
     /// One entry pulled from `peer` for `org`'s log: verified like gossip,
-    /// except that old entries are welcome (catching up is the point).
-    fn apply_synced(&mut self, now_ms: u64, peer: OrgId, org: OrgId, env: AlertEnvelope) -> Result<Synced, String> {
-        env.validate().map_err(|e| format!("malformed log entry: {e}"))?;
+    /// except that old entries are welcome (catching up is the point). The
+    /// page's first entry links to our head: if it does not, the issuer's
+    /// log forked; later entries must link to the page's own, which the
+    /// serving member could check.
+    fn apply_synced(
+        &mut self,
+        now_ms: u64,
+        peer: OrgId,
+        org: OrgId,
+        env: AlertEnvelope,
+        first: bool,
+    ) -> Result<Synced, Fault> {
+        env.validate().map_err(|e| Fault::Sender(format!("malformed log entry: {e}")))?;
         let (issuer, seq, prev) = position(&env);
         if issuer != org {
-            return Err(format!("log entry of {issuer} in a page of {org}"));
+            return Err(Fault::Sender(format!("log entry of {issuer} in a page of {org}")));
         }
         if !self.is_member(&issuer) {
-            return Err(format!("log entry of non-member {issuer}"));
+            return Err(Fault::Local(format!("log entry of non-member {issuer}")));
         }
+        let chain = |reason: String| if first { Fault::Issuer { issuer, reason } } else { Fault::Sender(reason) };
         match self.link(issuer, seq, prev, entry_hash(&env)) {
             Link::Known => return Ok(Synced::Applied(vec![])),
             Link::Next => {}
-            Link::Gap => return Err(format!("gap in {issuer}'s log before seq {seq}")),
-            Link::Fork => return Err(format!("fork: {issuer} signed two different log entries with seq {seq}")),
+            Link::Gap => return Err(Fault::Sender(format!("gap in {issuer}'s log before seq {seq}"))),
+            Link::Fork => return Err(chain(format!("fork: {issuer} signed two different log entries with seq {seq}"))),
             Link::Broken => {
-                return Err(format!("bad chain: {issuer}'s entry {seq} does not link to entry {}", seq - 1))
+                return Err(chain(format!("bad chain: {issuer}'s entry {seq} does not link to entry {}", seq - 1)))
             }
         }
         match env {
@@ -434,7 +445,10 @@ impl Engine {
             }
             AlertEnvelope::Withdraw(w) => {
                 if !verify_withdrawal(&w) {
-                    return Err(format!("forged withdrawal: signature does not verify for {}", w.body.issuer));
+                    return Err(Fault::Sender(format!(
+                        "forged withdrawal: signature does not verify for {}",
+                        w.body.issuer
+                    )));
                 }
                 self.apply_withdrawal(w).map(Synced::Applied)
             }
@@ -446,25 +460,33 @@ impl Engine {
     /// over its header, and accepted only for an alert that is over by
     /// itself: expired by its header, or withdrawn by a withdrawal the
     /// issuer signed (a relay cannot hide an active alert this way).
-    fn apply_pruned(&mut self, now_ms: u64, p: PrunedAlert) -> Result<Vec<Action>, String> {
+    fn apply_pruned(&mut self, now_ms: u64, p: PrunedAlert) -> Result<Vec<Action>, Fault> {
         let h = &p.header;
         if !self.has_role(&h.issuer, Role::Alert) {
-            return Err(format!("issuer {} may not publish alerts", h.issuer));
+            return Err(Fault::Local(format!("issuer {} may not publish alerts", h.issuer)));
         }
         if !vigil_crypto::verify_alert(&h.issuer, h, &p.signature) {
-            return Err(format!("forged pruned entry: signature does not verify for issuer {}", h.issuer));
+            return Err(Fault::Sender(format!(
+                "forged pruned entry: signature does not verify for issuer {}",
+                h.issuer
+            )));
         }
         let id = header_id(h);
         let withdrawn = match &p.withdrawal {
-            Some(w) if w.body.alert != id => return Err("a pruned entry's withdrawal names another alert".into()),
+            Some(w) if w.body.alert != id => {
+                return Err(Fault::Sender("a pruned entry's withdrawal names another alert".into()))
+            }
             Some(w) if !verify_withdrawal(w) => {
-                return Err(format!("forged withdrawal in a pruned entry of {}", h.issuer))
+                return Err(Fault::Sender(format!("forged withdrawal in a pruned entry of {}", h.issuer)))
             }
             Some(_) => true,
             None => false,
         };
+        // Pruned a day after its expiry: the serving member's clock would
+        // have to be that far off for an honest one to send this.
         if !withdrawn && h.expires_at_ms > now_ms {
-            return Err(format!("pruned entry {} of {} for an alert neither expired nor withdrawn", h.seq, h.issuer));
+            let reason = format!("pruned entry {} of {} for an alert neither expired nor withdrawn", h.seq, h.issuer);
+            return Err(Fault::Sender(reason));
         }
         let body = AlertBody {
             issuer: h.issuer,
@@ -492,36 +514,42 @@ impl Engine {
         Ok(vec![Action::Store(crate::model::StoreOp::PutAlert(Box::new(stored)))])
     }
 
-    fn check_synced_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<(), String> {
+    fn check_synced_alert(&self, now_ms: u64, alert: &SignedAlert) -> Result<(), Fault> {
         let b = &alert.body;
         if !self.has_role(&b.issuer, Role::Alert) {
-            return Err(format!("issuer {} may not publish alerts", b.issuer));
+            return Err(Fault::Local(format!("issuer {} may not publish alerts", b.issuer)));
         }
         if !vigil_crypto::verify_alert(&b.issuer, &vigil_crypto::alert_header(b), &alert.signature) {
-            return Err(format!("forged log entry: signature does not verify for issuer {}", b.issuer));
+            return Err(Fault::Sender(format!("forged log entry: signature does not verify for issuer {}", b.issuer)));
         }
-        if b.created_at_ms > now_ms + self.policy.max_clock_skew.as_millis() as u64 {
-            return Err("future-dated log entry".into());
+        let skew = self.policy.max_clock_skew.as_millis() as u64;
+        if b.created_at_ms > now_ms + skew {
+            return Err(self.clock_fault(b.created_at_ms > now_ms + 2 * skew, "future-dated log entry".into()));
         }
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
-            return Err("alert lifetime exceeds the federation maximum".into());
+            return Err(Fault::Local("alert lifetime exceeds the federation maximum".into()));
         }
         self.check_encrypted_probe(b)?;
-        if self.alerts.len() >= self.policy.max_active {
-            return Err("active alert limit reached".into());
+        // A local capacity limit: the pull stops, nobody is struck, and the
+        // periodic catch-up tries again.
+        if b.expires_at_ms > now_ms && self.active_alerts(now_ms) >= self.policy.max_active {
+            return Err(Fault::Local("active alert limit reached".into()));
         }
         Ok(())
     }
 
     /// Applies a withdrawal whose signature the caller verified, and which
     /// is the next entry of its log.
-    pub(super) fn apply_withdrawal(&mut self, w: SignedWithdrawal) -> Result<Vec<Action>, String> {
+    /// Both faults are the signer's: it withdrew, in its own log, what is
+    /// not its alert.
+    pub(super) fn apply_withdrawal(&mut self, w: SignedWithdrawal) -> Result<Vec<Action>, Fault> {
         let b = w.body.clone();
+        let issuer = b.issuer;
         let Some(a) = self.alerts.get_mut(&b.alert) else {
-            return Err("withdrawal of an alert not in its issuer's log".into());
+            return Err(Fault::Issuer { issuer, reason: "withdrawal of an alert not in its issuer's log".into() });
         };
         if a.alert.body.issuer != b.issuer {
-            return Err("withdrawal by someone other than the issuer".into());
+            return Err(Fault::Issuer { issuer, reason: "withdrawal by someone other than the issuer".into() });
         }
         if a.status == AlertStatus::Active {
             a.status = AlertStatus::Withdrawn;

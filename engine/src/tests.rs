@@ -72,6 +72,7 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
                 answers: vec![],
                 max_frame_bytes: FRAME,
                 sync_bytes_per_hour: 4 << 30,
+                refusals_audit_every_ms: 60_000,
                 seed: Some(i as u64),
             })
             .unwrap()
@@ -175,21 +176,24 @@ fn clock_window_fork_and_membership_checks() {
     forked.body.created_at_ms += 1;
     forked.signature = vigil_crypto::sign_alert(&f.ids[0], &forked.body).unwrap();
     let fb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(forked), GOSSIP).unwrap();
+    // Not forwarded, and the issuer (whose key signed both) is struck.
     let (v, _) = f.engines[1].on_gossip(T0 + 2, issuer, &fb, GOSSIP);
-    assert!(matches!(v, Verdict::Reject(r) if r.starts_with("fork")));
+    assert!(matches!(v, Verdict::Ignore(r) if r.starts_with("fork")));
+    assert_eq!(f.engines[1].strikes(&issuer), 3, "future-dated, stale and forked");
     // A non-member cannot publish: its engine refuses, and members reject its alerts.
     let outsider = f.engines[2].org();
     assert!(matches!(
         f.engines[2].publish_alert(T0, &pop.sample(2, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP),
         Err(EngineError::NotAllowed(Role::Alert))
     ));
+    // Rosters differ while a new one spreads: not the relay's fault.
     let mut fake = f.engines[0].alerts().next().unwrap().alert.clone();
     fake.body.issuer = outsider;
     fake.body.seq = 9;
     fake.signature = vigil_crypto::sign_alert(&f.ids[2], &fake.body).unwrap();
     let xb = encode(Tag::Gossip, &vigil_protocol::AlertEnvelope::Publish(fake), GOSSIP).unwrap();
     let (v, _) = f.engines[1].on_gossip(T0 + 3, issuer, &xb, GOSSIP);
-    assert!(matches!(v, Verdict::Reject(r) if r.contains("not a roster member")));
+    assert!(matches!(v, Verdict::Ignore(r) if r.contains("not a roster member")));
 }
 
 #[test]
@@ -235,6 +239,7 @@ fn enrolment_validation_is_precise() {
 }
 
 mod encrypted;
+mod faults;
 mod query;
 mod sync;
 

@@ -15,7 +15,11 @@ async fn a_revoked_member_is_cut_off_by_every_node_from_one_roster_update() {
         OrgSpec::new("Metro Police", OrgKind::Police),
         OrgSpec::new("Compromised Member", OrgKind::Ngo),
     ];
-    let fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
+    let opts = FederationOptions {
+        tweak: Box::new(|_, c| c.network.refusals_audit_interval = std::time::Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let revoked = fed.nodes[2].handle.org;
     let mut v2 = fed.roster.clone();
@@ -46,8 +50,8 @@ async fn a_revoked_member_is_cut_off_by_every_node_from_one_roster_update() {
     // The revoked member keeps trying (redial): it is refused, and audited as such.
     for i in [0, 1] {
         assert!(
-            wait_audit(&fed.nodes[i].handle, |e| matches!(e, AuditEvent::ConnectionRefused { reason, .. }
-                if reason.contains("not a roster member")))
+            wait_audit(&fed.nodes[i].handle, |e| matches!(e, AuditEvent::ConnectionsRefused { sources, .. }
+                if sources.iter().any(|s| s.reason.contains("not a roster member"))))
             .await
             .is_some(),
             "node {i} did not refuse the revoked member"

@@ -106,8 +106,6 @@ struct Runtime {
     in_flight: std::collections::HashSet<Handle>,
     /// Requests waiting for a slot to their peer (`outq`).
     outq: outq::OutQueues,
-    /// When each refused peer (or address) was last audited.
-    refusals_audited: HashMap<String, u64>,
     listen: Vec<Multiaddr>,
     /// Operators waiting for the report of a query this node sent.
     query_replies: HashMap<Handle, Reply<IdentifyReport>>,
@@ -170,7 +168,6 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         pending: HashMap::new(),
         in_flight: Default::default(),
         outq: Default::default(),
-        refusals_audited: Default::default(),
         listen,
         query_replies: HashMap::new(),
         identify_requests: HashMap::new(),
@@ -237,6 +234,7 @@ fn open_engine(
         answers: store.answers()?,
         max_frame_bytes: config.network.max_frame_bytes,
         sync_bytes_per_hour: config.network.sync_bytes_per_hour,
+        refusals_audit_every_ms: config.network.refusals_audit_interval.as_millis() as u64,
         seed,
     })?)
 }
@@ -354,6 +352,9 @@ impl Runtime {
                 _ = tick.tick() => {
                     self.redial(true);
                     self.resend_hits();
+                    if let Err(e) = self.audit_refusals() {
+                        tracing::error!(org = %self.name, "auditing refused connections failed: {e}");
+                    }
                     if let Err(e) = self.retry_sync() {
                         tracing::error!(org = %self.name, "catch-up retry failed: {e}");
                     }

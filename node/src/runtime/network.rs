@@ -76,9 +76,11 @@ impl Runtime {
                 peer_id,
                 ..
             } => {
+                // Counted per source address; audited in aggregate (a
+                // non-member's fresh keys and ports would each get an entry).
                 let peer = peer_id.map(|p| p.to_string()).unwrap_or_else(|| send_back_addr.to_string());
-                tracing::warn!(org = %self.name, %peer, "refused connection: {cause}");
-                self.audit_refusal(peer, refusal_reason(&cause))?;
+                tracing::debug!(org = %self.name, %peer, "refused connection: {cause}");
+                self.engine.connection_refused(now_ms(), &send_back_addr.to_string(), refusal_reason(&cause));
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => self.peer_gone(&peer_id),
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {

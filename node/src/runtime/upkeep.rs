@@ -47,26 +47,11 @@ impl Runtime {
         Ok(())
     }
 
-    /// Audits a refused connection: at most once a minute per peer (or
-    /// address), and without a flush of its own, so that a peer retrying
-    /// as fast as it can costs neither a disk flush nor an audit entry per
-    /// attempt (the warning is logged each time).
-    pub(super) fn audit_refusal(&mut self, peer: String, reason: String) -> Result<(), NodeError> {
-        const EVERY_MS: u64 = 60_000;
-        let now = now_ms();
-        if self.refusals_audited.get(&peer).is_some_and(|at| now < at + EVERY_MS) {
-            return Ok(());
-        }
-        if self.refusals_audited.len() >= 4096 {
-            self.refusals_audited.retain(|_, at| now < *at + EVERY_MS);
-        }
-        self.refusals_audited.insert(peer.clone(), now);
-        self.store.commit_unflushed(
-            &[],
-            now,
-            vec![vigil_engine::audit::AuditEvent::ConnectionRefused { peer, reason }],
-        )?;
-        Ok(())
+    /// Audits the connections refused in the last interval, as one entry
+    /// and without a flush of its own (nobody was promised it).
+    pub(super) fn audit_refusals(&mut self) -> Result<(), NodeError> {
+        let actions = self.engine.refusals_due(now_ms());
+        self.apply_with(actions, true)
     }
 
     /// Catches up again with connected peers whose catch-up failed.
