@@ -7,6 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 use vigil_protocol::{limits, OrgKind};
 
+/// Bounds of `api.max_body_bytes`: a template file (256 KiB) must fit.
+pub const MIN_API_BODY_BYTES: usize = 256 * 1024;
+pub const MAX_API_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Largest config file accepted.
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
@@ -323,6 +327,15 @@ impl NodeConfig {
                 return bad("federation.epoch_secret must be 64 hex characters");
             }
         }
+        // A body limit below a template file's would refuse every enrolment.
+        if self.api.max_body_bytes < MIN_API_BODY_BYTES || self.api.max_body_bytes > MAX_API_BODY_BYTES {
+            return bad("api.max_body_bytes must be between 262144 (a template file) and 67108864");
+        }
+        for k in &self.federation.stewards {
+            if let Err(e) = vigil_protocol::OrgId::from_hex(k) {
+                return Err(ConfigError::Invalid(format!("federation.stewards: {k:?} is not a steward key: {e}")));
+            }
+        }
         Ok(())
     }
 
@@ -359,5 +372,27 @@ mod tests {
         assert!(NodeConfig::load(&p).unwrap_err().to_string().contains("max_strikes"));
         std::fs::write(&p, "[org]\nname = \"x\"\nkind = \"ngo\"\nbogus = 1\n").unwrap();
         assert!(NodeConfig::load(&p).unwrap_err().to_string().contains("bogus"));
+    }
+
+    /// Values that would break the node are refused at the door, not by
+    /// `serve` later (or never).
+    #[test]
+    fn values_that_break_the_node_are_refused() {
+        let ok = NodeConfig::new("Shelter North", OrgKind::Ngo);
+        assert!(ok.validate().is_ok());
+        for body in [0, 1024, MAX_API_BODY_BYTES + 1] {
+            let mut c = ok.clone();
+            c.api.max_body_bytes = body;
+            assert!(c.validate().unwrap_err().to_string().contains("api.max_body_bytes"), "{body}");
+        }
+        for key in ["zz", "ab", &"0".repeat(62)] {
+            let mut c = ok.clone();
+            c.federation.stewards = vec!["11".repeat(32), key.to_string()];
+            c.federation.threshold = 1;
+            assert!(c.validate().unwrap_err().to_string().contains("federation.stewards"), "{key}");
+        }
+        let mut c = ok.clone();
+        c.network.refusals_audit_interval = Duration::ZERO;
+        assert!(c.validate().is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! an approval sends the case contact back. Every step is audited at both
 //! ends, and messages are resent until acknowledged.
 
-use super::identify::position_handle;
+use super::identify::query_handle;
 use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
 use crate::model::{DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
@@ -79,7 +79,7 @@ impl Engine {
                 // Column answers: the run shuffle; row answers: at their stride.
                 let order =
                     if a.stride == 0 { answer_order(records, a.seed) } else { row_order(records, a.stride, a.seed) };
-                let pos = (0..order.len()).find(|p| position_handle(&q, *p) == hit)?;
+                let pos = (0..order.len()).find(|p| query_handle(&q, &self.org, *p) == hit)?;
                 a.gallery.records.get(*order.get(pos)? as usize).copied()
             }
         }

@@ -73,9 +73,20 @@ pub enum IdentifyStart {
     Answer(Response, Vec<Action>),
 }
 
-/// The handle of answer position `pos` of `query`: both ends derive it,
-/// the responder resolves it to a record (for disclosure), the prober
-/// names hits by it.
+/// The handle of position `pos` of the answer from `holder` to `query`:
+/// both ends derive it, the holder resolves it to a record (for
+/// disclosure), the prober names hits by it. Unique per holder: two
+/// holders' hits of one query never collide.
+pub fn query_handle(query: &Handle, holder: &OrgId, pos: usize) -> Handle {
+    let mut b = query.0.to_vec();
+    b.extend_from_slice(&holder.0);
+    b.extend_from_slice(&(pos as u64).to_le_bytes());
+    let h = vigil_crypto::sha256(&b);
+    Handle(h[..16].try_into().expect("16 bytes"))
+}
+
+/// The handle of position `pos` of answer page `answer` (an id unique to
+/// its holder) to an encrypted alert.
 pub fn position_handle(query: &Handle, pos: usize) -> Handle {
     let mut b = query.0.to_vec();
     b.extend_from_slice(&(pos as u64).to_le_bytes());

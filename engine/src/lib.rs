@@ -35,7 +35,7 @@ use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, Wi
 
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, FetchJob, JobProbe, RequestOutcome};
-pub use identify::{position_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
+pub use identify::{position_handle, query_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 pub use outbox::RetrySchedule;
 pub use query::{
     form_for, DecryptJob, Decrypted, IdentifyReport, OutcomeStatus, PeerOutcome, QueryResponse, QueryStart,

@@ -110,7 +110,7 @@ impl DecryptJob {
             .iter()
             .enumerate()
             .filter(|(_, m)| **m)
-            .map(|(p, _)| super::position_handle(&self.query, p))
+            .map(|(p, _)| super::query_handle(&self.query, &self.peer, p))
             .collect();
         Ok((hits, positions))
     }

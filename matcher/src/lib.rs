@@ -15,7 +15,9 @@ pub use extractor::{extractor, Extractor, EXTRACTORS};
 pub use gallery::{dot, scan, Gallery};
 pub use plain::PlainMatcher;
 pub use protected::{EpochSecret, ProtectedMatcher, ProtectedTemplate};
-pub use template::{quantise, score_threshold, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES};
+pub use template::{
+    quantise, score_threshold, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES, MAX_TEMPLATE_VALUE,
+};
 
 /// One matching scheme: how a probe is prepared from a template, and how a
 /// prepared probe is decided against a gallery template. The encrypted

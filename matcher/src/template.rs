@@ -8,6 +8,8 @@ use vigil_protocol::Modality;
 /// Largest template file accepted, in bytes.
 pub const MAX_TEMPLATE_FILE_BYTES: usize = 256 * 1024;
 const SCALE: f32 = 127.0;
+/// Largest magnitude of a template value accepted.
+pub const MAX_TEMPLATE_VALUE: f32 = 1e6;
 
 /// A cosine threshold as a threshold on the inner product of two quantised
 /// templates (each a unit vector at scale 127).
@@ -35,6 +37,8 @@ pub enum TemplateError {
     NotFiniteLiteral,
     #[error("template vector is all zeros and cannot be normalised")]
     Zero,
+    #[error("template vector value {value:e} at index {index} is not an embedding value (subnormal, or beyond ±{MAX_TEMPLATE_VALUE:e})")]
+    OutOfRange { index: usize, value: f32 },
     #[error("templates from different extractors ({0} and {1}) cannot be compared")]
     Mismatch(String, String),
 }
@@ -123,6 +127,12 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(TemplateError::NotFinite(i));
     }
+    // No extractor writes subnormal or astronomically large values: such a
+    // file is broken or crafted, and its quantised form degenerate.
+    let odd = |x: &f32| (*x != 0.0 && !x.is_normal()) || x.abs() > MAX_TEMPLATE_VALUE;
+    if let Some(index) = v.iter().position(odd) {
+        return Err(TemplateError::OutOfRange { index, value: v[index] });
+    }
     let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
     if norm == 0.0 {
         return Err(TemplateError::Zero);
@@ -181,6 +191,16 @@ mod tests {
         assert!(matches!(TemplateFile::parse(b"{\"vector\": [1]}"), Err(TemplateError::Json(_))));
         let nan = br#"{"modality":"face","extractor":"vigil-synth-128","vector":[0.1, NaN]}"#;
         assert_eq!(TemplateFile::parse(nan).unwrap_err(), TemplateError::NotFiniteLiteral);
+        // Subnormal and near-overflow values are refused, not quantised.
+        for (i, bad) in [(3, 1e-42f32), (9, -3.0e38), (0, 2e6)] {
+            let mut v = vec![0.1; 128];
+            v[i] = bad;
+            assert_eq!(
+                file("vigil-synth-128", v).to_template(),
+                Err(TemplateError::OutOfRange { index: i, value: bad }),
+                "{bad:e}"
+            );
+        }
     }
 
     #[test]

@@ -429,7 +429,7 @@ fn row_form_queries_are_answered_at_their_stride_and_refused_when_too_large() {
     assert_eq!(hits.len(), 1, "one record matches");
     // Its handle resolves (for disclosure) through the row order.
     f.engines[1].identify_answered(&job);
-    let hit = crate::position_handle(&query, hits[0]);
+    let hit = crate::query_handle(&query, &f.engines[1].org(), hits[0]);
     let d = DisclosureRequest { id: Handle([8; 16]), hit, query: Some(query), reason: "confirm".into() };
     let frame = encode(Tag::Request, &Request::Disclose(d), FRAME).unwrap();
     let (r, actions) = f.engines[1].on_request(T0 + 2, prober, &frame, FRAME);

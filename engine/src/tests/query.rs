@@ -153,3 +153,54 @@ fn an_invalid_request_is_refused_before_any_state_is_kept() {
     assert!(matches!(err, EngineError::Query(_)), "{err}");
     assert!(f.engines[0].open_queries().next().is_none());
 }
+
+#[test]
+fn hits_of_one_query_at_two_holders_keep_distinct_handles_and_each_resolves() {
+    use vigil_protocol::DisclosureRequest;
+    let mut f = fed(4);
+    let pop = Population::new(24, "vigil-synth-128", 40);
+    let (prober, a, b) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
+    // Both holders: the same gallery layout, so the match sits at the same
+    // answer position in both answers (the collision the old handles had).
+    let mut records = Vec::new();
+    for h in [1, 2] {
+        let (rec, _) = f.engines[h].enrol(T0, enrolment(pop.sample(6, h as u64))).unwrap();
+        for p in 10..20 {
+            f.engines[h].enrol(T0, enrolment(pop.sample(p, h as u64))).unwrap();
+        }
+        records.push(rec);
+    }
+    let probe = pop.sample(6, 0);
+    let everyone = |_: &OrgId| true;
+    let start = f.engines[0].start_query(T0, &probe, "p".into(), "b".into(), everyone).unwrap();
+    f.engines[0].query_encrypted(start.query, &start.forms, everyone);
+    let request = frame(&start.key, &start.request, &probe, AnswerForm::Column);
+    for (h, org) in [(1, a), (2, b)] {
+        let response = answer(&mut f.engines[h], T0 + 1, prober, &request);
+        decrypt(&mut f.engines[0], T0 + 2, start.query, org, &response);
+    }
+    let report = f.engines[0].take_finished_query(start.query).unwrap();
+    let handles: Vec<Handle> = report.peers.iter().flat_map(|p| p.hits.clone()).collect();
+    assert_eq!(handles.len(), 2, "{report:?}");
+    assert_ne!(handles[0], handles[1]);
+    assert_eq!(f.engines[0].hits().count(), 2, "both hits kept at the prober");
+    // Each holder resolves its own hit, and not the other's.
+    for (i, (h, org)) in [(1, a), (2, b)].into_iter().enumerate() {
+        let mine = report.peers.iter().find(|p| p.peer == org).unwrap().hits[0];
+        let other = report.peers.iter().find(|p| p.peer != org).unwrap().hits[0];
+        for (hit, resolves) in [(mine, true), (other, false)] {
+            let d = DisclosureRequest {
+                id: Handle([i as u8 * 2 + u8::from(resolves); 16]),
+                hit,
+                query: Some(start.query),
+                reason: "confirm".into(),
+            };
+            let frame = encode(Tag::Request, &Request::Disclose(d), FRAME).unwrap();
+            let (_, actions) = f.engines[h].on_request(T0 + 3, prober, &frame, FRAME);
+            let received = actions.iter().any(
+                |x| matches!(x, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == records[i]),
+            );
+            assert_eq!(received, resolves, "holder {h}, its own hit: {resolves}");
+        }
+    }
+}

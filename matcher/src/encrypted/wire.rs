@@ -157,6 +157,11 @@ impl EncryptedAnswer {
     /// Decodes under `limit` and checks parameters and length.
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
         let w: AnswerWire = decode(Tag::EncryptedAnswer, bytes, limit).map_err(wire_err)?;
+        // A peer's count: at most one position per coefficient pair it sent
+        // (checked before any arithmetic on it).
+        if w.count > (w.coeffs.len() / 8) as u64 + POLY as u64 {
+            return Err(EncryptedError::Wire(format!("count {} is larger than the answer", w.count)));
+        }
         let a = Self {
             key_id: w.key_id,
             params: w.params,
@@ -174,10 +179,32 @@ impl EncryptedAnswer {
         if self.params != PARAMS_V1 {
             return Err(EncryptedError::Params { found: self.params, expected: PARAMS_V1 });
         }
-        let expected = Self::blocks(self.count) * 2 * POLY;
+        let expected = Self::blocks(self.count)
+            .checked_mul(2 * POLY)
+            .ok_or(EncryptedError::Length { expected: usize::MAX, found: self.coeffs.len() })?;
         if self.coeffs.len() != expected {
             return Err(EncryptedError::Length { expected, found: self.coeffs.len() });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer's huge `count` is refused before arithmetic on it (it passed
+    /// an unchecked multiplication and corrupted the gallery-size estimate).
+    #[test]
+    fn answers_with_impossible_counts_are_refused() {
+        // 2^63 + 1 wrapped to exactly one block: it passed the old check.
+        for count in [(1u64 << 63) + 1, u64::MAX, (usize::MAX / (2 * POLY)) as u64 + 1, 3 * POLY as u64] {
+            let w = AnswerWire { key_id: [1; 16], params: PARAMS_V1, count, coeffs: vec![0; 2 * POLY * 4] };
+            let bytes = encode(Tag::EncryptedAnswer, &w, usize::MAX).unwrap();
+            assert!(EncryptedAnswer::from_bytes(&bytes, 1 << 20).is_err(), "count {count}");
+        }
+        let ok = AnswerWire { key_id: [1; 16], params: PARAMS_V1, count: POLY as u64, coeffs: vec![0; 2 * POLY * 4] };
+        let bytes = encode(Tag::EncryptedAnswer, &ok, usize::MAX).unwrap();
+        assert_eq!(EncryptedAnswer::from_bytes(&bytes, 1 << 20).unwrap().count, POLY);
     }
 }

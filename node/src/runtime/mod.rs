@@ -352,9 +352,6 @@ impl Runtime {
                 _ = tick.tick() => {
                     self.redial(true);
                     self.resend_hits();
-                    if let Err(e) = self.audit_refusals() {
-                        tracing::error!(org = %self.name, "auditing refused connections failed: {e}");
-                    }
                     if let Err(e) = self.retry_sync() {
                         tracing::error!(org = %self.name, "catch-up retry failed: {e}");
                     }
@@ -376,6 +373,9 @@ impl Runtime {
                     self.metrics.loop_lag_seconds.observe(due.elapsed().as_secs_f64());
                     if let Err(e) = self.expire_queries() {
                         tracing::error!(org = %self.name, "failed to expire queries: {e}");
+                    }
+                    if let Err(e) = self.audit_refusals() {
+                        tracing::error!(org = %self.name, "auditing refused connections failed: {e}");
                     }
                 }
             }
