@@ -93,7 +93,7 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
     let (relay_id, me_id) = (&ids[orgs], &ids[orgs + 1]);
     let mut relay = engine(relay_id, &anchor, &roster, form)?;
     let pop = Population::new(1, "vigil-synth-128", 100);
-    let now = vigil_node::runtime::now_ms();
+    let now = vigil_node::now_ms();
     let mut alerts_bytes = 0;
     // Each issuer publishes its share; the relay receives them as gossip.
     for (o, id) in ids[..orgs].iter().enumerate() {

@@ -14,8 +14,8 @@ use vigil_engine::{IdentifyReport, OutcomeStatus};
 use vigil_matcher::TemplateFile;
 use vigil_node::api::{self, AlertRequest, EnrolRequest};
 use vigil_node::datadir::{self, Secret};
-use vigil_node::runtime::{AlertView, RecordView};
 use vigil_node::store::AuditRecord;
+use vigil_node::views::{AlertView, RecordView};
 use vigil_node::Status;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -149,19 +149,39 @@ fn print_report(report: &IdentifyReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Through the running node, or straight from the directory when the node
-/// is stopped.
+/// Through the running node (it writes into its backups directory, then
+/// the file moves to `out`), or straight from the directory when the node
+/// is stopped. Never over an existing file.
 fn backup(dir: &Path, out: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     let out = std::path::absolute(out).with_context(|| format!("bad path {}", out.display()))?;
-    let body = api::BackupBody { out: out.display().to_string() };
-    let via_node = Client::new(dir).and_then(|c| c.post::<_, api::BackupWritten>("/v1/backup", &body));
+    if out.exists() {
+        bail!("{} exists already; a backup never overwrites a file", out.display());
+    }
+    let name = format!("vigil-{}.vgbak", vigil_node::now_ms());
+    let via_node =
+        Client::new(dir).and_then(|c| c.post::<_, api::BackupWritten>("/v1/backup", &api::BackupBody { name }));
     let bytes = match via_node {
-        Ok(written) => written.bytes,
+        Ok(written) => {
+            let from = Path::new(&written.path);
+            // A link fails rather than replace a file; a copy where the two
+            // directories are on different filesystems.
+            if std::fs::hard_link(from, &out).is_err() {
+                let mut dst = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .with_context(|| format!("cannot create {}", out.display()))?;
+                std::io::copy(&mut std::fs::File::open(from)?, &mut dst)?;
+                dst.sync_all()?;
+            }
+            std::fs::remove_file(from).with_context(|| format!("cannot remove {}", from.display()))?;
+            written.bytes
+        }
         Err(ClientError::Unreachable { .. }) => {
             let secret = Secret::obtain(key_file, false)?;
             let opened = datadir::open(dir, &secret)?;
             let store = vigil_node::store::Store::open(&dir.join("db"), opened.key, opened.identity)?;
-            store.backup(&out)?
+            vigil_node::backup::write(&store, &out)?
         }
         Err(e) => return Err(e.into()),
     };
@@ -286,7 +306,7 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     let roster_path = opened.config.federation.roster.as_ref().map(|r| dir.join(r));
     let api_listen = opened.config.api.listen.clone();
     let max_body = opened.config.api.max_body_bytes;
-    let node = vigil_node::runtime::start(opened.node_options()).await?;
+    let node = vigil_node::runtime::start(vigil_node::NodeOptions::from(&opened)).await?;
     if let Some(p) = roster_path.filter(|p| p.exists()) {
         let roster = roster::load(&p)?;
         match node.apply_roster(roster).await {

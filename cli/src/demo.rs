@@ -142,7 +142,7 @@ impl Demo {
             category,
             case_ref: case,
             consent: "documented at intake".into(),
-            retain_until_ms: vigil_node::runtime::now_ms() + 365 * 24 * 3600 * 1000,
+            retain_until_ms: vigil_node::now_ms() + 365 * 24 * 3600 * 1000,
             regime: Some(if node == NGO { Regime::Gdpr } else { Regime::Led }),
         };
         Ok(self.fed.nodes[node].handle.enrol(e).await?)
@@ -180,7 +180,7 @@ impl Demo {
                 self.pop.sample(MISSING, 0),
                 Category::Missing,
                 "SN-2026-0141 (family report)".into(),
-                vigil_node::runtime::now_ms() + 30 * 24 * 3600 * 1000,
+                vigil_node::now_ms() + 30 * 24 * 3600 * 1000,
             )
             .await?;
         self.n.say(format!(

@@ -133,7 +133,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         }
         RosterCmd::New { federation, out, version } => {
             let r = SignedRoster {
-                body: RosterBody { federation, version, issued_at_ms: vigil_node::runtime::now_ms(), members: vec![] },
+                body: RosterBody { federation, version, issued_at_ms: vigil_node::now_ms(), members: vec![] },
                 signatures: vec![],
             };
             r.body.validate()?;
@@ -191,7 +191,7 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
         RosterCmd::Bump { roster } => {
             let mut r = load(&roster)?;
             r.body.version += 1;
-            r.body.issued_at_ms = vigil_node::runtime::now_ms();
+            r.body.issued_at_ms = vigil_node::now_ms();
             r.signatures.clear();
             save(&roster, &r)?;
             println!("Roster is now v{} (unsigned).", r.body.version);

@@ -249,6 +249,12 @@ fn quick_start_two_nodes_find_a_missing_person() {
     assert!(records[0].get("template").is_none() && records[0]["case_ref"] == "MP-2026-7788");
     let id = records[0]["id"].to_string();
     assert!(ok(&["backup", "--data", police, "--out", &s("police.vgbak")]).contains("sealed backup"));
+    // Never over an existing file (it replaced identity.sealed once).
+    let identity = format!("{police}/identity.sealed");
+    let before = std::fs::read(&identity).unwrap();
+    assert!(fails(&["backup", "--data", police, "--out", &identity]).contains("exists already"));
+    assert!(fails(&["backup", "--data", police, "--out", &s("police.vgbak")]).contains("exists already"));
+    assert_eq!(std::fs::read(&identity).unwrap(), before);
     let err = fails(&["erase", "--data", police, &id, "--reason", ""]);
     assert!(err.contains("reason"), "{err}");
     assert!(ok(&["erase", "--data", police, &id, "--reason", "erasure request"]).contains("Erased record"));

@@ -9,10 +9,11 @@
 //! consistent; the sled values inside stay sealed as they are on disk.
 
 use crate::datadir::{self, DataDirError, Secret};
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::path::Path;
-use vigil_crypto::{Keyring, SealKey};
+use vigil_crypto::Keyring;
 use vigil_protocol::{decode, encode, Tag};
 
 const MAGIC: &[u8; 6] = b"VGBAK1";
@@ -38,6 +39,30 @@ pub enum BackupError {
     Malformed(String),
     #[error("{0} already holds a Vigil node; restore into an empty directory")]
     Exists(String),
+    #[error("a backup named {0:?} exists already; backups never overwrite a file")]
+    OutExists(String),
+    #[error("backup name {0:?}: use 1 to 128 letters, digits, '.', '-' or '_', not starting with '.'")]
+    BadName(String),
+}
+
+/// The directory of a data directory's backups (made by the node, 0700):
+/// the only place the node writes a backup for the API.
+pub fn backups_dir(data: &Path) -> std::path::PathBuf {
+    data.join("backups")
+}
+
+/// Where backup `name` goes in `data`'s backups directory: a plain file
+/// name, so no API caller can make the node write anywhere else.
+pub fn named(data: &Path, name: &str) -> Result<std::path::PathBuf, BackupError> {
+    let ok = (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !ok {
+        return Err(BackupError::BadName(name.chars().take(128).collect()));
+    }
+    let dir = backups_dir(data);
+    datadir::private_dir(&dir)?;
+    Ok(dir.join(name))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,9 +79,16 @@ struct Bundle {
     db: Vec<Collection>,
 }
 
-/// Writes a backup of data directory `dir` (database `db`, data key `key`)
-/// to `out` (via a temporary file, synced, then renamed). Returns its size.
-pub fn write(dir: &Path, key: &SealKey, db: &sled::Db, out: &Path) -> Result<u64, BackupError> {
+/// Writes a backup of `store`'s data directory to `out`, a file that must
+/// not exist (via a temporary file, synced, then linked in place, which
+/// fails rather than replace a file). Returns its size.
+pub fn write(store: &Store, out: &Path) -> Result<u64, BackupError> {
+    let shown = || out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    if out.exists() {
+        return Err(BackupError::OutExists(shown()));
+    }
+    let dir = store.dir();
+    let (key, db) = store.parts();
     db.flush()?;
     let mut files = Vec::new();
     for name in FILES {
@@ -74,7 +106,7 @@ pub fn write(dir: &Path, key: &SealKey, db: &sled::Db, out: &Path) -> Result<u64
             rows: rows.map(|row| row.into_iter().map(ByteBuf::from).collect()).collect(),
         })
         .collect();
-    let bundle = Bundle { created_at_ms: crate::runtime::now_ms(), files, db };
+    let bundle = Bundle { created_at_ms: crate::now_ms(), files, db };
     let plain = encode(Tag::Stored, &bundle, usize::MAX).map_err(|e| BackupError::Malformed(e.to_string()))?;
     let ring = std::fs::read(dir.join("keyring.json")).map_err(datadir::io(&dir.join("keyring.json")))?;
     let mut bytes = Vec::with_capacity(plain.len() + ring.len() + 64);
@@ -84,7 +116,16 @@ pub fn write(dir: &Path, key: &SealKey, db: &sled::Db, out: &Path) -> Result<u64
     bytes.extend_from_slice(&key.seal(AAD, &plain));
     let tmp = out.with_extension("partial");
     datadir::write_private(&tmp, &bytes)?;
-    std::fs::rename(&tmp, out).map_err(datadir::io(out))?;
+    let placed = match std::fs::hard_link(&tmp, out) {
+        Ok(()) => std::fs::remove_file(&tmp).map_err(datadir::io(&tmp)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(BackupError::OutExists(shown()));
+        }
+        // A filesystem without hard links (a FAT stick): checked above.
+        Err(_) => std::fs::rename(&tmp, out).map_err(datadir::io(out)),
+    };
+    placed?;
     Ok(bytes.len() as u64)
 }
 

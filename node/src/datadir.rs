@@ -4,7 +4,6 @@
 //! `org.json` (public facts for the stewards' roster) and `db/` (sled).
 
 use crate::net;
-use crate::runtime::NodeOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +101,17 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), DataDirE
     f.sync_all().map_err(io(path))
 }
 
+/// Creates `dir` if needed, readable by its owner only.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), DataDirError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
 /// Creates a new data directory with a fresh identity. Returns the org info.
 pub fn init(dir: &Path, config: &NodeConfig, secret: &Secret) -> Result<OrgInfo, DataDirError> {
     if dir.join("keyring.json").exists() {
@@ -160,20 +170,6 @@ pub fn open(dir: &Path, secret: &Secret) -> Result<Opened, DataDirError> {
     let seed = key.open(IDENTITY_AAD, &sealed).map_err(|e| DataDirError::Identity(e.to_string()))?;
     let seed: [u8; 32] = seed.try_into().map_err(|_| DataDirError::Identity("wrong length".into()))?;
     Ok(Opened { dir: dir.to_path_buf(), config, key, identity: Arc::new(Identity::from_secret(&seed)) })
-}
-
-impl Opened {
-    pub fn node_options(&self) -> NodeOptions {
-        NodeOptions {
-            config: self.config.clone(),
-            db_path: self.dir.join("db"),
-            seal_key: self.key.clone(),
-            identity: self.identity.clone(),
-            seed: None,
-            #[cfg(feature = "drill")]
-            hooks: Default::default(),
-        }
-    }
 }
 
 /// The API base URL and token of the node in `dir` (for CLI clients).

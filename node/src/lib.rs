@@ -11,8 +11,16 @@ pub mod metrics;
 mod net;
 pub mod runtime;
 pub mod store;
+pub mod views;
 
 pub use net::NetError;
 #[cfg(feature = "drill")]
 pub use net::Tap;
-pub use runtime::{start, AlertView, NodeError, NodeHandle, NodeOptions, Status};
+pub use runtime::{start, NodeError, NodeHandle, NodeOptions};
+pub use views::{AlertView, RecordView, Status};
+
+/// Milliseconds since the Unix epoch: the clock the node passes its engine.
+pub fn now_ms() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -72,7 +72,7 @@ impl Metrics {
     }
 
     /// The gauges read from the node's status.
-    pub fn set_status(&self, s: &crate::runtime::Status) {
+    pub fn set_status(&self, s: &crate::views::Status) {
         let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
         self.peers.set(n(s.connected.len()));
         self.outbox.set(n(s.outbox));

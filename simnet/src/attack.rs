@@ -10,7 +10,7 @@ use vigil_config::NodeConfig;
 use vigil_crypto::Identity;
 use vigil_engine::audit::AuditEvent;
 use vigil_matcher::{EpochSecret, ProtectedMatcher};
-use vigil_node::runtime::now_ms;
+use vigil_node::now_ms;
 use vigil_protocol::{encode, AlertBody, AlertEnvelope, Category, OrgId, SignedAlert, Tag};
 use vigil_testkit::LocalFederation;
 

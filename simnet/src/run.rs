@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_engine::Enrolment;
 use vigil_matcher::Template;
-use vigil_node::runtime::now_ms;
+use vigil_node::now_ms;
 use vigil_testkit::{FederationOptions, LocalFederation, OrgSpec};
 
 /// Records enrolled per call while the population is loaded.

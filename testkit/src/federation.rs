@@ -139,7 +139,7 @@ impl LocalFederation {
             datadir::init(&dir, &cfg, &secret)?;
             let opened = datadir::open(&dir, &secret)?;
             #[allow(unused_mut)]
-            let mut node_opts = opened.node_options();
+            let mut node_opts = vigil_node::NodeOptions::from(&opened);
             #[cfg(feature = "drill")]
             let hooks = {
                 node_opts.hooks = DrillHooks {
@@ -177,7 +177,12 @@ impl LocalFederation {
             })
             .collect();
         let mut roster = SignedRoster {
-            body: RosterBody { federation: "vigil-local".into(), version: 1, issued_at_ms: runtime::now_ms(), members },
+            body: RosterBody {
+                federation: "vigil-local".into(),
+                version: 1,
+                issued_at_ms: vigil_node::now_ms(),
+                members,
+            },
             signatures: vec![],
         };
         sign_roster(&mut roster, &stewards[0])?;
@@ -229,7 +234,7 @@ impl LocalFederation {
         let n = &self.nodes[i];
         let opened = n.open()?;
         #[allow(unused_mut)]
-        let mut node_opts = opened.node_options();
+        let mut node_opts = vigil_node::NodeOptions::from(&opened);
         #[cfg(feature = "drill")]
         {
             node_opts.hooks = n.hooks.clone();

@@ -71,7 +71,7 @@ pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_engin
         category: vigil_protocol::Category::Found,
         case_ref,
         consent: "intake form".into(),
-        retain_until_ms: vigil_node::runtime::now_ms() + 1_000_000_000,
+        retain_until_ms: vigil_node::now_ms() + 1_000_000_000,
         regime: None,
     }
 }

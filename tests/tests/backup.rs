@@ -10,7 +10,8 @@ use vigil_engine::Enrolment;
 use vigil_matcher::synth::Population;
 use vigil_node::backup::{restore, BackupError};
 use vigil_node::datadir::{self, Secret};
-use vigil_node::runtime::{self, now_ms};
+use vigil_node::now_ms;
+use vigil_node::runtime;
 use vigil_protocol::{Category, OrgKind};
 use vigil_testkit::*;
 
@@ -40,8 +41,14 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
     wait_hits(&fed.nodes[0].handle, HitRole::Issuer, 1).await.expect("no hit");
 
     let audit_before = border.audit_export().await.unwrap();
-    let out = fed.root.path().join("border.vgbak");
-    let size = border.backup(out.clone()).await.unwrap();
+    let (out, size) = border.backup("border.vgbak".into()).await.unwrap();
+    assert_eq!(out, fed.nodes[1].dir.join("backups").join("border.vgbak"), "in the node's backups directory");
+    // Never over an existing file, never outside the backups directory.
+    for name in ["border.vgbak", "../identity.sealed", "/etc/passwd", ".hidden", ""] {
+        let e = border.backup(name.into()).await.unwrap_err().to_string();
+        assert!(e.contains("exists already") || e.contains("backup name"), "{name}: {e}");
+    }
+    assert!(fed.nodes[1].dir.join("identity.sealed").exists());
     assert_eq!(std::fs::metadata(&out).unwrap().len(), size);
     let before = (border.records().await.unwrap().len(), border.alerts().await.unwrap().len());
     // Nothing in the backup is readable without the key.
@@ -70,7 +77,7 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
     restore(&out, &fresh, &secret).unwrap();
     let opened = datadir::open(&fresh, &secret).unwrap();
     assert_eq!(opened.identity.org_id(), fed.nodes[1].handle.org);
-    let node = runtime::start(opened.node_options()).await.unwrap();
+    let node = runtime::start(vigil_node::NodeOptions::from(&opened)).await.unwrap();
     assert_eq!((node.records().await.unwrap().len(), node.alerts().await.unwrap().len()), before);
     assert!(node.audit_verify().await.unwrap().is_ok());
     let restored = node.audit_export().await.unwrap();

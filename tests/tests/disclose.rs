@@ -7,7 +7,7 @@
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole, StoredDisclosure};
 use vigil_matcher::synth::Population;
-use vigil_node::runtime::now_ms;
+use vigil_node::now_ms;
 use vigil_node::NodeHandle;
 use vigil_protocol::{encode, Category, DisclosureRequest, Handle, OrgKind, Request, Tag};
 use vigil_testkit::*;

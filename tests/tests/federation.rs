@@ -8,7 +8,7 @@ use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{AlertStatus, HitRole};
 use vigil_engine::{alert_id, Enrolment};
 use vigil_matcher::{synth::Population, EpochSecret, ProtectedMatcher};
-use vigil_node::runtime::now_ms;
+use vigil_node::now_ms;
 use vigil_node::NodeHandle;
 use vigil_protocol::{
     domain, encode, AlertBody, AlertEnvelope, Category, OrgKind, SignedAlert, SignedWithdrawal, Tag, Withdrawal,

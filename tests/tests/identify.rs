@@ -5,7 +5,7 @@
 
 use vigil_engine::audit::AuditEvent;
 use vigil_matcher::synth::Population;
-use vigil_node::runtime::now_ms;
+use vigil_node::now_ms;
 use vigil_protocol::{Category, OrgKind};
 use vigil_testkit::*;
 

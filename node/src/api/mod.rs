@@ -29,7 +29,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/metrics", "metrics in the Prometheus text format (peers, gossip verdicts, commits, gossipsub)"),
     ("GET", "/v1/records", "list enrolled records (ids and case facts, no templates)"),
     ("POST", "/v1/records", "enrol a record"),
-    ("POST", "/v1/backup", "write a sealed backup of the data directory to {out} (a path on this machine)"),
+    ("POST", "/v1/backup", "write a sealed backup as {name} in DATA/backups (never over a file)"),
     ("POST", "/v1/records/{id}/erase", "erase a record ({reason}; audited, gone from the files)"),
     ("GET", "/v1/alerts", "list alerts"),
     ("POST", "/v1/alerts", "publish an alert"),
@@ -185,23 +185,19 @@ async fn records(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BackupBody {
-    /// Where the node writes the backup (absolute path on this machine).
-    pub out: String,
+    /// The backup's file name in the node's backups directory (`DATA/backups`).
+    pub name: String,
 }
 
 async fn backup(State(s): State<ApiState>, Json(r): Json<BackupBody>) -> Result<impl IntoResponse, Failure> {
-    let out = std::path::PathBuf::from(&r.out);
-    if !out.is_absolute() {
-        return Err(bad("out must be an absolute path"));
-    }
-    let bytes = s.node.backup(out).await?;
-    Ok(Json(BackupWritten { out: r.out, bytes }))
+    let (path, bytes) = s.node.backup(r.name).await?;
+    Ok(Json(BackupWritten { path: path.display().to_string(), bytes }))
 }
 
 /// Where a backup went and its size.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BackupWritten {
-    pub out: String,
+    pub path: String,
     pub bytes: u64,
 }
 
@@ -230,7 +226,7 @@ async fn alerts(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure>
 async fn publish(State(s): State<ApiState>, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
     let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
     let lifetime = parse_duration(&r.expires).map_err(bad)?;
-    let expires_at_ms = crate::runtime::now_ms() + lifetime.as_millis() as u64;
+    let expires_at_ms = crate::now_ms() + lifetime.as_millis() as u64;
     let id = s.node.publish_alert(template, r.category, r.case_ref, expires_at_ms).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
 }

@@ -186,11 +186,11 @@ pub(crate) fn tcp_swarm(
     key: identity::Keypair,
     cfg: &NetworkConfig,
     queries: &QueryPolicy,
-    #[cfg(feature = "drill")] hooks: &crate::runtime::DrillHooks,
+    #[cfg(feature = "drill")] (tap, latency): (Option<Tap>, Duration),
     metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
     #[cfg(feature = "drill")]
-    let (b, latency) = (behaviour(metrics, cfg, queries, hooks.tap.clone())?, hooks.memory_latency);
+    let b = behaviour(metrics, cfg, queries, tap)?;
     #[cfg(not(feature = "drill"))]
     let b = behaviour(metrics, cfg, queries)?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)

@@ -36,12 +36,8 @@ impl Runtime {
                 let r = self.engine.erase(record, &reason).map(|a| ((), a));
                 let _ = reply.send(self.durable(r).and_then(|_| self.compact_store()));
             }
-            Command::Backup { out, reply } => {
-                let r = self.store.backup(&out).map_err(|e| NodeError::Backup(e.to_string()));
-                if r.is_ok() {
-                    let _ = self.audit(AuditEvent::BackupWritten { path: out.display().to_string() });
-                }
-                let _ = reply.send(r);
+            Command::Backup { name, reply } => {
+                let _ = reply.send(self.backup(&name));
             }
             Command::Records(reply) => {
                 let r = self.store.records().map(|v| v.iter().map(RecordView::from).collect());
@@ -92,6 +88,15 @@ impl Runtime {
         let (value, actions) = decided?;
         self.apply(actions)?;
         Ok(value)
+    }
+
+    /// A backup named `name` in the backups directory, audited.
+    fn backup(&mut self, name: &str) -> Result<(std::path::PathBuf, u64), NodeError> {
+        let failed = |e: crate::backup::BackupError| NodeError::Backup(e.to_string());
+        let out = crate::backup::named(self.store.dir(), name).map_err(failed)?;
+        let bytes = crate::backup::write(&self.store, &out).map_err(failed)?;
+        self.audit(AuditEvent::BackupWritten { path: out.display().to_string() })?;
+        Ok((out, bytes))
     }
 
     /// A batch enrolled with one durable commit (drills, gallery imports).

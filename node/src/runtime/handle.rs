@@ -26,8 +26,8 @@ pub(super) enum Command {
         reply: Reply<()>,
     },
     Backup {
-        out: std::path::PathBuf,
-        reply: Reply<u64>,
+        name: String,
+        reply: Reply<(std::path::PathBuf, u64)>,
     },
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, AuditError>>),
@@ -108,10 +108,11 @@ impl NodeHandle {
     pub async fn erase(&self, record: u64, reason: String) -> Result<(), NodeError> {
         self.ask(|reply| Command::Erase { record, reason, reply }).await
     }
-    /// Writes a sealed, consistent backup of the node's data directory to
-    /// `out`; returns its size in bytes.
-    pub async fn backup(&self, out: std::path::PathBuf) -> Result<u64, NodeError> {
-        self.ask(|reply| Command::Backup { out, reply }).await
+    /// Writes a sealed, consistent backup of the node's data directory as
+    /// `name` in its backups directory (never over an existing file);
+    /// returns where it went and its size in bytes.
+    pub async fn backup(&self, name: String) -> Result<(std::path::PathBuf, u64), NodeError> {
+        self.ask(|reply| Command::Backup { name, reply }).await
     }
     /// Enrolled records as operators see them (never the templates).
     pub async fn records(&self) -> Result<Vec<RecordView>, NodeError> {

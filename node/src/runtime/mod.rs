@@ -13,22 +13,22 @@ mod identify;
 mod network;
 mod outq;
 mod upkeep;
-mod views;
 
 #[cfg(feature = "drill")]
 pub use drill::DrillHooks;
 pub use handle::NodeHandle;
 use handle::{Command, Reply};
 pub use heavy::low_priority_pool;
-pub use views::{AlertView, RecordView, Status};
 
 use crate::net::{self, Behaviour, BehaviourEvent, ALERT_TOPIC};
+use crate::now_ms;
 use crate::store::{AuditError, AuditRecord, Store, StoreError};
+use crate::views::{AlertView, RecordView, Status};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use vigil_config::NodeConfig;
 use vigil_crypto::{Identity, SealKey, TrustAnchor};
@@ -74,10 +74,6 @@ pub enum NodeError {
     Thread(#[from] std::io::Error),
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// Everything a node needs to start.
 pub struct NodeOptions {
     pub config: NodeConfig,
@@ -87,6 +83,21 @@ pub struct NodeOptions {
     pub seed: Option<u64>,
     #[cfg(feature = "drill")]
     pub hooks: DrillHooks,
+}
+
+impl From<&crate::datadir::Opened> for NodeOptions {
+    /// A node from its unlocked data directory, as `vigil serve` starts it.
+    fn from(o: &crate::datadir::Opened) -> Self {
+        NodeOptions {
+            config: o.config.clone(),
+            db_path: o.dir.join("db"),
+            seal_key: o.key.clone(),
+            identity: o.identity.clone(),
+            seed: None,
+            #[cfg(feature = "drill")]
+            hooks: Default::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -146,7 +157,10 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let mut registry = prometheus_client::registry::Registry::with_prefix("vigil");
     let metrics = crate::metrics::Metrics::register(&mut registry);
     #[cfg(feature = "drill")]
-    let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &hooks, &mut registry)?;
+    let mut swarm = {
+        let drill = (hooks.tap.clone(), hooks.memory_latency);
+        net::tcp_swarm(key, &config.network, &config.queries, drill, &mut registry)?
+    };
     #[cfg(not(feature = "drill"))]
     let mut swarm = net::tcp_swarm(key, &config.network, &config.queries, &mut registry)?;
     let (listeners, listen) = listen_on(&mut swarm, &config.network.listen).await?;

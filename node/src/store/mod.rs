@@ -108,10 +108,14 @@ impl Store {
         Ok((Store::open(&path, key, signer)?, removed))
     }
 
-    /// Writes a sealed, consistent backup of the data directory to `out`.
-    pub fn backup(&self, out: &Path) -> Result<u64, crate::backup::BackupError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::backup::write(dir, &self.key, &self.db, out)
+    /// The data directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The data key and the database, for a backup (`crate::backup`).
+    pub(crate) fn parts(&self) -> (&SealKey, &sled::Db) {
+        (&self.key, &self.db)
     }
 
     /// Opens the store at this one's path again (after a failed compaction).

@@ -1,7 +1,7 @@
 //! What operators see of alerts, records and the node (the local API's
 //! answers): ids, times and case facts, never a template.
 
-use super::now_ms;
+use crate::now_ms;
 use serde::{Deserialize, Serialize};
 use vigil_engine::model::{AlertStatus, StoredAlert, StoredRecord};
 use vigil_protocol::{AlertId, Category, OrgId};
