@@ -15,6 +15,7 @@ pub const MAX_API_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Io {

@@ -7,6 +7,7 @@ use vigil_protocol::{encode, limits, OrgId, Sig, Tag};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignError {
     #[error("signature does not verify for {0}")]
     BadSignature(OrgId),

@@ -13,6 +13,7 @@ pub struct TrustAnchor {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RosterError {
     #[error("roster has {valid} valid steward signatures, {threshold} required")]
     Threshold { valid: usize, threshold: usize },

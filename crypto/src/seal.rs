@@ -16,6 +16,7 @@ const CHECK_AAD: &[u8] = b"vigil/keyring/check";
 const MAX_KEYRING_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SealError {
     #[error("sealed value is truncated ({0} bytes)")]
     Truncated(usize),
@@ -26,6 +27,7 @@ pub enum SealError {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyringError {
     #[error("cannot read {path}: {source}")]
     Io {

@@ -18,6 +18,7 @@ pub fn score_threshold(cosine: f32) -> i32 {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum TemplateError {
     #[error("template file is {0} bytes, the limit is {MAX_TEMPLATE_FILE_BYTES}")]
     TooLarge(usize),

@@ -24,6 +24,7 @@ pub const MAX_BACKUP_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 const FILES: &[&str] = &["keyring.json", "identity.sealed", "vigil.toml", "org.json", "api.token", "roster.json"];
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackupError {
     #[error(transparent)]
     DataDir(#[from] DataDirError),

@@ -14,6 +14,7 @@ use vigil_protocol::{OrgId, OrgKind};
 const IDENTITY_AAD: &[u8] = b"vigil/identity";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataDirError {
     #[error("{0} already holds a Vigil node (keyring.json exists); refusing to overwrite it")]
     Exists(String),

@@ -32,6 +32,7 @@ pub enum Tag {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WireError {
     #[error("object of {len} bytes exceeds the limit of {limit} bytes")]
     TooLarge { len: usize, limit: usize },
@@ -47,6 +48,11 @@ pub enum WireError {
     Malformed(String),
     #[error("invalid field: {0}")]
     Invalid(String),
+    /// The body decodes, but is not the encoding the value encodes to
+    /// (a varint longer than it needs to be): each value has one encoding,
+    /// so every node computes ids, hashes and signatures over the same bytes.
+    #[error("non-canonical encoding (a varint longer than needed)")]
+    NonCanonical,
 }
 
 fn options(limit: usize) -> impl Options {
@@ -87,8 +93,10 @@ pub fn tag_of(bytes: &[u8]) -> Option<Tag> {
 }
 
 /// Decodes an object of type `tag` from `bytes`, refusing anything over
-/// `limit`, of another version or type, or with trailing bytes.
-pub fn decode<T: DeserializeOwned>(tag: Tag, bytes: &[u8], limit: usize) -> Result<T, WireError> {
+/// `limit`, of another version or type, with trailing bytes, or (for what
+/// crosses the wire: every tag but `Stored`, which only this node writes)
+/// not in its canonical encoding.
+pub fn decode<T: DeserializeOwned + Serialize>(tag: Tag, bytes: &[u8], limit: usize) -> Result<T, WireError> {
     if bytes.len() > limit {
         return Err(WireError::TooLarge { len: bytes.len(), limit });
     }
@@ -104,5 +112,12 @@ pub fn decode<T: DeserializeOwned>(tag: Tag, bytes: &[u8], limit: usize) -> Resu
     if bytes[3] != tag as u8 {
         return Err(WireError::WrongTag { expected: tag as u8, found: bytes[3] });
     }
-    options(limit).deserialize(&bytes[HEADER..]).map_err(|e| WireError::Malformed(e.to_string()))
+    let value: T = options(limit).deserialize(&bytes[HEADER..]).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if tag != Tag::Stored {
+        let again = options(limit).serialize(&value).map_err(|e| WireError::Malformed(e.to_string()))?;
+        if again != bytes[HEADER..] {
+            return Err(WireError::NonCanonical);
+        }
+    }
+    Ok(value)
 }

@@ -271,3 +271,22 @@ fn roster_files_need_a_known_format() {
     assert!(RosterFile::parse(future.as_bytes()).unwrap_err().to_string().contains("unsupported roster file format 9"));
     assert!(matches!(RosterFile::parse(&vec![b' '; limits::MAX_ROSTER_BYTES + 1]), Err(WireError::TooLarge { .. })));
 }
+
+/// Every value has one encoding: a varint longer than needed is refused
+/// (it gave the same alert several gossip message ids, and another
+/// implementation hashing received bytes would decide differently).
+#[test]
+fn non_minimal_varints_are_refused() {
+    let pull = Request::SyncPull(SyncPull { org: OrgId([3; 32]), from_seq: 1, max: 10 });
+    let canonical = encode(Tag::Request, &pull, 1024).unwrap();
+    assert_eq!(decode::<Request>(Tag::Request, &canonical, 1024).unwrap(), pull);
+    // `max` = 10 is its last byte; 251 marks a two-byte varint: 10 in three bytes.
+    assert_eq!(*canonical.last().unwrap(), 10);
+    let mut long = canonical[..canonical.len() - 1].to_vec();
+    long.extend_from_slice(&[251, 10, 0]);
+    assert_eq!(decode::<Request>(Tag::Request, &long, 1024), Err(WireError::NonCanonical));
+    // The same for the sequence number (1 as a u16 varint).
+    let mut seq = canonical[..canonical.len() - 2].to_vec();
+    seq.extend_from_slice(&[251, 1, 0, 10]);
+    assert_eq!(decode::<Request>(Tag::Request, &seq, 1024), Err(WireError::NonCanonical));
+}

@@ -61,6 +61,7 @@ pub const FLOOD_LOG: u32 = 48;
 pub const MAX_DIM: usize = 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncryptedError {
     #[error("ciphertext was made with parameter set {found}, this node uses {expected}")]
     Params { found: u32, expected: u32 },

@@ -55,6 +55,7 @@ impl std::fmt::Debug for Behaviour {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetError {
     #[error("invalid key: {0}")]
     Key(String),

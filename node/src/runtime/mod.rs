@@ -51,6 +51,7 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 const DEFER_TICKS: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NodeError {
     #[error(transparent)]
     Engine(#[from] EngineError),

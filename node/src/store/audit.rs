@@ -31,6 +31,7 @@ pub struct AuditRecord {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("audit entry {index} is unreadable: {msg}")]
     Unreadable { index: usize, msg: String },
@@ -101,7 +102,7 @@ impl AuditLog {
         Ok(log)
     }
 
-    fn open_value<T: serde::de::DeserializeOwned>(&self, k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    fn open_value<T: serde::de::DeserializeOwned + Serialize>(&self, k: &[u8], v: &[u8]) -> Result<T, StoreError> {
         let bytes = self.key.open(&aad_of(AUDIT, k), v).map_err(|source| StoreError::Seal {
             tree: AUDIT,
             key: hex::encode(k),

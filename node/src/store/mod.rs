@@ -18,6 +18,7 @@ use vigil_protocol::{decode, encode, Tag, WireError};
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
@@ -136,7 +137,12 @@ impl Store {
         Ok(self.key.seal(&aad_of(tree, key), &bytes))
     }
 
-    fn unseal<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], sealed: &[u8]) -> Result<T, StoreError> {
+    fn unseal<T: DeserializeOwned + Serialize>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<T, StoreError> {
         let bytes = self.key.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
             tree,
             key: hex::encode(key),
@@ -149,7 +155,7 @@ impl Store {
         })
     }
 
-    fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
+    fn all<T: DeserializeOwned + Serialize>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
         let t = self.db.open_tree(tree)?;
         t.iter()
             .map(|kv| {
