@@ -62,6 +62,8 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
         max_frame_bytes: FRAME,
         sync_bytes_per_hour: u64::MAX,
         refusals_audit_every_ms: 60_000,
+        max_requests_per_minute: u32::MAX,
+        max_refused_per_minute: u32::MAX,
         seed: None,
     })?)
 }

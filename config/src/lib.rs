@@ -121,8 +121,14 @@ pub struct NetworkConfig {
     pub max_strikes: u32,
     /// Most simultaneous connections per peer.
     pub max_connections_per_peer: u32,
-    /// Most requests accepted from one peer per minute.
+    /// Most requests taken from one peer per minute (both protocols);
+    /// beyond, they are refused `RateLimited` before being decoded.
     pub max_requests_per_minute: u32,
+    /// Most requests of one peer refused per minute (over budget, unknown
+    /// alert or hit, not allowed, malformed): beyond, its requests are
+    /// refused before being decoded until the minute ends, so refusals
+    /// (a decode and an audit entry each) cost a bounded amount of work.
+    pub max_refused_per_minute: u32,
     /// Refused connections are counted per source address and audited as
     /// one entry per this interval at most.
     #[serde(with = "humantime_serde")]
@@ -141,7 +147,8 @@ impl Default for NetworkConfig {
             sync_bytes_per_hour: 4 * 1024 * 1024 * 1024,
             max_strikes: 3,
             max_connections_per_peer: 2,
-            max_requests_per_minute: 600,
+            max_requests_per_minute: 60_000,
+            max_refused_per_minute: 60,
             refusals_audit_interval: Duration::from_secs(60),
         }
     }

@@ -19,6 +19,12 @@ use vigil_matcher::encrypted::{
 use vigil_matcher::Gallery;
 use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role};
 
+/// Answer positions an issuer takes from one holder for one alert (in
+/// memory since start): 4 times the largest answer (`queries.max_answer_bytes`
+/// at its limit), so a gallery and years of enrolments fit, and a member
+/// sending pages without end is refused.
+pub const MAX_POSITIONS_PER_HOLDER_ALERT: u64 = 16 << 20;
+
 /// The probe a holder's job answers: the alert's row form or a split row
 /// form, or the column form fetched from the issuer for a large gallery.
 #[derive(Debug, Clone, PartialEq)]
@@ -565,6 +571,7 @@ impl Engine {
         if self.seen_answers.contains(&a.answer) {
             return RequestOutcome::Respond(Response::Ack, vec![]);
         }
+
         let probe = match RowProbe::from_bytes(&enc.row) {
             Ok(p) => p,
             Err(e) => return refuse(Refusal::Unsupported, format!("own alert probe unreadable: {e}")),
@@ -591,6 +598,17 @@ impl Engine {
                 return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), self.violation(from, &reason));
             }
         };
+        // The positions one holder answers for one alert are bounded: its
+        // whole gallery, and every record it enrols later, fit many times.
+        let positions = self.positions_received.entry((from, a.alert)).or_default();
+        *positions = positions.saturating_add(answer.count() as u64);
+        if *positions > MAX_POSITIONS_PER_HOLDER_ALERT {
+            let reason = "more answer positions for one alert than a holder may send".to_string();
+            return RequestOutcome::Respond(
+                Response::Refused(Refusal::RateLimited),
+                vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason })],
+            );
+        }
         RequestOutcome::Decrypt(Box::new(AnswerJob { from, alert: a.alert, answer_id: a.answer, key, answer }), vec![])
     }
 

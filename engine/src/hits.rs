@@ -4,10 +4,10 @@
 
 use super::{Action, Engine, RequestOutcome};
 use crate::audit::AuditEvent;
-use crate::model::{HitRole, HitSource, StoreOp, StoredHit};
+use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
 use vigil_protocol::{
-    decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, SignedHitNotice, Tag,
+    decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, Role, SignedHitNotice, Tag,
 };
 
 pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: u64) -> SignedHitNotice {
@@ -15,6 +15,10 @@ pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: 
     let signature = sign_body(me, domain::HIT, &body).expect("hit notices are small");
     SignedHitNotice { body, signature }
 }
+
+/// Hit notices kept per holder and protected alert: a holder matches a
+/// person in a few records at most; a member flooding notices is refused.
+pub const MAX_NOTICES_PER_HOLDER_ALERT: usize = 16;
 
 impl Engine {
     /// Handles a request frame from `from`: the response to send now, or
@@ -27,19 +31,30 @@ impl Engine {
         bytes: &[u8],
         max_frame_bytes: usize,
     ) -> RequestOutcome {
+        if !self.take_request(now_ms, from) {
+            return RequestOutcome::Respond(Response::Refused(Refusal::RateLimited), vec![]);
+        }
         let req: Request = match decode(Tag::Request, bytes, max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("undecodable request: {e}");
                 let actions = self.violation(from, &reason);
-                return RequestOutcome::Respond(Response::Refused(Refusal::Malformed), actions);
+                let response = Response::Refused(Refusal::Malformed);
+                self.note_refused(from, &response);
+                return RequestOutcome::Respond(response, actions);
             }
         };
         let (response, actions) = match req {
             Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
             Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
             Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
-            Request::AlertAnswer(a) => return self.on_alert_answer(from, a, max_frame_bytes),
+            Request::AlertAnswer(a) => {
+                let outcome = self.on_alert_answer(from, a, max_frame_bytes);
+                if let RequestOutcome::Respond(r, _) = &outcome {
+                    self.note_refused(from, r);
+                }
+                return outcome;
+            }
             Request::SyncHeads(h) => self.on_sync_heads(from, h),
             Request::SyncPull(p) => self.on_sync_pull(now_ms, from, p),
             // Queries travel on their own protocol, with their own limits.
@@ -49,6 +64,7 @@ impl Engine {
                 (Response::Refused(Refusal::Malformed), actions)
             }
         };
+        self.note_refused(from, &response);
         RequestOutcome::Respond(response, actions)
     }
 
@@ -95,6 +111,30 @@ impl Engine {
         }
         if self.hits.contains_key(&b.handle) {
             return (Response::Ack, vec![]);
+        }
+        // Only a member that matches, for an active protected alert, and a
+        // bounded number per holder and alert (the roster may differ: no strike).
+        if !self.has_role(&from, Role::Match) {
+            return refuse(self, Refusal::NotAllowed, "hit notice from a member without the match role", false);
+        }
+        // A hit detected while the alert was open is taken later too (the
+        // outbox resends until acknowledged); one detected after it closed is not.
+        let closed_at = match alert.status {
+            AlertStatus::Active => alert.alert.body.expires_at_ms,
+            AlertStatus::Withdrawn => {
+                alert.withdrawal.as_ref().map_or(0, |w| w.body.withdrawn_at_ms.min(alert.alert.body.expires_at_ms))
+            }
+            AlertStatus::Purged { .. } => 0,
+        };
+        if b.detected_at_ms > closed_at || b.detected_at_ms > now_ms + self.policy.max_clock_skew.as_millis() as u64 {
+            return refuse(self, Refusal::UnknownAlert, "hit notice for a closed alert", false);
+        }
+        if alert.alert.body.probe.is_none() {
+            return refuse(self, Refusal::Unsupported, "hit notice for an alert without a protected template", false);
+        }
+        let held = self.hits.values().filter(|h| h.peer == from && h.source == HitSource::Alert(b.alert)).count();
+        if held >= MAX_NOTICES_PER_HOLDER_ALERT {
+            return refuse(self, Refusal::RateLimited, "more hit notices for one alert than a holder may send", false);
         }
         let hit = StoredHit {
             handle: b.handle,

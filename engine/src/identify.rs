@@ -172,6 +172,17 @@ impl Engine {
 
     /// Handles a frame on the identify protocol from `from`.
     pub fn on_identify(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], seed: [u8; 32]) -> IdentifyStart {
+        if !self.take_request(now_ms, from) {
+            return IdentifyStart::Answer(Response::Refused(Refusal::RateLimited), vec![]);
+        }
+        let start = self.identify_frame(now_ms, from, bytes, seed);
+        if let IdentifyStart::Answer(r, _) = &start {
+            self.note_refused(from, r);
+        }
+        start
+    }
+
+    fn identify_frame(&mut self, now_ms: u64, from: OrgId, bytes: &[u8], seed: [u8; 32]) -> IdentifyStart {
         let max = self.queries.max_query_bytes;
         let req = match decode::<Request>(Tag::Request, bytes, max) {
             Ok(Request::Identify(r)) => r,

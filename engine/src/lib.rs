@@ -34,7 +34,10 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, WireError};
 
 pub use alerts::{alert_id, Verdict};
-pub use encrypted_alerts::{AlertJob, AnswerJob, AnswerPage, FetchJob, JobProbe, RequestOutcome};
+pub use encrypted_alerts::{
+    AlertJob, AnswerJob, AnswerPage, FetchJob, JobProbe, RequestOutcome, MAX_POSITIONS_PER_HOLDER_ALERT,
+};
+pub use hits::MAX_NOTICES_PER_HOLDER_ALERT;
 pub use identify::{position_handle, query_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 pub use outbox::RetrySchedule;
 pub use query::{
@@ -244,6 +247,14 @@ pub struct Engine {
     open_queries: query::Queries,
     /// Connections refused since they were last audited.
     refusals: refusals::Refusals,
+    /// Per peer in the current minute: (window start, requests, refused).
+    request_rate: HashMap<OrgId, (u64, u32, u32)>,
+    /// `network.max_requests_per_minute`.
+    max_requests_per_minute: u32,
+    /// `network.max_refused_per_minute`.
+    max_refused_per_minute: u32,
+    /// Issuer: answer positions received per (holder, alert) since start.
+    positions_received: HashMap<(OrgId, AlertId), u64>,
 }
 
 /// What the engine is built from: config and what the store holds.
@@ -268,6 +279,12 @@ pub struct EngineInit {
     /// Refused connections are audited at most once per this interval
     /// (`network.refusals_audit_interval`).
     pub refusals_audit_every_ms: u64,
+    /// Requests (both protocols) taken from one peer per minute
+    /// (`network.max_requests_per_minute`); beyond, refused before decoding.
+    pub max_requests_per_minute: u32,
+    /// Refused requests of one peer per minute before the rest are refused
+    /// undecoded (`network.max_refused_per_minute`).
+    pub max_refused_per_minute: u32,
     /// Seed for handles; `None` draws one from the OS.
     pub seed: Option<u64>,
 }
@@ -323,6 +340,10 @@ impl Engine {
             fetched_forms: HashMap::new(),
             open_queries: Default::default(),
             refusals: refusals::Refusals::new(init.refusals_audit_every_ms),
+            request_rate: HashMap::new(),
+            max_requests_per_minute: init.max_requests_per_minute,
+            max_refused_per_minute: init.max_refused_per_minute,
+            positions_received: HashMap::new(),
         };
         let mut answered: HashMap<AlertId, BTreeSet<u64>> = HashMap::new();
         for a in init.answers {
@@ -560,6 +581,33 @@ impl Engine {
             actions.push(Action::Block(peer));
         }
         actions
+    }
+
+    /// Counts a request frame from `from` against its per-minute rate;
+    /// `false`: over the rate, or over its refusals for the minute: refuse
+    /// it before decoding anything (no audit entry, no strike: what it
+    /// costs is this counter).
+    pub(crate) fn take_request(&mut self, now_ms: u64, from: OrgId) -> bool {
+        const MINUTE: u64 = 60_000;
+        if self.request_rate.len() > 4096 {
+            self.request_rate.retain(|_, (start, _, _)| now_ms < *start + MINUTE);
+        }
+        let (start, n, refused) = self.request_rate.entry(from).or_insert((now_ms, 0, 0));
+        if now_ms >= *start + MINUTE {
+            (*start, *n, *refused) = (now_ms, 0, 0);
+        }
+        *n += 1;
+        *n <= self.max_requests_per_minute && *refused < self.max_refused_per_minute
+    }
+
+    /// A request of `from` was refused (not for its rate): counted.
+    pub(crate) fn note_refused(&mut self, from: OrgId, response: &vigil_protocol::Response) {
+        use vigil_protocol::{Refusal, Response};
+        if matches!(response, Response::Refused(r) if *r != Refusal::RateLimited) {
+            if let Some((_, _, refused)) = self.request_rate.get_mut(&from) {
+                *refused += 1;
+            }
+        }
     }
 
     /// A connection from `addr` was refused (not a member, blocked, over a

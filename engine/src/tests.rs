@@ -73,6 +73,8 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
                 max_frame_bytes: FRAME,
                 sync_bytes_per_hour: 4 << 30,
                 refusals_audit_every_ms: 60_000,
+                max_requests_per_minute: 600,
+                max_refused_per_minute: 60,
                 seed: Some(i as u64),
             })
             .unwrap()
@@ -240,6 +242,7 @@ fn enrolment_validation_is_precise() {
 
 mod encrypted;
 mod faults;
+mod limits;
 mod query;
 mod sync;
 

@@ -250,6 +250,8 @@ fn open_engine(
         max_frame_bytes: config.network.max_frame_bytes,
         sync_bytes_per_hour: config.network.sync_bytes_per_hour,
         refusals_audit_every_ms: config.network.refusals_audit_interval.as_millis() as u64,
+        max_requests_per_minute: config.network.max_requests_per_minute,
+        max_refused_per_minute: config.network.max_refused_per_minute,
         seed,
     })?)
 }
