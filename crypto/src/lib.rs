@@ -10,7 +10,7 @@ mod seal;
 pub use alert::{alert_header, alert_id, header_id, payload_hash, sign_alert, verify_alert, verify_withdrawal};
 pub use identity::{sign_body, verify_body, Identity, SignError};
 pub use roster::{sign_roster, verify_roster, RosterError, TrustAnchor, VerifiedRoster};
-pub use seal::{Keyring, KeyringError, SealError, SealKey};
+pub use seal::{Keyring, KeyringError, SealError, SealKey, KDF_MEMORY_KIB, KDF_PASSES, MIN_PASSPHRASE_CHARS};
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -43,7 +43,20 @@ pub enum KeyringError {
     Kdf(String),
     #[error("a key file must hold 32 bytes as 64 hex characters")]
     BadKeyFile,
+    #[error(
+        "the passphrase is too weak: use at least {MIN_PASSPHRASE_CHARS} characters, not one repeated \
+         (or --key-file with 64 hex characters)"
+    )]
+    WeakPassphrase,
 }
+
+/// Shortest passphrase a new data directory accepts.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// argon2id cost of new keyrings: 64 MiB, 3 passes (RFC 9106's memory-
+/// constrained choice; it was 19 MiB and 2 passes, OWASP's minimum).
+/// Keyrings keep the cost they were made with.
+pub const KDF_MEMORY_KIB: u32 = 64 * 1024;
+pub const KDF_PASSES: u32 = 3;
 
 /// The data directory's sealing key. Zeroised on drop.
 #[derive(Clone)]
@@ -111,16 +124,23 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// Creates a keyring for a passphrase (argon2id, OWASP parameters).
+    /// Creates a keyring for a passphrase (argon2id at `KDF_MEMORY_KIB`,
+    /// `KDF_PASSES`); refuses a passphrase shorter than
+    /// `MIN_PASSPHRASE_CHARS` or made of one repeated character.
     pub fn for_passphrase(passphrase: &str) -> Result<(Self, SealKey), KeyringError> {
+        let mut chars = passphrase.chars();
+        let first = chars.next();
+        if passphrase.chars().count() < MIN_PASSPHRASE_CHARS || chars.all(|c| Some(c) == first) {
+            return Err(KeyringError::WeakPassphrase);
+        }
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
         let mut ring = Keyring {
             version: KEYRING_VERSION,
             kdf: "argon2id".into(),
             salt: hex::encode(salt),
-            m_cost_kib: 19 * 1024,
-            t_cost: 2,
+            m_cost_kib: KDF_MEMORY_KIB,
+            t_cost: KDF_PASSES,
             p_cost: 1,
             check: String::new(),
         };
@@ -216,7 +236,11 @@ mod tests {
 
     #[test]
     fn keyring_unlocks_only_with_the_right_secret() {
+        for weak in ["", "x", "short pass1", "aaaaaaaaaaaaaaaa"] {
+            assert!(matches!(Keyring::for_passphrase(weak), Err(KeyringError::WeakPassphrase)), "{weak:?}");
+        }
         let (ring, key) = Keyring::for_passphrase("correct horse").unwrap();
+        assert_eq!((ring.m_cost_kib, ring.t_cost), (KDF_MEMORY_KIB, KDF_PASSES));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring.json");
         ring.save(&path).unwrap();

@@ -177,5 +177,6 @@ pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, Backup
     let ring =
         bundle.files.iter().find(|(n, _)| n == "keyring.json").map(|(_, d)| d.to_vec()).unwrap_or(ring_bytes.to_vec());
     datadir::write_private(&dir.join("keyring.json"), &ring)?;
+    datadir::make_private(dir)?;
     Ok(entries)
 }

@@ -102,6 +102,27 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), DataDirE
     f.sync_all().map_err(io(path))
 }
 
+/// Makes `dir` and everything below it its owner's only (directories
+/// 0700, files 0600): sled creates its files 0644.
+pub(crate) fn make_private(dir: &Path) -> Result<(), DataDirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).map_err(io(p));
+        mode(dir, 0o700)?;
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(io(dir))?.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            if meta.is_dir() {
+                make_private(&path)?;
+            } else if meta.is_file() {
+                mode(&path, 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates `dir` if needed, readable by its owner only.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), DataDirError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -135,7 +156,8 @@ pub fn init(dir: &Path, config: &NodeConfig, secret: &Secret) -> Result<OrgInfo,
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
     write_private(&dir.join("api.token"), hex::encode(token).as_bytes())?;
     let cfg_path = dir.join("vigil.toml");
-    std::fs::write(&cfg_path, config.to_commented_toml()).map_err(io(&cfg_path))?;
+    // It may hold the federation's epoch secret: its owner's only.
+    write_private(&cfg_path, config.to_commented_toml().as_bytes())?;
     let info = OrgInfo {
         org: identity.org_id(),
         peer_id: net::peer_id(&identity.org_id()).map(|p| p.to_string()).unwrap_or_default(),

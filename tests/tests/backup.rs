@@ -75,6 +75,21 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
 
     // The real restore: same identity, same state, and it keeps working.
     restore(&out, &fresh, &secret).unwrap();
+    // Its owner's only: the directory 0700, every file 0600 (sled made
+    // its files 0644 in a 0755 directory).
+    let mut stack = vec![fresh.clone()];
+    while let Some(d) = stack.pop() {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "{}", p.display());
+            }
+        }
+    }
     let opened = datadir::open(&fresh, &secret).unwrap();
     assert_eq!(opened.identity.org_id(), fed.nodes[1].handle.org);
     let node = runtime::start(vigil_node::NodeOptions::from(&opened)).await.unwrap();
