@@ -306,6 +306,9 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     let roster_path = opened.config.federation.roster.as_ref().map(|r| dir.join(r));
     let api_listen = opened.config.api.listen.clone();
     let max_body = opened.config.api.max_body_bytes;
+    let a = &opened.config.api;
+    let limits =
+        api::Limits { max_connections: a.max_connections, idle: a.idle_timeout, lifetime: a.connection_lifetime };
     let node = vigil_node::runtime::start(vigil_node::NodeOptions::from(&opened)).await?;
     if let Some(p) = roster_path.filter(|p| p.exists()) {
         let roster = roster::load(&p)?;
@@ -315,7 +318,7 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
         }
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body), async {
+    let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body), limits, async {
         let _ = stop_rx.await;
     })
     .await

@@ -109,3 +109,59 @@ fn serve_refuses_a_missing_empty_short_or_unreadable_token() {
     std::fs::write(&token, "ab".repeat(32)).unwrap();
     drop(serve(Path::new(dir)));
 }
+
+#[test]
+fn idle_and_trickling_connections_are_closed_and_their_number_is_bounded() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let root = tempfile::tempdir().unwrap();
+    let dirs = federation(root.path(), &[("Eastgate Border Post", "border")]);
+    let dir = &dirs[0];
+    let cfg_path = Path::new(dir).join("vigil.toml");
+    let mut cfg = vigil_config::NodeConfig::load(&cfg_path).unwrap();
+    cfg.api.max_connections = 8;
+    cfg.api.idle_timeout = Duration::from_secs(1);
+    cfg.api.connection_lifetime = Duration::from_secs(3);
+    std::fs::write(&cfg_path, cfg.to_commented_toml()).unwrap();
+    let daemon = serve(Path::new(dir));
+    let addr = cfg.api.listen.clone();
+    // Closed (by the server) within `within`: a read gives EOF or an error.
+    let closed_within = |s: &mut TcpStream, within: Duration| {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    };
+    // Eight idle connections fill the cap; a ninth is closed at once.
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ninth = TcpStream::connect(&addr).unwrap();
+    assert!(closed_within(&mut ninth, Duration::from_millis(500)), "a connection beyond the cap stays open");
+    // The idle ones are closed after the idle timeout, and the API serves again.
+    for s in &mut idle {
+        assert!(closed_within(s, Duration::from_secs(3)), "an idle connection stays open");
+    }
+    assert!(run(&["status", "--data", dir]).status.success());
+    // A request trickling in a byte every 0.5 s (never idle for 1 s) is
+    // closed by the lifetime bound (3 s).
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    let start = Instant::now();
+    let mut closed = false;
+    for b in b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if slow.write_all(&[*b]).is_err() || closed_within(&mut slow, Duration::from_millis(500)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling connection stays open");
+    assert!(start.elapsed() < Duration::from_secs(6), "closed after {:?}", start.elapsed());
+    drop(daemon);
+}

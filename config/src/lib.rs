@@ -161,11 +161,27 @@ pub struct ApiConfig {
     pub listen: String,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connections open at once; one beyond is closed at once.
+    pub max_connections: usize,
+    /// A connection that moves no byte for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A connection is closed after this long, whatever it does (slowly
+    /// trickling requests included). Longer than the slowest answer
+    /// (`queries.timeout`, an erasure's compaction).
+    #[serde(with = "humantime_serde")]
+    pub connection_lifetime: Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:7700".into(), max_body_bytes: 512 * 1024 }
+        Self {
+            listen: "127.0.0.1:7700".into(),
+            max_body_bytes: 512 * 1024,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+            connection_lifetime: Duration::from_secs(600),
+        }
     }
 }
 
@@ -338,6 +354,13 @@ impl NodeConfig {
         // A body limit below a template file's would refuse every enrolment.
         if self.api.max_body_bytes < MIN_API_BODY_BYTES || self.api.max_body_bytes > MAX_API_BODY_BYTES {
             return bad("api.max_body_bytes must be between 262144 (a template file) and 67108864");
+        }
+        if self.api.max_connections == 0
+            || self.api.idle_timeout < Duration::from_millis(100)
+            || self.api.connection_lifetime < self.api.idle_timeout
+        {
+            return bad("api.max_connections must be at least 1, api.idle_timeout at least 100ms, \
+                        api.connection_lifetime at least api.idle_timeout");
         }
         for k in &self.federation.stewards {
             if let Err(e) = vigil_protocol::OrgId::from_hex(k) {

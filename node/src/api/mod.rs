@@ -5,8 +5,10 @@
 //! body included, is read. Routes are listed in `ROUTES` and documented in
 //! README.md.
 
+mod guard;
 mod token;
 
+pub use guard::Limits;
 pub use token::{ApiToken, TokenError, MIN_TOKEN_CHARS};
 
 use crate::runtime::{NodeError, NodeHandle};
@@ -344,10 +346,12 @@ pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Route
 pub async fn serve(
     addr: &str,
     router: Router,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let listener = guard::GuardedListener::new(listener, limits);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
             tracing::error!("API server failed: {e}");
