@@ -336,7 +336,7 @@ impl Engine {
     /// picks the next query's form; hits are stored and audited.
     pub fn query_decrypted(&mut self, now_ms: u64, job: &DecryptJob, result: Decrypted) -> Vec<Action> {
         let Some(q) = self.open_queries.open.get_mut(&job.query) else { return vec![] };
-        q.decrypting -= 1;
+        q.decrypting = q.decrypting.saturating_sub(1);
         let (hits, positions) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -368,7 +368,8 @@ impl Engine {
     pub fn expire_queries(&mut self, now_ms: u64) -> (Vec<(Handle, OrgId)>, Vec<Action>) {
         let (mut late, mut actions) = (vec![], vec![]);
         for (query, q) in self.open_queries.open.iter_mut().filter(|(_, q)| q.sent && q.deadline_ms <= now_ms) {
-            q.decrypting = 0;
+            // Decryptions under way are this node's own work: they finish,
+            // and the report waits for them.
             for (peer, form) in q.waiting.drain() {
                 late.push((*query, peer));
                 q.outcomes.push(PeerOutcome::new(peer, OutcomeStatus::Timeout, "no answer before the deadline", form));

@@ -204,3 +204,30 @@ fn hits_of_one_query_at_two_holders_keep_distinct_handles_and_each_resolves() {
         }
     }
 }
+
+#[test]
+fn a_deadline_during_a_decryption_waits_for_it_and_times_out_the_rest() {
+    let mut f = fed(4);
+    let pop = Population::new(25, "vigil-synth-128", 20);
+    let (prober, near, far) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
+    f.engines[1].enrol(T0, enrolment(pop.sample(6, 1))).unwrap();
+    let probe = pop.sample(6, 0);
+    let everyone = |_: &OrgId| true;
+    let start = f.engines[0].start_query(T0, &probe, "p".into(), "b".into(), everyone).unwrap();
+    f.engines[0].query_encrypted(start.query, &start.forms, everyone);
+    let response =
+        answer(&mut f.engines[1], T0 + 1, prober, &frame(&start.key, &start.request, &probe, AnswerForm::Column));
+    let job = match f.engines[0].query_response(start.query, near, &response) {
+        crate::QueryResponse::Decrypt(job) => job,
+        other => panic!("{other:?}"),
+    };
+    // The deadline passes while the near member's answer is being decrypted.
+    let (late, _) = f.engines[0].expire_queries(T0 + TIMEOUT);
+    assert_eq!(late, vec![(start.query, far)]);
+    assert!(f.engines[0].take_finished_query(start.query).is_none(), "the decryption under way is waited for");
+    let result = job.run();
+    f.engines[0].query_decrypted(T0 + TIMEOUT + 5, &job, result);
+    let report = f.engines[0].take_finished_query(start.query).expect("over once decrypted");
+    let at = |org: OrgId| report.peers.iter().find(|p| p.peer == org).unwrap().status;
+    assert_eq!((at(near), at(far)), (OutcomeStatus::Answered, OutcomeStatus::Timeout));
+}
