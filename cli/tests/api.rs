@@ -120,8 +120,8 @@ fn idle_and_trickling_connections_are_closed_and_their_number_is_bounded() {
     let cfg_path = Path::new(dir).join("vigil.toml");
     let mut cfg = vigil_config::NodeConfig::load(&cfg_path).unwrap();
     cfg.api.max_connections = 8;
-    cfg.api.idle_timeout = Duration::from_secs(1);
-    cfg.api.connection_lifetime = Duration::from_secs(3);
+    cfg.api.idle_timeout = Duration::from_secs(2);
+    cfg.api.connection_lifetime = Duration::from_secs(4);
     std::fs::write(&cfg_path, cfg.to_commented_toml()).unwrap();
     let daemon = serve(Path::new(dir));
     let addr = cfg.api.listen.clone();
@@ -140,18 +140,25 @@ fn idle_and_trickling_connections_are_closed_and_their_number_is_bounded() {
             }
         }
     };
-    // Eight idle connections fill the cap; a ninth is closed at once.
-    let mut idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut ninth = TcpStream::connect(&addr).unwrap();
-    assert!(closed_within(&mut ninth, Duration::from_millis(500)), "a connection beyond the cap stays open");
+    // Twelve idle connections against a cap of eight: the ones beyond the
+    // cap are closed at once (a permit may still be held for a moment by
+    // the status probes that saw the daemon up, so count, not pick).
+    let mut conns: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut open = Vec::new();
+    for mut s in conns.drain(..) {
+        if !closed_within(&mut s, Duration::from_millis(100)) {
+            open.push(s);
+        }
+    }
+    assert!(open.len() <= 8, "{} connections open, cap 8", open.len());
     // The idle ones are closed after the idle timeout, and the API serves again.
-    for s in &mut idle {
-        assert!(closed_within(s, Duration::from_secs(3)), "an idle connection stays open");
+    for s in &mut open {
+        assert!(closed_within(s, Duration::from_secs(4)), "an idle connection stays open");
     }
     assert!(run(&["status", "--data", dir]).status.success());
-    // A request trickling in a byte every 0.5 s (never idle for 1 s) is
-    // closed by the lifetime bound (3 s).
+    // A request trickling in a byte every 0.5 s (never idle for 2 s) is
+    // closed by the lifetime bound (4 s).
     let mut slow = TcpStream::connect(&addr).unwrap();
     let start = Instant::now();
     let mut closed = false;
@@ -162,6 +169,6 @@ fn idle_and_trickling_connections_are_closed_and_their_number_is_bounded() {
         }
     }
     assert!(closed, "a trickling connection stays open");
-    assert!(start.elapsed() < Duration::from_secs(6), "closed after {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(8), "closed after {:?}", start.elapsed());
     drop(daemon);
 }
