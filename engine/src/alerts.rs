@@ -3,7 +3,7 @@
 //! clock window, replay and fork checks) before it is stored, matched
 //! against the gallery and forwarded.
 
-use super::fault::Fault;
+use super::fault::{clock_fault, Fault};
 use super::sync::{Link, LogRef};
 use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
@@ -170,42 +170,46 @@ impl Engine {
         bytes: &[u8],
         max_gossip_bytes: usize,
     ) -> (Verdict, Vec<Action>) {
-        let reject = |this: &mut Engine, reason: String| {
-            let actions = this.violation(from, &reason);
-            (Verdict::Reject(reason), actions)
-        };
         let env: AlertEnvelope = match decode(Tag::Gossip, bytes, max_gossip_bytes) {
             Ok(e) => e,
-            Err(e) => return reject(self, format!("undecodable alert: {e}")),
+            Err(e) => return self.blame(from, Fault::Sender(format!("undecodable alert: {e}"))),
         };
         if let Err(e) = env.validate() {
-            return reject(self, format!("malformed alert: {e}"));
+            return self.blame(from, Fault::Sender(format!("malformed alert: {e}")));
         }
         match env {
-            AlertEnvelope::Publish(alert) => match self.check_alert(now_ms, &alert) {
+            AlertEnvelope::Publish(alert) => {
+                let checked = self.check_alert(now_ms, &alert);
+                self.verdict(from, checked, |e| Ok(e.accept_alert(now_ms, from, alert)))
+            }
+            AlertEnvelope::Withdraw(w) => {
+                let checked = self.check_withdrawal(&w);
+                self.verdict(from, checked, |e| e.apply_withdrawal(w))
+            }
+            AlertEnvelope::Pruned(_) => {
+                self.blame(from, Fault::Sender("a pruned log entry gossiped (catch-up pages only)".into()))
+            }
+        }
+    }
+
+    /// The verdict on a checked log entry from `from`; `accept` applies it.
+    fn verdict(
+        &mut self,
+        from: OrgId,
+        checked: Result<Check, Fault>,
+        accept: impl FnOnce(&mut Engine) -> Result<Vec<Action>, Fault>,
+    ) -> (Verdict, Vec<Action>) {
+        match checked {
+            Ok(Check::Accept) => match accept(self) {
+                Ok(actions) => (Verdict::Accept, actions),
                 Err(fault) => self.blame(from, fault),
-                Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
-                Ok(Check::Gap) => {
-                    (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
-                }
-                Ok(Check::Throttled(audit)) => {
-                    (Verdict::Ignore("issuer over its alert bound (per hour or per minute)".into()), audit)
-                }
-                Ok(Check::Accept) => (Verdict::Accept, self.accept_alert(now_ms, from, alert)),
             },
-            AlertEnvelope::Withdraw(w) => match self.check_withdrawal(&w) {
-                Ok(Check::Accept) => match self.apply_withdrawal(w) {
-                    Ok(actions) => (Verdict::Accept, actions),
-                    Err(fault) => self.blame(from, fault),
-                },
-                Ok(Check::Gap) => {
-                    (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from))
-                }
-                Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
-                Ok(Check::Throttled(audit)) => (Verdict::Ignore("throttled".into()), audit),
-                Err(fault) => self.blame(from, fault),
-            },
-            AlertEnvelope::Pruned(_) => reject(self, "a pruned log entry gossiped (catch-up pages only)".into()),
+            Ok(Check::Ignore(reason)) => (Verdict::Ignore(reason), vec![]),
+            Ok(Check::Gap) => (Verdict::Ignore("gap in the issuer's log; catching up".into()), self.sync_start(from)),
+            Ok(Check::Throttled(audit)) => {
+                (Verdict::Ignore("issuer over its alert bound (per hour or per minute)".into()), audit)
+            }
+            Err(fault) => self.blame(from, fault),
         }
     }
 
@@ -265,14 +269,14 @@ impl Engine {
         let max_age = self.policy.max_age.as_millis() as u64;
         if b.created_at_ms > now_ms + skew {
             let reason = "future-dated alert (beyond the allowed clock skew)".to_string();
-            return Err(self.clock_fault(b.created_at_ms > now_ms + 2 * skew, reason));
+            return Err(clock_fault(b.created_at_ms > now_ms + 2 * skew, reason));
         }
         if b.created_at_ms + max_age < now_ms {
             let reason = "stale or replayed alert (older than the replay window)".to_string();
-            return Err(self.clock_fault(b.created_at_ms + max_age + skew < now_ms, reason));
+            return Err(clock_fault(b.created_at_ms + max_age + skew < now_ms, reason));
         }
         if b.expires_at_ms <= now_ms {
-            return Err(self.clock_fault(b.expires_at_ms + skew < now_ms, "expired alert".into()));
+            return Err(clock_fault(b.expires_at_ms + skew < now_ms, "expired alert".into()));
         }
         Ok(())
     }

@@ -65,16 +65,16 @@ impl Engine {
             .filter(|a| a.status == crate::model::AlertStatus::Active && a.alert.body.expires_at_ms > now_ms)
             .count()
     }
+}
 
-    /// A clock check that failed: the sender's fault only if it fails by
-    /// more than `max_clock_skew` (an honest relay checked the same window
-    /// on its own clock, at most that far from ours), else nobody's.
-    pub(crate) fn clock_fault(&self, beyond_skew: bool, reason: String) -> Fault {
-        if beyond_skew {
-            Fault::Sender(reason)
-        } else {
-            Fault::Local(reason)
-        }
+/// A clock check that failed: the sender's fault only if it fails by
+/// more than `max_clock_skew` (an honest relay checked the same window
+/// on its own clock, at most that far from ours), else nobody's.
+pub(crate) fn clock_fault(beyond_skew: bool, reason: String) -> Fault {
+    if beyond_skew {
+        Fault::Sender(reason)
+    } else {
+        Fault::Local(reason)
     }
 }
 

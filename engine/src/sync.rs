@@ -7,7 +7,7 @@
 //! audited and count against the peer that sent them.
 
 use super::alerts::alert_id;
-use super::fault::Fault;
+use super::fault::{clock_fault, Fault};
 use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, StoredAlert};
@@ -524,7 +524,7 @@ impl Engine {
         }
         let skew = self.policy.max_clock_skew.as_millis() as u64;
         if b.created_at_ms > now_ms + skew {
-            return Err(self.clock_fault(b.created_at_ms > now_ms + 2 * skew, "future-dated log entry".into()));
+            return Err(clock_fault(b.created_at_ms > now_ms + 2 * skew, "future-dated log entry".into()));
         }
         if b.expires_at_ms - b.created_at_ms > self.policy.max_lifetime.as_millis() as u64 {
             return Err(Fault::Local("alert lifetime exceeds the federation maximum".into()));

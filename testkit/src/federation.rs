@@ -138,18 +138,15 @@ impl LocalFederation {
             let secret = Secret::KeyFile(hex::encode(key));
             datadir::init(&dir, &cfg, &secret)?;
             let opened = datadir::open(&dir, &secret)?;
-            #[allow(unused_mut)]
-            let mut node_opts = vigil_node::NodeOptions::from(&opened);
             #[cfg(feature = "drill")]
-            let hooks = {
-                node_opts.hooks = DrillHooks {
-                    tap: (opts.tap)(i),
-                    memory_latency: opts.latency,
-                    low_priority: (opts.low_priority)(i),
-                };
-                node_opts.hooks.clone()
-            };
-            let handle = runtime::start(node_opts).await?;
+            let hooks =
+                DrillHooks { tap: (opts.tap)(i), memory_latency: opts.latency, low_priority: (opts.low_priority)(i) };
+            let handle = start_node(
+                &opened,
+                #[cfg(feature = "drill")]
+                &hooks,
+            )
+            .await?;
             // Pin the bound address so a restart listens where the roster says.
             let mut pinned = opened.config.clone();
             pinned.network.listen = handle.listen.iter().map(|a| a.to_string()).collect();
@@ -233,13 +230,12 @@ impl LocalFederation {
     pub async fn start_again(&mut self, i: usize) -> Result<(), anyhow::Error> {
         let n = &self.nodes[i];
         let opened = n.open()?;
-        #[allow(unused_mut)]
-        let mut node_opts = vigil_node::NodeOptions::from(&opened);
-        #[cfg(feature = "drill")]
-        {
-            node_opts.hooks = n.hooks.clone();
-        }
-        let handle = runtime::start(node_opts).await.map_err(|e: NodeError| anyhow::anyhow!(e))?;
+        let handle = start_node(
+            &opened,
+            #[cfg(feature = "drill")]
+            &n.hooks,
+        )
+        .await?;
         self.nodes[i].handle = handle;
         Ok(())
     }
@@ -249,4 +245,16 @@ impl LocalFederation {
             n.handle.shutdown().await;
         }
     }
+}
+
+/// Starts the node of an opened data directory, with the drill hooks when
+/// the test kit is built with them.
+async fn start_node(opened: &Opened, #[cfg(feature = "drill")] hooks: &DrillHooks) -> Result<NodeHandle, NodeError> {
+    #[allow(unused_mut)]
+    let mut options = vigil_node::NodeOptions::from(opened);
+    #[cfg(feature = "drill")]
+    {
+        options.hooks = hooks.clone();
+    }
+    runtime::start(options).await
 }
