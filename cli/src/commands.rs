@@ -9,7 +9,7 @@ use crate::{demo, roster};
 use anyhow::{bail, Context};
 use std::path::Path;
 use vigil_config::NodeConfig;
-use vigil_engine::model::{DisclosureStatus, StoredDisclosure, StoredHit};
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, StoredDisclosure, StoredHit};
 use vigil_engine::{IdentifyReport, OutcomeStatus};
 use vigil_matcher::TemplateFile;
 use vigil_node::api::{self, AlertRequest, EnrolRequest};
@@ -266,7 +266,7 @@ async fn run_demo(json: bool, seed: u64) -> anyhow::Result<()> {
 }
 
 fn disclose(cmd: DiscloseCmd) -> anyhow::Result<()> {
-    let columns = ["id", "role", "status", "peer", "hit", "reason", "contact"];
+    let columns = ["id", "role", "status", "peer", "hit", "match", "reason", "contact"];
     match cmd {
         DiscloseCmd::Request { data, hit, reason } => {
             let body = api::DisclosureBody { hit, reason };
@@ -277,11 +277,11 @@ fn disclose(cmd: DiscloseCmd) -> anyhow::Result<()> {
             let all: Vec<StoredDisclosure> = Client::new(&data.data)?.get("/v1/disclosures")?;
             let pending: Vec<&StoredDisclosure> =
                 all.iter().filter(|d| d.status == DisclosureStatus::Pending).collect();
-            client::print_table(&pending, json, &columns)?;
+            client::print_table(&disclosure_rows(&pending)?, json, &columns)?;
         }
         DiscloseCmd::List { data, json } => {
             let all: Vec<StoredDisclosure> = Client::new(&data.data)?.get("/v1/disclosures")?;
-            client::print_table(&all, json, &columns)?;
+            client::print_table(&disclosure_rows(&all.iter().collect::<Vec<_>>())?, json, &columns)?;
         }
         DiscloseCmd::Approve { data, id, contact } => {
             let _: api::Created = Client::new(&data.data)?
@@ -294,6 +294,24 @@ fn disclose(cmd: DiscloseCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Disclosures with a `match` column: at the holder, whether it saw the
+/// hit itself or only the requester's word (an encrypted answer it cannot
+/// decrypt), so the person deciding knows what the request rests on.
+fn disclosure_rows(all: &[&StoredDisclosure]) -> anyhow::Result<Vec<serde_json::Value>> {
+    all.iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d)?;
+            let seen = match (d.role, d.hit_seen_here()) {
+                (DisclosureRole::Requester, _) => serde_json::Value::Null,
+                (DisclosureRole::Holder, true) => "seen here".into(),
+                (DisclosureRole::Holder, false) => "unverifiable".into(),
+            };
+            v["match"] = seen;
+            Ok(v)
+        })
+        .collect()
 }
 
 async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 //! Only the issuer learns which positions match; the holder learns nothing.
 
 use super::answered::Undo;
-use super::identify::position_handle;
+use super::identify::{handle_position, position_handle};
 use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
@@ -544,8 +544,9 @@ impl Engine {
     /// Resolves position handle `hit` of answer `answer` sent to `from`.
     pub(super) fn resolve_answer(&self, from: OrgId, hit: Handle, answer: Handle) -> Option<u64> {
         let a = self.answers.get(&answer).filter(|a| a.issuer == from)?;
-        let pos = (0..a.records.len()).find(|p| position_handle(&answer, *p) == hit)?;
-        Some(a.records[pos]).filter(|r| *r != 0)
+        let pos = handle_position(&hit);
+        let record = *a.records.get(pos)?;
+        (record != 0 && position_handle(&answer, pos) == hit).then_some(record)
     }
 
     /// Issuer: checks an answer page before it is decrypted.

@@ -76,22 +76,39 @@ pub enum IdentifyStart {
 /// The handle of position `pos` of the answer from `holder` to `query`:
 /// both ends derive it, the holder resolves it to a record (for
 /// disclosure), the prober names hits by it. Unique per holder: two
-/// holders' hits of one query never collide.
+/// holders' hits of one query never collide. The position is in the
+/// handle's first four bytes, so the holder resolves a handle in constant
+/// time (never by hashing every position of its gallery on a peer's
+/// request); a position of a fresh per-query shuffle says nothing beyond
+/// the answer it names.
 pub fn query_handle(query: &Handle, holder: &OrgId, pos: usize) -> Handle {
     let mut b = query.0.to_vec();
     b.extend_from_slice(&holder.0);
     b.extend_from_slice(&(pos as u64).to_le_bytes());
-    let h = vigil_crypto::sha256(&b);
-    Handle(h[..16].try_into().expect("16 bytes"))
+    positioned(pos, &vigil_crypto::sha256(&b))
 }
 
 /// The handle of position `pos` of answer page `answer` (an id unique to
-/// its holder) to an encrypted alert.
+/// its holder) to an encrypted alert; laid out as `query_handle`.
 pub fn position_handle(query: &Handle, pos: usize) -> Handle {
     let mut b = query.0.to_vec();
     b.extend_from_slice(&(pos as u64).to_le_bytes());
-    let h = vigil_crypto::sha256(&b);
-    Handle(h[..16].try_into().expect("16 bytes"))
+    positioned(pos, &vigil_crypto::sha256(&b))
+}
+
+/// The position a handle names, if it is one of `query_handle` or
+/// `position_handle` form (the caller recomputes the handle to check it).
+pub(crate) fn handle_position(handle: &Handle) -> usize {
+    u32::from_le_bytes(handle.0[..4].try_into().expect("4 bytes")) as usize
+}
+
+/// `pos` (little-endian u32) then the first 12 bytes of `digest`. Answers
+/// have fewer than 2^32 positions (`EncryptedAnswer::check` caps them).
+fn positioned(pos: usize, digest: &[u8; 32]) -> Handle {
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(&(pos as u32).to_le_bytes());
+    h[4..].copy_from_slice(&digest[..12]);
+    Handle(h)
 }
 
 fn hex_id(id: &[u8; 16]) -> String {

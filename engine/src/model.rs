@@ -169,6 +169,16 @@ pub struct StoredDisclosure {
     pub delivered: bool,
 }
 
+impl StoredDisclosure {
+    /// Holder: whether this node saw the hit itself (it decided the match
+    /// and sent the hit notice), so the request names a real match. A hit
+    /// in an encrypted answer was decided by the requester's decryption,
+    /// which the holder cannot check: its operator is told so.
+    pub fn hit_seen_here(&self) -> bool {
+        self.query.is_none()
+    }
+}
+
 /// Counters and singletons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {

@@ -231,3 +231,42 @@ fn a_deadline_during_a_decryption_waits_for_it_and_times_out_the_rest() {
     let at = |org: OrgId| report.peers.iter().find(|p| p.peer == org).unwrap().status;
     assert_eq!((at(near), at(far)), (OutcomeStatus::Answered, OutcomeStatus::Timeout));
 }
+
+#[test]
+fn disclosure_requests_are_capped_per_query_and_handles_must_be_the_holders() {
+    use crate::disclose::MAX_DISCLOSURES_PER_HIT_SOURCE;
+    use vigil_protocol::{DisclosureRequest, Refusal, Response};
+    let mut f = fed(3);
+    let pop = Population::new(26, "vigil-synth-128", 40);
+    let (prober, holder) = (f.engines[0].org(), f.engines[1].org());
+    for p in 0..30 {
+        f.engines[1].enrol(T0, enrolment(pop.sample(p, 1))).unwrap();
+    }
+    let probe = pop.sample(6, 0);
+    let only_holder = |o: &OrgId| *o == holder;
+    let start = f.engines[0].start_query(T0, &probe, "p".into(), "b".into(), only_holder).unwrap();
+    f.engines[0].query_encrypted(start.query, &start.forms, only_holder);
+    let request = frame(&start.key, &start.request, &probe, AnswerForm::Column);
+    answer(&mut f.engines[1], T0 + 1, prober, &request);
+    let ask = |f: &mut Fed, n: u8, hit: Handle| {
+        let d = DisclosureRequest { id: Handle([n; 16]), hit, query: Some(start.query), reason: "confirm".into() };
+        let frame = encode(Tag::Request, &Request::Disclose(d), FRAME).unwrap();
+        let (response, _) = f.engines[1].on_request(T0 + 3, prober, &frame, FRAME);
+        response
+    };
+    // A handle whose position bytes were changed (its digest names
+    // position 3) does not resolve: the holder checks, it does not search.
+    let mut moved = crate::query_handle(&start.query, &holder, 3);
+    moved.0[0] = 4;
+    assert_eq!(ask(&mut f, 200, moved), Response::Refused(Refusal::UnknownHit));
+    // Every position of the answer resolves to a record (the holder cannot
+    // tell which matched), so a prober walking positions is stopped at the cap.
+    for pos in 0..MAX_DISCLOSURES_PER_HIT_SOURCE {
+        let hit = crate::query_handle(&start.query, &holder, pos);
+        assert_eq!(ask(&mut f, pos as u8, hit), Response::Ack, "position {pos}");
+    }
+    let next = crate::query_handle(&start.query, &holder, MAX_DISCLOSURES_PER_HIT_SOURCE);
+    assert_eq!(ask(&mut f, 100, next), Response::Refused(Refusal::RateLimited));
+    // The holder's operator is told these rest on the requester's decryption.
+    assert!(f.engines[1].disclosures().all(|d| !d.hit_seen_here()));
+}
