@@ -59,6 +59,7 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
         hits: vec![],
         disclosures: vec![],
         answers: vec![],
+        receipts: vec![],
         max_frame_bytes: FRAME,
         sync_bytes_per_hour: u64::MAX,
         refusals_audit_every_ms: 60_000,

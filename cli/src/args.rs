@@ -277,10 +277,21 @@ pub(crate) enum AlertCmd {
         data: DataArg,
         id: String,
     },
-    /// List alerts known to this node.
+    /// List alerts known to this node; for its own, how many members
+    /// answered, matched, refused, hold it, or are not heard from yet.
     List {
         #[command(flatten)]
         data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where each member stands with one of this node's alerts: pending,
+    /// delivered, answered (no match), hit, or refused with its reason.
+    Members {
+        #[command(flatten)]
+        data: DataArg,
+        /// The alert id (hex).
+        id: String,
         #[arg(long)]
         json: bool,
     },

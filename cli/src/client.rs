@@ -94,10 +94,14 @@ pub(crate) fn print_table<T: Serialize>(rows: &[T], json: bool, columns: &[&str]
     Ok(())
 }
 
+/// A table row: text cut to 16 characters, except in the last column,
+/// which ends the line (free text: a reason, a contact) and is kept whole.
 fn row(v: &serde_json::Value, columns: &[&str]) -> Vec<String> {
     columns
         .iter()
-        .map(|c| match &v[*c] {
+        .enumerate()
+        .map(|(i, c)| match &v[*c] {
+            serde_json::Value::String(s) if i + 1 == columns.len() => printable(s),
             serde_json::Value::String(s) => cell(s, 16),
             serde_json::Value::Null => "-".into(),
             other => printable(&other.to_string()),

@@ -15,7 +15,7 @@ use vigil_matcher::TemplateFile;
 use vigil_node::api::{self, AlertRequest, EnrolRequest};
 use vigil_node::datadir::{self, Secret};
 use vigil_node::store::AuditRecord;
-use vigil_node::views::{AlertView, RecordView};
+use vigil_node::views::{AlertView, MemberStatus, RecordView};
 use vigil_node::Status;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -118,7 +118,29 @@ fn alert(cmd: AlertCmd) -> anyhow::Result<()> {
         }
         AlertCmd::List { data, json } => {
             let alerts: Vec<AlertView> = Client::new(&data.data)?.get("/v1/alerts")?;
-            client::print_table(&alerts, json, &["id", "issuer", "category", "status", "expired", "own", "case_ref"])?;
+            if json {
+                return client::print_table(&alerts, true, &[]);
+            }
+            let rows = alerts
+                .iter()
+                .map(|a| {
+                    let mut v = serde_json::to_value(a)?;
+                    // hit/answered/refused/delivered/pending, in that order.
+                    v["members"] = a.members.as_ref().map_or(serde_json::Value::Null, |m| {
+                        format!("{}/{}/{}/{}/{}", m.hit, m.answered, m.refused, m.delivered, m.pending).into()
+                    });
+                    Ok(v)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let columns = ["id", "issuer", "category", "status", "expired", "own", "case_ref", "members"];
+            client::print_table(&rows, false, &columns)?;
+            if alerts.iter().any(|a| a.members.is_some()) {
+                println!("members: hit/answered/refused/delivered/pending (vigil alert members ID)");
+            }
+        }
+        AlertCmd::Members { data, id, json } => {
+            let members: Vec<MemberStatus> = Client::new(&data.data)?.get(&format!("/v1/alerts/{id}/members"))?;
+            client::print_table(&members, json, &["name", "member", "state", "pages", "hits", "reason"])?;
         }
     }
     Ok(())

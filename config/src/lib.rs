@@ -76,8 +76,8 @@ pub struct QueryPolicy {
 impl Default for QueryPolicy {
     fn default() -> Self {
         Self {
-            per_hour: 60,
-            per_day: 300,
+            per_hour: 20,
+            per_day: 100,
             timeout: Duration::from_secs(30),
             flag_hit_fraction: 0.001,
             max_query_bytes: 9 * 1024 * 1024,
@@ -250,6 +250,13 @@ pub struct AlertPolicy {
     /// links its issuer's log. The delay lets answers in flight arrive.
     #[serde(with = "humantime_serde")]
     pub purge_closed_after: Duration,
+    /// Encrypted alerts of one issuer this node answers in any rolling
+    /// hour, and day: each answer tells the issuer a threshold bit per
+    /// record, as a query does, so alerts have a budget of their own
+    /// (beside `queries.per_*`, not drawn from it). Beyond, the alert is
+    /// refused (the issuer is told why, signed) and retried later.
+    pub answers_per_hour: u32,
+    pub answers_per_day: u32,
 }
 
 impl AlertPolicy {
@@ -285,6 +292,8 @@ impl Default for AlertPolicy {
             max_per_issuer_per_hour: 600,
             max_per_issuer_per_minute: None,
             purge_closed_after: Duration::from_secs(24 * 3600),
+            answers_per_hour: 20,
+            answers_per_day: 100,
         }
     }
 }

@@ -230,6 +230,23 @@ pub enum AuditEvent {
         sources: Vec<RefusedSource>,
         other_refusals: u64,
     },
+    /// Issuer: a holder will not answer one of this node's encrypted
+    /// alerts, and said why (its signed refusal is kept).
+    AlertRefusedBy {
+        alert: AlertId,
+        holder: OrgId,
+        reason: String,
+    },
+    /// Holder: a member has drawn `used` answers of its daily budget of
+    /// `per_day` (`kind`: queries or encrypted alerts), the share at which
+    /// it is flagged: each answer tells it a threshold bit per record, and
+    /// a member reading gallery directions with chosen probes needs many.
+    BudgetPressure {
+        peer: OrgId,
+        kind: String,
+        used: u32,
+        per_day: u32,
+    },
 }
 
 /// Refused connections from one source address in an interval.

@@ -229,9 +229,9 @@ impl Engine {
         if self.policy.answer_protected && a.alert.body.probe.is_some() {
             return vec![];
         }
-        let not_answered = |reason: String| vec![Action::Audit(AuditEvent::AlertNotAnswered { alert, reason })];
         let Some(ex) = vigil_matcher::extractor(&enc.extractor) else {
-            return not_answered(format!("unknown extractor {:?}", enc.extractor));
+            let reason = format!("unknown extractor {:?}", enc.extractor);
+            return self.refuse_alert(now_ms, alert, issuer, reason);
         };
         if only.is_none() && self.fetching.contains_key(&alert) {
             return vec![];
@@ -263,14 +263,26 @@ impl Engine {
         // (catch-up of thousands), and acceptance already checked it.
         let probe = match RowProbe::from_bytes(&enc.row) {
             Ok(p) if p.dim == ex.dim => Arc::new(p),
-            Ok(p) => return not_answered(format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim)),
-            Err(e) => return not_answered(format!("probe refused: {e}")),
+            Ok(p) => {
+                let reason = format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim);
+                return self.refuse_alert(now_ms, alert, issuer, reason);
+            }
+            Err(e) => return self.refuse_alert(now_ms, alert, issuer, format!("probe refused: {e}")),
         };
-        // An issuer's alerts draw on the same per-peer budget as its queries:
-        // each answer tells the issuer a threshold bit per record.
+        // Each answer tells the issuer a threshold bit per record: an
+        // issuer's encrypted alerts draw on a budget of their own (its
+        // queries on another). Spent: refused, told, retried later.
+        let mut actions = Vec::new();
         if only.is_none() {
-            if let Err(reason) = self.spend_budget(now_ms, issuer) {
-                return not_answered(reason);
+            match self.spend_budget(now_ms, issuer, super::identify::Budget::Alerts) {
+                Ok(flagged) => actions.extend(flagged),
+                Err(reason) => {
+                    self.deferred.insert(alert);
+                    return self.refuse_alert(now_ms, alert, issuer, reason);
+                }
+            }
+            if self.deferred.remove(&alert) {
+                actions.extend(self.withdraw_refusal(alert, issuer));
             }
         }
         let undo = match only {
@@ -287,7 +299,8 @@ impl Engine {
         };
         if let Some(chunks) = chunks {
             self.fetching.insert(alert, Fetching { issuer, records, in_flight: true, chunks, undo });
-            return vec![Action::FetchProbe { to: issuer, alert, chunks }];
+            actions.push(Action::FetchProbe { to: issuer, alert, chunks });
+            return actions;
         }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
@@ -302,7 +315,8 @@ impl Engine {
             page_records: self.row_page_records(ex.dim),
             undo,
         };
-        vec![Action::AnswerAlert(Box::new(job))]
+        actions.push(Action::AnswerAlert(Box::new(job)));
+        actions
     }
 
     /// Holder: the issuer answered (or did not answer) our fetch of the
@@ -461,6 +475,27 @@ impl Engine {
         }
         let form = self.fetched_forms.entry((alert, chunks)).or_default().clone();
         Ok(FetchJob { alert, from, key, vector, chunks, form })
+    }
+
+    /// Holder: encrypted alerts refused for a spent budget, tried again
+    /// (on the upkeep tick); answered once the issuer's budget allows.
+    pub fn retry_deferred_alerts(&mut self, now_ms: u64) -> Vec<Action> {
+        let ids: Vec<AlertId> = self.deferred.iter().copied().collect();
+        let mut actions = Vec::new();
+        for id in ids {
+            let Some(issuer) =
+                self.alerts.get(&id).filter(|a| a.status == AlertStatus::Active).map(|a| a.alert.body.issuer)
+            else {
+                self.deferred.remove(&id);
+                continue;
+            };
+            // Checked before the gallery is looked at: most retries find
+            // the budget still spent.
+            if self.budget_left(now_ms, issuer, super::identify::Budget::Alerts).is_ok() {
+                actions.extend(self.encrypted_alert_jobs(now_ms, id, None));
+            }
+        }
+        actions
     }
 
     /// Every answer still owed after a restart (jobs lost in flight).
@@ -631,13 +666,16 @@ impl Engine {
         if let Some(ex) = self.alert_extractor(&alert) {
             self.open_queries.note_alert_answer(holder, alert, ex, positions);
         }
-        let mut actions = vec![Action::Audit(AuditEvent::AlertAnswerReceived {
-            alert,
-            answer,
-            holder,
-            positives: positives.len(),
-            positions,
-        })];
+        let mut actions = vec![
+            Action::Audit(AuditEvent::AlertAnswerReceived {
+                alert,
+                answer,
+                holder,
+                positives: positives.len(),
+                positions,
+            }),
+            self.count_answer_page(now_ms, alert, holder),
+        ];
         for p in &positives {
             let handle = position_handle(&answer, *p);
             if self.hits.contains_key(&handle) {

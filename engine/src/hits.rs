@@ -55,6 +55,7 @@ impl Engine {
                 }
                 return outcome;
             }
+            Request::AlertRefused(r) => self.on_alert_refused(now_ms, from, r),
             Request::SyncHeads(h) => self.on_sync_heads(from, h),
             Request::SyncPull(p) => self.on_sync_pull(now_ms, from, p),
             // Queries travel on their own protocol, with their own limits.
@@ -166,6 +167,9 @@ impl Engine {
         }
         if self.is_answer(&key) {
             return self.answer_response(key, response);
+        }
+        if self.receipts.contains_key(&key) {
+            return self.receipt_response(key, response);
         }
         match response {
             Response::Ack => self.disclosure_acked(key),

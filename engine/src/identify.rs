@@ -73,6 +73,17 @@ pub enum IdentifyStart {
     Answer(Response, Vec<Action>),
 }
 
+/// The share of a member's daily budget at which the holder flags it.
+pub(crate) const BUDGET_PRESSURE: f64 = 0.8;
+
+/// The answer budgets a holder keeps per member: each answer tells the
+/// member one threshold bit per record, so both are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Budget {
+    Queries,
+    Alerts,
+}
+
 /// The handle of position `pos` of the answer from `holder` to `query`:
 /// both ends derive it, the holder resolves it to a record (for
 /// disclosure), the prober names hits by it. Unique per holder: two
@@ -169,21 +180,50 @@ impl Engine {
         Some(g)
     }
 
-    /// Counts a query against `from`'s budget; `Err` names the spent window.
-    pub(super) fn spend_budget(&mut self, now_ms: u64, from: OrgId) -> Result<(), String> {
+    /// Counts an answer against `from`'s budget of that kind; `Err` names
+    /// the spent window. The answer that brings a member to
+    /// `BUDGET_PRESSURE` of its daily budget is flagged in the audit (what
+    /// a holder can see of a chosen-probe attack: it cannot read probes or
+    /// answers, but every answer is a threshold bit per record).
+    pub(super) fn spend_budget(&mut self, now_ms: u64, from: OrgId, budget: Budget) -> Result<Vec<Action>, String> {
+        self.budget_left(now_ms, from, budget)?;
+        let per_day = match budget {
+            Budget::Queries => self.queries.per_day,
+            Budget::Alerts => self.policy.answers_per_day,
+        };
+        let log = self.budgets.entry((from, budget)).or_default();
+        log.push_back(now_ms);
+        let used = log.len() as u32;
+        let mark = (per_day as f64 * BUDGET_PRESSURE).ceil().max(1.0) as u32;
+        if used != mark {
+            return Ok(vec![]);
+        }
+        let kind = match budget {
+            Budget::Queries => "queries",
+            Budget::Alerts => "encrypted alerts",
+        };
+        Ok(vec![Action::Audit(AuditEvent::BudgetPressure { peer: from, kind: kind.into(), used, per_day })])
+    }
+
+    /// Whether `from` may be answered once more now (forgetting answers a
+    /// day old); `Err` names the spent window.
+    pub(super) fn budget_left(&mut self, now_ms: u64, from: OrgId, budget: Budget) -> Result<(), String> {
         const HOUR: u64 = 3600 * 1000;
-        let log = self.budgets.entry(from).or_default();
+        let (per_hour, per_day, what) = match budget {
+            Budget::Queries => (self.queries.per_hour, self.queries.per_day, "query"),
+            Budget::Alerts => (self.policy.answers_per_hour, self.policy.answers_per_day, "encrypted alert"),
+        };
+        let log = self.budgets.entry((from, budget)).or_default();
         while log.front().is_some_and(|t| *t + 24 * HOUR <= now_ms) {
             log.pop_front();
         }
         let last_hour = log.iter().filter(|t| **t + HOUR > now_ms).count() as u32;
-        if last_hour >= self.queries.per_hour {
-            return Err(format!("query budget spent: {} per hour", self.queries.per_hour));
+        if last_hour >= per_hour {
+            return Err(format!("{what} budget spent: {per_hour} per hour"));
         }
-        if log.len() as u32 >= self.queries.per_day {
-            return Err(format!("query budget spent: {} per day", self.queries.per_day));
+        if log.len() as u32 >= per_day {
+            return Err(format!("{what} budget spent: {per_day} per day"));
         }
-        log.push_back(now_ms);
         Ok(())
     }
 
@@ -269,9 +309,10 @@ impl Engine {
                 return refuse(Refusal::Unsupported, reason, req.query);
             }
         }
-        if let Err(reason) = self.spend_budget(now_ms, from) {
-            return refuse(Refusal::BudgetExceeded, reason, req.query);
-        }
+        let mut actions = match self.spend_budget(now_ms, from, Budget::Queries) {
+            Ok(flagged) => flagged,
+            Err(reason) => return refuse(Refusal::BudgetExceeded, reason, req.query),
+        };
         let event = AuditEvent::QueryReceived {
             query: req.query,
             from,
@@ -280,7 +321,8 @@ impl Engine {
             records: gallery.records.len(),
         };
         let job = IdentifyJob { query: req.query, from, probe, gallery, threshold: extractor.score_threshold(), seed };
-        IdentifyStart::Run(Box::new(job), vec![Action::Audit(event)])
+        actions.push(Action::Audit(event));
+        IdentifyStart::Run(Box::new(job), actions)
     }
 
     /// The runtime finished a job; remember how to resolve its handles.

@@ -18,6 +18,7 @@ mod hits;
 mod identify;
 mod outbox;
 mod query;
+pub mod receipts;
 pub mod refusals;
 mod retention;
 mod sync;
@@ -221,7 +222,17 @@ pub struct Engine {
     prober: Option<Arc<vigil_matcher::encrypted::ProberKey>>,
     /// Encrypted-matching layouts per extractor, rebuilt after enrolment.
     layouts: HashMap<String, Arc<identify::EncryptedGallery>>,
-    budgets: HashMap<OrgId, std::collections::VecDeque<u64>>,
+    /// Answers given per (peer, budget): queries and encrypted alerts
+    /// draw on separate budgets (`queries.per_*`, `alerts.answers_per_*`).
+    budgets: HashMap<(OrgId, identify::Budget), std::collections::VecDeque<u64>>,
+    /// Refusals told and answer pages counted, per (alert, member).
+    receipts: HashMap<vigil_protocol::Handle, crate::model::StoredReceipt>,
+    /// Issuer: how far each peer holds this node's own alert log (from
+    /// catch-up heads; in memory, renewed at every catch-up).
+    peer_heads: HashMap<OrgId, u64>,
+    /// Holder: encrypted alerts refused for a spent budget, retried by
+    /// `retry_deferred_alerts` once the budget allows.
+    deferred: HashSet<AlertId>,
     answered: std::collections::VecDeque<identify::AnsweredQuery>,
     disclosures: BTreeMap<vigil_protocol::Handle, crate::model::StoredDisclosure>,
     /// Holder: answer pages to encrypted alerts, by answer id.
@@ -272,6 +283,7 @@ pub struct EngineInit {
     pub hits: Vec<StoredHit>,
     pub disclosures: Vec<crate::model::StoredDisclosure>,
     pub answers: Vec<crate::model::StoredAnswer>,
+    pub receipts: Vec<crate::model::StoredReceipt>,
     /// Largest request frame (`network.max_frame_bytes`).
     pub max_frame_bytes: usize,
     /// Catch-up bytes served to one peer per hour (`network.sync_bytes_per_hour`).
@@ -328,6 +340,9 @@ impl Engine {
             prober: None,
             layouts: HashMap::new(),
             budgets: HashMap::new(),
+            receipts: HashMap::new(),
+            peer_heads: HashMap::new(),
+            deferred: HashSet::new(),
             answered: Default::default(),
             disclosures: BTreeMap::new(),
             answers: HashMap::new(),
@@ -354,6 +369,9 @@ impl Engine {
             let key = vigil_matcher::encrypted::ProberKey::from_bytes(k)
                 .map_err(|source| EngineError::StoredKey { which: "retired", source })?;
             e.retired.push(Arc::new(key));
+        }
+        for r in init.receipts {
+            e.receipts.insert(crate::model::receipt_key(&r.alert, &r.member), r);
         }
         for d in init.disclosures {
             e.disclosures.insert(d.id, d);

@@ -179,6 +179,31 @@ impl StoredDisclosure {
     }
 }
 
+/// What one member said about one encrypted alert, kept at both ends: at
+/// the issuer, the answer pages it decrypted from that holder and the
+/// holder's signed refusal; at the holder, the refusal it owes the issuer
+/// (an outbox message until acknowledged). Keyed by `receipt_key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReceipt {
+    pub alert: AlertId,
+    /// The other end: the holder (at the issuer), the issuer (at the holder).
+    pub member: OrgId,
+    /// Issuer: answer pages decrypted from this holder for this alert.
+    pub pages: u32,
+    /// The holder's signed word that it will not answer, and why.
+    pub refusal: Option<vigil_protocol::SignedAlertRefusal>,
+    pub at_ms: u64,
+    /// Holder: whether the issuer acknowledged the refusal.
+    pub delivered: bool,
+}
+
+/// The store key of the receipt for `alert` and `member`.
+pub fn receipt_key(alert: &AlertId, member: &OrgId) -> Handle {
+    let mut b = alert.0.to_vec();
+    b.extend_from_slice(&member.0);
+    Handle(vigil_crypto::sha256(&b)[..16].try_into().expect("16 bytes"))
+}
+
 /// Counters and singletons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -208,6 +233,9 @@ pub enum StoreOp {
     DeleteHit(Handle),
     /// A holder's answer page to an alert that was purged.
     DeleteAnswer(Handle),
+    PutReceipt(Box<StoredReceipt>),
+    /// The receipt (by `receipt_key`) of an alert that was purged.
+    DeleteReceipt(Handle),
 }
 
 #[cfg(test)]

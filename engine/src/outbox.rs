@@ -1,5 +1,5 @@
 //! Store-and-forward: messages that wait for a peer (hit notices, encrypted
-//! answer pages, disclosure messages) are durable in the store until the
+//! answer pages, disclosure messages, alert refusals) are durable in the store until the
 //! peer acknowledges them; this is their retry schedule (exponential
 //! backoff with jitter, reset when the peer reconnects) and their expiry.
 //! Plain state: it takes `now` and returns decisions.
@@ -101,7 +101,7 @@ impl Engine {
             let d = &self.disclosures[&key];
             (to, key, d.decided_at_ms.unwrap_or(d.requested_at_ms))
         });
-        hits.chain(answers).chain(disclosures).collect()
+        hits.chain(answers).chain(disclosures).chain(self.undelivered_receipts()).collect()
     }
 
     /// The request of outbox entry `key` (a hit notice is signed afresh).
@@ -113,6 +113,9 @@ impl Engine {
         if let Some(a) = self.answers.get(key).filter(|a| !a.delivered) {
             let body = a.body.clone();
             return Some(Request::AlertAnswer(vigil_protocol::AlertAnswer { alert: a.alert, answer: a.id, body }));
+        }
+        if let Some(r) = self.receipt_request(key) {
+            return Some(r);
         }
         self.undelivered_disclosures().into_iter().find(|(_, _, k)| k == key).map(|(_, r, _)| r)
     }
@@ -135,6 +138,8 @@ impl Engine {
             } else if let Some(d) = self.disclosures.get_mut(&key) {
                 d.delivered = true;
                 actions.push(Action::Store(StoreOp::PutDisclosure(Box::new(d.clone()))));
+            } else if let Some(a) = self.expire_receipt(&key) {
+                actions.push(a);
             }
             actions.push(Action::Audit(AuditEvent::OutboxExpired { key, peer }));
         }

@@ -94,6 +94,14 @@ impl Engine {
         }
         for alert in purged.keys() {
             self.answered_alerts.forget(alert);
+            self.deferred.remove(alert);
+        }
+        // What members said about them (refusals, page counts).
+        let receipts: Vec<Handle> =
+            self.receipts.iter().filter(|(_, r)| purged.contains_key(&r.alert)).map(|(k, _)| *k).collect();
+        for key in receipts {
+            self.receipts.remove(&key);
+            actions.push(Action::Store(StoreOp::DeleteReceipt(key)));
         }
         let mut events: Vec<(AlertId, (&str, usize))> = purged.into_iter().collect();
         events.sort_by_key(|(id, _)| id.0);

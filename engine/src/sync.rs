@@ -231,6 +231,7 @@ impl Engine {
     /// A peer sent its state: answer with ours (and our roster, if theirs
     /// is older), and pull the logs it has more of.
     pub(super) fn on_sync_heads(&mut self, from: OrgId, theirs: SyncState) -> (Response, Vec<Action>) {
+        self.note_peer_heads(from, &theirs.heads);
         let mut actions = self.plan_pulls(from, &theirs.heads);
         // Its roster is newer: ask back, and its answer will carry it.
         if theirs.roster_version > self.roster_version() {
@@ -325,6 +326,7 @@ impl Engine {
     pub(super) fn on_sync_response(&mut self, now_ms: u64, ctx: SyncCtx, response: &Response) -> Vec<Action> {
         match (ctx, response) {
             (SyncCtx::Heads { peer }, Response::Heads(theirs)) => {
+                self.note_peer_heads(peer, &theirs.heads);
                 let mut actions = match theirs.roster.clone() {
                     Some(r) => self.roster_from_peer(now_ms, peer, r),
                     None => vec![],

@@ -70,6 +70,7 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
                 hits: vec![],
                 disclosures: vec![],
                 answers: vec![],
+                receipts: vec![],
                 max_frame_bytes: FRAME,
                 sync_bytes_per_hour: 4 << 30,
                 refusals_audit_every_ms: 60_000,

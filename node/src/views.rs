@@ -4,6 +4,7 @@
 use crate::now_ms;
 use serde::{Deserialize, Serialize};
 use vigil_engine::model::{AlertStatus, StoredAlert, StoredRecord};
+pub use vigil_engine::receipts::{MemberState, MemberStatus};
 use vigil_protocol::{AlertId, Category, OrgId};
 
 /// An alert as shown to operators.
@@ -22,6 +23,35 @@ pub struct AlertView {
     pub expired: bool,
     pub own: bool,
     pub case_ref: Option<String>,
+    /// Own alerts: how many members stand where (`vigil alert members`
+    /// lists them one by one).
+    pub members: Option<MemberCounts>,
+}
+
+/// Members per state for one of this node's alerts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCounts {
+    pub pending: usize,
+    pub delivered: usize,
+    pub answered: usize,
+    pub hit: usize,
+    pub refused: usize,
+}
+
+impl MemberCounts {
+    pub fn of(members: &[MemberStatus]) -> Self {
+        let mut c = MemberCounts::default();
+        for m in members {
+            *match m.state {
+                MemberState::Pending => &mut c.pending,
+                MemberState::Delivered => &mut c.delivered,
+                MemberState::Answered => &mut c.answered,
+                MemberState::Hit => &mut c.hit,
+                MemberState::Refused => &mut c.refused,
+            } += 1;
+        }
+        c
+    }
 }
 
 impl From<&StoredAlert> for AlertView {
@@ -38,6 +68,7 @@ impl From<&StoredAlert> for AlertView {
             expired: a.alert.body.expires_at_ms <= now_ms(),
             own: a.case_ref.is_some(),
             case_ref: a.case_ref.clone(),
+            members: None,
         }
     }
 }

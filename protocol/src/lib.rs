@@ -11,10 +11,10 @@ mod roster;
 pub use codec::{decode, encode, tag_of, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
-    AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, Category, DisclosureAnswer, DisclosureRequest,
+    AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, AlertRefusal, Category, DisclosureAnswer, DisclosureRequest,
     EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality,
-    ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedHitNotice, SignedWithdrawal,
-    SyncPull, SyncState, Withdrawal,
+    ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedAlertRefusal,
+    SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 
@@ -53,4 +53,5 @@ pub mod domain {
     pub const HIT: &[u8] = b"vigil/v1/hit";
     pub const ROSTER: &[u8] = b"vigil/v1/roster";
     pub const AUDIT: &[u8] = b"vigil/v1/audit";
+    pub const ALERT_REFUSAL: &[u8] = b"vigil/v1/alert-refusal";
 }

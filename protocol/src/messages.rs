@@ -148,6 +148,25 @@ pub struct SignedHitNotice {
     pub signature: Sig,
 }
 
+/// A holder's word to an alert's issuer that it will not answer the
+/// encrypted alert (budget spent, another extractor or dimension, an
+/// unreadable probe), and why: without it, an unanswered alert would look
+/// like "no match". The issuer keeps it, signed, as the holder's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRefusal {
+    pub alert: AlertId,
+    pub holder: OrgId,
+    /// 1..=256 bytes.
+    pub reason: String,
+    pub refused_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAlertRefusal {
+    pub body: AlertRefusal,
+    pub signature: Sig,
+}
+
 /// An identification query: "is this person known to you?", with an
 /// encrypted probe (an `EncryptedProbe`, tag 7, as bytes) only the prober
 /// can read the answer to.
@@ -274,6 +293,8 @@ pub enum Request {
     SyncPull(SyncPull),
     /// A split row-form probe of an alert (on `/vigil/identify/1`).
     FetchSplit(FetchSplit),
+    /// A holder will not answer an encrypted alert (on `/vigil/req/1`).
+    AlertRefused(SignedAlertRefusal),
 }
 
 /// What a node holds, for catch-up: its roster version, the heads of its
@@ -378,6 +399,12 @@ impl IdentifyRequest {
 }
 
 impl DisclosureRequest {
+    pub fn validate(&self) -> Result<(), WireError> {
+        text("reason", &self.reason)
+    }
+}
+
+impl AlertRefusal {
     pub fn validate(&self) -> Result<(), WireError> {
         text("reason", &self.reason)
     }

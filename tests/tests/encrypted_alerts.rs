@@ -189,3 +189,51 @@ async fn a_mid_sized_gallery_fetches_a_split_probe_over_the_identify_protocol() 
     assert_eq!(positions, 320);
     fed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_over_its_alert_budget_tells_the_issuer_and_the_issuer_shows_it() {
+    use vigil_node::views::MemberState;
+    // The police unit answers one encrypted alert per issuer and hour.
+    let opts = FederationOptions {
+        tweak: Box::new(|i, cfg| {
+            if i == 1 {
+                cfg.alerts.answers_per_hour = 1;
+            }
+        }),
+        ..Default::default()
+    };
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Metro Police", OrgKind::Police)];
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let (ngo, police) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
+    let pop = Population::new(18, "vigil-synth-128", 20);
+    for p in 10..15 {
+        enrol(police, &pop, p, 1).await;
+    }
+    let mut alerts = Vec::new();
+    for p in [1, 2] {
+        let a = ngo.publish_alert(pop.sample(p, 0), Category::Missing, format!("SN-{p}"), now_ms() + DAY).await;
+        alerts.push(a.unwrap());
+    }
+    // The second is refused, and the issuer hears why, signed, over the wire.
+    let refused = wait_audit(ngo, |e| matches!(e, AuditEvent::AlertRefusedBy { .. })).await.expect("no refusal");
+    let AuditEvent::AlertRefusedBy { alert, holder, reason } = refused else { unreachable!() };
+    assert_eq!((alert, holder), (alerts[1], police.org));
+    assert_eq!(reason, "encrypted alert budget spent: 1 per hour");
+    let state = |members: Vec<vigil_node::views::MemberStatus>| members[0].clone();
+    let answered = wait_for(PATIENCE, || async {
+        let m = state(ngo.alert_members(alerts[0]).await.unwrap());
+        (m.state == MemberState::Answered).then_some(m)
+    })
+    .await
+    .expect("the first alert shows as answered with no match");
+    assert!(answered.pages >= 1 && answered.hits == 0);
+    let refused = state(ngo.alert_members(alerts[1]).await.unwrap());
+    assert_eq!((refused.state, refused.name.as_str()), (MemberState::Refused, "Metro Police"));
+    assert_eq!(refused.reason.as_deref(), Some("encrypted alert budget spent: 1 per hour"));
+    // The list shows the counts; the holder has no such view of another's alert.
+    let listed = ngo.alerts().await.unwrap();
+    let counts = listed.iter().find(|a| a.id == alerts[1]).and_then(|a| a.members.clone()).unwrap();
+    assert_eq!((counts.refused, counts.answered, counts.pending), (1, 0, 0));
+    assert!(police.alert_members(alerts[1]).await.is_err());
+}

@@ -195,26 +195,88 @@ fn bad_answers_are_refused_and_rotation_keeps_old_alerts_readable() {
 }
 
 #[test]
-fn issuer_budgets_bound_encrypted_alert_answers() {
-    let mut f = fed_with(3, AlertForm::Encrypted);
+fn alert_budgets_are_their_own_and_a_refusing_holder_tells_the_issuer_why() {
+    use crate::identify::Budget;
+    use crate::receipts::MemberState;
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    f.engines[1].policy.answers_per_hour = 2;
+    f.engines[1].policy.answers_per_day = 3;
     f.engines[1].queries.per_hour = 2;
     let pop = Population::new(9, "vigil-synth-128", 10);
-    let issuer = f.engines[0].org();
+    let (issuer, holder, quiet) = (f.engines[0].org(), f.engines[1].org(), f.engines[2].org());
     f.engines[1].enrol(T0, enrolment(pop.sample(1, 1))).unwrap();
-    let mut answered = 0;
+    let (mut answered, mut alerts, mut refusals) = (Vec::new(), Vec::new(), Vec::new());
     for p in 0..3 {
-        let (_, actions) = f.engines[0]
-            .publish_alert(T0 + p, &pop.sample(p as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E)
+        let (alert, actions) = f.engines[0]
+            .publish_alert(T0 + p, &pop.sample(p as usize + 2, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E)
             .unwrap();
-        let (v, actions) = f.engines[1].on_gossip(T0 + p + 1, issuer, &published(&actions), GOSSIP_E);
+        alerts.push(alert);
+        let bytes = published(&actions);
+        let (v, actions) = f.engines[1].on_gossip(T0 + p + 1, issuer, &bytes, GOSSIP_E);
         assert_eq!(v, Verdict::Accept, "the alert is still stored and forwarded");
-        answered += jobs(&actions).len();
-        if p == 2 {
-            assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertNotAnswered { reason, .. })
-                if reason.contains("budget"))));
+        answered.extend(jobs(&actions));
+        refusals.extend(sends(&actions).into_iter().filter(|(_, r, _)| matches!(r, Request::AlertRefused(_))));
+        assert_eq!(f.engines[2].on_gossip(T0 + p + 1, issuer, &bytes, GOSSIP_E).0, Verdict::Accept);
+    }
+    assert_eq!(answered.len(), 2, "the third alert within the hour is not answered");
+    // The alert budget is not the query budget: queries are still answered.
+    assert!(f.engines[1].budget_left(T0 + 5, issuer, Budget::Queries).is_ok());
+    // The holder tells the issuer why, signed, once (and keeps it in its outbox).
+    assert_eq!(refusals.len(), 1);
+    let (to, refusal, key) = refusals.remove(0);
+    assert_eq!(to, issuer);
+    assert!(f.engines[1].outbox().iter().any(|(_, _, k, _)| *k == key));
+    let Request::AlertRefused(signed) = &refusal else { unreachable!() };
+    assert_eq!(signed.body.alert, alerts[2]);
+    // A forged refusal (another member's signature) costs its sender a strike.
+    let mut forged = signed.clone();
+    forged.body.reason = "not answering".into();
+    let frame = encode(Tag::Request, &Request::AlertRefused(forged), FRAME).unwrap();
+    let (r, actions) = f.engines[0].on_request(T0 + 6, holder, &frame, FRAME);
+    assert_eq!(r, Response::Refused(Refusal::BadSignature));
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::PeerPenalised { .. }))));
+    // The real one is stored and audited at the issuer, and acknowledged.
+    let frame = encode(Tag::Request, &refusal, FRAME).unwrap();
+    let (r, actions) = f.engines[0].on_request(T0 + 6, holder, &frame, FRAME);
+    assert_eq!(r, Response::Ack);
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertRefusedBy { .. }))));
+    f.engines[1].on_response(T0 + 7, key, &Response::Ack);
+    assert!(!f.engines[1].outbox().iter().any(|(_, _, k, _)| *k == key), "delivered: not resent");
+    // Answers reach the issuer for the first two alerts.
+    for job in &answered {
+        for (_, request, _) in answer(&mut f.engines[1], job) {
+            let frame = encode(Tag::Request, &request, FRAME).unwrap();
+            assert_eq!(f.engines[0].on_request(T0 + 8, holder, &frame, FRAME).0, Response::Ack);
         }
     }
-    assert_eq!(answered, 2, "the third alert within the hour is not answered");
+    // The quiet member holds the alerts (its catch-up heads say so).
+    let sync = sends(&f.engines[2].sync_start(issuer));
+    let frame = encode(Tag::Request, &sync[0].1, FRAME).unwrap();
+    f.engines[0].on_request(T0 + 9, quiet, &frame, FRAME);
+    let state = |f: &Fed, alert: &AlertId, org: OrgId| {
+        let members = f.engines[0].alert_members(alert).unwrap();
+        members.into_iter().find(|m| m.member == org).unwrap()
+    };
+    assert_eq!(state(&f, &alerts[0], holder).state, MemberState::Answered);
+    let refused = state(&f, &alerts[2], holder);
+    assert_eq!(refused.state, MemberState::Refused);
+    assert_eq!(refused.reason.as_deref(), Some("encrypted alert budget spent: 2 per hour"));
+    assert_eq!(state(&f, &alerts[2], quiet).state, MemberState::Delivered);
+    assert!(f.engines[1].alert_members(&alerts[2]).is_err(), "only the issuer has this view");
+    // An hour later the holder answers the refused alert after all.
+    assert!(f.engines[1].retry_deferred_alerts(T0 + 100).is_empty(), "still spent");
+    let actions = f.engines[1].retry_deferred_alerts(T0 + 3600 * 1000 + 10);
+    let late = jobs(&actions);
+    assert_eq!(late.len(), 1);
+    // That answer brings the issuer to 80 % of its daily budget: flagged.
+    assert!(actions.iter().any(|a| matches!(a, Action::Audit(AuditEvent::BudgetPressure { used: 3, per_day: 3, .. }))));
+    assert!(actions.iter().any(|a| matches!(a, Action::Store(StoreOp::DeleteReceipt(_)))));
+    for (_, request, _) in answer(&mut f.engines[1], &late[0]) {
+        let frame = encode(Tag::Request, &request, FRAME).unwrap();
+        assert_eq!(f.engines[0].on_request(T0 + 3600 * 1000 + 20, holder, &frame, FRAME).0, Response::Ack);
+    }
+    assert_eq!(state(&f, &alerts[2], holder).state, MemberState::Answered);
+    assert!(f.engines[1].retry_deferred_alerts(T0 + 2 * 3600 * 1000).is_empty(), "answered once");
 }
 
 #[test]

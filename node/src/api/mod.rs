@@ -239,6 +239,11 @@ async fn withdraw(State(s): State<ApiState>, Path(id): Path<String>) -> Result<i
     Ok(Json(Created { id: id.to_hex() }))
 }
 
+async fn alert_members(State(s): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, Failure> {
+    let id = AlertId::from_hex(&id).map_err(|e| bad(format!("alert id: {e}")))?;
+    Ok(Json(s.node.alert_members(id).await?))
+}
+
 async fn hits(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.hits().await?))
 }
@@ -328,6 +333,7 @@ pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Route
         .route("/v1/backup", post(backup))
         .route("/v1/alerts", get(alerts).post(publish))
         .route("/v1/alerts/{id}/withdraw", post(withdraw))
+        .route("/v1/alerts/{id}/members", get(alert_members))
         .route("/v1/hits", get(hits))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/audit/export", get(audit_export))

@@ -28,9 +28,20 @@ impl Runtime {
                 let _ = reply.send(self.apply_roster(now, *roster));
             }
             Command::Alerts(reply) => {
-                let mut v: Vec<AlertView> = self.engine.alerts().map(AlertView::from).collect();
+                let mut v: Vec<AlertView> = self
+                    .engine
+                    .alerts()
+                    .map(|a| {
+                        let mut view = AlertView::from(a);
+                        view.members = self.engine.alert_members(&a.id).ok().map(|m| MemberCounts::of(&m));
+                        view
+                    })
+                    .collect();
                 v.sort_by_key(|a| (a.created_at_ms, a.seq));
                 let _ = reply.send(Ok(v));
+            }
+            Command::AlertMembers(id, reply) => {
+                let _ = reply.send(self.engine.alert_members(&id).map_err(NodeError::from));
             }
             Command::Erase { record, reason, reply } => {
                 let r = self.engine.erase(record, &reason).map(|a| ((), a));

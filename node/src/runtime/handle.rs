@@ -19,6 +19,7 @@ pub(super) enum Command {
     Withdraw(AlertId, Reply<()>),
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
     Alerts(Reply<Vec<AlertView>>),
+    AlertMembers(AlertId, Reply<Vec<MemberStatus>>),
     Records(Reply<Vec<RecordView>>),
     Erase {
         record: u64,
@@ -102,6 +103,10 @@ impl NodeHandle {
     }
     pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
         self.ask(Command::Alerts).await
+    }
+    /// Where each member stands with one of this node's alerts.
+    pub async fn alert_members(&self, id: AlertId) -> Result<Vec<MemberStatus>, NodeError> {
+        self.ask(|tx| Command::AlertMembers(id, tx)).await
     }
     /// Erases a record (right to erasure): gone from memory, from every
     /// reference, and from the files (the store is compacted).

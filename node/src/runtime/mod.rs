@@ -23,7 +23,7 @@ pub use heavy::low_priority_pool;
 use crate::net::{self, Behaviour, BehaviourEvent, ALERT_TOPIC};
 use crate::now_ms;
 use crate::store::{AuditError, AuditRecord, Store, StoreError};
-use crate::views::{AlertView, RecordView, Status};
+use crate::views::{AlertView, MemberCounts, MemberStatus, RecordView, Status};
 use futures::StreamExt;
 use libp2p::{gossipsub, request_response, swarm::SwarmEvent, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
@@ -247,6 +247,7 @@ fn open_engine(
         hits: store.hits()?,
         disclosures: store.disclosures()?,
         answers: store.answers()?,
+        receipts: store.receipts()?,
         max_frame_bytes: config.network.max_frame_bytes,
         sync_bytes_per_hour: config.network.sync_bytes_per_hour,
         refusals_audit_every_ms: config.network.refusals_audit_interval.as_millis() as u64,
@@ -377,6 +378,9 @@ impl Runtime {
                     // Heals anything gossip missed, without waiting for a reconnection.
                     if let Err(e) = self.sync_with_connected() {
                         tracing::error!(org = %self.name, "periodic catch-up failed: {e}");
+                    }
+                    if let Err(e) = self.retry_deferred_alerts() {
+                        tracing::error!(org = %self.name, "retrying refused alerts failed: {e}");
                     }
                 }
                 _ = retention.tick() => {

@@ -54,6 +54,13 @@ impl Runtime {
         self.apply_with(actions, true)
     }
 
+    /// Answers encrypted alerts refused for a spent budget, where the
+    /// issuer's budget allows again.
+    pub(super) fn retry_deferred_alerts(&mut self) -> Result<(), NodeError> {
+        let actions = self.engine.retry_deferred_alerts(now_ms());
+        self.apply(actions)
+    }
+
     /// Catches up again with connected peers whose catch-up failed.
     pub(super) fn retry_sync(&mut self) -> Result<(), NodeError> {
         for p in self.engine.take_sync_retries() {

@@ -11,7 +11,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use vigil_crypto::{SealError, SealKey};
 use vigil_engine::audit::AuditEvent;
-use vigil_engine::model::{Meta, StoreOp, StoredAlert, StoredAnswer, StoredDisclosure, StoredHit, StoredRecord};
+use vigil_engine::model::{
+    receipt_key, Meta, StoreOp, StoredAlert, StoredAnswer, StoredDisclosure, StoredHit, StoredReceipt, StoredRecord,
+};
 use vigil_protocol::{decode, encode, Tag, WireError};
 
 /// Largest sealed value the store writes or reads.
@@ -48,6 +50,7 @@ const HITS: &str = "hits";
 const META: &str = "meta";
 const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
+const RECEIPTS: &str = "receipts";
 
 #[derive(Debug)]
 pub struct Store {
@@ -209,10 +212,17 @@ impl Store {
                     self.db.open_tree(ANSWERS)?.remove(h.0)?;
                     continue;
                 }
+                StoreOp::DeleteReceipt(h) => {
+                    self.db.open_tree(RECEIPTS)?.remove(h.0)?;
+                    continue;
+                }
                 _ => {}
             }
             let (tree, key, value) = match op {
-                StoreOp::DeleteRecord(_) | StoreOp::DeleteHit(_) | StoreOp::DeleteAnswer(_) => {
+                StoreOp::DeleteRecord(_)
+                | StoreOp::DeleteHit(_)
+                | StoreOp::DeleteAnswer(_)
+                | StoreOp::DeleteReceipt(_) => {
                     unreachable!("handled above")
                 }
                 StoreOp::PutRecord(r) => {
@@ -223,6 +233,10 @@ impl Store {
                 StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
                 StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
                 StoreOp::PutAnswer(a) => (ANSWERS, a.id.0.to_vec(), self.seal(ANSWERS, &a.id.0, a)?),
+                StoreOp::PutReceipt(r) => {
+                    let key = receipt_key(&r.alert, &r.member);
+                    (RECEIPTS, key.0.to_vec(), self.seal(RECEIPTS, &key.0, r)?)
+                }
             };
             self.db.open_tree(tree)?.insert(key, value)?;
         }
@@ -243,6 +257,9 @@ impl Store {
     }
     pub fn answers(&self) -> Result<Vec<StoredAnswer>, StoreError> {
         self.all(ANSWERS)
+    }
+    pub fn receipts(&self) -> Result<Vec<StoredReceipt>, StoreError> {
+        self.all(RECEIPTS)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
         match self.db.open_tree(META)?.get(b"meta")? {
