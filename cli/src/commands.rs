@@ -369,10 +369,27 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
         node.listen,
         token_path.display()
     );
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    stop_signal().await?;
     println!("Shutting down ...");
     let _ = stop_tx.send(());
     node.shutdown().await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C, or SIGTERM (what service managers send to stop a
+/// service): both stop the node the same way, with its final flush.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     Ok(())
 }
 

@@ -145,3 +145,37 @@ fn acknowledged_writes_survive_repeated_sigkill() {
         assert_eq!(get(&path(dir), "/v1/audit/verify")["ok"], true, "{b}");
     }
 }
+
+#[test]
+fn sigterm_stops_the_node_cleanly_with_its_final_flush() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = federation(tmp.path(), &[("Metro Police", "police")]);
+    let dir = &dirs[0];
+    let mut daemon = serve(Path::new(dir));
+    let (base, token) = api(dir);
+    let pop = Population::new(4, "vigil-synth-128", 4);
+    let body = serde_json::json!({
+        "template": pop.sample_file(1, 1), "category": "found", "case_ref": "T-1", "consent": "intake form",
+        "retain_until": "2099-01-01",
+    });
+    assert!(post(&base, &token, "/v1/records", body).is_some(), "enrolment acknowledged");
+    // What a service manager does to stop a service.
+    let killed = std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "vigil serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A clean exit (0), not death by the signal (no exit code).
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    drop(daemon);
+    // It starts again with its record and a verifying audit chain.
+    let _again = serve(Path::new(dir));
+    let records = get(dir, "/v1/records");
+    assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
+    assert!(ok(&["audit", "verify", "--data", dir]).contains("OK"));
+}
