@@ -1,7 +1,7 @@
 //! `vigil bench catchup`: a member that missed `alerts` alerts from `orgs`
 //! issuers catches up from another member. Real engines, real signatures,
 //! chain checks and encoding, every durable write applied to a real sealed
-//! sled store; the two engines exchange the frames directly (no sockets),
+//! redb store; the two engines exchange the frames directly (no sockets),
 //! so the figure is the node's own cost, not loopback TCP's.
 
 use serde::Serialize;
@@ -118,7 +118,7 @@ pub fn run(orgs: usize, alerts: usize, form: AlertForm) -> anyhow::Result<Catchu
 
     // The member that was offline: a fresh engine over a real sealed store.
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("db"), SealKey::random(), me_id.clone())?;
+    let store = Store::open(&vigil_node::store::db_path(dir.path()), SealKey::random(), me_id.clone())?;
     let mut me = engine(me_id, &anchor, &roster, form)?;
     let t = Instant::now();
     let (mut pulled, mut sent, mut pages) = (0, 0, 0);

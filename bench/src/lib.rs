@@ -1,7 +1,9 @@
 //! `vigil bench`: whole-path figures printed as JSON, each comparison made
 //! side by side in one run (these machines are shared and noisy): `match`
 //! puts the plaintext scan beside the encrypted matcher on one gallery,
-//! `catchup` times a member catching up on missed alerts.
+//! `catchup` times a member catching up on missed alerts, `store` puts
+//! the storage engine kept beside the one compared.
 
 pub mod catchup;
 pub mod matching;
+pub mod store;

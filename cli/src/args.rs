@@ -245,6 +245,17 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Storage engines side by side: acknowledged writes, commit latency,
+    /// start time over RECORDS sealed records, disk size, damaged files.
+    Store {
+        /// Acknowledged writes timed one by one (then as many in batches of 8).
+        #[arg(long, default_value_t = 2_000)]
+        writes: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_form(s: &str) -> Result<vigil_config::AlertForm, String> {

@@ -202,7 +202,7 @@ fn backup(dir: &Path, out: &Path, key_file: Option<&Path>) -> anyhow::Result<()>
         Err(ClientError::Unreachable { .. }) => {
             let secret = Secret::obtain(key_file, false)?;
             let opened = datadir::open(dir, &secret)?;
-            let store = vigil_node::store::Store::open(&dir.join("db"), opened.key, opened.identity)?;
+            let store = vigil_node::store::Store::open(&vigil_node::store::db_path(dir), opened.key, opened.identity)?;
             vigil_node::backup::write(&store, &out)?
         }
         Err(e) => return Err(e.into()),
@@ -244,6 +244,9 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Catchup { orgs, alerts, form, json } => {
             (serde_json::to_value(vigil_bench::catchup::run(orgs, alerts, form)?)?, json)
+        }
+        BenchCmd::Store { writes, records, json } => {
+            (serde_json::to_value(vigil_bench::store::run(writes, records)?)?, json)
         }
     };
     if json {

@@ -160,7 +160,7 @@ impl Demo {
             self.enrol(POLICE, p, 1, Category::Victim, format!("MP-{p}")).await?;
         }
         self.n.say(format!(
-            "Enrolled {GALLERY_RECORDS} synthetic records (Eastgate 41, Metro Police 60); templates sealed in sled, never sent."
+            "Enrolled {GALLERY_RECORDS} synthetic records (Eastgate 41, Metro Police 60); templates sealed at rest, never sent."
         ));
         Ok(holder)
     }

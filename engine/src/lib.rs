@@ -2,9 +2,9 @@
 //! Each method takes `now_ms` and an input (an operator command, a
 //! decoded-or-not message from a peer) and returns a decision plus
 //! `Action`s: durable writes, audit entries, gossip to publish, notices to
-//! send, peers to block. The node's runtime (libp2p + sled) applies them in
+//! send, peers to block. The node's runtime (libp2p + redb) applies them in
 //! order; drills and tests drive the same engine with a clock of their own.
-//! This crate has no tokio, libp2p or sled dependency, and Cargo keeps it so.
+//! This crate has no tokio, libp2p, sled or redb dependency, and Cargo keeps it so.
 
 pub mod audit;
 pub mod model;

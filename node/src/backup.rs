@@ -4,9 +4,11 @@
 //!
 //! File: `VGBAK1` · keyring length (u32 LE) · `keyring.json` (salt and KDF
 //! cost, no secret) · the sealed bundle (XChaCha20-Poly1305, associated
-//! data `vigil/backup/v1`): the data directory's files and every sled tree.
-//! The node's actor makes the snapshot between two events, so it is
-//! consistent; the sled values inside stay sealed as they are on disk.
+//! data `vigil/backup/v1`): the data directory's files and every table of
+//! the database (backups made when the store was sled restore the same
+//! way: one collection per sled tree). The snapshot is one read
+//! transaction, so it is consistent; the values inside stay sealed as they
+//! are on disk. A damaged directory is refused (the store does not open).
 
 use crate::datadir::{self, DataDirError, Secret};
 use crate::store::Store;
@@ -28,8 +30,8 @@ const FILES: &[&str] = &["keyring.json", "identity.sealed", "vigil.toml", "org.j
 pub enum BackupError {
     #[error(transparent)]
     DataDir(#[from] DataDirError),
-    #[error("database: {0}")]
-    Db(#[from] sled::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{0} is not a Vigil backup (bad magic or truncated header)")]
     NotABackup(String),
     #[error("{0} is larger than {MAX_BACKUP_BYTES} bytes")]
@@ -66,6 +68,10 @@ pub fn named(data: &Path, name: &str) -> Result<std::path::PathBuf, BackupError>
     Ok(dir.join(name))
 }
 
+/// The kind of every collection: sled called its trees so, and backups
+/// made with sled restore unchanged.
+const TABLE_KIND: &[u8] = b"tree";
+
 #[derive(Serialize, Deserialize)]
 struct Collection {
     kind: ByteBuf,
@@ -89,8 +95,7 @@ pub fn write(store: &Store, out: &Path) -> Result<u64, BackupError> {
         return Err(BackupError::OutExists(shown()));
     }
     let dir = store.dir();
-    let (key, db) = store.parts();
-    db.flush()?;
+    let (key, tables) = store.export()?;
     let mut files = Vec::new();
     for name in FILES {
         let p = dir.join(name);
@@ -98,13 +103,12 @@ pub fn write(store: &Store, out: &Path) -> Result<u64, BackupError> {
             files.push((name.to_string(), ByteBuf::from(std::fs::read(&p).map_err(datadir::io(&p))?)));
         }
     }
-    let db = db
-        .export()
+    let db = tables
         .into_iter()
-        .map(|(kind, name, rows)| Collection {
-            kind: ByteBuf::from(kind.to_vec()),
-            name: ByteBuf::from(name.to_vec()),
-            rows: rows.map(|row| row.into_iter().map(ByteBuf::from).collect()).collect(),
+        .map(|(name, rows)| Collection {
+            kind: ByteBuf::from(TABLE_KIND.to_vec()),
+            name: ByteBuf::from(name.into_bytes()),
+            rows: rows.into_iter().map(|(k, v)| vec![ByteBuf::from(k), ByteBuf::from(v)]).collect(),
         })
         .collect();
     let bundle = Bundle { created_at_ms: crate::now_ms(), files, db };
@@ -159,21 +163,23 @@ pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, Backup
         }
         datadir::write_private(&dir.join(name), data)?;
     }
-    let db = sled::open(dir.join("db"))?;
-    let mut entries = 0;
-    let export = bundle
-        .db
-        .into_iter()
-        .map(|c| {
-            entries += c.rows.len();
-            let rows: Vec<Vec<Vec<u8>>> =
-                c.rows.into_iter().map(|r| r.into_iter().map(ByteBuf::into_vec).collect()).collect();
-            (c.kind.into_vec(), c.name.into_vec(), rows.into_iter())
-        })
-        .collect();
-    db.import(export);
-    db.flush()?;
-    drop(db);
+    let mut tables = Vec::new();
+    for c in bundle.db {
+        if c.kind.as_slice() != TABLE_KIND {
+            return Err(BackupError::Malformed(format!("a collection of kind {:?}", String::from_utf8_lossy(&c.kind))));
+        }
+        let name = String::from_utf8(c.name.into_vec()).map_err(|_| BackupError::Malformed("a table name".into()))?;
+        let rows = c
+            .rows
+            .into_iter()
+            .map(|r| match <[ByteBuf; 2]>::try_from(r) {
+                Ok([k, v]) => Ok((k.into_vec(), v.into_vec())),
+                Err(r) => Err(BackupError::Malformed(format!("a row of {} cells in {name}", r.len()))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tables.push((name, rows));
+    }
+    let entries = Store::import(&crate::store::db_path(dir), tables)?;
     let ring =
         bundle.files.iter().find(|(n, _)| n == "keyring.json").map(|(_, d)| d.to_vec()).unwrap_or(ring_bytes.to_vec());
     datadir::write_private(&dir.join("keyring.json"), &ring)?;

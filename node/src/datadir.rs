@@ -1,7 +1,8 @@
 //! A node's data directory: `vigil.toml` (config), `keyring.json` (how the
 //! data key is derived; no secret), `identity.sealed` (the org's ed25519
 //! seed, sealed), `api.token` (the local API's bearer token, mode 0600),
-//! `org.json` (public facts for the stewards' roster) and `db/` (sled).
+//! `org.json` (public facts for the stewards' roster) and `vigil.redb` (the
+//! sealed database).
 
 use crate::net;
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), DataDirE
 }
 
 /// Makes `dir` and everything below it its owner's only (directories
-/// 0700, files 0600): sled creates its files 0644.
+/// 0700, files 0600): the database engine creates its files 0644.
 pub(crate) fn make_private(dir: &Path) -> Result<(), DataDirError> {
     #[cfg(unix)]
     {

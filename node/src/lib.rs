@@ -1,4 +1,4 @@
-//! The Vigil node: libp2p networking (`net`), sealed sled storage
+//! The Vigil node: libp2p networking (`net`), sealed redb storage
 //! (`store`), the actor that joins them to the engine (`runtime`), the
 //! local HTTP API (`api`), the data directory (`datadir`), backups and
 //! metrics. Decisions are the engine's (`vigil-engine`); the command line

@@ -1,5 +1,5 @@
 //! Small drills as tests: real nodes over the in-memory transport, real
-//! sled directories, real TFHE. Each asserts the report's invariants and
+//! database files, real TFHE. Each asserts the report's invariants and
 //! outcomes: a partition that heals, a crash and an outage, every malicious
 //! behaviour, determinism of a seed, and the committed scenario files.
 

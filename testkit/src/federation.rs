@@ -1,5 +1,5 @@
 //! A local federation in one process: stewards, a signed roster and several
-//! real nodes (own data directory, sealed sled store, libp2p over loopback
+//! real nodes (own data directory, sealed redb store, libp2p over loopback
 //! TCP or the in-memory transport). Used by `vigil demo`, the drills and the
 //! end-to-end tests; it wires real components together and replaces none.
 
@@ -56,7 +56,7 @@ impl std::fmt::Debug for LocalNode {
 }
 
 impl LocalNode {
-    /// The unlocked data directory (only while the node is stopped: sled
+    /// The unlocked data directory (only while the node is stopped: the database
     /// allows one opener).
     pub fn open(&self) -> Result<Opened, datadir::DataDirError> {
         datadir::open(&self.dir, &self.secret)

@@ -75,7 +75,7 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
 
     // The real restore: same identity, same state, and it keeps working.
     restore(&out, &fresh, &secret).unwrap();
-    // Its owner's only: the directory 0700, every file 0600 (sled made
+    // Its owner's only: the directory 0700, every file 0600 (the engine made
     // its files 0644 in a 0755 directory).
     let mut stack = vec![fresh.clone()];
     while let Some(d) = stack.pop() {

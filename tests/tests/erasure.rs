@@ -1,4 +1,4 @@
-//! Right to erasure with real nodes and real sled files: an erased record
+//! Right to erasure with real nodes and real database files: an erased record
 //! is gone from the node, from every reference (its hit handle no longer
 //! resolves for disclosure), from the audit-listed records, and its sealed
 //! bytes are gone from the files on disk; another record's are still there.
@@ -10,12 +10,9 @@ use vigil_node::now_ms;
 use vigil_protocol::{Category, OrgKind};
 use vigil_testkit::*;
 
-/// The sealed value of record `id`, read from the stopped node's sled files.
+/// The sealed value of record `id`, read from the stopped node's file.
 fn sealed_record(dir: &std::path::Path, id: u64) -> Vec<u8> {
-    let db = sled::open(dir.join("db")).unwrap();
-    let v = db.open_tree("records").unwrap().get(id.to_be_bytes()).unwrap().expect("record present").to_vec();
-    drop(db);
-    v
+    sealed_value(dir, "records", &id.to_be_bytes())
 }
 
 fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
@@ -86,9 +83,10 @@ async fn an_erased_record_is_gone_from_the_node_its_references_and_its_files() {
 
 /// The sealed value at `key` of `tree`, read from the stopped node's files.
 fn sealed_value(dir: &std::path::Path, tree: &str, key: &[u8]) -> Vec<u8> {
-    let db = sled::open(dir.join("db")).unwrap();
-    let v = db.open_tree(tree).unwrap().get(key).unwrap().expect("value present").to_vec();
-    drop(db);
+    let db = redb::Database::open(vigil_node::store::db_path(dir)).unwrap();
+    let read = db.begin_read().unwrap();
+    let t = read.open_table(redb::TableDefinition::<&[u8], &[u8]>::new(tree)).unwrap();
+    let v = t.get(key).unwrap().expect("value present").value().to_vec();
     v
 }
 

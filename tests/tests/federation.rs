@@ -1,4 +1,4 @@
-//! End-to-end tests with real nodes: libp2p over loopback TCP, sealed sled
+//! End-to-end tests with real nodes: libp2p over loopback TCP, sealed redb
 //! stores on disk, the real roster, matchers and audit log.
 
 use std::time::Duration;

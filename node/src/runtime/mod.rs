@@ -91,7 +91,7 @@ impl From<&crate::datadir::Opened> for NodeOptions {
     fn from(o: &crate::datadir::Opened) -> Self {
         NodeOptions {
             config: o.config.clone(),
-            db_path: o.dir.join("db"),
+            db_path: crate::store::db_path(&o.dir),
             seal_key: o.key.clone(),
             identity: o.identity.clone(),
             seed: None,
@@ -368,6 +368,9 @@ impl Runtime {
                     }
                 }
                 _ = tick.tick() => {
+                    if let Err(e) = self.store.flush_if_dirty() {
+                        tracing::error!(org = %self.name, "periodic flush failed: {e}");
+                    }
                     self.redial(true);
                     self.resend_hits();
                     if let Err(e) = self.retry_sync() {
@@ -419,7 +422,7 @@ impl Runtime {
     }
 
     fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.store.audit(now_ms(), event).map(|_| ())
+        self.store.audit(now_ms(), event)
     }
 
     /// Applies actions in order. Writes and audit entries are gathered and
@@ -430,8 +433,8 @@ impl Runtime {
     }
 
     /// As `apply`; with `lazy`, the writes after the last action that
-    /// leaves the node are not flushed now (sled's periodic flush or the
-    /// next commit makes them durable). Only for gossip and peers'
+    /// leaves the node are not flushed now (the next durable commit, or
+    /// the flush on the redial tick, makes them durable). Only for gossip and peers'
     /// responses: receiving an alert or a response acknowledges nothing,
     /// and catch-up or the outbox repeats what a crash loses. Answer jobs are local: spawned after the writes, and their
     /// results go through `apply` (and a flush) before they are sent.

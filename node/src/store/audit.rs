@@ -4,6 +4,7 @@
 //! is caught too. Events name ids and peers, never case details.
 
 use super::{aad_of, StoreError};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use vigil_crypto::{sha256, Identity, SealKey};
@@ -73,17 +74,18 @@ pub fn verify_chain(records: &[AuditRecord], org: &OrgId) -> Result<(), AuditErr
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Head {
+pub(super) struct Head {
     seq: u64,
     hash: [u8; 32],
 }
 
-#[derive(Clone)]
+/// The chain's head, and how entries are sealed and signed. Entries live
+/// in the `audit` table of the store's database, written inside the
+/// store's transactions (with the state change they record).
 pub(super) struct AuditLog {
-    tree: sled::Tree,
     key: SealKey,
     signer: Arc<Identity>,
-    head: Arc<Mutex<Head>>,
+    head: Mutex<Head>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -92,12 +94,22 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+fn table() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(AUDIT)
+}
+
 impl AuditLog {
-    pub(super) fn open(db: &sled::Db, key: SealKey, signer: Arc<Identity>) -> Result<Self, StoreError> {
-        let tree = db.open_tree(AUDIT)?;
-        let log = Self { tree, key, signer, head: Default::default() };
-        if let Some(v) = log.tree.get(HEAD)? {
-            *log.head.lock().expect("audit head lock") = log.open_value(HEAD, &v)?;
+    pub(super) fn open(db: &redb::Database, key: SealKey, signer: Arc<Identity>) -> Result<Self, StoreError> {
+        let log = Self { key, signer, head: Default::default() };
+        let read = db.begin_read()?;
+        match read.open_table(table()) {
+            Ok(t) => {
+                if let Some(v) = t.get(HEAD)? {
+                    *log.head.lock().expect("audit head lock") = log.open_value(HEAD, v.value())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(log)
     }
@@ -120,39 +132,21 @@ impl AuditLog {
         Ok(self.key.seal(&aad_of(AUDIT, k), &bytes))
     }
 
-    pub(super) fn append(&self, at_ms: u64, event: AuditEvent) -> Result<AuditEntry, StoreError> {
-        let mut head = self.head.lock().expect("audit head lock");
-        let entry = AuditEntry { seq: head.seq + 1, at_ms, event, prev: head.hash };
-        let hash = hash_entry(&entry);
-        let signature =
-            vigil_crypto::sign_body(&self.signer, domain::AUDIT, &hash).expect("a 32-byte hash always encodes");
-        let record = AuditRecord { entry: entry.clone(), hash, signature };
-        let key = entry.seq.to_be_bytes();
-        let new_head = Head { seq: entry.seq, hash };
-        let mut batch = sled::Batch::default();
-        batch.insert(&key, self.seal_value(&key, &record)?);
-        batch.insert(HEAD, self.seal_value(HEAD, &new_head)?);
-        self.tree.apply_batch(batch)?;
-        self.tree.flush()?;
-        *head = new_head;
-        Ok(entry)
-    }
-
-    /// Appends several entries in one batch with one flush (a page of
-    /// catch-up, say); durable before it returns.
-    pub(super) fn append_many(&self, at_ms: u64, events: Vec<AuditEvent>) -> Result<(), StoreError> {
-        self.append_many_with(at_ms, events, true)
-    }
-
-    /// As `append_many`; `flush: false` leaves durability to the next
-    /// flush (sled's own, within its flush interval, or the next commit).
-    pub(super) fn append_many_with(&self, at_ms: u64, events: Vec<AuditEvent>, flush: bool) -> Result<(), StoreError> {
+    /// Writes `events` as the next entries (and the new head) into `txn`;
+    /// returns the head to `advance` to once `txn` committed (a failed
+    /// commit leaves the chain as it was).
+    pub(super) fn append_into(
+        &self,
+        txn: &redb::WriteTransaction,
+        at_ms: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Option<Head>, StoreError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut head = self.head.lock().expect("audit head lock");
-        let mut new_head = Head { seq: head.seq, hash: head.hash };
-        let mut batch = sled::Batch::default();
+        let head = *self.head.lock().expect("audit head lock");
+        let mut new_head = head;
+        let mut t = txn.open_table(table())?;
         for event in events {
             let entry = AuditEntry { seq: new_head.seq + 1, at_ms, event, prev: new_head.hash };
             let hash = hash_entry(&entry);
@@ -160,30 +154,38 @@ impl AuditLog {
                 vigil_crypto::sign_body(&self.signer, domain::AUDIT, &hash).expect("a 32-byte hash always encodes");
             let key = entry.seq.to_be_bytes();
             new_head = Head { seq: entry.seq, hash };
-            batch.insert(&key, self.seal_value(&key, &AuditRecord { entry, hash, signature })?);
+            t.insert(key.as_slice(), self.seal_value(&key, &AuditRecord { entry, hash, signature })?.as_slice())?;
         }
-        batch.insert(HEAD, self.seal_value(HEAD, &new_head)?);
-        self.tree.apply_batch(batch)?;
-        if flush {
-            self.tree.flush()?;
-        }
-        *head = new_head;
-        Ok(())
+        t.insert(HEAD, self.seal_value(HEAD, &new_head)?.as_slice())?;
+        Ok(Some(new_head))
     }
 
-    pub(super) fn entries(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.tree
-            .iter()
-            .filter(|kv| kv.as_ref().map(|(k, _)| k.len() == 8).unwrap_or(true))
-            .map(|kv| {
-                let (k, v) = kv?;
-                self.open_value(&k, &v)
-            })
-            .collect()
+    /// The commit holding `append_into`'s entries succeeded.
+    pub(super) fn advance(&self, head: Option<Head>) {
+        if let Some(h) = head {
+            *self.head.lock().expect("audit head lock") = h;
+        }
     }
 
-    pub(super) fn verify(&self) -> Result<usize, AuditError> {
-        let records = self.entries().map_err(|e| AuditError::Unreadable { index: 0, msg: e.to_string() })?;
+    pub(super) fn entries(&self, db: &redb::Database) -> Result<Vec<AuditRecord>, StoreError> {
+        let read = db.begin_read()?;
+        let t = match read.open_table(table()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for kv in t.iter()? {
+            let (k, v) = kv?;
+            if k.value().len() == 8 {
+                out.push(self.open_value(k.value(), v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn verify(&self, db: &redb::Database) -> Result<usize, AuditError> {
+        let records = self.entries(db).map_err(|e| AuditError::Unreadable { index: 0, msg: e.to_string() })?;
         verify_chain(&records, &self.signer.org_id())?;
         let head = *self.head.lock().expect("audit head lock");
         let found = records.last().map(|r| r.entry.seq).unwrap_or(0);
@@ -198,31 +200,64 @@ impl AuditLog {
 mod tests {
     use super::*;
 
-    fn log() -> (tempfile::TempDir, sled::Db, AuditLog, SealKey) {
+    struct Log {
+        _dir: tempfile::TempDir,
+        db: redb::Database,
+        log: AuditLog,
+        key: SealKey,
+    }
+
+    fn append(l: &Log, at_ms: u64, events: Vec<AuditEvent>) {
+        let txn = l.db.begin_write().unwrap();
+        let head = l.log.append_into(&txn, at_ms, events).unwrap();
+        txn.commit().unwrap();
+        l.log.advance(head);
+    }
+
+    fn log() -> Log {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
         let key = SealKey::random();
         let log = AuditLog::open(&db, key.clone(), Arc::new(Identity::generate())).unwrap();
+        let l = Log { _dir: dir, db, log, key };
         for i in 0..5 {
-            log.append(i, AuditEvent::PeerBlocked { peer: format!("p{i}") }).unwrap();
+            append(&l, i, vec![AuditEvent::PeerBlocked { peer: format!("p{i}") }]);
         }
-        (dir, db, log, key)
+        l
+    }
+
+    fn raw(l: &Log, f: impl FnOnce(&mut redb::Table<&'static [u8], &'static [u8]>)) {
+        let txn = l.db.begin_write().unwrap();
+        f(&mut txn.open_table(table()).unwrap());
+        txn.commit().unwrap();
     }
 
     #[test]
     fn intact_chain_verifies_and_survives_reopen() {
-        let (_d, db, log, key) = log();
-        assert_eq!(log.verify().unwrap(), 5);
-        let again = AuditLog::open(&db, key, log.signer.clone()).unwrap();
-        again.append(9, AuditEvent::PeerBlocked { peer: "x".into() }).unwrap();
-        assert_eq!(again.verify().unwrap(), 6);
+        let l = log();
+        assert_eq!(l.log.verify(&l.db).unwrap(), 5);
+        let again = AuditLog::open(&l.db, l.key.clone(), l.log.signer.clone()).unwrap();
+        let l = Log { log: again, ..l };
+        append(&l, 9, vec![AuditEvent::PeerBlocked { peer: "x".into() }]);
+        assert_eq!(l.log.verify(&l.db).unwrap(), 6);
+    }
+
+    #[test]
+    fn a_commit_that_fails_leaves_the_chain_as_it_was() {
+        let l = log();
+        let txn = l.db.begin_write().unwrap();
+        let head = l.log.append_into(&txn, 7, vec![AuditEvent::PeerBlocked { peer: "lost".into() }]).unwrap();
+        assert!(head.is_some());
+        drop(txn); // aborted: never advanced
+        append(&l, 8, vec![AuditEvent::PeerBlocked { peer: "next".into() }]);
+        assert_eq!(l.log.verify(&l.db).unwrap(), 6);
     }
 
     #[test]
     fn edited_removed_reordered_and_truncated_entries_fail() {
-        let (_d, _db, log, _key) = log();
-        let recs = log.entries().unwrap();
-        let org = log.signer.org_id();
+        let l = log();
+        let recs = l.log.entries(&l.db).unwrap();
+        let org = l.log.signer.org_id();
 
         let mut edited = recs.clone();
         edited[2].entry.event = AuditEvent::PeerBlocked { peer: "mallory".into() };
@@ -243,17 +278,21 @@ mod tests {
         assert!(verify_chain(&recs, &Identity::generate().org_id()).is_err());
 
         // Truncation in the store: remove the last entry, keep the head.
-        log.tree.remove(5u64.to_be_bytes()).unwrap();
-        assert_eq!(log.verify(), Err(AuditError::Head { expected: 5, found: 4 }));
+        raw(&l, |t| {
+            t.remove(5u64.to_be_bytes().as_slice()).unwrap();
+        });
+        assert_eq!(l.log.verify(&l.db), Err(AuditError::Head { expected: 5, found: 4 }));
     }
 
     #[test]
     fn swapped_sealed_values_do_not_open() {
-        let (_d, _db, log, _key) = log();
-        let a = log.tree.get(1u64.to_be_bytes()).unwrap().unwrap();
-        let b = log.tree.get(2u64.to_be_bytes()).unwrap().unwrap();
-        log.tree.insert(1u64.to_be_bytes(), b).unwrap();
-        log.tree.insert(2u64.to_be_bytes(), a).unwrap();
-        assert!(matches!(log.verify(), Err(AuditError::Unreadable { .. })));
+        let l = log();
+        raw(&l, |t| {
+            let a = t.get(1u64.to_be_bytes().as_slice()).unwrap().unwrap().value().to_vec();
+            let b = t.get(2u64.to_be_bytes().as_slice()).unwrap().unwrap().value().to_vec();
+            t.insert(1u64.to_be_bytes().as_slice(), b.as_slice()).unwrap();
+            t.insert(2u64.to_be_bytes().as_slice(), a.as_slice()).unwrap();
+        });
+        assert!(matches!(l.log.verify(&l.db), Err(AuditError::Unreadable { .. })));
     }
 }

@@ -1,14 +1,19 @@
-//! Durable node state in sled. Every value is sealed (XChaCha20-Poly1305
-//! under the data key, bound to its tree and key as associated data), so no
-//! template, probe or case detail lands on disk in the clear. Keys are
-//! opaque ids. Every batch is flushed before it is acknowledged.
+//! Durable node state in redb (one file, `vigil.redb`): every value is
+//! sealed (XChaCha20-Poly1305 under the data key, bound to its table and
+//! key as associated data), so no template, probe or case detail lands on
+//! disk in the clear. Keys are opaque ids. Every acknowledged commit is one
+//! transaction, fsynced before it returns; a damaged file is refused at
+//! open (`files`). Why redb and not sled: README, "Storage".
 
 mod audit;
+mod files;
 
 pub use audit::{verify_chain, AuditEntry, AuditError, AuditRecord};
 
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_crypto::{SealError, SealKey};
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{
@@ -18,12 +23,26 @@ use vigil_protocol::{decode, encode, Tag, WireError};
 
 /// Largest sealed value the store writes or reads.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// The database file in a data directory.
+pub const DB_FILE: &str = "vigil.redb";
+
+/// The database file of data directory `dir`.
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sled(#[from] sled::Error),
+    Db(#[from] redb::Error),
+    /// The file is damaged: the node does not start on it.
+    #[error(
+        "the database {path} is damaged ({detail}); the node does not start on it. Restore a good backup \
+         into a new directory (vigil restore --from FILE --data NEWDIR): {backup}. Keep this directory for \
+         inspection."
+    )]
+    Damaged { path: String, detail: String, backup: String },
     #[error("stored value {tree}/{key} does not open ({source}); wrong key or tampered data")]
     Seal {
         tree: &'static str,
@@ -44,6 +63,17 @@ pub enum StoreError {
     Io(String, #[source] std::io::Error),
 }
 
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
 const RECORDS: &str = "records";
 const ALERTS: &str = "alerts";
 const HITS: &str = "hits";
@@ -52,74 +82,97 @@ const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
 const RECEIPTS: &str = "receipts";
 
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// One table's rows, for backups: (table name, [(key, sealed value)]).
+pub type Collection = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 #[derive(Debug)]
 pub struct Store {
-    db: sled::Db,
+    db: redb::Database,
     key: SealKey,
     audit: audit::AuditLog,
-    path: std::path::PathBuf,
+    path: PathBuf,
     signer: std::sync::Arc<vigil_crypto::Identity>,
+    /// Commits made without waiting for the disk since the last durable one.
+    dirty: AtomicBool,
 }
 
 impl Store {
-    /// Opens (or creates) the sled database at `path`, sealed under `key`.
-    /// The audit log is signed with `signer`.
+    /// Opens (or creates) the database file at `path`, sealed under `key`;
+    /// the audit log is signed with `signer`. A damaged file is refused
+    /// (`StoreError::Damaged`); a sled directory from before is migrated
+    /// first; a compaction a crash interrupted is done again.
     pub fn open(path: &Path, key: SealKey, signer: std::sync::Arc<vigil_crypto::Identity>) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
-        let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
-        Ok(Self { db, key, audit, path: path.to_path_buf(), signer })
+        if let Some(n) = files::migrate_from_sled(path)? {
+            tracing::info!("migrated {n} stored values from sled to {}", path.display());
+        }
+        let (db, interrupted) = files::open(path)?;
+        let store = Self::with(db, key, path.to_path_buf(), signer)?;
+        if !interrupted {
+            return Ok(store);
+        }
+        tracing::warn!("a compaction was interrupted; compacting {} again", path.display());
+        match store.compact()? {
+            (store, None) => Ok(store),
+            (_, Some(e)) => Err(e),
+        }
     }
 
-    /// Rewrites the database into a fresh directory and swaps it in, so
-    /// that removed values (erased records) are gone from the files, not
-    /// only unreachable: sled keeps old versions in its log segments until
-    /// it reuses them. Takes as long as copying the live data. Always hands
-    /// back a usable store: the compacted one, or (with the error) the
-    /// original, reopened, if a step failed.
+    fn with(
+        db: redb::Database,
+        key: SealKey,
+        path: PathBuf,
+        signer: std::sync::Arc<vigil_crypto::Identity>,
+    ) -> Result<Self, StoreError> {
+        let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
+        Ok(Self { db, key, audit, path, signer, dirty: AtomicBool::new(false) })
+    }
+
+    /// Rewrites the database into a fresh file and renames it over the old
+    /// one, so that removed values (erased records) are gone from the
+    /// files, not only unreachable (freed pages keep their bytes until
+    /// reused). Takes as long as copying the live data. Crash-safe: a start
+    /// after a crash at any step finds the old file or the new one whole,
+    /// discards the other, and compacts again. Always hands back a usable
+    /// store: the compacted one, or (with the error) the original.
     pub fn compact(self) -> Result<(Store, Option<StoreError>), StoreError> {
-        let fresh = self.path.with_extension("compact");
-        let old = self.path.with_extension("old");
-        let io = |p: &Path| {
-            let p = p.display().to_string();
-            move |e| StoreError::Io(p, e)
-        };
-        let copy = || -> Result<(), StoreError> {
-            for p in [&fresh, &old] {
-                if p.exists() {
-                    std::fs::remove_dir_all(p).map_err(io(p))?;
-                }
-            }
-            self.db.flush()?;
-            let new = sled::Config::new().path(&fresh).mode(sled::Mode::HighThroughput).open()?;
-            new.import(self.db.export());
-            new.flush()?;
-            Ok(())
-        };
-        if let Err(e) = copy() {
-            return Ok((self, Some(e)));
-        }
-        let Store { db, key, audit, path, signer } = self;
+        self.compact_inner(
+            #[cfg(test)]
+            None,
+        )
+    }
+
+    /// As `compact`, stopping (as a crash would) after `step`.
+    #[cfg(test)]
+    pub(crate) fn compact_crashing(self, step: files::CompactStep) -> Result<(), StoreError> {
+        self.compact_inner(Some(step)).map(|_| ())
+    }
+
+    fn compact_inner(
+        self,
+        #[cfg(test)] stop: Option<files::CompactStep>,
+    ) -> Result<(Store, Option<StoreError>), StoreError> {
+        let Store { db, key, audit, path, signer, dirty: _ } = self;
         drop(audit);
-        drop(db);
-        if let Err(e) = std::fs::rename(&path, &old).map_err(io(&path)) {
-            return Ok((Store::open(&path, key, signer)?, Some(e)));
+        let done = files::compact(
+            db,
+            &path,
+            #[cfg(test)]
+            stop,
+        );
+        match done {
+            Ok(()) => Ok((Store::open(&path, key, signer)?, None)),
+            Err((Some(db), e)) => Ok((Store::with(db, key, path, signer)?, Some(e))),
+            Err((None, e)) => Ok((Store::open(&path, key, signer)?, Some(e))),
         }
-        if let Err(e) = std::fs::rename(&fresh, &path).map_err(io(&fresh)) {
-            std::fs::rename(&old, &path).map_err(io(&old))?;
-            return Ok((Store::open(&path, key, signer)?, Some(e)));
-        }
-        let removed = std::fs::remove_dir_all(&old).map_err(io(&old)).err();
-        Ok((Store::open(&path, key, signer)?, removed))
     }
 
     /// The data directory this store lives in.
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
-    }
-
-    /// The data key and the database, for a backup (`crate::backup`).
-    pub(crate) fn parts(&self) -> (&SealKey, &sled::Db) {
-        (&self.key, &self.db)
     }
 
     /// Opens the store at this one's path again (after a failed compaction).
@@ -130,9 +183,41 @@ impl Store {
     /// A throw-away in-memory store that stands in while this one is
     /// rewritten (nothing is written to it: the runtime is busy compacting).
     pub fn placeholder(&self) -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        let audit = audit::AuditLog::open(&db, self.key.clone(), self.signer.clone())?;
-        Ok(Self { db, key: self.key.clone(), audit, path: self.path.clone(), signer: self.signer.clone() })
+        let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::with(db, self.key.clone(), self.path.clone(), self.signer.clone())
+    }
+
+    /// Every table's rows, sealed as stored, from one consistent snapshot
+    /// (for a backup), and the data key they are sealed under.
+    pub(crate) fn export(&self) -> Result<(&SealKey, Vec<Collection>), StoreError> {
+        let read = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for handle in read.list_tables()? {
+            let t = read.open_table(table(handle.name()))?;
+            let rows = t
+                .iter()?
+                .map(|kv| kv.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((handle.name().to_string(), rows));
+        }
+        Ok((&self.key, out))
+    }
+
+    /// Writes `collections` (a backup's tables) into a new database file
+    /// at `path`, in one durable transaction. Returns the values written.
+    pub(crate) fn import(path: &Path, collections: Vec<Collection>) -> Result<usize, StoreError> {
+        let db = redb::Database::create(path)?;
+        let write = db.begin_write()?;
+        let mut n = 0;
+        for (name, rows) in collections {
+            let mut t = write.open_table(table(&name))?;
+            for (k, v) in rows {
+                t.insert(k.as_slice(), v.as_slice())?;
+                n += 1;
+            }
+        }
+        write.commit()?;
+        Ok(n)
     }
 
     fn seal<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
@@ -159,72 +244,76 @@ impl Store {
     }
 
     fn all<T: DeserializeOwned + Serialize>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
-        let t = self.db.open_tree(tree)?;
-        t.iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                self.unseal(tree, &k, &v)
-            })
-            .collect()
+        let read = self.db.begin_read()?;
+        let t = match read.open_table(table(tree)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for kv in t.iter()? {
+            let (k, v) = kv?;
+            out.push(self.unseal(tree, k.value(), v.value())?);
+        }
+        Ok(out)
     }
 
-    /// Applies `ops` and flushes them to disk before returning.
+    /// Applies `ops` in one transaction, durable before it returns.
     pub fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
-        self.write(ops)?;
-        self.db.flush()?;
+        self.transact(true, ops, 0, Vec::new())
+    }
+
+    /// Applies `ops` and appends `audits` in one transaction, durable
+    /// before it returns.
+    pub fn commit(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.transact(true, ops, at_ms, audits)
+    }
+
+    /// Applies `ops` and appends `audits` without waiting for the disk:
+    /// for state nobody was promised (an alert received by gossip, which
+    /// catch-up restores if it is lost). The next durable commit, or
+    /// `flush_if_dirty` on the runtime's tick, makes it durable.
+    pub fn commit_unflushed(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.transact(false, ops, at_ms, audits)
+    }
+
+    fn transact(&self, durable: bool, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
+        if ops.is_empty() && audits.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None);
+        }
+        self.write(&txn, ops)?;
+        let head = self.audit.append_into(&txn, at_ms, audits)?;
+        txn.commit()?;
+        self.audit.advance(head);
+        self.dirty.store(!durable, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Applies `ops`, then appends `audits`, with one flush for both:
-    /// everything is durable when it returns.
-    pub fn commit(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
-        if audits.is_empty() {
-            return self.apply(ops);
-        }
-        self.write(ops)?;
-        self.audit.append_many(at_ms, audits)
-    }
-
-    /// Applies `ops` and appends `audits` without waiting for them to be
-    /// durable: for state nobody was promised (an alert received by
-    /// gossip, which catch-up restores if it is lost). The next flushing
-    /// commit, or sled's periodic flush, makes it durable.
-    pub fn commit_unflushed(&self, ops: &[StoreOp], at_ms: u64, audits: Vec<AuditEvent>) -> Result<(), StoreError> {
-        self.write(ops)?;
-        self.audit.append_many_with(at_ms, audits, false)
-    }
-
-    fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+    fn write(&self, txn: &redb::WriteTransaction, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
-            match op {
-                StoreOp::DeleteRecord(id) => {
-                    self.db.open_tree(RECORDS)?.remove(id.to_be_bytes())?;
-                    continue;
-                }
-                StoreOp::DeleteHit(h) => {
-                    self.db.open_tree(HITS)?.remove(h.0)?;
-                    continue;
-                }
-                StoreOp::DeleteAnswer(h) => {
-                    self.db.open_tree(ANSWERS)?.remove(h.0)?;
-                    continue;
-                }
-                StoreOp::DeleteReceipt(h) => {
-                    self.db.open_tree(RECEIPTS)?.remove(h.0)?;
-                    continue;
-                }
-                _ => {}
+            let removed = match op {
+                StoreOp::DeleteRecord(id) => Some((RECORDS, id.to_be_bytes().to_vec())),
+                StoreOp::DeleteHit(h) => Some((HITS, h.0.to_vec())),
+                StoreOp::DeleteAnswer(h) => Some((ANSWERS, h.0.to_vec())),
+                StoreOp::DeleteReceipt(h) => Some((RECEIPTS, h.0.to_vec())),
+                _ => None,
+            };
+            if let Some((tree, key)) = removed {
+                txn.open_table(table(tree))?.remove(key.as_slice())?;
+                continue;
             }
             let (tree, key, value) = match op {
                 StoreOp::DeleteRecord(_)
                 | StoreOp::DeleteHit(_)
                 | StoreOp::DeleteAnswer(_)
-                | StoreOp::DeleteReceipt(_) => {
-                    unreachable!("handled above")
-                }
+                | StoreOp::DeleteReceipt(_) => unreachable!("handled above"),
                 StoreOp::PutRecord(r) => {
                     (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
                 }
@@ -238,7 +327,7 @@ impl Store {
                     (RECEIPTS, key.0.to_vec(), self.seal(RECEIPTS, &key.0, r)?)
                 }
             };
-            self.db.open_tree(tree)?.insert(key, value)?;
+            txn.open_table(table(tree))?.insert(key.as_slice(), value.as_slice())?;
         }
         Ok(())
     }
@@ -262,28 +351,45 @@ impl Store {
         self.all(RECEIPTS)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
-        match self.db.open_tree(META)?.get(b"meta")? {
-            Some(v) => self.unseal(META, b"meta", &v),
+        let read = self.db.begin_read()?;
+        let t = match read.open_table(table(META)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Meta { next_record: 1, ..Meta::default() }),
+            Err(e) => return Err(e.into()),
+        };
+        match t.get(b"meta".as_slice())? {
+            Some(v) => self.unseal(META, b"meta", v.value()),
             None => Ok(Meta { next_record: 1, ..Meta::default() }),
         }
     }
 
     /// Appends an audit entry (durable before it returns).
-    pub fn audit(&self, at_ms: u64, event: AuditEvent) -> Result<AuditEntry, StoreError> {
-        self.audit.append(at_ms, event)
+    pub fn audit(&self, at_ms: u64, event: AuditEvent) -> Result<(), StoreError> {
+        self.commit(&[], at_ms, vec![event])
     }
 
     pub fn audit_entries(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.audit.entries()
+        self.audit.entries(&self.db)
     }
 
     pub fn audit_verify(&self) -> Result<usize, AuditError> {
-        self.audit.verify()
+        self.audit.verify(&self.db)
     }
 
-    /// Flushes everything (on shutdown).
+    /// Makes every commit so far durable (on shutdown, and on the
+    /// runtime's tick after commits that did not wait for the disk).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let txn = self.db.begin_write()?;
+        txn.commit()?;
+        self.dirty.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `flush`, if a commit since the last durable one did not wait.
+    pub fn flush_if_dirty(&self) -> Result<(), StoreError> {
+        if self.dirty.load(Ordering::Relaxed) {
+            self.flush()?;
+        }
         Ok(())
     }
 }
@@ -295,3 +401,6 @@ pub(crate) fn aad_of(tree: &str, key: &[u8]) -> Vec<u8> {
     a.extend_from_slice(key);
     a
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,341 @@
+//! `vigil bench store`: the storage engine kept (sled 0.34) beside the one
+//! compared (redb 2), on the same work and the same sealed values as the
+//! node writes: acknowledged writes per second and commit latency (one
+//! durable commit per write, and per batch of 8 as group commit does),
+//! start time over a large gallery (open, read and open every sealed
+//! value), bytes on disk, and what each engine makes of a damaged file
+//! (flipped bytes, a flipped 64-byte run, the file cut in half).
+
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vigil_crypto::SealKey;
+
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// The size of a sealed d = 128 record (template, case facts, seal).
+const VALUE_BYTES: usize = 700;
+
+#[derive(Debug, Serialize)]
+pub struct StoreBench {
+    pub acked_writes: usize,
+    pub records: usize,
+    pub engines: Vec<EngineFigures>,
+    /// redb over sled, per figure (below 1: redb smaller or faster).
+    pub ratios: Ratios,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EngineFigures {
+    pub engine: &'static str,
+    /// How a commit reaches the disk with this engine.
+    pub commit: &'static str,
+    pub writes_per_s: f64,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    /// Eight values per durable commit (what one group commit carries).
+    pub batched_writes_per_s: f64,
+    pub start_ms: f64,
+    /// Start with the engine's full integrity check first (redb only).
+    pub start_checked_ms: Option<f64>,
+    pub bytes_on_disk: u64,
+    pub damage: Vec<DamageOutcome>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ratios {
+    pub writes_per_s: f64,
+    pub commit_p99_ms: f64,
+    pub batched_writes_per_s: f64,
+    pub start_ms: f64,
+    pub bytes_on_disk: f64,
+}
+
+/// One damage case: what a start made of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamageOutcome {
+    pub case: String,
+    /// `detected` (an error at open, read or unseal), `panic`, `silent`
+    /// (fewer records, no error), or `intact` (every record there).
+    pub outcome: &'static str,
+    pub records_read: usize,
+    pub detail: String,
+}
+
+trait Engine {
+    fn name(&self) -> &'static str;
+    fn commit(&self) -> &'static str;
+    /// The file damage is done to.
+    fn data_file(&self, dir: &Path) -> PathBuf;
+    /// Writes `values` under consecutive ids from `first`, durable on return.
+    fn put(&self, dir: &Path, first: u64, values: &[Vec<u8>]) -> anyhow::Result<()>;
+    /// Opens, reads every value (optionally after an integrity check).
+    fn read_all(&self, dir: &Path, check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>>;
+    fn open(&self, dir: &Path) -> anyhow::Result<()>;
+    fn close(&self);
+}
+
+/// sled as the node uses it: high-throughput mode, `flush` per commit
+/// (sled writes with `sync_file_range`), plus an fsync of its data file
+/// so an acknowledged write also survives a power cut.
+struct Sled(std::cell::RefCell<Option<sled::Db>>);
+
+impl Engine for Sled {
+    fn name(&self) -> &'static str {
+        "sled 0.34"
+    }
+    fn commit(&self) -> &'static str {
+        "flush (sync_file_range) + fsync of db/db"
+    }
+    fn data_file(&self, dir: &Path) -> PathBuf {
+        dir.join("db")
+    }
+    fn open(&self, dir: &Path) -> anyhow::Result<()> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        *self.0.borrow_mut() = Some(db);
+        Ok(())
+    }
+    fn close(&self) {
+        self.0.borrow_mut().take();
+    }
+    fn put(&self, dir: &Path, first: u64, values: &[Vec<u8>]) -> anyhow::Result<()> {
+        let db = self.0.borrow();
+        let db = db.as_ref().expect("open");
+        let mut batch = sled::Batch::default();
+        for (i, v) in values.iter().enumerate() {
+            batch.insert(&(first + i as u64).to_be_bytes(), v.as_slice());
+        }
+        db.apply_batch(batch)?;
+        db.flush()?;
+        std::fs::File::open(self.data_file(dir))?.sync_all()?;
+        Ok(())
+    }
+    fn read_all(&self, dir: &Path, _check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let mut out = Vec::new();
+        for kv in db.iter() {
+            let (k, v) = kv?;
+            let id =
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| anyhow::anyhow!("key of {} bytes", k.len()))?);
+            out.push((id, v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// redb with its default durability (`Immediate`: fsync on commit).
+struct Redb(std::cell::RefCell<Option<redb::Database>>);
+
+impl Engine for Redb {
+    fn name(&self) -> &'static str {
+        "redb 2"
+    }
+    fn commit(&self) -> &'static str {
+        "commit, Durability::Immediate (fsync)"
+    }
+    fn data_file(&self, dir: &Path) -> PathBuf {
+        dir.join("vigil.redb")
+    }
+    fn open(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        *self.0.borrow_mut() = Some(redb::Database::create(self.data_file(dir))?);
+        Ok(())
+    }
+    fn close(&self) {
+        self.0.borrow_mut().take();
+    }
+    fn put(&self, _dir: &Path, first: u64, values: &[Vec<u8>]) -> anyhow::Result<()> {
+        let db = self.0.borrow();
+        let txn = db.as_ref().expect("open").begin_write()?;
+        {
+            let mut t = txn.open_table(TABLE)?;
+            for (i, v) in values.iter().enumerate() {
+                t.insert(first + i as u64, v.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+    fn read_all(&self, dir: &Path, check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let mut db = redb::Database::open(self.data_file(dir))?;
+        if check && !db.check_integrity()? {
+            anyhow::bail!("integrity check repaired the file");
+        }
+        let txn = db.begin_read()?;
+        let t = txn.open_table(TABLE)?;
+        let mut out = Vec::with_capacity(t.len()? as usize);
+        for kv in t.iter()? {
+            let (k, v) = kv?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+fn sealed(key: &SealKey, id: u64) -> Vec<u8> {
+    let mut plain = vec![0u8; VALUE_BYTES - 40];
+    plain[..8].copy_from_slice(&id.to_le_bytes());
+    key.seal(&id.to_be_bytes(), &plain)
+}
+
+fn disk_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else { return 0 };
+    if meta.is_file() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).map_or(0, |d| d.flatten().map(|e| disk_bytes(&e.path())).sum())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Acknowledged writes: one durable commit each, then batches of 8.
+fn writes(e: &dyn Engine, key: &SealKey, n: usize) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    e.open(dir.path())?;
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        let t = Instant::now();
+        e.put(dir.path(), i, &[sealed(key, i)])?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let per_s = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for b in 0..(n / 8) as u64 {
+        let values: Vec<Vec<u8>> = (0..8).map(|i| sealed(key, n as u64 + b * 8 + i)).collect();
+        e.put(dir.path(), n as u64 + b * 8, &values)?;
+    }
+    let batched = (n / 8 * 8) as f64 / start.elapsed().as_secs_f64();
+    e.close();
+    lat.sort_by(f64::total_cmp);
+    Ok((per_s, percentile(&lat, 0.5), percentile(&lat, 0.99), batched))
+}
+
+/// Fills `records` values, then times a start: open, read, unseal all.
+fn start(e: &dyn Engine, key: &SealKey, records: usize) -> anyhow::Result<(f64, Option<f64>, u64)> {
+    let dir = tempfile::tempdir()?;
+    e.open(dir.path())?;
+    for chunk in (0..records as u64).collect::<Vec<_>>().chunks(10_000) {
+        let values: Vec<Vec<u8>> = chunk.iter().map(|i| sealed(key, *i)).collect();
+        e.put(dir.path(), chunk[0], &values)?;
+    }
+    e.close();
+    let bytes = disk_bytes(dir.path());
+    let timed = |check: bool| -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let all = e.read_all(dir.path(), check)?;
+        for (id, v) in &all {
+            key.open(&id.to_be_bytes(), v).map_err(|err| anyhow::anyhow!("record {id}: {err}"))?;
+        }
+        anyhow::ensure!(all.len() == records, "read {} of {records}", all.len());
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    let plain = timed(false)?;
+    let checked = (e.name() == "redb 2").then(|| timed(true)).transpose()?;
+    Ok((plain, checked, bytes))
+}
+
+/// A fresh 300-record store, cleanly closed, damaged by `harm`, then read.
+fn damaged(e: &dyn Engine, key: &SealKey, case: &str, harm: &dyn Fn(&Path)) -> anyhow::Result<DamageOutcome> {
+    const N: usize = 300;
+    let dir = tempfile::tempdir()?;
+    e.open(dir.path())?;
+    for i in 0..N as u64 {
+        e.put(dir.path(), i, &[sealed(key, i)])?;
+    }
+    e.close();
+    harm(&e.data_file(dir.path()));
+    let check = e.name() == "redb 2";
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.read_all(dir.path(), check)));
+    let (outcome, records_read, detail) = match read {
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string()));
+            ("panic", 0, msg.unwrap_or_default())
+        }
+        Ok(Err(err)) => ("detected", 0, err.to_string()),
+        Ok(Ok(all)) => match all.iter().find(|(id, v)| key.open(&id.to_be_bytes(), v).is_err()) {
+            Some((id, _)) => ("detected", all.len(), format!("record {id} does not unseal")),
+            None if all.len() == N => ("intact", N, String::new()),
+            None => ("silent", all.len(), format!("{} of {N} records, no error", all.len())),
+        },
+    };
+    let detail: String = detail.chars().take(160).collect();
+    Ok(DamageOutcome { case: case.into(), outcome, records_read, detail })
+}
+
+fn flip_at(fraction: f64, len: usize) -> impl Fn(&Path) {
+    move |p: &Path| {
+        let mut b = std::fs::read(p).expect("data file");
+        let at = ((b.len() as f64 * fraction) as usize).min(b.len().saturating_sub(len));
+        for x in &mut b[at..at + len] {
+            *x ^= 0x5a;
+        }
+        std::fs::write(p, b).expect("write back");
+    }
+}
+
+fn damage_cases(e: &dyn Engine, key: &SealKey) -> anyhow::Result<Vec<DamageOutcome>> {
+    let mut out = Vec::new();
+    for f in [0.05, 0.4, 0.6, 0.8, 0.95] {
+        out.push(damaged(e, key, &format!("byte flipped at {:.0} %", f * 100.0), &flip_at(f, 1))?);
+    }
+    out.push(damaged(e, key, "64 bytes flipped at 50 %", &flip_at(0.5, 64))?);
+    let halve = |p: &Path| {
+        let f = std::fs::OpenOptions::new().write(true).open(p).expect("data file");
+        let len = f.metadata().expect("metadata").len();
+        f.set_len(len / 2).expect("truncate");
+    };
+    out.push(damaged(e, key, "file cut in half", &halve)?);
+    Ok(out)
+}
+
+pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
+    anyhow::ensure!(acked_writes >= 8 && records >= 1, "need at least 8 writes and one record");
+    let key = SealKey::random();
+    let engines: [Box<dyn Engine>; 2] = [Box::new(Sled(Default::default())), Box::new(Redb(Default::default()))];
+    // sled prints its own panics; keep the figures readable.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut figures = Vec::new();
+    for e in &engines {
+        let (writes_per_s, commit_p50_ms, commit_p99_ms, batched_writes_per_s) =
+            writes(e.as_ref(), &key, acked_writes)?;
+        let (start_ms, start_checked_ms, bytes_on_disk) = start(e.as_ref(), &key, records)?;
+        figures.push(EngineFigures {
+            engine: e.name(),
+            commit: e.commit(),
+            writes_per_s,
+            commit_p50_ms,
+            commit_p99_ms,
+            batched_writes_per_s,
+            start_ms,
+            start_checked_ms,
+            bytes_on_disk,
+            damage: damage_cases(e.as_ref(), &key)?,
+        });
+    }
+    std::panic::set_hook(hook);
+    let (s, r) = (&figures[0], &figures[1]);
+    let ratios = Ratios {
+        writes_per_s: r.writes_per_s / s.writes_per_s,
+        commit_p99_ms: r.commit_p99_ms / s.commit_p99_ms,
+        batched_writes_per_s: r.batched_writes_per_s / s.batched_writes_per_s,
+        start_ms: r.start_ms / s.start_ms,
+        bytes_on_disk: r.bytes_on_disk as f64 / s.bytes_on_disk as f64,
+    };
+    Ok(StoreBench { acked_writes, records, engines: figures, ratios })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_engines_run_and_redb_never_loads_a_damaged_file_short() {
+        let b = super::run(16, 100).unwrap();
+        assert_eq!(b.engines.len(), 2);
+        let redb = &b.engines[1];
+        assert!(redb.damage.iter().all(|d| d.outcome != "silent"), "{:?}", redb.damage);
+        assert!(redb.damage.iter().any(|d| d.outcome != "intact"), "some damage hits live pages");
+    }
+}

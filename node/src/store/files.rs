@@ -1,0 +1,201 @@
+//! The database file's life on disk: opening it with damage detection
+//! (redb's checksums and integrity check; a panic inside the engine on a
+//! truncated file becomes an error), crash-safe compaction (a fresh file,
+//! synced, renamed over the old one in one atomic step, the directory
+//! synced), recovery from a compaction a crash interrupted, and the
+//! one-time migration of a data directory from sled.
+
+use super::StoreError;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use std::path::{Path, PathBuf};
+
+/// Where a compaction writes its fresh copy of `db`.
+pub(super) fn compact_path(db: &Path) -> PathBuf {
+    suffixed(db, ".compact")
+}
+
+fn suffixed(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    db.with_file_name(name)
+}
+
+pub(super) fn io(p: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::Io(p.display().to_string(), e)
+}
+
+/// Makes a rename or a new file in `file`'s directory durable.
+pub(super) fn sync_dir(file: &Path) -> Result<(), StoreError> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// The newest backup in the data directory, named in damage messages.
+fn last_backup(db: &Path) -> String {
+    let dir = db.parent().unwrap_or(Path::new(".")).join("backups");
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter(|(_, p)| p.extension().is_none_or(|x| x != "partial"))
+        .max_by_key(|(t, _)| *t);
+    match newest {
+        Some((_, p)) => format!("the last backup here is {}", p.display()),
+        None => format!("no backup found in {}", dir.display()),
+    }
+}
+
+pub(super) fn damaged(db: &Path, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged { path: db.display().to_string(), detail: detail.to_string(), backup: last_backup(db) }
+}
+
+/// Opens (or creates) the database at `db`, refusing a damaged file. A
+/// crash-interrupted compaction's copy is discarded first; `true` tells
+/// the caller to compact again (the erasure it was for is not done yet).
+pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
+    let fresh = compact_path(db);
+    let interrupted = fresh.exists();
+    if interrupted {
+        std::fs::remove_file(&fresh).map_err(io(&fresh))?;
+        sync_dir(db)?;
+    }
+    let existed = db.exists();
+    // redb asserts on some damage (a file cut short) instead of failing.
+    let opened = std::panic::catch_unwind(|| redb::Database::create(db));
+    let mut database = match opened {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Err(damaged(db, e)),
+        Err(_) => return Err(damaged(db, "the storage engine could not read the file's layout (truncated?)")),
+    };
+    if existed {
+        // Checksums of every page: a flipped byte in live data, or a
+        // repair the file needed although the engine had recovered it
+        // from any crash at open, is damage.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| database.check_integrity())) {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Err(damaged(db, "the integrity check found inconsistent pages")),
+            Ok(Err(e)) => return Err(damaged(db, e)),
+            Err(_) => return Err(damaged(db, "the integrity check failed inside the storage engine")),
+        }
+    }
+    Ok((database, interrupted))
+}
+
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Copies every table of `from` into a fresh database at `to`, in one
+/// durable transaction. Returns the number of values copied.
+pub(super) fn copy_all(from: &redb::Database, to: &Path) -> Result<usize, StoreError> {
+    let new = redb::Database::create(to)?;
+    let read = from.begin_read()?;
+    let write = new.begin_write()?;
+    let mut copied = 0;
+    for handle in read.list_tables()? {
+        let src = read.open_table(table(handle.name()))?;
+        let mut dst = write.open_table(table(handle.name()))?;
+        for kv in src.iter()? {
+            let (k, v) = kv?;
+            dst.insert(k.value(), v.value())?;
+            copied += 1;
+        }
+    }
+    write.commit()?;
+    Ok(copied)
+}
+
+/// Where compaction stops in a test that crashes it at every step.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CompactStep {
+    /// The fresh copy holds some tables, not yet committed whole.
+    Copying,
+    /// The fresh copy is complete and synced, not yet renamed.
+    Copied,
+    /// Renamed over the old file, the directory not yet synced.
+    Renamed,
+}
+
+/// Compaction of the (closed) database at `db` from `source`: a fresh
+/// copy, synced, renamed over `db` (atomic: a crash leaves the old file
+/// or the new one, never neither), then the directory synced.
+pub(super) fn compact(
+    source: redb::Database,
+    db: &Path,
+    #[cfg(test)] stop: Option<CompactStep>,
+) -> Result<(), (Option<redb::Database>, StoreError)> {
+    let fresh = compact_path(db);
+    let _ = std::fs::remove_file(&fresh);
+    #[cfg(test)]
+    if stop == Some(CompactStep::Copying) {
+        // A crash mid-copy: a partial file, as a dying process leaves it.
+        let partial = redb::Database::create(&fresh).map_err(|e| (None, e.into()))?;
+        drop(partial);
+        return Ok(());
+    }
+    if let Err(e) = copy_all(&source, &fresh) {
+        let _ = std::fs::remove_file(&fresh);
+        return Err((Some(source), e));
+    }
+    #[cfg(test)]
+    if stop == Some(CompactStep::Copied) {
+        return Ok(());
+    }
+    drop(source);
+    std::fs::rename(&fresh, db).map_err(|e| (None, io(db)(e)))?;
+    #[cfg(test)]
+    if stop == Some(CompactStep::Renamed) {
+        return Ok(());
+    }
+    sync_dir(db).map_err(|e| (None, e))
+}
+
+/// A data directory from before redb keeps sled's database in `db/`:
+/// copied, value for value (they stay sealed as they were), into a
+/// `.migrating` file, counted, synced and renamed into place; only then is
+/// `db/` removed. A crash at any point leaves `db/` to migrate again.
+pub(super) fn migrate_from_sled(db: &Path) -> Result<Option<usize>, StoreError> {
+    let old = db.with_file_name("db");
+    if !old.join("conf").exists() {
+        return Ok(None);
+    }
+    if db.exists() {
+        // Migrated, and the crash came before `db/` was removed.
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        return Ok(None);
+    }
+    let target = suffixed(db, ".migrating");
+    let _ = std::fs::remove_file(&target);
+    let sled = sled::open(&old).map_err(|e| damaged(&old, e))?;
+    let mut expected = 0;
+    {
+        let new = redb::Database::create(&target)?;
+        let write = new.begin_write()?;
+        for name in sled.tree_names() {
+            let tree = sled.open_tree(&name).map_err(|e| damaged(&old, e))?;
+            let name = String::from_utf8_lossy(&name).to_string();
+            let mut dst = write.open_table(table(&name))?;
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(|e| damaged(&old, e))?;
+                dst.insert(k.as_ref(), v.as_ref())?;
+                expected += 1;
+            }
+        }
+        write.commit()?;
+        let read = new.begin_read()?;
+        let mut found = 0;
+        for handle in read.list_tables()? {
+            found += read.open_table(table(handle.name()))?.len()? as usize;
+        }
+        if found != expected {
+            return Err(damaged(&target, format!("migration copied {found} of {expected} values")));
+        }
+    }
+    drop(sled);
+    std::fs::rename(&target, db).map_err(io(db))?;
+    sync_dir(db)?;
+    std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    Ok(Some(expected))
+}
