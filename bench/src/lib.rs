@@ -2,8 +2,10 @@
 //! side by side in one run (these machines are shared and noisy): `match`
 //! puts the plaintext scan beside the encrypted matcher on one gallery,
 //! `catchup` times a member catching up on missed alerts, `store` puts
-//! the storage engine kept beside the one compared.
+//! the storage engine kept beside the one compared, `enrol` counts
+//! acknowledged enrolments at a real node.
 
 pub mod catchup;
+pub mod enrol;
 pub mod matching;
 pub mod store;

@@ -39,6 +39,8 @@ pub struct EngineFigures {
     /// Start with the engine's full integrity check first (redb only).
     pub start_checked_ms: Option<f64>,
     pub bytes_on_disk: u64,
+    /// After the rewrite that erasure does (the live data into a fresh file).
+    pub bytes_compacted: u64,
     pub damage: Vec<DamageOutcome>,
 }
 
@@ -49,6 +51,7 @@ pub struct Ratios {
     pub batched_writes_per_s: f64,
     pub start_ms: f64,
     pub bytes_on_disk: f64,
+    pub bytes_compacted: f64,
 }
 
 /// One damage case: what a start made of it.
@@ -73,6 +76,8 @@ trait Engine {
     fn read_all(&self, dir: &Path, check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>>;
     fn open(&self, dir: &Path) -> anyhow::Result<()>;
     fn close(&self);
+    /// Rewrites the live data of `dir` into `to`, as compaction does.
+    fn rewrite(&self, dir: &Path, to: &Path) -> anyhow::Result<()>;
 }
 
 /// sled as the node uses it: high-throughput mode, `flush` per commit
@@ -108,6 +113,13 @@ impl Engine for Sled {
         db.apply_batch(batch)?;
         db.flush()?;
         std::fs::File::open(self.data_file(dir))?.sync_all()?;
+        Ok(())
+    }
+    fn rewrite(&self, dir: &Path, to: &Path) -> anyhow::Result<()> {
+        let old = sled::open(dir)?;
+        let new = sled::Config::new().path(to).mode(sled::Mode::HighThroughput).open()?;
+        new.import(old.export());
+        new.flush()?;
         Ok(())
     }
     fn read_all(&self, dir: &Path, _check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
@@ -154,6 +166,21 @@ impl Engine for Redb {
             }
         }
         txn.commit()?;
+        Ok(())
+    }
+    fn rewrite(&self, dir: &Path, to: &Path) -> anyhow::Result<()> {
+        let old = redb::Database::open(self.data_file(dir))?;
+        std::fs::create_dir_all(to)?;
+        let new = redb::Database::create(self.data_file(to))?;
+        let (read, write) = (old.begin_read()?, new.begin_write()?);
+        {
+            let (src, mut dst) = (read.open_table(TABLE)?, write.open_table(TABLE)?);
+            for kv in src.iter()? {
+                let (k, v) = kv?;
+                dst.insert(k.value(), v.value())?;
+            }
+        }
+        write.commit()?;
         Ok(())
     }
     fn read_all(&self, dir: &Path, check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
@@ -214,7 +241,8 @@ fn writes(e: &dyn Engine, key: &SealKey, n: usize) -> anyhow::Result<(f64, f64, 
 }
 
 /// Fills `records` values, then times a start: open, read, unseal all.
-fn start(e: &dyn Engine, key: &SealKey, records: usize) -> anyhow::Result<(f64, Option<f64>, u64)> {
+/// Also returns the bytes on disk, before and after a rewrite.
+fn start(e: &dyn Engine, key: &SealKey, records: usize) -> anyhow::Result<(f64, Option<f64>, u64, u64)> {
     let dir = tempfile::tempdir()?;
     e.open(dir.path())?;
     for chunk in (0..records as u64).collect::<Vec<_>>().chunks(10_000) {
@@ -234,7 +262,9 @@ fn start(e: &dyn Engine, key: &SealKey, records: usize) -> anyhow::Result<(f64, 
     };
     let plain = timed(false)?;
     let checked = (e.name() == "redb 2").then(|| timed(true)).transpose()?;
-    Ok((plain, checked, bytes))
+    let compacted = tempfile::tempdir()?;
+    e.rewrite(dir.path(), compacted.path())?;
+    Ok((plain, checked, bytes, disk_bytes(compacted.path())))
 }
 
 /// A fresh 300-record store, cleanly closed, damaged by `harm`, then read.
@@ -302,7 +332,7 @@ pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
     for e in &engines {
         let (writes_per_s, commit_p50_ms, commit_p99_ms, batched_writes_per_s) =
             writes(e.as_ref(), &key, acked_writes)?;
-        let (start_ms, start_checked_ms, bytes_on_disk) = start(e.as_ref(), &key, records)?;
+        let (start_ms, start_checked_ms, bytes_on_disk, bytes_compacted) = start(e.as_ref(), &key, records)?;
         figures.push(EngineFigures {
             engine: e.name(),
             commit: e.commit(),
@@ -313,6 +343,7 @@ pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
             start_ms,
             start_checked_ms,
             bytes_on_disk,
+            bytes_compacted,
             damage: damage_cases(e.as_ref(), &key)?,
         });
     }
@@ -324,6 +355,7 @@ pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
         batched_writes_per_s: r.batched_writes_per_s / s.batched_writes_per_s,
         start_ms: r.start_ms / s.start_ms,
         bytes_on_disk: r.bytes_on_disk as f64 / s.bytes_on_disk as f64,
+        bytes_compacted: r.bytes_compacted as f64 / s.bytes_compacted as f64,
     };
     Ok(StoreBench { acked_writes, records, engines: figures, ratios })
 }

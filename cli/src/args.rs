@@ -121,6 +121,16 @@ pub(crate) enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Check a stopped node's data directory: the database, every stored
+    /// value, the audit chain, and what the newest backup would bring back.
+    Doctor {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a backup into a new data directory (same passphrase or key file).
     Restore {
         #[arg(long)]
@@ -242,6 +252,16 @@ pub(crate) enum BenchCmd {
         /// The alerts' form: encrypted (32 KiB probes) or protected (64-byte templates).
         #[arg(long, default_value = "encrypted", value_parser = parse_form)]
         form: vigil_config::AlertForm,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledged enrolments per second at a real node, from 1 and 8
+    /// clients, then with ALERTS standing encrypted alerts.
+    Enrol {
+        #[arg(long, default_value_t = 2_000)]
+        records: usize,
+        #[arg(long, default_value_t = 10)]
+        alerts: usize,
         #[arg(long)]
         json: bool,
     },

@@ -58,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             client::print_table(&hits, json, &["role", "source", "peer", "handle", "delivered"])
         }
         Command::Backup { data, out, key_file } => backup(&data.data, &out, key_file.as_deref()),
+        Command::Doctor { data, key_file, json } => crate::doctor::run(&data.data, key_file.as_deref(), json),
         Command::Restore { from, data, key_file } => {
             let secret = Secret::obtain(key_file.as_deref(), false)?;
             let n = vigil_node::backup::restore(&from, &data, &secret)?;
@@ -244,6 +245,11 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Catchup { orgs, alerts, form, json } => {
             (serde_json::to_value(vigil_bench::catchup::run(orgs, alerts, form)?)?, json)
+        }
+        BenchCmd::Enrol { records, alerts, json } => {
+            let run = vigil_bench::enrol::run(records, alerts);
+            let figures = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))?;
+            (serde_json::to_value(figures)?, json)
         }
         BenchCmd::Store { writes, records, json } => {
             (serde_json::to_value(vigil_bench::store::run(writes, records)?)?, json)

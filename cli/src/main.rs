@@ -7,6 +7,7 @@ mod args;
 mod client;
 mod commands;
 mod demo;
+mod doctor;
 mod roster;
 
 use args::{Cli, Command};

@@ -134,12 +134,25 @@ pub fn write(store: &Store, out: &Path) -> Result<u64, BackupError> {
     Ok(bytes.len() as u64)
 }
 
-/// Restores backup `from` into `dir` (empty or absent), unlocking it with
-/// `secret`. Returns the number of database entries restored.
-pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, BackupError> {
-    if dir.join("keyring.json").exists() {
-        return Err(BackupError::Exists(dir.display().to_string()));
-    }
+/// What a backup holds, without restoring it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupSummary {
+    pub file: String,
+    pub created_at_ms: u64,
+    /// Values per table (records, alerts, audit entries and so on).
+    pub tables: Vec<(String, usize)>,
+}
+
+/// Opens backup `from` with `secret` and counts what a restore would
+/// bring back.
+pub fn inspect(from: &Path, secret: &Secret) -> Result<BackupSummary, BackupError> {
+    let (_, bundle) = open_bundle(from, secret)?;
+    let tables = bundle.db.iter().map(|c| (String::from_utf8_lossy(&c.name).to_string(), c.rows.len())).collect();
+    Ok(BackupSummary { file: from.display().to_string(), created_at_ms: bundle.created_at_ms, tables })
+}
+
+/// Reads, unlocks and decodes backup `from`: its keyring bytes and bundle.
+fn open_bundle(from: &Path, secret: &Secret) -> Result<(Vec<u8>, Bundle), BackupError> {
     let name = from.display().to_string();
     let len = std::fs::metadata(from).map_err(datadir::io(from))?.len();
     if len > MAX_BACKUP_BYTES {
@@ -155,6 +168,16 @@ pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, Backup
     let key = ring.unlock(secret.text()).map_err(|_| BackupError::WrongKeyOrTampered)?;
     let plain = key.open(AAD, &bytes[10 + ring_len..]).map_err(|_| BackupError::WrongKeyOrTampered)?;
     let bundle: Bundle = decode(Tag::Stored, &plain, plain.len()).map_err(|e| BackupError::Malformed(e.to_string()))?;
+    Ok((ring_bytes.to_vec(), bundle))
+}
+
+/// Restores backup `from` into `dir` (empty or absent), unlocking it with
+/// `secret`. Returns the number of database entries restored.
+pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, BackupError> {
+    if dir.join("keyring.json").exists() {
+        return Err(BackupError::Exists(dir.display().to_string()));
+    }
+    let (ring_bytes, bundle) = open_bundle(from, secret)?;
     std::fs::create_dir_all(dir).map_err(datadir::io(dir))?;
     // The keyring last: its presence marks a complete directory.
     for (name, data) in bundle.files.iter().filter(|(n, _)| n != "keyring.json") {
@@ -180,8 +203,7 @@ pub fn restore(from: &Path, dir: &Path, secret: &Secret) -> Result<usize, Backup
         tables.push((name, rows));
     }
     let entries = Store::import(&crate::store::db_path(dir), tables)?;
-    let ring =
-        bundle.files.iter().find(|(n, _)| n == "keyring.json").map(|(_, d)| d.to_vec()).unwrap_or(ring_bytes.to_vec());
+    let ring = bundle.files.iter().find(|(n, _)| n == "keyring.json").map(|(_, d)| d.to_vec()).unwrap_or(ring_bytes);
     datadir::write_private(&dir.join("keyring.json"), &ring)?;
     datadir::make_private(dir)?;
     Ok(entries)

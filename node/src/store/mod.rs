@@ -35,7 +35,7 @@ pub fn db_path(dir: &Path) -> PathBuf {
 #[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     /// The file is damaged: the node does not start on it.
     #[error(
         "the database {path} is damaged ({detail}); the node does not start on it. Restore a good backup \
@@ -67,12 +67,12 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                StoreError::Db(Box::new(e.into()))
             }
         }
     )*};
 }
-from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 const RECORDS: &str = "records";
 const ALERTS: &str = "alerts";
@@ -84,6 +84,16 @@ const RECEIPTS: &str = "receipts";
 
 fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
+}
+
+/// What `Store::check` found in one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableCheck {
+    pub table: String,
+    /// Values that open under the data key with their table and key.
+    pub intact: usize,
+    /// Values that do not (tampered, damaged, or copied to another key).
+    pub unreadable: usize,
 }
 
 /// One table's rows, for backups: (table name, [(key, sealed value)]).
@@ -201,6 +211,19 @@ impl Store {
             out.push((handle.name().to_string(), rows));
         }
         Ok((&self.key, out))
+    }
+
+    /// Opens every stored value (not only the ones a start reads) and
+    /// counts, per table, those that open and those that do not.
+    pub fn check(&self) -> Result<Vec<TableCheck>, StoreError> {
+        let (_, tables) = self.export()?;
+        Ok(tables
+            .into_iter()
+            .map(|(table, rows)| {
+                let intact = rows.iter().filter(|(k, v)| self.key.open(&aad_of(&table, k), v).is_ok()).count();
+                TableCheck { unreadable: rows.len() - intact, intact, table }
+            })
+            .collect())
     }
 
     /// Writes `collections` (a backup's tables) into a new database file
