@@ -205,9 +205,14 @@ fn sealed(key: &SealKey, id: u64) -> Vec<u8> {
     key.seal(&id.to_be_bytes(), &plain)
 }
 
+/// Bytes the files under `path` occupy on disk (allocated blocks: a
+/// file's length can be larger where the engine grew it sparsely).
 fn disk_bytes(path: &Path) -> u64 {
     let Ok(meta) = std::fs::metadata(path) else { return 0 };
     if meta.is_file() {
+        #[cfg(unix)]
+        return std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+        #[cfg(not(unix))]
         return meta.len();
     }
     std::fs::read_dir(path).map_or(0, |d| d.flatten().map(|e| disk_bytes(&e.path())).sum())
