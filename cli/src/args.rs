@@ -255,6 +255,13 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Audit chain verification at ENTRIES and 4x ENTRIES entries (linear?).
+    Audit {
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Acknowledged enrolments per second at a real node, from 1 and 8
     /// clients, then with ALERTS standing encrypted alerts.
     Enrol {

@@ -246,6 +246,7 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Catchup { orgs, alerts, form, json } => {
             (serde_json::to_value(vigil_bench::catchup::run(orgs, alerts, form)?)?, json)
         }
+        BenchCmd::Audit { entries, json } => (serde_json::to_value(vigil_bench::audit::run(entries)?)?, json),
         BenchCmd::Enrol { records, alerts, json } => {
             let run = vigil_bench::enrol::run(records, alerts);
             let figures = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))?;
@@ -363,6 +364,9 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
         let roster = roster::load(&p)?;
         match node.apply_roster(roster).await {
             Ok(v) => tracing::info!("applied roster v{v} from {}", p.display()),
+            // The roster the node already holds (every restart): nothing to say.
+            Err(vigil_node::NodeError::Engine(vigil_engine::EngineError::StaleRoster { found, current }))
+                if found == current => {}
             Err(e) => tracing::warn!("roster file {} not applied: {e}", p.display()),
         }
     }

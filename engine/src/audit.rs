@@ -6,6 +6,15 @@
 use serde::{Deserialize, Serialize};
 use vigil_protocol::{AlertId, Handle, OrgId};
 
+/// One issuer's line in `AlertAnswersCounted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerCounts {
+    pub issuer: OrgId,
+    pub pages_sent: u64,
+    pub records_sent: u64,
+    pub pages_delivered: u64,
+}
+
 /// What happened. Reasons are short, fixed phrases plus ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -246,6 +255,13 @@ pub enum AuditEvent {
         kind: String,
         used: u32,
         per_day: u32,
+    },
+    /// Holder: standing-matching answer pages sent to each issuer since
+    /// `since_ms` (an interval), and pages issuers acknowledged: one entry
+    /// per interval instead of two per page.
+    AlertAnswersCounted {
+        since_ms: u64,
+        issuers: Vec<AnswerCounts>,
     },
 }
 

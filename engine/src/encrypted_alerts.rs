@@ -49,6 +49,9 @@ pub struct AlertJob {
     pub page_records: usize,
     /// Takes the records' answered mark back if the job fails.
     pub(crate) undo: Undo,
+    /// Standing matching (one new record against an alert answered
+    /// before): its pages are audited in aggregate.
+    pub standing: bool,
 }
 
 /// One page of a holder's answer, ready to send and to store.
@@ -314,6 +317,7 @@ impl Engine {
             seed,
             page_records: self.row_page_records(ex.dim),
             undo,
+            standing: only.is_some(),
         };
         actions.push(Action::AnswerAlert(Box::new(job)));
         actions
@@ -390,6 +394,7 @@ impl Engine {
             seed,
             page_records,
             undo,
+            standing: false,
         };
         vec![Action::AnswerAlert(Box::new(job))]
     }
@@ -533,13 +538,18 @@ impl Engine {
             let records = stored.records.iter().filter(|r| **r != 0).count();
             self.answers.insert(p.id, stored.clone());
             actions.push(Action::Store(StoreOp::PutAnswer(Box::new(stored))));
-            actions.push(Action::Audit(AuditEvent::AlertAnswerSent {
-                alert: job.alert,
-                answer: p.id,
-                issuer: job.issuer,
-                records,
-                column: matches!(job.probe, JobProbe::Column(_)),
-            }));
+            if job.standing {
+                self.tally.sent(now_ms, job.issuer, records);
+                self.standing_pages.insert(p.id);
+            } else {
+                actions.push(Action::Audit(AuditEvent::AlertAnswerSent {
+                    alert: job.alert,
+                    answer: p.id,
+                    issuer: job.issuer,
+                    records,
+                    column: matches!(job.probe, JobProbe::Column(_)),
+                }));
+            }
             let request = Request::AlertAnswer(AlertAnswer { alert: job.alert, answer: p.id, body: p.body });
             actions.push(Action::Send { to: job.issuer, request, key: p.id });
         }
@@ -551,7 +561,7 @@ impl Engine {
     }
 
     /// The issuer answered one of our answer pages.
-    pub(super) fn answer_response(&mut self, id: Handle, response: &Response) -> Vec<Action> {
+    pub(super) fn answer_response(&mut self, now_ms: u64, id: Handle, response: &Response) -> Vec<Action> {
         let Some(a) = self.answers.get_mut(&id) else { return vec![] };
         if a.delivered {
             return vec![];
@@ -569,10 +579,16 @@ impl Engine {
         a.body = Vec::new();
         let (stored, issuer) = (a.clone(), a.issuer);
         let mut actions = vec![Action::Store(StoreOp::PutAnswer(Box::new(stored)))];
+        let standing = self.standing_pages.remove(&id);
         if let Some(reason) = reason {
             actions.push(Action::Audit(AuditEvent::MessageRejected { from: issuer.to_hex(), reason }));
         }
-        actions.push(Action::Audit(AuditEvent::AlertAnswerDelivered { answer: id, issuer, accepted }));
+        if standing && accepted {
+            // Counted: `AlertAnswersCounted`.
+            self.tally.delivered(now_ms, issuer);
+        } else {
+            actions.push(Action::Audit(AuditEvent::AlertAnswerDelivered { answer: id, issuer, accepted }));
+        }
         actions
     }
 

@@ -166,7 +166,7 @@ impl Engine {
             return self.on_hit_response(key, response);
         }
         if self.is_answer(&key) {
-            return self.answer_response(key, response);
+            return self.answer_response(now_ms, key, response);
         }
         if self.receipts.contains_key(&key) {
             return self.receipt_response(key, response);

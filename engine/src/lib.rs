@@ -22,6 +22,7 @@ pub mod receipts;
 pub mod refusals;
 mod retention;
 mod sync;
+mod tally;
 
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, Meta, Regime, StoreOp, StoredAlert, StoredHit, StoredRecord};
@@ -258,6 +259,11 @@ pub struct Engine {
     open_queries: query::Queries,
     /// Connections refused since they were last audited.
     refusals: refusals::Refusals,
+    /// Standing-matching answer pages, audited in aggregate.
+    tally: tally::AnswerTally,
+    /// Holder: standing-matching pages not yet acknowledged (their
+    /// delivery is counted, not audited one by one; in memory).
+    standing_pages: HashSet<vigil_protocol::Handle>,
     /// Per peer in the current minute: (window start, requests, refused).
     request_rate: HashMap<OrgId, (u64, u32, u32)>,
     /// `network.max_requests_per_minute`.
@@ -355,6 +361,8 @@ impl Engine {
             fetched_forms: HashMap::new(),
             open_queries: Default::default(),
             refusals: refusals::Refusals::new(init.refusals_audit_every_ms),
+            tally: tally::AnswerTally::new(init.refusals_audit_every_ms),
+            standing_pages: HashSet::new(),
             request_rate: HashMap::new(),
             max_requests_per_minute: init.max_requests_per_minute,
             max_refused_per_minute: init.max_refused_per_minute,
@@ -630,15 +638,25 @@ impl Engine {
 
     /// A connection from `addr` was refused (not a member, blocked, over a
     /// connection limit): counted per source address, audited in
-    /// aggregate by `refusals_due`.
+    /// aggregate by `aggregates_due`.
     pub fn connection_refused(&mut self, now_ms: u64, addr: &str, reason: String) {
         self.refusals.note(now_ms, refusals::refused_source(addr), reason);
     }
 
-    /// The aggregate audit entry of refused connections, once an interval
-    /// has passed since the first one it counts.
-    pub fn refusals_due(&mut self, now_ms: u64) -> Vec<Action> {
-        self.refusals.due(now_ms).map(Action::Audit).into_iter().collect()
+    /// The aggregate audit entries (refused connections, standing-matching
+    /// answer pages), each once an interval has passed since the first
+    /// event it counts.
+    pub fn aggregates_due(&mut self, now_ms: u64) -> Vec<Action> {
+        let refused = self.refusals.due(now_ms);
+        let answers = self.tally.due(now_ms, false);
+        refused.into_iter().chain(answers).map(Action::Audit).collect()
+    }
+
+    /// Every count not audited yet, whatever the interval (on shutdown).
+    pub fn aggregates_now(&mut self, now_ms: u64) -> Vec<Action> {
+        let refused = self.refusals.due(now_ms.saturating_add(u64::MAX / 2));
+        let answers = self.tally.due(now_ms, true);
+        refused.into_iter().chain(answers).map(Action::Audit).collect()
     }
 
     pub fn strikes(&self, peer: &OrgId) -> u32 {

@@ -538,3 +538,50 @@ fn query_hits_are_kept_for_a_while_then_purged_unless_a_disclosure_is_open() {
     assert_eq!(left, vec![Handle([21; 16])], "the hit with an open disclosure stays");
     assert_eq!(actions.iter().filter(|a| matches!(a, Action::Store(crate::model::StoreOp::DeleteHit(_)))).count(), 2);
 }
+
+#[test]
+fn standing_matching_pages_are_counted_not_audited_one_by_one() {
+    let mut f = fed_with(4, AlertForm::Encrypted);
+    f.engines[1].policy.answers_per_hour = 100;
+    let pop = Population::new(12, "vigil-synth-128", 40);
+    let issuer = f.engines[0].org();
+    f.engines[1].enrol(T0, enrolment(pop.sample(1, 1))).unwrap();
+    let audits = |actions: &[Action]| actions.iter().filter(|a| matches!(a, Action::Audit(_))).count();
+    // Three standing alerts, answered whole once (audited page by page).
+    for a in 0..3 {
+        let (_, actions) = f.engines[0]
+            .publish_alert(T0 + a, &pop.sample(30 + a as usize, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP_E)
+            .unwrap();
+        let (_, actions) = f.engines[1].on_gossip(T0 + a + 1, issuer, &published(&actions), GOSSIP_E);
+        for job in jobs(&actions) {
+            let done = f.engines[1].alert_answered(T0 + 2, &job, job.run());
+            assert!(done.iter().any(|a| matches!(a, Action::Audit(AuditEvent::AlertAnswerSent { .. }))));
+        }
+    }
+    // Twenty records enrolled one by one: three one-record pages each, sent
+    // and acknowledged. Audited: the enrolments only.
+    let mut entries = 0;
+    for p in 0..20 {
+        let (_, actions) = f.engines[1].enrol(T0 + 10, enrolment(pop.sample(2 + p, 1))).unwrap();
+        entries += audits(&actions);
+        let standing = jobs(&actions);
+        assert_eq!(standing.len(), 3);
+        for job in standing {
+            let done = f.engines[1].alert_answered(T0 + 11, &job, job.run());
+            entries += audits(&done);
+            for (_, _, key) in sends(&done) {
+                entries += audits(&f.engines[1].on_response(T0 + 12, key, &Response::Ack));
+            }
+        }
+    }
+    assert_eq!(entries, 20, "one entry per enrolment (it was seven: the enrolment, three sent, three delivered)");
+    // The counts come as one entry once the interval has passed.
+    assert!(f.engines[1].aggregates_due(T0 + 20).is_empty(), "not before the interval");
+    let due = f.engines[1].aggregates_due(T0 + 11 + 3_600_000);
+    let [Action::Audit(AuditEvent::AlertAnswersCounted { issuers, .. })] = due.as_slice() else { panic!("{due:?}") };
+    assert_eq!(issuers.len(), 1);
+    assert_eq!(
+        (issuers[0].issuer, issuers[0].pages_sent, issuers[0].records_sent, issuers[0].pages_delivered),
+        (issuer, 60, 60, 60)
+    );
+}

@@ -415,6 +415,11 @@ impl Runtime {
 
     fn stop(&mut self) {
         self.close_listeners();
+        // Counts not audited yet go in now; a crash loses at most one interval's.
+        let counts = self.engine.aggregates_now(now_ms());
+        if let Err(e) = self.apply(counts) {
+            tracing::error!(org = %self.name, "auditing the last counts failed: {e}");
+        }
         if let Err(e) = self.store.flush() {
             tracing::error!(org = %self.name, "final flush failed: {e}");
         }

@@ -50,7 +50,7 @@ impl Runtime {
     /// Audits the connections refused in the last interval, as one entry
     /// and without a flush of its own (nobody was promised it).
     pub(super) fn audit_refusals(&mut self) -> Result<(), NodeError> {
-        let actions = self.engine.refusals_due(now_ms());
+        let actions = self.engine.aggregates_due(now_ms());
         self.apply_with(actions, true)
     }
 

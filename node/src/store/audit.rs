@@ -54,23 +54,8 @@ fn hash_entry(e: &AuditEntry) -> [u8; 32] {
 
 /// Verifies a chain of records signed by `org`, starting at seq 1.
 pub fn verify_chain(records: &[AuditRecord], org: &OrgId) -> Result<(), AuditError> {
-    let mut prev = [0u8; 32];
-    for (i, r) in records.iter().enumerate() {
-        let expected = i as u64 + 1;
-        if r.entry.seq != expected {
-            return Err(AuditError::Sequence { expected, found: r.entry.seq });
-        }
-        if hash_entry(&r.entry) != r.hash {
-            return Err(AuditError::Hash(r.entry.seq));
-        }
-        if r.entry.prev != prev {
-            return Err(AuditError::Link(r.entry.seq));
-        }
-        vigil_crypto::verify_body(org, domain::AUDIT, &r.hash, &r.signature)
-            .map_err(|_| AuditError::Signature(r.entry.seq))?;
-        prev = r.hash;
-    }
-    Ok(())
+    let mut check = ChainCheck { org, prev: [0; 32], seq: 0 };
+    records.iter().try_for_each(|r| check.next(r))
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -184,15 +169,83 @@ impl AuditLog {
         Ok(out)
     }
 
-    pub(super) fn verify(&self, db: &redb::Database) -> Result<usize, AuditError> {
-        let records = self.entries(db).map_err(|e| AuditError::Unreadable { index: 0, msg: e.to_string() })?;
-        verify_chain(&records, &self.signer.org_id())?;
-        let head = *self.head.lock().expect("audit head lock");
-        let found = records.last().map(|r| r.entry.seq).unwrap_or(0);
-        if found != head.seq {
-            return Err(AuditError::Head { expected: head.seq, found });
+    pub(super) fn verify(&self, db: &Arc<redb::Database>) -> Result<usize, AuditError> {
+        self.verifier(db).run()
+    }
+
+    /// A verification of the chain as it stands when it runs, for another
+    /// thread while the node goes on writing (a read transaction is a
+    /// snapshot, entries and head alike): entry by entry, in constant memory.
+    pub(super) fn verifier(&self, db: &Arc<redb::Database>) -> Verifier {
+        Verifier {
+            db: db.clone(),
+            log: AuditLog { key: self.key.clone(), signer: self.signer.clone(), head: Default::default() },
         }
-        Ok(records.len())
+    }
+}
+
+/// Checks records one after another: sequence, hash, link, signature.
+struct ChainCheck<'a> {
+    org: &'a OrgId,
+    prev: [u8; 32],
+    seq: u64,
+}
+
+impl ChainCheck<'_> {
+    fn next(&mut self, r: &AuditRecord) -> Result<(), AuditError> {
+        let expected = self.seq + 1;
+        if r.entry.seq != expected {
+            return Err(AuditError::Sequence { expected, found: r.entry.seq });
+        }
+        if hash_entry(&r.entry) != r.hash {
+            return Err(AuditError::Hash(r.entry.seq));
+        }
+        if r.entry.prev != self.prev {
+            return Err(AuditError::Link(r.entry.seq));
+        }
+        vigil_crypto::verify_body(self.org, domain::AUDIT, &r.hash, &r.signature)
+            .map_err(|_| AuditError::Signature(r.entry.seq))?;
+        (self.prev, self.seq) = (r.hash, expected);
+        Ok(())
+    }
+}
+
+/// A verification to run off the node's event loop (`AuditLog::verifier`).
+#[derive(Debug)]
+pub struct Verifier {
+    db: Arc<redb::Database>,
+    /// Seals and the org id only; its head is read from the snapshot.
+    log: AuditLog,
+}
+
+impl Verifier {
+    /// The number of entries, or the first fault.
+    pub fn run(self) -> Result<usize, AuditError> {
+        let unreadable = |index: usize, e: &dyn std::fmt::Display| AuditError::Unreadable { index, msg: e.to_string() };
+        let read = self.db.begin_read().map_err(|e| unreadable(0, &e))?;
+        let t = match read.open_table(table()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(unreadable(0, &e)),
+        };
+        let head: Head = match t.get(HEAD).map_err(|e| unreadable(0, &e))? {
+            Some(v) => self.log.open_value(HEAD, v.value()).map_err(|e| unreadable(0, &e))?,
+            None => Head::default(),
+        };
+        let org = self.log.signer.org_id();
+        let mut check = ChainCheck { org: &org, prev: [0; 32], seq: 0 };
+        for (index, kv) in t.iter().map_err(|e| unreadable(0, &e))?.enumerate() {
+            let (k, v) = kv.map_err(|e| unreadable(index, &e))?;
+            if k.value().len() != 8 {
+                continue;
+            }
+            let record: AuditRecord = self.log.open_value(k.value(), v.value()).map_err(|e| unreadable(index, &e))?;
+            check.next(&record)?;
+        }
+        if check.seq != head.seq {
+            return Err(AuditError::Head { expected: head.seq, found: check.seq });
+        }
+        Ok(check.seq as usize)
     }
 }
 
@@ -202,7 +255,7 @@ mod tests {
 
     struct Log {
         _dir: tempfile::TempDir,
-        db: redb::Database,
+        db: Arc<redb::Database>,
         log: AuditLog,
         key: SealKey,
     }
@@ -216,7 +269,7 @@ mod tests {
 
     fn log() -> Log {
         let dir = tempfile::tempdir().unwrap();
-        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("t.redb")).unwrap());
         let key = SealKey::random();
         let log = AuditLog::open(&db, key.clone(), Arc::new(Identity::generate())).unwrap();
         let l = Log { _dir: dir, db, log, key };

@@ -121,11 +121,13 @@ pub(crate) enum CompactStep {
 /// Compaction of the (closed) database at `db` from `source`: a fresh
 /// copy, synced, renamed over `db` (atomic: a crash leaves the old file
 /// or the new one, never neither), then the directory synced.
+/// `source` may be shared with an audit verification still reading it: the
+/// rename leaves that reader on the old file until it finishes.
 pub(super) fn compact(
-    source: redb::Database,
+    source: std::sync::Arc<redb::Database>,
     db: &Path,
     #[cfg(test)] stop: Option<CompactStep>,
-) -> Result<(), (Option<redb::Database>, StoreError)> {
+) -> Result<(), (Option<std::sync::Arc<redb::Database>>, StoreError)> {
     let fresh = compact_path(db);
     let _ = std::fs::remove_file(&fresh);
     #[cfg(test)]

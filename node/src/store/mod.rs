@@ -8,7 +8,7 @@
 mod audit;
 mod files;
 
-pub use audit::{verify_chain, AuditEntry, AuditError, AuditRecord};
+pub use audit::{verify_chain, AuditEntry, AuditError, AuditRecord, Verifier};
 
 use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Serialize};
@@ -108,7 +108,8 @@ pub type Collection = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
 #[derive(Debug)]
 pub struct Store {
-    db: redb::Database,
+    /// Shared with audit verifications running off the event loop.
+    db: std::sync::Arc<redb::Database>,
     key: SealKey,
     audit: audit::AuditLog,
     path: PathBuf,
@@ -127,7 +128,7 @@ impl Store {
             tracing::info!("migrated {n} stored values from sled to {}", path.display());
         }
         let (db, interrupted) = files::open(path)?;
-        let store = Self::with(db, key, path.to_path_buf(), signer)?;
+        let store = Self::with(std::sync::Arc::new(db), key, path.to_path_buf(), signer)?;
         if !interrupted {
             return Ok(store);
         }
@@ -139,7 +140,7 @@ impl Store {
     }
 
     fn with(
-        db: redb::Database,
+        db: std::sync::Arc<redb::Database>,
         key: SealKey,
         path: PathBuf,
         signer: std::sync::Arc<vigil_crypto::Identity>,
@@ -201,7 +202,7 @@ impl Store {
     /// rewritten (nothing is written to it: the runtime is busy compacting).
     pub fn placeholder(&self) -> Result<Store, StoreError> {
         let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::with(db, self.key.clone(), self.path.clone(), self.signer.clone())
+        Self::with(std::sync::Arc::new(db), self.key.clone(), self.path.clone(), self.signer.clone())
     }
 
     /// Every table's rows, sealed as stored, from one consistent snapshot
@@ -404,6 +405,11 @@ impl Store {
 
     pub fn audit_verify(&self) -> Result<usize, AuditError> {
         self.audit.verify(&self.db)
+    }
+
+    /// A verification of the audit chain to run on another thread.
+    pub fn audit_verifier(&self) -> Verifier {
+        self.audit.verifier(&self.db)
     }
 
     /// Makes every commit so far durable (on shutdown, and on the
