@@ -382,7 +382,14 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
         node.listen,
         token_path.display()
     );
-    stop_signal().await?;
+    tokio::select! {
+        r = stop_signal() => r?,
+        // The node stopped itself: a durable write failed (its log says why).
+        _ = node.stopped() => {
+            let _ = stop_tx.send(());
+            bail!("the node stopped: a durable write failed (disk full?); nothing unwritten was acknowledged, restart it once the cause is fixed");
+        }
+    }
     println!("Shutting down ...");
     let _ = stop_tx.send(());
     node.shutdown().await;

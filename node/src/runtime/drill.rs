@@ -1,8 +1,8 @@
 //! Hooks for drills and tests, compiled only with the cargo feature
 //! `drill` (the test kit and the drill harness turn it on; a release
 //! daemon has none of them): a wire tap, simulated latency and partitions,
-//! crashes, raw frames a malicious member would send, and low-priority
-//! nodes for a drill's attackers.
+//! crashes, a full disk, raw frames a malicious member would send, and
+//! low-priority nodes for a drill's attackers.
 
 use super::{heavy, Command, NodeError, NodeHandle, Reply, Runtime};
 use crate::net::{self, Tap, ALERT_TOPIC};
@@ -43,9 +43,15 @@ pub(super) enum DrillCommand {
     RawRequest(OrgId, Vec<u8>, Reply<()>),
     Cut(Vec<OrgId>, Reply<()>),
     Crash(oneshot::Sender<()>),
+    FillDisk(usize, Reply<()>),
 }
 
 impl NodeHandle {
+    /// After `commits` more durable commits, every write of this node fails
+    /// as on a full disk (ENOSPC).
+    pub async fn fill_disk_after(&self, commits: usize) -> Result<(), NodeError> {
+        self.ask(|tx| Command::Drill(DrillCommand::FillDisk(commits, tx))).await
+    }
     /// Publishes pre-encoded bytes on the alert topic.
     pub async fn raw_publish(&self, bytes: Vec<u8>) -> Result<(), NodeError> {
         self.ask(|tx| Command::Drill(DrillCommand::RawPublish(bytes, tx))).await
@@ -97,6 +103,10 @@ impl Runtime {
             }
             DrillCommand::RawRequest(to, bytes, reply) => {
                 self.send_request(to, bytes, None);
+                let _ = reply.send(Ok(()));
+            }
+            DrillCommand::FillDisk(commits, reply) => {
+                self.store.fill_disk_after(commits);
                 let _ = reply.send(Ok(()));
             }
             DrillCommand::Crash(_) => unreachable!("handled in the loop"),

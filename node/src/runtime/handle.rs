@@ -75,6 +75,11 @@ impl NodeHandle {
         self.tx.send(command(tx)).await.map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
+    /// Resolves when the node's event loop has ended (shut down, or
+    /// stopped itself after a failed durable write).
+    pub async fn stopped(&self) {
+        self.tx.closed().await
+    }
     /// Enrols a record; returns its local id once it is durable.
     pub async fn enrol(&self, e: Enrolment) -> Result<u64, NodeError> {
         self.ask(|tx| Command::Enrol(Box::new(e), tx)).await

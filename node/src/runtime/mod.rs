@@ -143,6 +143,10 @@ struct Runtime {
     #[cfg(feature = "drill")]
     low_pool: Option<Arc<rayon::ThreadPool>>,
     metrics: crate::metrics::Metrics,
+    /// A durable commit failed (a full disk, an I/O error): memory may hold
+    /// what the disk does not, so the node stops (fail-stop) and a restart
+    /// reads the disk again. Nothing failed is acknowledged.
+    halted: Option<String>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -197,6 +201,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         #[cfg(feature = "drill")]
         low_pool: None,
         metrics,
+        halted: None,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
@@ -341,6 +346,9 @@ impl Runtime {
                     None => break,
                     Some(Command::Shutdown(done)) => {
                         self.stop();
+                        // The store is closed before anyone hears of it: a
+                        // restart finds the database free.
+                        drop(self);
                         let _ = done.send(());
                         return;
                     }
@@ -369,7 +377,7 @@ impl Runtime {
                 }
                 _ = tick.tick() => {
                     if let Err(e) = self.store.flush_if_dirty() {
-                        tracing::error!(org = %self.name, "periodic flush failed: {e}");
+                        self.halt(&e);
                     }
                     self.redial(true);
                     self.resend_hits();
@@ -403,8 +411,23 @@ impl Runtime {
                     }
                 }
             }
+            if let Some(why) = &self.halted {
+                tracing::error!(org = %self.name, "stopping: a durable write failed ({why}); nothing after it was acknowledged; the data on disk is intact, restart once the cause (disk full?) is fixed");
+                break;
+            }
         }
         self.stop();
+        // The store closes before the command channel does (what
+        // `NodeHandle::stopped` waits for).
+        drop(self);
+        drop(rx);
+    }
+
+    /// A durable write failed: the node stops after the current event.
+    fn halt(&mut self, e: &StoreError) {
+        if self.halted.is_none() {
+            self.halted = Some(e.to_string());
+        }
     }
 
     fn close_listeners(&mut self) {
@@ -415,6 +438,10 @@ impl Runtime {
 
     fn stop(&mut self) {
         self.close_listeners();
+        if self.halted.is_some() {
+            tracing::info!(org = %self.name, "node stopped");
+            return;
+        }
         // Counts not audited yet go in now; a crash loses at most one interval's.
         let counts = self.engine.aggregates_now(now_ms());
         if let Err(e) = self.apply(counts) {
@@ -426,8 +453,12 @@ impl Runtime {
         tracing::info!(org = %self.name, "node stopped");
     }
 
-    fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.store.audit(now_ms(), event)
+    fn audit(&mut self, event: AuditEvent) -> Result<(), StoreError> {
+        let done = self.store.audit(now_ms(), event);
+        if let Err(e) = &done {
+            self.halt(e);
+        }
+        done
     }
 
     /// Applies actions in order. Writes and audit entries are gathered and
@@ -493,7 +524,10 @@ impl Runtime {
             }
         }
         if lazy {
-            self.store.commit_unflushed(&writes, now_ms(), audits)?;
+            if let Err(e) = self.store.commit_unflushed(&writes, now_ms(), audits) {
+                self.halt(&e);
+                return Err(e.into());
+            }
         } else {
             self.commit(&writes, audits)?;
         }
@@ -508,8 +542,14 @@ impl Runtime {
         if writes.is_empty() && audits.is_empty() {
             return Ok(());
         }
+        if self.halted.is_some() {
+            return Err(NodeError::Stopped);
+        }
         let start = std::time::Instant::now();
-        self.store.commit(writes, now_ms(), audits)?;
+        if let Err(e) = self.store.commit(writes, now_ms(), audits) {
+            self.halt(&e);
+            return Err(e.into());
+        }
         self.metrics.commit_seconds.observe(start.elapsed().as_secs_f64());
         Ok(())
     }

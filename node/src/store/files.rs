@@ -65,6 +65,11 @@ pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
     let opened = std::panic::catch_unwind(|| redb::Database::create(db));
     let mut database = match opened {
         Ok(Ok(d)) => d,
+        // Not damage: the file is in use, unreadable, or from another version.
+        Ok(Err(e @ (redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::UpgradeRequired(_)))) => {
+            return Err(e.into())
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))) => return Err(io(db)(e)),
         Ok(Err(e)) => return Err(damaged(db, e)),
         Err(_) => return Err(damaged(db, "the storage engine could not read the file's layout (truncated?)")),
     };

@@ -116,6 +116,10 @@ pub struct Store {
     signer: std::sync::Arc<vigil_crypto::Identity>,
     /// Commits made without waiting for the disk since the last durable one.
     dirty: AtomicBool,
+    /// Drills: commits left before the disk is "full" (every later write
+    /// fails with ENOSPC, as a full disk's would).
+    #[cfg(feature = "drill")]
+    writes_left: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -146,7 +150,16 @@ impl Store {
         signer: std::sync::Arc<vigil_crypto::Identity>,
     ) -> Result<Self, StoreError> {
         let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
-        Ok(Self { db, key, audit, path, signer, dirty: AtomicBool::new(false) })
+        Ok(Self {
+            db,
+            key,
+            audit,
+            path,
+            signer,
+            dirty: AtomicBool::new(false),
+            #[cfg(feature = "drill")]
+            writes_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        })
     }
 
     /// Rewrites the database into a fresh file and renames it over the old
@@ -173,7 +186,7 @@ impl Store {
         self,
         #[cfg(test)] stop: Option<files::CompactStep>,
     ) -> Result<(Store, Option<StoreError>), StoreError> {
-        let Store { db, key, audit, path, signer, dirty: _ } = self;
+        let Store { db, key, audit, path, signer, .. } = self;
         drop(audit);
         let done = files::compact(
             db,
@@ -315,6 +328,11 @@ impl Store {
         if ops.is_empty() && audits.is_empty() {
             return Ok(());
         }
+        #[cfg(feature = "drill")]
+        if self.writes_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
+            let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+            return Err(StoreError::Io(self.path.display().to_string(), full));
+        }
         let mut txn = self.db.begin_write()?;
         if !durable {
             txn.set_durability(redb::Durability::None);
@@ -419,6 +437,12 @@ impl Store {
         txn.commit()?;
         self.dirty.store(false, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Drills: after `n` more commits, every write fails as on a full disk.
+    #[cfg(feature = "drill")]
+    pub fn fill_disk_after(&self, n: usize) {
+        self.writes_left.store(n, Ordering::Relaxed);
     }
 
     /// `flush`, if a commit since the last durable one did not wait.
