@@ -96,3 +96,64 @@ async fn a_thousand_fresh_identity_handshakes_add_a_bounded_number_of_audit_entr
     assert!(events.iter().all(|e| !matches!(e, AuditEvent::ConnectionRefused { .. })), "no entry per connection");
     drop(daemon);
 }
+
+/// Keeps about `n` idle TCP connections (no handshake bytes) from
+/// `source` to `addr` open until `stop` is set, each for about 3 s.
+fn idle_sockets(
+    source: &str,
+    addr: std::net::SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let source: std::net::IpAddr = source.parse().unwrap();
+    let open = || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        s.bind(&std::net::SocketAddr::new(source, 0).into()).ok()?;
+        s.connect_timeout(&addr.into(), Duration::from_secs(1)).ok()?;
+        Some((Instant::now(), s))
+    };
+    let mut socks = std::collections::VecDeque::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        while socks.front().is_some_and(|(t, _): &(Instant, socket2::Socket)| t.elapsed() > Duration::from_secs(3)) {
+            socks.pop_front();
+        }
+        while socks.len() < n {
+            match open() {
+                Some(s) => socks.push_back(s),
+                None => break,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_from_one_address_do_not_keep_others_out() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = federation(root.path(), &[("Metro Police", "police")]);
+    let dir = dirs[0].clone();
+    let cfg = vigil_config::NodeConfig::load(&Path::new(&dir).join("vigil.toml")).unwrap();
+    let addr: Multiaddr = cfg.network.listen[0].parse().unwrap();
+    let port = addr.iter().find_map(|p| if let libp2p::multiaddr::Protocol::Tcp(p) = p { Some(p) } else { None });
+    let socket = std::net::SocketAddr::from(([127, 0, 0, 1], port.unwrap()));
+    let daemon = serve(Path::new(&dir));
+    // 300 idle sockets, held open all the time, from another loopback
+    // address (all of 127.0.0.0/8 is loopback): more than libp2p's 256
+    // handshake slots in all.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || idle_sockets("127.0.0.2", socket, 300, stop))
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Handshakes from elsewhere still complete: the idle address holds at
+    // most network.max_pending_per_ip (8) slots.
+    let mut completed = 0;
+    for _ in 0..5 {
+        completed += usize::from(handshake(addr.clone()).await);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_eq!(completed, 5, "handshakes from 127.0.0.1 were kept out by idle sockets from 127.0.0.2");
+    drop(daemon);
+}

@@ -130,9 +130,17 @@ pub struct NetworkConfig {
     /// (a decode and an audit entry each) cost a bounded amount of work.
     pub max_refused_per_minute: u32,
     /// Refused connections are counted per source address and audited as
-    /// one entry per this interval at most.
+    /// one entry per this interval at most; so are the answer pages of
+    /// standing matching (`alert_answers_counted`).
     #[serde(with = "humantime_serde")]
     pub refusals_audit_interval: Duration,
+    /// Inbound connections one IP address may hold in their handshake at
+    /// once (of libp2p's 256 in all).
+    pub max_pending_per_ip: usize,
+    /// A connection that has not finished Noise and Yamux by then is
+    /// dropped.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -150,6 +158,8 @@ impl Default for NetworkConfig {
             max_requests_per_minute: 60_000,
             max_refused_per_minute: 60,
             refusals_audit_interval: Duration::from_secs(60),
+            max_pending_per_ip: 8,
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -335,6 +345,12 @@ impl NodeConfig {
         }
         if self.network.max_strikes == 0 {
             return bad("network.max_strikes must be at least 1");
+        }
+        if !(1..=256).contains(&self.network.max_pending_per_ip) {
+            return bad("network.max_pending_per_ip must be 1..=256");
+        }
+        if !(Duration::from_millis(500)..=Duration::from_secs(60)).contains(&self.network.handshake_timeout) {
+            return bad("network.handshake_timeout must be between 500ms and 60s");
         }
         if self.network.refusals_audit_interval < Duration::from_millis(100) {
             return bad("network.refusals_audit_interval must be at least 100ms");

@@ -1,11 +1,13 @@
 //! The libp2p layer: TCP + Noise + Yamux, roster gating (allow list plus a
-//! block list for penalised peers), connection limits, the alerts gossipsub
+//! block list for penalised peers), connection limits (global, and
+//! handshakes per IP address), the alerts gossipsub
 //! topic with application-level validation, and request-response frames.
 //! It moves bytes only; decisions are the engine's.
 
 mod codec;
 #[cfg(feature = "drill")]
 mod latency;
+mod pending;
 mod score;
 
 pub(crate) use codec::{Frame, FrameCodec, IDENTIFY_PROTOCOL, OVERSIZED, PROTOCOL};
@@ -38,6 +40,8 @@ pub(crate) type Cut = libp2p::swarm::dummy::Behaviour;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so that its count sees every handshake (`pending`).
+    pub pending: pending::PendingPerIp,
     pub allow: allow_block_list::Behaviour<AllowedPeers>,
     pub block: allow_block_list::Behaviour<BlockedPeers>,
     /// Peers this node cannot reach: a drill's simulated partition.
@@ -158,6 +162,7 @@ pub(crate) fn behaviour(
         .with_max_pending_incoming(Some(256))
         .with_max_established(Some(4096));
     Ok(Behaviour {
+        pending: pending::PendingPerIp::new(cfg.max_pending_per_ip),
         allow: Default::default(),
         block: Default::default(),
         #[cfg(feature = "drill")]
@@ -211,6 +216,9 @@ pub(crate) fn tcp_swarm(
         .with_behaviour(|_| b)
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        // Noise and Yamux within this, or the connection is dropped (the
+        // default 10 s let idle sockets hold handshake slots).
+        .with_connection_timeout(cfg.handshake_timeout)
         .build())
 }
 
