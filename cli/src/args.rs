@@ -45,9 +45,11 @@ pub(crate) enum Command {
         /// Steward signatures a roster needs.
         #[arg(long, default_value_t = 1)]
         threshold: usize,
-        /// Federation epoch secret (64 hex characters) for protected templates.
+        /// A file holding the federation's epoch secret (64 hex
+        /// characters) for protected templates; sealed into the data
+        /// directory (not a command-line value: process lists show those).
         #[arg(long)]
-        epoch_secret: Option<String>,
+        epoch_secret_file: Option<PathBuf>,
     },
     /// Stewards: create, sign, verify and apply the federation roster.
     #[command(subcommand)]

@@ -20,7 +20,16 @@ use vigil_node::Status;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { org, kind, data, key_file, listen, api, stewards, threshold, epoch_secret } => {
+        Command::Init { org, kind, data, key_file, listen, api, stewards, threshold, epoch_secret_file } => {
+            let epoch_secret = match epoch_secret_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read the epoch secret file {}", p.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
             let mut cfg = NodeConfig::new(&org, kind.into());
             cfg.network.listen = vec![listen];
             cfg.api.listen = api;

@@ -18,7 +18,8 @@ fn quick_start_two_nodes_find_a_missing_person() {
     let s = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
     let k1 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward1.key")]));
     let k2 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward2.key")]));
-    let epoch = "ab".repeat(32);
+    let epoch_file = s("epoch.hex");
+    std::fs::write(&epoch_file, "ab".repeat(32)).unwrap();
     let mut daemons = Vec::new();
     let mut nodes = Vec::new();
     for (name, kind) in [("Shelter North", "ngo"), ("Metro Police", "police")] {
@@ -42,8 +43,8 @@ fn quick_start_two_nodes_find_a_missing_person() {
             &k2,
             "--threshold",
             "2",
-            "--epoch-secret",
-            &epoch,
+            "--epoch-secret-file",
+            &epoch_file,
         ]);
         nodes.push(dir);
     }

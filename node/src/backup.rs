@@ -23,7 +23,8 @@ const AAD: &[u8] = b"vigil/backup/v1";
 /// Largest backup file read (restore holds it in memory).
 pub const MAX_BACKUP_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// The data directory's files that travel (the database goes separately).
-const FILES: &[&str] = &["keyring.json", "identity.sealed", "vigil.toml", "org.json", "api.token", "roster.json"];
+const FILES: &[&str] =
+    &["keyring.json", "identity.sealed", "epoch.sealed", "vigil.toml", "org.json", "api.token", "roster.json"];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,6 +1,7 @@
 //! A node's data directory: `vigil.toml` (config), `keyring.json` (how the
 //! data key is derived; no secret), `identity.sealed` (the org's ed25519
-//! seed, sealed), `api.token` (the local API's bearer token, mode 0600),
+//! seed, sealed), `epoch.sealed` (the federation's epoch secret, sealed),
+//! `api.token` (the local API's bearer token, mode 0600),
 //! `org.json` (public facts for the stewards' roster) and `vigil.redb` (the
 //! sealed database).
 
@@ -13,6 +14,10 @@ use vigil_crypto::{Identity, Keyring, SealKey};
 use vigil_protocol::{OrgId, OrgKind};
 
 const IDENTITY_AAD: &[u8] = b"vigil/identity";
+const EPOCH_AAD: &[u8] = b"vigil/epoch";
+/// The federation's epoch secret, sealed under the data key (never in
+/// `vigil.toml`, never on a command line).
+const EPOCH_FILE: &str = "epoch.sealed";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,6 +38,8 @@ pub enum DataDirError {
     Config(#[from] vigil_config::ConfigError),
     #[error("identity.sealed does not open: {0}")]
     Identity(String),
+    #[error("epoch.sealed does not open: {0}")]
+    Epoch(String),
     #[error("no passphrase: set VIGIL_PASSPHRASE, pass --key-file, or run in a terminal")]
     NoSecret,
 }
@@ -157,8 +164,11 @@ pub fn init(dir: &Path, config: &NodeConfig, secret: &Secret) -> Result<OrgInfo,
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
     write_private(&dir.join("api.token"), hex::encode(token).as_bytes())?;
     let cfg_path = dir.join("vigil.toml");
-    // It may hold the federation's epoch secret: its owner's only.
-    write_private(&cfg_path, config.to_commented_toml().as_bytes())?;
+    let mut on_disk = config.clone();
+    if let Some(epoch) = on_disk.federation.epoch_secret.take() {
+        write_private(&dir.join(EPOCH_FILE), &key.seal(EPOCH_AAD, epoch.as_bytes()))?;
+    }
+    write_private(&cfg_path, on_disk.to_commented_toml().as_bytes())?;
     let info = OrgInfo {
         org: identity.org_id(),
         peer_id: net::peer_id(&identity.org_id()).map(|p| p.to_string()).unwrap_or_default(),
@@ -187,12 +197,27 @@ pub fn open(dir: &Path, secret: &Secret) -> Result<Opened, DataDirError> {
     if !ring_path.exists() {
         return Err(DataDirError::NotInitialised(dir.display().to_string()));
     }
-    let config = NodeConfig::load(&dir.join("vigil.toml"))?;
+    let cfg_path = dir.join("vigil.toml");
+    let mut config = NodeConfig::load(&cfg_path)?;
     let key = Keyring::load(&ring_path)?.unlock(secret.text())?;
     let id_path = dir.join("identity.sealed");
     let sealed = std::fs::read(&id_path).map_err(io(&id_path))?;
     let seed = key.open(IDENTITY_AAD, &sealed).map_err(|e| DataDirError::Identity(e.to_string()))?;
     let seed: [u8; 32] = seed.try_into().map_err(|_| DataDirError::Identity("wrong length".into()))?;
+    let epoch_path = dir.join(EPOCH_FILE);
+    // A directory from before kept the secret in vigil.toml: sealed now,
+    // and the file rewritten without it.
+    if let Some(epoch) = config.federation.epoch_secret.take() {
+        write_private(&epoch_path, &key.seal(EPOCH_AAD, epoch.as_bytes()))?;
+        write_private(&cfg_path, config.to_commented_toml().as_bytes())?;
+    }
+    if epoch_path.exists() {
+        let sealed = std::fs::read(&epoch_path).map_err(io(&epoch_path))?;
+        let epoch = key.open(EPOCH_AAD, &sealed).map_err(|e| DataDirError::Epoch(e.to_string()))?;
+        let epoch = String::from_utf8(epoch).map_err(|_| DataDirError::Epoch("not text".into()))?;
+        config.federation.epoch_secret = Some(epoch);
+        config.validate()?;
+    }
     Ok(Opened { dir: dir.to_path_buf(), config, key, identity: Arc::new(Identity::from_secret(&seed)) })
 }
 
@@ -205,4 +230,31 @@ pub fn api_access(dir: &Path) -> Result<(String, String), DataDirError> {
     let p = dir.join("api.token");
     let token = std::fs::read_to_string(&p).map_err(io(&p))?;
     Ok((format!("http://{}", config.api.listen), token.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_secret_is_sealed_not_in_the_config_and_old_directories_move_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node");
+        let secret = Secret::Passphrase("correct horse battery".into());
+        let mut cfg = NodeConfig::new("Shelter North", vigil_protocol::OrgKind::Ngo);
+        let epoch = "5e".repeat(32);
+        cfg.federation.epoch_secret = Some(epoch.clone());
+        init(&dir, &cfg, &secret).unwrap();
+        let on_disk = std::fs::read_to_string(dir.join("vigil.toml")).unwrap();
+        assert!(!on_disk.contains(&epoch), "the epoch secret is in vigil.toml");
+        assert!(!std::fs::read(dir.join(EPOCH_FILE)).unwrap().windows(epoch.len()).any(|w| w == epoch.as_bytes()));
+        assert_eq!(open(&dir, &secret).unwrap().config.federation.epoch_secret.as_deref(), Some(epoch.as_str()));
+        // A directory from before: the secret in vigil.toml.
+        std::fs::remove_file(dir.join(EPOCH_FILE)).unwrap();
+        std::fs::write(dir.join("vigil.toml"), cfg.to_commented_toml()).unwrap();
+        assert_eq!(open(&dir, &secret).unwrap().config.federation.epoch_secret.as_deref(), Some(epoch.as_str()));
+        assert!(!std::fs::read_to_string(dir.join("vigil.toml")).unwrap().contains(&epoch), "moved out");
+        assert!(dir.join(EPOCH_FILE).exists());
+        assert_eq!(open(&dir, &secret).unwrap().config.federation.epoch_secret.as_deref(), Some(epoch.as_str()));
+    }
 }

@@ -6,7 +6,6 @@
 use crate::measure::{AttackOutcome, Observed, Task};
 use crate::population::Population;
 use crate::scenario::Behaviour;
-use vigil_config::NodeConfig;
 use vigil_crypto::Identity;
 use vigil_engine::audit::AuditEvent;
 use vigil_matcher::{EpochSecret, ProtectedMatcher};
@@ -62,7 +61,7 @@ pub(crate) fn launch(
     // Hand-made alerts are made now (they need the federation's epoch secret, from its files).
     let crafted: Vec<Vec<u8>> = match behaviour {
         Behaviour::Forge | Behaviour::Replay => {
-            let cfg = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml"))?;
+            let cfg = fed.nodes[0].open()?.config;
             let secret = hex::decode(cfg.federation.epoch_secret.unwrap_or_default())?;
             let secret: [u8; 32] = secret.try_into().map_err(|_| anyhow::anyhow!("no epoch secret"))?;
             let mut matcher = ProtectedMatcher::new(EpochSecret::new(secret));

@@ -55,7 +55,10 @@ fn three() -> Vec<OrgSpec> {
 }
 
 fn epoch_of(fed: &LocalFederation) -> EpochSecret {
-    let cfg = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml")).unwrap();
+    // Sealed in the data directory, not in vigil.toml.
+    let on_disk = NodeConfig::load(&fed.nodes[0].dir.join("vigil.toml")).unwrap();
+    assert!(on_disk.federation.epoch_secret.is_none());
+    let cfg = fed.nodes[0].open().unwrap().config;
     let bytes = hex::decode(cfg.federation.epoch_secret.unwrap()).unwrap();
     EpochSecret::new(bytes.try_into().unwrap())
 }

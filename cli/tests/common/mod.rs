@@ -81,7 +81,8 @@ pub(crate) fn federation(root: &Path, orgs: &[(&str, &str)]) -> Vec<String> {
     let s = |x: &str| root.join(x).to_str().unwrap().to_string();
     let k1 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward1.key")]));
     let k2 = pubkey(&ok(&["roster", "keygen", "--out", &s("steward2.key")]));
-    let epoch = "cd".repeat(32);
+    let epoch_file = s("epoch.hex");
+    std::fs::write(&epoch_file, "cd".repeat(32)).unwrap();
     let mut dirs = Vec::new();
     for (name, kind) in orgs {
         let dir = s(&format!("{kind}-data"));
@@ -105,8 +106,8 @@ pub(crate) fn federation(root: &Path, orgs: &[(&str, &str)]) -> Vec<String> {
             &k2,
             "--threshold",
             "2",
-            "--epoch-secret",
-            &epoch,
+            "--epoch-secret-file",
+            &epoch_file,
         ]);
         dirs.push(dir);
     }
