@@ -108,10 +108,55 @@ fn parse_roles(s: &str) -> anyhow::Result<Vec<Role>> {
         .collect()
 }
 
+/// A steward key file: the signing seed sealed under a passphrase
+/// (argon2id, as a data directory's key), never in the clear.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StewardKeyFile {
+    format: String,
+    keyring: vigil_crypto::Keyring,
+    /// Hex of the sealed 32-byte seed.
+    sealed: String,
+}
+
+const STEWARD_KEY_FORMAT: &str = "vigil-steward-key/1";
+const STEWARD_KEY_AAD: &[u8] = b"vigil/steward-key";
+
+/// The steward's passphrase: `VIGIL_STEWARD_PASSPHRASE`, else a prompt.
+fn steward_passphrase(confirm: bool) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("VIGIL_STEWARD_PASSPHRASE") {
+        if !p.is_empty() {
+            return Ok(p);
+        }
+    }
+    let p = rpassword::prompt_password("Passphrase for the steward key: ")
+        .context("no passphrase: set VIGIL_STEWARD_PASSPHRASE or run in a terminal")?;
+    if confirm && rpassword::prompt_password("Repeat the passphrase: ")? != p {
+        bail!("passphrases differ");
+    }
+    Ok(p)
+}
+
 fn read_key(path: &Path) -> anyhow::Result<Identity> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key {}", path.display()))?;
-    let bytes = hex::decode(text.trim()).context("a steward key file holds 64 hex characters")?;
-    let seed: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("a steward key file holds 32 bytes"))?;
+    // Keys written before they were sealed: 64 hex characters.
+    if let Ok(bytes) = hex::decode(text.trim()) {
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("a steward key holds 32 bytes"))?;
+        eprintln!(
+            "warning: {} holds the steward key in the clear; make a sealed one (vigil roster keygen) and \
+             have the stewards pin its public key",
+            path.display()
+        );
+        return Ok(Identity::from_secret(&seed));
+    }
+    let file: StewardKeyFile =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a steward key file", path.display()))?;
+    if file.format != STEWARD_KEY_FORMAT {
+        bail!("{}: unknown steward key format {:?}", path.display(), file.format);
+    }
+    let key = file.keyring.unlock(&steward_passphrase(false)?).context("wrong passphrase for this steward key")?;
+    let sealed = hex::decode(&file.sealed).context("the sealed key is not hex")?;
+    let seed = key.open(STEWARD_KEY_AAD, &sealed).map_err(|e| anyhow::anyhow!("the steward key does not open: {e}"))?;
+    let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("a steward key holds 32 bytes"))?;
     Ok(Identity::from_secret(&seed))
 }
 
@@ -122,12 +167,15 @@ pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
                 bail!("{} exists; refusing to overwrite a key", out.display());
             }
             let id = Identity::generate();
+            let (keyring, key) = vigil_crypto::Keyring::for_passphrase(&steward_passphrase(true)?)?;
+            let sealed = hex::encode(key.seal(STEWARD_KEY_AAD, id.secret().as_ref()));
+            let file = StewardKeyFile { format: STEWARD_KEY_FORMAT.into(), keyring, sealed };
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             use std::io::Write;
-            opts.open(&out)?.write_all(hex::encode(id.secret().as_ref()).as_bytes())?;
+            opts.open(&out)?.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
             println!("Steward key written to {}", out.display());
             println!("Public key (give to every node as --steward): {}", id.org_id());
         }

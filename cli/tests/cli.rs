@@ -56,6 +56,16 @@ fn quick_start_two_nodes_find_a_missing_person() {
     for n in &nodes {
         ok(&["roster", "add", "--roster", &roster, "--member-file", &format!("{n}/org.json")]);
     }
+    // Steward keys are sealed under the steward's passphrase: the file is
+    // no key in the clear, and another passphrase does not sign with it.
+    let key_text = std::fs::read_to_string(p("steward1.key")).unwrap();
+    assert!(key_text.contains("vigil-steward-key/1") && key_text.contains("argon2id"), "{key_text}");
+    let wrong = vigil()
+        .args(["roster", "sign", "--roster", &roster, "--key", &s("steward1.key")])
+        .env("VIGIL_STEWARD_PASSPHRASE", "another passphrase 2")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
     ok(&["roster", "sign", "--roster", &roster, "--key", &s("steward1.key")]);
     let one = fails(&["roster", "verify", "--roster", &roster, "--steward", &k1, "--steward", &k2, "--threshold", "2"]);
     assert!(one.contains("1 valid steward signatures, 2 required"), "{one}");

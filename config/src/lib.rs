@@ -134,6 +134,10 @@ pub struct NetworkConfig {
     /// standing matching (`alert_answers_counted`).
     #[serde(with = "humantime_serde")]
     pub refusals_audit_interval: Duration,
+    /// How long a peer stays blocked after `max_strikes` violations (kept
+    /// across restarts).
+    #[serde(with = "humantime_serde")]
+    pub block_for: Duration,
     /// Inbound connections one IP address may hold in their handshake at
     /// once (of libp2p's 256 in all).
     pub max_pending_per_ip: usize,
@@ -158,6 +162,7 @@ impl Default for NetworkConfig {
             max_requests_per_minute: 60_000,
             max_refused_per_minute: 60,
             refusals_audit_interval: Duration::from_secs(60),
+            block_for: Duration::from_secs(24 * 3600),
             max_pending_per_ip: 8,
             handshake_timeout: Duration::from_secs(5),
         }

@@ -263,6 +263,10 @@ pub enum AuditEvent {
         since_ms: u64,
         issuers: Vec<AnswerCounts>,
     },
+    /// A peer's block (`network.block_for`) ended.
+    PeerUnblocked {
+        peer: OrgId,
+    },
 }
 
 /// Refused connections from one source address in an interval.

@@ -659,6 +659,16 @@ impl Engine {
         refused.into_iter().chain(answers).map(Action::Audit).collect()
     }
 
+    /// A block on `peer` ended: its strikes start from zero again.
+    pub fn forgive(&mut self, peer: &OrgId) {
+        self.strikes.remove(peer);
+    }
+
+    /// A block on `peer` is still in force (from the store, at start).
+    pub fn keep_blocked(&mut self, peer: OrgId) {
+        self.strikes.insert(peer, self.max_strikes);
+    }
+
     pub fn strikes(&self, peer: &OrgId) -> u32 {
         self.strikes.get(peer).copied().unwrap_or(0)
     }

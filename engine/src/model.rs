@@ -204,6 +204,15 @@ pub fn receipt_key(alert: &AlertId, member: &OrgId) -> Handle {
     Handle(vigil_crypto::sha256(&b)[..16].try_into().expect("16 bytes"))
 }
 
+/// A peer blocked after repeated violations, until `until_ms`: kept on
+/// disk, so a restart does not give it a clean slate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    pub peer: OrgId,
+    pub at_ms: u64,
+    pub until_ms: u64,
+}
+
 /// Counters and singletons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -234,6 +243,9 @@ pub enum StoreOp {
     /// A holder's answer page to an alert that was purged.
     DeleteAnswer(Handle),
     PutReceipt(Box<StoredReceipt>),
+    PutBlock(StoredBlock),
+    /// The block of a peer expired.
+    DeleteBlock(OrgId),
     /// The receipt (by `receipt_key`) of an alert that was purged.
     DeleteReceipt(Handle),
 }

@@ -183,6 +183,14 @@ pub fn init(dir: &Path, config: &NodeConfig, secret: &Secret) -> Result<OrgInfo,
     Ok(info)
 }
 
+/// Rewrites `dir`'s `vigil.toml` from `config` (0600), leaving the epoch
+/// secret out (it lives sealed in `epoch.sealed`).
+pub fn save_config(dir: &Path, config: &NodeConfig) -> Result<(), DataDirError> {
+    let mut on_disk = config.clone();
+    on_disk.federation.epoch_secret = None;
+    write_private(&dir.join("vigil.toml"), on_disk.to_commented_toml().as_bytes())
+}
+
 /// An unlocked data directory.
 #[derive(Debug)]
 pub struct Opened {

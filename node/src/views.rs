@@ -88,6 +88,9 @@ pub struct Status {
     pub hits: usize,
     /// Messages waiting in the outbox for peers.
     pub outbox: usize,
+    /// Peers blocked after repeated violations, and until when (ms).
+    #[serde(default)]
+    pub blocked: Vec<(OrgId, u64)>,
 }
 
 /// An enrolled record as shown to operators: no template.

@@ -214,6 +214,7 @@ async fn start_federation(s: &Scenario, wire: Arc<Wire>) -> anyhow::Result<Local
             }
             if let Some(b) = budget {
                 c.queries.per_hour = b;
+                c.alerts.answers_per_hour = b;
             }
             if let Some(f) = flood {
                 c.alerts.max_per_issuer_per_hour = f;

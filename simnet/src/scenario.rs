@@ -56,7 +56,8 @@ struct RawDrill {
     /// Simulated one-way latency of every link, in milliseconds.
     #[serde(default)]
     latency_ms: u64,
-    /// Overrides `queries.per_hour` at every node.
+    /// Overrides `queries.per_hour` and `alerts.answers_per_hour` (the two
+    /// answer budgets per member) at every node.
     #[serde(default)]
     query_budget_per_hour: Option<u32>,
     /// Overrides `alerts.max_per_issuer_per_hour` at every node.

@@ -150,7 +150,7 @@ impl LocalFederation {
             // Pin the bound address so a restart listens where the roster says.
             let mut pinned = opened.config.clone();
             pinned.network.listen = handle.listen.iter().map(|a| a.to_string()).collect();
-            std::fs::write(dir.join("vigil.toml"), pinned.to_commented_toml())?;
+            datadir::save_config(&dir, &pinned)?;
             nodes.push(LocalNode {
                 name: spec.name.clone(),
                 handle,

@@ -282,7 +282,7 @@ async fn oversized_and_malformed_frames_penalise_the_sender_and_the_node_keeps_s
         }),
         ..Default::default()
     };
-    let fed = LocalFederation::start(&hub_specs(), opts).await.unwrap();
+    let mut fed = LocalFederation::start(&hub_specs(), opts).await.unwrap();
     let (a, c, m) = (0, 1, 2);
     fed.wait_connected(&[a, c], PATIENCE).await.unwrap();
     fed.wait_connected(&[a, m], PATIENCE).await.unwrap();
@@ -308,6 +308,17 @@ async fn oversized_and_malformed_frames_penalise_the_sender_and_the_node_keeps_s
     })
     .await;
     assert!(cut.is_some(), "blocked attacker still connected");
+    let blocked = fed.nodes[a].handle.status().await.unwrap().blocked;
+    assert_eq!(blocked.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![m_org]);
+    assert!(blocked[0].1 > now_ms() + 23 * 3600 * 1000, "blocked for network.block_for (24 h)");
+
+    // A restart of the hub does not lift the block (it did: strikes and
+    // blocks lived in memory only).
+    fed.restart(a).await.unwrap();
+    fed.wait_connected(&[a, c], PATIENCE).await.unwrap();
+    assert_eq!(fed.nodes[a].handle.status().await.unwrap().blocked, blocked);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!fed.nodes[a].handle.status().await.unwrap().connected.contains(&m_org), "blocked attacker reconnected");
 
     // The hub still serves: an alert from C reaches it and hits flow.
     let pop = pop();

@@ -9,7 +9,7 @@ pub(crate) const PASSPHRASE: &str = "correct horse battery";
 
 pub(crate) fn vigil() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.env_remove("VIGIL_DATA").env("RUST_LOG", "warn");
+    c.env_remove("VIGIL_DATA").env("RUST_LOG", "warn").env("VIGIL_STEWARD_PASSPHRASE", "steward passphrase 1");
     c
 }
 

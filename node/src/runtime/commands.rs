@@ -167,6 +167,11 @@ impl Runtime {
             alerts: self.engine.alerts().count(),
             hits: self.engine.hits().count(),
             outbox: self.engine.outbox_entries().len(),
+            blocked: {
+                let mut b: Vec<(OrgId, u64)> = self.blocked.iter().map(|(o, u)| (*o, *u)).collect();
+                b.sort();
+                b
+            },
         }
     }
 }

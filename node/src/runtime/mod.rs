@@ -147,6 +147,9 @@ struct Runtime {
     /// what the disk does not, so the node stops (fail-stop) and a restart
     /// reads the disk again. Nothing failed is acknowledged.
     halted: Option<String>,
+    /// Peers blocked after repeated violations, until when (ms); kept in
+    /// the store so a restart does not lift a block.
+    blocked: HashMap<OrgId, u64>,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -202,8 +205,10 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         low_pool: None,
         metrics,
         halted: None,
+        blocked: HashMap::new(),
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
+    rt.restore_blocks()?;
     // The GLWE key for encrypted queries: made on first start (or upgrade).
     let (_, actions) = rt.engine.prober_key();
     rt.apply(actions)?;
@@ -379,6 +384,9 @@ impl Runtime {
                     if let Err(e) = self.store.flush_if_dirty() {
                         self.halt(&e);
                     }
+                    if let Err(e) = self.expire_blocks() {
+                        tracing::error!(org = %self.name, "lifting expired blocks failed: {e}");
+                    }
                     self.redial(true);
                     self.resend_hits();
                     if let Err(e) = self.retry_sync() {
@@ -514,13 +522,7 @@ impl Runtime {
                 Action::AnswerAlert(job) => self.spawn_alert_job(job),
                 Action::FetchProbe { to, alert, chunks } => self.send_fetch(to, alert, chunks),
                 Action::RosterChanged => self.roster_changed()?,
-                Action::Block(org) => {
-                    if let Ok(p) = net::peer_id(&org) {
-                        tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
-                        self.metrics.blocked.inc();
-                        self.swarm.behaviour_mut().block.block_peer(p);
-                    }
-                }
+                Action::Block(org) => self.block(org)?,
             }
         }
         if lazy {

@@ -3,6 +3,8 @@
 //! retention date, and compacting the store after erasure.
 
 use super::{net, now_ms, NodeError, Runtime};
+use vigil_engine::audit::AuditEvent;
+use vigil_engine::model::{StoreOp, StoredBlock};
 use vigil_protocol::{encode, OrgId, Tag};
 
 impl Runtime {
@@ -52,6 +54,52 @@ impl Runtime {
     pub(super) fn audit_refusals(&mut self) -> Result<(), NodeError> {
         let actions = self.engine.aggregates_due(now_ms());
         self.apply_with(actions, true)
+    }
+
+    /// Blocks `org` for `network.block_for`, on disk before it takes effect.
+    pub(super) fn block(&mut self, org: OrgId) -> Result<(), NodeError> {
+        let at_ms = now_ms();
+        let until_ms = at_ms.saturating_add(self.config.network.block_for.as_millis() as u64);
+        self.commit(&[StoreOp::PutBlock(StoredBlock { peer: org, at_ms, until_ms })], vec![])?;
+        self.blocked.insert(org, until_ms);
+        if let Ok(p) = net::peer_id(&org) {
+            tracing::warn!(org = %self.name, peer = %p, "blocking peer after repeated violations");
+            self.metrics.blocked.inc();
+            self.swarm.behaviour_mut().block.block_peer(p);
+        }
+        Ok(())
+    }
+
+    /// At start: the blocks still in force apply again; expired ones go.
+    pub(super) fn restore_blocks(&mut self) -> Result<(), NodeError> {
+        let now = now_ms();
+        for b in self.store.blocks()? {
+            if b.until_ms <= now {
+                self.commit(&[StoreOp::DeleteBlock(b.peer)], vec![])?;
+                continue;
+            }
+            self.blocked.insert(b.peer, b.until_ms);
+            self.engine.keep_blocked(b.peer);
+            if let Ok(p) = net::peer_id(&b.peer) {
+                self.swarm.behaviour_mut().block.block_peer(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lifts the blocks whose time is up (the peer starts from no strikes).
+    pub(super) fn expire_blocks(&mut self) -> Result<(), NodeError> {
+        let now = now_ms();
+        let ended: Vec<OrgId> = self.blocked.iter().filter(|(_, until)| **until <= now).map(|(o, _)| *o).collect();
+        for org in ended {
+            self.commit(&[StoreOp::DeleteBlock(org)], vec![AuditEvent::PeerUnblocked { peer: org }])?;
+            self.blocked.remove(&org);
+            self.engine.forgive(&org);
+            if let Ok(p) = net::peer_id(&org) {
+                self.swarm.behaviour_mut().block.unblock_peer(p);
+            }
+        }
+        Ok(())
     }
 
     /// Answers encrypted alerts refused for a spent budget, where the

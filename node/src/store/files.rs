@@ -69,7 +69,13 @@ pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
         Ok(Err(e @ (redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::UpgradeRequired(_)))) => {
             return Err(e.into())
         }
-        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))) => return Err(io(db)(e)),
+        // A file redb cannot read as its own (bad magic, cut short) is
+        // damage; other I/O errors (permissions, a missing directory) are not.
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
+            if !matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+        {
+            return Err(io(db)(e))
+        }
         Ok(Err(e)) => return Err(damaged(db, e)),
         Err(_) => return Err(damaged(db, "the storage engine could not read the file's layout (truncated?)")),
     };

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_crypto::{SealError, SealKey};
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{
-    receipt_key, Meta, StoreOp, StoredAlert, StoredAnswer, StoredDisclosure, StoredHit, StoredReceipt, StoredRecord,
+    receipt_key, Meta, StoreOp, StoredAlert, StoredAnswer, StoredBlock, StoredDisclosure, StoredHit, StoredReceipt,
+    StoredRecord,
 };
 use vigil_protocol::{decode, encode, Tag, WireError};
 
@@ -88,6 +89,7 @@ const META: &str = "meta";
 const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
 const RECEIPTS: &str = "receipts";
+const BLOCKS: &str = "blocks";
 
 fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
@@ -352,6 +354,7 @@ impl Store {
                 StoreOp::DeleteHit(h) => Some((HITS, h.0.to_vec())),
                 StoreOp::DeleteAnswer(h) => Some((ANSWERS, h.0.to_vec())),
                 StoreOp::DeleteReceipt(h) => Some((RECEIPTS, h.0.to_vec())),
+                StoreOp::DeleteBlock(o) => Some((BLOCKS, o.0.to_vec())),
                 _ => None,
             };
             if let Some((tree, key)) = removed {
@@ -362,7 +365,8 @@ impl Store {
                 StoreOp::DeleteRecord(_)
                 | StoreOp::DeleteHit(_)
                 | StoreOp::DeleteAnswer(_)
-                | StoreOp::DeleteReceipt(_) => unreachable!("handled above"),
+                | StoreOp::DeleteReceipt(_)
+                | StoreOp::DeleteBlock(_) => unreachable!("handled above"),
                 StoreOp::PutRecord(r) => {
                     (RECORDS, r.id.to_be_bytes().to_vec(), self.seal(RECORDS, &r.id.to_be_bytes(), r)?)
                 }
@@ -371,6 +375,7 @@ impl Store {
                 StoreOp::PutMeta(m) => (META, b"meta".to_vec(), self.seal(META, b"meta", m)?),
                 StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
                 StoreOp::PutAnswer(a) => (ANSWERS, a.id.0.to_vec(), self.seal(ANSWERS, &a.id.0, a)?),
+                StoreOp::PutBlock(b) => (BLOCKS, b.peer.0.to_vec(), self.seal(BLOCKS, &b.peer.0, b)?),
                 StoreOp::PutReceipt(r) => {
                     let key = receipt_key(&r.alert, &r.member);
                     (RECEIPTS, key.0.to_vec(), self.seal(RECEIPTS, &key.0, r)?)
@@ -398,6 +403,9 @@ impl Store {
     }
     pub fn receipts(&self) -> Result<Vec<StoredReceipt>, StoreError> {
         self.all(RECEIPTS)
+    }
+    pub fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
+        self.all(BLOCKS)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
         let read = self.db.begin_read()?;
