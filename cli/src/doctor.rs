@@ -55,14 +55,7 @@ pub(crate) fn run(dir: &Path, key_file: Option<&Path>, json: bool) -> anyhow::Re
             d.audit = "not checked: the database does not open".into();
         }
     }
-    let newest = std::fs::read_dir(backup::backups_dir(dir))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .filter(|(_, p)| p.extension().is_none_or(|x| x != "partial"))
-        .max_by_key(|(t, _)| *t);
-    if let Some((_, path)) = newest {
+    if let Some(path) = store::newest_backup(dir) {
         match backup::inspect(&path, &secret) {
             Ok(s) => d.newest_backup = Some(s),
             Err(e) => d.backup_problem = Some(format!("{}: {e}", path.display())),

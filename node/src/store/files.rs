@@ -30,19 +30,24 @@ pub(super) fn sync_dir(file: &Path) -> Result<(), StoreError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-/// The newest backup in the data directory, named in damage messages.
-fn last_backup(db: &Path) -> String {
-    let dir = db.parent().unwrap_or(Path::new(".")).join("backups");
-    let newest = std::fs::read_dir(&dir)
+/// The newest complete backup in `data`'s backups directory (by time).
+pub fn newest_backup(data: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(data.join("backups"))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .filter(|(_, p)| p.extension().is_none_or(|x| x != "partial"))
-        .max_by_key(|(t, _)| *t);
-    match newest {
-        Some((_, p)) => format!("the last backup here is {}", p.display()),
-        None => format!("no backup found in {}", dir.display()),
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p)
+}
+
+/// The newest backup, as damage messages name it.
+fn last_backup(db: &Path) -> String {
+    let data = db.parent().unwrap_or(Path::new("."));
+    match newest_backup(data) {
+        Some(p) => format!("the last backup here is {}", p.display()),
+        None => format!("no backup found in {}", data.join("backups").display()),
     }
 }
 
@@ -181,7 +186,19 @@ pub(super) fn migrate_from_sled(db: &Path) -> Result<Option<usize>, StoreError> 
     }
     let target = suffixed(db, ".migrating");
     let _ = std::fs::remove_file(&target);
-    let sled = sled::open(&old).map_err(|e| damaged(&old, e))?;
+    // sled releases its file lock from a background thread after a close:
+    // a directory closed a moment ago may still be locked for a while.
+    let mut tries = 0;
+    let sled = loop {
+        match sled::open(&old) {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 250 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(damaged(&old, e)),
+        }
+    };
     let mut expected = 0;
     {
         let new = redb::Database::create(&target)?;

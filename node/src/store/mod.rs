@@ -9,6 +9,7 @@ mod audit;
 mod files;
 
 pub use audit::{verify_chain, AuditEntry, AuditError, AuditRecord, Verifier};
+pub use files::newest_backup;
 
 use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Serialize};
