@@ -3,7 +3,7 @@
 //! verification; the chain head is stored beside the entries so truncation
 //! is caught too. Events name ids and peers, never case details.
 
-use super::{aad_of, StoreError};
+use super::{aad_of, read_table, StoreError};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -87,14 +87,8 @@ impl AuditLog {
     pub(super) fn open(db: &redb::Database, key: SealKey, signer: Arc<Identity>) -> Result<Self, StoreError> {
         let log = Self { key, signer, head: Default::default() };
         let read = db.begin_read()?;
-        match read.open_table(table()) {
-            Ok(t) => {
-                if let Some(v) = t.get(HEAD)? {
-                    *log.head.lock().expect("audit head lock") = log.open_value(HEAD, v.value())?;
-                }
-            }
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(v) = read_table(&read, AUDIT)?.map(|t| t.get(HEAD)).transpose()?.flatten() {
+            *log.head.lock().expect("audit head lock") = log.open_value(HEAD, v.value())?;
         }
         Ok(log)
     }
@@ -154,11 +148,7 @@ impl AuditLog {
 
     pub(super) fn entries(&self, db: &redb::Database) -> Result<Vec<AuditRecord>, StoreError> {
         let read = db.begin_read()?;
-        let t = match read.open_table(table()) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let Some(t) = read_table(&read, AUDIT)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for kv in t.iter()? {
             let (k, v) = kv?;
@@ -223,11 +213,7 @@ impl Verifier {
     pub fn run(self) -> Result<usize, AuditError> {
         let unreadable = |index: usize, e: &dyn std::fmt::Display| AuditError::Unreadable { index, msg: e.to_string() };
         let read = self.db.begin_read().map_err(|e| unreadable(0, &e))?;
-        let t = match read.open_table(table()) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(unreadable(0, &e)),
-        };
+        let Some(t) = read_table(&read, AUDIT).map_err(|e| unreadable(0, &e))? else { return Ok(0) };
         let head: Head = match t.get(HEAD).map_err(|e| unreadable(0, &e))? {
             Some(v) => self.log.open_value(HEAD, v.value()).map_err(|e| unreadable(0, &e))?,
             None => Head::default(),

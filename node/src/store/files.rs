@@ -5,8 +5,8 @@
 //! synced), recovery from a compaction a crash interrupted, and the
 //! one-time migration of a data directory from sled.
 
-use super::StoreError;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use super::{table, StoreError};
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::{Path, PathBuf};
 
 /// Where a compaction writes its fresh copy of `db`.
@@ -96,10 +96,6 @@ pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
         }
     }
     Ok((database, interrupted))
-}
-
-fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
-    TableDefinition::new(name)
 }
 
 /// Copies every table of `from` into a fresh database at `to`, in one

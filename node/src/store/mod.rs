@@ -96,6 +96,17 @@ fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
 }
 
+type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Table `name` in a read snapshot; `None` until a first write made it.
+fn read_table(read: &redb::ReadTransaction, name: &str) -> Result<Option<Table>, redb::TableError> {
+    match read.open_table(table(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// What `Store::check` found in one table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableCheck {
@@ -292,11 +303,7 @@ impl Store {
 
     fn all<T: DeserializeOwned + Serialize>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
         let read = self.db.begin_read()?;
-        let t = match read.open_table(table(tree)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let Some(t) = read_table(&read, tree)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for kv in t.iter()? {
             let (k, v) = kv?;
@@ -409,15 +416,12 @@ impl Store {
         self.all(BLOCKS)
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
+        let fresh = || Meta { next_record: 1, ..Meta::default() };
         let read = self.db.begin_read()?;
-        let t = match read.open_table(table(META)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Meta { next_record: 1, ..Meta::default() }),
-            Err(e) => return Err(e.into()),
-        };
+        let Some(t) = read_table(&read, META)? else { return Ok(fresh()) };
         match t.get(b"meta".as_slice())? {
             Some(v) => self.unseal(META, b"meta", v.value()),
-            None => Ok(Meta { next_record: 1, ..Meta::default() }),
+            None => Ok(fresh()),
         }
     }
 
