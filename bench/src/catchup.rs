@@ -43,6 +43,7 @@ fn engine(id: &Arc<Identity>, anchor: &TrustAnchor, roster: &SignedRoster, form:
     Ok(Engine::new(EngineInit {
         identity: id.clone(),
         anchor: Some(anchor.clone()),
+        biometric_policy: None,
         // A week's backlog, all created at one instant here: no per-minute bound.
         policy: AlertPolicy {
             form,

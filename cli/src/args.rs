@@ -1,7 +1,7 @@
 //! The `vigil` command line as clap parses it: every command, its
 //! arguments and their help text.
 
-use crate::roster;
+use crate::{calibrate, policy, roster};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vigil_protocol::{Category, OrgKind};
@@ -54,6 +54,11 @@ pub(crate) enum Command {
     /// Stewards: create, sign, verify and apply the federation roster.
     #[command(subcommand)]
     Roster(roster::RosterCmd),
+    /// Stewards: the federation's biometric policy (extractors, thresholds).
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
+    /// Calibrate an extractor on labelled vectors: a policy entry and a report.
+    Calibrate(calibrate::CalibrateArgs),
     /// Run the node daemon until Ctrl-C.
     Serve {
         #[command(flatten)]
@@ -149,6 +154,10 @@ pub(crate) enum Command {
         data: DataArg,
         #[arg(long)]
         json: bool,
+        /// Only records that no longer match (extractor retired or not in
+        /// the policy): to be enrolled again.
+        #[arg(long)]
+        stale: bool,
     },
     /// Erase a record (right to erasure): gone from the node and its files; audited.
     Erase {

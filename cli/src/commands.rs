@@ -40,6 +40,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             init(&data.data, &cfg, key_file.as_deref())
         }
         Command::Roster(cmd) => roster::run(cmd).await,
+        Command::Policy(cmd) => crate::policy::run(cmd).await,
+        Command::Calibrate(a) => crate::calibrate::run(a),
         Command::Serve { data, key_file } => serve(&data.data, key_file.as_deref()).await,
         Command::Enrol { data, template, category, case_ref, consent, retain_until } => {
             let template = read_template(&template)?;
@@ -79,8 +81,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Records { data, json } => {
-            let records: Vec<RecordView> = Client::new(&data.data)?.get("/v1/records")?;
+        Command::Records { data, json, stale } => {
+            let mut records: Vec<RecordView> = Client::new(&data.data)?.get("/v1/records")?;
+            if stale {
+                records.retain(|r| r.stale.is_some());
+                return client::print_table(&records, json, &["id", "case_ref", "extractor", "stale"]);
+            }
             client::print_table(&records, json, &["id", "category", "case_ref", "extractor", "retain_until_ms"])
         }
         Command::Erase { data, record, reason } => {
@@ -422,7 +428,13 @@ async fn stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads and validates a template file, so bad input fails before anything is sent.
+/// A Unix-millisecond time as an RFC 3339 date and time (UTC).
+pub(crate) fn date_of(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+/// Reads and parses a template file, so a malformed one fails before
+/// anything is sent; the node checks it against its biometric policy.
 fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read template file {}", path.display()))?;
     if meta.len() > vigil_matcher::MAX_TEMPLATE_FILE_BYTES as u64 {
@@ -434,7 +446,5 @@ fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read template file {}", path.display()))?;
-    let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
-    file.to_template().with_context(|| format!("template file {}", path.display()))?;
-    Ok(file)
+    TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))
 }

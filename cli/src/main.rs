@@ -1,13 +1,15 @@
-//! The `vigil` binary: `init`, `roster`, `demo`, `bench` and `audit verify
-//! --export` work on files; `serve` runs the daemon; the other commands talk
+//! The `vigil` binary: `init`, `roster`, `policy`, `calibrate`, `demo`,
+//! `bench` and `audit verify --export` work on files; `serve` runs the daemon; the other commands talk
 //! to a running daemon over its local HTTP API; `vigil drill` (cargo
 //! feature `drill`) rehearses a federation in one process.
 
 mod args;
+mod calibrate;
 mod client;
 mod commands;
 mod demo;
 mod doctor;
+mod policy;
 mod roster;
 
 use args::{Cli, Command};

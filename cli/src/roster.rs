@@ -136,7 +136,7 @@ fn steward_passphrase(confirm: bool) -> anyhow::Result<String> {
     Ok(p)
 }
 
-fn read_key(path: &Path) -> anyhow::Result<Identity> {
+pub(super) fn read_key(path: &Path) -> anyhow::Result<Identity> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key {}", path.display()))?;
     // Keys written before they were sealed: 64 hex characters.
     if let Ok(bytes) = hex::decode(text.trim()) {

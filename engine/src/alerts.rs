@@ -68,20 +68,21 @@ impl Engine {
         }
         let mut actions = Vec::new();
         let form = self.policy.form;
+        let bio = self.biometric();
+        let ex = bio.active(&template.extractor).map_err(vigil_matcher::TemplateError::from)?;
         let probe = match form {
             AlertForm::Protected | AlertForm::Both => {
-                Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(template)?)
+                Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(ex, template)?)
             }
             AlertForm::Encrypted => None,
         };
         let encrypted = match form {
             AlertForm::Encrypted | AlertForm::Both => {
-                let ex = template.extractor()?;
                 let (key, created) = self.prober_key();
                 actions.extend(created);
                 // One GLWE pair: about a millisecond, fine on the event loop.
                 let row = key.encrypt_row(&template.vector)?;
-                Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.into(), row: row.to_bytes() })
+                Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.clone(), row: row.to_bytes() })
             }
             AlertForm::Protected => None,
         };
@@ -282,12 +283,12 @@ impl Engine {
     }
 
     /// An encrypted probe must decode (the sender could check that), and
-    /// fit its extractor if this node knows it (its own registry).
+    /// fit its extractor if this node's policy lists it.
     pub(super) fn check_encrypted_probe(&self, b: &AlertBody) -> Result<(), Fault> {
         if let Some(enc) = &b.encrypted {
             let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&enc.row)
                 .map_err(|e| Fault::Sender(format!("malformed encrypted probe: {e}")))?;
-            if let Some(ex) = vigil_matcher::extractor(&enc.extractor) {
+            if let Some(ex) = self.biometric.get(&enc.extractor) {
                 if probe.dim != ex.dim {
                     let reason = format!("encrypted probe has {} dimensions, {} has {}", probe.dim, ex.id, ex.dim);
                     return Err(Fault::Local(reason));

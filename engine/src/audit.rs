@@ -267,6 +267,17 @@ pub enum AuditEvent {
     PeerUnblocked {
         peer: OrgId,
     },
+    /// A steward-signed biometric policy was applied: its version, and the
+    /// extractors it lists as active and retired.
+    PolicyApplied {
+        version: u64,
+        active: Vec<String>,
+        retired: Vec<String>,
+    },
+    /// A biometric policy was offered and not applied.
+    PolicyRefused {
+        reason: String,
+    },
 }
 
 /// Refused connections from one source address in an interval.

@@ -232,9 +232,10 @@ impl Engine {
         if self.policy.answer_protected && a.alert.body.probe.is_some() {
             return vec![];
         }
-        let Some(ex) = vigil_matcher::extractor(&enc.extractor) else {
-            let reason = format!("unknown extractor {:?}", enc.extractor);
-            return self.refuse_alert(now_ms, alert, issuer, reason);
+        let bio = self.biometric();
+        let ex = match bio.active(&enc.extractor) {
+            Ok(ex) => ex,
+            Err(e) => return self.refuse_alert(now_ms, alert, issuer, e.to_string()),
         };
         if only.is_none() && self.fetching.contains_key(&alert) {
             return vec![];
@@ -349,10 +350,10 @@ impl Engine {
         let Fetching { issuer, records, chunks, undo, .. } = self.fetching.remove(&alert).expect("present");
         let Some(a) = self.alerts.get(&alert) else { return vec![] };
         let enc = a.alert.body.encrypted.as_ref();
-        let (Some(row), Some(ex)) = (
-            enc.and_then(|e| RowProbe::from_bytes(&e.row).ok()),
-            enc.and_then(|e| vigil_matcher::extractor(&e.extractor)),
-        ) else {
+        let bio = self.biometric();
+        let (Some(row), Some(ex)) =
+            (enc.and_then(|e| RowProbe::from_bytes(&e.row).ok()), enc.and_then(|e| bio.active(&e.extractor).ok()))
+        else {
             return vec![];
         };
         let limit = self.queries.max_answer_bytes;

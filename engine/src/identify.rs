@@ -282,8 +282,10 @@ impl Engine {
                 req.query,
             );
         }
-        let Ok(extractor) = vigil_matcher::extractor(&req.extractor).ok_or(()) else {
-            return refuse(Refusal::Unsupported, format!("unknown extractor {:?}", req.extractor), req.query);
+        let bio = self.biometric();
+        let extractor = match bio.active(&req.extractor) {
+            Ok(ex) => ex,
+            Err(e) => return refuse(Refusal::Unsupported, e.to_string(), req.query),
         };
         let probe = match AnyProbe::from_bytes(&req.probe, max, MAX_SPLIT_CHUNKS) {
             Ok(p) if p.dim() == extractor.dim => p,
@@ -293,7 +295,7 @@ impl Engine {
             }
             Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
         };
-        let gallery = self.encrypted_gallery(extractor.id).unwrap_or_else(|| {
+        let gallery = self.encrypted_gallery(vigil_matcher::intern(&extractor.id)).unwrap_or_else(|| {
             Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(extractor.dim, vec![])), records: vec![] })
         });
         if let AnyProbe::Row(p) = &probe {

@@ -7,10 +7,12 @@
 //! This crate has no tokio, libp2p, sled or redb dependency, and Cargo keeps it so.
 
 pub mod audit;
+pub use biometric::{PolicyRefusal, StaleRecord};
 pub mod model;
 
 mod alerts;
 mod answered;
+mod biometric;
 mod disclose;
 mod encrypted_alerts;
 mod fault;
@@ -149,6 +151,8 @@ pub enum EngineError {
     /// The query's request is invalid (purpose, legal basis, extractor).
     #[error("invalid query: {0}")]
     Query(WireError),
+    #[error(transparent)]
+    Policy(#[from] PolicyRefusal),
 }
 
 /// An operator's enrolment request (already validated as a template).
@@ -165,8 +169,8 @@ pub struct Enrolment {
 /// A gallery entry kept in memory for matching.
 #[derive(Debug, Clone)]
 struct GalleryEntry {
-    /// The registry's id (compared per record on every alert: no heap
-    /// string to chase).
+    /// The extractor's id, interned (compared per record on every alert:
+    /// no heap string to chase).
     extractor: &'static str,
     vector: Vec<i8>,
     protected: Option<ProtectedTemplate>,
@@ -185,6 +189,9 @@ pub struct Engine {
     anchor: Option<TrustAnchor>,
     roster: Option<VerifiedRoster>,
     policy: AlertPolicy,
+    /// The biometric policy in force (see `biometric`).
+    biometric: Arc<vigil_matcher::Policy>,
+    signed_policy: Option<vigil_protocol::SignedPolicy>,
     matcher: Option<ProtectedMatcher>,
     meta: Meta,
     gallery: BTreeMap<u64, GalleryEntry>,
@@ -280,6 +287,8 @@ pub struct EngineInit {
     pub identity: Arc<Identity>,
     pub anchor: Option<TrustAnchor>,
     pub policy: AlertPolicy,
+    /// The stored steward-signed biometric policy (else the built-in one).
+    pub biometric_policy: Option<vigil_protocol::SignedPolicy>,
     pub queries: vigil_config::QueryPolicy,
     pub epoch_secret: Option<[u8; 32]>,
     pub max_strikes: u32,
@@ -317,7 +326,14 @@ impl Engine {
             (Some(anchor), Some(r)) => vigil_crypto::verify_roster(r, anchor).ok(),
             _ => None,
         };
+        let signed_policy = Engine::stored_policy(init.anchor.as_ref(), init.biometric_policy);
+        let biometric = Arc::new(match &signed_policy {
+            Some(p) => p.body.policy.clone(),
+            None => vigil_matcher::builtin().clone(),
+        });
         let mut e = Engine {
+            biometric,
+            signed_policy,
             org: init.identity.org_id(),
             me: init.identity,
             anchor: init.anchor,
@@ -434,7 +450,7 @@ impl Engine {
     /// The extractor of an alert's encrypted probe, if it has one.
     pub fn alert_extractor(&self, alert: &AlertId) -> Option<&'static str> {
         let enc = self.alerts.get(alert)?.alert.body.encrypted.as_ref()?;
-        vigil_matcher::extractor(&enc.extractor).map(|e| e.id)
+        self.biometric.active(&enc.extractor).ok().map(|e| vigil_matcher::intern(&e.id))
     }
 
     pub fn hits(&self) -> impl Iterator<Item = &StoredHit> {
@@ -445,16 +461,19 @@ impl Engine {
         self.gallery.len()
     }
 
+    /// Adds a record to the in-memory gallery. A record of an extractor
+    /// the policy does not list as active is held (it can be erased and is
+    /// listed as stale) but never protected or matched.
     fn add_to_gallery(&mut self, r: &StoredRecord) -> Result<(), EngineError> {
-        let protected = match &mut self.matcher {
-            Some(m) => Some(m.protect(&r.template)?),
-            None => None,
+        let protected = match (&mut self.matcher, self.biometric.active(&r.template.extractor)) {
+            (Some(m), Ok(ex)) => Some(m.protect(ex, &r.template)?),
+            _ => None,
         };
         self.layouts.remove(&r.template.extractor);
         self.gallery.insert(
             r.id,
             GalleryEntry {
-                extractor: r.template.extractor()?.id,
+                extractor: vigil_matcher::intern(&r.template.extractor),
                 vector: r.template.vector.clone(),
                 protected,
                 retain_until_ms: r.retain_until_ms,
@@ -507,7 +526,10 @@ impl Engine {
         if req.retain_until_ms <= now_ms {
             return Err(EngineError::NotInFuture("retain-until date"));
         }
-        req.template.extractor()?;
+        let ex = self.active_extractor(&req.template.extractor)?;
+        if req.template.vector.len() != ex.dim || req.template.modality != ex.modality {
+            return Err(TemplateError::Mismatch(req.template.extractor.clone(), ex.id.clone()).into());
+        }
         let id = self.meta.next_record.max(1);
         let record = StoredRecord {
             id,
@@ -564,7 +586,8 @@ impl Engine {
             return vec![];
         }
         let Some(p) = &g.protected else { return vec![] };
-        if g.extractor != probe.extractor || ProtectedMatcher::compare(probe, p) != Ok(true) {
+        let Ok(ex) = self.biometric.active(g.extractor) else { return vec![] };
+        if g.extractor != probe.extractor || ProtectedMatcher::compare(ex, probe, p) != Ok(true) {
             return vec![];
         }
         let issuer = a.alert.body.issuer;

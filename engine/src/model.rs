@@ -248,6 +248,8 @@ pub enum StoreOp {
     DeleteBlock(OrgId),
     /// The receipt (by `receipt_key`) of an alert that was purged.
     DeleteReceipt(Handle),
+    /// The steward-signed biometric policy now applied.
+    PutPolicy(Box<vigil_protocol::SignedPolicy>),
 }
 
 #[cfg(test)]

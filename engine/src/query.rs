@@ -202,14 +202,15 @@ impl Engine {
         legal_basis: String,
         connected: impl Fn(&OrgId) -> bool,
     ) -> Result<QueryStart, EngineError> {
-        let ex = template.extractor()?;
+        let bio = self.biometric();
+        let ex = bio.active(&template.extractor).map_err(vigil_matcher::TemplateError::from)?;
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut self.rng, &mut id);
         let request = IdentifyRequest {
             query: Handle(id),
             purpose: purpose.clone(),
             legal_basis: legal_basis.clone(),
-            extractor: ex.id.into(),
+            extractor: ex.id.clone(),
             probe: vec![],
         };
         request.validate().map_err(EngineError::Query)?;
@@ -224,7 +225,7 @@ impl Engine {
                     .members
                     .iter()
                     .filter(|m| m.org != me && m.roles.contains(&Role::Match))
-                    .map(|m| (m.org, form_for(known.get(&(m.org, ex.id)).copied(), ex.dim)))
+                    .map(|m| (m.org, form_for(known.get(&(m.org, vigil_matcher::intern(&ex.id))).copied(), ex.dim)))
                     .collect()
             })
             .unwrap_or_default();
@@ -241,7 +242,7 @@ impl Engine {
                 key: key.clone(),
                 waiting: HashMap::new(),
                 plan,
-                extractor: ex.id,
+                extractor: vigil_matcher::intern(&ex.id),
                 dim: ex.dim,
                 purpose,
                 legal_basis,

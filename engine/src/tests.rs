@@ -61,6 +61,7 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
                 identity: id.clone(),
                 anchor: Some(anchor.clone()),
                 policy: vigil_config::AlertPolicy { form, ..Default::default() },
+                biometric_policy: None,
                 queries: Default::default(),
                 epoch_secret: Some([9; 32]),
                 max_strikes: 3,

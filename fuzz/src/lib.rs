@@ -63,7 +63,7 @@ pub fn roster(data: &[u8]) {
 /// A template file (JSON from a capture SDK), then quantisation.
 pub fn template(data: &[u8]) {
     if let Ok(f) = vigil_matcher::TemplateFile::parse(data) {
-        let _ = f.to_template();
+        let _ = f.to_template(vigil_matcher::builtin());
     }
 }
 

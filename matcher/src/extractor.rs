@@ -1,38 +1,52 @@
-//! The feature extractors Vigil knows: dimension, modality and the cosine
-//! threshold calibrated for its target false-match rate.
+//! The extractors a node knows without a signed policy: the built-in
+//! policy (version 0) holds only the synthetic extractor of the demo and
+//! drills. Real extractors come from the federation's signed policy.
 
-use vigil_protocol::Modality;
+use std::sync::OnceLock;
+pub use vigil_protocol::policy::{Band, Extractor, NotActive, Policy, PolicyError, Projection, Status, Threshold};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Extractor {
-    pub id: &'static str,
-    pub modality: Modality,
-    pub dim: usize,
-    /// Cosine similarity at or above which two templates match.
-    pub threshold: f32,
-    /// Protected-template length in bits.
-    pub protected_bits: usize,
+/// Id of the synthetic extractor of the demo and drills.
+pub const SYNTH: &str = "vigil-synth-128";
+
+/// The built-in policy: the synthetic extractor of the demo and drills only.
+pub fn builtin() -> &'static Policy {
+    static BUILTIN: OnceLock<Policy> = OnceLock::new();
+    BUILTIN.get_or_init(|| Policy {
+        version: 0,
+        extractors: vec![Extractor {
+            id: SYNTH.into(),
+            model: "synthetic identities of the demo and drills (see synth)".into(),
+            modality: vigil_protocol::Modality::Face,
+            fingers: vec![],
+            input_dim: None,
+            dim: 128,
+            centre: None,
+            projection: None,
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
+            protected_bits: 512,
+            status: Status::Active,
+        }],
+    })
 }
 
-/// Known extractors. Thresholds are the operating points published for each
-/// model family at FMR around 1e-4; `vigil-synth-128` is the synthetic
-/// extractor of the demo and drills (see `synth`).
-pub const EXTRACTORS: &[Extractor] = &[
-    Extractor { id: "vigil-synth-128", modality: Modality::Face, dim: 128, threshold: 0.5, protected_bits: 512 },
-    Extractor { id: "facenet-128", modality: Modality::Face, dim: 128, threshold: 0.6, protected_bits: 512 },
-    Extractor { id: "arcface-r100-512", modality: Modality::Face, dim: 512, threshold: 0.36, protected_bits: 1024 },
-    Extractor { id: "finger-fixed-256", modality: Modality::Finger, dim: 256, threshold: 0.55, protected_bits: 512 },
-];
-
-impl Extractor {
-    /// The decision threshold on the integer score of two quantised
-    /// templates (unit vectors at scale 127): what the plain, protected and
-    /// encrypted matchers compare inner products with.
-    pub fn score_threshold(&self) -> i32 {
-        crate::template::score_threshold(self.threshold)
-    }
-}
-
+/// The built-in extractor `id` (the synthetic one), for the demo, drills and tests.
 pub fn extractor(id: &str) -> Option<&'static Extractor> {
-    EXTRACTORS.iter().find(|e| e.id == id)
+    builtin().get(id)
+}
+
+/// A `'static` copy of an extractor id, made once per distinct id (ids
+/// come only from steward-signed policies, at most 64 bytes each, so the
+/// set stays small): lets galleries and per-peer tables key on a plain
+/// `&str` without a heap string per record.
+pub fn intern(id: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static IDS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut ids = IDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = ids.get(id) {
+        return s;
+    }
+    let s: &'static str = Box::leak(id.to_owned().into_boxed_str());
+    ids.insert(s);
+    s
 }

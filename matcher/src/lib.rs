@@ -3,6 +3,7 @@
 //! (keyed sign-random-projection) matchers behind one interface. Knows
 //! nothing of networking or storage.
 
+pub mod calibrate;
 pub mod encrypted;
 mod extractor;
 mod gallery;
@@ -11,7 +12,9 @@ mod protected;
 pub mod synth;
 mod template;
 
-pub use extractor::{extractor, Extractor, EXTRACTORS};
+pub use extractor::{
+    builtin, extractor, intern, Band, Extractor, NotActive, Policy, PolicyError, Projection, Status, Threshold, SYNTH,
+};
 pub use gallery::{dot, scan, Gallery};
 pub use plain::PlainMatcher;
 pub use protected::{EpochSecret, ProtectedMatcher, ProtectedTemplate};

@@ -2,12 +2,13 @@
 //! threshold. The reference for calibration and tests; never on the wire.
 
 use crate::template::{Template, TemplateError};
-use crate::Matcher;
+use crate::{Matcher, Policy};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PlainMatcher;
+/// The plain matcher under a biometric policy.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainMatcher<'a>(pub &'a Policy);
 
-impl Matcher for PlainMatcher {
+impl Matcher for PlainMatcher<'_> {
     type Probe = Template;
 
     fn prepare(&self, template: &Template) -> Result<Template, TemplateError> {
@@ -15,6 +16,6 @@ impl Matcher for PlainMatcher {
     }
 
     fn decide(&self, probe: &Template, record: &Template) -> Result<bool, TemplateError> {
-        Ok(probe.cosine(record)? >= probe.extractor()?.threshold)
+        Ok(probe.cosine(record)? >= self.0.active(&probe.extractor)?.threshold())
     }
 }

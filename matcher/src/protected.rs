@@ -7,6 +7,7 @@
 //! For two unit vectors at angle θ each bit differs with probability θ/π,
 //! so a cosine threshold T maps to the Hamming threshold b·arccos(T)/π.
 
+use crate::extractor::Extractor;
 use crate::template::{lookup, Template, TemplateError};
 use crate::Matcher;
 use rand::SeedableRng;
@@ -54,8 +55,8 @@ impl ProtectedMatcher {
         self.secret.id()
     }
 
-    fn projection(&mut self, extractor: &str) -> Result<&[f32], TemplateError> {
-        let ex = lookup(extractor)?;
+    fn projection(&mut self, ex: &Extractor) -> &[f32] {
+        let extractor = ex.id.as_str();
         if !self.projections.contains_key(extractor) {
             let seed: [u8; 32] = Sha256::new_with_prefix(b"vigil/srp")
                 .chain_update(*self.secret.0)
@@ -66,15 +67,18 @@ impl ProtectedMatcher {
             let m: Vec<f32> = (0..ex.protected_bits * ex.dim).map(|_| StandardNormal.sample(&mut rng)).collect();
             self.projections.insert(extractor.to_string(), m);
         }
-        Ok(&self.projections[extractor])
+        &self.projections[extractor]
     }
 
-    /// Protects a template. Takes `&mut self` to cache the projection.
-    pub fn protect(&mut self, t: &Template) -> Result<ProtectedTemplate, TemplateError> {
-        let ex = lookup(&t.extractor)?;
+    /// Protects a template of extractor `ex`. Takes `&mut self` to cache
+    /// the projection (per id: a policy never reshapes an id's templates).
+    pub fn protect(&mut self, ex: &Extractor, t: &Template) -> Result<ProtectedTemplate, TemplateError> {
+        if t.extractor != ex.id || t.vector.len() != ex.dim {
+            return Err(TemplateError::Mismatch(t.extractor.clone(), ex.id.clone()));
+        }
         let epoch_id = self.epoch_id();
         let x = t.as_f32();
-        let m = self.projection(&t.extractor)?;
+        let m = self.projection(ex);
         let mut bits = vec![0u8; ex.protected_bits.div_ceil(8)];
         for (b, row) in m.chunks_exact(ex.dim).enumerate() {
             let s: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
@@ -86,14 +90,17 @@ impl ProtectedMatcher {
     }
 
     /// Largest Hamming distance that still counts as a match.
-    pub fn hamming_threshold(extractor: &str) -> Result<u32, TemplateError> {
-        let ex = lookup(extractor)?;
-        Ok((ex.protected_bits as f32 * ex.threshold.acos() / std::f32::consts::PI).floor() as u32)
+    pub fn hamming_threshold(ex: &Extractor) -> u32 {
+        (ex.protected_bits as f32 * ex.threshold().acos() / std::f32::consts::PI).floor() as u32
     }
 
-    /// Compares two protected templates of the same epoch and extractor.
-    pub fn compare(a: &ProtectedTemplate, b: &ProtectedTemplate) -> Result<bool, TemplateError> {
-        if a.extractor != b.extractor || a.bits.len() != b.bits.len() || a.modality != b.modality {
+    /// Compares two protected templates of the same epoch and extractor `ex`.
+    pub fn compare(ex: &Extractor, a: &ProtectedTemplate, b: &ProtectedTemplate) -> Result<bool, TemplateError> {
+        if a.extractor != b.extractor
+            || a.extractor != ex.id
+            || a.bits.len() != b.bits.len()
+            || a.modality != b.modality
+        {
             return Err(TemplateError::Mismatch(a.extractor.clone(), b.extractor.clone()));
         }
         if a.epoch_id != b.epoch_id {
@@ -102,7 +109,7 @@ impl ProtectedMatcher {
                 format!("epoch {}", hex_id(&b.epoch_id)),
             ));
         }
-        let expected = lookup(&a.extractor)?.protected_bits.div_ceil(8);
+        let expected = ex.protected_bits.div_ceil(8);
         if a.bits.len() != expected {
             return Err(TemplateError::Dimension {
                 extractor: a.extractor.clone(),
@@ -111,7 +118,7 @@ impl ProtectedMatcher {
             });
         }
         let d: u32 = a.bits.iter().zip(&b.bits).map(|(x, y)| (x ^ y).count_ones()).sum();
-        Ok(d <= Self::hamming_threshold(&a.extractor)?)
+        Ok(d <= Self::hamming_threshold(ex))
     }
 
     pub fn modality_of(p: &ProtectedTemplate) -> Modality {
@@ -127,12 +134,13 @@ impl Matcher for std::cell::RefCell<ProtectedMatcher> {
     type Probe = ProtectedTemplate;
 
     fn prepare(&self, template: &Template) -> Result<ProtectedTemplate, TemplateError> {
-        self.borrow_mut().protect(template)
+        self.borrow_mut().protect(lookup(&template.extractor)?, template)
     }
 
     fn decide(&self, probe: &ProtectedTemplate, record: &Template) -> Result<bool, TemplateError> {
-        let r = self.borrow_mut().protect(record)?;
-        ProtectedMatcher::compare(probe, &r)
+        let ex = lookup(&record.extractor)?;
+        let r = self.borrow_mut().protect(ex, record)?;
+        ProtectedMatcher::compare(ex, probe, &r)
     }
 }
 
@@ -146,18 +154,19 @@ mod tests {
     fn agrees_with_plain_matcher_away_from_threshold() {
         let pop = Population::new(7, "vigil-synth-128", 200);
         let mut pm = ProtectedMatcher::new(EpochSecret::new([7; 32]));
+        let ex = lookup("vigil-synth-128").unwrap();
         let (mut agree, mut total) = (0, 0);
         for i in 0..200 {
             let a = pop.sample(i, 0);
-            let pa = pm.protect(&a).unwrap();
+            let pa = pm.protect(ex, &a).unwrap();
             for j in [i, (i + 1) % 200] {
                 let b = pop.sample(j, 1);
                 let cos = a.cosine(&b).unwrap();
                 if (cos - 0.5).abs() < 0.15 {
                     continue;
                 }
-                let plain = PlainMatcher.decide(&a, &b).unwrap();
-                let prot = ProtectedMatcher::compare(&pa, &pm.protect(&b).unwrap()).unwrap();
+                let plain = PlainMatcher(crate::builtin()).decide(&a, &b).unwrap();
+                let prot = ProtectedMatcher::compare(ex, &pa, &pm.protect(ex, &b).unwrap()).unwrap();
                 total += 1;
                 agree += (plain == prot) as u32;
             }
@@ -170,9 +179,10 @@ mod tests {
     fn another_epoch_does_not_compare() {
         let pop = Population::new(1, "vigil-synth-128", 2);
         let a = pop.sample(0, 0);
-        let p1 = ProtectedMatcher::new(EpochSecret::new([1; 32])).protect(&a).unwrap();
-        let p2 = ProtectedMatcher::new(EpochSecret::new([2; 32])).protect(&a).unwrap();
-        assert!(ProtectedMatcher::compare(&p1, &p2).is_err());
+        let ex = lookup("vigil-synth-128").unwrap();
+        let p1 = ProtectedMatcher::new(EpochSecret::new([1; 32])).protect(ex, &a).unwrap();
+        let p2 = ProtectedMatcher::new(EpochSecret::new([2; 32])).protect(ex, &a).unwrap();
+        assert!(ProtectedMatcher::compare(ex, &p1, &p2).is_err());
         assert_ne!(p1.bits, p2.bits);
     }
 }

@@ -38,7 +38,7 @@ impl Population {
                 v
             })
             .collect();
-        Self { seed, extractor: ex.id, identities }
+        Self { seed, extractor: &ex.id, identities }
     }
 
     pub fn len(&self) -> usize {
@@ -60,7 +60,7 @@ impl Population {
             .map(|x| x + SAMPLE_NOISE * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng))
             .collect();
         unit(&mut v);
-        TemplateFile { modality: ex.modality, extractor: ex.id.into(), quality: Some(80), vector: v }
+        TemplateFile { modality: ex.modality, extractor: ex.id.clone(), quality: Some(80), vector: v }
     }
 
     /// The `k`-th noisy capture of identity `i`, quantised.

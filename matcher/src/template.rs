@@ -1,7 +1,7 @@
 //! Template files (JSON float vectors from a capture SDK) and quantised
 //! templates: L2-normalised, scaled to i8, tagged with modality and extractor.
 
-use crate::extractor::{extractor, Extractor};
+use crate::extractor::{Extractor, Policy};
 use serde::{Deserialize, Serialize};
 use vigil_protocol::Modality;
 
@@ -24,8 +24,8 @@ pub enum TemplateError {
     TooLarge(usize),
     #[error("template file is not valid JSON of the expected shape: {0}")]
     Json(String),
-    #[error("unknown extractor {0:?}; known: {1}")]
-    UnknownExtractor(String, String),
+    #[error(transparent)]
+    Extractor(#[from] crate::NotActive),
     #[error("extractor {extractor} produces {expected}-dimensional vectors, the file has {found}")]
     Dimension { extractor: String, expected: usize, found: usize },
     #[error("modality {found:?} does not match extractor {extractor} ({expected:?})")]
@@ -87,12 +87,21 @@ impl TemplateFile {
         })
     }
 
-    /// Validates against the extractor registry and quantises.
-    pub fn to_template(&self) -> Result<Template, TemplateError> {
-        let ex = lookup(&self.extractor)?;
+    /// Validates against the policy's active extractor, normalises as it
+    /// says and quantises.
+    pub fn to_template(&self, policy: &Policy) -> Result<Template, TemplateError> {
+        let ex = policy.active(&self.extractor)?;
+        self.to_template_with(ex)
+    }
+
+    /// As `to_template`, with the extractor already looked up.
+    pub fn to_template_with(&self, ex: &Extractor) -> Result<Template, TemplateError> {
+        if self.extractor != ex.id {
+            return Err(TemplateError::Mismatch(self.extractor.clone(), ex.id.clone()));
+        }
         if self.modality != ex.modality {
             return Err(TemplateError::Modality {
-                extractor: ex.id.into(),
+                extractor: ex.id.clone(),
                 expected: ex.modality,
                 found: self.modality,
             });
@@ -100,31 +109,34 @@ impl TemplateFile {
         if self.vector.is_empty() {
             return Err(TemplateError::Empty);
         }
-        if self.vector.len() != ex.dim {
+        if self.vector.len() != ex.input_dim() {
             return Err(TemplateError::Dimension {
-                extractor: ex.id.into(),
-                expected: ex.dim,
+                extractor: ex.id.clone(),
+                expected: ex.input_dim(),
                 found: self.vector.len(),
             });
         }
+        check_values(&self.vector)?;
+        if self.vector.iter().all(|x| *x == 0.0) {
+            return Err(TemplateError::Zero);
+        }
         Ok(Template {
             modality: self.modality,
-            extractor: ex.id.into(),
+            extractor: ex.id.clone(),
             quality: self.quality,
-            vector: quantise(&self.vector)?,
+            vector: scale(&ex.normalise(&self.vector))?,
         })
     }
 }
 
+/// The built-in extractor `id` (the synthetic one of the demo and drills).
 pub(crate) fn lookup(id: &str) -> Result<&'static Extractor, TemplateError> {
-    extractor(id).ok_or_else(|| {
-        let known: Vec<&str> = crate::EXTRACTORS.iter().map(|e| e.id).collect();
-        TemplateError::UnknownExtractor(id.to_string(), known.join(", "))
-    })
+    Ok(crate::extractor::builtin().active(id)?)
 }
 
-/// L2-normalises and scales to i8.
-pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
+/// Refuses values no extractor writes: NaN, infinities, subnormals and
+/// astronomically large magnitudes (a broken or crafted file).
+fn check_values(v: &[f32]) -> Result<(), TemplateError> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(TemplateError::NotFinite(i));
     }
@@ -134,6 +146,17 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     if let Some(index) = v.iter().position(odd) {
         return Err(TemplateError::OutOfRange { index, value: v[index] });
     }
+    Ok(())
+}
+
+/// L2-normalises and scales to i8.
+pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
+    check_values(v)?;
+    scale(v)
+}
+
+/// L2-normalises and scales to i8 a vector already checked.
+fn scale(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
     if norm == 0.0 {
         return Err(TemplateError::Zero);
@@ -142,10 +165,6 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
 }
 
 impl Template {
-    pub fn extractor(&self) -> Result<&'static Extractor, TemplateError> {
-        lookup(&self.extractor)
-    }
-
     /// Integer inner product.
     pub fn dot(&self, other: &Template) -> Result<i32, TemplateError> {
         if self.extractor != other.extractor || self.vector.len() != other.vector.len() {
@@ -175,16 +194,20 @@ mod tests {
 
     #[test]
     fn precise_errors() {
-        assert!(matches!(file("nope", vec![1.0]).to_template(), Err(TemplateError::UnknownExtractor(..))));
+        let b = crate::builtin();
+        assert!(matches!(
+            file("nope", vec![1.0]).to_template(b),
+            Err(TemplateError::Extractor(crate::NotActive::Unknown(..)))
+        ));
         assert_eq!(
-            file("vigil-synth-128", vec![1.0; 3]).to_template(),
+            file("vigil-synth-128", vec![1.0; 3]).to_template(b),
             Err(TemplateError::Dimension { extractor: "vigil-synth-128".into(), expected: 128, found: 3 })
         );
-        assert_eq!(file("vigil-synth-128", vec![]).to_template(), Err(TemplateError::Empty));
+        assert_eq!(file("vigil-synth-128", vec![]).to_template(b), Err(TemplateError::Empty));
         let mut v = vec![1.0; 128];
         v[7] = f32::NAN;
-        assert_eq!(file("vigil-synth-128", v).to_template(), Err(TemplateError::NotFinite(7)));
-        assert_eq!(file("vigil-synth-128", vec![0.0; 128]).to_template(), Err(TemplateError::Zero));
+        assert_eq!(file("vigil-synth-128", v).to_template(b), Err(TemplateError::NotFinite(7)));
+        assert_eq!(file("vigil-synth-128", vec![0.0; 128]).to_template(b), Err(TemplateError::Zero));
         assert!(matches!(
             TemplateFile::parse(&vec![b' '; MAX_TEMPLATE_FILE_BYTES + 1]),
             Err(TemplateError::TooLarge(_))
@@ -197,7 +220,7 @@ mod tests {
             let mut v = vec![0.1; 128];
             v[i] = bad;
             assert_eq!(
-                file("vigil-synth-128", v).to_template(),
+                file("vigil-synth-128", v).to_template(b),
                 Err(TemplateError::OutOfRange { index: i, value: bad }),
                 "{bad:e}"
             );
@@ -207,7 +230,7 @@ mod tests {
     #[test]
     fn quantised_self_similarity_is_near_one() {
         let v: Vec<f32> = (0..128).map(|i| (i as f32 * 0.37).sin()).collect();
-        let t = file("vigil-synth-128", v).to_template().unwrap();
+        let t = file("vigil-synth-128", v).to_template(crate::builtin()).unwrap();
         let c = t.cosine(&t).unwrap();
         assert!((c - 1.0).abs() < 0.02, "{c}");
     }

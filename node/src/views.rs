@@ -102,10 +102,15 @@ pub struct RecordView {
     pub extractor: String,
     pub enrolled_at_ms: u64,
     pub retain_until_ms: u64,
+    /// Why the record no longer matches (its extractor is retired or not
+    /// in the policy in force): it must be enrolled again.
+    #[serde(default)]
+    pub stale: Option<String>,
 }
 
-impl From<&StoredRecord> for RecordView {
-    fn from(r: &StoredRecord) -> Self {
+impl RecordView {
+    /// The record as operators see it under the policy in force.
+    pub fn under(r: &StoredRecord, policy: &vigil_matcher::Policy) -> Self {
         RecordView {
             id: r.id,
             category: r.category,
@@ -113,6 +118,15 @@ impl From<&StoredRecord> for RecordView {
             extractor: r.template.extractor.clone(),
             enrolled_at_ms: r.enrolled_at_ms,
             retain_until_ms: r.retain_until_ms,
+            stale: policy.active(&r.template.extractor).err().map(|e| e.to_string()),
         }
     }
+}
+
+/// The biometric policy a node holds: the signed document once one is
+/// applied (`signed`), and the extractors in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyView {
+    pub policy: std::sync::Arc<vigil_matcher::Policy>,
+    pub signed: Option<vigil_protocol::SignedPolicy>,
 }

@@ -6,6 +6,7 @@
 mod codec;
 mod ids;
 mod messages;
+pub mod policy;
 mod roster;
 
 pub use codec::{decode, encode, tag_of, Tag, WireError, WIRE_VERSION};
@@ -16,6 +17,7 @@ pub use messages::{
     ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedAlertRefusal,
     SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
+pub use policy::{PolicyBody, PolicyFile, SignedPolicy, POLICY_FILE_FORMAT};
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
 
 /// Hard upper bounds on decoded sizes. A node's config may set lower limits,
@@ -32,6 +34,8 @@ pub mod limits {
     pub const MAX_ANSWER_BYTES: usize = 65 * 1024 * 1024;
     /// Largest roster (signed), in bytes.
     pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
+    /// Largest policy file (JSON), in bytes; its binary form fits a frame.
+    pub const MAX_POLICY_FILE_BYTES: usize = 8 * 1024 * 1024;
     /// Longest encrypted alert probe (a row-form GLWE pair, 32 KiB plus
     /// its header), in bytes.
     pub const MAX_ROW_PROBE_BYTES: usize = 33 * 1024;
@@ -54,4 +58,5 @@ pub mod domain {
     pub const ROSTER: &[u8] = b"vigil/v1/roster";
     pub const AUDIT: &[u8] = b"vigil/v1/audit";
     pub const ALERT_REFUSAL: &[u8] = b"vigil/v1/alert-refusal";
+    pub const POLICY: &[u8] = b"vigil/v1/policy";
 }

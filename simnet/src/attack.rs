@@ -29,7 +29,8 @@ fn hand_made(
     pop: &Population,
     k: usize,
 ) -> anyhow::Result<Vec<u8>> {
-    let probe = matcher.protect(&pop.template(ATTACK_IDENTITIES + k, 0))?;
+    let ex = vigil_matcher::extractor(crate::population::EXTRACTOR).expect("the synthetic extractor");
+    let probe = matcher.protect(ex, &pop.template(ATTACK_IDENTITIES + k, 0))?;
     let body = AlertBody {
         issuer,
         seq: 1,

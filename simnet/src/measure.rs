@@ -404,16 +404,17 @@ impl Reference {
         ))
         .into();
         let mut pm = ProtectedMatcher::new(EpochSecret::new(secret));
+        let ex = vigil_matcher::extractor(crate::population::EXTRACTOR).expect("the synthetic extractor");
         let probes: Vec<_> = self
             .published
             .iter()
-            .map(|a| pm.protect(&self.pop.template(a.person, 0)).expect("drill templates"))
+            .map(|a| pm.protect(ex, &self.pop.template(a.person, 0)).expect("drill templates"))
             .collect();
         self.decisions(
             || pm.clone(),
             |pm, rec| {
-                let r = pm.protect(rec).expect("drill templates");
-                (0..probes.len()).filter(|&k| ProtectedMatcher::compare(&probes[k], &r).unwrap_or(false)).collect()
+                let r = pm.protect(ex, rec).expect("drill templates");
+                (0..probes.len()).filter(|&k| ProtectedMatcher::compare(ex, &probes[k], &r).unwrap_or(false)).collect()
             },
         )
     }

@@ -76,7 +76,7 @@ impl Population {
 
     /// The match threshold (cosine) of the extractor.
     pub fn threshold(&self) -> f32 {
-        lookup(EXTRACTOR).expect("known extractor").threshold
+        lookup(EXTRACTOR).expect("known extractor").threshold()
     }
 
     /// Identity `i` (a unit vector), computed on demand.
@@ -106,7 +106,7 @@ impl Population {
             poor,
             Template {
                 modality: ex.modality,
-                extractor: ex.id.into(),
+                extractor: ex.id.clone(),
                 quality: Some(if poor { 35 } else { 80 }),
                 vector,
             },

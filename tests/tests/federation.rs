@@ -71,7 +71,9 @@ fn hand_made_alert(
     seq: u64,
     created: u64,
 ) -> Vec<u8> {
-    let probe = ProtectedMatcher::new(epoch_of(fed)).protect(&pop().sample(3, 0)).unwrap();
+    let probe = ProtectedMatcher::new(epoch_of(fed))
+        .protect(vigil_matcher::extractor(vigil_matcher::SYNTH).unwrap(), &pop().sample(3, 0))
+        .unwrap();
     let body = AlertBody {
         issuer,
         seq,

@@ -153,6 +153,12 @@ async fn require_token(State(token): State<ApiToken>, request: Request, next: Ne
     next.run(request).await
 }
 
+/// A template file checked and normalised under the node's policy.
+async fn template_of(s: &ApiState, file: &TemplateFile) -> Result<vigil_matcher::Template, Failure> {
+    let policy = s.node.biometric().await?;
+    file.to_template(&policy).map_err(|e| bad(e.to_string()))
+}
+
 async fn status(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
     Ok(Json(s.node.status().await?))
 }
@@ -165,7 +171,7 @@ async fn metrics(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure
 }
 
 async fn enrol(State(s): State<ApiState>, Json(r): Json<EnrolRequest>) -> Result<impl IntoResponse, Failure> {
-    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    let template = template_of(&s, &r.template).await?;
     let retain_until_ms = parse_date(&r.retain_until).map_err(bad)?;
     let id = s
         .node
@@ -226,7 +232,7 @@ async fn alerts(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure>
 }
 
 async fn publish(State(s): State<ApiState>, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
-    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    let template = template_of(&s, &r.template).await?;
     let lifetime = parse_duration(&r.expires).map_err(bad)?;
     let expires_at_ms = crate::now_ms() + lifetime.as_millis() as u64;
     let id = s.node.publish_alert(template, r.category, r.case_ref, expires_at_ms).await?;
@@ -274,8 +280,23 @@ async fn roster(State(s): State<ApiState>, Json(r): Json<RosterFile>) -> Result<
     Ok(Json(Created { id: v.to_string() }))
 }
 
+async fn policy_show(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
+    Ok(Json(s.node.policy().await?))
+}
+
+async fn policy_apply(
+    State(s): State<ApiState>,
+    Json(p): Json<vigil_protocol::PolicyFile>,
+) -> Result<impl IntoResponse, Failure> {
+    if p.format != vigil_protocol::POLICY_FILE_FORMAT {
+        return Err(bad(format!("unsupported policy file format {}", p.format)));
+    }
+    let v = s.node.apply_policy(p.policy).await?;
+    Ok(Json(Created { id: v.to_string() }))
+}
+
 async fn identify(State(s): State<ApiState>, Json(r): Json<IdentifyBody>) -> Result<impl IntoResponse, Failure> {
-    let template = r.template.to_template().map_err(|e| bad(e.to_string()))?;
+    let template = template_of(&s, &r.template).await?;
     Ok(Json(s.node.identify(template, r.purpose, r.legal_basis).await?))
 }
 
@@ -325,6 +346,10 @@ async fn rotate(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure>
 /// The API router for `node`, every route (and every unknown path) behind `token`.
 pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Router {
     let state = ApiState { node };
+    // A policy with a projection matrix is larger than any other body.
+    let policy = Router::new()
+        .route("/v1/policy", get(policy_show).post(policy_apply))
+        .layer(DefaultBodyLimit::max(vigil_protocol::limits::MAX_POLICY_FILE_BYTES));
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/metrics", get(metrics))
@@ -344,6 +369,7 @@ pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Route
         .route("/v1/disclosures/{id}/refuse", post(refuse))
         .route("/v1/keys/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(policy)
         .with_state(state)
         .layer(middleware::from_fn_with_state(token, require_token))
 }

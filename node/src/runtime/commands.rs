@@ -27,6 +27,16 @@ impl Runtime {
             Command::ApplyRoster(roster, reply) => {
                 let _ = reply.send(self.apply_roster(now, *roster));
             }
+            Command::ApplyPolicy(policy, reply) => {
+                let _ = reply.send(self.apply_policy(*policy));
+            }
+            Command::Policy(reply) => {
+                let view = crate::views::PolicyView {
+                    policy: self.engine.biometric(),
+                    signed: self.engine.signed_policy().cloned(),
+                };
+                let _ = reply.send(Ok(view));
+            }
             Command::Alerts(reply) => {
                 let mut v: Vec<AlertView> = self
                     .engine
@@ -51,7 +61,9 @@ impl Runtime {
                 let _ = reply.send(self.backup(&name));
             }
             Command::Records(reply) => {
-                let r = self.store.records().map(|v| v.iter().map(RecordView::from).collect());
+                let policy = self.engine.biometric();
+                let view = |r: &vigil_engine::model::StoredRecord| RecordView::under(r, &policy);
+                let r = self.store.records().map(|v| v.iter().map(view).collect());
                 let _ = reply.send(r.map_err(NodeError::from));
             }
             Command::Hits(reply) => {
@@ -148,6 +160,22 @@ impl Runtime {
             }
             Err(e) => {
                 let _ = self.audit(AuditEvent::RosterRefused { reason: e.to_string() });
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A newer biometric policy from the operator: applied, or refused
+    /// (audited) with the reason.
+    fn apply_policy(&mut self, policy: vigil_protocol::SignedPolicy) -> Result<u64, NodeError> {
+        let version = policy.version();
+        match self.engine.apply_policy(policy) {
+            Ok(actions) => {
+                self.apply(actions)?;
+                Ok(version)
+            }
+            Err(e) => {
+                let _ = self.audit(AuditEvent::PolicyRefused { reason: e.to_string() });
                 Err(e.into())
             }
         }

@@ -18,6 +18,8 @@ pub(super) enum Command {
     },
     Withdraw(AlertId, Reply<()>),
     ApplyRoster(Box<SignedRoster>, Reply<u64>),
+    ApplyPolicy(Box<vigil_protocol::SignedPolicy>, Reply<u64>),
+    Policy(Reply<crate::views::PolicyView>),
     Alerts(Reply<Vec<AlertView>>),
     AlertMembers(AlertId, Reply<Vec<MemberStatus>>),
     Records(Reply<Vec<RecordView>>),
@@ -105,6 +107,19 @@ impl NodeHandle {
     /// Applies a newer, validly signed roster; returns its version.
     pub async fn apply_roster(&self, r: SignedRoster) -> Result<u64, NodeError> {
         self.ask(|tx| Command::ApplyRoster(Box::new(r), tx)).await
+    }
+    /// Applies a newer, validly signed biometric policy; returns its version.
+    pub async fn apply_policy(&self, p: vigil_protocol::SignedPolicy) -> Result<u64, NodeError> {
+        self.ask(|tx| Command::ApplyPolicy(Box::new(p), tx)).await
+    }
+    /// The biometric policy in force (signed, or the built-in demo one).
+    pub async fn policy(&self) -> Result<crate::views::PolicyView, NodeError> {
+        self.ask(Command::Policy).await
+    }
+    /// The extractors in force: what template files are checked and
+    /// normalised against before they reach the node.
+    pub async fn biometric(&self) -> Result<Arc<vigil_matcher::Policy>, NodeError> {
+        Ok(self.policy().await?.policy)
     }
     pub async fn alerts(&self) -> Result<Vec<AlertView>, NodeError> {
         self.ask(Command::Alerts).await

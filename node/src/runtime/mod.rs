@@ -248,6 +248,7 @@ fn open_engine(
         identity,
         anchor: trust_anchor(config)?,
         policy: config.alerts.clone(),
+        biometric_policy: store.policy()?,
         queries: config.queries.clone(),
         epoch_secret,
         max_strikes: config.network.max_strikes,

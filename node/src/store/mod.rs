@@ -91,6 +91,8 @@ const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
 const RECEIPTS: &str = "receipts";
 const BLOCKS: &str = "blocks";
+/// The steward-signed biometric policy applied (one value, key `policy`).
+const POLICY: &str = "policy";
 
 fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
@@ -384,6 +386,7 @@ impl Store {
                 StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
                 StoreOp::PutAnswer(a) => (ANSWERS, a.id.0.to_vec(), self.seal(ANSWERS, &a.id.0, a)?),
                 StoreOp::PutBlock(b) => (BLOCKS, b.peer.0.to_vec(), self.seal(BLOCKS, &b.peer.0, b)?),
+                StoreOp::PutPolicy(p) => (POLICY, b"policy".to_vec(), self.seal(POLICY, b"policy", p)?),
                 StoreOp::PutReceipt(r) => {
                     let key = receipt_key(&r.alert, &r.member);
                     (RECEIPTS, key.0.to_vec(), self.seal(RECEIPTS, &key.0, r)?)
@@ -414,6 +417,15 @@ impl Store {
     }
     pub fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
         self.all(BLOCKS)
+    }
+    /// The biometric policy last applied, if any.
+    pub fn policy(&self) -> Result<Option<vigil_protocol::SignedPolicy>, StoreError> {
+        let read = self.db.begin_read()?;
+        let Some(t) = read_table(&read, POLICY)? else { return Ok(None) };
+        match t.get(b"policy".as_slice())? {
+            Some(v) => Ok(Some(self.unseal(POLICY, b"policy", v.value())?)),
+            None => Ok(None),
+        }
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
         let fresh = || Meta { next_record: 1, ..Meta::default() };

@@ -1,0 +1,441 @@
+//! The federation's biometric policy: per extractor its dimension,
+//! normalisation (L2, optional centring and linear projection), calibrated
+//! thresholds and status, signed by the stewards like the roster. Nodes
+//! match with the policy they hold; only like templates are compared.
+
+use crate::roster::StewardSignature;
+use crate::{Modality, WireError};
+use serde::{Deserialize, Serialize};
+
+/// Largest raw vector an extractor may produce.
+pub(crate) const MAX_INPUT_DIM: usize = 4096;
+/// Largest template dimension (after projection).
+pub(crate) const MAX_DIM: usize = 2048;
+/// Largest projection matrix, in values (e.g. 512 × 512).
+pub(crate) const MAX_PROJECTION_VALUES: usize = 128 * 1024;
+/// Most extractors one policy lists.
+pub(crate) const MAX_EXTRACTORS: usize = 64;
+/// Most centre and projection values in one policy (it must fit a frame).
+pub(crate) const MAX_POLICY_VALUES: usize = 200_000;
+
+/// Whether records of an extractor are matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Active,
+    /// Its records stop matching and are listed for re-enrolment.
+    Retired,
+}
+
+/// Confidence bands an operator adjudicates by, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    Possible,
+    Probable,
+    Strong,
+}
+
+/// One decision threshold: a cosine similarity and the false-match rate
+/// it was calibrated for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub band: Band,
+    pub cosine: f32,
+    /// False-match rate per comparison at this threshold, as calibrated.
+    pub fmr: f64,
+}
+
+/// A linear projection applied after centring: `dim` rows of `input_dim`
+/// values, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Projection {
+    pub values: Vec<f32>,
+}
+
+/// One extractor as a policy lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extractor {
+    /// The tag templates carry; only templates with equal tags are compared.
+    pub id: String,
+    /// The model and its version, as its vendor names them (informative).
+    #[serde(default)]
+    pub model: String,
+    pub modality: Modality,
+    /// ISO/IEC 19794-2 finger positions (1–10) for fingerprint extractors.
+    #[serde(default)]
+    pub fingers: Vec<u8>,
+    /// Length of the vectors in template files; `dim` when absent.
+    #[serde(default)]
+    pub input_dim: Option<usize>,
+    /// Dimension of the quantised template.
+    pub dim: usize,
+    /// Subtracted from the L2-normalised input (the mean unit vector of a
+    /// calibration set), before any projection.
+    #[serde(default)]
+    pub centre: Option<Vec<f32>>,
+    #[serde(default)]
+    pub projection: Option<Projection>,
+    /// One to three thresholds, increasing; the first decides a match.
+    pub thresholds: Vec<Threshold>,
+    /// Protected-template length in bits.
+    pub protected_bits: usize,
+    #[serde(default)]
+    pub status: Status,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("extractor {id:?}: {reason}")]
+pub struct PolicyError {
+    pub id: String,
+    pub reason: String,
+}
+
+impl Extractor {
+    /// The cosine at or above which two templates match.
+    pub fn threshold(&self) -> f32 {
+        self.thresholds[0].cosine
+    }
+
+    /// The decision threshold on the integer score of two quantised
+    /// templates (unit vectors at scale 127): what the plain, protected and
+    /// encrypted matchers compare inner products with.
+    pub fn score_threshold(&self) -> i32 {
+        (self.threshold() * 127.0 * 127.0).round() as i32
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.input_dim.unwrap_or(self.dim)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == Status::Active
+    }
+
+    /// Maps a raw vector (already checked finite, non-zero, of
+    /// `input_dim`) to the vector that is quantised: L2-normalise, centre,
+    /// project. The result is normalised again by quantisation.
+    pub fn normalise(&self, v: &[f32]) -> Vec<f32> {
+        let norm = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let mut u: Vec<f32> = v.iter().map(|x| (*x as f64 / norm) as f32).collect();
+        if let Some(c) = &self.centre {
+            u.iter_mut().zip(c).for_each(|(x, m)| *x -= m);
+        }
+        match &self.projection {
+            Some(p) => p.values.chunks_exact(u.len()).map(|row| row.iter().zip(&u).map(|(a, b)| a * b).sum()).collect(),
+            None => u,
+        }
+    }
+
+    /// Whether a newer policy may keep this id for `other`: everything that
+    /// shapes a stored template must be equal (thresholds and status may change).
+    pub fn same_templates(&self, other: &Extractor) -> bool {
+        self.modality == other.modality
+            && self.input_dim() == other.input_dim()
+            && self.dim == other.dim
+            && self.centre == other.centre
+            && self.projection == other.projection
+            && self.protected_bits == other.protected_bits
+            && self.fingers == other.fingers
+    }
+
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let err = |reason: String| Err(PolicyError { id: self.id.clone(), reason });
+        let id_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(id_ok) {
+            return err("ids are 1–64 characters of a–z, 0–9, '.', '_' and '-'".into());
+        }
+        if self.model.len() > 256 {
+            return err("model description over 256 bytes".into());
+        }
+        if self.dim == 0 || self.dim > MAX_DIM || self.input_dim() == 0 || self.input_dim() > MAX_INPUT_DIM {
+            return err(format!("dimension must be 1..={MAX_DIM} (input 1..={MAX_INPUT_DIM})"));
+        }
+        if self.projection.is_none() && self.input_dim() != self.dim {
+            return err(format!(
+                "input dimension {} differs from dimension {} without a projection",
+                self.input_dim(),
+                self.dim
+            ));
+        }
+        if let Some(c) = &self.centre {
+            if c.len() != self.input_dim() || c.iter().any(|x| !x.is_finite() || x.abs() > 1.0) {
+                return err(format!("centre must be {} finite values in [-1, 1]", self.input_dim()));
+            }
+        }
+        if let Some(p) = &self.projection {
+            let n = self.dim * self.input_dim();
+            if n > MAX_PROJECTION_VALUES || p.values.len() != n || p.values.iter().any(|x| !x.is_finite()) {
+                return err(format!(
+                    "projection must be {} × {} finite values (at most {MAX_PROJECTION_VALUES})",
+                    self.dim,
+                    self.input_dim()
+                ));
+            }
+        }
+        if self.thresholds.is_empty() || self.thresholds.len() > 3 {
+            return err("one to three thresholds".into());
+        }
+        for (i, t) in self.thresholds.iter().enumerate() {
+            if !(t.cosine > -1.0 && t.cosine < 1.0) || !(t.fmr > 0.0 && t.fmr < 1.0) {
+                return err(format!("threshold {i}: cosine must be in (-1, 1) and fmr in (0, 1)"));
+            }
+            if i > 0 {
+                let p = self.thresholds[i - 1];
+                if t.band <= p.band || t.cosine <= p.cosine || t.fmr > p.fmr {
+                    return err(
+                        "thresholds must rise band by band (possible, probable, strong), with falling fmr".into()
+                    );
+                }
+            }
+        }
+        if self.protected_bits < 64 || self.protected_bits > 4096 || !self.protected_bits.is_multiple_of(8) {
+            return err("protected_bits must be a multiple of 8 in 64..=4096".into());
+        }
+        if self.modality == Modality::Finger {
+            if self.fingers.is_empty() || self.fingers.iter().any(|f| !(1..=10).contains(f)) {
+                return err("a fingerprint extractor lists its finger positions (1–10)".into());
+            }
+        } else if !self.fingers.is_empty() {
+            return err("finger positions are for fingerprint extractors".into());
+        }
+        Ok(())
+    }
+}
+
+/// The extractors a node matches with: the content of a federation's
+/// signed biometric policy (or the built-in demo policy, version 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Strictly increasing; 0 is the built-in demo policy.
+    pub version: u64,
+    #[serde(rename = "extractor")]
+    pub extractors: Vec<Extractor>,
+}
+
+impl Policy {
+    /// Any listed extractor, active or retired.
+    pub fn get(&self, id: &str) -> Option<&Extractor> {
+        self.extractors.iter().find(|e| e.id == id)
+    }
+
+    /// An extractor that may be matched now.
+    pub fn active(&self, id: &str) -> Result<&Extractor, NotActive> {
+        match self.get(id) {
+            Some(e) if e.is_active() => Ok(e),
+            Some(_) => Err(NotActive::Retired(id.into())),
+            None => {
+                let known: Vec<&str> =
+                    self.extractors.iter().filter(|e| e.is_active()).map(|e| e.id.as_str()).collect();
+                Err(NotActive::Unknown(id.into(), known.join(", ")))
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let err = |id: &str, reason: &str| Err(PolicyError { id: id.into(), reason: reason.into() });
+        if self.extractors.is_empty() || self.extractors.len() > MAX_EXTRACTORS {
+            return err("", &format!("a policy lists 1..={MAX_EXTRACTORS} extractors"));
+        }
+        let values: usize = self
+            .extractors
+            .iter()
+            .map(|e| e.centre.as_ref().map_or(0, Vec::len) + e.projection.as_ref().map_or(0, |p| p.values.len()))
+            .sum();
+        if values > MAX_POLICY_VALUES {
+            return err("", &format!("{values} centre and projection values, the limit is {MAX_POLICY_VALUES}"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &self.extractors {
+            e.validate()?;
+            if !seen.insert(&e.id) {
+                return err(&e.id, "listed twice");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `newer` may replace this policy: a higher version, and
+    /// every id kept shapes templates as before (a recalibrated centre,
+    /// projection or length needs a new id, so that stored templates are
+    /// never compared with differently normalised probes).
+    pub fn check_successor(&self, newer: &Policy) -> Result<(), PolicyError> {
+        newer.validate()?;
+        if newer.version <= self.version {
+            return Err(PolicyError {
+                id: String::new(),
+                reason: format!("policy version {} is not newer than {}", newer.version, self.version),
+            });
+        }
+        for old in &self.extractors {
+            if let Some(new) = newer.get(&old.id) {
+                if !old.same_templates(new) {
+                    return Err(PolicyError {
+                        id: old.id.clone(),
+                        reason: "changes how templates are formed (dimension, centre, projection, bits or fingers); \
+                                 give it a new id and retire this one"
+                            .into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a template's extractor cannot be matched under a policy.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum NotActive {
+    #[error("extractor {0:?} is not in the federation's biometric policy; active: {1}")]
+    Unknown(String, String),
+    #[error("extractor {0:?} is retired in the federation's biometric policy: re-enrol with an active one")]
+    Retired(String),
+}
+
+/// The signed content of a policy document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyBody {
+    pub federation: String,
+    pub issued_at_ms: u64,
+    pub policy: Policy,
+}
+
+/// A policy with its steward signatures (domain `vigil/v1/policy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedPolicy {
+    pub body: PolicyBody,
+    pub signatures: Vec<StewardSignature>,
+}
+
+impl SignedPolicy {
+    pub fn version(&self) -> u64 {
+        self.body.policy.version
+    }
+}
+
+impl PolicyBody {
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.federation.is_empty() || self.federation.len() > crate::limits::MAX_TEXT {
+            return Err(WireError::Invalid("federation name must be 1..=256 bytes".into()));
+        }
+        if self.policy.version == 0 {
+            return Err(WireError::Invalid(
+                "policy version 0 is the built-in demo policy; signed ones start at 1".into(),
+            ));
+        }
+        self.policy.validate().map_err(|e| WireError::Invalid(e.to_string()))
+    }
+}
+
+/// Version of the policy file format.
+pub const POLICY_FILE_FORMAT: u32 = 1;
+
+/// A signed policy as a JSON file: `{"format": 1, "body": ..., "signatures": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyFile {
+    pub format: u32,
+    #[serde(flatten)]
+    pub policy: SignedPolicy,
+}
+
+impl PolicyFile {
+    pub fn to_json(policy: &SignedPolicy) -> String {
+        let f = PolicyFile { format: POLICY_FILE_FORMAT, policy: policy.clone() };
+        serde_json::to_string_pretty(&f).expect("policies serialise")
+    }
+
+    /// Parses a policy file under the size limit and checks its format and body.
+    pub fn parse(bytes: &[u8]) -> Result<SignedPolicy, WireError> {
+        if bytes.len() > crate::limits::MAX_POLICY_FILE_BYTES {
+            return Err(WireError::TooLarge { len: bytes.len(), limit: crate::limits::MAX_POLICY_FILE_BYTES });
+        }
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<u32>,
+        }
+        let f: Format = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        match f.format {
+            Some(POLICY_FILE_FORMAT) => {}
+            Some(v) => {
+                return Err(WireError::Invalid(format!(
+                    "unsupported policy file format {v} (expected {POLICY_FILE_FORMAT})"
+                )))
+            }
+            None => return Err(WireError::Invalid("not a Vigil policy file (no \"format\" field)".into())),
+        }
+        let file: PolicyFile = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        file.policy.body.validate()?;
+        Ok(file.policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn face(id: &str) -> Extractor {
+        Extractor {
+            id: id.into(),
+            model: String::new(),
+            modality: Modality::Face,
+            fingers: vec![],
+            input_dim: None,
+            dim: 128,
+            centre: None,
+            projection: None,
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
+            protected_bits: 512,
+            status: Status::Active,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert!(Policy { version: 1, extractors: vec![face("a")] }.validate().is_ok());
+        let mut e = face("Bad Id");
+        assert!(e.validate().unwrap_err().reason.contains("ids are"));
+        e = face("x");
+        e.centre = Some(vec![0.0; 3]);
+        assert!(e.validate().unwrap_err().reason.contains("centre must be 128"));
+        e = face("x");
+        e.thresholds.push(Threshold { band: Band::Probable, cosine: 0.4, fmr: 1e-7 });
+        assert!(e.validate().unwrap_err().reason.contains("rise band by band"));
+        e = face("x");
+        e.modality = Modality::Finger;
+        assert!(e.validate().unwrap_err().reason.contains("finger positions"));
+        let p = Policy { version: 1, extractors: vec![face("a"), face("a")] };
+        assert_eq!(p.validate().unwrap_err().reason, "listed twice");
+    }
+
+    #[test]
+    fn a_successor_may_recalibrate_thresholds_but_not_reshape_templates() {
+        let old = Policy { version: 1, extractors: vec![face("a")] };
+        let mut new = old.clone();
+        new.version = 2;
+        new.extractors[0].thresholds[0].cosine = 0.55;
+        new.extractors[0].status = Status::Retired;
+        assert!(old.check_successor(&new).is_ok());
+        new.extractors[0].centre = Some(vec![0.01; 128]);
+        assert!(old.check_successor(&new).unwrap_err().reason.contains("new id"));
+        new.extractors[0].centre = None;
+        new.version = 1;
+        assert!(old.check_successor(&new).unwrap_err().reason.contains("not newer"));
+    }
+
+    #[test]
+    fn normalisation_centres_then_projects() {
+        let mut e = face("p");
+        e.input_dim = Some(2);
+        e.dim = 1;
+        e.centre = Some(vec![0.5, 0.0]);
+        e.projection = Some(Projection { values: vec![2.0, 1.0] });
+        // (3, 4) -> (0.6, 0.8) -> (0.1, 0.8) -> 2·0.1 + 0.8
+        let out = e.normalise(&[3.0, 4.0]);
+        assert!((out[0] - 1.0).abs() < 1e-6, "{out:?}");
+    }
+}
