@@ -2,13 +2,15 @@
 //! steward-signed policy once one is applied, else the built-in demo
 //! policy. Templates are only compared within one active extractor;
 //! records of a retired or unlisted extractor are kept but never matched.
+//! Policies spread like rosters: each catch-up compares versions.
 
 use crate::audit::AuditEvent;
 use crate::model::StoreOp;
+use crate::sync::SyncCtx;
 use crate::{Action, Engine, EngineError};
 use std::sync::Arc;
 use vigil_matcher::{Extractor, Policy};
-use vigil_protocol::SignedPolicy;
+use vigil_protocol::{encode, OrgId, PolicyState, Request, Response, SignedPolicy, Tag};
 
 /// Why a policy was not applied.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -116,5 +118,57 @@ impl Engine {
                 Some(StaleRecord { id: *id, extractor: g.extractor, reason })
             })
             .collect()
+    }
+}
+
+impl Engine {
+    fn policy_version(&self) -> u64 {
+        self.biometric.version
+    }
+
+    /// Catch-up of the policy with `peer`: send it our version.
+    pub(crate) fn policy_offer(&mut self, peer: OrgId) -> Action {
+        let key = self.handle();
+        self.sync_requests.insert(key, SyncCtx::Policy { peer });
+        let state = PolicyState { version: self.policy_version(), policy: None };
+        Action::Send { to: peer, request: Request::PolicySync(state), key }
+    }
+
+    /// A peer sent its policy version: answer with ours (and our signed
+    /// policy if it fits half a frame and theirs is older); ask back if
+    /// theirs is newer.
+    pub(crate) fn on_policy_sync(&mut self, from: OrgId, theirs: PolicyState) -> (Response, Vec<Action>) {
+        let mine = self.policy_version();
+        let actions = if theirs.version > mine { vec![self.policy_offer(from)] } else { vec![] };
+        let policy = (theirs.version < mine)
+            .then(|| self.signed_policy.clone())
+            .flatten()
+            .filter(|p| encode(Tag::Body, p, self.frame_limit / 2).is_ok());
+        (Response::Policy(PolicyState { version: mine, policy }), actions)
+    }
+
+    /// A peer answered our policy version. A newer policy is applied if the
+    /// stewards signed it; forged signatures count against the peer (it
+    /// checks them with the same stewards), anything that depends on this
+    /// node's own state (version, template shape) is audited only.
+    pub(crate) fn on_policy_response(&mut self, peer: OrgId, theirs: &PolicyState) -> Vec<Action> {
+        let Some(p) = theirs.policy.clone() else { return vec![] };
+        if p.version() <= self.policy_version() {
+            return vec![];
+        }
+        match self.apply_policy(p) {
+            Ok(mut actions) => {
+                actions.push(Action::FederationChanged);
+                actions
+            }
+            Err(e) => {
+                let reason = format!("policy from a peer refused: {e}");
+                let mut actions = vec![Action::Audit(AuditEvent::PolicyRefused { reason: reason.clone() })];
+                if matches!(e, EngineError::Roster(_)) {
+                    actions.extend(self.strike(peer, &reason));
+                }
+                actions
+            }
+        }
     }
 }

@@ -572,7 +572,11 @@ impl Engine {
             // Worth retrying later.
             Response::Refused(Refusal::RateLimited) => return vec![],
             Response::Refused(r) => (false, Some(format!("issuer refused an alert answer: {r:?}"))),
-            Response::Answer(_) | Response::Probe(_) | Response::Heads(_) | Response::Entries(_) => {
+            Response::Answer(_)
+            | Response::Probe(_)
+            | Response::Heads(_)
+            | Response::Entries(_)
+            | Response::Policy(_) => {
                 (false, Some("an identification answer or probe in reply to an alert answer".into()))
             }
         };

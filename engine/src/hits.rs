@@ -57,6 +57,7 @@ impl Engine {
             }
             Request::AlertRefused(r) => self.on_alert_refused(now_ms, from, r),
             Request::SyncHeads(h) => self.on_sync_heads(from, h),
+            Request::PolicySync(p) => self.on_policy_sync(from, p),
             Request::SyncPull(p) => self.on_sync_pull(now_ms, from, p),
             // Queries travel on their own protocol, with their own limits.
             Request::Identify(_) | Request::FetchProbe(_) | Request::FetchSplit(_) => {
@@ -200,7 +201,11 @@ impl Engine {
                 from: h.peer.to_hex(),
                 reason: format!("issuer refused hit notice: {r:?}"),
             })],
-            Response::Answer(_) | Response::Probe(_) | Response::Heads(_) | Response::Entries(_) => {
+            Response::Answer(_)
+            | Response::Probe(_)
+            | Response::Heads(_)
+            | Response::Entries(_)
+            | Response::Policy(_) => {
                 vec![Action::Audit(AuditEvent::MessageRejected {
                     from: h.peer.to_hex(),
                     reason: "another kind of response in reply to a hit notice".into(),

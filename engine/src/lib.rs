@@ -72,9 +72,10 @@ pub enum Action {
     /// Answer an encrypted alert on a blocking thread, then hand the pages
     /// to `Engine::alert_answered`.
     AnswerAlert(Box<AlertJob>),
-    /// A newer roster was applied (from a peer): refresh the allow list,
-    /// cut off removed members, and pass it on to connected peers.
-    RosterChanged,
+    /// A newer roster or biometric policy was applied (from a peer):
+    /// refresh the allow list, cut off removed members, and pass it on to
+    /// connected peers.
+    FederationChanged,
     /// Ask an alert's issuer for its column-form probe (`chunks` = `None`)
     /// or a split row form (on the identify protocol), then hand the
     /// response to `Engine::probe_fetched`.

@@ -56,6 +56,7 @@ enum Synced {
 pub(super) enum SyncCtx {
     Heads { peer: OrgId },
     Pull { peer: OrgId, org: OrgId, target: u64 },
+    Policy { peer: OrgId },
 }
 
 /// The hash of a log entry: an alert's id, or the hash of a withdrawal body.
@@ -204,7 +205,7 @@ impl Engine {
         self.sync_requests.insert(key, SyncCtx::Heads { peer });
         let heads = self.bounded_heads();
         let state = SyncState { roster_version: self.roster_version(), heads, roster: None };
-        vec![Action::Send { to: peer, request: Request::SyncHeads(state), key }]
+        vec![Action::Send { to: peer, request: Request::SyncHeads(state), key }, self.policy_offer(peer)]
     }
 
     /// Pulls from `peer` every log it holds further than we do.
@@ -261,7 +262,7 @@ impl Engine {
         }
         match self.apply_roster(now_ms, roster) {
             Ok(mut actions) => {
-                actions.push(Action::RosterChanged);
+                actions.push(Action::FederationChanged);
                 actions
             }
             Err(e) => {
@@ -377,6 +378,7 @@ impl Engine {
                 self.pulling.remove(&org);
                 vec![]
             }
+            (SyncCtx::Policy { peer }, Response::Policy(theirs)) => self.on_policy_response(peer, theirs),
             _ => vec![],
         }
     }
@@ -390,7 +392,7 @@ impl Engine {
                 self.pulling.remove(&org);
                 self.sync_retry.insert(peer);
             }
-            Some(SyncCtx::Heads { peer }) => {
+            Some(SyncCtx::Heads { peer }) | Some(SyncCtx::Policy { peer }) => {
                 self.sync_retry.insert(peer);
             }
             None => {}

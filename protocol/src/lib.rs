@@ -14,7 +14,7 @@ pub use ids::{AlertId, Handle, OrgId, Sig};
 pub use messages::{
     AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, AlertRefusal, Category, DisclosureAnswer, DisclosureRequest,
     EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality,
-    ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedAlertRefusal,
+    PolicyState, ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedAlertRefusal,
     SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
 pub use policy::{PolicyBody, PolicyFile, SignedPolicy, POLICY_FILE_FORMAT};

@@ -278,7 +278,7 @@ pub struct DisclosureAnswer {
 /// Request-response requests: `Hit`, `Disclose`, `DisclosureAnswer` and
 /// `AlertAnswer` on `/vigil/req/1`; `Identify` and `FetchProbe` on
 /// `/vigil/identify/1` (each protocol has its own frame limits).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Hit(SignedHitNotice),
     Identify(IdentifyRequest),
@@ -295,6 +295,17 @@ pub enum Request {
     FetchSplit(FetchSplit),
     /// A holder will not answer an encrypted alert (on `/vigil/req/1`).
     AlertRefused(SignedAlertRefusal),
+    /// Catch-up of the biometric policy: "this is my policy version"
+    /// (`policy` = None in a request).
+    PolicySync(PolicyState),
+}
+
+/// A node's biometric policy version and, in an answer to an asker whose
+/// version is older, its steward-signed policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub version: u64,
+    pub policy: Option<crate::SignedPolicy>,
 }
 
 /// What a node holds, for catch-up: its roster version, the heads of its
@@ -344,7 +355,7 @@ pub enum Refusal {
 }
 
 /// Request-response responses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// Stored durably (or already known: delivery is idempotent).
     Ack,
@@ -355,6 +366,8 @@ pub enum Response {
     Heads(SyncState),
     /// Consecutive entries of one issuer's log (answer to `SyncPull`).
     Entries(Vec<AlertEnvelope>),
+    /// The responder's policy state (answer to `PolicySync`).
+    Policy(PolicyState),
 }
 
 fn text(field: &str, s: &str) -> Result<(), WireError> {

@@ -172,6 +172,8 @@ impl Runtime {
         match self.engine.apply_policy(policy) {
             Ok(actions) => {
                 self.apply(actions)?;
+                // Passed on at once to every connected member.
+                self.sync_with_connected()?;
                 Ok(version)
             }
             Err(e) => {

@@ -522,7 +522,7 @@ impl Runtime {
                 }
                 Action::AnswerAlert(job) => self.spawn_alert_job(job),
                 Action::FetchProbe { to, alert, chunks } => self.send_fetch(to, alert, chunks),
-                Action::RosterChanged => self.roster_changed()?,
+                Action::FederationChanged => self.roster_changed()?,
                 Action::Block(org) => self.block(org)?,
             }
         }
