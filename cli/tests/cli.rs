@@ -108,7 +108,7 @@ fn quick_start_two_nodes_find_a_missing_person() {
     };
     for (file, expected) in [
         ("wrong.json", "produces 128-dimensional vectors, the file has 100"),
-        ("unknown.json", "unknown extractor \"mystery-net\""),
+        ("unknown.json", "\"mystery-net\" is not in the federation's biometric policy; active: vigil-synth-128"),
         ("empty.json", "template vector is empty"),
         ("garbage.json", "not valid JSON"),
         ("nan.json", "NaN or Infinity"),
@@ -254,10 +254,35 @@ fn quick_start_two_nodes_find_a_missing_person() {
     let status: serde_json::Value = serde_json::from_str(&ok(&["status", "--data", ngo])).unwrap();
     assert_eq!(status["roster_version"], 2);
 
+    // A biometric policy (the synthetic extractor, recalibrated) signed by
+    // both stewards: applied at one node, it reaches the other.
+    let entry = s("synth.toml");
+    std::fs::write(
+        &entry,
+        "[[extractor]]\nid = \"vigil-synth-128\"\nmodality = \"face\"\ndim = 128\nprotected_bits = 512\n\
+         [[extractor.thresholds]]\nband = \"possible\"\ncosine = 0.45\nfmr = 1e-6\n",
+    )
+    .unwrap();
+    let policy = s("policy.json");
+    ok(&["policy", "new", "--federation", "drill-north", "--extractors", &entry, "--out", &policy]);
+    ok(&["policy", "sign", "--policy", &policy, "--key", &s("steward1.key")]);
+    let err = fails(&["policy", "apply", "--data", ngo, "--policy", &policy]);
+    assert!(err.contains("1 valid steward signatures, 2 required"), "{err}");
+    ok(&["policy", "sign", "--policy", &policy, "--key", &s("steward2.key")]);
+    ok(&["policy", "verify", "--policy", &policy, "--steward", &k1, "--steward", &k2, "--threshold", "2"]);
+    assert!(ok(&["policy", "apply", "--data", ngo, "--policy", &policy]).contains("applied policy v1"));
+    eventually("the policy at the other node", || {
+        ok(&["policy", "show", "--data", police]).contains("Policy v1 of \"drill-north\", issued")
+    });
+    assert!(
+        ok(&["policy", "show", "--data", police]).contains("vigil-synth-128\tFace\t128\tActive\tno\tpossible 0.4500")
+    );
+
     // Records, a backup, and erasure (the README's last quick-start lines).
     let records: serde_json::Value = serde_json::from_str(&ok(&["records", "--data", police, "--json"])).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 1);
     assert!(records[0].get("template").is_none() && records[0]["case_ref"] == "MP-2026-7788");
+    assert!(ok(&["records", "--data", police, "--stale"]).contains("(none)"));
     let id = records[0]["id"].to_string();
     assert!(ok(&["backup", "--data", police, "--out", &s("police.vgbak")]).contains("sealed backup"));
     // Never over an existing file (it replaced identity.sealed once).

@@ -245,6 +245,7 @@ fn enrolment_validation_is_precise() {
 mod encrypted;
 mod faults;
 mod limits;
+mod policy;
 mod query;
 mod sync;
 

@@ -181,7 +181,8 @@ impl Extractor {
             return err("one to three thresholds".into());
         }
         for (i, t) in self.thresholds.iter().enumerate() {
-            if !(t.cosine > -1.0 && t.cosine < 1.0) || !(t.fmr > 0.0 && t.fmr < 1.0) {
+            let in_range = t.cosine > -1.0 && t.cosine < 1.0 && t.fmr > 0.0 && t.fmr < 1.0;
+            if !in_range {
                 return err(format!("threshold {i}: cosine must be in (-1, 1) and fmr in (0, 1)"));
             }
             if i > 0 {

@@ -297,8 +297,10 @@ fn a_failed_catch_up_is_retried_soon() {
     let mut f = fed_with(3, AlertForm::Protected);
     let peer = f.engines[0].org();
     let key = |actions: &[Action]| match actions {
-        [Action::Send { key, request: Request::SyncHeads(_), .. }] => *key,
-        other => panic!("expected one SyncHeads, got {other:?}"),
+        [Action::Send { key, request: Request::SyncHeads(_), .. }, Action::Send { request: Request::PolicySync(_), .. }] => {
+            *key
+        }
+        other => panic!("expected SyncHeads and PolicySync, got {other:?}"),
     };
     let k = key(&f.engines[1].sync_start(peer));
     assert!(f.engines[1].take_sync_retries().is_empty(), "nothing failed yet");
