@@ -70,8 +70,14 @@ pub(crate) enum Command {
     Enrol {
         #[command(flatten)]
         data: DataArg,
+        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
+        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
+        /// transaction (told apart by content).
         #[arg(long)]
         template: PathBuf,
+        /// The policy's fingerprint extractor for a record, where several read minutiae.
+        #[arg(long)]
+        extractor: Option<String>,
         #[arg(long, value_enum)]
         category: CategoryArg,
         /// Case reference (stays at this node).
@@ -88,8 +94,14 @@ pub(crate) enum Command {
     Identify {
         #[command(flatten)]
         data: DataArg,
+        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
+        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
+        /// transaction (told apart by content).
         #[arg(long)]
         template: PathBuf,
+        /// The policy's fingerprint extractor for a record, where several read minutiae.
+        #[arg(long)]
+        extractor: Option<String>,
         /// Why (audited at both ends).
         #[arg(long)]
         purpose: String,
@@ -310,8 +322,14 @@ pub(crate) enum AlertCmd {
     Publish {
         #[command(flatten)]
         data: DataArg,
+        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
+        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
+        /// transaction (told apart by content).
         #[arg(long)]
         template: PathBuf,
+        /// The policy's fingerprint extractor for a record, where several read minutiae.
+        #[arg(long)]
+        extractor: Option<String>,
         #[arg(long = "case")]
         case_ref: String,
         /// Lifetime, e.g. 30d.

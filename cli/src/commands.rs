@@ -43,8 +43,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => crate::policy::run(cmd).await,
         Command::Calibrate(a) => crate::calibrate::run(a),
         Command::Serve { data, key_file } => serve(&data.data, key_file.as_deref()).await,
-        Command::Enrol { data, template, category, case_ref, consent, retain_until } => {
-            let template = read_template(&template)?;
+        Command::Enrol { data, template, extractor, category, case_ref, consent, retain_until } => {
+            let template = read_template(&template, extractor)?;
             api::parse_date(&retain_until).map_err(anyhow::Error::msg)?;
             let req =
                 EnrolRequest { template, category: category.into(), case_ref, consent, retain_until, regime: None };
@@ -53,8 +53,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alert(cmd) => alert(cmd),
-        Command::Identify { data, template, purpose, legal_basis, json } => {
-            let req = api::IdentifyBody { template: read_template(&template)?, purpose, legal_basis };
+        Command::Identify { data, template, extractor, purpose, legal_basis, json } => {
+            let req = api::IdentifyBody { template: read_template(&template, extractor)?, purpose, legal_basis };
             let report: IdentifyReport = Client::new(&data.data)?.post("/v1/identify", &req)?;
             print_report(&report, json)
         }
@@ -121,8 +121,8 @@ fn init(dir: &Path, cfg: &NodeConfig, key_file: Option<&Path>) -> anyhow::Result
 
 fn alert(cmd: AlertCmd) -> anyhow::Result<()> {
     match cmd {
-        AlertCmd::Publish { data, template, case_ref, expires, category } => {
-            let template = read_template(&template)?;
+        AlertCmd::Publish { data, template, extractor, case_ref, expires, category } => {
+            let template = read_template(&template, extractor)?;
             api::parse_duration(&expires).map_err(anyhow::Error::msg)?;
             let req = AlertRequest { template, category: category.into(), case_ref, expires };
             let created: api::Created = Client::new(&data.data)?.post("/v1/alerts", &req)?;
@@ -433,18 +433,25 @@ pub(crate) fn date_of(ms: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
-/// Reads and parses a template file, so a malformed one fails before
-/// anything is sent; the node checks it against its biometric policy.
-fn read_template(path: &Path) -> anyhow::Result<TemplateFile> {
+/// Reads and parses a template file or standard fingerprint record (told
+/// apart by content), so a malformed one fails before anything is sent; a
+/// record travels as its decoded minutiae (images stay here). The node
+/// checks either against its biometric policy.
+fn read_template(path: &Path, extractor: Option<String>) -> anyhow::Result<api::TemplateInput> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read template file {}", path.display()))?;
-    if meta.len() > vigil_matcher::MAX_TEMPLATE_FILE_BYTES as u64 {
-        bail!(
-            "template file {} is {} bytes, the limit is {}",
-            path.display(),
-            meta.len(),
-            vigil_matcher::MAX_TEMPLATE_FILE_BYTES
-        );
+    let limit = vigil_records::MAX_AN2K_BYTES.max(vigil_matcher::MAX_TEMPLATE_FILE_BYTES) as u64;
+    if meta.len() > limit {
+        bail!("template file {} is {} bytes, the limit is {limit}", path.display(), meta.len());
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read template file {}", path.display()))?;
-    TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))
+    match vigil_records::sniff(&bytes) {
+        vigil_records::Kind::Json => {
+            let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
+            Ok(api::TemplateInput { extractor, ..api::TemplateInput::file(file) })
+        }
+        _ => {
+            let record = vigil_records::decode(&bytes).with_context(|| format!("template file {}", path.display()))?;
+            Ok(api::TemplateInput { minutiae: Some(record), extractor, ..Default::default() })
+        }
+    }
 }

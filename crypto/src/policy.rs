@@ -57,6 +57,7 @@ mod tests {
             thresholds: vec![Threshold { band: Band::Possible, cosine: 0.4, fmr: 1e-3 }],
             protected_bits: 64,
             status: Status::Active,
+            representation: None,
         };
         let body =
             PolicyBody { federation: "f".into(), issued_at_ms: 1, policy: Policy { version: 1, extractors: vec![ex] } };

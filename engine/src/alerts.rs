@@ -71,6 +71,8 @@ impl Engine {
         let bio = self.biometric();
         let ex = bio.active(&template.extractor).map_err(vigil_matcher::TemplateError::from)?;
         let probe = match form {
+            // A multi-finger template travels encrypted only.
+            AlertForm::Both if ex.parts() > 1 => None,
             AlertForm::Protected | AlertForm::Both => {
                 Some(self.matcher.as_mut().ok_or(EngineError::NoEpochSecret)?.protect(ex, template)?)
             }

@@ -467,7 +467,7 @@ impl Engine {
     /// listed as stale) but never protected or matched.
     fn add_to_gallery(&mut self, r: &StoredRecord) -> Result<(), EngineError> {
         let protected = match (&mut self.matcher, self.biometric.active(&r.template.extractor)) {
-            (Some(m), Ok(ex)) => Some(m.protect(ex, &r.template)?),
+            (Some(m), Ok(ex)) if ex.parts() == 1 => Some(m.protect(ex, &r.template)?),
             _ => None,
         };
         self.layouts.remove(&r.template.extractor);

@@ -248,6 +248,7 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
         thresholds: vec![Threshold { band: Band::Possible, cosine: 0.0, fmr: t[0] }],
         protected_bits: s.protected_bits,
         status: Status::Active,
+        representation: None,
     };
     if s.centre && !cal.is_empty() {
         ex.centre = Some(mean_unit(&cal));

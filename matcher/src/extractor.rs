@@ -25,6 +25,7 @@ pub fn builtin() -> &'static Policy {
             thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
             protected_bits: 512,
             status: Status::Active,
+            representation: None,
         }],
     })
 }

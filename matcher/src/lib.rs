@@ -7,6 +7,7 @@ pub mod calibrate;
 pub mod encrypted;
 mod extractor;
 mod gallery;
+pub mod minutiae;
 mod plain;
 mod protected;
 pub mod synth;

@@ -16,6 +16,6 @@ impl Matcher for PlainMatcher<'_> {
     }
 
     fn decide(&self, probe: &Template, record: &Template) -> Result<bool, TemplateError> {
-        Ok(probe.cosine(record)? >= self.0.active(&probe.extractor)?.threshold())
+        Ok(probe.dot(record)? >= self.0.active(&probe.extractor)?.score_threshold())
     }
 }

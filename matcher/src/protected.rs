@@ -76,6 +76,11 @@ impl ProtectedMatcher {
         if t.extractor != ex.id || t.vector.len() != ex.dim {
             return Err(TemplateError::Mismatch(t.extractor.clone(), ex.id.clone()));
         }
+        if ex.parts() > 1 {
+            // One projection of a concatenation would compare the mean over
+            // all positions, not the sum over the fingers both sides hold.
+            return Err(TemplateError::NotProtectable(ex.id.clone()));
+        }
         let epoch_id = self.epoch_id();
         let x = t.as_f32();
         let m = self.projection(ex);

@@ -40,6 +40,12 @@ pub enum TemplateError {
     Zero,
     #[error("template vector value {value:e} at index {index} is not an embedding value (subnormal, or beyond ±{MAX_TEMPLATE_VALUE:e})")]
     OutOfRange { index: usize, value: f32 },
+    #[error("{0}")]
+    Minutiae(String),
+    #[error(
+        "extractor {0} combines several fingers, which protected templates cannot compare; use encrypted matching"
+    )]
+    NotProtectable(String),
     #[error("templates from different extractors ({0} and {1}) cannot be compared")]
     Mismatch(String, String),
 }
@@ -124,9 +130,29 @@ impl TemplateFile {
             modality: self.modality,
             extractor: ex.id.clone(),
             quality: self.quality,
-            vector: scale(&ex.normalise(&self.vector))?,
+            vector: scale_parts(&ex.normalise(&self.vector), ex.parts())?,
         })
     }
+}
+
+/// Quantises each of `parts` equal parts on its own (one per finger of a
+/// multi-finger extractor) as a unit vector at scale 127/√parts, so that a
+/// whole template never exceeds the norm the encrypted matcher's error
+/// budget assumes; an all-zero part (an absent finger) stays zero.
+pub(crate) fn scale_parts(v: &[f32], parts: usize) -> Result<Vec<i8>, TemplateError> {
+    if parts <= 1 {
+        return scale(v);
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let at = SCALE / (parts as f32).sqrt();
+    for part in v.chunks(v.len() / parts) {
+        match scale_to(part, at) {
+            Ok(q) => out.extend(q),
+            Err(TemplateError::Zero) => out.extend(std::iter::repeat_n(0, part.len())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// The built-in extractor `id` (the synthetic one of the demo and drills).
@@ -157,11 +183,15 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
 
 /// L2-normalises and scales to i8 a vector already checked.
 fn scale(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
+    scale_to(v, SCALE)
+}
+
+fn scale_to(v: &[f32], at: f32) -> Result<Vec<i8>, TemplateError> {
     let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
     if norm == 0.0 {
         return Err(TemplateError::Zero);
     }
-    Ok(v.iter().map(|x| ((*x as f64 / norm) as f32 * SCALE).round().clamp(-127.0, 127.0) as i8).collect())
+    Ok(v.iter().map(|x| ((*x as f64 / norm) as f32 * at).round().clamp(-127.0, 127.0) as i8).collect())
 }
 
 impl Template {

@@ -37,8 +37,9 @@ pub enum Band {
     Strong,
 }
 
-/// One decision threshold: a cosine similarity and the false-match rate
-/// it was calibrated for.
+/// One decision threshold: a cosine similarity (for multi-finger
+/// extractors the sum of per-finger cosines) and the false-match rate it
+/// was calibrated for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
@@ -86,6 +87,30 @@ pub struct Extractor {
     pub protected_bits: usize,
     #[serde(default)]
     pub status: Status,
+    /// How template vectors are made from standard minutiae records, for
+    /// fingerprint extractors whose vectors Vigil computes itself.
+    #[serde(default)]
+    pub representation: Option<Representation>,
+}
+
+/// A published method that turns a finger's minutiae into a fixed-length
+/// vector compared by inner product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Representation {
+    /// Spectral minutiae (location-based, with an angular Fourier
+    /// magnitude for rotation invariance); see PROTOCOL.md for every
+    /// parameter. 192 values per finger.
+    #[serde(rename = "spectral-minutiae-v1")]
+    SpectralMinutiaeV1,
+}
+
+impl Representation {
+    /// Values per finger position.
+    pub const fn dim_per_finger(self) -> usize {
+        match self {
+            Representation::SpectralMinutiaeV1 => 192,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -104,12 +129,27 @@ impl Extractor {
     /// The decision threshold on the integer score of two quantised
     /// templates (unit vectors at scale 127): what the plain, protected and
     /// encrypted matchers compare inner products with.
+    ///
+    /// For a multi-finger extractor the threshold is on the sum of
+    /// per-finger cosines, and each part is quantised at scale 127/√parts.
     pub fn score_threshold(&self) -> i32 {
-        (self.threshold() * 127.0 * 127.0).round() as i32
+        (self.threshold() * 127.0 * 127.0 / self.parts() as f32).round() as i32
     }
 
     pub fn input_dim(&self) -> usize {
         self.input_dim.unwrap_or(self.dim)
+    }
+
+    /// Independently normalised parts of a vector: one per finger position
+    /// for fingerprint extractors (an absent finger is all zeros and adds
+    /// nothing to a score, so scores sum over the fingers both sides hold),
+    /// one otherwise.
+    pub fn parts(&self) -> usize {
+        if self.modality == Modality::Finger {
+            self.fingers.len().max(1)
+        } else {
+            1
+        }
     }
 
     pub fn is_active(&self) -> bool {
@@ -118,17 +158,30 @@ impl Extractor {
 
     /// Maps a raw vector (already checked finite, non-zero, of
     /// `input_dim`) to the vector that is quantised: L2-normalise, centre,
-    /// project. The result is normalised again by quantisation.
+    /// project; part by part for multi-finger extractors, where an all-zero
+    /// part (an absent finger) stays zero. Quantisation normalises each
+    /// part again.
     pub fn normalise(&self, v: &[f32]) -> Vec<f32> {
-        let norm = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        let mut u: Vec<f32> = v.iter().map(|x| (*x as f64 / norm) as f32).collect();
-        if let Some(c) = &self.centre {
-            u.iter_mut().zip(c).for_each(|(x, m)| *x -= m);
+        let size = v.len() / self.parts();
+        let mut out = Vec::with_capacity(self.dim);
+        for (i, part) in v.chunks(size.max(1)).enumerate() {
+            let norm = part.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                out.extend(std::iter::repeat_n(0.0, self.dim / self.parts()));
+                continue;
+            }
+            let mut u: Vec<f32> = part.iter().map(|x| (*x as f64 / norm) as f32).collect();
+            if let Some(c) = &self.centre {
+                u.iter_mut().zip(&c[i * size..]).for_each(|(x, m)| *x -= m);
+            }
+            match &self.projection {
+                Some(p) => out.extend(
+                    p.values.chunks_exact(u.len()).map(|row| row.iter().zip(&u).map(|(a, b)| a * b).sum::<f32>()),
+                ),
+                None => out.extend(u),
+            }
         }
-        match &self.projection {
-            Some(p) => p.values.chunks_exact(u.len()).map(|row| row.iter().zip(&u).map(|(a, b)| a * b).sum()).collect(),
-            None => u,
-        }
+        out
     }
 
     /// Whether a newer policy may keep this id for `other`: everything that
@@ -141,6 +194,7 @@ impl Extractor {
             && self.projection == other.projection
             && self.protected_bits == other.protected_bits
             && self.fingers == other.fingers
+            && self.representation == other.representation
     }
 
     pub fn validate(&self) -> Result<(), PolicyError> {
@@ -181,9 +235,12 @@ impl Extractor {
             return err("one to three thresholds".into());
         }
         for (i, t) in self.thresholds.iter().enumerate() {
-            let in_range = t.cosine > -1.0 && t.cosine < 1.0 && t.fmr > 0.0 && t.fmr < 1.0;
+            let k = self.parts() as f32;
+            let in_range = t.cosine > -k && t.cosine < k && t.fmr > 0.0 && t.fmr < 1.0;
             if !in_range {
-                return err(format!("threshold {i}: cosine must be in (-1, 1) and fmr in (0, 1)"));
+                return err(format!(
+                    "threshold {i}: cosine must be in (-{k}, {k}) (a sum over {k} finger(s)) and fmr in (0, 1)"
+                ));
             }
             if i > 0 {
                 let p = self.thresholds[i - 1];
@@ -203,6 +260,25 @@ impl Extractor {
             }
         } else if !self.fingers.is_empty() {
             return err("finger positions are for fingerprint extractors".into());
+        }
+        let mut seen = [false; 11];
+        if self.fingers.iter().any(|f| std::mem::replace(&mut seen[*f as usize % 11], true)) {
+            return err("a finger position is listed twice".into());
+        }
+        if self.parts() > 1 && (self.projection.is_some() || !self.input_dim().is_multiple_of(self.parts())) {
+            return err(format!(
+                "a {}-finger extractor has no projection and a dimension divisible by its finger count",
+                self.parts()
+            ));
+        }
+        if let Some(r) = self.representation {
+            let want = r.dim_per_finger() * self.parts();
+            if self.modality != Modality::Finger || self.input_dim() != want {
+                return err(format!(
+                    "{r:?} makes fingerprint vectors of {} values per finger: input dimension {want}",
+                    r.dim_per_finger()
+                ));
+            }
         }
         Ok(())
     }
@@ -392,6 +468,7 @@ mod tests {
             thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
             protected_bits: 512,
             status: Status::Active,
+            representation: None,
         }
     }
 

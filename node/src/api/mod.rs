@@ -98,9 +98,58 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} (e.g. 30d, 12h): {e}"))
 }
 
+/// How a request carries its biometric: exactly one of a Vigil JSON
+/// template file, a standard fingerprint record (its bytes in base64: ISO/IEC
+/// 19794-2, ANSI INCITS 378, ANSI/NIST-ITL), or such a record's minutiae
+/// already decoded (what the CLI sends, leaving images behind).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct TemplateInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutiae: Option<vigil_records::Record>,
+    /// The fingerprint extractor, where several of the policy read minutiae.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extractor: Option<String>,
+}
+
+impl TemplateInput {
+    pub fn file(file: TemplateFile) -> Self {
+        Self { template: Some(file), ..Default::default() }
+    }
+
+    /// The template under `policy`, or the precise reason there is none.
+    pub fn to_template(&self, policy: &vigil_matcher::Policy) -> Result<vigil_matcher::Template, String> {
+        use base64::Engine;
+        let from_record = |r: &vigil_records::Record| {
+            vigil_matcher::minutiae::policy_template(policy, r, self.extractor.as_deref()).map_err(|e| e.to_string())
+        };
+        match (&self.template, &self.record, &self.minutiae) {
+            (Some(f), None, None) => f.to_template(policy).map_err(|e| e.to_string()),
+            (None, Some(b64), None) => {
+                if b64.len() > vigil_records::MAX_AN2K_BYTES / 3 * 4 + 4 {
+                    return Err(format!("record is over {} bytes", vigil_records::MAX_AN2K_BYTES));
+                }
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("record is not base64: {e}"))?;
+                from_record(&vigil_records::decode(&bytes).map_err(|e| e.to_string())?)
+            }
+            (None, None, Some(r)) => {
+                r.check().map_err(|e| e.to_string())?;
+                from_record(r)
+            }
+            _ => Err("give exactly one of template (a Vigil template file), record (a standard fingerprint record in base64) or minutiae".into()),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EnrolRequest {
-    pub template: TemplateFile,
+    #[serde(flatten)]
+    pub template: TemplateInput,
     pub category: Category,
     pub case_ref: String,
     pub consent: String,
@@ -112,7 +161,8 @@ pub struct EnrolRequest {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AlertRequest {
-    pub template: TemplateFile,
+    #[serde(flatten)]
+    pub template: TemplateInput,
     #[serde(default = "missing")]
     pub category: Category,
     pub case_ref: String,
@@ -126,7 +176,8 @@ fn missing() -> Category {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IdentifyBody {
-    pub template: TemplateFile,
+    #[serde(flatten)]
+    pub template: TemplateInput,
     /// Why the query is made (audited at both ends).
     pub purpose: String,
     /// The legal basis (audited at both ends).
@@ -153,10 +204,11 @@ async fn require_token(State(token): State<ApiToken>, request: Request, next: Ne
     next.run(request).await
 }
 
-/// A template file checked and normalised under the node's policy.
-async fn template_of(s: &ApiState, file: &TemplateFile) -> Result<vigil_matcher::Template, Failure> {
+/// A template file or fingerprint record checked and normalised under the
+/// node's policy.
+async fn template_of(s: &ApiState, input: &TemplateInput) -> Result<vigil_matcher::Template, Failure> {
     let policy = s.node.biometric().await?;
-    file.to_template(&policy).map_err(|e| bad(e.to_string()))
+    input.to_template(&policy).map_err(bad)
 }
 
 async fn status(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
