@@ -449,7 +449,14 @@ fn read_template(path: &Path, extractor: Option<String>) -> anyhow::Result<api::
             let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
             Ok(api::TemplateInput { extractor, ..api::TemplateInput::file(file) })
         }
-        _ => {
+        vigil_records::Kind::Unknown => match TemplateFile::parse(&bytes) {
+            Err(e) => bail!(
+                "template file {}: {e}; nor is it an ISO/IEC 19794-2, ANSI INCITS 378 or ANSI/NIST-ITL record",
+                path.display()
+            ),
+            Ok(file) => Ok(api::TemplateInput { extractor, ..api::TemplateInput::file(file) }),
+        },
+        vigil_records::Kind::Record(_) => {
             let record = vigil_records::decode(&bytes).with_context(|| format!("template file {}", path.display()))?;
             Ok(api::TemplateInput { minutiae: Some(record), extractor, ..Default::default() })
         }

@@ -1,5 +1,5 @@
 //! One entry point per decoder that reads untrusted bytes: wire messages,
-//! roster files, template files and ciphertexts. `fuzz/libfuzzer/` drives them with
+//! roster files, template files, fingerprint records and ciphertexts. `fuzz/libfuzzer/` drives them with
 //! libFuzzer; `tests/corpus.rs` replays the kept corpus on stable Rust, so
 //! every input that once crashed stays a regression test.
 //!
@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("roster", roster),
     ("template", template),
     ("ciphertext", ciphertext),
+    ("record", record),
 ];
 
 fn roundtrip<T>(tag: Tag, data: &[u8], limit: usize) -> Option<T>
@@ -64,6 +65,26 @@ pub fn roster(data: &[u8]) {
 pub fn template(data: &[u8]) {
     if let Ok(f) = vigil_matcher::TemplateFile::parse(data) {
         let _ = f.to_template(vigil_matcher::builtin());
+    }
+}
+
+/// A standard fingerprint record (ISO/IEC 19794-2, ANSI INCITS 378,
+/// ANSI/NIST-ITL): what decodes keeps the decoders' bounds, an ISO or ANSI
+/// record writes back to the same views, and every view gives a vector.
+pub fn record(data: &[u8]) {
+    let Ok(r) = vigil_records::decode(data) else { return };
+    r.check().expect("a decoded record is within the bounds check() enforces");
+    if r.format != vigil_records::Format::AnsiNistItl {
+        let flavour = match r.format {
+            vigil_records::Format::Ansi378_2004 => vigil_records::FmrFlavour::Ansi2004,
+            _ => vigil_records::FmrFlavour::Iso2005,
+        };
+        let again = vigil_records::decode(&vigil_records::write_fmr(flavour, (16383, 16383), 197, &r.views));
+        let counts = |r: &vigil_records::Record| r.views.iter().map(|v| v.minutiae.len()).collect::<Vec<_>>();
+        assert_eq!(counts(&again.expect("a decoded record writes back")), counts(&r));
+    }
+    for v in &r.views {
+        assert_eq!(vigil_matcher::minutiae::spectral_v1(&v.minutiae).len(), 192);
     }
 }
 

@@ -127,3 +127,16 @@ fn write_seeds() {
     put("ciphertext", "split-probe", &sp.to_bytes());
     put("ciphertext", "split-answer", &sa.to_bytes());
 }
+
+#[test]
+#[ignore = "writes fuzz/corpus/record seeds; run by hand"]
+fn write_record_seeds() {
+    use vigil_records::{write_an2k, write_fmr, An2kFinger, FmrFlavour};
+    let pop = vigil_matcher::synth::FingerPopulation::new(5, 2);
+    let rec = pop.record(0, &[2, 7], 0);
+    put("record", "iso", &write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &rec.views));
+    put("record", "ansi", &write_fmr(FmrFlavour::Ansi2004, (400, 500), 197, &rec.views));
+    let fingers: Vec<An2kFinger<'_>> =
+        rec.views.iter().map(|v| An2kFinger { position: v.position, minutiae: &v.minutiae }).collect();
+    put("record", "an2k", &write_an2k(&fingers, &[b"\x1c\x1d\x1e\x1f image bytes"]));
+}

@@ -2,7 +2,8 @@
 //! 0502; 1-2011 is 0500). Type-1 is read first and its CNT field drives the
 //! walk; Type-2 is read and kept out of the template; Type-9 minutiae are
 //! used, from the legacy fields (9.006 finger position, 9.012 minutiae in
-//! 0.01 mm with the origin at the lower left) or the INCITS 378 block
+//! 0.01 mm with the origin at the lower left, θ pointing the opposite way
+//! to ISO's: NIST's biomdi converts with θ = ISO angle + 180°) or the INCITS 378 block
 //! (9.128–9.137, pixels from the upper left); binary Types 3–8 and tagged
 //! image records (10, 13, 14, 15, …) are skipped by their length, unread.
 
@@ -14,6 +15,9 @@ const GS: u8 = 0x1d;
 const RS: u8 = 0x1e;
 const US: u8 = 0x1f;
 const VERSIONS: &[&str] = &["0300", "0400", "0500", "0501", "0502"];
+/// The image height `write_an2k` assumes when it turns y (measured down)
+/// into Type-9's y measured up from the lower edge.
+pub const AN2K_HEIGHT_MM: f32 = 40.0;
 /// Most logical records in one transaction.
 const MAX_RECORDS: usize = 1000;
 
@@ -309,7 +313,7 @@ fn legacy_minutia(i: usize, s: &[u8]) -> Result<Minutia, RecordError> {
     Ok(Minutia {
         x_mm: n(0..4) as f32 / 100.0,
         y_mm: -(n(4..8) as f32) / 100.0,
-        angle_deg: theta as f32,
+        angle_deg: ((theta + 180) % 360) as f32,
         kind,
         quality,
     })
@@ -400,8 +404,8 @@ pub fn write_an2k(fingers: &[An2kFinger<'_>], images: &[&[u8]]) -> Vec<u8> {
                     MinutiaKind::Other => "D",
                 };
                 let x = (m.x_mm * 100.0).round().clamp(0.0, 9999.0) as u32;
-                let y = (-m.y_mm * 100.0).round().clamp(0.0, 9999.0) as u32;
-                let a = m.angle_deg.rem_euclid(360.0).round() as u32 % 360;
+                let y = ((AN2K_HEIGHT_MM - m.y_mm) * 100.0).round().clamp(0.0, 9999.0) as u32;
+                let a = (m.angle_deg.rem_euclid(360.0).round() as u32 + 180) % 360;
                 format!("{:03}\x1f{x:04}{y:04}{a:03}\x1f{}\x1f{kind}", k + 1, m.quality.min(63))
             })
             .collect();
@@ -434,7 +438,7 @@ mod tests {
         (0..12)
             .map(|i| Minutia {
                 x_mm: 2.0 + i as f32 * 0.7,
-                y_mm: -(3.0 + i as f32 * 0.4),
+                y_mm: 3.0 + i as f32 * 0.4,
                 angle_deg: (i * 29 % 360) as f32,
                 kind: if i % 2 == 0 { MinutiaKind::RidgeEnding } else { MinutiaKind::Bifurcation },
                 quality: 40,
@@ -456,7 +460,10 @@ mod tests {
         assert_eq!(r.views.iter().map(|v| (v.position, v.minutiae.len())).collect::<Vec<_>>(), [(2, 12), (7, 5)]);
         assert_eq!(r.carried, [Carried { record_type: 14, idc: 1, bytes: r.carried[0].bytes }]);
         let (a, b) = (m[3], r.views[0].minutiae[3]);
-        assert!((a.x_mm - b.x_mm).abs() < 0.006 && (a.y_mm - b.y_mm).abs() < 0.006 && a.angle_deg == b.angle_deg);
+        // Type-9 measures y up from an edge the record does not give: the
+        // decoded frame is the written one moved by the assumed height.
+        assert!((a.x_mm - b.x_mm).abs() < 0.006 && (a.y_mm - AN2K_HEIGHT_MM - b.y_mm).abs() < 0.006);
+        assert_eq!(a.angle_deg, b.angle_deg);
         assert_eq!(b.kind, MinutiaKind::Bifurcation);
     }
 

@@ -10,7 +10,7 @@
 mod an2k;
 mod fmr;
 
-pub use an2k::{write_an2k, An2kFinger};
+pub use an2k::{write_an2k, An2kFinger, AN2K_HEIGHT_MM};
 pub use fmr::{write_fmr, FmrFlavour};
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,132 @@
+//! Fingerprints end to end, with real nodes and encrypted matching: a
+//! steward-signed policy lists a five-finger spectral-minutiae extractor;
+//! the holder enrols ISO/IEC 19794-2 records (sent to its API in base64),
+//! the issuer alerts with ANSI/NIST-ITL transactions of three of those
+//! fingers (decoded minutiae, as the CLI sends them). The same capture
+//! exchanged in the other standard is found; a stranger's is not.
+
+use std::time::Duration;
+use vigil_crypto::sign_policy;
+use vigil_engine::model::HitRole;
+use vigil_engine::receipts::MemberState;
+use vigil_engine::Enrolment;
+use vigil_matcher::synth::FingerPopulation;
+use vigil_matcher::{Band, Extractor, Policy, Status, Threshold};
+use vigil_node::api::TemplateInput;
+use vigil_node::now_ms;
+use vigil_protocol::policy::Representation;
+use vigil_protocol::{Category, Modality, OrgKind, PolicyBody, SignedPolicy};
+use vigil_records::{write_an2k, write_fmr, An2kFinger, FmrFlavour};
+use vigil_testkit::*;
+
+const DAY: u64 = 24 * 3600 * 1000;
+const FINGERS: [u8; 5] = [1, 2, 3, 6, 7];
+
+/// The extractor, centred on a separate population's mean spectra.
+fn extractor() -> Extractor {
+    let train = FingerPopulation::new(77, 60);
+    let mut centre = Vec::new();
+    for pos in FINGERS {
+        let mut c = vec![0.0f32; 192];
+        for i in 0..train.len() {
+            let v = vigil_matcher::minutiae::spectral_v1(&train.impression(i, pos, 0));
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            c.iter_mut().zip(&v).for_each(|(m, x)| *m += x / n / train.len() as f32);
+        }
+        centre.extend(c);
+    }
+    Extractor {
+        id: "smr-five".into(),
+        model: "spectral minutiae over five fingers".into(),
+        modality: Modality::Finger,
+        fingers: FINGERS.to_vec(),
+        input_dim: None,
+        dim: 5 * 192,
+        centre: Some(centre),
+        projection: None,
+        thresholds: vec![Threshold { band: Band::Possible, cosine: 2.5, fmr: 1e-4 }],
+        protected_bits: 512,
+        status: Status::Active,
+        representation: Some(Representation::SpectralMinutiaeV1),
+    }
+}
+
+fn an2k_input(pop: &FingerPopulation, person: usize, fingers: &[u8]) -> TemplateInput {
+    let rec = pop.record(person, fingers, 0);
+    let f: Vec<An2kFinger<'_>> =
+        rec.views.iter().map(|v| An2kFinger { position: v.position, minutiae: &v.minutiae }).collect();
+    let image = vec![0x1d; 5000]; // a Type-14 image, carried unread
+    let decoded = vigil_records::decode(&write_an2k(&f, &[&image])).unwrap();
+    assert_eq!(decoded.carried.len(), 1);
+    TemplateInput { minutiae: Some(decoded), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
+    use base64::Engine;
+    let pop = FingerPopulation::new(21, 40);
+    let fed = LocalFederation::start(
+        &[OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Metro Police", OrgKind::Police)],
+        FederationOptions::default(),
+    )
+    .await
+    .unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let policy = Policy { version: 1, extractors: vec![extractor()] };
+    policy.validate().unwrap();
+    let mut signed = SignedPolicy {
+        body: PolicyBody { federation: fed.roster.body.federation.clone(), issued_at_ms: now_ms(), policy },
+        signatures: vec![],
+    };
+    for s in &fed.stewards[..2] {
+        sign_policy(&mut signed, s).unwrap();
+    }
+    let (issuer, holder) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
+    holder.apply_policy(signed).await.unwrap();
+    let spread = wait_for(PATIENCE, || async move { (issuer.policy().await.ok()?.policy.version == 1).then_some(()) });
+    assert!(spread.await.is_some(), "the policy did not reach the issuer");
+
+    // 20 people at the holder, five fingers each, as base64 ISO records.
+    let held = holder.biometric().await.unwrap();
+    for person in 0..20 {
+        let rec = pop.record(person, &FINGERS, 0);
+        let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &rec.views);
+        let input =
+            TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
+        let template = input.to_template(&held).unwrap();
+        assert_eq!(template.vector.len(), 960);
+        holder
+            .enrol(Enrolment {
+                template,
+                category: Category::Found,
+                case_ref: format!("case {person}"),
+                consent: "consent form 7b".into(),
+                retain_until_ms: now_ms() + 30 * DAY,
+                regime: None,
+            })
+            .await
+            .unwrap();
+    }
+    // A record with none of the policy's fingers is refused with the reason.
+    let none = an2k_input(&pop, 3, &[4, 9]).to_template(&issuer.biometric().await.unwrap()).unwrap_err();
+    assert!(none.contains("none of the positions extractor smr-five holds (1, 2, 3, 6, 7)"), "{none}");
+
+    // Person 7's right thumb, index and middle finger, as ANSI/NIST-ITL.
+    let policy = issuer.biometric().await.unwrap();
+    let probe = an2k_input(&pop, 7, &[1, 2, 3]).to_template(&policy).unwrap();
+    issuer.publish_alert(probe, Category::Missing, "case M-7".into(), now_ms() + 7 * DAY).await.unwrap();
+    let hits = || async move { issuer.hits().await.unwrap().iter().filter(|h| h.role == HitRole::Issuer).count() };
+    assert!(wait_for(PATIENCE, || async move { (hits().await >= 1).then_some(()) }).await.is_some(), "no hit");
+    // Someone the holder does not know: answered, no hit.
+    let stranger = an2k_input(&pop, 33, &[1, 2, 3, 6, 7]).to_template(&policy).unwrap();
+    let a2 = issuer.publish_alert(stranger, Category::Missing, "case M-33".into(), now_ms() + 7 * DAY).await.unwrap();
+    let holder_org = holder.org;
+    let answered = wait_for(PATIENCE, || async move {
+        let m = issuer.alert_members(a2).await.ok()?;
+        m.iter().any(|s| s.member == holder_org && s.state == MemberState::Answered).then_some(())
+    });
+    assert!(answered.await.is_some(), "the holder did not answer the stranger's alert");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hits().await, 1, "only person 7 matches");
+    fed.shutdown().await;
+}
