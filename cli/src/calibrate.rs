@@ -7,6 +7,8 @@ use anyhow::{bail, Context};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use vigil_matcher::calibrate::{self, Calibration, Settings};
+use vigil_matcher::Extractor;
+use vigil_protocol::policy::Representation;
 use vigil_protocol::Modality;
 
 /// Largest labelled file read, in bytes.
@@ -36,6 +38,11 @@ pub(crate) struct CalibrateArgs {
     /// Finger positions (1–10, ISO/IEC 19794-2) for a fingerprint extractor.
     #[arg(long, value_delimiter = ',')]
     fingers: Vec<u8>,
+    /// Make vectors from standard fingerprint records with this method
+    /// (spectral-minutiae-v1): the labelled file's lines are then
+    /// {"subject": "...", "record": "PATH"}, paths relative to the file.
+    #[arg(long)]
+    representation: Option<String>,
     /// Share of subjects held out to measure operational rates.
     #[arg(long, default_value_t = 0.2)]
     holdout: f64,
@@ -48,6 +55,57 @@ pub(crate) struct CalibrateArgs {
     /// Report directory (default: beside --out, named after the id).
     #[arg(long)]
     report: Option<PathBuf>,
+}
+
+fn representation(s: &str) -> anyhow::Result<Representation> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| anyhow::anyhow!("unknown representation {s:?} (spectral-minutiae-v1)"))
+}
+
+/// Labelled records (`{"subject", "record": PATH}` lines) as labelled
+/// vectors, line for line, so every check of `parse_labelled` and its
+/// line numbers apply.
+fn records_to_vectors(text: &str, file: &Path, r: Representation, fingers: &[u8]) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        subject: String,
+        record: PathBuf,
+    }
+    if fingers.is_empty() {
+        bail!("--representation needs --fingers (the positions the extractor holds)");
+    }
+    let ex = Extractor {
+        id: "calibrating".into(),
+        model: String::new(),
+        modality: Modality::Finger,
+        fingers: fingers.to_vec(),
+        input_dim: None,
+        dim: r.dim_per_finger() * fingers.len(),
+        centre: None,
+        projection: None,
+        thresholds: vec![],
+        protected_bits: 512,
+        status: vigil_matcher::Status::Active,
+        representation: Some(r),
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut out = String::with_capacity(text.len() * 64);
+    for (i, raw) in text.lines().enumerate() {
+        if !raw.trim().is_empty() {
+            let at = || format!("{} line {}", file.display(), i + 1);
+            let l: Line = serde_json::from_str(raw)
+                .with_context(|| format!("{}: not a {{\"subject\", \"record\"}} object", at()))?;
+            let path = base.join(&l.record);
+            let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read {}", at(), path.display()))?;
+            let rec = vigil_records::decode(&bytes).with_context(|| format!("{}: {}", at(), path.display()))?;
+            let vector = vigil_matcher::minutiae::record_vector(&ex, &rec)
+                .with_context(|| format!("{}: {}", at(), path.display()))?;
+            out += &serde_json::json!({"subject": l.subject, "vector": vector}).to_string();
+        }
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn modality(s: &str) -> anyhow::Result<Modality> {
@@ -64,6 +122,11 @@ pub(crate) fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         bail!("{} is {} bytes, the limit is {MAX_LABELLED_BYTES}", a.labelled.display(), meta.len());
     }
     let text = std::fs::read_to_string(&a.labelled).with_context(|| format!("cannot read {}", a.labelled.display()))?;
+    let representation = a.representation.as_deref().map(representation).transpose()?;
+    let text = match representation {
+        Some(r) => records_to_vectors(&text, &a.labelled, r, &a.fingers)?,
+        None => text,
+    };
     let samples = calibrate::parse_labelled(&text).with_context(|| format!("{}", a.labelled.display()))?;
     let dim = samples.first().map_or(0, |s| s.vector.len());
     let settings = Settings {
@@ -73,10 +136,11 @@ pub(crate) fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         target_fmrs: a.target_fmr.clone(),
         holdout: a.holdout,
         centre: !a.no_centre,
-        protected_bits: a.protected_bits.unwrap_or(if dim > 256 { 1024 } else { 512 }),
+        protected_bits: a.protected_bits.unwrap_or(if dim > 256 && a.fingers.len() <= 1 { 1024 } else { 512 }),
+        fingers: a.fingers.clone(),
+        representation,
     };
-    let mut c = calibrate::calibrate(&samples, &settings)?;
-    c.extractor.fingers = a.fingers.clone();
+    let c = calibrate::calibrate(&samples, &settings)?;
     c.extractor.validate()?;
     let entry = crate::policy::ExtractorsFile { extractor: vec![c.extractor.clone()] };
     let header = summary(&c).lines().map(|l| format!("# {l}\n")).collect::<String>();
@@ -102,7 +166,7 @@ fn summary(c: &Calibration) -> String {
         c.impostor.pairs,
         if c.impostor_sampled { " (impostor pairs drawn at random)" } else { "" }
     );
-    s += &format!("EER {:.4} at cosine {:.4}.\n", c.eer, c.eer_score as f64 / 16129.0);
+    s += &format!("EER {:.4} at cosine {:.4}.\n", c.eer, c.extractor.cosine_of(c.eer_score));
     for p in &c.points {
         s += &format!(
             "{:?}: cosine >= {:.4} for target FMR {:e}: FMR {:.2e} [{:.2e}, {:.2e}], FNMR {:.4} [{:.4}, {:.4}] (95 % Wilson)\n",
@@ -197,14 +261,16 @@ fn scores_svg(c: &Calibration) -> String {
     };
     let (g, i) = (shares(&c.genuine), shares(&c.impostor));
     let top = g.iter().chain(&i).cloned().fold(0.0, f64::max).max(1e-9);
-    let x = |k: usize| (k as f64 + 0.5) / BINS as f64 * 2.0 - 1.0;
+    // Multi-finger scores are sums of per-finger cosines: the axis spans ±parts.
+    let k = c.extractor.parts() as f64;
+    let x = |b: usize| ((b as f64 + 0.5) / BINS as f64 * 2.0 - 1.0) * k;
     svg(|root| {
         let mut chart = ChartBuilder::on(&root)
             .caption("Score distributions (cosine)", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-1f64..1f64, 0f64..top * 1.1)?;
+            .build_cartesian_2d(-k..k, 0f64..top * 1.1)?;
         chart.configure_mesh().x_desc("cosine of quantised templates").y_desc("share of pairs").draw()?;
         chart
             .draw_series(LineSeries::new(g.iter().enumerate().map(|(k, v)| (x(k), *v)), &BLUE))?

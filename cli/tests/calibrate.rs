@@ -84,3 +84,83 @@ fn calibrate_writes_a_policy_entry_and_a_report_and_refuses_what_it_cannot_suppo
     assert!(err.contains("0 valid steward signatures"), "{err}");
     assert!(ok(&["policy", "show", "--policy", &policy]).contains("Retired"));
 }
+
+/// A fingerprint extractor calibrated from standard records: labelled
+/// lines name ISO/IEC 19794-2 files; the entry holds one centre part per
+/// finger and thresholds on the sum over fingers. A damaged record is
+/// refused naming the line and the file, before any node is asked.
+#[test]
+fn calibrate_a_fingerprint_extractor_from_standard_records() {
+    use vigil_matcher::synth::FingerPopulation;
+    use vigil_records::{write_fmr, FmrFlavour};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |x: &str| tmp.path().join(x).to_str().unwrap().to_string();
+    std::fs::create_dir(tmp.path().join("prints")).unwrap();
+    let pop = FingerPopulation::new(3, 120);
+    let fingers = [1u8, 2, 6, 7];
+    let mut lines = Vec::new();
+    for p in 0..pop.len() {
+        for k in 0..2 {
+            let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &pop.record(p, &fingers, k).views);
+            std::fs::write(tmp.path().join(format!("prints/{p}-{k}.ist")), iso).unwrap();
+            lines.push(format!(r#"{{"subject": "p{p}", "record": "prints/{p}-{k}.ist"}}"#));
+        }
+    }
+    std::fs::write(s("prints.jsonl"), lines.join("\n")).unwrap();
+    let args = |labelled: &str| {
+        vec![
+            "calibrate".to_string(),
+            "--labelled".into(),
+            s(labelled),
+            "--target-fmr".into(),
+            "1e-2,1e-3".into(),
+            "--id".into(),
+            "smr-four".into(),
+            "--modality".into(),
+            "finger".into(),
+            "--fingers".into(),
+            "1,2,6,7".into(),
+            "--representation".into(),
+            "spectral-minutiae-v1".into(),
+            "--out".into(),
+            s("smr.toml"),
+        ]
+    };
+    let out = ok(&args("prints.jsonl").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("on 192 samples") || out.contains("samples of"), "{out}");
+    assert!(out.contains("Probable: cosine >="), "{out}");
+    let entry = std::fs::read_to_string(s("smr.toml")).unwrap();
+    assert!(
+        entry.contains("representation = \"spectral-minutiae-v1\"") && entry.contains("fingers = [1, 2, 6, 7]"),
+        "{entry}"
+    );
+    let table: toml::Value = toml::from_str(&entry).unwrap();
+    let ex = &table["extractor"][0];
+    assert_eq!(ex["dim"].as_integer(), Some(768));
+    assert_eq!(ex["centre"].as_array().unwrap().len(), 768);
+    // The sum threshold of four fingers lies above any single cosine.
+    assert!(ex["thresholds"][1]["cosine"].as_float().unwrap() > 1.0, "{entry}");
+
+    // A record cut short: the line and the file are named.
+    let bytes = std::fs::read(tmp.path().join("prints/5-1.ist")).unwrap();
+    std::fs::write(tmp.path().join("prints/5-1.ist"), &bytes[..40]).unwrap();
+    let err = fails(&args("prints.jsonl").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("line 12") && err.contains("5-1.ist") && err.contains("truncated"), "{err}");
+    // The same record given to enrol fails before any node is asked.
+    let err = fails(&[
+        "enrol",
+        "--data",
+        &s("no-node"),
+        "--template",
+        &s("prints/5-1.ist"),
+        "--category",
+        "found",
+        "--case",
+        "x",
+        "--consent",
+        "y",
+        "--retain-until",
+        "2030-01-01",
+    ]);
+    assert!(err.contains("ISO/IEC 19794-2:2005 record truncated"), "{err}");
+}

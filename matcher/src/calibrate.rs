@@ -221,6 +221,10 @@ pub struct Settings {
     pub holdout: f64,
     pub centre: bool,
     pub protected_bits: usize,
+    /// Finger positions of a fingerprint extractor: one part per position,
+    /// centred and scored part by part (see `Extractor::parts`).
+    pub fingers: Vec<u8>,
+    pub representation: Option<vigil_protocol::policy::Representation>,
 }
 
 fn held_out(subject: &str, share: f64) -> bool {
@@ -240,7 +244,7 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
         id: s.id.clone(),
         model: s.model.clone(),
         modality: s.modality,
-        fingers: vec![],
+        fingers: s.fingers.clone(),
         input_dim: None,
         dim,
         centre: None,
@@ -248,10 +252,10 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
         thresholds: vec![Threshold { band: Band::Possible, cosine: 0.0, fmr: t[0] }],
         protected_bits: s.protected_bits,
         status: Status::Active,
-        representation: None,
+        representation: s.representation,
     };
     if s.centre && !cal.is_empty() {
-        ex.centre = Some(mean_unit(&cal));
+        ex.centre = Some(mean_unit(&cal, ex.parts()));
     }
     let (ids, rows) = quantised(&ex, &cal)?;
     let subjects = ids.iter().max().map_or(0, |m| m + 1);
@@ -283,7 +287,7 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
             band,
             target_fmr: *target,
             score,
-            cosine: score as f32 / (127.0 * 127.0),
+            cosine: ex.cosine_of(score),
             fmr: Rate::new(impostor.at_least(score), impostor.pairs),
             fnmr: Rate::new(genuine.pairs - genuine.at_least(score), genuine.pairs),
         });
@@ -314,15 +318,23 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
     })
 }
 
-/// The mean of the L2-normalised vectors.
-fn mean_unit(samples: &[&Sample]) -> Vec<f32> {
+/// The mean of the L2-normalised vectors, part by part (one part per
+/// finger of a multi-finger extractor; absent, all-zero parts not counted).
+fn mean_unit(samples: &[&Sample], parts: usize) -> Vec<f32> {
     let d = samples[0].vector.len();
+    let size = d / parts.max(1);
     let mut m = vec![0f64; d];
+    let mut n = vec![0usize; parts.max(1)];
     for s in samples {
-        let n = s.vector.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        m.iter_mut().zip(&s.vector).for_each(|(a, x)| *a += *x as f64 / n);
+        for (p, part) in s.vector.chunks(size).enumerate() {
+            let norm = part.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                n[p] += 1;
+                m[p * size..(p + 1) * size].iter_mut().zip(part).for_each(|(a, x)| *a += *x as f64 / norm);
+            }
+        }
     }
-    m.iter().map(|x| (x / samples.len() as f64) as f32).collect()
+    m.iter().enumerate().map(|(i, x)| (x / n[i / size].max(1) as f64) as f32).collect()
 }
 
 /// Subject indices and quantised rows, exactly as the matcher forms them.
@@ -505,6 +517,8 @@ mod tests {
             holdout: 0.2,
             centre: true,
             protected_bits: 512,
+            fingers: vec![],
+            representation: None,
         }
     }
 

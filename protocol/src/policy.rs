@@ -136,6 +136,12 @@ impl Extractor {
         (self.threshold() * 127.0 * 127.0 / self.parts() as f32).round() as i32
     }
 
+    /// The threshold cosine (a sum over fingers for multi-finger
+    /// extractors) that an integer score stands for.
+    pub fn cosine_of(&self, score: i32) -> f32 {
+        score as f32 * self.parts() as f32 / (127.0 * 127.0)
+    }
+
     pub fn input_dim(&self) -> usize {
         self.input_dim.unwrap_or(self.dim)
     }

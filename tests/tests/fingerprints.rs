@@ -9,7 +9,6 @@ use std::time::Duration;
 use vigil_crypto::sign_policy;
 use vigil_engine::model::HitRole;
 use vigil_engine::receipts::MemberState;
-use vigil_engine::Enrolment;
 use vigil_matcher::synth::FingerPopulation;
 use vigil_matcher::{Band, Extractor, Policy, Status, Threshold};
 use vigil_node::api::TemplateInput;
@@ -95,17 +94,7 @@ async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
             TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
         let template = input.to_template(&held).unwrap();
         assert_eq!(template.vector.len(), 960);
-        holder
-            .enrol(Enrolment {
-                template,
-                category: Category::Found,
-                case_ref: format!("case {person}"),
-                consent: "consent form 7b".into(),
-                retain_until_ms: now_ms() + 30 * DAY,
-                regime: None,
-            })
-            .await
-            .unwrap();
+        holder.enrol(found(template, format!("case {person}"))).await.unwrap();
     }
     // A record with none of the policy's fingers is refused with the reason.
     let none = an2k_input(&pop, 3, &[4, 9]).to_template(&issuer.biometric().await.unwrap()).unwrap_err();

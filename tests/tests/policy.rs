@@ -66,6 +66,8 @@ async fn a_signed_policy_spreads_and_a_calibrated_extractor_finds_only_the_right
         holdout: 0.0,
         centre: true,
         protected_bits: 512,
+        fingers: vec![],
+        representation: None,
     };
     // Raw, these captures are all alike: a fixed threshold such as 0.6
     // matches everyone with everyone.
