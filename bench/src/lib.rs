@@ -3,8 +3,10 @@
 //! puts the plaintext scan beside the encrypted matcher on one gallery,
 //! `catchup` times a member catching up on missed alerts, `store` puts
 //! the storage engine kept beside the one compared, `enrol` counts
-//! acknowledged enrolments at a real node, `audit` times verification.
+//! acknowledged enrolments at a real node, `audit` times verification,
+//! `accuracy` measures how well fingerprints from minutiae separate people.
 
+pub mod accuracy;
 pub mod audit;
 pub mod catchup;
 pub mod enrol;

@@ -278,6 +278,23 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Fingerprint accuracy on synthetic impressions (FNMR at fixed FMR,
+    /// EER, DET; plain, protected, encrypted), and on real records in DIR.
+    Accuracy {
+        /// Finger counts summed, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,10")]
+        fingers: Vec<usize>,
+        #[arg(long, default_value_t = 200)]
+        people: usize,
+        /// Probes answered encrypted per finger count (0: none).
+        #[arg(long, default_value_t = 10)]
+        encrypted_probes: usize,
+        /// Real records (SUBJECT_IMPRESSION.ist, .an2, ...) scored raw.
+        #[arg(long)]
+        records: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Audit chain verification at ENTRIES and 4x ENTRIES entries (linear?).
     Audit {
         #[arg(long, default_value_t = 100_000)]

@@ -261,6 +261,10 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Catchup { orgs, alerts, form, json } => {
             (serde_json::to_value(vigil_bench::catchup::run(orgs, alerts, form)?)?, json)
         }
+        BenchCmd::Accuracy { fingers, people, encrypted_probes, records, json } => (
+            serde_json::to_value(vigil_bench::accuracy::run(&fingers, people, encrypted_probes, records.as_deref())?)?,
+            json,
+        ),
         BenchCmd::Audit { entries, json } => (serde_json::to_value(vigil_bench::audit::run(entries)?)?, json),
         BenchCmd::Enrol { records, alerts, json } => {
             let run = vigil_bench::enrol::run(records, alerts);
@@ -361,6 +365,29 @@ fn disclosure_rows(all: &[&StoredDisclosure]) -> anyhow::Result<Vec<serde_json::
         .collect()
 }
 
+/// Says at start how many records no longer match and how to bring them
+/// back: records of extractors the policy does not list as active (for a
+/// data directory from before policies, those of the compiled-in face and
+/// finger extractors that are gone) are kept, never matched.
+async fn warn_stale(node: &vigil_node::NodeHandle) -> anyhow::Result<()> {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in node.records().await?.into_iter().filter(|r| r.stale.is_some()) {
+        *by.entry(r.extractor).or_default() += 1;
+    }
+    if !by.is_empty() {
+        let list: Vec<String> = by.iter().map(|(e, n)| format!("{e}: {n}")).collect();
+        let version = node.biometric().await?.version;
+        println!(
+            "Note: {} records were enrolled with extractors policy v{version} does not list as active ({}). \
+             They are kept and never matched. Ask your stewards for a signed policy that lists the extractor \
+             (vigil calibrate, vigil policy new|sign|apply), or enrol those people again (vigil records --stale).",
+            by.values().sum::<usize>(),
+            list.join(", ")
+        );
+    }
+    Ok(())
+}
+
 async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     // A missing, empty, short or unreadable token stops here: the API is
     // never served without one.
@@ -385,6 +412,7 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
             Err(e) => tracing::warn!("roster file {} not applied: {e}", p.display()),
         }
     }
+    warn_stale(&node).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body), limits, async {
         let _ = stop_rx.await;

@@ -228,7 +228,7 @@ mod tests {
             projection: None,
             thresholds: vec![vigil_protocol::policy::Threshold {
                 band: vigil_protocol::policy::Band::Possible,
-                cosine: 2.0,
+                cosine: 2.2,
                 fmr: 1e-2,
             }],
             protected_bits: 512,
@@ -261,85 +261,15 @@ mod tests {
         let fnm = (0..pop.len()).filter(|&i| a[i].dot(&b[i]).unwrap() < thr).count();
         let fm = (0..pop.len()).flat_map(|i| (0..pop.len()).filter(move |&j| j != i).map(move |j| (i, j)));
         let fm = fm.filter(|&(i, j)| a[i].dot(&b[j]).unwrap() >= thr).count();
-        assert!(fnm <= 6, "{fnm} of {} genuine pairs below the threshold", pop.len());
-        assert!(fm <= 60, "{fm} of {} impostor pairs at or above it", pop.len() * (pop.len() - 1));
+        assert!(fnm <= 6, "{fnm} of {} genuine pairs below the threshold ({fm} impostors above)", pop.len());
+        assert!(
+            fm <= 60,
+            "{fm} of {} impostor pairs at or above it ({fnm} genuine below)",
+            pop.len() * (pop.len() - 1)
+        );
         // A record without any of the extractor's fingers is refused.
         let mut none = pop.record(1, &[3], 0);
         none.views[0].position = 0;
         assert!(matches!(record_vector(&ex, &none), Err(MinutiaeError::NoFinger { .. })));
-    }
-
-    /// Records written by other tools (NBIS through nbis-rs: ISO/IEC
-    /// 19794-2; nistitl: ANSI/NIST-ITL), kept outside the repository because
-    /// the prints they come from carry no licence: `VIGIL_FINGERPRINTS=DIR
-    /// cargo test -p vigil-matcher --lib -- --ignored outside_tools --nocapture`
-    /// with DIR holding pA_K.ist files and optionally sample.an2.
-    #[test]
-    #[ignore]
-    fn records_written_by_outside_tools() {
-        let Ok(dir) = std::env::var("VIGIL_FINGERPRINTS") else { return };
-        let mut prints = Vec::new();
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
-            if ext == "ist" || ext == "an2" {
-                let r = vigil_records::decode(&std::fs::read(&p).unwrap())
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                let name = p.file_stem().unwrap().to_string_lossy().to_string();
-                eprintln!("{name}: {} with {} minutiae", r.format, r.views[0].minutiae.len());
-                prints.push((name, spectral_v1(&r.views[0].minutiae)));
-            }
-        }
-        prints.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (a, va)) in prints.iter().enumerate() {
-            for (b, vb) in &prints[i + 1..] {
-                eprintln!("{a} ~ {b}: raw cosine {:.3}", cos(va, vb));
-            }
-        }
-    }
-
-    /// Genuine and impostor scores of synthetic k-finger records (sum of
-    /// per-finger cosines after centring on a separate population), the
-    /// figures in the README: `FINGERS=10 cargo test -p vigil-matcher
-    /// --release --lib -- --ignored separation --nocapture`.
-    #[test]
-    #[ignore]
-    fn separation_on_synthetic_impressions() {
-        let fingers: u8 = std::env::var("FINGERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        let (n, pop, train) = (200, FingerPopulation::new(9, 200), FingerPopulation::new(77, 400));
-        let unit = |v: Vec<f32>| {
-            let s = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / s).collect::<Vec<f32>>()
-        };
-        let mut centre = vec![0.0f32; 192];
-        for i in 0..train.len() {
-            for pos in 1..=fingers {
-                let v = unit(spectral_v1(&train.impression(i, pos, 0)));
-                centre.iter_mut().zip(&v).for_each(|(c, x)| *c += x / (train.len() * fingers as usize) as f32);
-            }
-        }
-        let feat = |i: usize, k: u64| -> Vec<Vec<f32>> {
-            (1..=fingers)
-                .map(|pos| {
-                    unit(
-                        unit(spectral_v1(&pop.impression(i, pos, k))).iter().zip(&centre).map(|(x, c)| x - c).collect(),
-                    )
-                })
-                .collect()
-        };
-        let (a, b): (Vec<_>, Vec<_>) = ((0..n).map(|i| feat(i, 0)).collect(), (0..n).map(|i| feat(i, 1)).collect());
-        let score = |x: &[Vec<f32>], y: &[Vec<f32>]| x.iter().zip(y).map(|(p, q)| cos(p, q)).sum::<f32>();
-        let g: Vec<f32> = (0..n).map(|i| score(&a[i], &b[i])).collect();
-        let mut imp: Vec<f32> = (0..n)
-            .flat_map(|i| (0..n).filter(move |j| *j != i).map(move |j| (i, j)))
-            .map(|(i, j)| score(&a[i], &b[j]))
-            .collect();
-        imp.sort_by(|x, y| y.total_cmp(x));
-        for (name, t) in
-            [("1e-2", imp[imp.len() / 100]), ("1e-3", imp[imp.len() / 1000]), ("1e-4", imp[imp.len() / 10000])]
-        {
-            let fnmr = g.iter().filter(|x| **x < t).count() as f32 / n as f32;
-            eprintln!("{fingers} finger(s): at FMR {name} threshold {t:.3}, FNMR {fnmr:.3}");
-        }
     }
 }

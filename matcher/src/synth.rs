@@ -100,11 +100,12 @@ mod tests {
 /// Synthetic fingers for tests, drills and benchmarks: each identity holds
 /// per finger position a master set of 40–70 minutiae spread over an
 /// ellipse of 14 × 18 mm at least 0.6 mm apart; an impression turns it by
-/// up to ±25°, moves it by up to ±3 mm, stretches it by up to ±3 %,
-/// jitters each minutia by 0.12 mm (sd), loses those outside a 13 × 16 mm
-/// capture window and 15 % more, and adds 10 % spurious ones. These are the
-/// disturbances minutiae extractors report between impressions; real
-/// prints also differ by non-linear distortion, which this leaves out.
+/// up to ±25°, moves it by up to ±3 mm, stretches it by up to ±3 %, bends
+/// it elastically (a smooth displacement of up to 0.3 mm, wavelength 8 mm,
+/// random phase: skin pressed unevenly on the glass), jitters each
+/// minutia by 0.12 mm (sd), loses those outside a 13 × 16 mm capture
+/// window and 15 % more, and adds 10 % spurious ones. Real impressions can
+/// differ more (partial prints, stronger distortion, extractor errors).
 #[derive(Debug, Clone)]
 pub struct FingerPopulation {
     seed: u64,
@@ -171,6 +172,9 @@ impl FingerPopulation {
         let (dx, dy) = (rng.gen_range(-3.0f32..3.0), rng.gen_range(-3.0f32..3.0));
         let (wx, wy) = (10.0 + rng.gen_range(-1.5f32..1.5), 12.0 + rng.gen_range(-1.5f32..1.5));
         let jitter = rand_distr::Normal::new(0.0f32, 0.12).expect("valid sd");
+        let (px, py) = (rng.gen_range(0.0f32..std::f32::consts::TAU), rng.gen_range(0.0f32..std::f32::consts::TAU));
+        let wave = std::f32::consts::TAU / 8.0;
+        let bend = |x: f32, y: f32| (0.3 * (wave * y + px).sin(), 0.3 * (wave * x + py).sin());
         let kept: Vec<vigil_records::Minutia> = self
             .finger(i, position)
             .into_iter()
@@ -180,9 +184,10 @@ impl FingerPopulation {
             .into_iter()
             .map(|m| {
                 let (x, y) = (m.x_mm - 10.0, m.y_mm - 12.0);
+                let (bx, by) = bend(x, y);
                 vigil_records::Minutia {
-                    x_mm: scale * (c * x - s * y) + 10.0 + dx + jitter.sample(&mut rng),
-                    y_mm: scale * (s * x + c * y) + 12.0 + dy + jitter.sample(&mut rng),
+                    x_mm: scale * (c * x - s * y) + bx + 10.0 + dx + jitter.sample(&mut rng),
+                    y_mm: scale * (s * x + c * y) + by + 12.0 + dy + jitter.sample(&mut rng),
                     angle_deg: (m.angle_deg + s.atan2(c).to_degrees()).rem_euclid(360.0),
                     ..m
                 }
