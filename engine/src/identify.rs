@@ -7,6 +7,7 @@
 
 use super::{Action, Engine};
 use crate::audit::AuditEvent;
+use crate::model::{StoreOp, StoredBudget};
 use std::sync::Arc;
 use vigil_matcher::encrypted::{respond, respond_row, AnyProbe, ProberKey, RowAnswer, RunLayout, MAX_SPLIT_CHUNKS};
 use vigil_matcher::Gallery;
@@ -78,11 +79,7 @@ pub(crate) const BUDGET_PRESSURE: f64 = 0.8;
 
 /// The answer budgets a holder keeps per member: each answer tells the
 /// member one threshold bit per record, so both are bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Budget {
-    Queries,
-    Alerts,
-}
+pub(crate) use crate::model::BudgetKind as Budget;
 
 /// The handle of position `pos` of the answer from `holder` to `query`:
 /// both ends derive it, the holder resolves it to a record (for
@@ -194,15 +191,28 @@ impl Engine {
         let log = self.budgets.entry((from, budget)).or_default();
         log.push_back(now_ms);
         let used = log.len() as u32;
+        let stored = StoredBudget { peer: from, kind: budget, spent_ms: log.iter().copied().collect() };
+        let mut actions = vec![Action::Store(StoreOp::PutBudget(stored))];
         let mark = (per_day as f64 * BUDGET_PRESSURE).ceil().max(1.0) as u32;
         if used != mark {
-            return Ok(vec![]);
+            return Ok(actions);
         }
         let kind = match budget {
             Budget::Queries => "queries",
             Budget::Alerts => "encrypted alerts",
         };
-        Ok(vec![Action::Audit(AuditEvent::BudgetPressure { peer: from, kind: kind.into(), used, per_day })])
+        actions.push(Action::Audit(AuditEvent::BudgetPressure { peer: from, kind: kind.into(), used, per_day }));
+        Ok(actions)
+    }
+
+    /// A member's budget as the store kept it (at start): answers of the
+    /// last day keep counting against it.
+    pub fn restore_budget(&mut self, now_ms: u64, b: StoredBudget) {
+        const DAY: u64 = 24 * 3600 * 1000;
+        let log: std::collections::VecDeque<u64> = b.spent_ms.into_iter().filter(|t| *t + DAY > now_ms).collect();
+        if !log.is_empty() {
+            self.budgets.insert((b.peer, b.kind), log);
+        }
     }
 
     /// Whether `from` may be answered once more now (forgetting answers a

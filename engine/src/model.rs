@@ -213,6 +213,31 @@ pub struct StoredBlock {
     pub until_ms: u64,
 }
 
+/// Which answer budget a member spends (see `identify::Budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BudgetKind {
+    Queries,
+    Alerts,
+}
+
+/// The times (ms) of a member's answers on one budget in the last day:
+/// kept on disk, so a restart does not hand the member a fresh budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBudget {
+    pub peer: OrgId,
+    pub kind: BudgetKind,
+    pub spent_ms: Vec<u64>,
+}
+
+impl StoredBudget {
+    /// Its key in the store: the peer, then the kind.
+    pub fn key(peer: &OrgId, kind: BudgetKind) -> Vec<u8> {
+        let mut k = peer.0.to_vec();
+        k.push(kind as u8);
+        k
+    }
+}
+
 /// Counters and singletons.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -244,6 +269,8 @@ pub enum StoreOp {
     DeleteAnswer(Handle),
     PutReceipt(Box<StoredReceipt>),
     PutBlock(StoredBlock),
+    /// A member's answer budget after it spent on it.
+    PutBudget(StoredBudget),
     /// The block of a peer expired.
     DeleteBlock(OrgId),
     /// The receipt (by `receipt_key`) of an alert that was purged.

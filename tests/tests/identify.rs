@@ -28,7 +28,7 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
         OrgSpec::new("Eastgate Border", OrgKind::Border),
         OrgSpec::new("Metro Police", OrgKind::Police),
     ];
-    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    let mut fed = LocalFederation::start(&specs, opts).await.unwrap();
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
     let pop = Population::new(77, "vigil-synth-128", 300);
     let enrol = |node: usize, person: usize| {
@@ -90,6 +90,15 @@ async fn identify_finds_the_one_holder_and_budgets_refuse_with_a_reason() {
     assert!(police_audit
         .iter()
         .any(|e| matches!(e, AuditEvent::QueryRefused { reason, .. } if reason == "query budget spent: 2 per hour")));
+
+    // The spent budget survives a restart of the police node (it was kept
+    // in memory only, so a restart handed the prober a fresh hour).
+    fed.restart(2).await.unwrap();
+    fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
+    let prober = &fed.nodes[0].handle;
+    let fourth = prober.identify(pop.sample(8, 0), "fourth".into(), "test".into()).await.unwrap();
+    let refused = fourth.peers.iter().find(|p| p.peer == police).unwrap();
+    assert_eq!(refused.status, vigil_engine::OutcomeStatus::Refused, "{fourth:?}");
 
     // The key was made at start and sealed; rotating it changes the key id
     // that probes carry, and queries keep working.

@@ -70,9 +70,14 @@ impl Runtime {
         Ok(())
     }
 
-    /// At start: the blocks still in force apply again; expired ones go.
+    /// At start: the blocks still in force apply again (expired ones go),
+    /// and answer budgets spent in the last day count again.
     pub(super) fn restore_blocks(&mut self) -> Result<(), NodeError> {
         let now = now_ms();
+        // Answer budgets too: a restart must not give a member a fresh day.
+        for b in self.store.budgets()? {
+            self.engine.restore_budget(now, b);
+        }
         for b in self.store.blocks()? {
             if b.until_ms <= now {
                 self.commit(&[StoreOp::DeleteBlock(b.peer)], vec![])?;

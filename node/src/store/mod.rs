@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_crypto::{SealError, SealKey};
 use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{
-    receipt_key, Meta, StoreOp, StoredAlert, StoredAnswer, StoredBlock, StoredDisclosure, StoredHit, StoredReceipt,
-    StoredRecord,
+    receipt_key, Meta, StoreOp, StoredAlert, StoredAnswer, StoredBlock, StoredBudget, StoredDisclosure, StoredHit,
+    StoredReceipt, StoredRecord,
 };
 use vigil_protocol::{decode, encode, Tag, WireError};
 
@@ -91,6 +91,7 @@ const DISCLOSURES: &str = "disclosures";
 const ANSWERS: &str = "answers";
 const RECEIPTS: &str = "receipts";
 const BLOCKS: &str = "blocks";
+const BUDGETS: &str = "budgets";
 /// The steward-signed biometric policy applied (one value, key `policy`).
 const POLICY: &str = "policy";
 
@@ -386,6 +387,11 @@ impl Store {
                 StoreOp::PutDisclosure(d) => (DISCLOSURES, d.id.0.to_vec(), self.seal(DISCLOSURES, &d.id.0, d)?),
                 StoreOp::PutAnswer(a) => (ANSWERS, a.id.0.to_vec(), self.seal(ANSWERS, &a.id.0, a)?),
                 StoreOp::PutBlock(b) => (BLOCKS, b.peer.0.to_vec(), self.seal(BLOCKS, &b.peer.0, b)?),
+                StoreOp::PutBudget(b) => {
+                    let key = StoredBudget::key(&b.peer, b.kind);
+                    let sealed = self.seal(BUDGETS, &key, b)?;
+                    (BUDGETS, key, sealed)
+                }
                 StoreOp::PutPolicy(p) => (POLICY, b"policy".to_vec(), self.seal(POLICY, b"policy", p)?),
                 StoreOp::PutReceipt(r) => {
                     let key = receipt_key(&r.alert, &r.member);
@@ -417,6 +423,9 @@ impl Store {
     }
     pub fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
         self.all(BLOCKS)
+    }
+    pub fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
+        self.all(BUDGETS)
     }
     /// The biometric policy last applied, if any.
     pub fn policy(&self) -> Result<Option<vigil_protocol::SignedPolicy>, StoreError> {
