@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 use vigil_matcher::encrypted::{
-    answer_form, band_cosine, respond, respond_row, row_form_limit, AnswerForm, ProberKey, RunLayout, MAX_SPLIT_CHUNKS,
-    PADDING, ROW_PADDING,
+    answer_form, band_cosine, respond, respond_row, respond_row_bands, row_form_limit, AnswerForm, ProberKey,
+    RunLayout, MAX_SPLIT_CHUNKS, PADDING, ROW_PADDING,
 };
 use vigil_matcher::{dot, quantise, scan, Gallery};
 
@@ -44,6 +44,28 @@ pub struct MatchBench {
     pub row: RowBench,
     /// The split row form a holder of that many records fetches instead.
     pub split: RowBench,
+    /// Confidence bands (`--bands 3`): the row form answered once per band.
+    pub bands: Option<BandsBench>,
+}
+
+/// One row answer per band (fresh masks each) beside the one-band answer,
+/// in the same run, on the row bench's records.
+#[derive(Debug, Serialize)]
+pub struct BandsBench {
+    pub bands: usize,
+    /// Thresholds as cosines, rising 0.1 apart from `--threshold`.
+    pub thresholds: Vec<f64>,
+    pub records: usize,
+    /// Median responder time of the one-threshold answer.
+    pub one_band_ms: f64,
+    /// Median responder time of all band answers.
+    pub bands_ms: f64,
+    pub ratio: f64,
+    pub answer_bytes: usize,
+    pub decrypt_ms: f64,
+    /// Share of positions outside every threshold's band whose highest
+    /// band equals the plain one.
+    pub agreement_outside_band: f64,
 }
 
 /// Figures of the row-form path: gossip-sized probes for small galleries.
@@ -95,7 +117,15 @@ fn random_gallery(dim: usize, m: usize, probe: &[i8], seed: u64) -> Gallery {
     Gallery::new(dim, rows)
 }
 
-pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: f32) -> anyhow::Result<MatchBench> {
+pub fn run(
+    dim: usize,
+    m: usize,
+    threads: usize,
+    runs: usize,
+    threshold_cosine: f32,
+    bands: usize,
+) -> anyhow::Result<MatchBench> {
+    anyhow::ensure!((1..=3).contains(&bands), "one to three bands");
     anyhow::ensure!((1..=vigil_matcher::encrypted::MAX_DIM).contains(&dim), "dimension must be 1..=1024");
     anyhow::ensure!(m >= 1, "the gallery needs at least one record");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
@@ -144,6 +174,9 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
     }
     let row = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), Some(1), &mut rng)?;
     let split = row_bench(&pool, &key, &gallery, &q, t, band_int, &plain, runs.max(1), None, &mut rng)?;
+    let bands = (bands > 1)
+        .then(|| bands_bench(&pool, &key, &gallery, &q, threshold_cosine, bands, band_int, runs.max(1), &mut rng))
+        .transpose()?;
     let plain_ms = median(plain_t);
     let encrypted_ms = median(resp_t);
     let answer_bytes = answer.to_bytes().len();
@@ -169,6 +202,64 @@ pub fn run(dim: usize, m: usize, threads: usize, runs: usize, threshold_cosine: 
         peak_rss_mb: vigil_testkit::peak_rss_mb(),
         row,
         split,
+        bands,
+    })
+}
+
+/// Band answers (`respond_row_bands`) against the one-band answer on the
+/// records a one-chunk row answer covers.
+#[allow(clippy::too_many_arguments)]
+fn bands_bench(
+    pool: &rayon::ThreadPool,
+    key: &ProberKey,
+    gallery: &Gallery,
+    q: &[i8],
+    threshold_cosine: f32,
+    bands: usize,
+    band_int: f64,
+    runs: usize,
+    rng: &mut impl Rng,
+) -> anyhow::Result<BandsBench> {
+    let dim = gallery.dim();
+    let records = gallery.len().min(row_form_limit(dim, 1));
+    let small = Gallery::new(dim, (0..records).flat_map(|i| gallery.row(i).to_vec()).collect());
+    let cosines: Vec<f64> = (0..bands).map(|b| threshold_cosine as f64 + 0.1 * b as f64).collect();
+    let ts: Vec<i32> = cosines.iter().map(|c| (c * 127.0 * 127.0).round() as i32).collect();
+    let probe = key.encrypt_row(q)?;
+    let (mut one_t, mut all_t, mut dec_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs * 3 {
+        let seed: [u8; 32] = rng.gen();
+        let (one, ms) = pool.install(|| time(|| respond_row(&probe, &small, ts[0], seed)));
+        one?;
+        one_t.push(ms);
+        let (all, ms) = pool.install(|| time(|| respond_row_bands(&probe, &small, &ts, seed)));
+        all_t.push(ms);
+        let (answers, order) = all?;
+        let (decided, ms) = time(|| key.decrypt_row_bands(&answers));
+        dec_t.push(ms);
+        last = Some((answers, order, decided?));
+    }
+    let (answers, order, decided) = last.expect("at least one run");
+    let (mut outside, mut agree) = (0usize, 0usize);
+    for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
+        let s = dot(q, small.row(row as usize));
+        if ts.iter().all(|t| ((s - t) as f64).abs() > band_int) {
+            outside += 1;
+            agree += (decided[pos] == ts.iter().rposition(|t| s >= *t).map(|b| b as u8)) as usize;
+        }
+    }
+    let (one_band_ms, bands_ms) = (median(one_t), median(all_t));
+    Ok(BandsBench {
+        bands,
+        thresholds: cosines,
+        records,
+        one_band_ms,
+        bands_ms,
+        ratio: bands_ms / one_band_ms,
+        answer_bytes: answers.iter().map(|a| a.to_bytes().len()).sum(),
+        decrypt_ms: median(dec_t),
+        agreement_outside_band: agree as f64 / outside.max(1) as f64,
     })
 }
 

@@ -263,6 +263,10 @@ pub(crate) enum BenchCmd {
         runs: usize,
         #[arg(long, default_value_t = 0.5)]
         threshold: f32,
+        /// Confidence bands (1–3): with 2 or 3, also the row form answered
+        /// once per band (thresholds 0.1 apart) beside the one-band answer.
+        #[arg(long, default_value_t = 1)]
+        bands: usize,
         #[arg(long)]
         json: bool,
     },

@@ -255,8 +255,8 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<()> {
 
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
     let (figures, json) = match cmd {
-        BenchCmd::Match { dim, gallery, threads, runs, threshold, json } => {
-            (serde_json::to_value(vigil_bench::matching::run(dim, gallery, threads, runs, threshold)?)?, json)
+        BenchCmd::Match { dim, gallery, threads, runs, threshold, bands, json } => {
+            (serde_json::to_value(vigil_bench::matching::run(dim, gallery, threads, runs, threshold, bands)?)?, json)
         }
         BenchCmd::Catchup { orgs, alerts, form, json } => {
             (serde_json::to_value(vigil_bench::catchup::run(orgs, alerts, form)?)?, json)

@@ -23,8 +23,8 @@ mod wire;
 pub use any::{AnyAnswer, AnyProbe};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
-    answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, row_form_limit, row_order, stride,
-    valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS, ROW_PADDING,
+    answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, respond_row_bands, row_form_limit,
+    row_order, stride, valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS, ROW_PADDING,
 };
 pub use wire::{EncryptedAnswer, EncryptedProbe};
 

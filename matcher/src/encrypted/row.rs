@@ -441,6 +441,26 @@ impl ProberKey {
     pub fn decrypt_row(&self, answer: &RowAnswer) -> Result<Vec<bool>, EncryptedError> {
         Ok(self.decrypt_row_raw(answer)?.into_iter().map(|v| v >= 0).collect())
     }
+
+    /// Decrypts the band answers of `respond_row_bands` to, per position,
+    /// the highest band reached (0 the first threshold), or `None`.
+    pub fn decrypt_row_bands(&self, answers: &[RowAnswer]) -> Result<Vec<Option<u8>>, EncryptedError> {
+        let mut best: Vec<Option<u8>> = Vec::new();
+        for (b, a) in answers.iter().enumerate() {
+            let bits = self.decrypt_row(a)?;
+            if b == 0 {
+                best = vec![None; bits.len()];
+            } else if bits.len() != best.len() {
+                return Err(EncryptedError::Length { expected: best.len(), found: bits.len() });
+            }
+            for (o, bit) in best.iter_mut().zip(bits) {
+                if bit {
+                    *o = Some(b as u8);
+                }
+            }
+        }
+        Ok(best)
+    }
 }
 
 /// The order of a row answer over `records` records with shuffle `seed`:
@@ -489,14 +509,65 @@ pub fn respond_row(
     seed: [u8; 32],
 ) -> Result<(RowAnswer, Vec<u32>), EncryptedError> {
     probe.check()?;
-    let (d, chunks, s) = (probe.dim, probe.chunks(), probe.stride());
-    if d != gallery.dim() {
-        return Err(EncryptedError::Dimension { probe: d, gallery: gallery.dim() });
+    if probe.dim != gallery.dim() {
+        return Err(EncryptedError::Dimension { probe: probe.dim, gallery: gallery.dim() });
     }
+    let order = row_order(gallery.len(), probe.stride(), seed);
+    let answer = respond_row_with(probe, gallery, threshold, &order, seed);
+    Ok((answer, order))
+}
+
+/// Answers a row probe once per threshold of `thresholds` (rising: the
+/// confidence bands possible, probable, strong), all in one shuffle
+/// (`row_order(gallery.len(), probe.stride(), seed)`) so that the prober
+/// learns per position the highest band reached, each band with masks and
+/// re-randomisation of its own: two masked differences under one mask
+/// would give away the score. Costs one answer per band.
+pub fn respond_row_bands(
+    probe: &RowProbe,
+    gallery: &Gallery,
+    thresholds: &[i32],
+    seed: [u8; 32],
+) -> Result<(Vec<RowAnswer>, Vec<u32>), EncryptedError> {
+    probe.check()?;
+    if probe.dim != gallery.dim() {
+        return Err(EncryptedError::Dimension { probe: probe.dim, gallery: gallery.dim() });
+    }
+    let order = row_order(gallery.len(), probe.stride(), seed);
+    let answers = thresholds
+        .iter()
+        .enumerate()
+        .map(|(b, t)| {
+            let masks: [u8; 32] = if b == 0 {
+                seed
+            } else {
+                use sha2::Digest;
+                sha2::Sha256::new_with_prefix(b"vigil/band-masks")
+                    .chain_update(seed)
+                    .chain_update([b as u8])
+                    .finalize()
+                    .into()
+            };
+            respond_row_with(probe, gallery, *t, &order, masks)
+        })
+        .collect();
+    Ok((answers, order))
+}
+
+/// The row answer over `order` (from the answer's seed) with masks and
+/// noise from stream 1 of `mask_seed`; the probe is checked and of the
+/// gallery's dimension.
+fn respond_row_with(
+    probe: &RowProbe,
+    gallery: &Gallery,
+    threshold: i32,
+    order: &[u32],
+    mask_seed: [u8; 32],
+) -> RowAnswer {
+    let (d, chunks, s) = (probe.dim, probe.chunks(), probe.stride());
     let k = per_group(s);
-    let order = row_order(gallery.len(), s, seed);
     let groups = order.len() / k;
-    let group_seeds = group_seeds(seed, groups);
+    let group_seeds = group_seeds(mask_seed, groups);
 
     let fft = super::fourier::fft();
     let fft = fft.as_view();
@@ -586,7 +657,7 @@ pub fn respond_row(
             }
         },
     );
-    Ok((RowAnswer { key_id: probe.key_id, params: ROW_PARAMS, stride: s, count: order.len(), coeffs }, order))
+    RowAnswer { key_id: probe.key_id, params: ROW_PARAMS, stride: s, count: order.len(), coeffs }
 }
 
 /// Modulus switch to 2^32: the rounded top half.

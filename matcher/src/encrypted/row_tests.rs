@@ -195,3 +195,34 @@ fn the_cheapest_form_follows_the_gallery_size() {
     assert_eq!(limit, 208);
     assert!(answer_form(limit + 1, 128, MAX_SPLIT_CHUNKS) != AnswerForm::Row);
 }
+
+#[test]
+fn band_answers_give_the_highest_band_and_masks_of_their_own() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let key = ProberKey::generate();
+    let q = unit_i8(&mut rng, 128);
+    let g = gallery(&mut rng, &q, 400);
+    let probe = key.encrypt_row(&q).unwrap();
+    let thresholds = [T, 10_500, 12_900]; // cos 0.5, 0.65, 0.8
+    let seed: [u8; 32] = rng.gen();
+    let (answers, order) = respond_row_bands(&probe, &g, &thresholds, seed).unwrap();
+    assert_eq!(answers.len(), 3);
+    // Band 0 is the one-threshold answer itself.
+    let (single, single_order) = respond_row(&probe, &g, T, seed).unwrap();
+    assert_eq!((single.coeffs == answers[0].coeffs, single_order == order), (true, true));
+    let bands = key.decrypt_row_bands(&answers).unwrap();
+    let margin = band_cosine(g.max_norm()) * 127.0 * 127.0;
+    let (mut seen, mut checked) = ([0usize; 4], 0);
+    for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
+        let s = dot(&q, g.row(row as usize));
+        if thresholds.iter().all(|t| ((s - t) as f64).abs() > margin) {
+            let want = thresholds.iter().rposition(|t| s >= *t).map(|b| b as u8);
+            assert_eq!(bands[pos], want, "row {row} score {s}");
+            seen[want.map_or(0, |b| b as usize + 1)] += 1;
+            checked += 1;
+        }
+    }
+    assert!(checked > 350 && seen[0] > 0 && seen[1..].iter().sum::<usize>() > 0, "{seen:?}");
+    // Each band has masks of its own: the same scores under other masks.
+    assert_ne!(answers[1].coeffs, respond_row(&probe, &g, thresholds[1], seed).unwrap().0.coeffs);
+}
