@@ -127,6 +127,54 @@ impl Runtime {
         Ok((out, bytes))
     }
 
+    /// Group commit: the enrolments waiting in the queue (up to
+    /// `ENROL_GROUP`) are decided one by one and made durable with one
+    /// commit, then each caller hears of its own; nothing is acknowledged
+    /// before the commit. Returns a command of another kind drawn while
+    /// gathering, to be handled next (order is kept).
+    pub(super) fn enrol_group(
+        &mut self,
+        first: (Box<Enrolment>, Reply<u64>),
+        rx: &mut tokio::sync::mpsc::Receiver<Command>,
+    ) -> Option<Command> {
+        const ENROL_GROUP: usize = 64;
+        let mut group = vec![first];
+        let mut held = None;
+        while group.len() < ENROL_GROUP {
+            match rx.try_recv() {
+                Ok(Command::Enrol(e, reply)) => group.push((e, reply)),
+                Ok(other) => {
+                    held = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let now = now_ms();
+        let (mut actions, mut decided) = (Vec::new(), Vec::with_capacity(group.len()));
+        for (e, reply) in group {
+            match self.engine.enrol(now, *e) {
+                Ok((id, a)) => {
+                    actions.extend(a);
+                    decided.push((reply, Ok(id)));
+                }
+                Err(e) => decided.push((reply, Err(NodeError::from(e)))),
+            }
+        }
+        let mut failed = self.apply(actions).err();
+        for (reply, r) in decided {
+            // A failed commit stops the node: the first caller hears why,
+            // the others that it stopped; none is told its record is kept.
+            let r = match (r, &mut failed) {
+                (Ok(_), Some(_)) => Err(failed.take().unwrap_or(NodeError::Stopped)),
+                (Ok(_), None) if self.halted.is_some() => Err(NodeError::Stopped),
+                (r, _) => r,
+            };
+            let _ = reply.send(r);
+        }
+        held
+    }
+
     /// A batch enrolled with one durable commit (drills, gallery imports).
     /// Stops at the first refusal; what was enrolled before it is made
     /// durable either way, and the error names the refusal.

@@ -330,6 +330,14 @@ fn trust_anchor(config: &NodeConfig) -> Result<Option<TrustAnchor>, NodeError> {
     Ok(Some(TrustAnchor { stewards, threshold: config.federation.threshold }))
 }
 
+/// The command drawn but not yet handled, else the next one to arrive.
+async fn next_command(held: &mut Option<Command>, rx: &mut mpsc::Receiver<Command>) -> Option<Command> {
+    match held.take() {
+        Some(cmd) => Some(cmd),
+        None => rx.recv().await,
+    }
+}
+
 impl Runtime {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut jobs: mpsc::Receiver<identify::JobDone>) {
         let mut tick = tokio::time::interval(self.config.network.redial_interval);
@@ -341,6 +349,8 @@ impl Runtime {
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deadlines = tokio::time::interval(std::time::Duration::from_millis(200));
         deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A command drawn while gathering enrolments, handled next.
+        let mut held: Option<Command> = None;
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => {
@@ -348,7 +358,7 @@ impl Runtime {
                         tracing::error!(org = %self.name, "failed to handle a network event: {e}");
                     }
                 }
-                cmd = rx.recv() => match cmd {
+                cmd = next_command(&mut held, &mut rx) => match cmd {
                     None => break,
                     Some(Command::Shutdown(done)) => {
                         self.stop();
@@ -365,6 +375,7 @@ impl Runtime {
                         let _ = done.send(());
                         return;
                     }
+                    Some(Command::Enrol(e, reply)) => held = self.enrol_group((e, reply), &mut rx),
                     Some(cmd) => self.on_command(cmd),
                 },
                 Some(done) = jobs.recv() => {
