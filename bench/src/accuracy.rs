@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::path::Path;
 use vigil_matcher::calibrate::{self, Sample, Settings};
 use vigil_matcher::encrypted::{respond_row, ProberKey, MAX_DIM, ROW_PADDING};
-use vigil_matcher::minutiae::{record_template, record_vector};
+use vigil_matcher::minutiae::{record_template, record_vector, uncalibrated};
 use vigil_matcher::synth::FingerPopulation;
 use vigil_matcher::{EpochSecret, Extractor, Gallery, ProtectedMatcher, Template};
 use vigil_protocol::policy::Representation;
@@ -90,21 +90,7 @@ pub struct RealPair {
 }
 
 fn stub(fingers: &[u8]) -> Extractor {
-    let r = Representation::SpectralMinutiaeV1;
-    Extractor {
-        id: format!("bench-smr-{}", fingers.len()),
-        model: String::new(),
-        modality: Modality::Finger,
-        fingers: fingers.to_vec(),
-        input_dim: None,
-        dim: r.dim_per_finger() * fingers.len(),
-        centre: None,
-        projection: None,
-        thresholds: vec![],
-        protected_bits: 512,
-        status: vigil_matcher::Status::Active,
-        representation: Some(r),
-    }
+    uncalibrated(&format!("bench-smr-{}", fingers.len()), fingers, Representation::SpectralMinutiaeV1)
 }
 
 /// (FMR, FNMR) or (target FMR, FNMR) pairs.

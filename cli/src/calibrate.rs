@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use vigil_matcher::calibrate::{self, Calibration, Settings};
-use vigil_matcher::Extractor;
 use vigil_protocol::policy::Representation;
 use vigil_protocol::Modality;
 
@@ -75,20 +74,7 @@ fn records_to_vectors(text: &str, file: &Path, r: Representation, fingers: &[u8]
     if fingers.is_empty() {
         bail!("--representation needs --fingers (the positions the extractor holds)");
     }
-    let ex = Extractor {
-        id: "calibrating".into(),
-        model: String::new(),
-        modality: Modality::Finger,
-        fingers: fingers.to_vec(),
-        input_dim: None,
-        dim: r.dim_per_finger() * fingers.len(),
-        centre: None,
-        projection: None,
-        thresholds: vec![],
-        protected_bits: 512,
-        status: vigil_matcher::Status::Active,
-        representation: Some(r),
-    };
+    let ex = vigil_matcher::minutiae::uncalibrated("calibrating", fingers, r);
     let base = file.parent().unwrap_or(Path::new("."));
     let mut out = String::with_capacity(text.len() * 64);
     for (i, raw) in text.lines().enumerate() {

@@ -134,6 +134,26 @@ pub fn record_vector(ex: &Extractor, record: &Record) -> Result<Vec<f32>, Minuti
     Ok(out)
 }
 
+/// An extractor that turns records of `fingers` into raw vectors with
+/// representation `r` and nothing else (no centre, no thresholds): what
+/// calibration reads labelled records with, before it has either.
+pub fn uncalibrated(id: &str, fingers: &[u8], r: Representation) -> Extractor {
+    Extractor {
+        id: id.into(),
+        model: String::new(),
+        modality: vigil_protocol::Modality::Finger,
+        fingers: fingers.to_vec(),
+        input_dim: None,
+        dim: r.dim_per_finger() * fingers.len(),
+        centre: None,
+        projection: None,
+        thresholds: vec![],
+        protected_bits: 512,
+        status: vigil_protocol::policy::Status::Active,
+        representation: Some(r),
+    }
+}
+
 /// The quantised template of a decoded record under `policy`: with the
 /// extractor named, or else the one active extractor that reads minutiae.
 pub fn policy_template(
