@@ -370,20 +370,9 @@ fn disclosure_rows(all: &[&StoredDisclosure]) -> anyhow::Result<Vec<serde_json::
 /// data directory from before policies, those of the compiled-in face and
 /// finger extractors that are gone) are kept, never matched.
 async fn warn_stale(node: &vigil_node::NodeHandle) -> anyhow::Result<()> {
-    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
-    for r in node.records().await?.into_iter().filter(|r| r.stale.is_some()) {
-        *by.entry(r.extractor).or_default() += 1;
-    }
-    if !by.is_empty() {
-        let list: Vec<String> = by.iter().map(|(e, n)| format!("{e}: {n}")).collect();
-        let version = node.biometric().await?.version;
-        println!(
-            "Note: {} records were enrolled with extractors policy v{version} does not list as active ({}). \
-             They are kept and never matched. Ask your stewards for a signed policy that lists the extractor \
-             (vigil calibrate, vigil policy new|sign|apply), or enrol those people again (vigil records --stale).",
-            by.values().sum::<usize>(),
-            list.join(", ")
-        );
+    let version = node.biometric().await?.version;
+    if let Some(note) = vigil_node::views::stale_note(&node.records().await?, version) {
+        println!("{note}");
     }
     Ok(())
 }

@@ -108,6 +108,27 @@ pub struct RecordView {
     pub stale: Option<String>,
 }
 
+/// What an operator is told at start about records that no longer match
+/// under policy `version` (their extractor retired or not listed), and how
+/// to bring them back; `None` when there are none.
+pub fn stale_note(records: &[RecordView], version: u64) -> Option<String> {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in records.iter().filter(|r| r.stale.is_some()) {
+        *by.entry(r.extractor.as_str()).or_default() += 1;
+    }
+    if by.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = by.iter().map(|(e, n)| format!("{e}: {n}")).collect();
+    Some(format!(
+        "Note: {} records were enrolled with extractors policy v{version} does not list as active ({}). \
+         They are kept and never matched. Ask your stewards for a signed policy that lists the extractor \
+         (vigil calibrate, vigil policy new|sign|apply), or enrol those people again (vigil records --stale).",
+        by.values().sum::<usize>(),
+        list.join(", ")
+    ))
+}
+
 impl RecordView {
     /// The record as operators see it under the policy in force.
     pub fn under(r: &StoredRecord, policy: &vigil_matcher::Policy) -> Self {

@@ -164,6 +164,8 @@ async fn a_signed_policy_spreads_and_a_calibrated_extractor_finds_only_the_right
     let views = holder_h.records().await.unwrap();
     assert_eq!(views.len(), 20);
     assert!(views.iter().all(|r| r.stale.as_deref().is_some_and(|s| s.contains("retired"))), "{views:?}");
+    let note = vigil_node::views::stale_note(&views, 2).expect("stale records are reported at start");
+    assert!(note.contains("20 records") && note.contains("(acme-face-128: 20)"), "{note}");
     let policy = holder_h.biometric().await.unwrap();
     let e = file(capture(&pop, &common, 330, 0)).to_template(&policy).unwrap_err();
     assert!(e.to_string().contains("retired"), "{e}");
