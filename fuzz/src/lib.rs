@@ -69,10 +69,17 @@ pub fn template(data: &[u8]) {
 }
 
 /// A standard fingerprint record (ISO/IEC 19794-2, ANSI INCITS 378,
-/// ANSI/NIST-ITL): what decodes keeps the decoders' bounds, an ISO or ANSI
-/// record writes back to the same views, and every view gives a vector.
+/// ANSI/NIST-ITL): its structure (below), then every view's vector.
 pub fn record(data: &[u8]) {
-    let Ok(r) = vigil_records::decode(data) else { return };
+    for v in record_structure(data).iter().flat_map(|r| &r.views) {
+        assert_eq!(vigil_matcher::minutiae::spectral_v1(&v.minutiae).len(), 192);
+    }
+}
+
+/// The decoders alone: what decodes keeps the bounds `check()` enforces,
+/// and an ISO or ANSI record writes back to the same views.
+pub fn record_structure(data: &[u8]) -> Option<vigil_records::Record> {
+    let r = vigil_records::decode(data).ok()?;
     r.check().expect("a decoded record is within the bounds check() enforces");
     if r.format != vigil_records::Format::AnsiNistItl {
         let flavour = match r.format {
@@ -83,9 +90,7 @@ pub fn record(data: &[u8]) {
         let counts = |r: &vigil_records::Record| r.views.iter().map(|v| v.minutiae.len()).collect::<Vec<_>>();
         assert_eq!(counts(&again.expect("a decoded record writes back")), counts(&r));
     }
-    for v in &r.views {
-        assert_eq!(vigil_matcher::minutiae::spectral_v1(&v.minutiae).len(), 192);
-    }
+    Some(r)
 }
 
 /// Encrypted probes and answers in both forms; the first byte after the
