@@ -255,7 +255,10 @@ mod tests {
             status: vigil_protocol::policy::Status::Active,
             representation: Some(Representation::SpectralMinutiaeV1),
         };
-        ex.validate().unwrap();
+        // Ten fingers exceed what encrypted matching takes: a policy may not
+        // list it (plain scores, what this test measures, are unaffected).
+        let refused = ex.validate().unwrap_err().reason;
+        assert!(refused.contains("neither protected (several fingers) nor encrypted"), "{refused}");
         ex
     }
 

@@ -36,6 +36,9 @@ pub mod limits {
     pub const MAX_ROSTER_BYTES: usize = 1024 * 1024;
     /// Largest policy file (JSON), in bytes; its binary form fits a frame.
     pub const MAX_POLICY_FILE_BYTES: usize = 8 * 1024 * 1024;
+    /// Largest template dimension encrypted matching takes (its parameter
+    /// set's error budget and probe sizes are worked out up to here).
+    pub const MAX_ENCRYPTED_DIM: usize = 1024;
     /// Longest encrypted alert probe (a row-form GLWE pair, 32 KiB plus
     /// its header), in bytes.
     pub const MAX_ROW_PROBE_BYTES: usize = 33 * 1024;

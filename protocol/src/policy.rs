@@ -271,6 +271,17 @@ impl Extractor {
         if self.fingers.iter().any(|f| std::mem::replace(&mut seen[*f as usize % 11], true)) {
             return err("a finger position is listed twice".into());
         }
+        if self.parts() > 1 && self.dim > crate::limits::MAX_ENCRYPTED_DIM {
+            // Several fingers have no protected form: encrypted matching is
+            // the only way such templates cross the network.
+            return err(format!(
+                "a {}-finger extractor of {} dimensions could be matched neither protected (several fingers) \
+                 nor encrypted (at most {} dimensions): list fewer fingers",
+                self.parts(),
+                self.dim,
+                crate::limits::MAX_ENCRYPTED_DIM
+            ));
+        }
         if self.parts() > 1 && (self.projection.is_some() || !self.input_dim().is_multiple_of(self.parts())) {
             return err(format!(
                 "a {}-finger extractor has no projection and a dimension divisible by its finger count",

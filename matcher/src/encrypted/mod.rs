@@ -58,7 +58,7 @@ pub const NOISE_LOG: u32 = 17;
 /// band allows).
 pub const FLOOD_LOG: u32 = 48;
 /// Largest dimension accepted.
-pub const MAX_DIM: usize = 1024;
+pub const MAX_DIM: usize = vigil_protocol::limits::MAX_ENCRYPTED_DIM;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
