@@ -78,7 +78,10 @@ pub(crate) async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
     n.say("Three stewards signed roster v1 (2 of 3 signatures required); every node verified and applied it.");
     fed.wait_connected(&[NGO, POLICE, BORDER], Duration::from_secs(20)).await?;
     n.say("All members connected over TCP + Noise + Yamux; only roster members are admitted.");
-    let policy_version = demo_policy(&fed).await?;
+    // The demo's biometric policy: the built-in synthetic extractor as a
+    // steward-signed v1, applied at one node and spread by catch-up.
+    let demo_policy = vigil_matcher::Policy { version: 1, ..vigil_matcher::builtin().clone() };
+    let policy_version = fed.apply_policy(demo_policy, NGO, PATIENCE).await?;
     n.say(format!(
         "Two stewards signed biometric policy v{policy_version} (the demo's synthetic extractor, threshold 0.5 at FMR 1e-6); \
          applied at Shelter North, it reached every member."
@@ -116,30 +119,6 @@ pub(crate) async fn run(json: bool, seed: u64) -> anyhow::Result<Summary> {
         audit_chains_verified: verified,
         elapsed_ms: t0.elapsed().as_millis() as u64,
     })
-}
-
-/// The demo's biometric policy: the built-in synthetic extractor as a
-/// steward-signed policy v1, applied at one node and spread to the others
-/// by catch-up, as a federation's real policy would be.
-async fn demo_policy(fed: &LocalFederation) -> anyhow::Result<u64> {
-    let policy = vigil_matcher::Policy { version: 1, ..vigil_matcher::builtin().clone() };
-    let body = vigil_protocol::PolicyBody {
-        federation: fed.roster.body.federation.clone(),
-        issued_at_ms: vigil_node::now_ms(),
-        policy,
-    };
-    let mut signed = vigil_protocol::SignedPolicy { body, signatures: vec![] };
-    for steward in &fed.stewards[..2] {
-        vigil_crypto::sign_policy(&mut signed, steward)?;
-    }
-    let version = fed.nodes[NGO].handle.apply_policy(signed).await?;
-    for node in &fed.nodes {
-        let h = &node.handle;
-        wait_for(PATIENCE, || async move { (h.biometric().await.ok()?.version == version).then_some(()) })
-            .await
-            .ok_or_else(|| anyhow::anyhow!("{} did not receive policy v{version} within 20 s", node.name))?;
-    }
-    Ok(version)
 }
 
 /// How long the demo waits for something that takes milliseconds.

@@ -223,7 +223,12 @@ async fn start_federation(s: &Scenario, wire: Arc<Wire>) -> anyhow::Result<Local
     };
     let fed = LocalFederation::start(&specs, opts).await?;
     let all: Vec<usize> = (0..s.orgs.len()).collect();
-    fed.wait_connected(&all, Duration::from_secs_f64(s.patience_s)).await?;
+    let patience = Duration::from_secs_f64(s.patience_s);
+    fed.wait_connected(&all, patience).await?;
+    // Drills match under a steward-signed policy, as a federation does: the
+    // synthetic extractor as v1.
+    let policy = vigil_matcher::Policy { version: 1, ..vigil_matcher::builtin().clone() };
+    fed.apply_policy(policy, 0, patience).await?;
     Ok(fed)
 }
 

@@ -190,6 +190,37 @@ impl LocalFederation {
         Ok(Self { root, nodes, stewards, roster })
     }
 
+    /// Signs `policy` with two of the three stewards (the threshold),
+    /// applies it at node `at` as its operator would, and waits until every
+    /// node holds it (it spreads by catch-up); returns its version.
+    pub async fn apply_policy(
+        &self,
+        policy: vigil_matcher::Policy,
+        at: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let body = vigil_protocol::PolicyBody {
+            federation: self.roster.body.federation.clone(),
+            issued_at_ms: vigil_node::now_ms(),
+            policy,
+        };
+        let mut signed = vigil_protocol::SignedPolicy { body, signatures: vec![] };
+        for steward in &self.stewards[..2] {
+            vigil_crypto::sign_policy(&mut signed, steward)?;
+        }
+        let version = self.nodes[at].handle.apply_policy(signed).await?;
+        let deadline = Instant::now() + timeout;
+        for node in &self.nodes {
+            while node.handle.biometric().await?.version != version {
+                if Instant::now() > deadline {
+                    anyhow::bail!("{} did not receive policy v{version} within {timeout:?}", node.name);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(version)
+    }
+
     /// Waits until every listed member is connected to every other one.
     pub async fn wait_connected(&self, members: &[usize], timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;

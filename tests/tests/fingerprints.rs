@@ -6,7 +6,6 @@
 //! exchanged in the other standard is found; a stranger's is not.
 
 use std::time::Duration;
-use vigil_crypto::sign_policy;
 use vigil_engine::model::HitRole;
 use vigil_engine::receipts::MemberState;
 use vigil_matcher::synth::FingerPopulation;
@@ -14,7 +13,7 @@ use vigil_matcher::{Band, Extractor, Policy, Status, Threshold};
 use vigil_node::api::TemplateInput;
 use vigil_node::now_ms;
 use vigil_protocol::policy::Representation;
-use vigil_protocol::{Category, Modality, OrgKind, PolicyBody, SignedPolicy};
+use vigil_protocol::{Category, Modality, OrgKind};
 use vigil_records::{write_an2k, write_fmr, An2kFinger, FmrFlavour};
 use vigil_testkit::*;
 
@@ -73,17 +72,8 @@ async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
     fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
     let policy = Policy { version: 1, extractors: vec![extractor()] };
     policy.validate().unwrap();
-    let mut signed = SignedPolicy {
-        body: PolicyBody { federation: fed.roster.body.federation.clone(), issued_at_ms: now_ms(), policy },
-        signatures: vec![],
-    };
-    for s in &fed.stewards[..2] {
-        sign_policy(&mut signed, s).unwrap();
-    }
     let (issuer, holder) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
-    holder.apply_policy(signed).await.unwrap();
-    let spread = wait_for(PATIENCE, || async move { (issuer.policy().await.ok()?.policy.version == 1).then_some(()) });
-    assert!(spread.await.is_some(), "the policy did not reach the issuer");
+    fed.apply_policy(policy, 1, PATIENCE).await.unwrap();
 
     // 20 people at the holder, five fingers each, as base64 ISO records.
     let held = holder.biometric().await.unwrap();
