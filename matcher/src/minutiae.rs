@@ -11,9 +11,10 @@
 //! Xu et al. compare spectra by correlation over trial rotations; to keep a
 //! single inner product (what encrypted matching computes) this version
 //! takes instead the magnitude of a Fourier transform along the angular
-//! axis of the polar grid, which does not change when the finger turns
-//! (the Fourier–Mellin idea the same paper discusses). Parameters, all
-//! fixed by the id `spectral-minutiae-v1`:
+//! axis of the polar grid, which does not change when the finger turns (a
+//! Fourier–Mellin-style step of ours, not the paper's). Parameters, all
+//! fixed by the id `spectral-minutiae-v1` and chosen here, not taken from
+//! the paper:
 //!
 //! * locations in millimetres (from each record's resolution), so records
 //!   of different scanners compare;
@@ -23,7 +24,7 @@
 //! * `ANGULAR` = 64 directions β over [0, π) (the spectrum of real points
 //!   is symmetric, |S(−ω)| = |S(ω)|);
 //! * S(λ, β) = exp(−λ²σ²/2) · |Σᵢ exp(−i λ (xᵢ cos β + yᵢ sin β))| / √n,
-//!   with σ = 0.2 mm the Gaussian of Xu et al.'s smoothed minutiae;
+//!   with σ = 0.2 mm for the Gaussian Xu et al. smooth minutiae with;
 //! * per λ, the magnitudes of the angular DFT at k = 0 … 11 (`HARMONICS`),
 //!   divided by `ANGULAR`: 16 × 12 = 192 values per finger.
 //!
