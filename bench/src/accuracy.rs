@@ -11,9 +11,9 @@
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::path::Path;
-use vigil_matcher::calibrate::{self, Sample, Settings};
+use vigil_matcher::calibrate::{self, Settings};
 use vigil_matcher::encrypted::{respond_row, ProberKey, MAX_DIM, ROW_PADDING};
-use vigil_matcher::minutiae::{record_template, record_vector, uncalibrated};
+use vigil_matcher::minutiae::record_template;
 use vigil_matcher::synth::FingerPopulation;
 use vigil_matcher::{EpochSecret, Extractor, Gallery, ProtectedMatcher, Template};
 use vigil_protocol::policy::Representation;
@@ -89,10 +89,6 @@ pub struct RealPair {
     pub cosine: f32,
 }
 
-fn stub(fingers: &[u8]) -> Extractor {
-    uncalibrated(&format!("bench-smr-{}", fingers.len()), fingers, Representation::SpectralMinutiaeV1)
-}
-
 /// (FMR, FNMR) or (target FMR, FNMR) pairs.
 type Curve = Vec<(f64, f64)>;
 
@@ -131,17 +127,9 @@ fn rates(genuine: &[i32], impostor: &mut [i32]) -> (Curve, f64, Curve) {
 fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerRun> {
     let fingers = &ORDER[..k];
     let (cal_pop, test_pop) = (FingerPopulation::new(77, people), FingerPopulation::new(9, people));
-    let ex0 = stub(fingers);
-    let samples: Vec<Sample> = (0..people)
-        .flat_map(|i| [0u64, 1].map(|imp| (i, imp)))
-        .map(|(i, imp)| {
-            let vector =
-                record_vector(&ex0, &cal_pop.record(i, fingers, imp)).expect("synthetic fingers have minutiae");
-            Sample { subject: format!("c{i}"), vector, quality: None }
-        })
-        .collect();
+    let samples = cal_pop.samples(fingers, &[0, 1]);
     let settings = Settings {
-        id: ex0.id.clone(),
+        id: format!("bench-smr-{k}"),
         model: String::new(),
         modality: Modality::Finger,
         target_fmrs: vec![1e-3],
@@ -149,7 +137,7 @@ fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerR
         centre: true,
         protected_bits: 512,
         fingers: fingers.to_vec(),
-        representation: ex0.representation,
+        representation: Some(Representation::SpectralMinutiaeV1),
     };
     let ex = calibrate::calibrate(&samples, &settings)?.extractor;
     let t = |i: usize, imp: u64| record_template(&ex, &test_pop.record(i, fingers, imp)).expect("synthetic record");
@@ -157,10 +145,7 @@ fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerR
         ((0..people).map(|i| t(i, 0)).collect(), (0..people).map(|i| t(i, 1)).collect());
     let score = |x: &Template, y: &Template| x.dot(y).expect("same extractor");
     let genuine: Vec<i32> = (0..people).map(|i| score(&a[i], &b[i])).collect();
-    let mut impostor: Vec<i32> = (0..people)
-        .flat_map(|i| (0..people).filter(move |j| *j != i).map(move |j| (i, j)))
-        .map(|(i, j)| score(&a[i], &b[j]))
-        .collect();
+    let mut impostor: Vec<i32> = impostor_pairs(people).map(|(i, j)| score(&a[i], &b[j])).collect();
     let thr = ex.score_threshold();
     let plain = Decisions {
         fnmr: genuine.iter().filter(|g| **g < thr).count() as f64 / people as f64,
@@ -182,6 +167,11 @@ fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerR
     })
 }
 
+/// Every (first impression of i, second of j) with i ≠ j.
+fn impostor_pairs(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |i| (0..n).filter(move |j| *j != i).map(move |j| (i, j)))
+}
+
 fn protected(ex: &Extractor, a: &[Template], b: &[Template]) -> Decisions {
     let mut m = ProtectedMatcher::new(EpochSecret::new(rand::thread_rng().gen()));
     let pa: Vec<_> = a.iter().map(|t| m.protect(ex, t).expect("one-finger template")).collect();
@@ -190,11 +180,7 @@ fn protected(ex: &Extractor, a: &[Template], b: &[Template]) -> Decisions {
     let hit = |i: usize, j: usize| ProtectedMatcher::compare(ex, &pa[i], &pb[j]).expect("same epoch");
     Decisions {
         fnmr: (0..n).filter(|&i| !hit(i, i)).count() as f64 / n as f64,
-        fmr: (0..n)
-            .flat_map(|i| (0..n).filter(move |j| *j != i).map(move |j| (i, j)))
-            .filter(|&(i, j)| hit(i, j))
-            .count() as f64
-            / (n * (n - 1)) as f64,
+        fmr: impostor_pairs(n).filter(|&(i, j)| hit(i, j)).count() as f64 / (n * (n - 1)) as f64,
     }
 }
 

@@ -76,6 +76,8 @@ pub enum IdentifyStart {
 
 /// The share of a member's daily budget at which the holder flags it.
 pub(crate) const BUDGET_PRESSURE: f64 = 0.8;
+/// How long an answer counts against a member's daily budget.
+const BUDGET_DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// The answer budgets a holder keeps per member: each answer tells the
 /// member one threshold bit per record, so both are bounded.
@@ -208,8 +210,8 @@ impl Engine {
     /// A member's budget as the store kept it (at start): answers of the
     /// last day keep counting against it.
     pub fn restore_budget(&mut self, now_ms: u64, b: StoredBudget) {
-        const DAY: u64 = 24 * 3600 * 1000;
-        let log: std::collections::VecDeque<u64> = b.spent_ms.into_iter().filter(|t| *t + DAY > now_ms).collect();
+        let log: std::collections::VecDeque<u64> =
+            b.spent_ms.into_iter().filter(|t| *t + BUDGET_DAY_MS > now_ms).collect();
         if !log.is_empty() {
             self.budgets.insert((b.peer, b.kind), log);
         }
@@ -224,7 +226,7 @@ impl Engine {
             Budget::Alerts => (self.policy.answers_per_hour, self.policy.answers_per_day, "encrypted alert"),
         };
         let log = self.budgets.entry((from, budget)).or_default();
-        while log.front().is_some_and(|t| *t + 24 * HOUR <= now_ms) {
+        while log.front().is_some_and(|t| *t + BUDGET_DAY_MS <= now_ms) {
             log.pop_front();
         }
         let last_hour = log.iter().filter(|t| **t + HOUR > now_ms).count() as u32;

@@ -318,6 +318,12 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
     })
 }
 
+/// The centring vector `calibrate` computes for an extractor of `parts`
+/// parts from `samples`: the mean unit vector, part by part.
+pub fn centre(samples: &[Sample], parts: usize) -> Vec<f32> {
+    mean_unit(&samples.iter().collect::<Vec<_>>(), parts)
+}
+
 /// The mean of the L2-normalised vectors, part by part (one part per
 /// finger of a multi-finger extractor; absent, all-zero parts not counted).
 fn mean_unit(samples: &[&Sample], parts: usize) -> Vec<f32> {

@@ -228,33 +228,16 @@ mod tests {
 
     fn ten_finger_extractor(train: &FingerPopulation) -> Extractor {
         let fingers: Vec<u8> = (1..=10).collect();
-        let mut centre = Vec::new();
-        for &pos in &fingers {
-            let mut c = vec![0.0f32; 192];
-            for i in 0..train.len() {
-                let v = spectral_v1(&train.impression(i, pos, 0));
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                c.iter_mut().zip(&v).for_each(|(m, x)| *m += x / n / train.len() as f32);
-            }
-            centre.extend(c);
-        }
+        let centre = crate::calibrate::centre(&train.samples(&fingers, &[0]), fingers.len());
         let ex = Extractor {
             id: "smr-ten".into(),
-            model: String::new(),
-            modality: vigil_protocol::Modality::Finger,
-            fingers,
-            input_dim: None,
-            dim: 1920,
             centre: Some(centre),
-            projection: None,
             thresholds: vec![vigil_protocol::policy::Threshold {
                 band: vigil_protocol::policy::Band::Possible,
                 cosine: 2.2,
                 fmr: 1e-2,
             }],
-            protected_bits: 512,
-            status: vigil_protocol::policy::Status::Active,
-            representation: Some(Representation::SpectralMinutiaeV1),
+            ..uncalibrated("", &fingers, Representation::SpectralMinutiaeV1)
         };
         // Ten fingers exceed what encrypted matching takes: a policy may not
         // list it (plain scores, what this test measures, are unaffected).

@@ -10,6 +10,7 @@
 use crate::template::{lookup, quantise, Template, TemplateFile};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use vigil_protocol::policy::Representation;
 
 /// Per-dimension noise of a sample around its identity.
 pub const SAMPLE_NOISE: f32 = 0.045;
@@ -225,5 +226,20 @@ impl FingerPopulation {
             })
             .collect();
         vigil_records::Record { format: vigil_records::Format::Iso19794_2_2005, views, carried: vec![] }
+    }
+
+    /// Every person's captures `impressions` of `fingers` as labelled
+    /// samples, the raw vectors `vigil calibrate` reads from records.
+    pub fn samples(&self, fingers: &[u8], impressions: &[u64]) -> Vec<crate::calibrate::Sample> {
+        let reader = crate::minutiae::uncalibrated("synthetic", fingers, Representation::SpectralMinutiaeV1);
+        (0..self.size)
+            .flat_map(|i| impressions.iter().map(move |&k| (i, k)))
+            .map(|(i, k)| crate::calibrate::Sample {
+                subject: format!("f{i}"),
+                vector: crate::minutiae::record_vector(&reader, &self.record(i, fingers, k))
+                    .expect("synthetic fingers have minutiae"),
+                quality: None,
+            })
+            .collect()
     }
 }

@@ -211,12 +211,11 @@ impl LocalFederation {
         let version = self.nodes[at].handle.apply_policy(signed).await?;
         let deadline = Instant::now() + timeout;
         for node in &self.nodes {
-            while node.handle.biometric().await?.version != version {
-                if Instant::now() > deadline {
-                    anyhow::bail!("{} did not receive policy v{version} within {timeout:?}", node.name);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let h = &node.handle;
+            let left = deadline.saturating_duration_since(Instant::now());
+            crate::wait_for(left, || async move { (h.biometric().await.ok()?.version == version).then_some(()) })
+                .await
+                .ok_or_else(|| anyhow::anyhow!("{} did not receive policy v{version} within {timeout:?}", node.name))?;
         }
         Ok(version)
     }

@@ -8,44 +8,30 @@
 use std::time::Duration;
 use vigil_engine::model::HitRole;
 use vigil_engine::receipts::MemberState;
+use vigil_matcher::calibrate;
+use vigil_matcher::minutiae::uncalibrated;
 use vigil_matcher::synth::FingerPopulation;
-use vigil_matcher::{Band, Extractor, Policy, Status, Threshold};
+use vigil_matcher::{Band, Extractor, Policy, Threshold};
 use vigil_node::api::TemplateInput;
 use vigil_node::now_ms;
 use vigil_protocol::policy::Representation;
-use vigil_protocol::{Category, Modality, OrgKind};
+use vigil_protocol::{Category, OrgKind};
 use vigil_records::{write_an2k, write_fmr, An2kFinger, FmrFlavour};
 use vigil_testkit::*;
 
 const DAY: u64 = 24 * 3600 * 1000;
 const FINGERS: [u8; 5] = [1, 2, 3, 6, 7];
 
-/// The extractor, centred on a separate population's mean spectra.
+/// The extractor, centred (as `vigil calibrate` centres) on a separate
+/// population's records.
 fn extractor() -> Extractor {
     let train = FingerPopulation::new(77, 60);
-    let mut centre = Vec::new();
-    for pos in FINGERS {
-        let mut c = vec![0.0f32; 192];
-        for i in 0..train.len() {
-            let v = vigil_matcher::minutiae::spectral_v1(&train.impression(i, pos, 0));
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            c.iter_mut().zip(&v).for_each(|(m, x)| *m += x / n / train.len() as f32);
-        }
-        centre.extend(c);
-    }
+    let reader = uncalibrated("smr-five", &FINGERS, Representation::SpectralMinutiaeV1);
     Extractor {
-        id: "smr-five".into(),
         model: "spectral minutiae over five fingers".into(),
-        modality: Modality::Finger,
-        fingers: FINGERS.to_vec(),
-        input_dim: None,
-        dim: 5 * 192,
-        centre: Some(centre),
-        projection: None,
+        centre: Some(calibrate::centre(&train.samples(&FINGERS, &[0]), FINGERS.len())),
         thresholds: vec![Threshold { band: Band::Possible, cosine: 2.5, fmr: 1e-4 }],
-        protected_bits: 512,
-        status: Status::Active,
-        representation: Some(Representation::SpectralMinutiaeV1),
+        ..reader
     }
 }
 
