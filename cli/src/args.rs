@@ -122,6 +122,10 @@ pub(crate) enum Command {
     /// After a hit: ask for, decide on, and list disclosures of the case contact.
     #[command(subcommand)]
     Disclose(DiscloseCmd),
+    /// The console's operators: add, list, disable, set a password (through
+    /// the running node, or on a stopped data directory).
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// List hits at the running node.
     Hits {
         #[command(flatten)]
@@ -206,6 +210,48 @@ pub(crate) enum Command {
     /// (builds with the `drill` feature only).
     #[cfg(feature = "drill")]
     Drill(vigil_simnet::DrillArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorCmd {
+    /// Add an operator; the password comes from VIGIL_OPERATOR_PASSWORD or a prompt.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        name: String,
+        /// case_worker, approver, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// The console's language for this operator: en or fr.
+        #[arg(long, default_value = "en")]
+        language: String,
+        /// Key file, if the directory was made with one (stopped node only).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// List operators (name, role, state; never a password hash).
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an operator: no further login, its sessions end.
+    Disable {
+        #[command(flatten)]
+        data: DataArg,
+        name: String,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Set an operator's password (from VIGIL_OPERATOR_PASSWORD or a prompt); ends a lock-out.
+    Passwd {
+        #[command(flatten)]
+        data: DataArg,
+        name: String,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             print_report(&report, json)
         }
         Command::Disclose(cmd) => disclose(cmd),
+        Command::Operator(cmd) => crate::operator::run(cmd),
         Command::RotateKey { data } => {
             let created: api::Created = Client::new(&data.data)?.post("/v1/keys/rotate", &())?;
             println!("New GLWE key {}; answers to queries already sent still decrypt with the old one.", created.id);
@@ -387,6 +388,7 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     let roster_path = opened.config.federation.roster.as_ref().map(|r| dir.join(r));
     let api_listen = opened.config.api.listen.clone();
     let max_body = opened.config.api.max_body_bytes;
+    let console = vigil_node::console::Settings::of(&opened.config);
     let a = &opened.config.api;
     let limits =
         api::Limits { max_connections: a.max_connections, idle: a.idle_timeout, lifetime: a.connection_lifetime };
@@ -403,7 +405,7 @@ async fn serve(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     }
     warn_stale(&node).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body), limits, async {
+    let addr = api::serve(&api_listen, api::router(node.clone(), token, max_body, console), limits, async {
         let _ = stop_rx.await;
     })
     .await

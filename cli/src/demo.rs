@@ -294,9 +294,11 @@ impl Demo {
         .ok_or_else(|| anyhow::anyhow!("the disclosure request did not reach the border post"))?;
         anyhow::ensure!(resolved == holder_record, "the hit resolved to record {resolved}, not the missing person's");
         self.n.say(
-            "  At Eastgate, a duty officer sees the pending request (reason, requester, matching record) and approves it.",
+            "  At Eastgate, a duty officer sees the pending request (reason, requester, matching record) and approves it;\n  \
+             a border post needs a second approver (four eyes), and the shift supervisor confirms.",
         );
-        border.decide_disclosure(id, Some("Sgt. R. Moreau, Eastgate duty desk, +00 555 0101".into())).await?;
+        let contact = Some("Sgt. R. Moreau, Eastgate duty desk, +00 555 0101".to_string());
+        border.decide_disclosure_by(id, contact, ["duty-officer", "shift-supervisor"]).await?;
         let contact = wait_for(PATIENCE, || async {
             ngo.disclosures().await.ok()?.into_iter().find(|d| d.id == id).and_then(|d| d.contact)
         })

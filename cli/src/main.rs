@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod demo;
 mod doctor;
+mod operator;
 mod policy;
 mod roster;
 

@@ -45,6 +45,54 @@ pub struct NodeConfig {
     pub alerts: AlertPolicy,
     #[serde(default)]
     pub queries: QueryPolicy,
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The operator console (`vigil serve`'s pages on the API address):
+/// sessions, the second approver for disclosures, the follow-up clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether an approved disclosure needs a second operator with the
+    /// approver role, different from the first. Unset: on for police and
+    /// border organisations, off for the others (`four_eyes_for`).
+    pub four_eyes: Option<bool>,
+    /// How long after a hit its follow-up is due (Prüm II: 48 hours); the
+    /// console shows it overdue after that.
+    #[serde(with = "humantime_serde")]
+    pub follow_up: Duration,
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    #[serde(with = "humantime_serde")]
+    pub session_max: Duration,
+    /// Failed logins in a row before an operator is locked out.
+    pub max_failed_logins: u32,
+    /// How long a lock-out lasts (an admin's `vigil operator passwd` ends it sooner).
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            four_eyes: None,
+            follow_up: Duration::from_secs(48 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Whether disclosures need two approvers at an organisation of `kind`.
+    pub fn four_eyes_for(&self, kind: OrgKind) -> bool {
+        self.four_eyes.unwrap_or(matches!(kind, OrgKind::Police | OrgKind::Border))
+    }
 }
 
 /// Encrypted identification queries: budgets per peer, size limits, timing.
@@ -322,6 +370,7 @@ impl NodeConfig {
             federation: Default::default(),
             alerts: Default::default(),
             queries: Default::default(),
+            console: Default::default(),
         }
     }
 
@@ -359,6 +408,16 @@ impl NodeConfig {
         }
         if self.network.refusals_audit_interval < Duration::from_millis(100) {
             return bad("network.refusals_audit_interval must be at least 100ms");
+        }
+        let c = &self.console;
+        if c.session_idle < Duration::from_secs(60) || c.session_max < c.session_idle {
+            return bad("console.session_idle must be at least 1m and console.session_max at least session_idle");
+        }
+        if c.max_failed_logins == 0 || c.lockout < Duration::from_secs(60) {
+            return bad("console.max_failed_logins must be at least 1 and console.lockout at least 1m");
+        }
+        if c.follow_up < Duration::from_secs(60) {
+            return bad("console.follow_up must be at least 1m");
         }
         if !self.api.listen.starts_with("127.0.0.1:") && !self.api.listen.starts_with("[::1]:") {
             return bad("api.listen must be a loopback address (127.0.0.1:PORT)");
@@ -410,7 +469,8 @@ impl NodeConfig {
              # [api]         local HTTP API (loopback only; token in api.token)\n\
              # [federation]  roster file, trusted steward keys + threshold, epoch secret\n\
              # [alerts]      replay window, clock skew, lifetime and count limits\n\
-             # [queries]     encrypted identification: budgets per peer, sizes, timeout\n\n",
+             # [queries]     encrypted identification: budgets per peer, sizes, timeout\n\
+             # [console]     operator console: sessions, lock-out, four-eyes approval, follow-up clock\n\n",
         );
         out.push_str(&body);
         out

@@ -278,6 +278,40 @@ pub enum AuditEvent {
     PolicyRefused {
         reason: String,
     },
+    /// What follows was done by a console operator: `event` as any other
+    /// entry, with the operator's name.
+    ByOperator {
+        operator: String,
+        event: Box<AuditEvent>,
+    },
+    OperatorAdded {
+        name: String,
+        role: String,
+    },
+    OperatorDisabled {
+        name: String,
+    },
+    OperatorPasswordSet {
+        name: String,
+    },
+    OperatorLoggedIn {
+        name: String,
+    },
+    /// A wrong password for a known operator (`failures` in a row).
+    OperatorLoginFailed {
+        name: String,
+        failures: u32,
+    },
+    /// Failed logins in a row locked the operator out until `until_ms`.
+    OperatorLocked {
+        name: String,
+        until_ms: u64,
+    },
+    /// Holder, four-eyes rule: a first operator approved disclosure `id`;
+    /// nothing is sent until a second approver confirms.
+    DisclosureApprovalPending {
+        id: Handle,
+    },
 }
 
 /// Refused connections from one source address in an interval.

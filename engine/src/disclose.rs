@@ -1,13 +1,14 @@
 //! Disclosure after a hit (human in the loop, as Prüm's follow-up step):
 //! the requester names a hit handle and a reason; the holder resolves the
-//! handle to its record and waits for a person to approve or refuse; only
-//! an approval sends the case contact back. Every step is audited at both
-//! ends, and messages are resent until acknowledged.
+//! handle to its record and waits for a person to approve or refuse (two
+//! people under the four-eyes rule); only an approval sends the case
+//! contact back. Every step is audited at both ends, and messages are
+//! resent until acknowledged.
 
 use super::identify::{handle_position, query_handle};
 use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
-use crate::model::{DisclosureRole, DisclosureStatus, HitRole, HitSource, StoreOp, StoredDisclosure};
+use crate::model::{DisclosureRole, DisclosureStatus, FirstApproval, HitRole, HitSource, StoreOp, StoredDisclosure};
 use vigil_matcher::encrypted::{answer_order, row_order};
 use vigil_protocol::{DisclosureAnswer, DisclosureRequest, Handle, OrgId, Refusal, Request, Response};
 
@@ -62,6 +63,7 @@ impl Engine {
             requested_at_ms: now_ms,
             decided_at_ms: None,
             delivered: false,
+            first_approval: None,
         };
         let store = self.put(d);
         Ok((
@@ -144,6 +146,7 @@ impl Engine {
             requested_at_ms: now_ms,
             decided_at_ms: None,
             delivered: true,
+            first_approval: None,
         };
         let store = self.put(d);
         (
@@ -152,12 +155,18 @@ impl Engine {
         )
     }
 
-    /// A person at this node approves (with the contact to disclose) or refuses.
+    /// A person at this node approves (with the contact to disclose) or
+    /// refuses. Under the four-eyes rule an approval needs two operators:
+    /// the first (`by`) records it and nothing is sent; a second, another
+    /// person, confirms the same contact and only then is it sent. Anyone
+    /// may refuse at either step.
     pub fn decide_disclosure(
         &mut self,
         now_ms: u64,
         id: Handle,
         contact: Option<String>,
+        by: Option<&str>,
+        four_eyes: bool,
     ) -> Result<Vec<Action>, EngineError> {
         let d = self.disclosures.get(&id).ok_or(EngineError::UnknownDisclosure(id))?;
         if d.role != DisclosureRole::Holder || d.status != DisclosureStatus::Pending {
@@ -167,6 +176,19 @@ impl Engine {
         let answer = DisclosureAnswer { id, approved, contact: contact.clone() };
         answer.validate().map_err(|source| EngineError::Message { what: "invalid disclosure answer", source })?;
         let mut d = d.clone();
+        if approved && four_eyes {
+            let by = by.ok_or(EngineError::FourEyesNeedsOperators)?;
+            match &d.first_approval {
+                None => {
+                    d.first_approval = Some(FirstApproval { operator: by.into(), at_ms: now_ms });
+                    d.contact = contact;
+                    return Ok(vec![self.put(d), Action::Audit(AuditEvent::DisclosureApprovalPending { id })]);
+                }
+                Some(first) if first.operator == by => return Err(EngineError::SameApprover(by.into())),
+                Some(_) if d.contact != contact => return Err(EngineError::ContactDiffers),
+                Some(_) => {}
+            }
+        }
         d.status = if approved { DisclosureStatus::Approved } else { DisclosureStatus::Refused };
         d.contact = contact;
         d.decided_at_ms = Some(now_ms);

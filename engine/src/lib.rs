@@ -18,6 +18,7 @@ mod encrypted_alerts;
 mod fault;
 mod hits;
 mod identify;
+pub mod operators;
 mod outbox;
 mod query;
 pub mod receipts;
@@ -121,6 +122,15 @@ pub enum EngineError {
     UnknownDisclosure(Handle),
     #[error("disclosure {0} is not waiting for this node's decision")]
     NotPendingHere(Handle),
+    #[error(
+        "disclosure approvals need two operators here (console.four_eyes): approve in the console, \
+         where a second approver confirms"
+    )]
+    FourEyesNeedsOperators,
+    #[error("operator {0:?} gave the first approval; a second approver, another person, must confirm")]
+    SameApprover(String),
+    #[error("the second approver confirms the contact the first entered; refuse and ask again to change it")]
+    ContactDiffers,
     #[error("no record {0}")]
     UnknownRecord(u64),
     /// A message this node would send is invalid or too large.

@@ -167,6 +167,54 @@ pub struct StoredDisclosure {
     pub decided_at_ms: Option<u64>,
     /// Whether the other end acknowledged our last message about it.
     pub delivered: bool,
+    /// Holder, four-eyes rule: the first approval, waiting for a second
+    /// approver (the status stays `Pending` until then).
+    pub first_approval: Option<FirstApproval>,
+}
+
+/// A first operator's approval of a disclosure, before the second's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstApproval {
+    pub operator: String,
+    pub at_ms: u64,
+}
+
+/// A disclosure as stored before the four-eyes rule (no
+/// `first_approval`): still read, as one with none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDisclosureV1 {
+    pub id: Handle,
+    pub role: DisclosureRole,
+    pub peer: OrgId,
+    pub hit: Handle,
+    pub query: Option<Handle>,
+    pub record: Option<u64>,
+    pub reason: String,
+    pub status: DisclosureStatus,
+    pub contact: Option<String>,
+    pub requested_at_ms: u64,
+    pub decided_at_ms: Option<u64>,
+    pub delivered: bool,
+}
+
+impl From<StoredDisclosureV1> for StoredDisclosure {
+    fn from(d: StoredDisclosureV1) -> Self {
+        Self {
+            id: d.id,
+            role: d.role,
+            peer: d.peer,
+            hit: d.hit,
+            query: d.query,
+            record: d.record,
+            reason: d.reason,
+            status: d.status,
+            contact: d.contact,
+            requested_at_ms: d.requested_at_ms,
+            decided_at_ms: d.decided_at_ms,
+            delivered: d.delivered,
+            first_approval: None,
+        }
+    }
 }
 
 impl StoredDisclosure {
@@ -277,6 +325,8 @@ pub enum StoreOp {
     DeleteReceipt(Handle),
     /// The steward-signed biometric policy now applied.
     PutPolicy(Box<vigil_protocol::SignedPolicy>),
+    /// An operator of the console, added or changed.
+    PutOperator(Box<crate::operators::StoredOperator>),
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! The Vigil node: libp2p networking (`net`), sealed redb storage
 //! (`store`), the actor that joins them to the engine (`runtime`), the
-//! local HTTP API (`api`), the data directory (`datadir`), backups and
-//! metrics. Decisions are the engine's (`vigil-engine`); the command line
-//! is `vigil-cli`.
+//! local HTTP API (`api`) and the operator console it serves (`console`),
+//! the data directory (`datadir`) and offline changes to it (`offline`),
+//! backups and metrics. Decisions are the engine's (`vigil-engine`); the
+//! command line is `vigil-cli`.
 
 pub mod api;
 pub mod backup;
+pub mod console;
 pub mod datadir;
 pub mod metrics;
 mod net;
+pub mod offline;
 pub mod runtime;
 pub mod store;
 pub mod views;

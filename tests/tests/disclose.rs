@@ -1,5 +1,6 @@
 //! Disclosure after a hit, with real nodes: nothing is disclosed until a
-//! person at the holder approves; a refusal sends no contact; handles of
+//! person at the holder approves (two, at a border post: four eyes, each
+//! named in the audit log); a refusal sends no contact; handles of
 //! alert hits and of encrypted-query hits both resolve at the holder; a
 //! member that was not told of a hit cannot use its handle; pending
 //! requests survive a restart.
@@ -56,10 +57,27 @@ async fn disclosure_needs_approval_and_refusal_discloses_nothing() {
     let contact_sent =
         |logs: &[WireLog]| logs.iter().any(|l| l.payloads().iter().any(|(_, b)| contains(b, CONTACT.as_bytes())));
     assert!(!contact_sent(&logs), "the contact crossed the wire before approval");
-    border.decide_disclosure(id, Some(CONTACT.into())).await.unwrap();
+    // A border post: two operators approve (four eyes). Without an
+    // operator, or by one operator twice, nothing is approved or sent.
+    let err = border.decide_disclosure(id, Some(CONTACT.into())).await.unwrap_err();
+    assert!(err.to_string().contains("need two operators"), "{err}");
+    border.acting("desk-officer").decide_disclosure(id, Some(CONTACT.into())).await.unwrap();
+    let first = disclosure(&border, id, DisclosureStatus::Pending).await.unwrap();
+    assert_eq!(first.first_approval.as_ref().map(|a| a.operator.as_str()), Some("desk-officer"));
+    let again = border.acting("desk-officer").decide_disclosure(id, Some(CONTACT.into())).await.unwrap_err();
+    assert!(again.to_string().contains("another person"), "{again}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!contact_sent(&logs), "the contact left on one approval");
+    border.acting("duty-supervisor").decide_disclosure(id, Some(CONTACT.into())).await.unwrap();
     let done = disclosure(&ngo, id, DisclosureStatus::Approved).await.expect("approval did not arrive");
     assert_eq!(done.contact.as_deref(), Some(CONTACT));
     assert!(contact_sent(&logs[1..2]), "the tap must see the approved contact leave the holder");
+    // The audit names who approved first and who confirmed.
+    let by = |who: &'static str, inner: fn(&AuditEvent) -> bool| move |e: &AuditEvent| matches!(e, AuditEvent::ByOperator { operator, event } if operator == who && inner(event));
+    let pending_by = by("desk-officer", |e| matches!(e, AuditEvent::DisclosureApprovalPending { .. }));
+    assert!(wait_audit(&border, pending_by).await.is_some(), "first approval audited under its operator");
+    let decided_by = by("duty-supervisor", |e| matches!(e, AuditEvent::DisclosureDecided { approved: true, .. }));
+    assert!(wait_audit(&border, decided_by).await.is_some(), "confirmation audited under its operator");
     // Deciding twice is refused.
     assert!(border.decide_disclosure(id, None).await.is_err());
 
@@ -74,7 +92,8 @@ async fn disclosure_needs_approval_and_refusal_discloses_nothing() {
     let border = fed.nodes[1].handle.clone();
     assert!(disclosure(&border, id2, DisclosureStatus::Pending).await.is_some());
     fed.wait_connected(&[0, 1, 2], PATIENCE).await.unwrap();
-    border.decide_disclosure(id2, None).await.unwrap();
+    // A refusal needs no second person.
+    border.acting("desk-officer").decide_disclosure(id2, None).await.unwrap();
     let refused = disclosure(&ngo, id2, DisclosureStatus::Refused).await.expect("refusal did not arrive");
     assert!(refused.contact.is_none());
 

@@ -41,6 +41,34 @@ fn one_hit_leads_to(f: &mut Fed, issuer: OrgId, rec: u64) {
         .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
 }
 
+/// The holder's one pending disclosure, decided under the four-eyes rule:
+/// no operator, one operator twice, a changed contact are refused; a
+/// second approver's confirmation sends the first's contact.
+fn four_eyes_decide(holder: &mut Engine) {
+    let id = holder.disclosures().next().unwrap().id;
+    let contact = || Some("duty desk, +00 555 0101".to_string());
+    assert!(matches!(
+        holder.decide_disclosure(T0 + 32, id, contact(), None, true),
+        Err(EngineError::FourEyesNeedsOperators)
+    ));
+    let first = holder.decide_disclosure(T0 + 32, id, contact(), Some("amira"), true).unwrap();
+    assert!(sends(&first).is_empty(), "nothing leaves on a first approval");
+    assert!(first.iter().any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureApprovalPending { .. }))));
+    assert!(matches!(
+        holder.decide_disclosure(T0 + 33, id, contact(), Some("amira"), true),
+        Err(EngineError::SameApprover(_))
+    ));
+    let other = Some("someone else".to_string());
+    assert!(matches!(holder.decide_disclosure(T0 + 33, id, other, Some("bo"), true), Err(EngineError::ContactDiffers)));
+    let second = holder.decide_disclosure(T0 + 34, id, contact(), Some("bo"), true).unwrap();
+    let sent = sends(&second);
+    assert!(matches!(&sent[..], [(_, Request::DisclosureAnswer(a), _)] if a.approved && a.contact == contact()));
+    assert!(matches!(
+        holder.decide_disclosure(T0 + 35, id, None, Some("cy"), true),
+        Err(EngineError::NotPendingHere(_))
+    ));
+}
+
 #[test]
 fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     let mut f = fed_with(4, AlertForm::Encrypted);
@@ -107,6 +135,7 @@ fn encrypted_alert_finds_the_holder_and_only_the_issuer_learns_it() {
     assert!(actions
         .iter()
         .any(|a| matches!(a, Action::Audit(AuditEvent::DisclosureReceived { record, .. }) if *record == rec)));
+    four_eyes_decide(&mut f.engines[1]);
 
     // Standing matching: a record of person 3 enrolled later at `other`
     // is answered alone, and the issuer finds it.

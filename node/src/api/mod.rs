@@ -1,9 +1,10 @@
 //! The local HTTP API (JSON over 127.0.0.1) that `vigil` subcommands and
 //! case-management systems use to drive a running node. One layer in front
-//! of every route (and of unknown paths) checks `Authorization: Bearer
-//! <token>` against the token from `api.token` before anything else, the
-//! body included, is read. Routes are listed in `ROUTES` and documented in
-//! README.md.
+//! of every `/v1` route (and unknown `/v1` path) checks `Authorization:
+//! Bearer <token>` against the token from `api.token` before anything else,
+//! the body included, is read; every other path is the operator console,
+//! behind its own login (`crate::console`). Routes are listed in `ROUTES`
+//! and documented in README.md.
 
 mod guard;
 mod token;
@@ -46,6 +47,10 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/disclosures/{id}/approve", "approve a pending request, with the contact"),
     ("POST", "/v1/disclosures/{id}/refuse", "refuse a pending request"),
     ("POST", "/v1/keys/rotate", "replace the GLWE key for encrypted queries"),
+    ("GET", "/v1/operators", "the console's operators (names, roles, state; never a hash)"),
+    ("POST", "/v1/operators", "add an operator ({name, role, password, language})"),
+    ("POST", "/v1/operators/{name}/disable", "disable an operator (no further login)"),
+    ("POST", "/v1/operators/{name}/password", "set an operator's password ({password}; ends a lock-out)"),
 ];
 
 #[derive(Clone)]
@@ -75,6 +80,8 @@ impl From<NodeError> for Failure {
                 StatusCode::FORBIDDEN
             }
             NodeError::Engine(_) => StatusCode::BAD_REQUEST,
+            NodeError::Operator(vigil_engine::operators::OperatorError::Unknown(_)) => StatusCode::NOT_FOUND,
+            NodeError::Operator(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure(code, e.to_string())
@@ -189,9 +196,14 @@ pub struct Created {
     pub id: String,
 }
 
-/// The one authentication check, in front of every route: a request
+/// The one authentication check, in front of every `/v1` route: a request
 /// without the matching bearer token gets 401 and nothing else is read.
+/// Other paths are the console's, which checks its sessions itself.
 async fn require_token(State(token): State<ApiToken>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path != "/v1" && !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -395,8 +407,54 @@ async fn rotate(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure>
     Ok(Json(Created { id: s.node.rotate_prober_key().await? }))
 }
 
-/// The API router for `node`, every route (and every unknown path) behind `token`.
-pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Router {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OperatorBody {
+    pub name: String,
+    /// `case_worker`, `approver`, `auditor` or `admin`.
+    pub role: String,
+    pub password: String,
+    /// `en` or `fr`.
+    #[serde(default = "english")]
+    pub language: String,
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+async fn operators(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
+    Ok(Json(s.node.operators().await?))
+}
+
+async fn add_operator(State(s): State<ApiState>, Json(b): Json<OperatorBody>) -> Result<impl IntoResponse, Failure> {
+    let role = b.role.parse().map_err(bad)?;
+    s.node.add_operator(&b.name, role, b.password, &b.language).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: b.name })))
+}
+
+async fn disable_operator(State(s): State<ApiState>, Path(name): Path<String>) -> Result<impl IntoResponse, Failure> {
+    s.node.disable_operator(&name).await?;
+    Ok(Json(Created { id: name }))
+}
+
+async fn operator_password(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Json(b): Json<PasswordBody>,
+) -> Result<impl IntoResponse, Failure> {
+    s.node.set_operator_password(&name, b.password).await?;
+    Ok(Json(Created { id: name }))
+}
+
+/// The API router for `node`, every `/v1` route (and unknown `/v1` path)
+/// behind `token`, and the operator console on every other path.
+pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize, console: crate::console::Settings) -> Router {
+    let pages = crate::console::router(node.clone(), console);
     let state = ApiState { node };
     // A policy with a projection matrix is larger than any other body.
     let policy = Router::new()
@@ -420,9 +478,13 @@ pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize) -> Route
         .route("/v1/disclosures/{id}/approve", post(approve))
         .route("/v1/disclosures/{id}/refuse", post(refuse))
         .route("/v1/keys/rotate", post(rotate))
+        .route("/v1/operators", get(operators).post(add_operator))
+        .route("/v1/operators/{name}/disable", post(disable_operator))
+        .route("/v1/operators/{name}/password", post(operator_password))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .merge(policy)
         .with_state(state)
+        .merge(pages)
         .layer(middleware::from_fn_with_state(token, require_token))
 }
 

@@ -93,7 +93,8 @@ impl Runtime {
                 let _ = reply.send(self.durable(r));
             }
             Command::DecideDisclosure { id, contact, reply } => {
-                let r = self.engine.decide_disclosure(now, id, contact).map(|a| ((), a));
+                let by = self.actor.clone();
+                let r = self.engine.decide_disclosure(now, id, contact, by.as_deref(), self.four_eyes).map(|a| ((), a));
                 let _ = reply.send(self.durable(r));
             }
             Command::Disclosures(reply) => {
@@ -104,6 +105,15 @@ impl Runtime {
             Command::RotateProberKey(reply) => {
                 let (id, actions) = self.engine.rotate_prober_key();
                 let _ = reply.send(self.apply(actions).map(|_| id));
+            }
+            Command::Operator(cmd) => self.on_operator_command(cmd),
+            Command::Roster(reply) => {
+                let _ = reply.send(Ok(self.engine.roster().map(|r| r.signed.clone())));
+            }
+            Command::As(operator, cmd) => {
+                self.actor = Some(operator);
+                self.on_command(*cmd);
+                self.actor = None;
             }
             #[cfg(feature = "drill")]
             Command::Drill(cmd) => self.on_drill_command(cmd),

@@ -54,6 +54,10 @@ pub(super) enum Command {
     },
     Disclosures(Reply<Vec<StoredDisclosure>>),
     RotateProberKey(Reply<String>),
+    Operator(super::operators::OperatorCommand),
+    Roster(Reply<Option<SignedRoster>>),
+    /// A command of a console operator: its audit entries name them.
+    As(Arc<str>, Box<Command>),
     Shutdown(oneshot::Sender<()>),
     #[cfg(feature = "drill")]
     Drill(drill::DrillCommand),
@@ -63,6 +67,8 @@ pub(super) enum Command {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     pub(super) tx: mpsc::Sender<Command>,
+    /// The operator this handle acts for (`acting`), if any.
+    pub(super) actor: Option<Arc<str>>,
     pub org: OrgId,
     pub peer_id: PeerId,
     pub listen: Vec<Multiaddr>,
@@ -74,7 +80,11 @@ impl NodeHandle {
     /// Sends a command to the event loop and waits for its answer.
     pub(super) async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(command(tx)).await.map_err(|_| NodeError::Stopped)?;
+        let command = match &self.actor {
+            Some(operator) => Command::As(operator.clone(), Box::new(command(tx))),
+            None => command(tx),
+        };
+        self.tx.send(command).await.map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
     /// Resolves when the node's event loop has ended (shut down, or
@@ -178,6 +188,10 @@ impl NodeHandle {
     /// Disclosure requests at this node, both directions.
     pub async fn disclosures(&self) -> Result<Vec<StoredDisclosure>, NodeError> {
         self.ask(Command::Disclosures).await
+    }
+    /// The roster in force (members, version, steward signatures).
+    pub async fn roster(&self) -> Result<Option<SignedRoster>, NodeError> {
+        self.ask(Command::Roster).await
     }
     /// Replaces the node's GLWE key for encrypted queries; returns the new key id.
     pub async fn rotate_prober_key(&self) -> Result<String, NodeError> {

@@ -11,6 +11,7 @@ mod handle;
 mod heavy;
 mod identify;
 mod network;
+mod operators;
 mod outq;
 mod upkeep;
 
@@ -73,6 +74,8 @@ pub enum NodeError {
     Backup(String),
     #[error("cannot start the node's thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error(transparent)]
+    Operator(#[from] vigil_engine::operators::OperatorError),
 }
 
 /// Everything a node needs to start.
@@ -150,6 +153,12 @@ struct Runtime {
     /// Peers blocked after repeated violations, until when (ms); kept in
     /// the store so a restart does not lift a block.
     blocked: HashMap<OrgId, u64>,
+    /// The console's operators.
+    operators: vigil_engine::operators::Operators,
+    /// The operator whose command is being handled (its audit entries name it).
+    actor: Option<Arc<str>>,
+    /// Whether disclosure approvals need two operators (`console.four_eyes`).
+    four_eyes: bool,
 }
 
 /// Starts a node: opens its store, listens, and spawns its event loop.
@@ -161,6 +170,12 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     config.validate().map_err(|e| NodeError::Config(e.to_string()))?;
     let store = Store::open(&db_path, seal_key, identity.clone())?;
     let engine = open_engine(&config, &store, identity.clone(), seed)?;
+    let lockout = vigil_engine::operators::Lockout {
+        max_failures: config.console.max_failed_logins,
+        lockout_ms: config.console.lockout.as_millis() as u64,
+    };
+    let operators = vigil_engine::operators::Operators::new(store.operators()?, lockout);
+    let four_eyes = config.console.four_eyes_for(config.org.kind);
     let key = net::keypair(&identity.secret())?;
     let mut registry = prometheus_client::registry::Registry::with_prefix("vigil");
     let metrics = crate::metrics::Metrics::register(&mut registry);
@@ -175,6 +190,7 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = NodeHandle {
         tx,
+        actor: None,
         org: identity.org_id(),
         peer_id: *swarm.local_peer_id(),
         listen: listen.clone(),
@@ -206,6 +222,9 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         metrics,
         halted: None,
         blocked: HashMap::new(),
+        operators,
+        actor: None,
+        four_eyes,
     };
     rt.audit(AuditEvent::NodeStarted { org: identity.org_id() })?;
     rt.restore_blocks()?;
@@ -474,7 +493,7 @@ impl Runtime {
     }
 
     fn audit(&mut self, event: AuditEvent) -> Result<(), StoreError> {
-        let done = self.store.audit(now_ms(), event);
+        let done = self.store.audit(now_ms(), self.attributed(event));
         if let Err(e) = &done {
             self.halt(e);
         }
@@ -560,6 +579,7 @@ impl Runtime {
             return Err(NodeError::Stopped);
         }
         let start = std::time::Instant::now();
+        let audits = audits.into_iter().map(|e| self.attributed(e)).collect();
         if let Err(e) = self.store.commit(writes, now_ms(), audits) {
             self.halt(&e);
             return Err(e.into());

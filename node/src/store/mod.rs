@@ -94,6 +94,8 @@ const BLOCKS: &str = "blocks";
 const BUDGETS: &str = "budgets";
 /// The steward-signed biometric policy applied (one value, key `policy`).
 const POLICY: &str = "policy";
+/// The console's operators, by name.
+const OPERATORS: &str = "operators";
 
 fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
@@ -315,6 +317,31 @@ impl Store {
         Ok(out)
     }
 
+    /// As `all`, for a table whose values gained fields: a value that does
+    /// not decode as `T` is read as its older form `Old`. A value that is
+    /// neither is reported as `T`'s decode error.
+    fn all_or_older<T, Old>(&self, tree: &'static str) -> Result<Vec<T>, StoreError>
+    where
+        T: DeserializeOwned + Serialize,
+        Old: DeserializeOwned + Serialize + Into<T>,
+    {
+        let read = self.db.begin_read()?;
+        let Some(t) = read_table(&read, tree)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for kv in t.iter()? {
+            let (k, v) = kv?;
+            match self.unseal::<T>(tree, k.value(), v.value()) {
+                Ok(value) => out.push(value),
+                Err(e @ StoreError::Decode { .. }) => match self.unseal::<Old>(tree, k.value(), v.value()) {
+                    Ok(old) => out.push(old.into()),
+                    Err(_) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Applies `ops` in one transaction, durable before it returns.
     pub fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         if ops.is_empty() {
@@ -393,6 +420,9 @@ impl Store {
                     (BUDGETS, key, sealed)
                 }
                 StoreOp::PutPolicy(p) => (POLICY, b"policy".to_vec(), self.seal(POLICY, b"policy", p)?),
+                StoreOp::PutOperator(o) => {
+                    (OPERATORS, o.name.as_bytes().to_vec(), self.seal(OPERATORS, o.name.as_bytes(), o)?)
+                }
                 StoreOp::PutReceipt(r) => {
                     let key = receipt_key(&r.alert, &r.member);
                     (RECEIPTS, key.0.to_vec(), self.seal(RECEIPTS, &key.0, r)?)
@@ -412,8 +442,12 @@ impl Store {
     pub fn hits(&self) -> Result<Vec<StoredHit>, StoreError> {
         self.all(HITS)
     }
+    /// Disclosures, those stored before the four-eyes rule included.
     pub fn disclosures(&self) -> Result<Vec<StoredDisclosure>, StoreError> {
-        self.all(DISCLOSURES)
+        self.all_or_older::<StoredDisclosure, vigil_engine::model::StoredDisclosureV1>(DISCLOSURES)
+    }
+    pub fn operators(&self) -> Result<Vec<vigil_engine::operators::StoredOperator>, StoreError> {
+        self.all(OPERATORS)
     }
     pub fn answers(&self) -> Result<Vec<StoredAnswer>, StoreError> {
         self.all(ANSWERS)

@@ -165,3 +165,54 @@ fn a_sled_directory_from_before_is_migrated_once() {
     drop(store);
     assert_eq!(f.open().unwrap().records().unwrap().len(), 5);
 }
+
+#[test]
+fn disclosures_stored_before_the_four_eyes_rule_still_load_and_operators_persist() {
+    use vigil_engine::model::{DisclosureRole, DisclosureStatus, StoredDisclosureV1};
+    use vigil_engine::operators::{Lockout, Operators, Role};
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    let old = StoredDisclosureV1 {
+        id: vigil_protocol::Handle([7; 16]),
+        role: DisclosureRole::Holder,
+        peer: vigil_protocol::OrgId([1; 32]),
+        hit: vigil_protocol::Handle([8; 16]),
+        query: None,
+        record: Some(3),
+        reason: "family asks".into(),
+        status: DisclosureStatus::Pending,
+        contact: None,
+        requested_at_ms: 5,
+        decided_at_ms: None,
+        delivered: true,
+    };
+    // Written as a node before this change wrote it.
+    let sealed = store.seal(DISCLOSURES, &old.id.0, &old).unwrap();
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(table(DISCLOSURES)).unwrap().insert(old.id.0.as_slice(), sealed.as_slice()).unwrap();
+    txn.commit().unwrap();
+    let mut ops = Operators::new(vec![], Lockout { max_failures: 5, lockout_ms: 1 });
+    let actions = ops.add(9, "amira", Role::Approver, "$argon2id$v=19$x".into(), "fr").unwrap();
+    let (writes, audits): (Vec<_>, Vec<_>) =
+        actions.into_iter().partition(|a| matches!(a, vigil_engine::Action::Store(_)));
+    let writes: Vec<StoreOp> = writes
+        .into_iter()
+        .filter_map(|a| if let vigil_engine::Action::Store(op) = a { Some(op) } else { None })
+        .collect();
+    let audits: Vec<AuditEvent> = audits
+        .into_iter()
+        .filter_map(|a| if let vigil_engine::Action::Audit(e) = a { Some(e) } else { None })
+        .collect();
+    store.commit(&writes, 9, audits).unwrap();
+    drop(store);
+
+    let store = f.open().unwrap();
+    let loaded = store.disclosures().unwrap();
+    assert_eq!(loaded, vec![vigil_engine::model::StoredDisclosure::from(old)]);
+    assert_eq!(loaded[0].first_approval, None);
+    let operators = store.operators().unwrap();
+    assert_eq!((operators.len(), operators[0].role, operators[0].language.as_str()), (1, Role::Approver, "fr"));
+    assert!(
+        matches!(&store.audit_entries().unwrap().last().unwrap().entry.event, AuditEvent::OperatorAdded { name, .. } if name == "amira")
+    );
+}

@@ -1,0 +1,296 @@
+//! The operator console in a real browser (headless Chromium over
+//! WebDriver) against two real `vigil serve` processes: sign-in and its
+//! refusals, enrolment at a border post, an alert from a shelter, the hit
+//! and its follow-up clock, a disclosure request, two approvers at the
+//! border post (one alone cannot), the contact at the shelter; a missing
+//! CSRF token, a closed session and a wrong role are refused; markup in a
+//! case reference is shown as text. Skipped where chromedriver is absent,
+//! unless `VIGIL_REQUIRE_BROWSER` is set (CI sets it).
+
+mod common;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use vigil_matcher::synth::Population;
+
+const PASSWORD: &str = "long enough password 1";
+const MARKUP: &str = "<b>EG-7</b><script>alert(1)</script>";
+
+fn chromedriver() -> Option<PathBuf> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver(std::process::Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_driver(path: &Path) -> Driver {
+    let port = free_port();
+    let child = std::process::Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver(child, port)
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ];
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "args": args, "binary": "/usr/bin/chromium" }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("a browser session")
+}
+
+fn add_operator(dir: &str, name: &str, role: &str, language: &str) {
+    let out = vigil()
+        .args(["operator", "add", "--data", dir, name, "--role", role, "--language", language])
+        .env("VIGIL_PASSPHRASE", PASSPHRASE)
+        .env("VIGIL_OPERATOR_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "operator add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    let wait = c.wait().at_most(Duration::from_secs(20));
+    match wait.for_element(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => {
+            let page = c.source().await.unwrap_or_default();
+            panic!("{css} not found ({e}) at {:?} in:\n{page}", c.current_url().await.map(|u| u.to_string()))
+        }
+    }
+}
+
+async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
+    c.find(Locator::Id("password")).await.unwrap().send_keys(password).await.unwrap();
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Css("form.who button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("sign-in")).await.unwrap();
+}
+
+async fn fill(c: &Client, id: &str, value: &str) {
+    let e = c.find(Locator::Id(id)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+/// Reloads `url` until `css` shows text containing `want`.
+async fn until_shows(c: &Client, url: &str, css: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        c.goto(url).await.unwrap();
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            let t = e.text().await.unwrap();
+            if t.contains(want) {
+                return t;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never showed {want:?} in {css}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("VIGIL_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(name), c.screenshot().await.unwrap()).unwrap();
+    }
+}
+
+/// The status of a POST with `cookie` and the form body `body`.
+fn post_status(url: &str, cookie: &str, body: &str) -> u16 {
+    let r = ureq::post(url)
+        .set("Cookie", &format!("vigil_session={cookie}"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(body);
+    match r {
+        Ok(resp) => resp.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn session_cookie(c: &Client) -> String {
+    c.get_named_cookie("vigil_session").await.expect("a session cookie").value().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser() {
+    let Some(driver_path) = chromedriver() else {
+        assert!(std::env::var_os("VIGIL_REQUIRE_BROWSER").is_none(), "chromedriver is required here");
+        eprintln!("skipped: no chromedriver (install chromium and chromium-driver)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dirs = federation(root.path(), &[("Shelter North", "ngo"), ("Eastgate Border Post", "border")]);
+    let (ngo, border) = (&dirs[0], &dirs[1]);
+    // Operators are added on the stopped directories (the first admin's way in).
+    add_operator(ngo, "amira", "case_worker", "en");
+    add_operator(ngo, "lucie", "auditor", "fr");
+    add_operator(border, "kofi", "case_worker", "en");
+    add_operator(border, "desk", "approver", "en");
+    add_operator(border, "chief", "approver", "en");
+    let pop = Population::new(21, "vigil-synth-128", 10);
+    let file = |name: &str, person: usize, sample: u64| {
+        let p = root.path().join(name);
+        write_template(&p, &pop.sample_file(person, sample));
+        p.to_str().unwrap().to_string()
+    };
+    let (held, probe) = (file("held.json", 4, 1), file("probe.json", 4, 0));
+    let _daemons = [serve(Path::new(ngo)), serve(Path::new(border))];
+    let base = |dir: &str| vigil_node::datadir::api_access(Path::new(dir)).unwrap().0;
+    let (ngo_url, border_url) = (base(ngo), base(border));
+
+    let driver = start_driver(&driver_path);
+    let (shelter, post) = (browser(&driver).await, browser(&driver).await);
+
+    // Nothing without signing in; a wrong password is refused.
+    post.goto(&format!("{border_url}/records")).await.unwrap();
+    assert!(post.current_url().await.unwrap().path().ends_with("/login"), "pages send strangers to the login");
+    sign_in(&post, &border_url, "kofi", "not the password at all").await;
+    assert!(text(&post, "#error").await.contains("wrong operator name or password"));
+    sign_in(&post, &border_url, "nobody", PASSWORD).await;
+    assert!(text(&post, "#error").await.contains("wrong operator name or password"), "unknown names answered alike");
+    screenshot(&post, "login.png").await;
+
+    // The border post enrols a found person; markup in the case reference stays text.
+    sign_in(&post, &border_url, "kofi", PASSWORD).await;
+    assert_eq!(text(&post, "#operator").await, "kofi");
+    post.goto(&format!("{border_url}/records")).await.unwrap();
+    post.find(Locator::Id("template")).await.unwrap().send_keys(&held).await.unwrap();
+    fill(&post, "case_ref", MARKUP).await;
+    fill(&post, "consent", "signed intake form").await;
+    fill(&post, "retain_until", "2031-01-01").await;
+    post.find(Locator::Id("enrol-button")).await.unwrap().click().await.unwrap();
+    assert!(text(&post, "#flash").await.contains("Enrolled as record"));
+    assert_eq!(text(&post, "td.case-ref").await, MARKUP, "the case reference is shown as typed");
+    assert!(post.find_all(Locator::Css("td.case-ref b, td.case-ref script")).await.unwrap().is_empty());
+    // A refused enrolment says why, as the CLI would.
+    post.find(Locator::Id("template")).await.unwrap().send_keys(&held).await.unwrap();
+    fill(&post, "case_ref", "EG-8").await;
+    fill(&post, "consent", "signed intake form").await;
+    fill(&post, "retain_until", "next year").await;
+    post.find(Locator::Id("enrol-button")).await.unwrap().click().await.unwrap();
+    assert!(text(&post, "#error").await.contains("invalid date"), "the date's precise error");
+    screenshot(&post, "records.png").await;
+
+    // A case worker may not decide disclosures; a form without the CSRF token is refused.
+    let cookie = session_cookie(&post).await;
+    let fake = "00".repeat(16);
+    assert_eq!(post_status(&format!("{border_url}/disclosures/{fake}/approve"), &cookie, "contact=x"), 403);
+    assert_eq!(post_status(&format!("{border_url}/records/1/erase"), &cookie, "reason=x&confirm=yes"), 403);
+    let token_page = post.source().await.unwrap();
+    assert!(token_page.contains("name=\"csrf\""), "forms carry the token");
+    sign_out(&post).await;
+    // After signing out, the old cookie opens nothing.
+    assert_eq!(post_status(&format!("{border_url}/records/1/erase"), &cookie, "reason=x&confirm=yes"), 401);
+
+    // The shelter publishes an alert; the hit arrives with its follow-up clock.
+    sign_in(&shelter, &ngo_url, "amira", PASSWORD).await;
+    shelter.goto(&format!("{ngo_url}/cases")).await.unwrap();
+    shelter.find(Locator::Id("template")).await.unwrap().send_keys(&probe).await.unwrap();
+    fill(&shelter, "case_ref", "SN-2026-114").await;
+    shelter.find(Locator::Id("publish-button")).await.unwrap().click().await.unwrap();
+    assert!(text(&shelter, "#flash").await.contains("Alert published"));
+    let row = until_shows(&shelter, &format!("{ngo_url}/hits"), "#hits tbody tr", "Eastgate Border Post").await;
+    assert!(row.contains("SN-2026-114") && row.contains("due in 4"), "hit row: {row}");
+    let cases = until_shows(&shelter, &format!("{ngo_url}/cases"), "#alerts tbody tr", "1 hit").await;
+    assert!(cases.contains("due in"), "the case shows its clock: {cases}");
+    screenshot(&shelter, "cases.png").await;
+    shelter.goto(&format!("{ngo_url}/hits")).await.unwrap();
+    shelter.find(Locator::Css("#hits input[name=reason]")).await.unwrap().send_keys("family asks").await.unwrap();
+    shelter.find(Locator::Css("#hits button")).await.unwrap().click().await.unwrap();
+    assert!(text(&shelter, "#flash").await.contains("Disclosure requested"));
+    screenshot(&shelter, "hits.png").await;
+
+    // At the border post, a first approver approves: nothing is sent yet,
+    // and the same person cannot confirm.
+    sign_in(&post, &border_url, "desk", PASSWORD).await;
+    let card = until_shows(&post, &format!("{border_url}/disclosures"), "article.card", "Shelter North").await;
+    assert!(card.contains("family asks") && card.contains(MARKUP), "request with the matched record: {card}");
+    fill(&post, &post_contact_id(&post).await, "Sgt. R. Moreau, +00 555 0101").await;
+    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    assert!(text(&post, "#flash").await.contains("Decision recorded"));
+    assert!(text(&post, "p.pending-second").await.contains("desk"));
+    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    assert!(text(&post, "#error").await.contains("another person"), "one operator alone cannot approve");
+    screenshot(&post, "disclosures.png").await;
+    sign_out(&post).await;
+    shelter.goto(&format!("{ngo_url}/disclosures")).await.unwrap();
+    assert!(text(&shelter, "#requested td.status").await.contains("pending"), "nothing arrived on one approval");
+
+    // A second approver confirms; the contact reaches the shelter.
+    sign_in(&post, &border_url, "chief", PASSWORD).await;
+    post.goto(&format!("{border_url}/disclosures")).await.unwrap();
+    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    assert!(text(&post, "#flash").await.contains("Decision recorded"));
+    let contact = until_shows(&shelter, &format!("{ngo_url}/disclosures"), "#requested td.contact", "Moreau").await;
+    assert_eq!(contact, "Sgt. R. Moreau, +00 555 0101");
+    let hit = until_shows(&shelter, &format!("{ngo_url}/hits"), "#hits tbody tr", "approved").await;
+    assert!(hit.contains("done"), "the follow-up clock stops: {hit}");
+
+    // The border post's audit names each operator; the auditor at the shelter reads French.
+    post.goto(&format!("{border_url}/audit?verify=1&operator=chief")).await.unwrap();
+    assert!(text(&post, "#verify-result").await.contains("verifies"));
+    let audit = text(&post, "#audit tbody").await;
+    assert!(audit.contains("chief") && audit.contains("disclosure_decided"), "{audit}");
+    post.goto(&format!("{border_url}/audit?operator=desk&kind=disclosure")).await.unwrap();
+    assert!(text(&post, "#audit tbody").await.contains("disclosure_approval_pending"));
+    screenshot(&post, "audit.png").await;
+    sign_out(&shelter).await;
+    sign_in(&shelter, &ngo_url, "lucie", PASSWORD).await;
+    assert!(text(&shelter, "nav").await.contains("Dossiers"), "French for a French-speaking operator");
+    shelter.goto(&format!("{ngo_url}/records")).await.unwrap();
+    assert!(shelter.find_all(Locator::Id("enrol-button")).await.unwrap().is_empty(), "an auditor enrols nobody");
+
+    // Five wrong passwords in a row lock an operator out, the right one included.
+    for _ in 0..5 {
+        sign_in(&shelter, &ngo_url, "amira", "wrong wrong wrong wrong").await;
+    }
+    sign_in(&shelter, &ngo_url, "amira", PASSWORD).await;
+    assert!(text(&shelter, "#error").await.contains("locked out"), "locked after five failures");
+
+    shelter.close().await.unwrap();
+    post.close().await.unwrap();
+}
+
+/// The id of the first disclosure card's contact field.
+async fn post_contact_id(c: &Client) -> String {
+    c.find(Locator::Css("article.card input[name=contact]")).await.unwrap().attr("id").await.unwrap().unwrap()
+}

@@ -1,0 +1,125 @@
+//! The console's words in English and French, chosen per operator. One
+//! table: every string is written once per language, and a page that asks
+//! for a word no language has does not compile.
+
+macro_rules! words {
+    ($($key:ident: $en:literal, $fr:literal;)*) => {
+        /// The console's words in one language.
+        #[derive(Debug)]
+        pub(crate) struct Tr {
+            pub lang: &'static str,
+            $(pub $key: &'static str,)*
+        }
+        pub(crate) static EN: Tr = Tr { lang: "en", $($key: $en,)* };
+        pub(crate) static FR: Tr = Tr { lang: "fr", $($key: $fr,)* };
+    };
+}
+
+words! {
+    console: "Vigil console", "Console Vigil";
+    sign_in: "Sign in", "Se connecter";
+    sign_out: "Sign out", "Se déconnecter";
+    operator: "Operator", "Opérateur";
+    password: "Password", "Mot de passe";
+    cases: "Cases", "Dossiers";
+    hits: "Hits", "Correspondances";
+    disclosures: "Disclosures", "Divulgations";
+    records: "Records", "Fiches";
+    audit: "Audit", "Audit";
+    federation: "Federation", "Fédération";
+    language: "Language", "Langue";
+    save: "Save", "Enregistrer";
+    my_alerts: "My alerts", "Mes alertes";
+    publish_alert: "Publish an alert", "Publier une alerte";
+    template_file: "Template file or fingerprint record", "Fichier de gabarit ou fiche d'empreintes";
+    category: "Category", "Catégorie";
+    missing: "Missing person", "Personne disparue";
+    found: "Found person", "Personne retrouvée";
+    victim: "Victim", "Victime";
+    case_ref: "Case reference", "Référence du dossier";
+    expires: "Expires after (e.g. 30d)", "Expire après (p. ex. 30d)";
+    publish: "Publish", "Publier";
+    withdraw: "Withdraw", "Retirer";
+    status: "Status", "État";
+    created: "Created", "Créée";
+    members: "Members", "Membres";
+    pending: "pending", "en attente";
+    delivered: "delivered", "remise";
+    answered: "answered, no match", "répondu, aucune correspondance";
+    hit: "hit", "correspondance";
+    refused: "refused", "refusé";
+    member: "Member", "Membre";
+    kind: "Kind", "Type";
+    state: "State", "État";
+    reason: "Reason", "Motif";
+    when: "When", "Quand";
+    holder: "Holder", "Détenteur";
+    source: "Source", "Origine";
+    follow_up: "Follow-up", "Suivi";
+    due_in: "due in", "échéance dans";
+    overdue_by: "OVERDUE by", "EN RETARD de";
+    done: "done", "terminé";
+    request_disclosure: "Request disclosure", "Demander la divulgation";
+    no_hits: "No hits.", "Aucune correspondance.";
+    no_alerts: "No alerts.", "Aucune alerte.";
+    asked_by: "Asked by", "Demandée par";
+    requested: "requested", "demandée";
+    approved: "approved", "approuvée";
+    contact: "Contact to disclose", "Contact à divulguer";
+    approve: "Approve", "Approuver";
+    confirm_approval: "Confirm approval", "Confirmer l'approbation";
+    refuse: "Refuse", "Refuser";
+    awaiting_second: "first approval by", "première approbation par";
+    needs_second: "a second approver, another person, must confirm", "un second approbateur, une autre personne, doit confirmer";
+    to_decide: "To decide here", "À décider ici";
+    asked_here: "Asked by this node", "Demandées par ce nœud";
+    matched_record: "Matched record", "Fiche correspondante";
+    match_seen: "seen here", "vue ici";
+    match_unverifiable: "decided by the requester's decryption (cannot be checked here)", "décidée par le déchiffrement du demandeur (invérifiable ici)";
+    no_disclosures: "No disclosure requests.", "Aucune demande de divulgation.";
+    enrol: "Enrol a person", "Enregistrer une personne";
+    consent: "Consent (e.g. signed intake form)", "Consentement (p. ex. formulaire signé)";
+    retain_until: "Retain until (YYYY-MM-DD)", "Conserver jusqu'au (AAAA-MM-JJ)";
+    enrol_button: "Enrol", "Enregistrer";
+    search: "Search by case reference", "Chercher par référence";
+    search_button: "Search", "Chercher";
+    extractor: "Extractor", "Extracteur";
+    enrolled: "Enrolled", "Enregistrée";
+    erase: "Erase", "Effacer";
+    erase_confirm: "I confirm this record is to be erased for good", "Je confirme l'effacement définitif de cette fiche";
+    stale: "stale: enrol again", "périmée : à réenregistrer";
+    no_records: "No records.", "Aucune fiche.";
+    verify: "Verify the chain", "Vérifier la chaîne";
+    chain_ok: "Audit chain verifies", "La chaîne d'audit est vérifiée";
+    chain_bad: "Audit chain does NOT verify", "La chaîne d'audit n'est PAS vérifiée";
+    entries: "entries", "entrées";
+    entry: "Entry", "Entrée";
+    filter: "Filter", "Filtrer";
+    event: "Event", "Événement";
+    export: "Export (JSON)", "Exporter (JSON)";
+    roster_version: "Roster version", "Version de la liste des membres";
+    policy_version: "Biometric policy version", "Version de la politique biométrique";
+    signatures: "Steward signatures", "Signatures des intendants";
+    connected: "connected", "connecté";
+    not_connected: "not connected", "non connecté";
+    this_node: "this node", "ce nœud";
+    roles: "Roles", "Rôles";
+    not_allowed: "Your role does not allow this.", "Votre rôle ne le permet pas.";
+    bad_csrf: "This form is out of date or was not sent by the console; reload the page and try again.", "Ce formulaire est périmé ou ne vient pas de la console ; rechargez la page et réessayez.";
+    error: "Refused", "Refusé";
+    ok_enrolled: "Enrolled as record", "Enregistrée comme fiche";
+    ok_published: "Alert published", "Alerte publiée";
+    ok_withdrawn: "Alert withdrawn", "Alerte retirée";
+    ok_requested: "Disclosure requested", "Divulgation demandée";
+    ok_decided: "Decision recorded", "Décision enregistrée";
+    ok_erased: "Record erased", "Fiche effacée";
+    logged_in_as: "Signed in as", "Connecté en tant que";
+}
+
+/// The words for `lang` (English for anything unknown).
+pub(crate) fn tr(lang: &str) -> &'static Tr {
+    match lang {
+        "fr" => &FR,
+        _ => &EN,
+    }
+}

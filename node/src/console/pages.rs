@@ -1,0 +1,662 @@
+//! The console's pages (GET): each asks the node for what it shows and
+//! renders one template. Names of members replace org ids; no template,
+//! probe or score is ever on a page. A form that failed comes back here
+//! with its error (`Notice`).
+
+use super::*;
+use askama::Template;
+use axum::extract::{Extension, Path, Query};
+use serde::Deserialize;
+use std::collections::HashMap;
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole, HitSource, StoredDisclosure};
+use vigil_engine::receipts::MemberState;
+use vigil_protocol::OrgId;
+
+/// A word for a serde enum value (`missing`, `found`, ...).
+pub(super) fn word<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(m)) => m.keys().next().cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Unix ms as `2026-12-03 19:40 UTC`.
+pub(super) fn when(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} {} UTC", &s[..10], &s[11..16])
+}
+
+fn hours(ms: u64) -> String {
+    let h = ms / 3_600_000;
+    if h >= 1 {
+        format!("{h} h")
+    } else {
+        format!("{} min", ms / 60_000)
+    }
+}
+
+/// A hit's follow-up clock: (text, overdue).
+fn clock(tr: &Tr, hit_at_ms: u64, follow_up: Duration, finished: bool) -> (String, bool) {
+    if finished {
+        return (tr.done.into(), false);
+    }
+    let due = hit_at_ms + follow_up.as_millis() as u64;
+    let now = crate::now_ms();
+    if now > due {
+        (format!("{} {}", tr.overdue_by, hours(now - due)), true)
+    } else {
+        (format!("{} {}", tr.due_in, hours(due - now)), false)
+    }
+}
+
+/// An error or a done-message shown above a page's content.
+#[derive(Debug, Default)]
+pub(super) struct Notice {
+    pub error: Option<String>,
+    pub flash: Option<String>,
+}
+
+/// `?done=...` after a form succeeded: a fixed word (never text from the
+/// URL) and, for some, a number.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct Done {
+    done: Option<String>,
+    /// Text, not u64: query strings flattened into another struct reach
+    /// serde as strings.
+    id: Option<String>,
+}
+
+impl Done {
+    fn notice(&self, tr: &Tr) -> Notice {
+        let word = match self.done.as_deref() {
+            Some("enrolled") => tr.ok_enrolled,
+            Some("published") => tr.ok_published,
+            Some("withdrawn") => tr.ok_withdrawn,
+            Some("requested") => tr.ok_requested,
+            Some("decided") => tr.ok_decided,
+            Some("erased") => tr.ok_erased,
+            _ => return Notice::default(),
+        };
+        let flash = match self.id.as_deref().and_then(|i| i.parse::<u64>().ok()) {
+            Some(id) => format!("{word} {id}"),
+            None => word.to_string(),
+        };
+        Notice { error: None, flash: Some(flash) }
+    }
+}
+
+/// Member names by org id (from the roster), this node's own included.
+async fn names(c: &Console) -> HashMap<OrgId, String> {
+    let mut names: HashMap<OrgId, String> = match c.node.roster().await {
+        Ok(Some(r)) => r.body.members.into_iter().map(|m| (m.org, format!("{} ({})", m.name, word(&m.kind)))).collect(),
+        _ => HashMap::new(),
+    };
+    names.entry(c.node.org).or_insert_with(|| c.settings.org.clone());
+    names
+}
+
+fn name_of(names: &HashMap<OrgId, String>, org: &OrgId) -> String {
+    names.get(org).cloned().unwrap_or_else(|| format!("unknown member {}", &org.to_hex()[..16]))
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("the node could not answer: {e}")).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    f: Frame<'a>,
+}
+
+/// The login form (with the reason a login failed, if one did).
+pub(super) fn login_page(c: &Console, status: StatusCode, error: Option<String>) -> Response {
+    let tr = &i18n::EN;
+    let f = Frame {
+        tr,
+        title: tr.sign_in,
+        org: &c.settings.org,
+        operator: None,
+        role: "",
+        csrf: "",
+        active: "",
+        error,
+        flash: None,
+        may_casework: false,
+        may_decide: false,
+    };
+    html(status, LoginPage { f }.render())
+}
+
+pub(super) async fn login(State(c): State<Console>) -> Response {
+    login_page(&c, StatusCode::OK, None)
+}
+
+struct AlertRow {
+    id: String,
+    case_ref: String,
+    category: String,
+    status: String,
+    created: String,
+    members: String,
+    follow_up: String,
+    overdue: bool,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage<'a> {
+    f: Frame<'a>,
+    alerts: Vec<AlertRow>,
+}
+
+pub(super) async fn cases(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Query(done): Query<Done>,
+) -> Response {
+    cases_page(&c, &op, done.notice(op.tr()), StatusCode::OK).await
+}
+
+pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
+    let tr = op.tr();
+    let (alerts, hits, disclosures) = match (c.node.alerts().await, c.node.hits().await, c.node.disclosures().await) {
+        (Ok(a), Ok(h), Ok(d)) => (a, h, d),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    };
+    let rows = alerts
+        .iter()
+        .rev()
+        .filter(|a| a.own)
+        .map(|a| {
+            let m = a.members.clone().unwrap_or_default();
+            let members = format!(
+                "{} {} · {} {} · {} {} · {} {} · {} {}",
+                m.hit,
+                tr.hit,
+                m.answered,
+                tr.answered,
+                m.delivered,
+                tr.delivered,
+                m.refused,
+                tr.refused,
+                m.pending,
+                tr.pending
+            );
+            // The oldest hit of this alert whose follow-up is not finished.
+            let open = hits
+                .iter()
+                .filter(|h| h.role == HitRole::Issuer && h.source.alert() == Some(a.id))
+                .map(|h| (h.at_ms, finished(&disclosures, &h.handle)))
+                .min_by_key(|(at, done)| (*done, *at));
+            let (follow_up, overdue) = match open {
+                Some((at, done)) => clock(tr, at, c.settings.follow_up, done),
+                None => (String::new(), false),
+            };
+            let active = a.status == vigil_engine::model::AlertStatus::Active && !a.expired;
+            AlertRow {
+                id: a.id.to_hex(),
+                case_ref: a.case_ref.clone().unwrap_or_default(),
+                category: word(&a.category),
+                status: if a.expired { "expired".into() } else { word(&a.status) },
+                created: when(a.created_at_ms),
+                members,
+                follow_up,
+                overdue,
+                active,
+            }
+        })
+        .collect();
+    let mut f = Frame::new(c, op, tr.cases, "cases");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, CasesPage { f, alerts: rows }.render())
+}
+
+/// Whether the disclosure asked for hit `handle` has its answer.
+fn finished(disclosures: &[StoredDisclosure], handle: &vigil_protocol::Handle) -> bool {
+    disclosures.iter().any(|d| {
+        d.role == DisclosureRole::Requester
+            && d.hit == *handle
+            && matches!(d.status, DisclosureStatus::Approved | DisclosureStatus::Refused)
+    })
+}
+
+struct MemberRow {
+    name: String,
+    state: String,
+    class: &'static str,
+    hits: usize,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage<'a> {
+    f: Frame<'a>,
+    case_ref: String,
+    status: String,
+    members: Vec<MemberRow>,
+}
+
+pub(super) async fn case(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = op.tr();
+    let Ok(alert) = vigil_protocol::AlertId::from_hex(&id) else {
+        return (StatusCode::NOT_FOUND, "no such alert").into_response();
+    };
+    let (alerts, members) = match (c.node.alerts().await, c.node.alert_members(alert).await) {
+        (Ok(a), Ok(m)) => (a, m),
+        _ => return (StatusCode::NOT_FOUND, "no such alert of this node").into_response(),
+    };
+    let Some(a) = alerts.iter().find(|a| a.id == alert && a.own) else {
+        return (StatusCode::NOT_FOUND, "no such alert of this node").into_response();
+    };
+    let members = members
+        .into_iter()
+        .map(|m| {
+            let (state, class) = match m.state {
+                MemberState::Pending => (tr.pending, "pending"),
+                MemberState::Delivered => (tr.delivered, "delivered"),
+                MemberState::Answered => (tr.answered, "answered"),
+                MemberState::Hit => (tr.hit, "hit"),
+                MemberState::Refused => (tr.refused, "refused"),
+            };
+            MemberRow { name: m.name, state: state.into(), class, hits: m.hits, reason: m.reason.unwrap_or_default() }
+        })
+        .collect();
+    let f = Frame::new(&c, &op, tr.members, "cases");
+    let page = CasePage { f, case_ref: a.case_ref.clone().unwrap_or_default(), status: word(&a.status), members };
+    html(StatusCode::OK, page.render())
+}
+
+struct HitRow {
+    handle: String,
+    when: String,
+    case_ref: String,
+    holder: String,
+    source: String,
+    follow_up: String,
+    overdue: bool,
+    disclosure: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "hits.html")]
+struct HitsPage<'a> {
+    f: Frame<'a>,
+    hits: Vec<HitRow>,
+}
+
+pub(super) async fn hits(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Query(done): Query<Done>,
+) -> Response {
+    hits_page(&c, &op, done.notice(op.tr()), StatusCode::OK).await
+}
+
+pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
+    let tr = op.tr();
+    let (alerts, hits, disclosures) = match (c.node.alerts().await, c.node.hits().await, c.node.disclosures().await) {
+        (Ok(a), Ok(h), Ok(d)) => (a, h, d),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    };
+    let names = names(c).await;
+    let case_of: HashMap<_, _> = alerts.iter().filter(|a| a.own).map(|a| (a.id, a.case_ref.clone())).collect();
+    let mut rows: Vec<HitRow> = hits
+        .iter()
+        .rev()
+        .filter(|h| matches!(h.role, HitRole::Issuer | HitRole::Prober))
+        .map(|h| {
+            let asked = disclosures.iter().find(|d| d.role == DisclosureRole::Requester && d.hit == h.handle);
+            let done = finished(&disclosures, &h.handle);
+            let (follow_up, overdue) = clock(tr, h.at_ms, c.settings.follow_up, done);
+            let disclosure = asked.map(|d| match d.status {
+                DisclosureStatus::Approved => format!("{}: {}", tr.approved, d.contact.clone().unwrap_or_default()),
+                DisclosureStatus::Refused => tr.refused.to_string(),
+                _ => tr.requested.to_string(),
+            });
+            let (case_ref, source) = match &h.source {
+                HitSource::Query(_) => (String::new(), "identify".to_string()),
+                s => (
+                    s.alert().and_then(|a| case_of.get(&a).cloned().flatten()).unwrap_or_default(),
+                    if matches!(s, HitSource::Alert(_)) {
+                        "alert (protected)".into()
+                    } else {
+                        "alert (encrypted)".into()
+                    },
+                ),
+            };
+            HitRow {
+                handle: h.handle.to_hex(),
+                when: when(h.at_ms),
+                case_ref,
+                holder: name_of(&names, &h.peer),
+                source,
+                follow_up,
+                overdue,
+                disclosure,
+            }
+        })
+        .collect();
+    // Overdue first, then newest.
+    rows.sort_by_key(|r| !r.overdue);
+    let mut f = Frame::new(c, op, tr.hits, "hits");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, HitsPage { f, hits: rows }.render())
+}
+
+struct DisclosureRow {
+    id: String,
+    peer: String,
+    when: String,
+    reason: String,
+    record: String,
+    seen: &'static str,
+    status: String,
+    contact: String,
+    first: Option<String>,
+    pending: bool,
+}
+
+#[derive(Template)]
+#[template(path = "disclosures.html")]
+struct DisclosuresPage<'a> {
+    f: Frame<'a>,
+    here: Vec<DisclosureRow>,
+    asked: Vec<DisclosureRow>,
+}
+
+pub(super) async fn disclosures(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Query(done): Query<Done>,
+) -> Response {
+    disclosures_page(&c, &op, done.notice(op.tr()), StatusCode::OK).await
+}
+
+pub(super) async fn disclosures_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
+    let tr = op.tr();
+    let (list, records) = match (c.node.disclosures().await, c.node.records().await) {
+        (Ok(d), Ok(r)) => (d, r),
+        (Err(e), _) | (_, Err(e)) => return failed(e),
+    };
+    let names = names(c).await;
+    let case_of: HashMap<u64, String> =
+        records.into_iter().map(|r| (r.id, format!("#{} {}", r.id, r.case_ref))).collect();
+    let row = |d: &StoredDisclosure| DisclosureRow {
+        id: d.id.to_hex(),
+        peer: name_of(&names, &d.peer),
+        when: when(d.requested_at_ms),
+        reason: d.reason.clone(),
+        record: d.record.and_then(|r| case_of.get(&r).cloned()).unwrap_or_default(),
+        seen: if d.hit_seen_here() { tr.match_seen } else { tr.match_unverifiable },
+        status: match d.status {
+            DisclosureStatus::Pending | DisclosureStatus::Requested => tr.pending.into(),
+            DisclosureStatus::Approved => tr.approved.into(),
+            DisclosureStatus::Refused => tr.refused.into(),
+        },
+        contact: d.contact.clone().unwrap_or_default(),
+        first: d.first_approval.as_ref().map(|a| a.operator.clone()),
+        pending: d.status == DisclosureStatus::Pending,
+    };
+    let here = list.iter().rev().filter(|d| d.role == DisclosureRole::Holder).map(row).collect();
+    let asked = list.iter().rev().filter(|d| d.role == DisclosureRole::Requester).map(row).collect();
+    let mut f = Frame::new(c, op, tr.disclosures, "disclosures");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, DisclosuresPage { f, here, asked }.render())
+}
+
+struct RecordRow {
+    id: u64,
+    case_ref: String,
+    category: String,
+    extractor: String,
+    stale: bool,
+    enrolled: String,
+    retain_until: String,
+}
+
+#[derive(Template)]
+#[template(path = "records.html")]
+struct RecordsPage<'a> {
+    f: Frame<'a>,
+    query: String,
+    records: Vec<RecordRow>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RecordsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(flatten)]
+    done: Done,
+}
+
+/// Records shown at once (the newest that match the search).
+const RECORDS_SHOWN: usize = 500;
+
+pub(super) async fn records(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Query(q): Query<RecordsQuery>,
+) -> Response {
+    let notice = q.done.notice(op.tr());
+    records_page(&c, &op, &q.q, notice, StatusCode::OK).await
+}
+
+pub(super) async fn records_page(
+    c: &Console,
+    op: &Operator,
+    query: &str,
+    notice: Notice,
+    status: StatusCode,
+) -> Response {
+    let tr = op.tr();
+    let list = match c.node.records().await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let needle = query.trim().to_lowercase();
+    let rows = list
+        .iter()
+        .rev()
+        .filter(|r| needle.is_empty() || r.case_ref.to_lowercase().contains(&needle))
+        .take(RECORDS_SHOWN)
+        .map(|r| RecordRow {
+            id: r.id,
+            case_ref: r.case_ref.clone(),
+            category: word(&r.category),
+            extractor: r.extractor.clone(),
+            stale: r.stale.is_some(),
+            enrolled: when(r.enrolled_at_ms),
+            retain_until: when(r.retain_until_ms)[..10].to_string(),
+        })
+        .collect();
+    let mut f = Frame::new(c, op, tr.records, "records");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, RecordsPage { f, query: query.to_string(), records: rows }.render())
+}
+
+struct AuditRow {
+    seq: u64,
+    when: String,
+    operator: String,
+    kind: String,
+    detail: String,
+}
+
+struct Verified {
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage<'a> {
+    f: Frame<'a>,
+    verified: Option<Verified>,
+    kind: String,
+    operator: String,
+    shown: usize,
+    total: usize,
+    entries: Vec<AuditRow>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct AuditQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    operator: String,
+    #[serde(default)]
+    verify: Option<String>,
+}
+
+/// Audit entries shown at once (the newest that pass the filter).
+const AUDIT_SHOWN: usize = 500;
+
+/// (operator, kind, detail) of an entry: `ByOperator` entries unwrapped.
+fn audit_row(event: &vigil_engine::audit::AuditEvent) -> (String, String, String) {
+    use vigil_engine::audit::AuditEvent;
+    let (operator, event) = match event {
+        AuditEvent::ByOperator { operator, event } => (operator.clone(), event.as_ref()),
+        e => (String::new(), e),
+    };
+    let (kind, detail) = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(m)) => match m.into_iter().next() {
+            Some((k, v)) => (k, v.to_string()),
+            None => (String::new(), String::new()),
+        },
+        Ok(serde_json::Value::String(s)) => (s, String::new()),
+        _ => (String::new(), String::new()),
+    };
+    (operator, kind, detail)
+}
+
+pub(super) async fn audit(
+    State(c): State<Console>,
+    Extension(op): Extension<Operator>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let tr = op.tr();
+    if !op.may(Act::Audit) && !op.may(Act::Decide) {
+        return refused(&op, StatusCode::FORBIDDEN, tr.not_allowed);
+    }
+    let verified = match q.verify {
+        Some(_) => match c.node.audit_verify().await {
+            Ok(Ok(n)) => Some(Verified { ok: true, detail: format!("{n} {}", tr.entries) }),
+            Ok(Err(e)) => Some(Verified { ok: false, detail: e.to_string() }),
+            Err(e) => return failed(e),
+        },
+        None => None,
+    };
+    let all = match c.node.audit_export().await {
+        Ok(a) => a,
+        Err(e) => return failed(e),
+    };
+    let (kind, by) = (q.kind.trim(), q.operator.trim());
+    let entries: Vec<AuditRow> = all
+        .iter()
+        .rev()
+        .map(|r| (r, audit_row(&r.entry.event)))
+        .filter(|(_, (o, k, _))| (kind.is_empty() || k.contains(kind)) && (by.is_empty() || o == by))
+        .take(AUDIT_SHOWN)
+        .map(|(r, (operator, kind, detail))| AuditRow {
+            seq: r.entry.seq,
+            when: when(r.entry.at_ms),
+            operator,
+            kind,
+            detail,
+        })
+        .collect();
+    let f = Frame::new(&c, &op, tr.audit, "audit");
+    let page = AuditPage {
+        f,
+        verified,
+        kind: q.kind.clone(),
+        operator: q.operator.clone(),
+        shown: entries.len(),
+        total: all.len(),
+        entries,
+    };
+    html(StatusCode::OK, page.render())
+}
+
+pub(super) async fn audit_export(State(c): State<Console>, Extension(op): Extension<Operator>) -> Response {
+    if !op.may(Act::Audit) {
+        return refused(&op, StatusCode::FORBIDDEN, op.tr().not_allowed);
+    }
+    match c.node.audit_export().await {
+        Ok(all) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"vigil-audit.json\""),
+            ],
+            serde_json::to_string_pretty(&all).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+struct FederationRow {
+    name: String,
+    kind: String,
+    roles: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "federation.html")]
+struct FederationPage<'a> {
+    f: Frame<'a>,
+    roster_version: String,
+    signatures: usize,
+    policy_version: u64,
+    members: Vec<FederationRow>,
+}
+
+pub(super) async fn federation(State(c): State<Console>, Extension(op): Extension<Operator>) -> Response {
+    let tr = op.tr();
+    let (status, roster, policy) = match (c.node.status().await, c.node.roster().await, c.node.biometric().await) {
+        (Ok(s), Ok(r), Ok(p)) => (s, r, p),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    };
+    let members = roster
+        .as_ref()
+        .map(|r| {
+            r.body
+                .members
+                .iter()
+                .map(|m| FederationRow {
+                    name: m.name.clone(),
+                    kind: word(&m.kind),
+                    roles: m.roles.iter().map(word).collect::<Vec<_>>().join(", "),
+                    state: if m.org == c.node.org {
+                        tr.this_node.into()
+                    } else if status.connected.contains(&m.org) {
+                        tr.connected.into()
+                    } else {
+                        tr.not_connected.into()
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let f = Frame::new(&c, &op, tr.federation, "federation");
+    let page = FederationPage {
+        f,
+        roster_version: roster.as_ref().map(|r| r.body.version.to_string()).unwrap_or_else(|| "none".into()),
+        signatures: roster.as_ref().map(|r| r.signatures.len()).unwrap_or(0),
+        policy_version: policy.version,
+        members,
+    };
+    html(StatusCode::OK, page.render())
+}
