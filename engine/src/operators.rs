@@ -179,10 +179,6 @@ impl Operators {
         self.by_name.values()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     fn put(&mut self, o: StoredOperator, event: AuditEvent) -> Vec<Action> {
         self.by_name.insert(o.name.clone(), o.clone());
         vec![Action::Store(StoreOp::PutOperator(Box::new(o))), Action::Audit(event)]

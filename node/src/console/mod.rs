@@ -9,8 +9,6 @@ mod i18n;
 mod pages;
 mod session;
 
-pub use session::{COOKIE, MAX_SESSIONS};
-
 use crate::runtime::NodeHandle;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};

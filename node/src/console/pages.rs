@@ -163,9 +163,9 @@ pub(super) async fn cases(
 
 pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
     let tr = op.tr();
-    let (alerts, hits, disclosures) = match (c.node.alerts().await, c.node.hits().await, c.node.disclosures().await) {
-        (Ok(a), Ok(h), Ok(d)) => (a, h, d),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    let (alerts, hits, disclosures) = match case_data(c).await {
+        Ok(d) => d,
+        Err(e) => return failed(e),
     };
     let rows = alerts
         .iter()
@@ -213,6 +213,13 @@ pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, statu
     let mut f = Frame::new(c, op, tr.cases, "cases");
     (f.error, f.flash) = (notice.error, notice.flash);
     html(status, CasesPage { f, alerts: rows }.render())
+}
+
+/// What the cases and hits pages both show: alerts, hits, disclosures.
+async fn case_data(
+    c: &Console,
+) -> Result<(Vec<crate::AlertView>, Vec<vigil_engine::model::StoredHit>, Vec<StoredDisclosure>), crate::NodeError> {
+    Ok((c.node.alerts().await?, c.node.hits().await?, c.node.disclosures().await?))
 }
 
 /// Whether the disclosure asked for hit `handle` has its answer.
@@ -303,9 +310,9 @@ pub(super) async fn hits(
 
 pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
     let tr = op.tr();
-    let (alerts, hits, disclosures) = match (c.node.alerts().await, c.node.hits().await, c.node.disclosures().await) {
-        (Ok(a), Ok(h), Ok(d)) => (a, h, d),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    let (alerts, hits, disclosures) = match case_data(c).await {
+        Ok(d) => d,
+        Err(e) => return failed(e),
     };
     let names = names(c).await;
     let case_of: HashMap<_, _> = alerts.iter().filter(|a| a.own).map(|a| (a.id, a.case_ref.clone())).collect();

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use vigil_engine::operators::Role;
 
 /// The session cookie's name.
-pub const COOKIE: &str = "vigil_session";
+pub(crate) const COOKIE: &str = "vigil_session";
 /// Sessions held at once; a login beyond ends the oldest.
-pub const MAX_SESSIONS: usize = 256;
+pub(crate) const MAX_SESSIONS: usize = 256;
 
 /// A logged-in operator.
 #[derive(Debug, Clone)]
