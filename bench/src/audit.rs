@@ -47,7 +47,7 @@ pub fn run(entries: usize) -> anyhow::Result<AuditBench> {
         let (_dir, store) = chain(n)?;
         let before = vigil_testkit::peak_rss_mb();
         let t = Instant::now();
-        let verified = store.audit_verifier().run()?;
+        let verified = store.audit_reader().verify()?;
         let verify_ms = t.elapsed().as_secs_f64() * 1e3;
         anyhow::ensure!(verified == n, "verified {verified} of {n}");
         let peak_rss_growth_mb = (vigil_testkit::peak_rss_mb() - before).max(0.0);

@@ -3,7 +3,8 @@
 //! refusals, enrolment at a border post, an alert from a shelter, the hit
 //! and its follow-up clock, a disclosure request, two approvers at the
 //! border post (one alone cannot), the contact at the shelter; a missing
-//! CSRF token, a closed session and a wrong role are refused; markup in a
+//! CSRF token, a closed session, a session older than its operator's
+//! password, a foreign `Host` and a wrong role are refused; markup in a
 //! case reference is shown as text. Skipped where chromedriver is absent,
 //! unless `VIGIL_REQUIRE_BROWSER` is set (CI sets it).
 
@@ -133,12 +134,7 @@ async fn screenshot(c: &Client, name: &str) {
     }
 }
 
-/// The status of a POST with `cookie` and the form body `body`.
-fn post_status(url: &str, cookie: &str, body: &str) -> u16 {
-    let r = ureq::post(url)
-        .set("Cookie", &format!("vigil_session={cookie}"))
-        .set("Content-Type", "application/x-www-form-urlencoded")
-        .send_string(body);
+fn status_of(r: Result<ureq::Response, ureq::Error>) -> u16 {
     match r {
         Ok(resp) => resp.status(),
         Err(ureq::Error::Status(code, _)) => code,
@@ -146,8 +142,27 @@ fn post_status(url: &str, cookie: &str, body: &str) -> u16 {
     }
 }
 
+/// The status of a POST with `cookie` (`name=value`) and the form body `body`.
+fn post_status(url: &str, cookie: &str, body: &str) -> u16 {
+    status_of(
+        ureq::post(url)
+            .set("Cookie", cookie)
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(body),
+    )
+}
+
+/// The status of a GET with `cookie` (`name=value`).
+fn get_status(url: &str, cookie: &str) -> u16 {
+    status_of(ureq::AgentBuilder::new().redirects(0).build().get(url).set("Cookie", cookie).call())
+}
+
+/// The browser's session cookie for the console it is on, as `name=value`
+/// (its name carries the node's org id).
 async fn session_cookie(c: &Client) -> String {
-    c.get_named_cookie("vigil_session").await.expect("a session cookie").value().to_string()
+    let all = c.get_all_cookies().await.unwrap();
+    let cookie = all.iter().find(|k| k.name().starts_with("vigil_session_")).expect("a session cookie");
+    format!("{}={}", cookie.name(), cookie.value())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,6 +235,20 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     sign_out(&post).await;
     // After signing out, the old cookie opens nothing.
     assert_eq!(post_status(&format!("{border_url}/records/1/erase"), &cookie, "reason=x&confirm=yes"), 401);
+    assert_eq!(get_status(&format!("{border_url}/records"), &cookie), 303, "back to the login");
+    // A new password ends the sessions opened with the old one.
+    sign_in(&post, &border_url, "kofi", PASSWORD).await;
+    let cookie = session_cookie(&post).await;
+    assert_eq!(get_status(&format!("{border_url}/records"), &cookie), 200);
+    let token = vigil_node::datadir::api_access(Path::new(border)).unwrap().1;
+    let reset = ureq::post(&format!("{border_url}/v1/operators/kofi/password"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "password": "another long password" }));
+    assert_eq!(status_of(reset), 200);
+    assert_eq!(get_status(&format!("{border_url}/records"), &cookie), 303, "the old session ended");
+    // A page of another name that resolves here (DNS rebinding) gets nothing.
+    let rebound = ureq::get(&format!("{border_url}/login")).set("Host", "vigil.evil.example").call();
+    assert_eq!(status_of(rebound), 421);
 
     // The shelter publishes an alert; the hit arrives with its follow-up clock.
     sign_in(&shelter, &ngo_url, "amira", PASSWORD).await;

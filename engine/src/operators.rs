@@ -106,6 +106,9 @@ pub struct OperatorView {
     pub locked_until_ms: u64,
     pub language: String,
     pub created_at_ms: u64,
+    /// When the password was last set: sessions opened before end.
+    #[serde(default)]
+    pub password_set_at_ms: u64,
 }
 
 impl From<&StoredOperator> for OperatorView {
@@ -117,6 +120,7 @@ impl From<&StoredOperator> for OperatorView {
             locked_until_ms: o.locked_until_ms,
             language: o.language.clone(),
             created_at_ms: o.created_at_ms,
+            password_set_at_ms: o.password_set_at_ms,
         }
     }
 }

@@ -216,6 +216,36 @@ async fn require_token(State(token): State<ApiToken>, request: Request, next: Ne
     next.run(request).await
 }
 
+/// Whether a `Host` header names this machine in a way a DNS-rebinding page
+/// cannot forge: an IP address or `localhost` (with or without a port). A
+/// page of a domain that re-resolves to 127.0.0.1 still sends its own name.
+pub fn host_allowed(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port)) if port.is_empty() || port.starts_with(':') => {
+                return ip.parse::<std::net::Ipv6Addr>().is_ok()
+            }
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// In front of everything: a request whose `Host` is not this machine's
+/// address (`host_allowed`) is refused before any other check.
+async fn require_host(request: Request, next: Next) -> Response {
+    let host = request.headers().get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(host_allowed) {
+        return Failure(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the Host header must be localhost or an IP address (DNS-rebinding protection)".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// A template file or fingerprint record checked and normalised under the
 /// node's policy.
 async fn template_of(s: &ApiState, input: &TemplateInput) -> Result<vigil_matcher::Template, Failure> {
@@ -486,6 +516,7 @@ pub fn router(node: NodeHandle, token: ApiToken, max_body_bytes: usize, console:
         .with_state(state)
         .merge(pages)
         .layer(middleware::from_fn_with_state(token, require_token))
+        .layer(middleware::from_fn(require_host))
 }
 
 /// Serves the API on `addr` until `shutdown` resolves.
@@ -504,4 +535,27 @@ pub async fn serve(
         }
     });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn only_ip_addresses_and_localhost_are_accepted_as_host() {
+        for ok in ["127.0.0.1:7000", "127.0.0.1", "localhost:80", "LOCALHOST", "[::1]:7000", "[::1]", "10.0.0.2:1"] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:7000",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "[::1]x",
+            "[evil]:1",
+            "",
+            "localhost.evil:1",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
 }

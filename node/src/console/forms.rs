@@ -46,8 +46,8 @@ pub(super) struct LoginForm {
 pub(super) async fn login(State(c): State<Console>, Form(f): Form<LoginForm>) -> Response {
     match c.node.login(f.name.trim(), &f.password).await {
         Ok(o) => {
-            let id = c.sessions.open(&o.name, o.role, &o.language);
-            ([(header::SET_COOKIE, session::set_cookie(&id))], Redirect::to("/cases")).into_response()
+            let id = c.sessions.open(&o);
+            ([(header::SET_COOKIE, c.sessions.set_cookie(&id))], Redirect::to("/cases")).into_response()
         }
         Err(e) => pages::login_page(&c, StatusCode::UNAUTHORIZED, Some(e.to_string())),
     }
@@ -62,7 +62,7 @@ pub(super) async fn logout(
         return r;
     }
     c.sessions.close(&op.id);
-    ([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/login")).into_response()
+    ([(header::SET_COOKIE, c.sessions.clear_cookie())], Redirect::to("/login")).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -114,6 +114,11 @@ words! {
     ok_decided: "Decision recorded", "Décision enregistrée";
     ok_erased: "Record erased", "Fiche effacée";
     logged_in_as: "Signed in as", "Connecté en tant que";
+    from_day: "From (YYYY-MM-DD)", "Du (AAAA-MM-JJ)";
+    to_day: "To (YYYY-MM-DD)", "Au (AAAA-MM-JJ)";
+    shown_of: "shown, of", "affichées sur";
+    detail: "Detail", "Détail";
+    older: "Older entries", "Entrées plus anciennes";
 }
 
 /// The words for `lang` (English for anything unknown).

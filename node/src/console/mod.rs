@@ -4,6 +4,7 @@
 //! their own password; a session cookie carries them, every form carries
 //! the session's CSRF token, and every audit entry made here names them.
 
+mod audit;
 mod forms;
 mod i18n;
 mod pages;
@@ -130,12 +131,15 @@ fn refused(op: &Operator, status: StatusCode, why: &str) -> Response {
 }
 
 /// Checks that the request carries a live session of an operator who may
-/// still log in (not disabled or locked since); else sends pages to the
+/// still log in (not disabled or locked since, same role, password not
+/// changed since); else sends pages to the
 /// login form and refuses anything else.
 async fn require_session(State(c): State<Console>, mut request: Request, next: Next) -> Response {
-    let found = match session::cookie_of(request.headers()).and_then(|id| c.sessions.get(&id).map(|s| (id, s))) {
+    let found = match c.sessions.cookie_of(request.headers()).and_then(|id| c.sessions.get(&id).map(|s| (id, s))) {
         Some((id, s)) => match c.node.active_operator(&s.operator).await {
-            Ok(o) if o.role == s.role => Some(Operator { session: s, id }),
+            Ok(o) if o.role == s.role && o.password_set_at_ms == s.password_set_at_ms => {
+                Some(Operator { session: s, id })
+            }
             _ => {
                 c.sessions.close(&id);
                 None
@@ -182,8 +186,8 @@ async fn stylesheet() -> impl IntoResponse {
 /// page behind a session.
 pub fn router(node: NodeHandle, settings: Settings) -> Router {
     let c = Console {
+        sessions: Arc::new(Sessions::new(&node.org.to_hex(), settings.session_idle, settings.session_max)),
         node,
-        sessions: Arc::new(Sessions::new(settings.session_idle, settings.session_max)),
         settings: Arc::new(settings),
     };
     let uploads = DefaultBodyLimit::max(c.settings.max_upload_bytes);
@@ -200,8 +204,8 @@ pub fn router(node: NodeHandle, settings: Settings) -> Router {
         .route("/disclosures/{id}/refuse", post(forms::refuse))
         .route("/records", get(pages::records).post(forms::enrol))
         .route("/records/{id}/erase", post(forms::erase))
-        .route("/audit", get(pages::audit))
-        .route("/audit/export", get(pages::audit_export))
+        .route("/audit", get(audit::audit))
+        .route("/audit/export", get(audit::audit_export))
         .route("/federation", get(pages::federation))
         .route("/language", post(forms::language))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such page") })

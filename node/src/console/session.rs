@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vigil_engine::operators::Role;
+use vigil_engine::operators::{OperatorView, Role};
 
-/// The session cookie's name.
-pub(crate) const COOKIE: &str = "vigil_session";
+/// The session cookie's name begins so; the node's org id follows, since
+/// browsers keep cookies per host, not per port, and two nodes on one
+/// machine would otherwise sign each other's operators out.
+const COOKIE: &str = "vigil_session";
 /// Sessions held at once; a login beyond ends the oldest.
 pub(crate) const MAX_SESSIONS: usize = 256;
 
@@ -21,6 +23,9 @@ pub(crate) struct Session {
     pub language: String,
     /// The token every form of this session carries (`csrf`).
     pub csrf: String,
+    /// The operator's `password_set_at_ms` at login: a new password ends
+    /// the session.
+    pub password_set_at_ms: u64,
     created: Instant,
     last_used: Instant,
 }
@@ -29,6 +34,7 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) struct Sessions {
     map: Mutex<HashMap<[u8; 32], Session>>,
+    cookie: String,
     idle: Duration,
     max: Duration,
 }
@@ -49,8 +55,10 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 }
 
 impl Sessions {
-    pub(crate) fn new(idle: Duration, max: Duration) -> Self {
-        Self { map: Mutex::new(HashMap::new()), idle, max }
+    /// Sessions of the node whose org id (hex) is `org`.
+    pub(crate) fn new(org: &str, idle: Duration, max: Duration) -> Self {
+        let cookie = format!("{COOKIE}_{}", &org[..org.len().min(16)]);
+        Self { map: Mutex::new(HashMap::new()), cookie, idle, max }
     }
 
     fn live(&self, s: &Session, now: Instant) -> bool {
@@ -58,14 +66,15 @@ impl Sessions {
     }
 
     /// A new session for `operator`; returns its id (the cookie's value).
-    pub(crate) fn open(&self, operator: &str, role: Role, language: &str) -> String {
+    pub(crate) fn open(&self, operator: &OperatorView) -> String {
         let now = Instant::now();
         let id = random_hex();
         let session = Session {
-            operator: operator.into(),
-            role,
-            language: language.into(),
+            operator: operator.name.clone(),
+            role: operator.role,
+            language: operator.language.clone(),
             csrf: random_hex(),
+            password_set_at_ms: operator.password_set_at_ms,
             created: now,
             last_used: now,
         };
@@ -119,27 +128,29 @@ impl Sessions {
     }
 }
 
-/// The session id in a request's `Cookie` header, if any.
-pub(crate) fn cookie_of(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-}
+impl Sessions {
+    /// The session id in a request's `Cookie` header, if any.
+    pub(crate) fn cookie_of(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == self.cookie)
+            .map(|(_, v)| v.to_string())
+    }
 
-/// The `Set-Cookie` value for session `id` (no `Secure`: the console is
-/// served on loopback over plain HTTP, where a browser would drop it).
-pub(crate) fn set_cookie(id: &str) -> String {
-    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict")
-}
+    /// The `Set-Cookie` value for session `id` (no `Secure`: the console is
+    /// served on loopback over plain HTTP, where a browser would drop it).
+    pub(crate) fn set_cookie(&self, id: &str) -> String {
+        format!("{}={id}; Path=/; HttpOnly; SameSite=Strict", self.cookie)
+    }
 
-/// The `Set-Cookie` value that removes the session cookie.
-pub(crate) fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    /// The `Set-Cookie` value that removes the session cookie.
+    pub(crate) fn clear_cookie(&self) -> String {
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", self.cookie)
+    }
 }
 
 #[cfg(test)]
@@ -148,23 +159,41 @@ mod tests {
 
     #[test]
     fn sessions_expire_when_idle_and_end_on_close() {
-        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
-        let id = s.open("amira", Role::CaseWorker, "fr");
+        let s = Sessions::new("ab12", Duration::from_secs(60), Duration::from_secs(3600));
+        let id = s.open(&view("amira", Role::CaseWorker, "fr"));
         let got = s.get(&id).unwrap();
         assert_eq!((got.operator.as_str(), got.language.as_str()), ("amira", "fr"));
         assert!(s.get("not-a-session").is_none());
         s.age_all(Duration::from_secs(61));
         assert!(s.get(&id).is_none(), "idle past the limit");
-        let id = s.open("bo", Role::Approver, "en");
+        let id = s.open(&view("bo", Role::Approver, "en"));
         s.close(&id);
         assert!(s.get(&id).is_none());
     }
 
+    fn view(name: &str, role: Role, language: &str) -> OperatorView {
+        OperatorView {
+            name: name.into(),
+            role,
+            disabled: false,
+            locked_until_ms: 0,
+            language: language.into(),
+            created_at_ms: 0,
+            password_set_at_ms: 0,
+        }
+    }
+
     #[test]
-    fn the_cookie_is_read_among_others() {
+    fn the_cookie_is_this_nodes_and_is_read_among_others() {
+        let s = Sessions::new("ab12", Duration::from_secs(60), Duration::from_secs(3600));
+        let other = Sessions::new("cd34", Duration::from_secs(60), Duration::from_secs(3600));
         let mut h = axum::http::HeaderMap::new();
-        h.insert(axum::http::header::COOKIE, "a=1; vigil_session=abc; b=2".parse().unwrap());
-        assert_eq!(cookie_of(&h).as_deref(), Some("abc"));
-        assert!(set_cookie("abc").contains("HttpOnly; SameSite=Strict"));
+        h.insert(
+            axum::http::header::COOKIE,
+            "a=1; vigil_session_cd34=xyz; vigil_session_ab12=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(s.cookie_of(&h).as_deref(), Some("abc"));
+        assert_eq!(other.cookie_of(&h).as_deref(), Some("xyz"));
+        assert!(s.set_cookie("abc").starts_with("vigil_session_ab12=abc; Path=/; HttpOnly; SameSite=Strict"));
     }
 }

@@ -35,6 +35,7 @@ pub(super) enum Command {
     Hits(Reply<Vec<StoredHit>>),
     AuditVerify(Reply<Result<usize, AuditError>>),
     AuditExport(Reply<Vec<AuditRecord>>),
+    AuditReader(Reply<crate::store::AuditReader>),
     Status(Reply<Status>),
     Identify {
         template: Box<Template>,
@@ -162,6 +163,20 @@ impl NodeHandle {
     }
     pub async fn audit_export(&self) -> Result<Vec<AuditRecord>, NodeError> {
         self.ask(Command::AuditExport).await
+    }
+    /// Up to `take` audit entries older than `before` that `keep` accepts,
+    /// newest first, read off the event loop (`AuditReader::page`).
+    pub async fn audit_page(
+        &self,
+        before: Option<u64>,
+        take: usize,
+        keep: impl Fn(&AuditRecord) -> bool + Send + 'static,
+    ) -> Result<crate::store::AuditPage, NodeError> {
+        let reader = self.ask(Command::AuditReader).await?;
+        tokio::task::spawn_blocking(move || reader.page(before, take, keep))
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(NodeError::from)
     }
     pub async fn status(&self) -> Result<Status, NodeError> {
         self.ask(Command::Status).await

@@ -160,14 +160,14 @@ impl AuditLog {
     }
 
     pub(super) fn verify(&self, db: &Arc<redb::Database>) -> Result<usize, AuditError> {
-        self.verifier(db).run()
+        self.reader(db).verify()
     }
 
     /// A verification of the chain as it stands when it runs, for another
     /// thread while the node goes on writing (a read transaction is a
     /// snapshot, entries and head alike): entry by entry, in constant memory.
-    pub(super) fn verifier(&self, db: &Arc<redb::Database>) -> Verifier {
-        Verifier {
+    pub(super) fn reader(&self, db: &Arc<redb::Database>) -> AuditReader {
+        AuditReader {
             db: db.clone(),
             log: AuditLog { key: self.key.clone(), signer: self.signer.clone(), head: Default::default() },
         }
@@ -200,17 +200,67 @@ impl ChainCheck<'_> {
     }
 }
 
-/// A verification to run off the node's event loop (`AuditLog::verifier`).
+/// A read of the chain to run off the node's event loop
+/// (`AuditLog::reader`): a verification, or one page of the newest entries.
 #[derive(Debug)]
-pub struct Verifier {
+pub struct AuditReader {
     db: Arc<redb::Database>,
     /// Seals and the org id only; its head is read from the snapshot.
     log: AuditLog,
 }
 
-impl Verifier {
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    /// Entries in the chain.
+    pub total: u64,
+    /// Where the next (older) page starts: pass it as `before`; `None`
+    /// when the scan reached the first entry.
+    pub next: Option<u64>,
+}
+
+/// Entries one page view unseals at most, matching or not (a filter that
+/// matches nothing costs a bounded amount of work per view).
+pub const AUDIT_SCAN_LIMIT: usize = 20_000;
+
+impl AuditReader {
+    /// Up to `take` entries older than `before` (all when `None`) that
+    /// `keep` accepts, newest first, scanning at most `AUDIT_SCAN_LIMIT`.
+    pub fn page(
+        self,
+        before: Option<u64>,
+        take: usize,
+        keep: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<AuditPage, StoreError> {
+        let read = self.db.begin_read()?;
+        let Some(t) = read_table(&read, AUDIT)? else { return Ok(AuditPage::default()) };
+        let head: Head = match t.get(HEAD)? {
+            Some(v) => self.log.open_value(HEAD, v.value())?,
+            None => Head::default(),
+        };
+        let end = before.unwrap_or(u64::MAX).min(head.seq + 1).to_be_bytes();
+        let start = 1u64.to_be_bytes();
+        let mut page = AuditPage { total: head.seq, ..AuditPage::default() };
+        let mut scanned = 0;
+        for kv in t.range(start.as_slice()..end.as_slice())?.rev() {
+            let (k, v) = kv?;
+            let record: AuditRecord = self.log.open_value(k.value(), v.value())?;
+            scanned += 1;
+            let seq = record.entry.seq;
+            if keep(&record) {
+                page.entries.push(record);
+            }
+            if page.entries.len() >= take || scanned >= AUDIT_SCAN_LIMIT {
+                page.next = (seq > 1).then_some(seq);
+                break;
+            }
+        }
+        Ok(page)
+    }
+
     /// The number of entries, or the first fault.
-    pub fn run(self) -> Result<usize, AuditError> {
+    pub fn verify(self) -> Result<usize, AuditError> {
         let unreadable = |index: usize, e: &dyn std::fmt::Display| AuditError::Unreadable { index, msg: e.to_string() };
         let read = self.db.begin_read().map_err(|e| unreadable(0, &e))?;
         let Some(t) = read_table(&read, AUDIT).map_err(|e| unreadable(0, &e))? else { return Ok(0) };
@@ -279,6 +329,19 @@ mod tests {
         let l = Log { log: again, ..l };
         append(&l, 9, vec![AuditEvent::PeerBlocked { peer: "x".into() }]);
         assert_eq!(l.log.verify(&l.db).unwrap(), 6);
+    }
+
+    #[test]
+    fn pages_run_newest_first_and_continue_where_they_stopped() {
+        let l = log();
+        let even = |r: &AuditRecord| r.entry.seq.is_multiple_of(2);
+        let first = l.log.reader(&l.db).page(None, 1, even).unwrap();
+        let seqs = |p: &AuditPage| p.entries.iter().map(|r| r.entry.seq).collect::<Vec<_>>();
+        assert_eq!((seqs(&first), first.total, first.next), (vec![4], 5, Some(4)));
+        let second = l.log.reader(&l.db).page(first.next, 10, even).unwrap();
+        assert_eq!((seqs(&second), second.next), (vec![2], None));
+        let all = l.log.reader(&l.db).page(Some(3), 10, |_| true).unwrap();
+        assert_eq!(seqs(&all), vec![2, 1]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod audit;
 mod files;
 
-pub use audit::{verify_chain, AuditEntry, AuditError, AuditRecord, Verifier};
+pub use audit::{verify_chain, AuditEntry, AuditError, AuditPage, AuditReader, AuditRecord, AUDIT_SCAN_LIMIT};
 pub use files::newest_backup;
 
 use redb::{ReadableTable, TableDefinition, TableHandle};
@@ -493,9 +493,10 @@ impl Store {
         self.audit.verify(&self.db)
     }
 
-    /// A verification of the audit chain to run on another thread.
-    pub fn audit_verifier(&self) -> Verifier {
-        self.audit.verifier(&self.db)
+    /// A read of the audit chain (verification or a page) to run on
+    /// another thread.
+    pub fn audit_reader(&self) -> AuditReader {
+        self.audit.reader(&self.db)
     }
 
     /// Makes every commit so far durable (on shutdown, and on the
