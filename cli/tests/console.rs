@@ -157,6 +157,11 @@ fn get_status(url: &str, cookie: &str) -> u16 {
     status_of(ureq::AgentBuilder::new().redirects(0).build().get(url).set("Cookie", cookie).call())
 }
 
+/// The body of a GET with `cookie`, which must succeed.
+fn get_body(url: &str, cookie: &str) -> String {
+    ureq::get(url).set("Cookie", cookie).call().unwrap_or_else(|e| panic!("{url}: {e}")).into_string().unwrap()
+}
+
 /// The browser's session cookie for the console it is on, as `name=value`
 /// (its name carries the node's org id).
 async fn session_cookie(c: &Client) -> String {
@@ -262,6 +267,20 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     let cases = until_shows(&shelter, &format!("{ngo_url}/cases"), "#alerts tbody tr", "1 hit").await;
     assert!(cases.contains("due in"), "the case shows its clock: {cases}");
     screenshot(&shelter, "cases.png").await;
+    // Exports: the hits as CSV, the alert as CAP 1.2 with only the ticked facts.
+    let cookie = session_cookie(&shelter).await;
+    let csv = get_body(&format!("{ngo_url}/hits/export.csv"), &cookie);
+    assert!(csv.starts_with("hit,when,case_ref,holder") && csv.contains("SN-2026-114,Eastgate Border Post"), "{csv}");
+    let alert = shelter.find(Locator::Css("#alerts tbody a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let cap = get_body(&format!("{ngo_url}{alert}/cap?exercise=on"), &cookie);
+    let doc = roxmltree::Document::parse(&cap).expect("CAP is XML");
+    let field =
+        |name: &str| doc.descendants().find(|n| n.has_tag_name(name)).and_then(|n| n.text()).map(str::to_string);
+    assert_eq!(field("status").as_deref(), Some("Exercise"));
+    assert_eq!(field("senderName").as_deref(), Some("Shelter North"));
+    assert!(!cap.contains("SN-2026-114"), "the case reference stays out unless ticked: {cap}");
+    let cap = get_body(&format!("{ngo_url}{alert}/cap?case_ref=on"), &cookie);
+    assert!(cap.contains("<value>SN-2026-114</value>") && cap.contains("<status>Actual</status>"), "{cap}");
     shelter.goto(&format!("{ngo_url}/hits")).await.unwrap();
     shelter.find(Locator::Css("#hits input[name=reason]")).await.unwrap().send_keys("family asks").await.unwrap();
     shelter.find(Locator::Css("#hits button")).await.unwrap().click().await.unwrap();

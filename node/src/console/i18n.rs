@@ -119,6 +119,13 @@ words! {
     shown_of: "shown, of", "affichées sur";
     detail: "Detail", "Détail";
     older: "Older entries", "Entrées plus anciennes";
+    other_case: "Other case", "Autre dossier";
+    cap_restriction: "For members of the federation of", "Réservé aux membres de la fédération de";
+    export_csv: "Export (CSV)", "Exporter (CSV)";
+    export_cap: "Export as CAP 1.2 alert", "Exporter en alerte CAP 1.2";
+    cap_include_case_ref: "Include the case reference", "Inclure la référence du dossier";
+    cap_description: "Public description (optional)", "Description publique (facultative)";
+    cap_exercise: "Exercise (drill)", "Exercice";
 }
 
 /// The words for `lang` (English for anything unknown).

@@ -5,6 +5,7 @@
 //! the session's CSRF token, and every audit entry made here names them.
 
 mod audit;
+mod exports;
 mod forms;
 mod i18n;
 mod pages;
@@ -195,9 +196,12 @@ pub fn router(node: NodeHandle, settings: Settings) -> Router {
         .route("/", get(|| async { Redirect::to("/cases") }))
         .route("/logout", post(forms::logout))
         .route("/cases", get(pages::cases).post(forms::publish))
+        .route("/cases/export.csv", get(exports::cases_csv))
         .route("/cases/{id}", get(pages::case))
+        .route("/cases/{id}/cap", get(exports::cap))
         .route("/cases/{id}/withdraw", post(forms::withdraw))
         .route("/hits", get(pages::hits))
+        .route("/hits/export.csv", get(exports::hits_csv))
         .route("/hits/{handle}/disclosure", post(forms::request_disclosure))
         .route("/disclosures", get(pages::disclosures))
         .route("/disclosures/{id}/approve", post(forms::approve))

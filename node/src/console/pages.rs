@@ -88,7 +88,7 @@ impl Done {
 }
 
 /// Member names by org id (from the roster), this node's own included.
-async fn names(c: &Console) -> HashMap<OrgId, String> {
+pub(super) async fn names(c: &Console) -> HashMap<OrgId, String> {
     let mut names: HashMap<OrgId, String> = match c.node.roster().await {
         Ok(Some(r)) => r.body.members.into_iter().map(|m| (m.org, format!("{} ({})", m.name, word(&m.kind)))).collect(),
         _ => HashMap::new(),
@@ -101,7 +101,7 @@ fn name_of(names: &HashMap<OrgId, String>, org: &OrgId) -> String {
     names.get(org).cloned().unwrap_or_else(|| format!("unknown member {}", &org.to_hex()[..16]))
 }
 
-fn failed(e: impl std::fmt::Display) -> Response {
+pub(super) fn failed(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("the node could not answer: {e}")).into_response()
 }
 
@@ -134,16 +134,17 @@ pub(super) async fn login(State(c): State<Console>) -> Response {
     login_page(&c, StatusCode::OK, None)
 }
 
-struct AlertRow {
-    id: String,
-    case_ref: String,
-    category: String,
-    status: String,
-    created: String,
-    members: String,
-    follow_up: String,
-    overdue: bool,
-    active: bool,
+pub(super) struct AlertRow {
+    pub id: String,
+    pub case_ref: String,
+    pub category: String,
+    pub status: String,
+    pub created: String,
+    pub expires: String,
+    pub members: String,
+    pub follow_up: String,
+    pub overdue: bool,
+    pub active: bool,
 }
 
 #[derive(Template)]
@@ -163,11 +164,19 @@ pub(super) async fn cases(
 
 pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
     let tr = op.tr();
-    let (alerts, hits, disclosures) = match case_data(c).await {
+    let data = match case_data(c).await {
         Ok(d) => d,
         Err(e) => return failed(e),
     };
-    let rows = alerts
+    let rows = alert_rows(c, tr, &data);
+    let mut f = Frame::new(c, op, tr.cases, "cases");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, CasesPage { f, alerts: rows }.render())
+}
+
+/// This node's alerts, newest first, with their members and clocks.
+pub(super) fn alert_rows(c: &Console, tr: &Tr, (alerts, hits, disclosures): &CaseData) -> Vec<AlertRow> {
+    alerts
         .iter()
         .rev()
         .filter(|a| a.own)
@@ -190,7 +199,7 @@ pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, statu
             let open = hits
                 .iter()
                 .filter(|h| h.role == HitRole::Issuer && h.source.alert() == Some(a.id))
-                .map(|h| (h.at_ms, finished(&disclosures, &h.handle)))
+                .map(|h| (h.at_ms, finished(disclosures, &h.handle)))
                 .min_by_key(|(at, done)| (*done, *at));
             let (follow_up, overdue) = match open {
                 Some((at, done)) => clock(tr, at, c.settings.follow_up, done),
@@ -203,22 +212,20 @@ pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, statu
                 category: word(&a.category),
                 status: if a.expired { "expired".into() } else { word(&a.status) },
                 created: when(a.created_at_ms),
+                expires: when(a.expires_at_ms),
                 members,
                 follow_up,
                 overdue,
                 active,
             }
         })
-        .collect();
-    let mut f = Frame::new(c, op, tr.cases, "cases");
-    (f.error, f.flash) = (notice.error, notice.flash);
-    html(status, CasesPage { f, alerts: rows }.render())
+        .collect()
 }
 
 /// What the cases and hits pages both show: alerts, hits, disclosures.
-async fn case_data(
-    c: &Console,
-) -> Result<(Vec<crate::AlertView>, Vec<vigil_engine::model::StoredHit>, Vec<StoredDisclosure>), crate::NodeError> {
+pub(super) type CaseData = (Vec<crate::AlertView>, Vec<vigil_engine::model::StoredHit>, Vec<StoredDisclosure>);
+
+pub(super) async fn case_data(c: &Console) -> Result<CaseData, crate::NodeError> {
     Ok((c.node.alerts().await?, c.node.hits().await?, c.node.disclosures().await?))
 }
 
@@ -243,6 +250,7 @@ struct MemberRow {
 #[template(path = "case.html")]
 struct CasePage<'a> {
     f: Frame<'a>,
+    id: String,
     case_ref: String,
     status: String,
     members: Vec<MemberRow>,
@@ -278,19 +286,19 @@ pub(super) async fn case(
         })
         .collect();
     let f = Frame::new(&c, &op, tr.members, "cases");
-    let page = CasePage { f, case_ref: a.case_ref.clone().unwrap_or_default(), status: word(&a.status), members };
+    let page = CasePage { f, id, case_ref: a.case_ref.clone().unwrap_or_default(), status: word(&a.status), members };
     html(StatusCode::OK, page.render())
 }
 
-struct HitRow {
-    handle: String,
-    when: String,
-    case_ref: String,
-    holder: String,
-    source: String,
-    follow_up: String,
-    overdue: bool,
-    disclosure: Option<String>,
+pub(super) struct HitRow {
+    pub handle: String,
+    pub when: String,
+    pub case_ref: String,
+    pub holder: String,
+    pub source: String,
+    pub follow_up: String,
+    pub overdue: bool,
+    pub disclosure: Option<String>,
 }
 
 #[derive(Template)]
@@ -310,11 +318,23 @@ pub(super) async fn hits(
 
 pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
     let tr = op.tr();
-    let (alerts, hits, disclosures) = match case_data(c).await {
+    let data = match case_data(c).await {
         Ok(d) => d,
         Err(e) => return failed(e),
     };
-    let names = names(c).await;
+    let rows = hit_rows(c, tr, &data, &names(c).await);
+    let mut f = Frame::new(c, op, tr.hits, "hits");
+    (f.error, f.flash) = (notice.error, notice.flash);
+    html(status, HitsPage { f, hits: rows }.render())
+}
+
+/// Hits of this node's alerts and queries: overdue first, then newest.
+pub(super) fn hit_rows(
+    c: &Console,
+    tr: &Tr,
+    (alerts, hits, disclosures): &CaseData,
+    names: &HashMap<OrgId, String>,
+) -> Vec<HitRow> {
     let case_of: HashMap<_, _> = alerts.iter().filter(|a| a.own).map(|a| (a.id, a.case_ref.clone())).collect();
     let mut rows: Vec<HitRow> = hits
         .iter()
@@ -322,7 +342,7 @@ pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status
         .filter(|h| matches!(h.role, HitRole::Issuer | HitRole::Prober))
         .map(|h| {
             let asked = disclosures.iter().find(|d| d.role == DisclosureRole::Requester && d.hit == h.handle);
-            let done = finished(&disclosures, &h.handle);
+            let done = finished(disclosures, &h.handle);
             let (follow_up, overdue) = clock(tr, h.at_ms, c.settings.follow_up, done);
             let disclosure = asked.map(|d| match d.status {
                 DisclosureStatus::Approved => format!("{}: {}", tr.approved, d.contact.clone().unwrap_or_default()),
@@ -344,7 +364,7 @@ pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status
                 handle: h.handle.to_hex(),
                 when: when(h.at_ms),
                 case_ref,
-                holder: name_of(&names, &h.peer),
+                holder: name_of(names, &h.peer),
                 source,
                 follow_up,
                 overdue,
@@ -352,11 +372,8 @@ pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status
             }
         })
         .collect();
-    // Overdue first, then newest.
     rows.sort_by_key(|r| !r.overdue);
-    let mut f = Frame::new(c, op, tr.hits, "hits");
-    (f.error, f.flash) = (notice.error, notice.flash);
-    html(status, HitsPage { f, hits: rows }.render())
+    rows
 }
 
 struct DisclosureRow {
