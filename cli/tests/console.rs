@@ -97,12 +97,24 @@ async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
     c.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
     c.find(Locator::Id("password")).await.unwrap().send_keys(password).await.unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    submit(c, Locator::Id("sign-in")).await;
 }
 
 async fn sign_out(c: &Client) {
-    c.find(Locator::Css("form.who button")).await.unwrap().click().await.unwrap();
+    submit(c, Locator::Css("form.who button")).await;
     c.wait().for_element(Locator::Id("sign-in")).await.unwrap();
+}
+
+/// Clicks the button at `at` and waits until its page is gone: a form's
+/// answer is a new page, and a `goto` before it arrives would cancel it.
+async fn submit(c: &Client, at: Locator<'_>) {
+    let button = c.find(at).await.unwrap();
+    button.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while button.is_enabled().await.is_ok() {
+        assert!(Instant::now() < deadline, "the form's answer never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn fill(c: &Client, id: &str, value: &str) {
@@ -113,7 +125,7 @@ async fn fill(c: &Client, id: &str, value: &str) {
 
 /// Reloads `url` until `css` shows text containing `want`.
 async fn until_shows(c: &Client, url: &str, css: &str, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         c.goto(url).await.unwrap();
         if let Ok(e) = c.find(Locator::Css(css)).await {
@@ -217,7 +229,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     fill(&post, "case_ref", MARKUP).await;
     fill(&post, "consent", "signed intake form").await;
     fill(&post, "retain_until", "2031-01-01").await;
-    post.find(Locator::Id("enrol-button")).await.unwrap().click().await.unwrap();
+    submit(&post, Locator::Id("enrol-button")).await;
     assert!(text(&post, "#flash").await.contains("Enrolled as record"));
     assert_eq!(text(&post, "td.case-ref").await, MARKUP, "the case reference is shown as typed");
     assert!(post.find_all(Locator::Css("td.case-ref b, td.case-ref script")).await.unwrap().is_empty());
@@ -226,7 +238,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     fill(&post, "case_ref", "EG-8").await;
     fill(&post, "consent", "signed intake form").await;
     fill(&post, "retain_until", "next year").await;
-    post.find(Locator::Id("enrol-button")).await.unwrap().click().await.unwrap();
+    submit(&post, Locator::Id("enrol-button")).await;
     assert!(text(&post, "#error").await.contains("invalid date"), "the date's precise error");
     screenshot(&post, "records.png").await;
 
@@ -260,7 +272,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     shelter.goto(&format!("{ngo_url}/cases")).await.unwrap();
     shelter.find(Locator::Id("template")).await.unwrap().send_keys(&probe).await.unwrap();
     fill(&shelter, "case_ref", "SN-2026-114").await;
-    shelter.find(Locator::Id("publish-button")).await.unwrap().click().await.unwrap();
+    submit(&shelter, Locator::Id("publish-button")).await;
     assert!(text(&shelter, "#flash").await.contains("Alert published"));
     let row = until_shows(&shelter, &format!("{ngo_url}/hits"), "#hits tbody tr", "Eastgate Border Post").await;
     assert!(row.contains("SN-2026-114") && row.contains("due in 4"), "hit row: {row}");
@@ -283,7 +295,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(cap.contains("<value>SN-2026-114</value>") && cap.contains("<status>Actual</status>"), "{cap}");
     shelter.goto(&format!("{ngo_url}/hits")).await.unwrap();
     shelter.find(Locator::Css("#hits input[name=reason]")).await.unwrap().send_keys("family asks").await.unwrap();
-    shelter.find(Locator::Css("#hits button")).await.unwrap().click().await.unwrap();
+    submit(&shelter, Locator::Css("#hits button")).await;
     assert!(text(&shelter, "#flash").await.contains("Disclosure requested"));
     screenshot(&shelter, "hits.png").await;
 
@@ -293,10 +305,10 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     let card = until_shows(&post, &format!("{border_url}/disclosures"), "article.card", "Shelter North").await;
     assert!(card.contains("family asks") && card.contains(MARKUP), "request with the matched record: {card}");
     fill(&post, &post_contact_id(&post).await, "Sgt. R. Moreau, +00 555 0101").await;
-    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    submit(&post, Locator::Css("article.card button.approve")).await;
     assert!(text(&post, "#flash").await.contains("Decision recorded"));
     assert!(text(&post, "p.pending-second").await.contains("desk"));
-    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    submit(&post, Locator::Css("article.card button.approve")).await;
     assert!(text(&post, "#error").await.contains("another person"), "one operator alone cannot approve");
     screenshot(&post, "disclosures.png").await;
     sign_out(&post).await;
@@ -306,7 +318,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     // A second approver confirms; the contact reaches the shelter.
     sign_in(&post, &border_url, "chief", PASSWORD).await;
     post.goto(&format!("{border_url}/disclosures")).await.unwrap();
-    post.find(Locator::Css("article.card button.approve")).await.unwrap().click().await.unwrap();
+    submit(&post, Locator::Css("article.card button.approve")).await;
     assert!(text(&post, "#flash").await.contains("Decision recorded"));
     let contact = until_shows(&shelter, &format!("{ngo_url}/disclosures"), "#requested td.contact", "Moreau").await;
     assert_eq!(contact, "Sgt. R. Moreau, +00 555 0101");

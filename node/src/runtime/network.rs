@@ -68,6 +68,16 @@ impl Runtime {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, &message.data)?,
+            // An alert published between the connection's catch-up and the
+            // peer's subscription reached nobody there: catch up once more.
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Subscribed { peer_id, topic }))
+                if topic == gossipsub::IdentTopic::new(ALERT_TOPIC).hash() =>
+            {
+                if let Some(org) = net::org_of(&peer_id) {
+                    let actions = self.engine.sync_start(org);
+                    self.apply(actions)?;
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Req(ev)) => self.on_req_event(ev)?,
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify_event(ev)?,
             SwarmEvent::IncomingConnectionError {
