@@ -108,6 +108,10 @@ pub(crate) enum Command {
         /// Legal basis (audited at both ends).
         #[arg(long)]
         legal_basis: String,
+        /// The id of this node's alert (case) the search is for; kept in
+        /// this node's audit only.
+        #[arg(long)]
+        case: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -53,8 +53,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alert(cmd) => alert(cmd),
-        Command::Identify { data, template, extractor, purpose, legal_basis, json } => {
-            let req = api::IdentifyBody { template: read_template(&template, extractor)?, purpose, legal_basis };
+        Command::Identify { data, template, extractor, purpose, legal_basis, case, json } => {
+            let req = api::IdentifyBody { template: read_template(&template, extractor)?, purpose, legal_basis, case };
             let report: IdentifyReport = Client::new(&data.data)?.post("/v1/identify", &req)?;
             print_report(&report, json)
         }

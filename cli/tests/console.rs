@@ -110,7 +110,7 @@ async fn sign_out(c: &Client) {
 async fn submit(c: &Client, at: Locator<'_>) {
     let button = c.find(at).await.unwrap();
     button.click().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while button.is_enabled().await.is_ok() {
         assert!(Instant::now() < deadline, "the form's answer never came");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -325,6 +325,24 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     let hit = until_shows(&shelter, &format!("{ngo_url}/hits"), "#hits tbody tr", "approved").await;
     assert!(hit.contains("done"), "the follow-up clock stops: {hit}");
 
+    // A search bound to the case: the legal basis is required, what was
+    // typed stays; the border post answers with its match.
+    shelter.goto(&format!("{ngo_url}/identify")).await.unwrap();
+    shelter.find(Locator::Id("template")).await.unwrap().send_keys(&probe).await.unwrap();
+    fill(&shelter, "purpose", "second sighting <i>bus station</i>").await;
+    fill(&shelter, "legal_basis", "   ").await;
+    submit(&shelter, Locator::Id("identify-button")).await;
+    assert!(text(&shelter, "#error").await.contains("legal basis is required"));
+    let kept = shelter.find(Locator::Id("purpose")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("second sighting <i>bus station</i>"));
+    shelter.find(Locator::Id("template")).await.unwrap().send_keys(&probe).await.unwrap();
+    fill(&shelter, "legal_basis", "GDPR art. 6(1)(d)").await;
+    submit(&shelter, Locator::Id("identify-button")).await;
+    let row = text(&shelter, "#outcomes-table tbody tr.hit").await;
+    assert!(row.contains("Eastgate Border Post") && row.contains("1 match"), "outcome: {row}");
+    assert!(text(&shelter, "#outcomes").await.contains("SN-2026-114"), "the search names its case");
+    screenshot(&shelter, "identify.png").await;
+
     // The border post's audit names each operator; the auditor at the shelter reads French.
     post.goto(&format!("{border_url}/audit?verify=1&operator=chief")).await.unwrap();
     assert!(text(&post, "#verify-result").await.contains("verifies"));
@@ -336,6 +354,9 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     sign_out(&shelter).await;
     sign_in(&shelter, &ngo_url, "lucie", PASSWORD).await;
     assert!(text(&shelter, "nav").await.contains("Dossiers"), "French for a French-speaking operator");
+    shelter.goto(&format!("{ngo_url}/audit?operator=amira&kind=query")).await.unwrap();
+    let audit = text(&shelter, "#audit tbody").await;
+    assert!(audit.contains("query_for_case") && audit.contains("query_sent"), "the search's case is audited: {audit}");
     shelter.goto(&format!("{ngo_url}/records")).await.unwrap();
     assert!(shelter.find_all(Locator::Id("enrol-button")).await.unwrap().is_empty(), "an auditor enrols nobody");
 

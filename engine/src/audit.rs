@@ -312,6 +312,12 @@ pub enum AuditEvent {
     DisclosureApprovalPending {
         id: Handle,
     },
+    /// Prober: identification `query` was made for this node's own case
+    /// (alert) `alert`; the binding stays here, holders never see it.
+    QueryForCase {
+        query: Handle,
+        alert: AlertId,
+    },
 }
 
 /// Refused connections from one source address in an interval.

@@ -283,6 +283,22 @@ impl Engine {
         (send, vec![Action::Audit(event)])
     }
 
+    /// Checks that `alert` is one of this node's own cases, so that an
+    /// identification can be bound to it (`case_query`).
+    pub fn own_case(&self, alert: AlertId) -> Result<(), EngineError> {
+        let a = self.alerts.get(&alert).ok_or(EngineError::UnknownAlert(alert))?;
+        if a.alert.body.issuer != self.org {
+            return Err(EngineError::NotOurs(alert));
+        }
+        Ok(())
+    }
+
+    /// The audit entry binding `query` to this node's case `alert`.
+    pub fn case_query(&self, query: Handle, alert: AlertId) -> Result<Action, EngineError> {
+        self.own_case(alert)?;
+        Ok(Action::Audit(AuditEvent::QueryForCase { query, alert }))
+    }
+
     /// Drops a query whose probes could not be encrypted.
     pub fn query_abandoned(&mut self, query: Handle) {
         self.open_queries.open.remove(&query);

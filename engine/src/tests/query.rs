@@ -270,3 +270,24 @@ fn disclosure_requests_are_capped_per_query_and_handles_must_be_the_holders() {
     // The holder's operator is told these rest on the requester's decryption.
     assert!(f.engines[1].disclosures().all(|d| !d.hit_seen_here()));
 }
+
+#[test]
+fn a_query_is_bound_only_to_a_case_of_this_node() {
+    let mut f = fed(3);
+    let pop = Population::new(21, "vigil-synth-128", 10);
+    let (mine, actions) =
+        f.engines[0].publish_alert(T0, &pop.sample(2, 0), Category::Found, "F-1".into(), T0 + DAY, 4 << 20).unwrap();
+    let bytes = published(&actions);
+    let query = Handle([9; 16]);
+    let bound = f.engines[0].case_query(query, mine).unwrap();
+    assert!(
+        matches!(bound, Action::Audit(AuditEvent::QueryForCase { query: q, alert }) if q == query && alert == mine)
+    );
+    // The same alert at another member is not that member's case.
+    let issuer = f.engines[0].org();
+    let (v, _) = f.engines[1].on_gossip(T0 + 5, issuer, &bytes, 4 << 20);
+    assert_eq!(v, Verdict::Accept);
+    assert!(matches!(f.engines[1].case_query(query, mine), Err(EngineError::NotOurs(a)) if a == mine));
+    let unknown = AlertId([7; 32]);
+    assert!(matches!(f.engines[0].own_case(unknown), Err(EngineError::UnknownAlert(_))));
+}

@@ -189,6 +189,10 @@ pub struct IdentifyBody {
     pub purpose: String,
     /// The legal basis (audited at both ends).
     pub legal_basis: String,
+    /// The id of this node's own alert (case) the query is made for;
+    /// recorded in this node's audit only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -391,7 +395,8 @@ async fn policy_apply(
 
 async fn identify(State(s): State<ApiState>, Json(r): Json<IdentifyBody>) -> Result<impl IntoResponse, Failure> {
     let template = template_of(&s, &r.template).await?;
-    Ok(Json(s.node.identify(template, r.purpose, r.legal_basis).await?))
+    let case = r.case.as_deref().map(AlertId::from_hex).transpose().map_err(|e| bad(format!("case: {e}")))?;
+    Ok(Json(s.node.identify_for_case(template, r.purpose, r.legal_basis, case).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

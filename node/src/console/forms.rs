@@ -18,7 +18,7 @@ pub(super) struct Plain {
 }
 
 /// The first check of every form: the token, then the role.
-fn gate(op: &Operator, csrf: &str, act: Act) -> Option<Response> {
+pub(super) fn gate(op: &Operator, csrf: &str, act: Act) -> Option<Response> {
     if !op.csrf_ok(csrf) {
         return Some(refused(op, StatusCode::FORBIDDEN, op.tr().bad_csrf));
     }
@@ -33,7 +33,7 @@ fn done(page: &str, what: &str, id: Option<u64>) -> Response {
     Redirect::to(&format!("{page}?done={what}{id}")).into_response()
 }
 
-fn error(e: impl std::fmt::Display) -> Notice {
+pub(super) fn error(e: impl std::fmt::Display) -> Notice {
     Notice { error: Some(e.to_string()), flash: None }
 }
 
@@ -95,13 +95,13 @@ const MAX_FIELDS: usize = 16;
 const MAX_FIELD_BYTES: usize = 4096;
 
 /// An upload form: its text fields and its one file (`template`).
-struct Upload {
+pub(super) struct Upload {
     fields: HashMap<String, String>,
     file: Vec<u8>,
 }
 
 impl Upload {
-    async fn read(mut mp: Multipart) -> Result<Self, String> {
+    pub(super) async fn read(mut mp: Multipart) -> Result<Self, String> {
         let mut fields = HashMap::new();
         let mut file = Vec::new();
         for _ in 0..MAX_FIELDS {
@@ -122,7 +122,7 @@ impl Upload {
         Err(format!("a form has at most {MAX_FIELDS} fields"))
     }
 
-    fn get(&self, name: &str) -> &str {
+    pub(super) fn get(&self, name: &str) -> &str {
         self.fields.get(name).map(|s| s.trim()).unwrap_or("")
     }
 
@@ -147,7 +147,7 @@ impl Upload {
     }
 }
 
-async fn template_of(c: &Console, u: &Upload) -> Result<vigil_matcher::Template, String> {
+pub(super) async fn template_of(c: &Console, u: &Upload) -> Result<vigil_matcher::Template, String> {
     let policy = c.node.biometric().await.map_err(|e| e.to_string())?;
     u.template()?.to_template(&policy)
 }

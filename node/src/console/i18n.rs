@@ -126,6 +126,20 @@ words! {
     cap_include_case_ref: "Include the case reference", "Inclure la référence du dossier";
     cap_description: "Public description (optional)", "Description publique (facultative)";
     cap_exercise: "Exercise (drill)", "Exercice";
+    identify: "Identify", "Identifier";
+    identify_intro: "An encrypted search of every member's gallery, made for one of your cases. The purpose and legal basis go to every member's audit; the case stays here.", "Une recherche chiffrée dans la galerie de chaque membre, pour l'un de vos dossiers. La finalité et la base légale vont dans l'audit de chaque membre ; le dossier reste ici.";
+    case: "Case", "Dossier";
+    no_cases: "A search is made for one of your cases: publish the case first (a found person's case too).", "Une recherche se fait pour l'un de vos dossiers : publiez d'abord le dossier (y compris pour une personne retrouvée).";
+    purpose: "Purpose", "Finalité";
+    legal_basis: "Legal basis", "Base légale";
+    search_members: "Search every member", "Interroger tous les membres";
+    outcome: "Outcome", "Résultat";
+    n_matches: "match(es): see Hits", "correspondance(s) : voir Correspondances";
+    timed_out: "no answer in time", "pas de réponse à temps";
+    not_reachable: "not reachable", "injoignable";
+    positions: "gallery positions compared", "positions de galerie comparées";
+    search_for: "Search for case", "Recherche pour le dossier";
+    no_members: "No member with the match role.", "Aucun membre avec le rôle de comparaison.";
 }
 
 /// The words for `lang` (English for anything unknown).

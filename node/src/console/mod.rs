@@ -8,6 +8,7 @@ mod audit;
 mod exports;
 mod forms;
 mod i18n;
+mod identify;
 mod pages;
 mod session;
 
@@ -206,6 +207,7 @@ pub fn router(node: NodeHandle, settings: Settings) -> Router {
         .route("/disclosures", get(pages::disclosures))
         .route("/disclosures/{id}/approve", post(forms::approve))
         .route("/disclosures/{id}/refuse", post(forms::refuse))
+        .route("/identify", get(identify::page).post(identify::search))
         .route("/records", get(pages::records).post(forms::enrol))
         .route("/records/{id}/erase", post(forms::erase))
         .route("/audit", get(audit::audit))

@@ -97,7 +97,7 @@ pub(super) async fn names(c: &Console) -> HashMap<OrgId, String> {
     names
 }
 
-fn name_of(names: &HashMap<OrgId, String>, org: &OrgId) -> String {
+pub(super) fn name_of(names: &HashMap<OrgId, String>, org: &OrgId) -> String {
     names.get(org).cloned().unwrap_or_else(|| format!("unknown member {}", &org.to_hex()[..16]))
 }
 

@@ -88,8 +88,8 @@ impl Runtime {
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }
-            Command::Identify { template, purpose, legal_basis, reply } => {
-                self.start_identify(*template, purpose, legal_basis, reply)
+            Command::Identify { template, purpose, legal_basis, case, reply } => {
+                self.start_identify(*template, purpose, legal_basis, case, reply)
             }
             Command::RequestDisclosure { hit, reason, reply } => {
                 let r = self.engine.request_disclosure(now, hit, reason);

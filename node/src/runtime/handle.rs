@@ -41,6 +41,8 @@ pub(super) enum Command {
         template: Box<Template>,
         purpose: String,
         legal_basis: String,
+        /// This node's own case (alert) the query is made for.
+        case: Option<AlertId>,
         reply: Reply<IdentifyReport>,
     },
     RequestDisclosure {
@@ -190,7 +192,17 @@ impl NodeHandle {
         purpose: String,
         legal_basis: String,
     ) -> Result<IdentifyReport, NodeError> {
-        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, reply }).await
+        self.identify_for_case(template, purpose, legal_basis, None).await
+    }
+    /// `identify`, bound (in this node's audit only) to its own case `case`.
+    pub async fn identify_for_case(
+        &self,
+        template: Template,
+        purpose: String,
+        legal_basis: String,
+        case: Option<AlertId>,
+    ) -> Result<IdentifyReport, NodeError> {
+        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, case, reply }).await
     }
     /// Asks the holder of `hit` to disclose its case contact; returns the request id.
     pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use vigil_engine::{DecryptJob, Decrypted, IdentifyJob, IdentifyReport, IdentifyStart, QueryResponse, QueryStart};
 use vigil_matcher::encrypted::AnswerForm;
 use vigil_matcher::Template;
-use vigil_protocol::{encode, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Tag};
+use vigil_protocol::{encode, AlertId, Handle, IdentifyRequest, OrgId, Refusal, Request, Response, Tag};
 
 /// Bound of the queue of finished blocking jobs.
 pub(super) const JOB_QUEUE: usize = 64;
@@ -57,23 +57,31 @@ impl Runtime {
         template: Template,
         purpose: String,
         legal_basis: String,
+        case: Option<AlertId>,
         reply: Reply<IdentifyReport>,
     ) {
         let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
-        let start = match self.engine.start_query(now_ms(), &template, purpose, legal_basis, connected) {
+        let started = case
+            .map_or(Ok(()), |a| self.engine.own_case(a))
+            .and_then(|()| self.engine.start_query(now_ms(), &template, purpose, legal_basis, connected));
+        let mut start = match started {
             Ok(s) => s,
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
                 return;
             }
         };
+        if let Some(alert) = case {
+            start.actions.extend(self.engine.case_query(start.query, alert));
+        }
         if let Err(e) = self.apply(start.actions) {
             self.engine.query_abandoned(start.query);
             let _ = reply.send(Err(e));
             return;
         }
         let QueryStart { query, key, request, forms, .. } = start;
-        self.query_replies.insert(query, reply);
+        // The query's later audit entries name the operator who made it.
+        self.query_replies.insert(query, (reply, self.actor.clone()));
         let tx = self.jobs_tx.clone();
         let max = self.config.queries.max_query_bytes;
         self.spawn_blocking(move || {
@@ -108,7 +116,7 @@ impl Runtime {
                     Ok(r) => r,
                     Err(e) => {
                         self.engine.query_abandoned(query);
-                        if let Some(reply) = self.query_replies.remove(&query) {
+                        if let Some((reply, _)) = self.query_replies.remove(&query) {
                             let _ = reply.send(Err(NodeError::Probe(e)));
                         }
                         return Ok(());
@@ -124,7 +132,10 @@ impl Runtime {
                         self.identify_requests.insert(id, (query, peer));
                     }
                 }
-                self.apply(actions)?;
+                self.actor = self.query_replies.get(&query).and_then(|(_, by)| by.clone());
+                let applied = self.apply(actions);
+                self.actor = None;
+                applied?;
                 self.finish_if_done(query);
             }
             JobDone::Answered { job, channel, frame } => {
@@ -232,7 +243,7 @@ impl Runtime {
     /// Replies to the operator once nothing more can arrive.
     fn finish_if_done(&mut self, query: Handle) {
         if let Some(report) = self.engine.take_finished_query(query) {
-            if let Some(reply) = self.query_replies.remove(&query) {
+            if let Some((reply, _)) = self.query_replies.remove(&query) {
                 let _ = reply.send(Ok(report));
             }
         }

@@ -123,7 +123,8 @@ struct Runtime {
     outq: outq::OutQueues,
     listen: Vec<Multiaddr>,
     /// Operators waiting for the report of a query this node sent.
-    query_replies: HashMap<Handle, Reply<IdentifyReport>>,
+    /// Open queries' replies, with the operator who made each (if any).
+    query_replies: HashMap<Handle, (Reply<IdentifyReport>, Option<Arc<str>>)>,
     /// Query requests in flight: to which member, for which query.
     identify_requests: HashMap<request_response::OutboundRequestId, (Handle, OrgId)>,
     /// Retry schedule of the messages waiting for peers.
