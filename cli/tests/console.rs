@@ -359,6 +359,19 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(audit.contains("query_for_case") && audit.contains("query_sent"), "the search's case is audited: {audit}");
     shelter.goto(&format!("{ngo_url}/records")).await.unwrap();
     assert!(shelter.find_all(Locator::Id("enrol-button")).await.unwrap().is_empty(), "an auditor enrols nobody");
+    // The health page: plots drawn from the node's sampled metrics, in her language.
+    shelter.goto(&format!("{ngo_url}/health")).await.unwrap();
+    assert!(text(&shelter, "#health-intro").await.contains("échantillons"));
+    for plot in ["alerts", "hits", "outbox", "peers", "commit", "lag"] {
+        let js = format!("return document.getElementById('plot-{plot}').naturalWidth");
+        let width = shelter.execute(&js, vec![]).await.unwrap();
+        assert_eq!(width.as_u64(), Some(640), "plot {plot} loads");
+    }
+    screenshot(&shelter, "health.png").await;
+    let svg = get_body(&format!("{ngo_url}/health/alerts.svg"), &session_cookie(&shelter).await);
+    let doc = roxmltree::Document::parse(&svg).expect("an SVG document");
+    assert!(doc.descendants().any(|n| n.has_tag_name("circle")), "at least one sample is drawn");
+    assert!(svg.contains("Alertes détenues"), "the plot speaks French too");
 
     // Five wrong passwords in a row lock an operator out, the right one included.
     for _ in 0..5 {

@@ -73,6 +73,12 @@ pub struct ConsoleConfig {
     /// How long a lock-out lasts (an admin's `vigil operator passwd` ends it sooner).
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// How often the health page samples the node's metrics.
+    #[serde(with = "humantime_serde")]
+    pub health_every: Duration,
+    /// How far back the health page's plots go (samples kept in memory).
+    #[serde(with = "humantime_serde")]
+    pub health_window: Duration,
 }
 
 impl Default for ConsoleConfig {
@@ -84,6 +90,8 @@ impl Default for ConsoleConfig {
             session_max: Duration::from_secs(12 * 3600),
             max_failed_logins: 5,
             lockout: Duration::from_secs(15 * 60),
+            health_every: Duration::from_secs(60),
+            health_window: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -416,6 +424,12 @@ impl NodeConfig {
         if c.max_failed_logins == 0 || c.lockout < Duration::from_secs(60) {
             return bad("console.max_failed_logins must be at least 1 and console.lockout at least 1m");
         }
+        let every = c.health_every.as_secs_f64();
+        if every < 1.0 || c.health_window < c.health_every || c.health_window.as_secs_f64() / every > 100_000.0 {
+            return bad(
+                "console.health_every must be at least 1s, and console.health_window from one to 100,000 samples",
+            );
+        }
         if c.follow_up < Duration::from_secs(60) {
             return bad("console.follow_up must be at least 1m");
         }
@@ -515,5 +529,11 @@ mod tests {
         let mut c = ok.clone();
         c.network.refusals_audit_interval = Duration::ZERO;
         assert!(c.validate().is_err());
+        for (every, window) in [(0, 60), (60, 30), (1, 200_000)] {
+            let mut c = ok.clone();
+            (c.console.health_every, c.console.health_window) =
+                (Duration::from_secs(every), Duration::from_secs(window));
+            assert!(c.validate().unwrap_err().to_string().contains("console.health_every"), "{every} {window}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 mod audit;
 mod exports;
 mod forms;
+mod health;
 mod i18n;
 mod identify;
 mod pages;
@@ -36,6 +37,9 @@ pub struct Settings {
     pub session_max: Duration,
     /// Largest form upload (`api.max_body_bytes`).
     pub max_upload_bytes: usize,
+    /// The health page's sampling interval and window.
+    pub health_every: Duration,
+    pub health_window: Duration,
 }
 
 impl Settings {
@@ -47,6 +51,8 @@ impl Settings {
             session_idle: c.session_idle,
             session_max: c.session_max,
             max_upload_bytes: config.api.max_body_bytes,
+            health_every: c.health_every,
+            health_window: c.health_window,
         }
     }
 }
@@ -56,6 +62,7 @@ pub(crate) struct Console {
     node: NodeHandle,
     sessions: Arc<Sessions>,
     settings: Arc<Settings>,
+    health: Arc<health::History>,
 }
 
 /// The logged-in operator of a request (put there by `require_session`).
@@ -187,10 +194,16 @@ async fn stylesheet() -> impl IntoResponse {
 /// The console's routes: the login form and stylesheet open, every other
 /// page behind a session.
 pub fn router(node: NodeHandle, settings: Settings) -> Router {
+    let health = Arc::new(health::History::new(settings.health_every, settings.health_window));
+    // Outside a runtime (a router built for inspection) nothing is sampled.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(health::sample_loop(node.clone(), health.clone()));
+    }
     let c = Console {
         sessions: Arc::new(Sessions::new(&node.org.to_hex(), settings.session_idle, settings.session_max)),
         node,
         settings: Arc::new(settings),
+        health,
     };
     let uploads = DefaultBodyLimit::max(c.settings.max_upload_bytes);
     let behind = Router::new()
@@ -213,6 +226,8 @@ pub fn router(node: NodeHandle, settings: Settings) -> Router {
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::audit_export))
         .route("/federation", get(pages::federation))
+        .route("/health", get(health::page))
+        .route("/health/{plot}", get(health::svg))
         .route("/language", post(forms::language))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such page") })
         .layer(uploads)
