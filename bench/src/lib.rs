@@ -4,11 +4,13 @@
 //! `catchup` times a member catching up on missed alerts, `store` puts
 //! the storage engine kept beside the one compared, `enrol` counts
 //! acknowledged enrolments at a real node, `audit` times verification,
-//! `accuracy` measures how well fingerprints from minutiae separate people.
+//! `accuracy` measures how well fingerprints from minutiae separate people,
+//! `console` times the operator console's pages with many alerts and hits.
 
 pub mod accuracy;
 pub mod audit;
 pub mod catchup;
+pub mod console;
 pub mod enrol;
 pub mod matching;
 pub mod store;

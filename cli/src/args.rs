@@ -366,6 +366,17 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The operator console's pages at a real node with ALERTS own alerts
+    /// and as many hits, beside a tenth of them: median, p99, page size.
+    Console {
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        /// Requests timed per page and size.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Storage engines side by side: acknowledged writes, commit latency,
     /// start time over RECORDS sealed records, disk size, damaged files.
     Store {

@@ -272,6 +272,11 @@ fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
             let figures = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))?;
             (serde_json::to_value(figures)?, json)
         }
+        BenchCmd::Console { alerts, requests, json } => {
+            let run = vigil_bench::console::run(alerts, requests);
+            let figures = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))?;
+            (serde_json::to_value(figures)?, json)
+        }
         BenchCmd::Store { writes, records, json } => {
             (serde_json::to_value(vigil_bench::store::run(writes, records)?)?, json)
         }

@@ -9,6 +9,7 @@ use super::{Action, Engine, EngineError};
 use crate::audit::AuditEvent;
 use crate::model::{receipt_key, HitRole, StoreOp, StoredReceipt};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use vigil_crypto::{sign_body, verify_body};
 use vigil_protocol::{
     domain, limits::MAX_TEXT, AlertId, AlertRefusal, Handle, LogHead, OrgId, Refusal, Request, Response,
@@ -201,6 +202,39 @@ impl Engine {
 
     /// Issuer: where every other member stands with alert `id`.
     pub fn alert_members(&self, id: &AlertId) -> Result<Vec<MemberStatus>, EngineError> {
+        let hits = self.issuer_hit_counts(Some(id));
+        self.members_of(id, &hits)
+    }
+
+    /// `alert_members` of every alert of this node's, from one pass over
+    /// the hits (one pass per alert made a list of 10,000 alerts with as
+    /// many hits take 0.4 s of the event loop).
+    pub fn own_alert_members(&self) -> HashMap<AlertId, Vec<MemberStatus>> {
+        let hits = self.issuer_hit_counts(None);
+        self.alerts
+            .values()
+            .filter(|a| a.alert.body.issuer == self.org)
+            .filter_map(|a| Some((a.id, self.members_of(&a.id, &hits).ok()?)))
+            .collect()
+    }
+
+    /// Issuer hits per (alert, holder): of alert `only`, or of all.
+    fn issuer_hit_counts(&self, only: Option<&AlertId>) -> HashMap<(AlertId, OrgId), usize> {
+        let mut counts = HashMap::new();
+        for h in self.hits.values().filter(|h| h.role == HitRole::Issuer) {
+            let Some(a) = h.source.alert() else { continue };
+            if only.is_none_or(|o| *o == a) {
+                *counts.entry((a, h.peer)).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    fn members_of(
+        &self,
+        id: &AlertId,
+        hits: &HashMap<(AlertId, OrgId), usize>,
+    ) -> Result<Vec<MemberStatus>, EngineError> {
         let a = self.alerts.get(id).ok_or(EngineError::UnknownAlert(*id))?;
         if a.alert.body.issuer != self.org {
             return Err(EngineError::NotOurs(*id));
@@ -216,11 +250,7 @@ impl Engine {
                 let receipt = self.receipts.get(&receipt_key(id, &m.org));
                 let pages = receipt.map_or(0, |r| r.pages);
                 let refusal = receipt.and_then(|r| r.refusal.as_ref());
-                let hits = self
-                    .hits
-                    .values()
-                    .filter(|h| h.role == HitRole::Issuer && h.peer == m.org && h.source.alert() == Some(*id))
-                    .count();
+                let hits = hits.get(&(*id, m.org)).copied().unwrap_or(0);
                 let delivered = self.peer_heads.get(&m.org).is_some_and(|s| *s >= seq);
                 let state = if hits > 0 {
                     MemberState::Hit

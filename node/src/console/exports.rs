@@ -3,7 +3,8 @@
 //! case facts the issuer ticks, never a template or probe; and the cases
 //! and hits lists as CSV, each cell guarded against spreadsheet formulas.
 
-use super::pages::{self, alert_rows, case_data, failed, hit_rows};
+use super::lists::{alert_rows, case_data, hit_rows};
+use super::pages::{self, failed};
 use super::*;
 use askama::Template;
 use axum::extract::{Extension, Path, Query};
@@ -167,7 +168,7 @@ pub(super) async fn cases_csv(State(c): State<Console>, Extension(op): Extension
         Err(e) => return failed(e),
     };
     let header = ["alert", "case_ref", "category", "status", "created", "expires", "members", "follow_up", "overdue"];
-    let rows = alert_rows(&c, op.tr(), &data).into_iter().map(|r| {
+    let rows = alert_rows(&c, op.tr(), &data, 0, usize::MAX).0.into_iter().map(|r| {
         vec![
             r.id,
             r.case_ref,
@@ -190,7 +191,7 @@ pub(super) async fn hits_csv(State(c): State<Console>, Extension(op): Extension<
     };
     let names = pages::names(&c).await;
     let header = ["hit", "when", "case_ref", "holder", "source", "follow_up", "overdue", "disclosure"];
-    let rows = hit_rows(&c, op.tr(), &data, &names).into_iter().map(|r| {
+    let rows = hit_rows(&c, op.tr(), &data, &names, 0, usize::MAX).0.into_iter().map(|r| {
         vec![
             r.handle,
             r.when,

@@ -183,7 +183,7 @@ async fn enrol_upload(c: &Console, op: &Operator, mp: Multipart) -> Result<Respo
 pub(super) async fn publish(State(c): State<Console>, Extension(op): Extension<Operator>, mp: Multipart) -> Response {
     match publish_upload(&c, &op, mp).await {
         Ok(r) => r,
-        Err(e) => pages::cases_page(&c, &op, error(e), StatusCode::BAD_REQUEST).await,
+        Err(e) => pages::cases_page(&c, &op, error(e), StatusCode::BAD_REQUEST, 0).await,
     }
 }
 
@@ -217,7 +217,7 @@ pub(super) async fn withdraw(
     };
     match result {
         Ok(()) => done("/cases", "withdrawn", None),
-        Err(e) => pages::cases_page(&c, &op, error(e), StatusCode::BAD_REQUEST).await,
+        Err(e) => pages::cases_page(&c, &op, error(e), StatusCode::BAD_REQUEST, 0).await,
     }
 }
 
@@ -247,7 +247,7 @@ pub(super) async fn request_disclosure(
     };
     match result {
         Ok(_) => done("/hits", "requested", None),
-        Err(e) => pages::hits_page(&c, &op, error(e), StatusCode::BAD_REQUEST).await,
+        Err(e) => pages::hits_page(&c, &op, error(e), StatusCode::BAD_REQUEST, 0).await,
     }
 }
 

@@ -119,6 +119,10 @@ words! {
     shown_of: "shown, of", "affichées sur";
     detail: "Detail", "Détail";
     older: "Older entries", "Entrées plus anciennes";
+    pages: "Pages", "Pages";
+    of: "of", "sur";
+    newer: "Newer", "Plus récentes";
+    older_rows: "Older", "Plus anciennes";
     other_case: "Other case", "Autre dossier";
     cap_restriction: "For members of the federation of", "Réservé aux membres de la fédération de";
     export_csv: "Export (CSV)", "Exporter (CSV)";

@@ -10,6 +10,7 @@ mod forms;
 mod health;
 mod i18n;
 mod identify;
+mod lists;
 mod pages;
 mod session;
 

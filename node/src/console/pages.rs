@@ -3,12 +3,13 @@
 //! probe or score is ever on a page. A form that failed comes back here
 //! with its error (`Notice`).
 
+use super::lists::{alert_rows, case_data, hit_rows, AlertRow, HitRow, PageNo, Paging, PAGE_ROWS};
 use super::*;
 use askama::Template;
 use axum::extract::{Extension, Path, Query};
 use serde::Deserialize;
 use std::collections::HashMap;
-use vigil_engine::model::{DisclosureRole, DisclosureStatus, HitRole, HitSource, StoredDisclosure};
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, StoredDisclosure};
 use vigil_engine::receipts::MemberState;
 use vigil_protocol::OrgId;
 
@@ -38,7 +39,7 @@ fn hours(ms: u64) -> String {
 }
 
 /// A hit's follow-up clock: (text, overdue).
-fn clock(tr: &Tr, hit_at_ms: u64, follow_up: Duration, finished: bool) -> (String, bool) {
+pub(super) fn clock(tr: &Tr, hit_at_ms: u64, follow_up: Duration, finished: bool) -> (String, bool) {
     if finished {
         return (tr.done.into(), false);
     }
@@ -134,108 +135,40 @@ pub(super) async fn login(State(c): State<Console>) -> Response {
     login_page(&c, StatusCode::OK, None)
 }
 
-pub(super) struct AlertRow {
-    pub id: String,
-    pub case_ref: String,
-    pub category: String,
-    pub status: String,
-    pub created: String,
-    pub expires: String,
-    pub members: String,
-    pub follow_up: String,
-    pub overdue: bool,
-    pub active: bool,
-}
-
 #[derive(Template)]
 #[template(path = "cases.html")]
 struct CasesPage<'a> {
     f: Frame<'a>,
     alerts: Vec<AlertRow>,
+    paging: Paging,
 }
 
 pub(super) async fn cases(
     State(c): State<Console>,
     Extension(op): Extension<Operator>,
     Query(done): Query<Done>,
+    Query(page): Query<PageNo>,
 ) -> Response {
-    cases_page(&c, &op, done.notice(op.tr()), StatusCode::OK).await
+    cases_page(&c, &op, done.notice(op.tr()), StatusCode::OK, page.skip()).await
 }
 
-pub(super) async fn cases_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
+pub(super) async fn cases_page(
+    c: &Console,
+    op: &Operator,
+    notice: Notice,
+    status: StatusCode,
+    skip: usize,
+) -> Response {
     let tr = op.tr();
     let data = match case_data(c).await {
         Ok(d) => d,
         Err(e) => return failed(e),
     };
-    let rows = alert_rows(c, tr, &data);
+    let (rows, total) = alert_rows(c, tr, &data, skip, PAGE_ROWS);
+    let paging = Paging::new(skip, rows.len(), total);
     let mut f = Frame::new(c, op, tr.cases, "cases");
     (f.error, f.flash) = (notice.error, notice.flash);
-    html(status, CasesPage { f, alerts: rows }.render())
-}
-
-/// This node's alerts, newest first, with their members and clocks.
-pub(super) fn alert_rows(c: &Console, tr: &Tr, (alerts, hits, disclosures): &CaseData) -> Vec<AlertRow> {
-    alerts
-        .iter()
-        .rev()
-        .filter(|a| a.own)
-        .map(|a| {
-            let m = a.members.clone().unwrap_or_default();
-            let members = format!(
-                "{} {} · {} {} · {} {} · {} {} · {} {}",
-                m.hit,
-                tr.hit,
-                m.answered,
-                tr.answered,
-                m.delivered,
-                tr.delivered,
-                m.refused,
-                tr.refused,
-                m.pending,
-                tr.pending
-            );
-            // The oldest hit of this alert whose follow-up is not finished.
-            let open = hits
-                .iter()
-                .filter(|h| h.role == HitRole::Issuer && h.source.alert() == Some(a.id))
-                .map(|h| (h.at_ms, finished(disclosures, &h.handle)))
-                .min_by_key(|(at, done)| (*done, *at));
-            let (follow_up, overdue) = match open {
-                Some((at, done)) => clock(tr, at, c.settings.follow_up, done),
-                None => (String::new(), false),
-            };
-            let active = a.status == vigil_engine::model::AlertStatus::Active && !a.expired;
-            AlertRow {
-                id: a.id.to_hex(),
-                case_ref: a.case_ref.clone().unwrap_or_default(),
-                category: word(&a.category),
-                status: if a.expired { "expired".into() } else { word(&a.status) },
-                created: when(a.created_at_ms),
-                expires: when(a.expires_at_ms),
-                members,
-                follow_up,
-                overdue,
-                active,
-            }
-        })
-        .collect()
-}
-
-/// What the cases and hits pages both show: alerts, hits, disclosures.
-pub(super) type CaseData = (Vec<crate::AlertView>, Vec<vigil_engine::model::StoredHit>, Vec<StoredDisclosure>);
-
-pub(super) async fn case_data(c: &Console) -> Result<CaseData, crate::NodeError> {
-    Ok((c.node.alerts().await?, c.node.hits().await?, c.node.disclosures().await?))
-}
-
-/// Whether the disclosure asked for hit `handle` has its answer.
-fn finished(disclosures: &[StoredDisclosure], handle: &vigil_protocol::Handle) -> bool {
-    disclosures.iter().any(|d| {
-        d.role == DisclosureRole::Requester
-            && d.hit == *handle
-            && matches!(d.status, DisclosureStatus::Approved | DisclosureStatus::Refused)
-    })
+    html(status, CasesPage { f, alerts: rows, paging }.render())
 }
 
 struct MemberRow {
@@ -290,90 +223,34 @@ pub(super) async fn case(
     html(StatusCode::OK, page.render())
 }
 
-pub(super) struct HitRow {
-    pub handle: String,
-    pub when: String,
-    pub case_ref: String,
-    pub holder: String,
-    pub source: String,
-    pub follow_up: String,
-    pub overdue: bool,
-    pub disclosure: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "hits.html")]
 struct HitsPage<'a> {
     f: Frame<'a>,
     hits: Vec<HitRow>,
+    paging: Paging,
 }
 
 pub(super) async fn hits(
     State(c): State<Console>,
     Extension(op): Extension<Operator>,
     Query(done): Query<Done>,
+    Query(page): Query<PageNo>,
 ) -> Response {
-    hits_page(&c, &op, done.notice(op.tr()), StatusCode::OK).await
+    hits_page(&c, &op, done.notice(op.tr()), StatusCode::OK, page.skip()).await
 }
 
-pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode) -> Response {
+pub(super) async fn hits_page(c: &Console, op: &Operator, notice: Notice, status: StatusCode, skip: usize) -> Response {
     let tr = op.tr();
     let data = match case_data(c).await {
         Ok(d) => d,
         Err(e) => return failed(e),
     };
-    let rows = hit_rows(c, tr, &data, &names(c).await);
+    let (rows, total) = hit_rows(c, tr, &data, &names(c).await, skip, PAGE_ROWS);
+    let paging = Paging::new(skip, rows.len(), total);
     let mut f = Frame::new(c, op, tr.hits, "hits");
     (f.error, f.flash) = (notice.error, notice.flash);
-    html(status, HitsPage { f, hits: rows }.render())
-}
-
-/// Hits of this node's alerts and queries: overdue first, then newest.
-pub(super) fn hit_rows(
-    c: &Console,
-    tr: &Tr,
-    (alerts, hits, disclosures): &CaseData,
-    names: &HashMap<OrgId, String>,
-) -> Vec<HitRow> {
-    let case_of: HashMap<_, _> = alerts.iter().filter(|a| a.own).map(|a| (a.id, a.case_ref.clone())).collect();
-    let mut rows: Vec<HitRow> = hits
-        .iter()
-        .rev()
-        .filter(|h| matches!(h.role, HitRole::Issuer | HitRole::Prober))
-        .map(|h| {
-            let asked = disclosures.iter().find(|d| d.role == DisclosureRole::Requester && d.hit == h.handle);
-            let done = finished(disclosures, &h.handle);
-            let (follow_up, overdue) = clock(tr, h.at_ms, c.settings.follow_up, done);
-            let disclosure = asked.map(|d| match d.status {
-                DisclosureStatus::Approved => format!("{}: {}", tr.approved, d.contact.clone().unwrap_or_default()),
-                DisclosureStatus::Refused => tr.refused.to_string(),
-                _ => tr.requested.to_string(),
-            });
-            let (case_ref, source) = match &h.source {
-                HitSource::Query(_) => (String::new(), "identify".to_string()),
-                s => (
-                    s.alert().and_then(|a| case_of.get(&a).cloned().flatten()).unwrap_or_default(),
-                    if matches!(s, HitSource::Alert(_)) {
-                        "alert (protected)".into()
-                    } else {
-                        "alert (encrypted)".into()
-                    },
-                ),
-            };
-            HitRow {
-                handle: h.handle.to_hex(),
-                when: when(h.at_ms),
-                case_ref,
-                holder: name_of(names, &h.peer),
-                source,
-                follow_up,
-                overdue,
-                disclosure,
-            }
-        })
-        .collect();
-    rows.sort_by_key(|r| !r.overdue);
-    rows
+    html(status, HitsPage { f, hits: rows, paging }.render())
 }
 
 struct DisclosureRow {

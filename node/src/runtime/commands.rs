@@ -38,12 +38,13 @@ impl Runtime {
                 let _ = reply.send(Ok(view));
             }
             Command::Alerts(reply) => {
+                let members = self.engine.own_alert_members();
                 let mut v: Vec<AlertView> = self
                     .engine
                     .alerts()
                     .map(|a| {
                         let mut view = AlertView::from(a);
-                        view.members = self.engine.alert_members(&a.id).ok().map(|m| MemberCounts::of(&m));
+                        view.members = members.get(&a.id).map(|m| MemberCounts::of(m));
                         view
                     })
                     .collect();
