@@ -3,8 +3,8 @@
 //! refusals, enrolment at a border post, an alert from a shelter, the hit
 //! and its follow-up clock, a disclosure request, two approvers at the
 //! border post (one alone cannot), the contact at the shelter; a missing
-//! CSRF token, a closed session, a session older than its operator's
-//! password, a foreign `Host` and a wrong role are refused; markup in a
+//! CSRF token, a closed session, an expired one, a session older than its
+//! operator's password, a foreign `Host` and a wrong role are refused; markup in a
 //! case reference is shown as text. Skipped where chromedriver is absent,
 //! unless `VIGIL_REQUIRE_BROWSER` is set (CI sets it).
 
@@ -205,12 +205,25 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
         p.to_str().unwrap().to_string()
     };
     let (held, probe) = (file("held.json", 4, 1), file("probe.json", 4, 0));
-    let _daemons = [serve(Path::new(ngo)), serve(Path::new(border))];
+    // A hotline of its own whose sessions end after 10 s unused.
+    std::fs::create_dir(root.path().join("alone")).unwrap();
+    let hotline = federation(&root.path().join("alone"), &[("Hotline", "ngo")]).remove(0);
+    let toml = Path::new(&hotline).join("vigil.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    let short = config.replace("session_idle = \"30m\"", "session_idle = \"10s\"");
+    assert_ne!(config, short, "the hotline's config sets session_idle");
+    std::fs::write(&toml, short).unwrap();
+    add_operator(&hotline, "ines", "case_worker", "en");
+    let _daemons = [serve(Path::new(ngo)), serve(Path::new(border)), serve(Path::new(&hotline))];
     let base = |dir: &str| vigil_node::datadir::api_access(Path::new(dir)).unwrap().0;
     let (ngo_url, border_url) = (base(ngo), base(border));
 
     let driver = start_driver(&driver_path);
-    let (shelter, post) = (browser(&driver).await, browser(&driver).await);
+    let (shelter, post, desk) = (browser(&driver).await, browser(&driver).await, browser(&driver).await);
+    let hotline_url = base(&hotline);
+    sign_in(&desk, &hotline_url, "ines", PASSWORD).await;
+    let idle_from = Instant::now();
+    let idle_cookie = session_cookie(&desk).await;
 
     // Nothing without signing in; a wrong password is refused.
     post.goto(&format!("{border_url}/records")).await.unwrap();
@@ -380,8 +393,16 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     sign_in(&shelter, &ngo_url, "amira", PASSWORD).await;
     assert!(text(&shelter, "#error").await.contains("locked out"), "locked after five failures");
 
+    // The hotline's session, unused for 10 s, has expired: pages send the
+    // browser to the login, forms are refused.
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(idle_from.elapsed())).await;
+    desk.goto(&format!("{hotline_url}/cases")).await.unwrap();
+    assert!(desk.current_url().await.unwrap().path().ends_with("/login"), "an expired session opens nothing");
+    assert_eq!(post_status(&format!("{hotline_url}/cases/{}/withdraw", "00".repeat(32)), &idle_cookie, "csrf=x"), 401);
+
     shelter.close().await.unwrap();
     post.close().await.unwrap();
+    desk.close().await.unwrap();
 }
 
 /// The id of the first disclosure card's contact field.

@@ -418,8 +418,8 @@ impl NodeConfig {
             return bad("network.refusals_audit_interval must be at least 100ms");
         }
         let c = &self.console;
-        if c.session_idle < Duration::from_secs(60) || c.session_max < c.session_idle {
-            return bad("console.session_idle must be at least 1m and console.session_max at least session_idle");
+        if c.session_idle < Duration::from_secs(10) || c.session_max < c.session_idle {
+            return bad("console.session_idle must be at least 10s and console.session_max at least session_idle");
         }
         if c.max_failed_logins == 0 || c.lockout < Duration::from_secs(60) {
             return bad("console.max_failed_logins must be at least 1 and console.lockout at least 1m");
