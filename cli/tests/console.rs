@@ -5,7 +5,9 @@
 //! border post (one alone cannot), the contact at the shelter; a missing
 //! CSRF token, a closed session, an expired one, a session older than its
 //! operator's password, a foreign `Host` and a wrong role are refused; markup in a
-//! case reference is shown as text. Skipped where chromedriver is absent,
+//! case reference is shown as text; every page checked passes a WCAG AA
+//! contrast and labelling audit, and Tab walks the enrolment form from the
+//! skip link on. Skipped where chromedriver is absent,
 //! unless `VIGIL_REQUIRE_BROWSER` is set (CI sets it).
 
 mod common;
@@ -139,6 +141,65 @@ async fn until_shows(c: &Client, url: &str, css: &str, want: &str) -> String {
     }
 }
 
+/// What a page breaks of WCAG 2.1 AA that a script can see: text whose
+/// contrast with its background is under 4.5:1 (3:1 for large text), and
+/// form controls without a label.
+const AUDIT_PAGE: &str = r#"
+const bad = [];
+const lum = c => {
+  const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+  const p = m[1].split(',').map(parseFloat); if (p.length === 4 && p[3] === 0) return null;
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(p[0]) + 0.7152 * f(p[1]) + 0.0722 * f(p[2]);
+};
+const back = e => { for (; e; e = e.parentElement) { const l = lum(getComputedStyle(e).backgroundColor); if (l !== null) return l; } return 1; };
+for (const e of document.querySelectorAll('body *')) {
+  if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const s = getComputedStyle(e);
+  if (s.display === 'none' || s.visibility === 'hidden') continue;
+  const fg = lum(s.color), bg = back(e);
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  const size = parseFloat(s.fontSize), large = size >= 24 || (size >= 18.66 && parseInt(s.fontWeight) >= 700);
+  if (ratio < (large ? 3 : 4.5)) bad.push(`${e.tagName} "${e.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+}
+for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (!((e.id && document.querySelector(`label[for="${e.id}"]`)) || e.getAttribute('aria-label') || e.closest('label')))
+    bad.push(`unlabelled ${e.tagName} ${e.name}`);
+}
+return bad;
+"#;
+
+/// Checks the page against `AUDIT_PAGE`, then keeps a screenshot of it.
+async fn check_page(c: &Client, name: &str) {
+    let found = c.execute(AUDIT_PAGE, vec![]).await.unwrap();
+    assert_eq!(found, serde_json::json!([]), "{name}: contrast or labels");
+    screenshot(c, name).await;
+}
+
+/// Presses Tab from the top of the page until `id` has the focus; the
+/// first stop must be the skip link. Returns the ids passed on the way.
+async fn tab_to(c: &Client, id: &str) -> Vec<String> {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    c.execute("document.activeElement.blur(); window.scrollTo(0, 0)", vec![]).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: fantoccini::key::Key::Tab.into() })
+            .then(KeyAction::Up { value: fantoccini::key::Key::Tab.into() });
+        c.perform_actions(tab).await.unwrap();
+        let js = "const e = document.activeElement; return e.id || e.className || e.tagName";
+        let at = c.execute(js, vec![]).await.unwrap().as_str().unwrap_or_default().to_string();
+        if seen.is_empty() {
+            assert_eq!(at, "skip", "the first Tab reaches the skip link");
+        }
+        seen.push(at.clone());
+        if at == id {
+            return seen;
+        }
+    }
+    panic!("Tab never reached #{id}: {seen:?}");
+}
+
 async fn screenshot(c: &Client, name: &str) {
     if let Ok(dir) = std::env::var("VIGIL_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).unwrap();
@@ -232,7 +293,14 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(text(&post, "#error").await.contains("wrong operator name or password"));
     sign_in(&post, &border_url, "nobody", PASSWORD).await;
     assert!(text(&post, "#error").await.contains("wrong operator name or password"), "unknown names answered alike");
-    screenshot(&post, "login.png").await;
+    check_page(&post, "login.png").await;
+    // The audit sees a grey heading and a bare input (its own control).
+    let spoil = "document.querySelector('h1').style.color = '#bbbbbb'; \
+                 document.querySelector('main').append(document.createElement('input'))";
+    post.execute(spoil, vec![]).await.unwrap();
+    let found = post.execute(AUDIT_PAGE, vec![]).await.unwrap();
+    let found: Vec<String> = serde_json::from_value(found).unwrap();
+    assert!(found.len() == 2 && found[0].starts_with("H1") && found[1].starts_with("unlabelled INPUT"), "{found:?}");
 
     // The border post enrols a found person; markup in the case reference stays text.
     sign_in(&post, &border_url, "kofi", PASSWORD).await;
@@ -253,7 +321,12 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     fill(&post, "retain_until", "next year").await;
     submit(&post, Locator::Id("enrol-button")).await;
     assert!(text(&post, "#error").await.contains("invalid date"), "the date's precise error");
-    screenshot(&post, "records.png").await;
+    check_page(&post, "records.png").await;
+    let path = tab_to(&post, "enrol-button").await;
+    assert!(
+        ["template", "case_ref", "consent", "retain_until"].iter().all(|f| path.iter().any(|p| p == f)),
+        "{path:?}"
+    );
 
     // A case worker may not decide disclosures; a form without the CSRF token is refused.
     let cookie = session_cookie(&post).await;
@@ -291,7 +364,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(row.contains("SN-2026-114") && row.contains("due in 4"), "hit row: {row}");
     let cases = until_shows(&shelter, &format!("{ngo_url}/cases"), "#alerts tbody tr", "1 hit").await;
     assert!(cases.contains("due in"), "the case shows its clock: {cases}");
-    screenshot(&shelter, "cases.png").await;
+    check_page(&shelter, "cases.png").await;
     // Exports: the hits as CSV, the alert as CAP 1.2 with only the ticked facts.
     let cookie = session_cookie(&shelter).await;
     let csv = get_body(&format!("{ngo_url}/hits/export.csv"), &cookie);
@@ -310,7 +383,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     shelter.find(Locator::Css("#hits input[name=reason]")).await.unwrap().send_keys("family asks").await.unwrap();
     submit(&shelter, Locator::Css("#hits button")).await;
     assert!(text(&shelter, "#flash").await.contains("Disclosure requested"));
-    screenshot(&shelter, "hits.png").await;
+    check_page(&shelter, "hits.png").await;
 
     // At the border post, a first approver approves: nothing is sent yet,
     // and the same person cannot confirm.
@@ -323,7 +396,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(text(&post, "p.pending-second").await.contains("desk"));
     submit(&post, Locator::Css("article.card button.approve")).await;
     assert!(text(&post, "#error").await.contains("another person"), "one operator alone cannot approve");
-    screenshot(&post, "disclosures.png").await;
+    check_page(&post, "disclosures.png").await;
     sign_out(&post).await;
     shelter.goto(&format!("{ngo_url}/disclosures")).await.unwrap();
     assert!(text(&shelter, "#requested td.status").await.contains("pending"), "nothing arrived on one approval");
@@ -354,7 +427,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     let row = text(&shelter, "#outcomes-table tbody tr.hit").await;
     assert!(row.contains("Eastgate Border Post") && row.contains("1 match"), "outcome: {row}");
     assert!(text(&shelter, "#outcomes").await.contains("SN-2026-114"), "the search names its case");
-    screenshot(&shelter, "identify.png").await;
+    check_page(&shelter, "identify.png").await;
 
     // The border post's audit names each operator; the auditor at the shelter reads French.
     post.goto(&format!("{border_url}/audit?verify=1&operator=chief")).await.unwrap();
@@ -363,7 +436,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(audit.contains("chief") && audit.contains("disclosure_decided"), "{audit}");
     post.goto(&format!("{border_url}/audit?operator=desk&kind=disclosure")).await.unwrap();
     assert!(text(&post, "#audit tbody").await.contains("disclosure_approval_pending"));
-    screenshot(&post, "audit.png").await;
+    check_page(&post, "audit.png").await;
     sign_out(&shelter).await;
     sign_in(&shelter, &ngo_url, "lucie", PASSWORD).await;
     assert!(text(&shelter, "nav").await.contains("Dossiers"), "French for a French-speaking operator");
@@ -380,7 +453,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
         let width = shelter.execute(&js, vec![]).await.unwrap();
         assert_eq!(width.as_u64(), Some(640), "plot {plot} loads");
     }
-    screenshot(&shelter, "health.png").await;
+    check_page(&shelter, "health.png").await;
     let svg = get_body(&format!("{ngo_url}/health/alerts.svg"), &session_cookie(&shelter).await);
     let doc = roxmltree::Document::parse(&svg).expect("an SVG document");
     assert!(doc.descendants().any(|n| n.has_tag_name("circle")), "at least one sample is drawn");
