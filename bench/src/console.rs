@@ -123,6 +123,7 @@ fn write_hits(
             record: None,
             at_ms,
             delivered: true,
+            band: None,
         }));
         if i % 10 == 0 {
             let approved = i % 20 == 0;

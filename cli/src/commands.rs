@@ -67,7 +67,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Hits { data, json } => {
             let hits: Vec<StoredHit> = Client::new(&data.data)?.get("/v1/hits")?;
-            client::print_table(&hits, json, &["role", "source", "peer", "handle", "delivered"])
+            client::print_table(&hits, json, &["role", "source", "peer", "band", "handle", "delivered"])
         }
         Command::Backup { data, out, key_file } => backup(&data.data, &out, key_file.as_deref()),
         Command::Doctor { data, key_file, json } => crate::doctor::run(&data.data, key_file.as_deref(), json),

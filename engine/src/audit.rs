@@ -312,6 +312,14 @@ pub enum AuditEvent {
     DisclosureApprovalPending {
         id: Handle,
     },
+    /// Issuer: a hit of an encrypted alert whose extractor has bands, with
+    /// the highest band the holder's record reached.
+    HitReceivedInBand {
+        alert: AlertId,
+        holder: OrgId,
+        handle: Handle,
+        band: vigil_protocol::policy::Band,
+    },
     /// Prober: identification `query` was made for this node's own case
     /// (alert) `alert`; the binding stays here, holders never see it.
     QueryForCase {

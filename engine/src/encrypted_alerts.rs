@@ -12,9 +12,9 @@ use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
-    answer_forms, cheapest, per_group, respond, respond_row, valid_chunks, valid_stride, AnswerForm, AnyAnswer,
-    EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY,
-    ROW_PADDING,
+    answer_forms, cheapest, per_group, respond, respond_row, respond_row_bands, row_bands_to_bytes, valid_chunks,
+    valid_stride, AnswerForm, AnyAnswer, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout,
+    MAX_SPLIT_CHUNKS, PADDING, POLY, ROW_PADDING,
 };
 use vigil_matcher::Gallery;
 use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role};
@@ -42,7 +42,10 @@ pub struct AlertJob {
     pub gallery: Gallery,
     /// Record id of each gallery row.
     pub records: Vec<u64>,
-    pub threshold: i32,
+    /// The integer thresholds of the policy's bands, rising; row-form
+    /// answers carry one answer per band when there are several (column
+    /// form: the first only).
+    pub thresholds: Vec<i32>,
     pub seed: [u8; 32],
     /// Row form: records per answer page (a whole number of groups).
     /// Column form: positions per page (a whole number of blocks).
@@ -83,14 +86,17 @@ impl AlertJob {
         let mut pages = Vec::new();
         for (n, start) in (0..self.records.len()).step_by(page).enumerate() {
             let end = (start + page).min(self.records.len());
-            let rows: Vec<i8> = (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect();
-            let (answer, order) =
-                respond_row(&probe, &Gallery::new(d, rows), self.threshold, derive(&self.seed, b"page", n))
-                    .map_err(|e| e.to_string())?;
+            let rows = Gallery::new(d, (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect());
+            let page_seed = derive(&self.seed, b"page", n);
+            let (body, order) = match self.thresholds.as_slice() {
+                [one] => respond_row(&probe, &rows, *one, page_seed).map(|(a, o)| (a.to_bytes(), o)),
+                bands => respond_row_bands(&probe, &rows, bands, page_seed).map(|(a, o)| (row_bands_to_bytes(&a), o)),
+            }
+            .map_err(|e| e.to_string())?;
             let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
             let records =
                 order.iter().map(|r| if *r == ROW_PADDING { 0 } else { self.records[start + *r as usize] }).collect();
-            pages.push(AnswerPage { id, body: answer.to_bytes(), records });
+            pages.push(AnswerPage { id, body, records });
         }
         Ok(pages)
     }
@@ -99,7 +105,7 @@ impl AlertJob {
     /// shuffle and decoys), then pages of whole blocks.
     fn run_column(&self, probe: &EncryptedProbe) -> Result<Vec<AnswerPage>, String> {
         let layout = RunLayout::new(&self.gallery);
-        let (answer, order) = respond(probe, &layout, self.threshold, self.seed).map_err(|e| e.to_string())?;
+        let (answer, order) = respond(probe, &layout, self.thresholds[0], self.seed).map_err(|e| e.to_string())?;
         let blocks = (self.page_records / POLY).max(1);
         let per_page = blocks * POLY;
         Ok(answer
@@ -128,11 +134,17 @@ pub struct AnswerJob {
     pub answer: AnyAnswer,
 }
 
+/// A decrypted answer page: the matching positions, each with the highest
+/// band index it reached when the page carries bands (else `None`), and
+/// the number of positions.
+pub type Decisions = (Vec<(usize, Option<u8>)>, usize);
+
 impl AnswerJob {
-    /// The matching positions and the number of positions.
-    pub fn run(&self) -> Result<(Vec<usize>, usize), String> {
-        let decisions = self.answer.decrypt(&self.key).map_err(|e| e.to_string())?;
-        Ok((decisions.iter().enumerate().filter(|(_, m)| **m).map(|(p, _)| p).collect(), decisions.len()))
+    pub fn run(&self) -> Result<Decisions, String> {
+        let bands = self.answer.decrypt_bands(&self.key).map_err(|e| e.to_string())?;
+        let banded = self.answer.bands() > 1;
+        let positives = bands.iter().enumerate().filter_map(|(p, b)| b.map(|b| (p, banded.then_some(b)))).collect();
+        Ok((positives, bands.len()))
     }
 }
 
@@ -314,9 +326,9 @@ impl Engine {
             probe: JobProbe::Row(probe),
             gallery: Gallery::new(ex.dim, self.gallery_rows(&records, ex.dim)),
             records,
-            threshold: ex.score_threshold(),
+            thresholds: ex.score_thresholds(),
             seed,
-            page_records: self.row_page_records(ex.dim),
+            page_records: self.row_page_records(ex.dim, ex.thresholds.len()),
             undo,
             standing: only.is_some(),
         };
@@ -383,7 +395,7 @@ impl Engine {
         // (column form) or whole groups (split).
         let page_records = match &probe {
             JobProbe::Column(_) => EncryptedAnswer::page_records(self.frame_limit / 2),
-            JobProbe::Row(p) => self.row_page_records(p.stride()),
+            JobProbe::Row(p) => self.row_page_records(p.stride(), ex.thresholds.len()),
         };
         let job = AlertJob {
             alert,
@@ -391,7 +403,7 @@ impl Engine {
             probe,
             gallery: Gallery::new(ex.dim, rows),
             records,
-            threshold: ex.score_threshold(),
+            thresholds: ex.score_thresholds(),
             seed,
             page_records,
             undo,
@@ -416,10 +428,11 @@ impl Engine {
         rows
     }
 
-    /// Records per row-form answer page at result stride `stride`: whole
-    /// groups filling at most half a request frame.
-    fn row_page_records(&self, stride: usize) -> usize {
-        (self.frame_limit / 2 / RowAnswer::group_bytes(stride)).max(1) * per_group(stride)
+    /// Records per row-form answer page at result stride `stride` with
+    /// `bands` answers per page: whole groups filling at most half a
+    /// request frame.
+    fn row_page_records(&self, stride: usize, bands: usize) -> usize {
+        (self.frame_limit / 2 / (RowAnswer::group_bytes(stride) * bands.max(1))).max(1) * per_group(stride)
     }
 
     /// Holder: how to answer an alert over `records` records (config:
@@ -638,10 +651,7 @@ impl Engine {
         };
         // A row page at the stride of the alert's probe or of a split of it.
         let decoded = AnyAnswer::from_bytes(&a.body, max_frame_bytes).map(|ans| {
-            let fits = match &ans {
-                AnyAnswer::Row(r) => valid_stride(probe.dim, r.stride),
-                AnyAnswer::Column(_) => true,
-            };
+            let fits = ans.stride().is_none_or(|s| valid_stride(probe.dim, s));
             (ans.key_id() == probe.key_id && fits).then_some(ans)
         });
         let answer = match decoded {
@@ -674,7 +684,7 @@ impl Engine {
         &mut self,
         now_ms: u64,
         job: &AnswerJob,
-        result: Result<(Vec<usize>, usize), String>,
+        result: Result<Decisions, String>,
     ) -> (Response, Vec<Action>) {
         let (positives, positions) = match result {
             Ok(r) => r,
@@ -684,9 +694,16 @@ impl Engine {
             }
         };
         let (alert, answer, holder) = (job.alert, job.answer_id, job.from);
-        if let Some(ex) = self.alert_extractor(&alert) {
+        let ex = self.alert_extractor(&alert);
+        if let Some(ex) = ex {
             self.open_queries.note_alert_answer(holder, alert, ex, positions);
         }
+        // A band index names the threshold of the extractor's policy entry.
+        let bio = self.biometric();
+        let band_of = |b: Option<u8>| {
+            let ex = bio.active(ex?).ok()?;
+            Some(ex.thresholds.get(usize::from(b?))?.band)
+        };
         let mut actions = vec![
             Action::Audit(AuditEvent::AlertAnswerReceived {
                 alert,
@@ -697,11 +714,12 @@ impl Engine {
             }),
             self.count_answer_page(now_ms, alert, holder),
         ];
-        for p in &positives {
-            let handle = position_handle(&answer, *p);
+        for &(p, b) in &positives {
+            let handle = position_handle(&answer, p);
             if self.hits.contains_key(&handle) {
                 continue;
             }
+            let band = band_of(b);
             let hit = StoredHit {
                 handle,
                 role: HitRole::Issuer,
@@ -710,10 +728,14 @@ impl Engine {
                 record: None,
                 at_ms: now_ms,
                 delivered: true,
+                band,
             };
             self.hits.insert(handle, hit.clone());
             actions.push(Action::Store(StoreOp::PutHit(hit)));
-            actions.push(Action::Audit(AuditEvent::HitReceived { alert, holder, handle }));
+            actions.push(Action::Audit(match band {
+                Some(band) => AuditEvent::HitReceivedInBand { alert, holder, handle, band },
+                None => AuditEvent::HitReceived { alert, holder, handle },
+            }));
         }
         let n = positives.len();
         if positions > 0 && n > 1 && n as f64 > self.queries.flag_hit_fraction * positions as f64 {

@@ -146,6 +146,7 @@ impl Engine {
             record: None,
             at_ms: now_ms,
             delivered: true,
+            band: None,
         };
         self.hits.insert(b.handle, hit.clone());
         (

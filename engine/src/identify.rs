@@ -9,7 +9,10 @@ use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{StoreOp, StoredBudget};
 use std::sync::Arc;
-use vigil_matcher::encrypted::{respond, respond_row, AnyProbe, ProberKey, RowAnswer, RunLayout, MAX_SPLIT_CHUNKS};
+use vigil_matcher::encrypted::{
+    respond, respond_row, respond_row_bands, row_bands_to_bytes, AnyProbe, ProberKey, RowAnswer, RunLayout,
+    MAX_SPLIT_CHUNKS,
+};
 use vigil_matcher::Gallery;
 use vigil_protocol::{decode, encode, Handle, IdentifyAnswer, OrgId, Refusal, Request, Response, Role, Tag};
 
@@ -29,7 +32,9 @@ pub struct IdentifyJob {
     /// The probe, in the form the prober chose.
     pub probe: AnyProbe,
     pub gallery: Arc<EncryptedGallery>,
-    pub threshold: i32,
+    /// The policy's band thresholds, rising: a row-form answer carries one
+    /// answer per band when there are several (column form: the first).
+    pub thresholds: Vec<i32>,
     pub seed: [u8; 32],
 }
 
@@ -42,10 +47,14 @@ impl IdentifyJob {
     /// The homomorphic work (blocking): the encoded `Response::Answer`.
     pub fn run(&self, max_answer_bytes: usize) -> Result<Vec<u8>, String> {
         let answer = match &self.probe {
-            AnyProbe::Column(p) => respond(p, &self.gallery.layout, self.threshold, self.seed).map(|a| a.0.to_bytes()),
-            AnyProbe::Row(p) => {
-                respond_row(p, &self.gallery.layout.gallery(), self.threshold, self.seed).map(|a| a.0.to_bytes())
+            AnyProbe::Column(p) => {
+                respond(p, &self.gallery.layout, self.thresholds[0], self.seed).map(|a| a.0.to_bytes())
             }
+            AnyProbe::Row(p) => match self.thresholds.as_slice() {
+                [one] => respond_row(p, &self.gallery.layout.gallery(), *one, self.seed).map(|a| a.0.to_bytes()),
+                bands => respond_row_bands(p, &self.gallery.layout.gallery(), bands, self.seed)
+                    .map(|a| row_bands_to_bytes(&a.0)),
+            },
         }
         .map_err(|e| e.to_string())?;
         let r = Response::Answer(IdentifyAnswer { query: self.query, answer });
@@ -334,7 +343,8 @@ impl Engine {
             legal_basis: req.legal_basis.clone(),
             records: gallery.records.len(),
         };
-        let job = IdentifyJob { query: req.query, from, probe, gallery, threshold: extractor.score_threshold(), seed };
+        let job =
+            IdentifyJob { query: req.query, from, probe, gallery, thresholds: extractor.score_thresholds(), seed };
         actions.push(Action::Audit(event));
         IdentifyStart::Run(Box::new(job), actions)
     }
@@ -360,22 +370,23 @@ impl Engine {
         now_ms: u64,
         query: Handle,
         peer: OrgId,
-        hits: &[Handle],
+        hits: &[(Handle, Option<vigil_protocol::policy::Band>)],
         positions: usize,
     ) -> Vec<Action> {
         let positives = hits.len();
         let mut actions = vec![Action::Audit(AuditEvent::QueryAnswered { query, peer, positives, positions })];
-        for handle in hits {
+        for &(handle, band) in hits {
             let hit = crate::model::StoredHit {
-                handle: *handle,
+                handle,
                 role: crate::model::HitRole::Prober,
                 source: crate::model::HitSource::Query(query),
                 peer,
                 record: None,
                 at_ms: now_ms,
                 delivered: true,
+                band,
             };
-            self.hits.insert(*handle, hit.clone());
+            self.hits.insert(handle, hit.clone());
             actions.push(Action::Store(crate::model::StoreOp::PutHit(hit)));
         }
         if positions > 0 && positives as f64 > self.queries.flag_hit_fraction * positions as f64 && positives > 1 {

@@ -40,7 +40,7 @@ use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, Wi
 
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{
-    AlertJob, AnswerJob, AnswerPage, FetchJob, JobProbe, RequestOutcome, MAX_POSITIONS_PER_HOLDER_ALERT,
+    AlertJob, AnswerJob, AnswerPage, Decisions, FetchJob, JobProbe, RequestOutcome, MAX_POSITIONS_PER_HOLDER_ALERT,
 };
 pub use hits::MAX_NOTICES_PER_HOLDER_ALERT;
 pub use identify::{position_handle, query_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
@@ -612,6 +612,7 @@ impl Engine {
             record: Some(record),
             at_ms: now_ms,
             delivered: false,
+            band: None,
         };
         self.hits.insert(handle, hit.clone());
         let notice = hits::sign_notice(&self.me, alert, handle, now_ms);

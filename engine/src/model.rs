@@ -127,6 +127,29 @@ pub struct StoredHit {
     pub at_ms: u64,
     /// Holder: whether the issuer acknowledged the notice.
     pub delivered: bool,
+    /// Issuer of an encrypted alert whose policy entry has bands: the
+    /// highest band the holder's record reached (never a score). `None`
+    /// for hits of one threshold.
+    pub band: Option<vigil_protocol::policy::Band>,
+}
+
+/// A hit as stored before bands (no `band`): still read, as one without.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredHitV1 {
+    pub handle: Handle,
+    pub role: HitRole,
+    pub source: HitSource,
+    pub peer: OrgId,
+    pub record: Option<u64>,
+    pub at_ms: u64,
+    pub delivered: bool,
+}
+
+impl From<StoredHitV1> for StoredHit {
+    fn from(h: StoredHitV1) -> Self {
+        let StoredHitV1 { handle, role, source, peer, record, at_ms, delivered } = h;
+        Self { handle, role, source, peer, record, at_ms, delivered, band: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

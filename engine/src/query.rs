@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_matcher::encrypted::{
-    answer_forms, cheapest, AnswerForm, EncryptedAnswer, ProberKey, RowAnswer, MAX_SPLIT_CHUNKS,
+    answer_forms, cheapest, AnswerForm, AnyAnswer, EncryptedAnswer, ProberKey, MAX_SPLIT_CHUNKS,
 };
 use vigil_matcher::Template;
 use vigil_protocol::{decode, AlertId, Handle, IdentifyRequest, OrgId, Response, Role, Tag};
@@ -38,6 +38,9 @@ pub struct PeerOutcome {
     pub reason: Option<String>,
     /// Handles of matching positions (resolve them with that peer).
     pub hits: Vec<Handle>,
+    /// The band of each hit when the member's answer carried bands.
+    #[serde(default)]
+    pub bands: Vec<Option<vigil_protocol::policy::Band>>,
     /// Gallery positions the peer answered for.
     pub positions: usize,
     /// The probe's form sent to this peer: `column`, `row` or `split N`.
@@ -46,7 +49,15 @@ pub struct PeerOutcome {
 
 impl PeerOutcome {
     fn new(peer: OrgId, status: OutcomeStatus, reason: impl Into<String>, form: AnswerForm) -> Self {
-        PeerOutcome { peer, status, reason: Some(reason.into()), hits: vec![], positions: 0, form: form.to_string() }
+        PeerOutcome {
+            peer,
+            status,
+            reason: Some(reason.into()),
+            hits: vec![],
+            bands: vec![],
+            positions: 0,
+            form: form.to_string(),
+        }
     }
 }
 
@@ -84,35 +95,37 @@ pub struct DecryptJob {
     max_bytes: usize,
 }
 
-/// What decrypting an answer gave: matching positions and positions in all.
-pub type Decrypted = Result<(Vec<Handle>, usize), String>;
+/// What decrypting an answer gave: matching positions, each with the
+/// highest band index reached when the answer carries bands, and
+/// positions in all.
+pub type Decrypted = Result<(Vec<(Handle, Option<u8>)>, usize), String>;
 
 impl DecryptJob {
     /// Decrypts the answer in the form asked: a column answer, or a row
     /// answer at the stride of the split sent (another stride is refused);
     /// names each matching position by its handle.
     pub fn run(&self) -> Decrypted {
-        let (decisions, positions) = match self.form.row_chunks() {
+        let answer = match self.form.row_chunks() {
             None => {
-                let a = EncryptedAnswer::from_bytes(&self.answer, self.max_bytes).map_err(|e| e.to_string())?;
-                (self.key.decrypt(&a).map_err(|e| e.to_string())?, a.count)
+                AnyAnswer::Column(EncryptedAnswer::from_bytes(&self.answer, self.max_bytes).map_err(|e| e.to_string())?)
             }
             Some(chunks) => {
-                let a = RowAnswer::from_bytes(&self.answer, self.max_bytes).map_err(|e| e.to_string())?;
+                let a = AnyAnswer::from_bytes(&self.answer, self.max_bytes).map_err(|e| e.to_string())?;
                 let want = vigil_matcher::encrypted::stride(self.dim, chunks);
-                if a.stride != want {
-                    return Err(format!("row answer at stride {}, the probe sent has stride {want}", a.stride));
+                if a.stride() != Some(want) {
+                    return Err(format!("row answer at stride {:?}, the probe sent has stride {want}", a.stride()));
                 }
-                (self.key.decrypt_row(&a).map_err(|e| e.to_string())?, a.count)
+                a
             }
         };
-        let hits = decisions
+        let bands = answer.decrypt_bands(&self.key).map_err(|e| e.to_string())?;
+        let banded = answer.bands() > 1;
+        let hits = bands
             .iter()
             .enumerate()
-            .filter(|(_, m)| **m)
-            .map(|(p, _)| super::query_handle(&self.query, &self.peer, p))
+            .filter_map(|(p, b)| b.map(|b| (super::query_handle(&self.query, &self.peer, p), banded.then_some(b))))
             .collect();
-        Ok((hits, positions))
+        Ok((hits, bands.len()))
     }
 }
 
@@ -366,6 +379,10 @@ impl Engine {
             }
         };
         let extractor = q.extractor;
+        let bio = self.biometric();
+        let band_of = |b: Option<u8>| Some(bio.active(extractor).ok()?.thresholds.get(usize::from(b?))?.band);
+        let hits: Vec<(Handle, Option<vigil_protocol::policy::Band>)> =
+            hits.into_iter().map(|(h, b)| (h, band_of(b))).collect();
         let actions = self.query_result(now_ms, job.query, job.peer, &hits, positions);
         self.open_queries.peer_records.insert((job.peer, extractor), positions);
         let q = self.open_queries.open.get_mut(&job.query).expect("present above");
@@ -373,7 +390,8 @@ impl Engine {
             peer: job.peer,
             status: OutcomeStatus::Answered,
             reason: None,
-            hits,
+            bands: hits.iter().map(|h| h.1).collect(),
+            hits: hits.into_iter().map(|h| h.0).collect(),
             positions,
             form: job.form.to_string(),
         });

@@ -7,7 +7,9 @@
 //! panic is a bug. Whatever decodes must encode back to something that
 //! decodes to the same value.
 
-use vigil_matcher::encrypted::{EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS};
+use vigil_matcher::encrypted::{
+    row_bands_to_bytes, AnyAnswer, EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS,
+};
 use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, RosterFile, SignedRoster, Tag};
 
 /// A decoder entry point: must return normally for any input.
@@ -93,7 +95,7 @@ pub fn record_structure(data: &[u8]) -> Option<vigil_records::Record> {
     Some(r)
 }
 
-/// Encrypted probes and answers in both forms; the first byte after the
+/// Encrypted probes and answers in both forms (and band answers); the first byte after the
 /// header picks nothing: every decoder sees every input.
 pub fn ciphertext(data: &[u8]) {
     let limit = 1 << 20;
@@ -111,5 +113,9 @@ pub fn ciphertext(data: &[u8]) {
     }
     if let Ok(a) = RowAnswer::from_bytes(data, limit) {
         assert!(RowAnswer::from_bytes(&a.to_bytes(), limit).is_ok_and(|b| b == a));
+    }
+    if let Ok(AnyAnswer::RowBands(a)) = AnyAnswer::from_bytes(data, limit) {
+        let again = AnyAnswer::from_bytes(&row_bands_to_bytes(&a), limit);
+        assert!(matches!(again, Ok(AnyAnswer::RowBands(b)) if b == a));
     }
 }

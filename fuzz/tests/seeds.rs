@@ -3,7 +3,7 @@
 //! -- --ignored`; the fuzzers grow the corpus from there.
 
 use std::path::Path;
-use vigil_matcher::encrypted::{respond, respond_row, ProberKey, RunLayout};
+use vigil_matcher::encrypted::{respond, respond_row, respond_row_bands, row_bands_to_bytes, ProberKey, RunLayout};
 use vigil_matcher::{synth::Population, Gallery};
 use vigil_protocol::*;
 
@@ -126,6 +126,17 @@ fn write_seeds() {
     let (sa, _) = respond_row(&sp, &g, 1, [3; 32]).unwrap();
     put("ciphertext", "split-probe", &sp.to_bytes());
     put("ciphertext", "split-answer", &sa.to_bytes());
+    write_band_seed();
+}
+
+#[test]
+#[ignore = "writes the fuzz/corpus band-answer seed; run by hand"]
+fn write_band_seed() {
+    let key = ProberKey::generate();
+    let q: Vec<i8> = (0..4).map(|i| i as i8).collect();
+    let g = Gallery::new(4, vec![1; 4 * 3]);
+    let (bands, _) = respond_row_bands(&key.encrypt_row(&q).unwrap(), &g, &[1, 5, 9], [4; 32]).unwrap();
+    put("ciphertext", "row-bands", &row_bands_to_bytes(&bands));
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub enum Tag {
     RowProbe = 9,
     /// An answer to a row-form probe.
     RowAnswer = 10,
+    /// Answers to a row-form probe, one per confidence band's threshold.
+    RowBands = 11,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,7 +89,7 @@ pub fn tag_of(bytes: &[u8]) -> Option<Tag> {
         return None;
     }
     use Tag::*;
-    [Gossip, Request, Response, Roster, Body, Stored, EncryptedProbe, EncryptedAnswer, RowProbe, RowAnswer]
+    [Gossip, Request, Response, Roster, Body, Stored, EncryptedProbe, EncryptedAnswer, RowProbe, RowAnswer, RowBands]
         .into_iter()
         .find(|t| *t as u8 == bytes[3])
 }

@@ -133,7 +133,17 @@ impl Extractor {
     /// For a multi-finger extractor the threshold is on the sum of
     /// per-finger cosines, and each part is quantised at scale 127/√parts.
     pub fn score_threshold(&self) -> i32 {
-        (self.threshold() * 127.0 * 127.0 / self.parts() as f32).round() as i32
+        self.score_of(self.threshold())
+    }
+
+    /// `score_threshold` of every threshold, rising: the confidence bands
+    /// (the first decides a match).
+    pub fn score_thresholds(&self) -> Vec<i32> {
+        self.thresholds.iter().map(|t| self.score_of(t.cosine)).collect()
+    }
+
+    fn score_of(&self, cosine: f32) -> i32 {
+        (cosine * 127.0 * 127.0 / self.parts() as f32).round() as i32
     }
 
     /// The threshold cosine (a sum over fingers for multi-finger

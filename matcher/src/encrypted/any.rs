@@ -2,7 +2,11 @@
 //! which decoder applies, so callers never look at codec bytes themselves.
 
 use super::{EncryptedAnswer, EncryptedError, EncryptedProbe, ProberKey, RowAnswer, RowProbe};
-use vigil_protocol::{tag_of, Tag};
+use serde::{Deserialize, Serialize};
+use vigil_protocol::{decode, encode, tag_of, Tag};
+
+/// Most thresholds (confidence bands) a policy gives an extractor.
+pub const MAX_BANDS: usize = 3;
 
 /// A query's probe: column form (`EncryptedProbe`) or row form (`RowProbe`,
 /// 1..=`max_chunks` chunks).
@@ -43,6 +47,38 @@ impl AnyProbe {
 pub enum AnyAnswer {
     Row(RowAnswer),
     Column(EncryptedAnswer),
+    /// One row answer per band's threshold, rising, in one order
+    /// (`respond_row_bands`): the prober learns per position the highest
+    /// band reached.
+    RowBands(Vec<RowAnswer>),
+}
+
+/// `RowBands` (tag 11) on the wire: each answer as its own `RowAnswer`
+/// encoding (tag 10).
+#[derive(Serialize, Deserialize)]
+struct RowBandsWire {
+    answers: Vec<serde_bytes::ByteBuf>,
+}
+
+/// Encodes band answers (2..=`MAX_BANDS` of them) as one object.
+pub fn row_bands_to_bytes(answers: &[RowAnswer]) -> Vec<u8> {
+    let answers = answers.iter().map(|a| serde_bytes::ByteBuf::from(a.to_bytes())).collect();
+    encode(Tag::RowBands, &RowBandsWire { answers }, usize::MAX).expect("answers encode")
+}
+
+/// Decodes band answers under `limit` bytes: 2..=`MAX_BANDS` row answers
+/// under one key, at one stride, over as many positions.
+fn row_bands_from_bytes(bytes: &[u8], limit: usize) -> Result<Vec<RowAnswer>, EncryptedError> {
+    let w: RowBandsWire = decode(Tag::RowBands, bytes, limit).map_err(|e| EncryptedError::Wire(e.to_string()))?;
+    if !(2..=MAX_BANDS).contains(&w.answers.len()) {
+        return Err(EncryptedError::Wire(format!("{} band answers, 2..={MAX_BANDS} expected", w.answers.len())));
+    }
+    let answers = w.answers.iter().map(|b| RowAnswer::from_bytes(b, limit)).collect::<Result<Vec<_>, _>>()?;
+    let first = &answers[0];
+    if answers.iter().any(|a| a.key_id != first.key_id || a.stride != first.stride || a.count != first.count) {
+        return Err(EncryptedError::Wire("band answers differ in key, stride or positions".into()));
+    }
+    Ok(answers)
 }
 
 impl AnyAnswer {
@@ -50,6 +86,7 @@ impl AnyAnswer {
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, EncryptedError> {
         match tag_of(bytes) {
             Some(Tag::EncryptedAnswer) => EncryptedAnswer::from_bytes(bytes, limit).map(AnyAnswer::Column),
+            Some(Tag::RowBands) => row_bands_from_bytes(bytes, limit).map(AnyAnswer::RowBands),
             _ => RowAnswer::from_bytes(bytes, limit).map(AnyAnswer::Row),
         }
     }
@@ -58,6 +95,7 @@ impl AnyAnswer {
         match self {
             AnyAnswer::Row(a) => a.key_id,
             AnyAnswer::Column(a) => a.key_id,
+            AnyAnswer::RowBands(a) => a[0].key_id,
         }
     }
 
@@ -66,14 +104,41 @@ impl AnyAnswer {
         match self {
             AnyAnswer::Row(a) => a.count,
             AnyAnswer::Column(a) => a.count,
+            AnyAnswer::RowBands(a) => a[0].count,
+        }
+    }
+
+    /// Row forms: the result stride.
+    pub fn stride(&self) -> Option<usize> {
+        match self {
+            AnyAnswer::Row(a) => Some(a.stride),
+            AnyAnswer::RowBands(a) => Some(a[0].stride),
+            AnyAnswer::Column(_) => None,
         }
     }
 
     /// The decision per position, with `key`.
     pub fn decrypt(&self, key: &ProberKey) -> Result<Vec<bool>, EncryptedError> {
+        Ok(self.decrypt_bands(key)?.into_iter().map(|b| b.is_some()).collect())
+    }
+
+    /// Per position, the highest band's index reached (0: the first
+    /// threshold, a match), or `None`. An answer of one threshold reaches
+    /// at most 0.
+    pub fn decrypt_bands(&self, key: &ProberKey) -> Result<Vec<Option<u8>>, EncryptedError> {
+        let some = |bits: Vec<bool>| bits.into_iter().map(|m| m.then_some(0)).collect();
         match self {
-            AnyAnswer::Row(a) => key.decrypt_row(a),
-            AnyAnswer::Column(a) => key.decrypt(a),
+            AnyAnswer::Row(a) => key.decrypt_row(a).map(some),
+            AnyAnswer::Column(a) => key.decrypt(a).map(some),
+            AnyAnswer::RowBands(a) => key.decrypt_row_bands(a),
+        }
+    }
+
+    /// How many thresholds the answer was computed for.
+    pub fn bands(&self) -> usize {
+        match self {
+            AnyAnswer::RowBands(a) => a.len(),
+            _ => 1,
         }
     }
 }

@@ -20,7 +20,7 @@ mod kernel;
 mod row;
 mod wire;
 
-pub use any::{AnyAnswer, AnyProbe};
+pub use any::{row_bands_to_bytes, AnyAnswer, AnyProbe, MAX_BANDS};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, respond_row_bands, row_form_limit,

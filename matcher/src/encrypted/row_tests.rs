@@ -226,3 +226,26 @@ fn band_answers_give_the_highest_band_and_masks_of_their_own() {
     // Each band has masks of its own: the same scores under other masks.
     assert_ne!(answers[1].coeffs, respond_row(&probe, &g, thresholds[1], seed).unwrap().0.coeffs);
 }
+
+#[test]
+fn band_answers_travel_as_one_object_and_bad_ones_are_refused() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let key = ProberKey::generate();
+    let q = unit_i8(&mut rng, 128);
+    let g = gallery(&mut rng, &q, 60);
+    let probe = key.encrypt_row(&q).unwrap();
+    let (answers, _) = respond_row_bands(&probe, &g, &[T, 12_900], rng.gen()).unwrap();
+    let bytes = super::row_bands_to_bytes(&answers);
+    let any = super::AnyAnswer::from_bytes(&bytes, 16 << 20).unwrap();
+    assert_eq!((any.bands(), any.count(), any.stride()), (2, answers[0].count, Some(128)));
+    assert_eq!(any.decrypt_bands(&key).unwrap(), key.decrypt_row_bands(&answers).unwrap());
+    // One answer alone, answers over other positions, a truncated object.
+    let err = |b: &[u8]| super::AnyAnswer::from_bytes(b, 16 << 20).unwrap_err().to_string();
+    assert!(err(&super::row_bands_to_bytes(&answers[..1])).contains("2..=3"));
+    let (other, _) = respond_row(&probe, &gallery(&mut rng, &q, 200), T, rng.gen()).unwrap();
+    assert!(err(&super::row_bands_to_bytes(&[answers[0].clone(), other])).contains("differ"));
+    assert!(!err(&bytes[..bytes.len() - 1]).is_empty());
+    // A single-threshold answer decrypts to band 0 at most.
+    let single = super::AnyAnswer::Row(answers[0].clone());
+    assert!(single.decrypt_bands(&key).unwrap().iter().all(|b| b.is_none_or(|b| b == 0)));
+}

@@ -190,13 +190,14 @@ pub(super) async fn hits_csv(State(c): State<Console>, Extension(op): Extension<
         Err(e) => return failed(e),
     };
     let names = pages::names(&c).await;
-    let header = ["hit", "when", "case_ref", "holder", "source", "follow_up", "overdue", "disclosure"];
+    let header = ["hit", "when", "case_ref", "holder", "band", "source", "follow_up", "overdue", "disclosure"];
     let rows = hit_rows(&c, op.tr(), &data, &names, 0, usize::MAX).0.into_iter().map(|r| {
         vec![
             r.handle,
             r.when,
             r.case_ref,
             r.holder,
+            r.band,
             r.source,
             r.follow_up,
             r.overdue.to_string(),

@@ -120,6 +120,10 @@ words! {
     detail: "Detail", "Détail";
     older: "Older entries", "Entrées plus anciennes";
     pages: "Pages", "Pages";
+    band: "Band", "Niveau";
+    band_strong: "strong", "fort";
+    band_probable: "probable", "probable";
+    band_possible: "possible", "possible";
     of: "of", "sur";
     newer: "Newer", "Plus récentes";
     older_rows: "Older", "Plus anciennes";

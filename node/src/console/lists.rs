@@ -24,6 +24,8 @@ pub(super) struct AlertRow {
 
 pub(super) struct HitRow {
     pub handle: String,
+    /// The confidence band in the operator's words, or empty (one threshold).
+    pub band: String,
     pub when: String,
     pub case_ref: String,
     pub holder: String,
@@ -158,6 +160,18 @@ pub(super) fn alert_rows(
     (rows, own.len())
 }
 
+/// A band in the operator's words.
+pub(super) fn band_word(tr: &Tr, band: Option<vigil_protocol::policy::Band>) -> String {
+    use vigil_protocol::policy::Band;
+    match band {
+        Some(Band::Strong) => tr.band_strong,
+        Some(Band::Probable) => tr.band_probable,
+        Some(Band::Possible) => tr.band_possible,
+        None => "",
+    }
+    .to_string()
+}
+
 /// What the cases and hits pages both show: alerts, hits, disclosures.
 pub(super) type CaseData = (Vec<crate::AlertView>, Vec<vigil_engine::model::StoredHit>, Vec<StoredDisclosure>);
 
@@ -165,7 +179,8 @@ pub(super) async fn case_data(c: &Console) -> Result<CaseData, crate::NodeError>
     Ok((c.node.alerts().await?, c.node.hits().await?, c.node.disclosures().await?))
 }
 
-/// Hits of this node's alerts and queries, overdue first, then newest:
+/// Hits of this node's alerts and queries, overdue first, then by band
+/// (strong first; hits of one threshold last), then newest:
 /// `take` rows after the first `skip`, and how many there are.
 pub(super) fn hit_rows(
     c: &Console,
@@ -182,7 +197,10 @@ pub(super) fn hit_rows(
     // Ordered on what is cheap to know; only the rows shown are written out.
     let mut mine: Vec<&vigil_engine::model::StoredHit> =
         hits.iter().rev().filter(|h| matches!(h.role, HitRole::Issuer | HitRole::Prober)).collect();
-    mine.sort_by_key(|h| asked.finished(&h.handle) || now <= h.at_ms.saturating_add(due));
+    mine.sort_by_key(|h| {
+        let overdue = !asked.finished(&h.handle) && now > h.at_ms.saturating_add(due);
+        (!overdue, std::cmp::Reverse(h.band))
+    });
     let rows = mine
         .iter()
         .skip(skip)
@@ -207,6 +225,7 @@ pub(super) fn hit_rows(
             };
             HitRow {
                 handle: h.handle.to_hex(),
+                band: band_word(tr, h.band),
                 when: when(h.at_ms),
                 case_ref,
                 holder: name_of(names, &h.peer),

@@ -46,7 +46,7 @@ pub(super) enum JobDone {
     AnswerDecrypted {
         job: Box<vigil_engine::AnswerJob>,
         channel: ResponseChannel<Vec<u8>>,
-        result: Result<(Vec<usize>, usize), String>,
+        result: Result<vigil_engine::Decisions, String>,
     },
 }
 

@@ -439,8 +439,9 @@ impl Store {
     pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
         self.all(ALERTS)
     }
+    /// Hits, those stored before bands included.
     pub fn hits(&self) -> Result<Vec<StoredHit>, StoreError> {
-        self.all(HITS)
+        self.all_or_older::<StoredHit, vigil_engine::model::StoredHitV1>(HITS)
     }
     /// Disclosures, those stored before the four-eyes rule included.
     pub fn disclosures(&self) -> Result<Vec<StoredDisclosure>, StoreError> {

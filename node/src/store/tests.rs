@@ -216,3 +216,34 @@ fn disclosures_stored_before_the_four_eyes_rule_still_load_and_operators_persist
         matches!(&store.audit_entries().unwrap().last().unwrap().entry.event, AuditEvent::OperatorAdded { name, .. } if name == "amira")
     );
 }
+
+#[test]
+fn hits_stored_before_bands_still_load_beside_banded_ones() {
+    use vigil_engine::model::{HitRole, HitSource, StoredHit, StoredHitV1};
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    let old = StoredHitV1 {
+        handle: vigil_protocol::Handle([3; 16]),
+        role: HitRole::Issuer,
+        source: HitSource::Alert(vigil_protocol::AlertId([4; 32])),
+        peer: vigil_protocol::OrgId([1; 32]),
+        record: None,
+        at_ms: 5,
+        delivered: true,
+    };
+    let sealed = store.seal(HITS, &old.handle.0, &old).unwrap();
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(table(HITS)).unwrap().insert(old.handle.0.as_slice(), sealed.as_slice()).unwrap();
+    txn.commit().unwrap();
+    let banded = StoredHit {
+        handle: vigil_protocol::Handle([9; 16]),
+        band: Some(vigil_protocol::policy::Band::Strong),
+        ..StoredHit::from(old.clone())
+    };
+    store.commit(&[StoreOp::PutHit(banded.clone())], 6, vec![]).unwrap();
+    drop(store);
+    let mut loaded = f.open().unwrap().hits().unwrap();
+    loaded.sort_by_key(|h| h.handle.0);
+    assert_eq!(loaded, vec![StoredHit::from(old), banded]);
+    assert_eq!(loaded[0].band, None);
+}
