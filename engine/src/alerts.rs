@@ -66,6 +66,9 @@ impl Engine {
         if self.active_alerts(now_ms) >= self.policy.max_active {
             return Err(EngineError::TooManyAlerts(self.policy.max_active));
         }
+        if self.pulling.contains(&self.org) {
+            return Err(EngineError::OwnLogBehind);
+        }
         let mut actions = Vec::new();
         let form = self.policy.form;
         let bio = self.biometric();
@@ -88,7 +91,9 @@ impl Engine {
             }
             AlertForm::Protected => None,
         };
-        self.meta.alert_seq += 1;
+        // After the log's head, also where entries taken back from members
+        // (a database put back to an older copy) put it.
+        self.meta.alert_seq = self.next_own_seq();
         let body = AlertBody {
             issuer: self.org,
             seq: self.meta.alert_seq,
@@ -125,6 +130,11 @@ impl Engine {
         Ok((id, actions))
     }
 
+    /// The position of this node's next log entry.
+    fn next_own_seq(&self) -> u64 {
+        self.meta.alert_seq.max(self.head(&self.org).0) + 1
+    }
+
     /// Withdraws one of our own alerts.
     pub fn withdraw_alert(
         &mut self,
@@ -139,7 +149,10 @@ impl Engine {
         if a.status == AlertStatus::Withdrawn {
             return Err(EngineError::AlreadyWithdrawn(id));
         }
-        let seq = self.meta.alert_seq + 1;
+        if self.pulling.contains(&self.org) {
+            return Err(EngineError::OwnLogBehind);
+        }
+        let seq = self.next_own_seq();
         let body =
             Withdrawal { issuer: self.org, seq, prev: self.head(&self.org).1, alert: id, withdrawn_at_ms: now_ms };
         let signature = sign_body(&self.me, domain::WITHDRAWAL, &body)?;

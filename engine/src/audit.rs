@@ -320,6 +320,15 @@ pub enum AuditEvent {
         handle: Handle,
         band: vigil_protocol::policy::Band,
     },
+    /// A member holds this node's own alert log further (`peers`) than this
+    /// node does (`held`): its database was put back to an older copy (or
+    /// lost entries). The missing entries, signed by this node, are taken
+    /// back from the member, and nothing is published until they are.
+    OwnLogBehindPeers {
+        peer: OrgId,
+        held: u64,
+        peers: u64,
+    },
     /// Prober: identification `query` was made for this node's own case
     /// (alert) `alert`; the binding stays here, holders never see it.
     QueryForCase {

@@ -106,6 +106,11 @@ pub enum EngineError {
     AlreadyWithdrawn(AlertId),
     #[error("the limit of {0} active alerts is reached")]
     TooManyAlerts(usize),
+    #[error(
+        "members hold this node's alert log further than it does (was its database put back to an older copy?); \
+         its own entries are being taken back from them: try again in a moment"
+    )]
+    OwnLogBehind,
     /// Operator-supplied text is empty or too long.
     #[error("{field} must be 1..={max} bytes{hint}")]
     TextLength { field: &'static str, max: usize, hint: &'static str },
@@ -215,6 +220,9 @@ pub struct Engine {
     sync_requests: HashMap<vigil_protocol::Handle, sync::SyncCtx>,
     /// Logs being pulled now (one pull per log at a time).
     pulling: HashSet<OrgId>,
+    /// The furthest a member was seen holding this node's own log beyond
+    /// it (audited once per new height).
+    own_log_seen: u64,
     /// Peers to catch up with again at the next redial tick (a sync
     /// request to them failed).
     sync_retry: HashSet<OrgId>,
@@ -358,6 +366,7 @@ impl Engine {
             heads: HashMap::new(),
             sync_requests: HashMap::new(),
             pulling: HashSet::new(),
+            own_log_seen: 0,
             sync_retry: HashSet::new(),
             sync_served: HashMap::new(),
             created: HashMap::new(),

@@ -216,6 +216,12 @@ impl Engine {
             if h.seq <= mine || self.pulling.contains(&h.org) || !self.is_member(&h.org) {
                 continue;
             }
+            // Members anchor this node's own log: theirs is further only if
+            // this node's database lost entries (an older copy put back).
+            if h.org == self.org && h.seq > self.own_log_seen {
+                self.own_log_seen = h.seq;
+                actions.push(Action::Audit(AuditEvent::OwnLogBehindPeers { peer, held: mine, peers: h.seq }));
+            }
             self.pulling.insert(h.org);
             actions.push(self.pull(peer, h.org, mine + 1, h.seq));
         }
