@@ -275,7 +275,7 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert_ne!(config, short, "the hotline's config sets session_idle");
     std::fs::write(&toml, short).unwrap();
     add_operator(&hotline, "ines", "case_worker", "en");
-    let _daemons = [serve(Path::new(ngo)), serve(Path::new(border)), serve(Path::new(&hotline))];
+    let mut daemons = [serve(Path::new(ngo)), serve(Path::new(border)), serve(Path::new(&hotline))];
     let base = |dir: &str| vigil_node::datadir::api_access(Path::new(dir)).unwrap().0;
     let (ngo_url, border_url) = (base(ngo), base(border));
 
@@ -379,6 +379,12 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     assert!(!cap.contains("SN-2026-114"), "the case reference stays out unless ticked: {cap}");
     let cap = get_body(&format!("{ngo_url}{alert}/cap?case_ref=on"), &cookie);
     assert!(cap.contains("<value>SN-2026-114</value>") && cap.contains("<status>Actual</status>"), "{cap}");
+    shelter.goto(&format!("{ngo_url}{alert}")).await.unwrap();
+    let member = text(&shelter, "#members tbody tr").await;
+    assert!(
+        member.contains("Eastgate Border Post") && member.contains("hit") && member.contains("connected"),
+        "{member}"
+    );
     shelter.goto(&format!("{ngo_url}/hits")).await.unwrap();
     shelter.find(Locator::Css("#hits input[name=reason]")).await.unwrap().send_keys("family asks").await.unwrap();
     submit(&shelter, Locator::Css("#hits button")).await;
@@ -465,6 +471,14 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     }
     sign_in(&shelter, &ngo_url, "amira", PASSWORD).await;
     assert!(text(&shelter, "#error").await.contains("locked out"), "locked after five failures");
+
+    // The border post goes down: the shelter's case says since when it is not reachable.
+    let _ = daemons[1].0.kill();
+    let _ = daemons[1].0.wait();
+    shelter.goto(&format!("{ngo_url}/login")).await.unwrap();
+    sign_in(&shelter, &ngo_url, "lucie", PASSWORD).await;
+    let gone = until_shows(&shelter, &format!("{ngo_url}{alert}"), "#members td.reach", "depuis").await;
+    assert!(gone.starts_with("injoignable depuis"), "{gone}");
 
     // The hotline's session, unused for 10 s, has expired: pages send the
     // browser to the login, forms are refused.

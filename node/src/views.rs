@@ -91,6 +91,13 @@ pub struct Status {
     /// Peers blocked after repeated violations, and until when (ms).
     #[serde(default)]
     pub blocked: Vec<(OrgId, u64)>,
+    /// When this node started (ms).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// Members not connected now whose last connection closed since this
+    /// start, and when (ms); the others were not reached since the start.
+    #[serde(default)]
+    pub disconnected_at: Vec<(OrgId, u64)>,
 }
 
 /// An enrolled record as shown to operators: no template.

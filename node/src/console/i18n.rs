@@ -121,6 +121,9 @@ words! {
     older: "Older entries", "Entrées plus anciennes";
     pages: "Pages", "Pages";
     band: "Band", "Niveau";
+    reach: "Reachable", "Joignable";
+    unreachable_since: "not reachable since", "injoignable depuis";
+    not_reached_since_start: "not reached since this node started,", "pas joint depuis le démarrage du nœud,";
     band_strong: "strong", "fort";
     band_probable: "probable", "probable";
     band_possible: "possible", "possible";

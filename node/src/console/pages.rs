@@ -177,6 +177,8 @@ struct MemberRow {
     class: &'static str,
     hits: usize,
     reason: String,
+    /// Connected, or since when not.
+    reach: String,
 }
 
 #[derive(Template)]
@@ -202,6 +204,27 @@ pub(super) async fn case(
         (Ok(a), Ok(m)) => (a, m),
         _ => return (StatusCode::NOT_FOUND, "no such alert of this node").into_response(),
     };
+    let (status, hits) = match (c.node.status().await, c.node.hits().await) {
+        (Ok(s), Ok(h)) => (s, h),
+        (Err(e), _) | (_, Err(e)) => return failed(e),
+    };
+    // The highest band of each member's hits for this alert.
+    let mut best: HashMap<OrgId, vigil_protocol::policy::Band> = HashMap::new();
+    for h in hits.iter().filter(|h| h.role == vigil_engine::model::HitRole::Issuer && h.source.alert() == Some(alert)) {
+        if let Some(b) = h.band {
+            best.entry(h.peer).and_modify(|x| *x = (*x).max(b)).or_insert(b);
+        }
+    }
+    let gone: HashMap<OrgId, u64> = status.disconnected_at.iter().copied().collect();
+    let reach = |org: &OrgId| {
+        if status.connected.contains(org) {
+            tr.connected.to_string()
+        } else if let Some(at) = gone.get(org) {
+            format!("{} {}", tr.unreachable_since, when(*at))
+        } else {
+            format!("{} {}", tr.not_reached_since_start, when(status.started_at_ms))
+        }
+    };
     let Some(a) = alerts.iter().find(|a| a.id == alert && a.own) else {
         return (StatusCode::NOT_FOUND, "no such alert of this node").into_response();
     };
@@ -215,7 +238,12 @@ pub(super) async fn case(
                 MemberState::Hit => (tr.hit, "hit"),
                 MemberState::Refused => (tr.refused, "refused"),
             };
-            MemberRow { name: m.name, state: state.into(), class, hits: m.hits, reason: m.reason.unwrap_or_default() }
+            let state = match best.get(&m.member) {
+                Some(b) => format!("{state} ({})", super::lists::band_word(tr, Some(*b))),
+                None => state.to_string(),
+            };
+            let reach = reach(&m.member);
+            MemberRow { name: m.name, state, class, hits: m.hits, reason: m.reason.unwrap_or_default(), reach }
         })
         .collect();
     let f = Frame::new(&c, &op, tr.members, "cases");

@@ -264,6 +264,19 @@ impl Runtime {
                 b.sort();
                 b
             },
+            started_at_ms: self.started_at_ms,
+            disconnected_at: {
+                let connected: std::collections::HashSet<OrgId> =
+                    self.swarm.connected_peers().filter_map(net::org_of).collect();
+                let mut d: Vec<(OrgId, u64)> = self
+                    .disconnected_at
+                    .iter()
+                    .filter(|(o, _)| !connected.contains(o))
+                    .map(|(o, t)| (*o, *t))
+                    .collect();
+                d.sort();
+                d
+            },
         }
     }
 }

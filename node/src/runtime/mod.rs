@@ -154,6 +154,9 @@ struct Runtime {
     /// Peers blocked after repeated violations, until when (ms); kept in
     /// the store so a restart does not lift a block.
     blocked: HashMap<OrgId, u64>,
+    /// When each member's last connection closed (since this start).
+    disconnected_at: HashMap<OrgId, u64>,
+    started_at_ms: u64,
     /// The console's operators.
     operators: vigil_engine::operators::Operators,
     /// The operator whose command is being handled (its audit entries name it).
@@ -223,6 +226,8 @@ pub async fn start(opts: NodeOptions) -> Result<NodeHandle, NodeError> {
         metrics,
         halted: None,
         blocked: HashMap::new(),
+        disconnected_at: HashMap::new(),
+        started_at_ms: now_ms(),
         operators,
         actor: None,
         four_eyes,

@@ -92,7 +92,12 @@ impl Runtime {
                 tracing::debug!(org = %self.name, %peer, "refused connection: {cause}");
                 self.engine.connection_refused(now_ms(), &send_back_addr.to_string(), refusal_reason(&cause));
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => self.peer_gone(&peer_id),
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                if let Some(org) = net::org_of(&peer_id) {
+                    self.disconnected_at.insert(org, now_ms());
+                }
+                self.peer_gone(&peer_id)
+            }
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 self.connected(peer_id, num_established.get())?
             }
