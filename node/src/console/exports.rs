@@ -119,16 +119,16 @@ pub(super) async fn cap(
         parameters: case_ref.into_iter().map(|r| ("vigil:case_ref", r)).collect(),
     };
     match page.render() {
-        Ok(xml) => (
-            [
-                (header::CONTENT_TYPE, "application/cap+xml; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"vigil-alert-{id}.cap.xml\"")),
-            ],
-            xml,
-        )
-            .into_response(),
+        Ok(xml) => attachment("application/cap+xml; charset=utf-8", &format!("vigil-alert-{id}.cap.xml"), xml.into()),
         Err(e) => failed(e),
     }
+}
+
+/// A download: `body` as `content_type`, saved as `name`.
+fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response()
 }
 
 /// A cell a spreadsheet will not run: one starting with `=`, `+`, `-`,
@@ -150,14 +150,7 @@ fn csv_file(name: &str, header: &[&str], rows: impl Iterator<Item = Vec<String>>
         w.into_inner().map_err(|e| e.to_string())
     };
     match write() {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => attachment("text/csv; charset=utf-8", name, bytes),
         Err(e) => failed(e),
     }
 }

@@ -55,9 +55,16 @@ pub(super) fn damaged(db: &Path, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Damaged { path: db.display().to_string(), detail: detail.to_string(), backup: last_backup(db) }
 }
 
-/// Opens (or creates) the database at `db`, refusing a damaged file. A
-/// crash-interrupted compaction's copy is discarded first; `true` tells
-/// the caller to compact again (the erasure it was for is not done yet).
+/// Beside the database once it exists: a database missing where this is
+/// was lost (or its directory entry never reached the disk), not new.
+pub(super) fn started_path(db: &Path) -> PathBuf {
+    suffixed(db, ".started")
+}
+
+/// Opens (or creates) the database at `db`, refusing a damaged file, and a
+/// missing one in a directory where it existed. A crash-interrupted
+/// compaction's copy is discarded first; `true` tells the caller to
+/// compact again (the erasure it was for is not done yet).
 pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
     let fresh = compact_path(db);
     let interrupted = fresh.exists();
@@ -66,6 +73,10 @@ pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
         sync_dir(db)?;
     }
     let existed = db.exists();
+    let started = started_path(db);
+    if !existed && started.exists() {
+        return Err(damaged(db, "the database file is missing from a data directory that had one"));
+    }
     // redb asserts on some damage (a file cut short) instead of failing.
     let opened = std::panic::catch_unwind(|| redb::Database::create(db));
     let mut database = match opened {
@@ -84,6 +95,13 @@ pub(super) fn open(db: &Path) -> Result<(redb::Database, bool), StoreError> {
         Ok(Err(e)) => return Err(damaged(db, e)),
         Err(_) => return Err(damaged(db, "the storage engine could not read the file's layout (truncated?)")),
     };
+    if !started.exists() {
+        // The new file's directory entry, then the marker's, reach the disk
+        // before anything stored in it is acknowledged.
+        sync_dir(db)?;
+        std::fs::File::create(&started).and_then(|f| f.sync_all()).map_err(io(&started))?;
+        sync_dir(db)?;
+    }
     if existed {
         // Checksums of every page: a flipped byte in live data, or a
         // repair the file needed although the engine had recovered it

@@ -247,3 +247,16 @@ fn hits_stored_before_bands_still_load_beside_banded_ones() {
     assert_eq!(loaded, vec![StoredHit::from(old), banded]);
     assert_eq!(loaded[0].band, None);
 }
+
+#[test]
+fn a_database_missing_from_a_directory_that_had_one_is_refused_not_recreated() {
+    let f = Fixture::new();
+    drop(f.filled());
+    assert!(super::files::started_path(&f.path()).exists(), "the marker is written with the database");
+    std::fs::remove_file(f.path()).unwrap();
+    match f.open() {
+        Err(StoreError::Damaged { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
+        other => panic!("a missing database must be refused, got {:?}", other.map(|_| "a store")),
+    }
+    assert!(!f.path().exists(), "no empty database was made in its place");
+}
