@@ -1,5 +1,6 @@
-//! A node's database put back to an older copy (finding 22): its own alert
-//! log is anchored at its peers. On the first catch-up the node sees that
+//! A node's database put back to an older copy (finding 22): alone, the
+//! manifest beside it refuses the start; with the manifest of that time
+//! too, its own alert log is still anchored at its peers. On the first catch-up the node sees that
 //! members hold its log further than it does, audits the rollback, takes
 //! its own signed entries back from them, and publishes after them: no
 //! fork, no alert lost for the federation.
@@ -34,15 +35,20 @@ async fn a_rolled_back_node_takes_its_own_log_back_from_peers_and_does_not_fork(
     // The copy someone keeps, then two more alerts the police receive.
     fed.stop(0).await;
     let db = vigil_node::store::db_path(&fed.nodes[0].dir);
-    let old = std::fs::read(&db).unwrap();
+    let manifest = db.with_extension("redb.manifest");
+    let (old, old_manifest) = (std::fs::read(&db).unwrap(), std::fs::read(&manifest).unwrap());
     fed.start_again(0).await.unwrap();
     fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
     publish(fed.nodes[0].handle.clone(), 1).await;
     publish(fed.nodes[0].handle.clone(), 2).await;
     assert!(held_at(fed.nodes[1].handle.clone(), 3).await);
-    // The old copy is put back while the node is stopped.
+    // The old database alone put back: its manifest knows better.
     fed.stop(0).await;
     std::fs::write(&db, &old).unwrap();
+    let refused = fed.start_again(0).await.unwrap_err().to_string();
+    assert!(refused.contains("older copy"), "{refused}");
+    // The whole directory's old copy (its manifest too): its peers know better.
+    std::fs::write(&manifest, &old_manifest).unwrap();
     fed.start_again(0).await.unwrap();
     let node = fed.nodes[0].handle.clone();
     assert!(held_at(node.clone(), 3).await, "its own alerts come back from the peer");

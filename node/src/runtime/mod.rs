@@ -43,6 +43,8 @@ use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response
 pub const COMMAND_QUEUE: usize = 256;
 /// How often a node compares alert logs with every connected member.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the manifest beside the database records the audit head.
+const MANIFEST_INTERVAL: Duration = Duration::from_secs(60);
 /// Most finished jobs handled (and committed) together.
 const JOB_BATCH: usize = 64;
 /// How often records past their retention date are purged.
@@ -366,6 +368,7 @@ async fn next_command(held: &mut Option<Command>, rx: &mut mpsc::Receiver<Comman
 impl Runtime {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut jobs: mpsc::Receiver<identify::JobDone>) {
         let mut tick = tokio::time::interval(self.config.network.redial_interval);
+        let mut anchored = std::time::Instant::now();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Retention runs at start and then every `RETENTION_INTERVAL`.
         let mut retention = tokio::time::interval(RETENTION_INTERVAL);
@@ -420,6 +423,12 @@ impl Runtime {
                 _ = tick.tick() => {
                     if let Err(e) = self.store.flush_if_dirty() {
                         self.halt(&e);
+                    }
+                    if anchored.elapsed() >= MANIFEST_INTERVAL {
+                        anchored = std::time::Instant::now();
+                        if let Err(e) = self.store.flush_and_anchor(now_ms()) {
+                            self.halt(&e);
+                        }
                     }
                     if let Err(e) = self.expire_blocks() {
                         tracing::error!(org = %self.name, "lifting expired blocks failed: {e}");
@@ -492,7 +501,7 @@ impl Runtime {
         if let Err(e) = self.apply(counts) {
             tracing::error!(org = %self.name, "auditing the last counts failed: {e}");
         }
-        if let Err(e) = self.store.flush() {
+        if let Err(e) = self.store.flush_and_anchor(now_ms()) {
             tracing::error!(org = %self.name, "final flush failed: {e}");
         }
         tracing::info!(org = %self.name, "node stopped");

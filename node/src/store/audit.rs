@@ -60,8 +60,8 @@ pub fn verify_chain(records: &[AuditRecord], org: &OrgId) -> Result<(), AuditErr
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub(super) struct Head {
-    seq: u64,
-    hash: [u8; 32],
+    pub(super) seq: u64,
+    pub(super) hash: [u8; 32],
 }
 
 /// The chain's head, and how entries are sealed and signed. Entries live
@@ -137,6 +137,21 @@ impl AuditLog {
         }
         t.insert(HEAD, self.seal_value(HEAD, &new_head)?.as_slice())?;
         Ok(Some(new_head))
+    }
+
+    /// The chain's head as committed.
+    pub(super) fn head(&self) -> Head {
+        *self.head.lock().expect("audit head lock")
+    }
+
+    /// The hash of entry `seq` in `db`, if it holds one.
+    pub(super) fn hash_at(&self, db: &redb::Database, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let read = db.begin_read()?;
+        let Some(t) = read_table(&read, AUDIT)? else { return Ok(None) };
+        let key = seq.to_be_bytes();
+        let Some(v) = t.get(key.as_slice())? else { return Ok(None) };
+        let record: AuditRecord = self.open_value(&key, v.value())?;
+        Ok(Some(record.hash))
     }
 
     /// The commit holding `append_into`'s entries succeeded.

@@ -14,7 +14,7 @@ pub(super) fn compact_path(db: &Path) -> PathBuf {
     suffixed(db, ".compact")
 }
 
-fn suffixed(db: &Path, suffix: &str) -> PathBuf {
+pub(super) fn suffixed(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     db.with_file_name(name)

@@ -7,6 +7,7 @@
 
 mod audit;
 mod files;
+mod manifest;
 
 pub use audit::{verify_chain, AuditEntry, AuditError, AuditPage, AuditReader, AuditRecord, AUDIT_SCAN_LIMIT};
 pub use files::newest_backup;
@@ -135,6 +136,8 @@ pub struct Store {
     signer: std::sync::Arc<vigil_crypto::Identity>,
     /// Commits made without waiting for the disk since the last durable one.
     dirty: AtomicBool,
+    /// The audit position the manifest holds.
+    anchored: std::sync::atomic::AtomicU64,
     /// Drills: commits left before the disk is "full" (every later write
     /// fails with ENOSPC, as a full disk's would).
     #[cfg(feature = "drill")]
@@ -152,6 +155,9 @@ impl Store {
         }
         let (db, interrupted) = files::open(path)?;
         let store = Self::with(std::sync::Arc::new(db), key, path.to_path_buf(), signer)?;
+        let anchored = manifest::read(path, &store.key)?;
+        manifest::check(path, anchored, store.audit.head(), |seq| store.audit.hash_at(&store.db, seq))?;
+        store.anchored.store(anchored.map_or(0, |m| m.audit_seq), Ordering::Relaxed);
         if !interrupted {
             return Ok(store);
         }
@@ -176,6 +182,7 @@ impl Store {
             path,
             signer,
             dirty: AtomicBool::new(false),
+            anchored: std::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "drill")]
             writes_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
@@ -513,6 +520,19 @@ impl Store {
     #[cfg(feature = "drill")]
     pub fn fill_disk_after(&self, n: usize) {
         self.writes_left.store(n, Ordering::Relaxed);
+    }
+
+    /// `flush`, then the manifest beside the database records the audit
+    /// head (if it moved since the last time): what a later start checks
+    /// the database against.
+    pub fn flush_and_anchor(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.flush()?;
+        let head = self.audit.head();
+        if head.seq != self.anchored.load(Ordering::Relaxed) {
+            manifest::write(&self.path, &self.key, head, now_ms)?;
+            self.anchored.store(head.seq, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// `flush`, if a commit since the last durable one did not wait.

@@ -260,3 +260,34 @@ fn a_database_missing_from_a_directory_that_had_one_is_refused_not_recreated() {
     }
     assert!(!f.path().exists(), "no empty database was made in its place");
 }
+
+#[test]
+fn a_database_behind_its_manifest_is_refused() {
+    let f = Fixture::new();
+    let store = f.filled();
+    store.flush_and_anchor(1).unwrap();
+    drop(store);
+    let older = std::fs::read(f.path()).unwrap();
+    // More history, anchored; a clean reopen passes the check.
+    let store = f.open().unwrap();
+    store.commit(&[], 2, vec![AuditEvent::PeerBlocked { peer: "later".into() }]).unwrap();
+    store.flush_and_anchor(2).unwrap();
+    drop(store);
+    drop(f.open().expect("the database continues its manifest's chain"));
+    // The older copy put back: its chain ends before the manifest's head.
+    std::fs::write(f.path(), &older).unwrap();
+    match f.open() {
+        Err(StoreError::Damaged { detail, .. }) => assert!(detail.contains("older copy"), "{detail}"),
+        other => panic!("an older database must be refused, got {:?}", other.map(|_| "a store")),
+    }
+    // Another node's database of the same length: another entry there.
+    let other = Fixture { key: f.key.clone(), signer: f.signer.clone(), ..Fixture::new() };
+    let s = other.filled();
+    s.commit(&[], 2, vec![AuditEvent::PeerBlocked { peer: "elsewhere".into() }]).unwrap();
+    drop(s);
+    std::fs::copy(other.path(), f.path()).unwrap();
+    match f.open() {
+        Err(StoreError::Damaged { detail, .. }) => assert!(detail.contains("not the one"), "{detail}"),
+        other => panic!("another history must be refused, got {:?}", other.map(|_| "a store")),
+    }
+}
