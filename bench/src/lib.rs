@@ -5,12 +5,14 @@
 //! the storage engine kept beside the one compared, `enrol` counts
 //! acknowledged enrolments at a real node, `audit` times verification,
 //! `accuracy` measures how well fingerprints from minutiae separate people,
-//! `console` times the operator console's pages with many alerts and hits.
+//! `console` times the operator console's pages with many alerts and hits,
+//! `match --fingers` fused multi-finger probes against a large gallery.
 
 pub mod accuracy;
 pub mod audit;
 pub mod catchup;
 pub mod console;
 pub mod enrol;
+pub mod fingers;
 pub mod matching;
 pub mod store;

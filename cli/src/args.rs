@@ -317,6 +317,14 @@ pub(crate) enum BenchCmd {
         /// once per band (thresholds 0.1 apart) beside the one-band answer.
         #[arg(long, default_value_t = 1)]
         bands: usize,
+        /// Fused fingerprint probes instead (e.g. 1,2,10): 192 values per
+        /// finger against GALLERY records with the plain scan, and the
+        /// encrypted path beside it on --encrypted-gallery records where
+        /// the probe fits (up to 5 fingers).
+        #[arg(long, value_delimiter = ',')]
+        fingers: Vec<usize>,
+        #[arg(long, default_value_t = 20_000)]
+        encrypted_gallery: usize,
         #[arg(long)]
         json: bool,
     },

@@ -256,7 +256,13 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<()> {
 
 fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
     let (figures, json) = match cmd {
-        BenchCmd::Match { dim, gallery, threads, runs, threshold, bands, json } => {
+        BenchCmd::Match { fingers, gallery, encrypted_gallery, threads, runs, threshold, json, .. }
+            if !fingers.is_empty() =>
+        {
+            let figures = vigil_bench::fingers::run(&fingers, gallery, encrypted_gallery, threads, runs, threshold)?;
+            (serde_json::to_value(figures)?, json)
+        }
+        BenchCmd::Match { dim, gallery, threads, runs, threshold, bands, json, .. } => {
             (serde_json::to_value(vigil_bench::matching::run(dim, gallery, threads, runs, threshold, bands)?)?, json)
         }
         BenchCmd::Catchup { orgs, alerts, form, json } => {

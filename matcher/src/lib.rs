@@ -20,7 +20,8 @@ pub use gallery::{dot, scan, Gallery};
 pub use plain::PlainMatcher;
 pub use protected::{EpochSecret, ProtectedMatcher, ProtectedTemplate};
 pub use template::{
-    quantise, score_threshold, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES, MAX_TEMPLATE_VALUE,
+    quantise, quantise_parts, score_threshold, Template, TemplateError, TemplateFile, MAX_TEMPLATE_FILE_BYTES,
+    MAX_TEMPLATE_VALUE,
 };
 
 /// One matching scheme: how a probe is prepared from a template, and how a

@@ -181,6 +181,13 @@ pub fn quantise(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     scale(v)
 }
 
+/// Checks and quantises a vector of `parts` equal parts (one per finger of
+/// a multi-finger extractor), each on its own (`scale_parts`).
+pub fn quantise_parts(v: &[f32], parts: usize) -> Result<Vec<i8>, TemplateError> {
+    check_values(v)?;
+    scale_parts(v, parts)
+}
+
 /// L2-normalises and scales to i8 a vector already checked.
 fn scale(v: &[f32]) -> Result<Vec<i8>, TemplateError> {
     scale_to(v, SCALE)
