@@ -19,16 +19,6 @@ fn api(dir: &str) -> (String, String) {
     vigil_node::datadir::api_access(Path::new(dir)).unwrap()
 }
 
-fn get(dir: &str, path: &str) -> serde_json::Value {
-    let (base, token) = api(dir);
-    ureq::get(&format!("{base}{path}"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap()
-}
-
 /// POSTs `body`; `Some(id)` only if the node acknowledged it.
 fn post(base: &str, token: &str, path: &str, body: serde_json::Value) -> Option<String> {
     let r = ureq::post(&format!("{base}{path}"))
@@ -120,14 +110,14 @@ fn kill_loop(police: &str, ngo: &str, rounds: usize, alerts_acked: &mut Vec<Stri
         let t = std::time::Instant::now();
         police_d = serve(Path::new(police));
         restarts.push(t.elapsed().as_secs_f64() * 1e3);
-        let records = get(police, "/v1/records");
+        let records = api_get(police, "/v1/records");
         let cases: Vec<String> =
             records.as_array().unwrap().iter().map(|r| r["case_ref"].as_str().unwrap().to_string()).collect();
         let unique: HashSet<&String> = cases.iter().collect();
         report.duplicated = cases.len() - unique.len();
         report.lost = acked.iter().filter(|c| !unique.contains(c)).count();
         report.unacknowledged_stored = unique.len() - (acked.len() - report.lost);
-        if get(police, "/v1/audit/verify")["ok"] != true {
+        if api_get(police, "/v1/audit/verify")["ok"] != true {
             report.audit_failures += 1;
         }
     }
@@ -166,14 +156,16 @@ fn acknowledged_writes_survive_repeated_sigkill() {
     let _ngo_d = serve(Path::new(&ngo));
     {
         let probe = serve(Path::new(&police));
-        eventually("the two nodes connect", || get(&police, "/v1/status")["connected"].as_array().unwrap().len() == 1);
+        eventually("the two nodes connect", || {
+            api_get(&police, "/v1/status")["connected"].as_array().unwrap().len() == 1
+        });
         drop(probe);
     }
     let mut alerts_acked = Vec::new();
     let (_, police_d) = kill_loop(&police, &ngo, 3, &mut alerts_acked);
     // Every alert the shelter acknowledged reaches the police node, caught up after restarts.
     eventually("the police node holds every alert", || {
-        let held: HashSet<String> = get(&police, "/v1/alerts")
+        let held: HashSet<String> = api_get(&police, "/v1/alerts")
             .as_array()
             .unwrap()
             .iter()
@@ -185,7 +177,7 @@ fn acknowledged_writes_survive_repeated_sigkill() {
     // Backups: through the running node, then directly from the stopped
     // directory; the restored copy serves every record.
     let path = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
-    let records = get(&police, "/v1/records").as_array().unwrap().len();
+    let records = api_get(&police, "/v1/records").as_array().unwrap().len();
     assert!(ok(&["backup", "--data", &police, "--out", &path("live.vgbak")]).contains("sealed backup"));
     drop(police_d);
     assert!(ok(&["backup", "--data", &police, "--out", &path("stopped.vgbak")]).contains("sealed backup"));
@@ -194,8 +186,8 @@ fn acknowledged_writes_survive_repeated_sigkill() {
     for (b, dir) in [("live.vgbak", "restored-live"), ("stopped.vgbak", "restored-stopped")] {
         ok(&["restore", "--from", &path(b), "--data", &path(dir)]);
         let _d = serve(Path::new(&path(dir)));
-        assert_eq!(get(&path(dir), "/v1/records").as_array().unwrap().len(), records, "{b}");
-        assert_eq!(get(&path(dir), "/v1/audit/verify")["ok"], true, "{b}");
+        assert_eq!(api_get(&path(dir), "/v1/records").as_array().unwrap().len(), records, "{b}");
+        assert_eq!(api_get(&path(dir), "/v1/audit/verify")["ok"], true, "{b}");
     }
 }
 
@@ -228,7 +220,7 @@ fn sigterm_stops_the_node_cleanly_with_its_final_flush() {
     drop(daemon);
     // It starts again with its record and a verifying audit chain.
     let _again = serve(Path::new(dir));
-    let records = get(dir, "/v1/records");
+    let records = api_get(dir, "/v1/records");
     assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
     assert!(ok(&["audit", "verify", "--data", dir]).contains("OK"));
 }

@@ -48,16 +48,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn get(dir: &str, path: &str) -> serde_json::Value {
-    let (base, token) = vigil_node::datadir::api_access(Path::new(dir)).unwrap();
-    ureq::get(&format!("{base}{path}"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap()
-}
-
 fn cut_loop(cuts: usize) -> Option<CutReport> {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("mnt");
@@ -139,14 +129,14 @@ fn cut_loop(cuts: usize) -> Option<CutReport> {
         let t = Instant::now();
         daemon = serve(Path::new(&dir));
         report.restart_ms_max = report.restart_ms_max.max(t.elapsed().as_secs_f64() * 1e3);
-        let records = get(&dir, "/v1/records");
+        let records = api_get(&dir, "/v1/records");
         let cases: Vec<String> =
             records.as_array().unwrap().iter().map(|r| r["case_ref"].as_str().unwrap().to_string()).collect();
         let unique: HashSet<&String> = cases.iter().collect();
         report.duplicated = cases.len() - unique.len();
         report.lost = acked.iter().filter(|c| !unique.contains(c)).count();
         report.unacknowledged_stored = unique.len() - (acked.len() - report.lost);
-        if get(&dir, "/v1/audit/verify")["ok"] != true {
+        if api_get(&dir, "/v1/audit/verify")["ok"] != true {
             report.audit_failures += 1;
         }
         // Ids of records that survived without their acknowledgement count as seen too.

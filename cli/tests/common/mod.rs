@@ -59,6 +59,17 @@ pub(crate) fn serve(dir: &Path) -> Daemon {
     d
 }
 
+/// GET `path` at the running node of `dir`, with its token, as JSON.
+pub(crate) fn api_get(dir: &str, path: &str) -> serde_json::Value {
+    let (base, token) = vigil_node::datadir::api_access(Path::new(dir)).unwrap();
+    ureq::get(&format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap()
+}
+
 pub(crate) fn eventually(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
