@@ -124,6 +124,7 @@ fn write_hits(
             at_ms,
             delivered: true,
             band: None,
+            case: None,
         }));
         if i % 10 == 0 {
             let approved = i % 20 == 0;

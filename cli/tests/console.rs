@@ -433,6 +433,9 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     let row = text(&shelter, "#outcomes-table tbody tr.hit").await;
     assert!(row.contains("Eastgate Border Post") && row.contains("1 match"), "outcome: {row}");
     assert!(text(&shelter, "#outcomes").await.contains("SN-2026-114"), "the search names its case");
+    let rows = until_shows(&shelter, &format!("{ngo_url}/hits"), "#hits tbody", "identify").await;
+    let found = rows.lines().find(|l| l.contains("identify")).unwrap_or_default().to_string();
+    assert!(found.contains("SN-2026-114"), "the search's hit names its case: {rows}");
     check_page(&shelter, "identify.png").await;
 
     // The border post's audit names each operator; the auditor at the shelter reads French.

@@ -729,6 +729,7 @@ impl Engine {
                 at_ms: now_ms,
                 delivered: true,
                 band,
+                case: None,
             };
             self.hits.insert(handle, hit.clone());
             actions.push(Action::Store(StoreOp::PutHit(hit)));

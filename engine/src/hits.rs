@@ -147,6 +147,7 @@ impl Engine {
             at_ms: now_ms,
             delivered: true,
             band: None,
+            case: None,
         };
         self.hits.insert(b.handle, hit.clone());
         (

@@ -372,6 +372,7 @@ impl Engine {
         peer: OrgId,
         hits: &[(Handle, Option<vigil_protocol::policy::Band>)],
         positions: usize,
+        case: Option<vigil_protocol::AlertId>,
     ) -> Vec<Action> {
         let positives = hits.len();
         let mut actions = vec![Action::Audit(AuditEvent::QueryAnswered { query, peer, positives, positions })];
@@ -385,6 +386,7 @@ impl Engine {
                 at_ms: now_ms,
                 delivered: true,
                 band,
+                case,
             };
             self.hits.insert(handle, hit.clone());
             actions.push(Action::Store(crate::model::StoreOp::PutHit(hit)));

@@ -622,6 +622,7 @@ impl Engine {
             at_ms: now_ms,
             delivered: false,
             band: None,
+            case: None,
         };
         self.hits.insert(handle, hit.clone());
         let notice = hits::sign_notice(&self.me, alert, handle, now_ms);

@@ -131,6 +131,9 @@ pub struct StoredHit {
     /// highest band the holder's record reached (never a score). `None`
     /// for hits of one threshold.
     pub band: Option<vigil_protocol::policy::Band>,
+    /// Prober: this node's own case (alert) the query was made for, when
+    /// it was bound to one (`vigil identify --case`, the console).
+    pub case: Option<AlertId>,
 }
 
 /// A hit as stored before bands (no `band`): still read, as one without.
@@ -148,7 +151,7 @@ pub struct StoredHitV1 {
 impl From<StoredHitV1> for StoredHit {
     fn from(h: StoredHitV1) -> Self {
         let StoredHitV1 { handle, role, source, peer, record, at_ms, delivered } = h;
-        Self { handle, role, source, peer, record, at_ms, delivered, band: None }
+        Self { handle, role, source, peer, record, at_ms, delivered, band: None, case: None }
     }
 }
 

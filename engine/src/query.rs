@@ -155,6 +155,8 @@ struct OpenQuery {
     outcomes: Vec<PeerOutcome>,
     /// Whether the probes are encrypted (and sent): only then can it end.
     sent: bool,
+    /// This node's own case the query was made for (`case_query`).
+    case: Option<AlertId>,
 }
 
 /// The prober's queries and what it learned of each member's gallery.
@@ -262,6 +264,7 @@ impl Engine {
                 decrypting: 0,
                 outcomes: vec![],
                 sent: false,
+                case: None,
             },
         );
         Ok(QueryStart { query, key, request, forms, actions })
@@ -306,9 +309,13 @@ impl Engine {
         Ok(())
     }
 
-    /// The audit entry binding `query` to this node's case `alert`.
-    pub fn case_query(&self, query: Handle, alert: AlertId) -> Result<Action, EngineError> {
+    /// Binds open `query` to this node's case `alert`: its hits name the
+    /// case; the audit entry that records it.
+    pub fn case_query(&mut self, query: Handle, alert: AlertId) -> Result<Action, EngineError> {
         self.own_case(alert)?;
+        if let Some(q) = self.open_queries.open.get_mut(&query) {
+            q.case = Some(alert);
+        }
         Ok(Action::Audit(AuditEvent::QueryForCase { query, alert }))
     }
 
@@ -378,12 +385,12 @@ impl Engine {
                 })];
             }
         };
-        let extractor = q.extractor;
+        let (extractor, case) = (q.extractor, q.case);
         let bio = self.biometric();
         let band_of = |b: Option<u8>| Some(bio.active(extractor).ok()?.thresholds.get(usize::from(b?))?.band);
         let hits: Vec<(Handle, Option<vigil_protocol::policy::Band>)> =
             hits.into_iter().map(|(h, b)| (h, band_of(b))).collect();
-        let actions = self.query_result(now_ms, job.query, job.peer, &hits, positions);
+        let actions = self.query_result(now_ms, job.query, job.peer, &hits, positions, case);
         self.open_queries.peer_records.insert((job.peer, extractor), positions);
         let q = self.open_queries.open.get_mut(&job.query).expect("present above");
         q.outcomes.push(PeerOutcome {

@@ -554,8 +554,8 @@ fn query_hits_are_kept_for_a_while_then_purged_unless_a_disclosure_is_open() {
     let holder = f.engines[1].org();
     let keep = f.engines[0].queries.keep_hits.as_millis() as u64;
     let (q1, q2) = (Handle([1; 16]), Handle([2; 16]));
-    f.engines[0].query_result(T0, q1, holder, &[(Handle([11; 16]), None), (Handle([12; 16]), None)], 100);
-    f.engines[0].query_result(T0, q2, holder, &[(Handle([21; 16]), None)], 100);
+    f.engines[0].query_result(T0, q1, holder, &[(Handle([11; 16]), None), (Handle([12; 16]), None)], 100, None);
+    f.engines[0].query_result(T0, q2, holder, &[(Handle([21; 16]), None)], 100, None);
     // A disclosure of q2's hit is waiting for the holder's decision.
     f.engines[0].request_disclosure(T0 + 1, Handle([21; 16]), "family asks".into()).unwrap();
     assert!(f.engines[0].purge_old_query_hits(T0 + keep - 1).is_empty(), "kept until keep_hits");

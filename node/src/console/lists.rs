@@ -213,7 +213,10 @@ pub(super) fn hit_rows(
                 _ => tr.requested.to_string(),
             });
             let (case_ref, source) = match &h.source {
-                HitSource::Query(_) => (String::new(), "identify".to_string()),
+                HitSource::Query(_) => (
+                    h.case.and_then(|a| case_of.get(&a).copied().flatten()).unwrap_or_default().to_string(),
+                    "identify".to_string(),
+                ),
                 s => (
                     s.alert().and_then(|a| case_of.get(&a).copied().flatten()).unwrap_or_default().to_string(),
                     if matches!(s, HitSource::Alert(_)) {
