@@ -110,16 +110,10 @@ fn kill_loop(police: &str, ngo: &str, rounds: usize, alerts_acked: &mut Vec<Stri
         let t = std::time::Instant::now();
         police_d = serve(Path::new(police));
         restarts.push(t.elapsed().as_secs_f64() * 1e3);
-        let records = api_get(police, "/v1/records");
-        let cases: Vec<String> =
-            records.as_array().unwrap().iter().map(|r| r["case_ref"].as_str().unwrap().to_string()).collect();
-        let unique: HashSet<&String> = cases.iter().collect();
-        report.duplicated = cases.len() - unique.len();
-        report.lost = acked.iter().filter(|c| !unique.contains(c)).count();
-        report.unacknowledged_stored = unique.len() - (acked.len() - report.lost);
-        if api_get(police, "/v1/audit/verify")["ok"] != true {
-            report.audit_failures += 1;
-        }
+        let h = held(police, &acked);
+        (report.duplicated, report.lost, report.unacknowledged_stored) =
+            (h.duplicated, h.lost, h.unacknowledged_stored);
+        report.audit_failures += usize::from(!h.audit_ok);
     }
     report.acknowledged = acked.len();
     report.alerts_acknowledged = alerts_acked.len();

@@ -129,18 +129,12 @@ fn cut_loop(cuts: usize) -> Option<CutReport> {
         let t = Instant::now();
         daemon = serve(Path::new(&dir));
         report.restart_ms_max = report.restart_ms_max.max(t.elapsed().as_secs_f64() * 1e3);
-        let records = api_get(&dir, "/v1/records");
-        let cases: Vec<String> =
-            records.as_array().unwrap().iter().map(|r| r["case_ref"].as_str().unwrap().to_string()).collect();
-        let unique: HashSet<&String> = cases.iter().collect();
-        report.duplicated = cases.len() - unique.len();
-        report.lost = acked.iter().filter(|c| !unique.contains(c)).count();
-        report.unacknowledged_stored = unique.len() - (acked.len() - report.lost);
-        if api_get(&dir, "/v1/audit/verify")["ok"] != true {
-            report.audit_failures += 1;
-        }
+        let h = held(&dir, &acked);
+        (report.duplicated, report.lost, report.unacknowledged_stored) =
+            (h.duplicated, h.lost, h.unacknowledged_stored);
+        report.audit_failures += usize::from(!h.audit_ok);
         // Ids of records that survived without their acknowledgement count as seen too.
-        for r in records.as_array().unwrap() {
+        for r in h.records.as_array().unwrap() {
             if let Some(id) = r["id"].as_u64() {
                 seen_ids.insert(id);
             }

@@ -39,6 +39,13 @@ impl Engine {
         Arc::clone(&self.biometric)
     }
 
+    /// The band that a decrypted band index (`AnyAnswer::decrypt_bands`)
+    /// names in `extractor`'s policy entry; `None` for an answer of one
+    /// threshold, or an extractor no longer active.
+    pub(crate) fn band_named(&self, extractor: &str, index: Option<u8>) -> Option<vigil_matcher::Band> {
+        Some(self.biometric.active(extractor).ok()?.thresholds.get(usize::from(index?))?.band)
+    }
+
     /// The signed policy in force, if one was applied.
     pub fn signed_policy(&self) -> Option<&SignedPolicy> {
         self.signed_policy.as_ref()

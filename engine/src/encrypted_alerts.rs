@@ -698,12 +698,6 @@ impl Engine {
         if let Some(ex) = ex {
             self.open_queries.note_alert_answer(holder, alert, ex, positions);
         }
-        // A band index names the threshold of the extractor's policy entry.
-        let bio = self.biometric();
-        let band_of = |b: Option<u8>| {
-            let ex = bio.active(ex?).ok()?;
-            Some(ex.thresholds.get(usize::from(b?))?.band)
-        };
         let mut actions = vec![
             Action::Audit(AuditEvent::AlertAnswerReceived {
                 alert,
@@ -719,7 +713,7 @@ impl Engine {
             if self.hits.contains_key(&handle) {
                 continue;
             }
-            let band = band_of(b);
+            let band = ex.and_then(|ex| self.band_named(ex, b));
             let hit = StoredHit {
                 handle,
                 role: HitRole::Issuer,

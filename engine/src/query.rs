@@ -386,10 +386,8 @@ impl Engine {
             }
         };
         let (extractor, case) = (q.extractor, q.case);
-        let bio = self.biometric();
-        let band_of = |b: Option<u8>| Some(bio.active(extractor).ok()?.thresholds.get(usize::from(b?))?.band);
         let hits: Vec<(Handle, Option<vigil_protocol::policy::Band>)> =
-            hits.into_iter().map(|(h, b)| (h, band_of(b))).collect();
+            hits.into_iter().map(|(h, b)| (h, self.band_named(extractor, b))).collect();
         let actions = self.query_result(now_ms, job.query, job.peer, &hits, positions, case);
         self.open_queries.peer_records.insert((job.peer, extractor), positions);
         let q = self.open_queries.open.get_mut(&job.query).expect("present above");

@@ -70,6 +70,31 @@ pub(crate) fn api_get(dir: &str, path: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// What the running node of `dir` holds of the records whose case
+/// references `acked` it acknowledged.
+pub(crate) struct Held {
+    pub(crate) records: serde_json::Value,
+    pub(crate) duplicated: usize,
+    pub(crate) lost: usize,
+    /// Stored though never acknowledged (requests in flight at a crash).
+    pub(crate) unacknowledged_stored: usize,
+    pub(crate) audit_ok: bool,
+}
+
+pub(crate) fn held(dir: &str, acked: &[String]) -> Held {
+    let records = api_get(dir, "/v1/records");
+    let cases: Vec<&str> = records.as_array().unwrap().iter().map(|r| r["case_ref"].as_str().unwrap()).collect();
+    let unique: std::collections::HashSet<&str> = cases.iter().copied().collect();
+    let lost = acked.iter().filter(|c| !unique.contains(c.as_str())).count();
+    Held {
+        duplicated: cases.len() - unique.len(),
+        unacknowledged_stored: unique.len() - (acked.len() - lost),
+        lost,
+        audit_ok: api_get(dir, "/v1/audit/verify")["ok"] == true,
+        records,
+    }
+}
+
 pub(crate) fn eventually(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {

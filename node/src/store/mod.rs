@@ -522,11 +522,11 @@ impl Store {
         self.writes_left.store(n, Ordering::Relaxed);
     }
 
-    /// `flush`, then the manifest beside the database records the audit
+    /// `flush_if_dirty`, then the manifest beside the database records the audit
     /// head (if it moved since the last time): what a later start checks
     /// the database against.
     pub fn flush_and_anchor(&self, now_ms: u64) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_if_dirty()?;
         let head = self.audit.head();
         if head.seq != self.anchored.load(Ordering::Relaxed) {
             manifest::write(&self.path, &self.key, head, now_ms)?;
