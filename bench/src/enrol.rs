@@ -29,6 +29,7 @@ pub struct EnrolRun {
 
 fn enrolment(pop: &Population, person: usize) -> Enrolment {
     Enrolment {
+        pad: None,
         template: pop.sample(person % pop.len(), 1),
         category: Category::Found,
         case_ref: format!("B-{person}"),

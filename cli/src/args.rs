@@ -57,6 +57,9 @@ pub(crate) enum Command {
     /// Stewards: the federation's biometric policy (extractors, thresholds).
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// Capture keys and liveness (PAD) attestations, as a capture SDK makes them.
+    #[command(subcommand)]
+    Pad(crate::pad::PadCmd),
     /// Calibrate an extractor on labelled vectors: a policy entry and a report.
     Calibrate(calibrate::CalibrateArgs),
     /// Run the node daemon until Ctrl-C.
@@ -70,14 +73,8 @@ pub(crate) enum Command {
     Enrol {
         #[command(flatten)]
         data: DataArg,
-        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
-        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
-        /// transaction (told apart by content).
-        #[arg(long)]
-        template: PathBuf,
-        /// The policy's fingerprint extractor for a record, where several read minutiae.
-        #[arg(long)]
-        extractor: Option<String>,
+        #[command(flatten)]
+        template: TemplateArg,
         #[arg(long, value_enum)]
         category: CategoryArg,
         /// Case reference (stays at this node).
@@ -94,14 +91,8 @@ pub(crate) enum Command {
     Identify {
         #[command(flatten)]
         data: DataArg,
-        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
-        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
-        /// transaction (told apart by content).
-        #[arg(long)]
-        template: PathBuf,
-        /// The policy's fingerprint extractor for a record, where several read minutiae.
-        #[arg(long)]
-        extractor: Option<String>,
+        #[command(flatten)]
+        template: TemplateArg,
         /// Why (audited at both ends).
         #[arg(long)]
         purpose: String,
@@ -406,20 +397,31 @@ fn parse_form(s: &str) -> Result<vigil_config::AlertForm, String> {
     }
 }
 
+/// The biometric a command is about, and its liveness attestation.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TemplateArg {
+    /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
+    /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
+    /// transaction (told apart by content).
+    #[arg(long)]
+    pub(crate) template: PathBuf,
+    /// The policy's fingerprint extractor for a record, where several read minutiae.
+    #[arg(long)]
+    pub(crate) extractor: Option<String>,
+    /// The capture SDK's signed liveness (PAD) result for it, a JSON file
+    /// (`vigil pad sign` writes one); a template file may carry it as `pad`.
+    #[arg(long)]
+    pub(crate) pad: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum AlertCmd {
     /// Publish a signed alert for the person in a template file.
     Publish {
         #[command(flatten)]
         data: DataArg,
-        /// A Vigil JSON template file, an ISO/IEC 19794-2:2005 or ANSI
-        /// INCITS 378-2004 finger minutiae record, or an ANSI/NIST-ITL
-        /// transaction (told apart by content).
-        #[arg(long)]
-        template: PathBuf,
-        /// The policy's fingerprint extractor for a record, where several read minutiae.
-        #[arg(long)]
-        extractor: Option<String>,
+        #[command(flatten)]
+        template: TemplateArg,
         #[arg(long = "case")]
         case_ref: String,
         /// Lifetime, e.g. 30d.

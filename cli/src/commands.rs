@@ -41,10 +41,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Roster(cmd) => roster::run(cmd).await,
         Command::Policy(cmd) => crate::policy::run(cmd).await,
+        Command::Pad(cmd) => crate::pad::run(cmd),
         Command::Calibrate(a) => crate::calibrate::run(a),
         Command::Serve { data, key_file } => serve(&data.data, key_file.as_deref()).await,
-        Command::Enrol { data, template, extractor, category, case_ref, consent, retain_until } => {
-            let template = read_template(&template, extractor)?;
+        Command::Enrol { data, template, category, case_ref, consent, retain_until } => {
+            let template = read_template(template)?;
             api::parse_date(&retain_until).map_err(anyhow::Error::msg)?;
             let req =
                 EnrolRequest { template, category: category.into(), case_ref, consent, retain_until, regime: None };
@@ -53,8 +54,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alert(cmd) => alert(cmd),
-        Command::Identify { data, template, extractor, purpose, legal_basis, case, json } => {
-            let req = api::IdentifyBody { template: read_template(&template, extractor)?, purpose, legal_basis, case };
+        Command::Identify { data, template, purpose, legal_basis, case, json } => {
+            let req = api::IdentifyBody { template: read_template(template)?, purpose, legal_basis, case };
             let report: IdentifyReport = Client::new(&data.data)?.post("/v1/identify", &req)?;
             print_report(&report, json)
         }
@@ -122,8 +123,8 @@ fn init(dir: &Path, cfg: &NodeConfig, key_file: Option<&Path>) -> anyhow::Result
 
 fn alert(cmd: AlertCmd) -> anyhow::Result<()> {
     match cmd {
-        AlertCmd::Publish { data, template, extractor, case_ref, expires, category } => {
-            let template = read_template(&template, extractor)?;
+        AlertCmd::Publish { data, template, case_ref, expires, category } => {
+            let template = read_template(template)?;
             api::parse_duration(&expires).map_err(anyhow::Error::msg)?;
             let req = AlertRequest { template, category: category.into(), case_ref, expires };
             let created: api::Created = Client::new(&data.data)?.post("/v1/alerts", &req)?;
@@ -465,30 +466,54 @@ pub(crate) fn date_of(ms: u64) -> String {
 
 /// Reads and parses a template file or standard fingerprint record (told
 /// apart by content), so a malformed one fails before anything is sent; a
-/// record travels as its decoded minutiae (images stay here). The node
-/// checks either against its biometric policy.
-fn read_template(path: &Path, extractor: Option<String>) -> anyhow::Result<api::TemplateInput> {
+/// record travels as its decoded minutiae (images stay here), or whole
+/// when a PAD attestation (over its bytes) comes with it. The node checks
+/// either against its biometric policy.
+fn read_template(arg: TemplateArg) -> anyhow::Result<api::TemplateInput> {
+    let TemplateArg { template: path, extractor, pad } = arg;
+    let path = path.as_path();
+    let pad = pad.map(|p| read_pad(&p)).transpose()?;
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read template file {}", path.display()))?;
     let limit = vigil_records::MAX_AN2K_BYTES.max(vigil_matcher::MAX_TEMPLATE_FILE_BYTES) as u64;
     if meta.len() > limit {
         bail!("template file {} is {} bytes, the limit is {limit}", path.display(), meta.len());
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read template file {}", path.display()))?;
+    let json = |file: TemplateFile| api::TemplateInput {
+        extractor: extractor.clone(),
+        pad: pad.clone(),
+        ..api::TemplateInput::file(file)
+    };
     match vigil_records::sniff(&bytes) {
         vigil_records::Kind::Json => {
             let file = TemplateFile::parse(&bytes).with_context(|| format!("template file {}", path.display()))?;
-            Ok(api::TemplateInput { extractor, ..api::TemplateInput::file(file) })
+            Ok(json(file))
         }
         vigil_records::Kind::Unknown => match TemplateFile::parse(&bytes) {
             Err(e) => bail!(
                 "template file {}: {e}; nor is it an ISO/IEC 19794-2, ANSI INCITS 378 or ANSI/NIST-ITL record",
                 path.display()
             ),
-            Ok(file) => Ok(api::TemplateInput { extractor, ..api::TemplateInput::file(file) }),
+            Ok(file) => Ok(json(file)),
         },
         vigil_records::Kind::Record(_) => {
             let record = vigil_records::decode(&bytes).with_context(|| format!("template file {}", path.display()))?;
+            if pad.is_some() {
+                use base64::Engine;
+                let record = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+                return Ok(api::TemplateInput { record, extractor, pad, ..Default::default() });
+            }
             Ok(api::TemplateInput { minutiae: Some(record), extractor, ..Default::default() })
         }
     }
+}
+
+/// A PAD attestation file (JSON, at most 64 KiB).
+fn read_pad(path: &Path) -> anyhow::Result<vigil_protocol::pad::PadAttestation> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read PAD attestation {}", path.display()))?;
+    if meta.len() > 64 * 1024 {
+        bail!("PAD attestation {} is {} bytes, the limit is 65536", path.display(), meta.len());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read PAD attestation {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a PAD attestation", path.display()))
 }

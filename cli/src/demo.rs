@@ -149,6 +149,7 @@ impl Demo {
         case: String,
     ) -> anyhow::Result<u64> {
         let e = Enrolment {
+            pad: None,
             template: self.pop.sample(person, capture),
             category,
             case_ref: case,

@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod doctor;
 mod operator;
+mod pad;
 mod policy;
 mod roster;
 

@@ -9,7 +9,8 @@ use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use vigil_crypto::{sign_policy, verify_policy, TrustAnchor};
 use vigil_matcher::{Extractor, Policy, Status};
-use vigil_protocol::{limits, OrgId, PolicyBody, PolicyFile, SignedPolicy};
+use vigil_protocol::pad::{CaptureKey, Liveness, PadUse};
+use vigil_protocol::{limits, OrgId, PolicyBody, PolicyFile, PublicKey, SignedPolicy};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCmd {
@@ -39,6 +40,29 @@ pub(crate) enum PolicyCmd {
         policy: PathBuf,
         #[arg(long)]
         id: String,
+    },
+    /// Set the liveness (PAD) rules: capture keys whose attestations count
+    /// and where one is required; bumps the version, clears signatures.
+    /// A policy with rules is format 2 (members must read it).
+    Liveness {
+        #[arg(long)]
+        policy: PathBuf,
+        /// Add or replace a capture key: ID=PUBLIC_KEY_HEX (`vigil pad keygen`).
+        #[arg(long = "capture-key")]
+        capture_keys: Vec<String>,
+        /// The PAD subsystem the keys added now belong to (informative).
+        #[arg(long, default_value = "")]
+        sdk: String,
+        /// Retire a capture key: its attestations are refused from now on.
+        #[arg(long = "retire-key")]
+        retire_keys: Vec<String>,
+        /// Where an attestation is required, replacing the list: enrolment,
+        /// alert, query (comma separated; "none" for nowhere).
+        #[arg(long)]
+        require: Option<String>,
+        /// The oldest attestation accepted (capture to use), e.g. 15m, 24h.
+        #[arg(long)]
+        max_age: Option<String>,
     },
     /// Sign the policy with a steward key.
     Sign {
@@ -113,16 +137,66 @@ fn read_extractors(paths: &[PathBuf]) -> anyhow::Result<Vec<Extractor>> {
 }
 
 /// A new version of `p` with `change` applied, checked as a successor.
-fn revise(path: &Path, change: impl FnOnce(&mut Policy) -> anyhow::Result<()>) -> anyhow::Result<SignedPolicy> {
+fn revise(path: &Path, change: impl FnOnce(&mut PolicyBody) -> anyhow::Result<()>) -> anyhow::Result<SignedPolicy> {
     let old = load(path)?;
     let mut p = old.clone();
-    change(&mut p.body.policy)?;
+    change(&mut p.body)?;
     p.body.policy.version += 1;
     p.body.issued_at_ms = vigil_node::now_ms();
     p.signatures.clear();
     old.body.policy.check_successor(&p.body.policy)?;
+    p.body.validate()?;
     save(path, &p)?;
     Ok(p)
+}
+
+/// Applies `vigil policy liveness` options to the rules.
+fn set_liveness(
+    l: &mut Liveness,
+    capture_keys: &[String],
+    sdk: &str,
+    retire: &[String],
+    require: Option<&str>,
+    max_age: Option<&str>,
+) -> anyhow::Result<()> {
+    for k in capture_keys {
+        let Some((id, key)) = k.split_once('=') else { bail!("--capture-key takes ID=PUBLIC_KEY_HEX, not {k:?}") };
+        let key = PublicKey::from_hex(key).map_err(|e| anyhow::anyhow!("capture key {id}: {e}"))?;
+        l.capture_keys.retain(|c| c.id != id);
+        l.capture_keys.push(CaptureKey { id: id.into(), sdk: sdk.into(), key, status: Status::Active });
+    }
+    for id in retire {
+        let Some(k) = l.capture_keys.iter_mut().find(|k| k.id == *id) else {
+            bail!("capture key {id:?} is not in the policy")
+        };
+        k.status = Status::Retired;
+    }
+    if let Some(r) = require {
+        l.require = r
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && *u != "none")
+            .map(|u| match u {
+                "enrolment" | "enrollment" => Ok(PadUse::Enrolment),
+                "alert" => Ok(PadUse::Alert),
+                "query" => Ok(PadUse::Query),
+                other => bail!("unknown use {other:?} (enrolment, alert, query, none)"),
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(a) = max_age {
+        l.max_age_s = vigil_node::api::parse_duration(a).map_err(anyhow::Error::msg)?.as_secs();
+    } else if l.max_age_s == 0 && !l.capture_keys.is_empty() {
+        l.max_age_s = 24 * 3600;
+    }
+    Ok(())
+}
+
+fn uses(u: &[PadUse]) -> String {
+    if u.is_empty() {
+        return "nothing".into();
+    }
+    u.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn print(p: &Policy, signed: Option<&SignedPolicy>) {
@@ -150,6 +224,16 @@ fn print(p: &Policy, signed: Option<&SignedPolicy>) {
             t.join(", ")
         );
     }
+    let Some(l) = signed.map(|s| &s.body.liveness).filter(|l| !l.is_empty()) else { return };
+    println!(
+        "Liveness (PAD): required for {}; attestations at most {} old",
+        uses(&l.require),
+        humantime::format_duration(std::time::Duration::from_secs(l.max_age_s))
+    );
+    println!("capture key	status	sdk	public key");
+    for k in &l.capture_keys {
+        println!("{}	{:?}	{}	{}", k.id, k.status, k.sdk, k.key);
+    }
 }
 
 pub(super) async fn run(cmd: PolicyCmd) -> anyhow::Result<()> {
@@ -157,7 +241,12 @@ pub(super) async fn run(cmd: PolicyCmd) -> anyhow::Result<()> {
         PolicyCmd::New { federation, version, extractors, out } => {
             let policy = Policy { version, extractors: read_extractors(&extractors)? };
             let p = SignedPolicy {
-                body: PolicyBody { federation, issued_at_ms: vigil_node::now_ms(), policy },
+                body: PolicyBody {
+                    federation,
+                    issued_at_ms: vigil_node::now_ms(),
+                    policy,
+                    liveness: Default::default(),
+                },
                 signatures: vec![],
             };
             p.body.validate()?;
@@ -173,24 +262,38 @@ pub(super) async fn run(cmd: PolicyCmd) -> anyhow::Result<()> {
         }
         PolicyCmd::Set { policy, extractors } => {
             let new = read_extractors(&extractors)?;
-            let p = revise(&policy, |p| {
+            let p = revise(&policy, |b| {
                 for e in new {
-                    p.extractors.retain(|x| x.id != e.id);
-                    p.extractors.push(e);
+                    b.policy.extractors.retain(|x| x.id != e.id);
+                    b.policy.extractors.push(e);
                 }
                 Ok(())
             })?;
             println!("Policy is now v{} (unsigned).", p.version());
         }
         PolicyCmd::Retire { policy, id } => {
-            let p = revise(&policy, |p| {
-                let Some(e) = p.extractors.iter_mut().find(|e| e.id == id) else {
+            let p = revise(&policy, |b| {
+                let Some(e) = b.policy.extractors.iter_mut().find(|e| e.id == id) else {
                     bail!("extractor {id:?} is not in the policy");
                 };
                 e.status = Status::Retired;
                 Ok(())
             })?;
             println!("Retired {id}; policy is now v{} (unsigned).", p.version());
+        }
+        PolicyCmd::Liveness { policy, capture_keys, sdk, retire_keys, require, max_age } => {
+            let p = revise(&policy, |b| {
+                let (r, a) = (require.as_deref(), max_age.as_deref());
+                set_liveness(&mut b.liveness, &capture_keys, &sdk, &retire_keys, r, a)
+            })?;
+            let l = &p.body.liveness;
+            println!(
+                "Policy is now v{} (format {}, unsigned): {} capture key(s), required for: {}.",
+                p.version(),
+                p.body.format(),
+                l.capture_keys.len(),
+                uses(&l.require)
+            );
         }
         PolicyCmd::Sign { policy, key } => {
             let mut p = load(&policy)?;

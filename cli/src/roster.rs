@@ -160,22 +160,29 @@ pub(super) fn read_key(path: &Path) -> anyhow::Result<Identity> {
     Ok(Identity::from_secret(&seed))
 }
 
+/// A new signing key sealed under a passphrase into `out` (mode 0600,
+/// never over an existing file): steward keys, and capture keys.
+pub(super) fn write_key(out: &Path) -> anyhow::Result<Identity> {
+    if out.exists() {
+        bail!("{} exists; refusing to overwrite a key", out.display());
+    }
+    let id = Identity::generate();
+    let (keyring, key) = vigil_crypto::Keyring::for_passphrase(&steward_passphrase(true)?)?;
+    let sealed = hex::encode(key.seal(STEWARD_KEY_AAD, id.secret().as_ref()));
+    let file = StewardKeyFile { format: STEWARD_KEY_FORMAT.into(), keyring, sealed };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write;
+    opts.open(out)?.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
+    Ok(id)
+}
+
 pub(super) async fn run(cmd: RosterCmd) -> anyhow::Result<()> {
     match cmd {
         RosterCmd::Keygen { out } => {
-            if out.exists() {
-                bail!("{} exists; refusing to overwrite a key", out.display());
-            }
-            let id = Identity::generate();
-            let (keyring, key) = vigil_crypto::Keyring::for_passphrase(&steward_passphrase(true)?)?;
-            let sealed = hex::encode(key.seal(STEWARD_KEY_AAD, id.secret().as_ref()));
-            let file = StewardKeyFile { format: STEWARD_KEY_FORMAT.into(), keyring, sealed };
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            use std::io::Write;
-            opts.open(&out)?.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
+            let id = write_key(&out)?;
             println!("Steward key written to {}", out.display());
             println!("Public key (give to every node as --steward): {}", id.org_id());
         }

@@ -1,9 +1,10 @@
 //! Vigil's cryptographic building blocks: organisation identities and
-//! signatures (ed25519), operator passwords (argon2id PHC strings), roster and policy threshold verification, and sealing data
+//! signatures (ed25519), operator passwords (argon2id PHC strings), roster and policy threshold verification, PAD attestations, and sealing data
 //! at rest (argon2id-derived keys, XChaCha20-Poly1305).
 
 mod alert;
 mod identity;
+mod pad;
 mod password;
 mod policy;
 mod roster;
@@ -11,6 +12,7 @@ mod seal;
 
 pub use alert::{alert_header, alert_id, header_id, payload_hash, sign_alert, verify_alert, verify_withdrawal};
 pub use identity::{sign_body, verify_body, Identity, SignError};
+pub use pad::{capture_public_key, check_pad, sign_pad, PadError};
 pub use password::{
     check_password, hash_password, verify_password, PasswordError, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };

@@ -59,8 +59,12 @@ mod tests {
             status: Status::Active,
             representation: None,
         };
-        let body =
-            PolicyBody { federation: "f".into(), issued_at_ms: 1, policy: Policy { version: 1, extractors: vec![ex] } };
+        let body = PolicyBody {
+            federation: "f".into(),
+            issued_at_ms: 1,
+            policy: Policy { version: 1, extractors: vec![ex] },
+            liveness: Default::default(),
+        };
         SignedPolicy { body, signatures: vec![] }
     }
 
@@ -83,5 +87,27 @@ mod tests {
         q.signatures.push(StewardSignature { steward: a.org_id(), signature: sig });
         let one = TrustAnchor { stewards: vec![a.org_id()], threshold: 1 };
         assert!(verify_policy(&q, &one).is_err());
+    }
+
+    #[test]
+    fn liveness_rules_are_signed_with_the_rest() {
+        use vigil_protocol::pad::{CaptureKey, Liveness, PadUse};
+        let a = Identity::generate();
+        let anchor = TrustAnchor { stewards: vec![a.org_id()], threshold: 1 };
+        let mut p = policy();
+        sign_policy(&mut p, &a).unwrap();
+        // Rules added to a signed format 1 policy break its signature.
+        let key = CaptureKey {
+            id: "cam".into(),
+            sdk: String::new(),
+            key: vigil_protocol::PublicKey([3; 32]),
+            status: Status::Active,
+        };
+        p.body.liveness = Liveness { capture_keys: vec![key], require: vec![PadUse::Alert], max_age_s: 60 };
+        assert_eq!(verify_policy(&p, &anchor), Err(RosterError::Threshold { valid: 0, threshold: 1 }));
+        sign_policy(&mut p, &a).unwrap();
+        assert_eq!(verify_policy(&p, &anchor), Ok(()));
+        p.body.liveness.require.clear();
+        assert!(verify_policy(&p, &anchor).is_err(), "a dropped requirement breaks the signature");
     }
 }

@@ -5,12 +5,12 @@
 
 use super::fault::{clock_fault, Fault};
 use super::sync::{Link, LogRef};
-use super::{Action, Engine, EngineError};
+use super::{Action, Capture, Engine, EngineError};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
 use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_withdrawal};
-use vigil_matcher::Template;
+use vigil_protocol::pad::PadUse;
 use vigil_protocol::{
     decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
     SignedWithdrawal, Tag, Withdrawal,
@@ -41,11 +41,12 @@ pub enum Verdict {
 pub use vigil_crypto::alert_id;
 
 impl Engine {
-    /// Publishes a new alert for `template`. The case reference stays here.
-    pub fn publish_alert(
+    /// Publishes a new alert for a captured template (`&Template` or a
+    /// `Capture` with its PAD claim). The case reference stays here.
+    pub fn publish_alert<'a>(
         &mut self,
         now_ms: u64,
-        template: &Template,
+        capture: impl Into<Capture<'a>>,
         category: Category,
         case_ref: String,
         expires_at_ms: u64,
@@ -69,6 +70,8 @@ impl Engine {
         if self.pulling.contains(&self.org) {
             return Err(EngineError::OwnLogBehind);
         }
+        let Capture { template, pad } = capture.into();
+        let pad = self.attest(now_ms, PadUse::Alert, pad)?;
         let mut actions = Vec::new();
         let form = self.policy.form;
         let bio = self.biometric();
@@ -118,6 +121,7 @@ impl Engine {
             case_ref: Some(case_ref),
             probe_vector,
             withdrawal: None,
+            pad,
         };
         self.record_entry(self.org, self.meta.alert_seq, LogRef { hash: id.0, alert: id, withdrawal: false });
         self.alerts.insert(id, stored.clone());
@@ -127,6 +131,8 @@ impl Engine {
             Action::Audit(AuditEvent::AlertPublished { alert: id, seq: self.meta.alert_seq }),
             Action::Publish(bytes),
         ]);
+        let pad = self.alerts[&id].pad.as_ref();
+        actions.extend(pad.map(|p| Action::Audit(crate::pad_accepted(PadUse::Alert, format!("alert {id}"), p))));
         Ok((id, actions))
     }
 
@@ -324,6 +330,7 @@ impl Engine {
             case_ref: None,
             probe_vector: None,
             withdrawal: None,
+            pad: None,
         };
         self.record_entry(issuer, stored.alert.body.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
         self.count_created(issuer, stored.alert.body.created_at_ms);

@@ -335,6 +335,21 @@ pub enum AuditEvent {
         query: Handle,
         alert: AlertId,
     },
+    /// A liveness (PAD) attestation held for `usage` (enrolment, alert,
+    /// query) of `subject` (the record, alert or query it came with).
+    PadAccepted {
+        usage: String,
+        subject: String,
+        key: String,
+        sdk: String,
+        captured_at_ms: u64,
+    },
+    /// An enrolment, alert or query refused for its PAD attestation
+    /// (missing where required, forged, stale, an attack, another sample).
+    PadRefused {
+        usage: String,
+        reason: String,
+    },
 }
 
 /// Refused connections from one source address in an interval.

@@ -18,6 +18,7 @@ mod encrypted_alerts;
 mod fault;
 mod hits;
 mod identify;
+mod liveness;
 pub mod operators;
 mod outbox;
 mod query;
@@ -36,6 +37,7 @@ use vigil_config::AlertPolicy;
 use vigil_crypto::{Identity, RosterError, SignError, TrustAnchor, VerifiedRoster};
 use vigil_matcher::encrypted::EncryptedError;
 use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, TemplateError};
+use vigil_protocol::pad::{PadAttestation, PadUse};
 use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, WireError};
 
 pub use alerts::{alert_id, Verdict};
@@ -44,6 +46,8 @@ pub use encrypted_alerts::{
 };
 pub use hits::MAX_NOTICES_PER_HOLDER_ALERT;
 pub use identify::{position_handle, query_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
+use liveness::pad_accepted;
+pub use liveness::refusal_event;
 pub use outbox::RetrySchedule;
 pub use query::{
     form_for, DecryptJob, Decrypted, IdentifyReport, OutcomeStatus, PeerOutcome, QueryResponse, QueryStart,
@@ -164,6 +168,14 @@ pub enum EngineError {
     OtherFederation { found: String, ours: String },
     #[error("roster version {found} is not newer than the current version {current}")]
     StaleRoster { found: u64, current: u64 },
+    /// A liveness (PAD) attestation is missing where the policy requires
+    /// one, or does not hold.
+    #[error("{source}")]
+    Pad {
+        use_: PadUse,
+        #[source]
+        source: vigil_crypto::PadError,
+    },
     /// The query's request is invalid (purpose, legal basis, extractor).
     #[error("invalid query: {0}")]
     Query(WireError),
@@ -180,6 +192,30 @@ pub struct Enrolment {
     pub consent: String,
     pub retain_until_ms: u64,
     pub regime: Option<Regime>,
+    /// The capture's liveness (PAD) attestation, if it came with one.
+    pub pad: Option<PadClaim>,
+}
+
+/// A PAD attestation as it came with a template, and the digest of the
+/// sample it came with (what it must have been signed over).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PadClaim {
+    pub attestation: PadAttestation,
+    pub sample: vigil_protocol::Digest,
+}
+
+/// A template as captured, with its PAD claim if any: what alerts and
+/// queries are made from (a bare `&Template` converts, with none).
+#[derive(Debug, Clone, Copy)]
+pub struct Capture<'a> {
+    pub template: &'a Template,
+    pub pad: Option<&'a PadClaim>,
+}
+
+impl<'a> From<&'a Template> for Capture<'a> {
+    fn from(template: &'a Template) -> Self {
+        Self { template, pad: None }
+    }
 }
 
 /// A gallery entry kept in memory for matching.
@@ -550,6 +586,7 @@ impl Engine {
         if req.template.vector.len() != ex.dim || req.template.modality != ex.modality {
             return Err(TemplateError::Mismatch(req.template.extractor.clone(), ex.id.clone()).into());
         }
+        let pad = self.attest(now_ms, PadUse::Enrolment, req.pad.as_ref())?;
         let id = self.meta.next_record.max(1);
         let record = StoredRecord {
             id,
@@ -560,6 +597,7 @@ impl Engine {
             enrolled_at_ms: now_ms,
             retain_until_ms: req.retain_until_ms,
             template: req.template,
+            pad,
         };
         self.add_to_gallery(&record)?;
         self.meta.next_record = id + 1;
@@ -572,6 +610,9 @@ impl Engine {
                 extractor: record.template.extractor.clone(),
             }),
         ];
+        actions.extend(
+            record.pad.as_ref().map(|p| Action::Audit(pad_accepted(PadUse::Enrolment, format!("record {id}"), p))),
+        );
         let active: Vec<AlertId> = self
             .alerts
             .values()

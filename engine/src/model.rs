@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use vigil_matcher::Template;
+use vigil_protocol::pad::PadAttestation;
 use vigil_protocol::{AlertId, Category, Handle, OrgId, SignedAlert, SignedRoster};
 
 /// Legal regime a record falls under.
@@ -28,6 +29,28 @@ pub struct StoredRecord {
     pub regime: Regime,
     pub enrolled_at_ms: u64,
     pub retain_until_ms: u64,
+    /// The capture SDK's liveness (PAD) attestation, as checked at enrolment.
+    pub pad: Option<PadAttestation>,
+}
+
+/// A record as stored before PAD attestations: still read, as one without.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecordV1 {
+    pub id: u64,
+    pub template: Template,
+    pub category: Category,
+    pub case_ref: String,
+    pub consent: String,
+    pub regime: Regime,
+    pub enrolled_at_ms: u64,
+    pub retain_until_ms: u64,
+}
+
+impl From<StoredRecordV1> for StoredRecord {
+    fn from(r: StoredRecordV1) -> Self {
+        let StoredRecordV1 { id, template, category, case_ref, consent, regime, enrolled_at_ms, retain_until_ms } = r;
+        Self { id, template, category, case_ref, consent, regime, enrolled_at_ms, retain_until_ms, pad: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +80,27 @@ pub struct StoredAlert {
     pub probe_vector: Option<Vec<i8>>,
     /// The issuer's signed withdrawal, once withdrawn (an entry of its log).
     pub withdrawal: Option<vigil_protocol::SignedWithdrawal>,
+    /// Alerts this node issued: the probe's liveness (PAD) attestation.
+    pub pad: Option<PadAttestation>,
+}
+
+/// An alert as stored before PAD attestations: still read, as one without.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlertV1 {
+    pub id: AlertId,
+    pub alert: SignedAlert,
+    pub status: AlertStatus,
+    pub received_at_ms: u64,
+    pub case_ref: Option<String>,
+    pub probe_vector: Option<Vec<i8>>,
+    pub withdrawal: Option<vigil_protocol::SignedWithdrawal>,
+}
+
+impl From<StoredAlertV1> for StoredAlert {
+    fn from(a: StoredAlertV1) -> Self {
+        let StoredAlertV1 { id, alert, status, received_at_ms, case_ref, probe_vector, withdrawal } = a;
+        Self { id, alert, status, received_at_ms, case_ref, probe_vector, withdrawal, pad: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

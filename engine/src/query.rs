@@ -13,7 +13,6 @@ use std::sync::Arc;
 use vigil_matcher::encrypted::{
     answer_forms, cheapest, AnswerForm, AnyAnswer, EncryptedAnswer, ProberKey, MAX_SPLIT_CHUNKS,
 };
-use vigil_matcher::Template;
 use vigil_protocol::{decode, AlertId, Handle, IdentifyRequest, OrgId, Response, Role, Tag};
 
 /// How one member's part of a query ended.
@@ -66,6 +65,9 @@ impl PeerOutcome {
 pub struct IdentifyReport {
     pub query: Handle,
     pub peers: Vec<PeerOutcome>,
+    /// The probe's liveness (PAD) attestation, as checked when it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<vigil_protocol::pad::PadAttestation>,
 }
 
 /// A query to start: encrypt `template` once per form in `forms` (with
@@ -157,6 +159,8 @@ struct OpenQuery {
     sent: bool,
     /// This node's own case the query was made for (`case_query`).
     case: Option<AlertId>,
+    /// The probe's PAD attestation, for the report.
+    pad: Option<vigil_protocol::pad::PadAttestation>,
 }
 
 /// The prober's queries and what it learned of each member's gallery.
@@ -209,14 +213,15 @@ impl Engine {
     /// Operator command: a query for `template` to every member with the
     /// match role; `connected` says which are reachable now (only their
     /// forms are encrypted). The deadline is `queries.timeout` from `now_ms`.
-    pub fn start_query(
+    pub fn start_query<'a>(
         &mut self,
         now_ms: u64,
-        template: &Template,
+        capture: impl Into<crate::Capture<'a>>,
         purpose: String,
         legal_basis: String,
         connected: impl Fn(&OrgId) -> bool,
     ) -> Result<QueryStart, EngineError> {
+        let crate::Capture { template, pad } = capture.into();
         let bio = self.biometric();
         let ex = bio.active(&template.extractor).map_err(vigil_matcher::TemplateError::from)?;
         let mut id = [0u8; 16];
@@ -229,7 +234,11 @@ impl Engine {
             probe: vec![],
         };
         request.validate().map_err(EngineError::Query)?;
-        let (key, actions) = self.prober_key();
+        let pad = self.attest(now_ms, vigil_protocol::pad::PadUse::Query, pad)?;
+        let (key, mut actions) = self.prober_key();
+        let subject = format!("query {}", request.query);
+        let usage = vigil_protocol::pad::PadUse::Query;
+        actions.extend(pad.as_ref().map(|p| Action::Audit(crate::pad_accepted(usage, subject, p))));
         let me = self.org;
         let known = &self.open_queries.peer_records;
         let plan: Vec<(OrgId, AnswerForm)> = self
@@ -265,6 +274,7 @@ impl Engine {
                 outcomes: vec![],
                 sent: false,
                 case: None,
+                pad,
             },
         );
         Ok(QueryStart { query, key, request, forms, actions })
@@ -427,9 +437,10 @@ impl Engine {
         if !(q.sent && q.waiting.is_empty() && q.decrypting == 0) {
             return None;
         }
-        let mut peers = self.open_queries.open.remove(&query)?.outcomes;
+        let q = self.open_queries.open.remove(&query)?;
+        let mut peers = q.outcomes;
         peers.sort_by_key(|o| o.peer);
-        Some(IdentifyReport { query, peers })
+        Some(IdentifyReport { query, peers, pad: q.pad })
     }
 
     /// Queries still collecting answers.

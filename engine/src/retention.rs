@@ -57,6 +57,7 @@ impl Engine {
             a.alert.body.probe = None;
             a.alert.body.encrypted = None;
             a.probe_vector = None;
+            a.pad = None;
             actions.push(Action::Store(StoreOp::PutAlert(Box::new(a.clone()))));
             purged.insert(a.id, (reason, 0));
         }

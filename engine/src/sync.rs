@@ -517,6 +517,7 @@ impl Engine {
             probe_vector: None,
             // The withdrawal is its own log entry: recorded when it comes.
             withdrawal: None,
+            pad: None,
         };
         self.record_entry(h.issuer, h.seq, LogRef { hash: id.0, alert: id, withdrawal: false });
         self.count_created(h.issuer, h.created_at_ms);

@@ -87,6 +87,7 @@ fn fed_with(n: usize, form: vigil_config::AlertForm) -> Fed {
 
 fn enrolment(t: Template) -> Enrolment {
     Enrolment {
+        pad: None,
         template: t,
         category: Category::Found,
         case_ref: "C-1".into(),

@@ -356,6 +356,7 @@ fn quantised(ex: &Extractor, samples: &[&Sample]) -> Result<(Vec<usize>, Vec<Vec
             extractor: ex.id.clone(),
             quality: s.quality,
             vector: s.vector.clone(),
+            pad: None,
         };
         rows.push(file.to_template_with(ex)?.vector);
     }

@@ -195,6 +195,7 @@ pub fn record_template(ex: &Extractor, record: &Record) -> Result<crate::Templat
         extractor: ex.id.clone(),
         quality: None,
         vector: record_vector(ex, record)?,
+        pad: None,
     };
     file.to_template_with(ex)
 }

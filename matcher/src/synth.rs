@@ -61,7 +61,7 @@ impl Population {
             .map(|x| x + SAMPLE_NOISE * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng))
             .collect();
         unit(&mut v);
-        TemplateFile { modality: ex.modality, extractor: ex.id.clone(), quality: Some(80), vector: v }
+        TemplateFile { modality: ex.modality, extractor: ex.id.clone(), quality: Some(80), vector: v, pad: None }
     }
 
     /// The `k`-th noisy capture of identity `i`, quantised.

@@ -59,6 +59,9 @@ pub struct TemplateFile {
     #[serde(default)]
     pub quality: Option<u8>,
     pub vector: Vec<f32>,
+    /// The capture SDK's signed liveness (PAD) result over `vector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<vigil_protocol::pad::PadAttestation>,
 }
 
 /// A quantised template: unit vector scaled by 127 and rounded to i8.
@@ -91,6 +94,15 @@ impl TemplateFile {
                 TemplateError::Json(e.to_string())
             }
         })
+    }
+
+    /// What a PAD attestation over this file's sample signs: SHA-256 of the
+    /// vector's values as little-endian f32.
+    pub fn sample_digest(&self) -> vigil_protocol::Digest {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        self.vector.iter().for_each(|x| h.update(x.to_le_bytes()));
+        vigil_protocol::Digest(h.finalize().into())
     }
 
     /// Validates against the policy's active extractor, normalises as it
@@ -226,7 +238,7 @@ mod tests {
     use super::*;
 
     fn file(extractor: &str, vector: Vec<f32>) -> TemplateFile {
-        TemplateFile { modality: Modality::Face, extractor: extractor.into(), quality: None, vector }
+        TemplateFile { modality: Modality::Face, extractor: extractor.into(), quality: None, vector, pad: None }
     }
 
     #[test]

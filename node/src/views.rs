@@ -3,8 +3,9 @@
 
 use crate::now_ms;
 use serde::{Deserialize, Serialize};
-use vigil_engine::model::{AlertStatus, StoredAlert, StoredRecord};
+use vigil_engine::model::{AlertStatus, StoredAlert, StoredHit, StoredRecord};
 pub use vigil_engine::receipts::{MemberState, MemberStatus};
+use vigil_protocol::pad::{PadAttestation, PadDecision};
 use vigil_protocol::{AlertId, Category, OrgId};
 
 /// An alert as shown to operators.
@@ -26,6 +27,34 @@ pub struct AlertView {
     /// Own alerts: how many members stand where (`vigil alert members`
     /// lists them one by one).
     pub members: Option<MemberCounts>,
+    /// Own alerts: the probe's liveness (PAD) attestation (`liveness_of`).
+    #[serde(default)]
+    pub liveness: Option<String>,
+}
+
+/// A PAD attestation as operators see it: decision, SDK, key, capture
+/// time and score (never the sample digest or the signature).
+pub fn liveness_of(p: &PadAttestation) -> String {
+    let b = &p.body;
+    let decision = match b.decision {
+        PadDecision::BonaFide => "bona fide",
+        PadDecision::Attack => "attack",
+    };
+    let score = b.score.map(|s| format!(", score {s}")).unwrap_or_default();
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(b.captured_at_ms);
+    let at = humantime::format_rfc3339_seconds(at);
+    format!("{decision} ({}, key {}, captured {at}{score})", b.sdk, b.key)
+}
+
+/// A hit with the liveness of this node's side of the match: its record's
+/// attestation (holder) or its alert probe's (issuer). A prober's probe
+/// attestation is in the identification report and the audit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HitView {
+    #[serde(flatten)]
+    pub hit: StoredHit,
+    #[serde(default)]
+    pub liveness: Option<String>,
 }
 
 /// Members per state for one of this node's alerts.
@@ -69,6 +98,7 @@ impl From<&StoredAlert> for AlertView {
             own: a.case_ref.is_some(),
             case_ref: a.case_ref.clone(),
             members: None,
+            liveness: a.pad.as_ref().map(liveness_of),
         }
     }
 }
@@ -113,6 +143,9 @@ pub struct RecordView {
     /// in the policy in force): it must be enrolled again.
     #[serde(default)]
     pub stale: Option<String>,
+    /// The capture's liveness (PAD) attestation, as checked at enrolment.
+    #[serde(default)]
+    pub liveness: Option<String>,
 }
 
 /// What an operator is told at start about records that no longer match
@@ -147,6 +180,7 @@ impl RecordView {
             enrolled_at_ms: r.enrolled_at_ms,
             retain_until_ms: r.retain_until_ms,
             stale: policy.active(&r.template.extractor).err().map(|e| e.to_string()),
+            liveness: r.pad.as_ref().map(liveness_of),
         }
     }
 }

@@ -66,6 +66,17 @@ fixed_bytes!(
     32
 );
 fixed_bytes!(
+    /// An ed25519 public key that is not an organisation's: a capture
+    /// device's or SDK's, which signs presentation-attack detection results.
+    PublicKey,
+    32
+);
+fixed_bytes!(
+    /// A SHA-256 digest (of a biometric sample, for a PAD attestation).
+    Digest,
+    32
+);
+fixed_bytes!(
     /// An opaque, random per-hit handle. It names no record and is never reused.
     Handle,
     16

@@ -6,11 +6,12 @@
 mod codec;
 mod ids;
 mod messages;
+pub mod pad;
 pub mod policy;
 mod roster;
 
 pub use codec::{decode, encode, tag_of, Tag, WireError, WIRE_VERSION};
-pub use ids::{AlertId, Handle, OrgId, Sig};
+pub use ids::{AlertId, Digest, Handle, OrgId, PublicKey, Sig};
 pub use messages::{
     AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, AlertRefusal, Category, DisclosureAnswer, DisclosureRequest,
     EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality,
@@ -62,4 +63,6 @@ pub mod domain {
     pub const AUDIT: &[u8] = b"vigil/v1/audit";
     pub const ALERT_REFUSAL: &[u8] = b"vigil/v1/alert-refusal";
     pub const POLICY: &[u8] = b"vigil/v1/policy";
+    /// A capture key's presentation-attack detection attestation.
+    pub const PAD: &[u8] = b"vigil/v1/pad";
 }

@@ -90,6 +90,7 @@ impl Plan {
 
 fn enrolment(template: Template, case: String) -> Enrolment {
     Enrolment {
+        pad: None,
         template,
         category: vigil_protocol::Category::Found,
         case_ref: case,

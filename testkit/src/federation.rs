@@ -199,10 +199,22 @@ impl LocalFederation {
         at: usize,
         timeout: Duration,
     ) -> anyhow::Result<u64> {
+        self.apply_policy_with(policy, Default::default(), at, timeout).await
+    }
+
+    /// `apply_policy` with liveness (PAD) rules: a format 2 policy.
+    pub async fn apply_policy_with(
+        &self,
+        policy: vigil_matcher::Policy,
+        liveness: vigil_protocol::pad::Liveness,
+        at: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
         let body = vigil_protocol::PolicyBody {
             federation: self.roster.body.federation.clone(),
             issued_at_ms: vigil_node::now_ms(),
             policy,
+            liveness,
         };
         let mut signed = vigil_protocol::SignedPolicy { body, signatures: vec![] };
         for steward in &self.stewards[..2] {

@@ -67,6 +67,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// kept for a long while: what the end-to-end tests enrol.
 pub fn found(template: vigil_matcher::Template, case_ref: String) -> vigil_engine::Enrolment {
     vigil_engine::Enrolment {
+        pad: None,
         template,
         category: vigil_protocol::Category::Found,
         case_ref,

@@ -22,6 +22,7 @@ async fn a_backup_restores_into_a_fresh_directory_and_the_node_carries_on() {
     fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
     let pop = Population::new(51, "vigil-synth-128", 20);
     let enrol = |person: usize, capture: u64| Enrolment {
+        pad: None,
         template: pop.sample(person, capture),
         category: Category::Found,
         case_ref: format!("EG-{person}-{capture}"),

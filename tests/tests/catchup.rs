@@ -25,6 +25,7 @@ async fn an_offline_member_catches_up_from_another_member_and_its_answer_waits_f
     fed.wait_connected(&[ngo, police, border], PATIENCE).await.unwrap();
     let pop = Population::new(31, "vigil-synth-128", 30);
     let e = |person: usize| Enrolment {
+        pad: None,
         template: pop.sample(person, 1),
         category: Category::Found,
         case_ref: format!("EG-{person}"),

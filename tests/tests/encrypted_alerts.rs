@@ -16,6 +16,7 @@ const DAY: u64 = 24 * 3600 * 1000;
 
 async fn enrol(h: &NodeHandle, pop: &Population, person: usize, capture: u64) -> u64 {
     let e = Enrolment {
+        pad: None,
         template: pop.sample(person, capture),
         category: Category::Found,
         case_ref: format!("C-{person}-{capture}"),

@@ -23,6 +23,7 @@ fn pop() -> Population {
 
 async fn enrol(h: &NodeHandle, pop: &Population, person: usize, capture: u64, case: &str) -> u64 {
     h.enrol(Enrolment {
+        pad: None,
         template: pop.sample(person, capture),
         category: Category::Found,
         case_ref: case.into(),

@@ -68,22 +68,22 @@ async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
         let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &rec.views);
         let input =
             TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
-        let template = input.to_template(&held).unwrap();
+        let template = input.to_capture(&held).unwrap().template;
         assert_eq!(template.vector.len(), 960);
         holder.enrol(found(template, format!("case {person}"))).await.unwrap();
     }
     // A record with none of the policy's fingers is refused with the reason.
-    let none = an2k_input(&pop, 3, &[4, 9]).to_template(&issuer.biometric().await.unwrap()).unwrap_err();
+    let none = an2k_input(&pop, 3, &[4, 9]).to_capture(&issuer.biometric().await.unwrap()).unwrap_err();
     assert!(none.contains("none of the positions extractor smr-five holds (1, 2, 3, 6, 7)"), "{none}");
 
     // Person 7's right thumb, index and middle finger, as ANSI/NIST-ITL.
     let policy = issuer.biometric().await.unwrap();
-    let probe = an2k_input(&pop, 7, &[1, 2, 3]).to_template(&policy).unwrap();
+    let probe = an2k_input(&pop, 7, &[1, 2, 3]).to_capture(&policy).unwrap().template;
     issuer.publish_alert(probe, Category::Missing, "case M-7".into(), now_ms() + 7 * DAY).await.unwrap();
     let hits = || async move { issuer.hits().await.unwrap().iter().filter(|h| h.role == HitRole::Issuer).count() };
     assert!(wait_for(PATIENCE, || async move { (hits().await >= 1).then_some(()) }).await.is_some(), "no hit");
     // Someone the holder does not know: answered, no hit.
-    let stranger = an2k_input(&pop, 33, &[1, 2, 3, 6, 7]).to_template(&policy).unwrap();
+    let stranger = an2k_input(&pop, 33, &[1, 2, 3, 6, 7]).to_capture(&policy).unwrap().template;
     let a2 = issuer.publish_alert(stranger, Category::Missing, "case M-33".into(), now_ms() + 7 * DAY).await.unwrap();
     let holder_org = holder.org;
     let answered = wait_for(PATIENCE, || async move {

@@ -22,6 +22,7 @@ async fn twelve_nodes_over_the_in_memory_transport() {
     fed.nodes[7]
         .handle
         .enrol(Enrolment {
+            pad: None,
             template: pop.sample(3, 1),
             category: Category::Found,
             case_ref: "C-3".into(),

@@ -27,12 +27,17 @@ fn capture(pop: &Population, common: &[f32], person: usize, k: u64) -> Vec<f32> 
 }
 
 fn file(vector: Vec<f32>) -> TemplateFile {
-    TemplateFile { modality: Modality::Face, extractor: ID.into(), quality: None, vector }
+    TemplateFile { modality: Modality::Face, extractor: ID.into(), quality: None, vector, pad: None }
 }
 
 fn signed(stewards: &[&Identity], federation: &str, policy: Policy) -> SignedPolicy {
     let mut p = SignedPolicy {
-        body: PolicyBody { federation: federation.into(), issued_at_ms: now_ms(), policy },
+        body: PolicyBody {
+            federation: federation.into(),
+            issued_at_ms: now_ms(),
+            policy,
+            liveness: Default::default(),
+        },
         signatures: vec![],
     };
     for s in stewards {
@@ -122,6 +127,7 @@ async fn a_signed_policy_spreads_and_a_calibrated_extractor_finds_only_the_right
         let template = file(capture(&pop, &common, person, 0)).to_template(&policy).unwrap();
         let id = holder_h
             .enrol(Enrolment {
+                pad: None,
                 template,
                 category: Category::Found,
                 case_ref: format!("case {person}"),

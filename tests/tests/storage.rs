@@ -11,6 +11,7 @@ use vigil_testkit::*;
 
 fn enrolment(pop: &Population, person: usize) -> Enrolment {
     Enrolment {
+        pad: None,
         template: pop.sample(person, 1),
         category: Category::Found,
         case_ref: format!("F-{person}"),

@@ -12,8 +12,12 @@ fn policy(version: u64, threshold: f32, status: Status, signers: &[&Identity]) -
     let mut ex = vigil_matcher::builtin().extractors[0].clone();
     ex.thresholds[0].cosine = threshold;
     ex.status = status;
-    let body =
-        PolicyBody { federation: "t".into(), issued_at_ms: T0, policy: Policy { version, extractors: vec![ex] } };
+    let body = PolicyBody {
+        federation: "t".into(),
+        issued_at_ms: T0,
+        policy: Policy { version, extractors: vec![ex] },
+        liveness: Default::default(),
+    };
     let mut p = SignedPolicy { body, signatures: vec![] };
     signers.iter().for_each(|s| sign_policy(&mut p, s).unwrap());
     p

@@ -24,6 +24,7 @@ use std::time::Duration;
 use vigil_engine::model::Regime;
 use vigil_engine::{EngineError, Enrolment};
 use vigil_matcher::TemplateFile;
+use vigil_protocol::pad::PadAttestation;
 use vigil_protocol::{AlertId, Category, RosterFile};
 
 /// (method, path, what it does).
@@ -108,7 +109,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// How a request carries its biometric: exactly one of a Vigil JSON
 /// template file, a standard fingerprint record (its bytes in base64: ISO/IEC
 /// 19794-2, ANSI INCITS 378, ANSI/NIST-ITL), or such a record's minutiae
-/// already decoded (what the CLI sends, leaving images behind).
+/// already decoded (what the CLI sends, leaving images behind); and
+/// optionally the capture SDK's PAD attestation over it (`pad`, or inside
+/// the template file).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TemplateInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +123,10 @@ pub struct TemplateInput {
     /// The fingerprint extractor, where several of the policy read minutiae.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extractor: Option<String>,
+    /// A liveness (PAD) attestation over the template file's vector or the
+    /// record's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<PadAttestation>,
 }
 
 impl TemplateInput {
@@ -127,14 +134,24 @@ impl TemplateInput {
         Self { template: Some(file), ..Default::default() }
     }
 
-    /// The template under `policy`, or the precise reason there is none.
-    pub fn to_template(&self, policy: &vigil_matcher::Policy) -> Result<vigil_matcher::Template, String> {
+    /// The template under `policy` and the PAD claim it came with, or the
+    /// precise reason there is none. The claim is checked by the node.
+    pub fn to_capture(&self, policy: &vigil_matcher::Policy) -> Result<Captured, String> {
         use base64::Engine;
         let from_record = |r: &vigil_records::Record| {
             vigil_matcher::minutiae::policy_template(policy, r, self.extractor.as_deref()).map_err(|e| e.to_string())
         };
+        let claim = |pad: Option<&PadAttestation>, sample| {
+            pad.map(|p| vigil_engine::PadClaim { attestation: p.clone(), sample })
+        };
         match (&self.template, &self.record, &self.minutiae) {
-            (Some(f), None, None) => f.to_template(policy).map_err(|e| e.to_string()),
+            (Some(f), None, None) => {
+                if f.pad.is_some() && self.pad.is_some() {
+                    return Err("give the PAD attestation once: in the template file or as pad, not both".into());
+                }
+                let template = f.to_template(policy).map_err(|e| e.to_string())?;
+                Ok(Captured { template, pad: claim(f.pad.as_ref().or(self.pad.as_ref()), f.sample_digest()) })
+            }
             (None, Some(b64), None) => {
                 if b64.len() > vigil_records::MAX_AN2K_BYTES / 3 * 4 + 4 {
                     return Err(format!("record is over {} bytes", vigil_records::MAX_AN2K_BYTES));
@@ -142,15 +159,29 @@ impl TemplateInput {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map_err(|e| format!("record is not base64: {e}"))?;
-                from_record(&vigil_records::decode(&bytes).map_err(|e| e.to_string())?)
+                let template = from_record(&vigil_records::decode(&bytes).map_err(|e| e.to_string())?)?;
+                let sample = vigil_protocol::Digest(vigil_crypto::sha256(&bytes));
+                Ok(Captured { template, pad: claim(self.pad.as_ref(), sample) })
             }
             (None, None, Some(r)) => {
+                if self.pad.is_some() {
+                    return Err("a PAD attestation covers a record's bytes: send the record itself (record, \
+                                in base64), not its decoded minutiae"
+                        .into());
+                }
                 r.check().map_err(|e| e.to_string())?;
-                from_record(r)
+                Ok(Captured { template: from_record(r)?, pad: None })
             }
             _ => Err("give exactly one of template (a Vigil template file), record (a standard fingerprint record in base64) or minutiae".into()),
         }
     }
+}
+
+/// A checked template and the PAD claim that came with it.
+#[derive(Debug)]
+pub struct Captured {
+    pub template: vigil_matcher::Template,
+    pub pad: Option<vigil_engine::PadClaim>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -252,9 +283,9 @@ async fn require_host(request: Request, next: Next) -> Response {
 
 /// A template file or fingerprint record checked and normalised under the
 /// node's policy.
-async fn template_of(s: &ApiState, input: &TemplateInput) -> Result<vigil_matcher::Template, Failure> {
+async fn template_of(s: &ApiState, input: &TemplateInput) -> Result<Captured, Failure> {
     let policy = s.node.biometric().await?;
-    input.to_template(&policy).map_err(bad)
+    input.to_capture(&policy).map_err(bad)
 }
 
 async fn status(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
@@ -269,12 +300,13 @@ async fn metrics(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure
 }
 
 async fn enrol(State(s): State<ApiState>, Json(r): Json<EnrolRequest>) -> Result<impl IntoResponse, Failure> {
-    let template = template_of(&s, &r.template).await?;
+    let Captured { template, pad } = template_of(&s, &r.template).await?;
     let retain_until_ms = parse_date(&r.retain_until).map_err(bad)?;
     let id = s
         .node
         .enrol(Enrolment {
             template,
+            pad,
             category: r.category,
             case_ref: r.case_ref,
             consent: r.consent,
@@ -330,10 +362,10 @@ async fn alerts(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure>
 }
 
 async fn publish(State(s): State<ApiState>, Json(r): Json<AlertRequest>) -> Result<impl IntoResponse, Failure> {
-    let template = template_of(&s, &r.template).await?;
+    let Captured { template, pad } = template_of(&s, &r.template).await?;
     let lifetime = parse_duration(&r.expires).map_err(bad)?;
     let expires_at_ms = crate::now_ms() + lifetime.as_millis() as u64;
-    let id = s.node.publish_alert(template, r.category, r.case_ref, expires_at_ms).await?;
+    let id = s.node.publish_attested(template, pad, r.category, r.case_ref, expires_at_ms).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_hex() })))
 }
 
@@ -349,7 +381,7 @@ async fn alert_members(State(s): State<ApiState>, Path(id): Path<String>) -> Res
 }
 
 async fn hits(State(s): State<ApiState>) -> Result<impl IntoResponse, Failure> {
-    Ok(Json(s.node.hits().await?))
+    Ok(Json(s.node.hit_views().await?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -394,9 +426,9 @@ async fn policy_apply(
 }
 
 async fn identify(State(s): State<ApiState>, Json(r): Json<IdentifyBody>) -> Result<impl IntoResponse, Failure> {
-    let template = template_of(&s, &r.template).await?;
+    let Captured { template, pad } = template_of(&s, &r.template).await?;
     let case = r.case.as_deref().map(AlertId::from_hex).transpose().map_err(|e| bad(format!("case: {e}")))?;
-    Ok(Json(s.node.identify_for_case(template, r.purpose, r.legal_basis, case).await?))
+    Ok(Json(s.node.identify_attested(template, pad, r.purpose, r.legal_basis, case).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

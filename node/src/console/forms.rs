@@ -147,9 +147,10 @@ impl Upload {
     }
 }
 
-pub(super) async fn template_of(c: &Console, u: &Upload) -> Result<vigil_matcher::Template, String> {
+/// The upload's template and the PAD claim inside its template file.
+pub(super) async fn template_of(c: &Console, u: &Upload) -> Result<crate::api::Captured, String> {
     let policy = c.node.biometric().await.map_err(|e| e.to_string())?;
-    u.template()?.to_template(&policy)
+    u.template()?.to_capture(&policy)
 }
 
 pub(super) async fn enrol(State(c): State<Console>, Extension(op): Extension<Operator>, mp: Multipart) -> Response {
@@ -164,12 +165,13 @@ async fn enrol_upload(c: &Console, op: &Operator, mp: Multipart) -> Result<Respo
     if let Some(r) = gate(op, u.get("csrf"), Act::Casework) {
         return Ok(r);
     }
-    let template = template_of(c, &u).await?;
+    let crate::api::Captured { template, pad } = template_of(c, &u).await?;
     if u.get("consent").is_empty() {
         return Err("consent is required: say how the person (or their guardian) agreed".into());
     }
     let e = vigil_engine::Enrolment {
         template,
+        pad,
         category: u.category()?,
         case_ref: u.get("case_ref").into(),
         consent: u.get("consent").into(),
@@ -192,11 +194,11 @@ async fn publish_upload(c: &Console, op: &Operator, mp: Multipart) -> Result<Res
     if let Some(r) = gate(op, u.get("csrf"), Act::Casework) {
         return Ok(r);
     }
-    let template = template_of(c, &u).await?;
+    let crate::api::Captured { template, pad } = template_of(c, &u).await?;
     let lifetime = crate::api::parse_duration(u.get("expires"))?;
     let expires_at_ms = crate::now_ms() + lifetime.as_millis() as u64;
     let node = op.node(c);
-    node.publish_alert(template, u.category()?, u.get("case_ref").into(), expires_at_ms)
+    node.publish_attested(template, pad, u.category()?, u.get("case_ref").into(), expires_at_ms)
         .await
         .map_err(|e| e.to_string())?;
     Ok(done("/cases", "published", None))

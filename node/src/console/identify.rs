@@ -93,9 +93,9 @@ async fn run(c: &Console, op: &Operator, u: &Upload, form: &Filled) -> Result<Id
     if form.legal_basis.is_empty() {
         return Err("the legal basis is required (e.g. the article of the law the search is made under)".into());
     }
-    let template = forms::template_of(c, u).await?;
+    let crate::api::Captured { template, pad } = forms::template_of(c, u).await?;
     op.node(c)
-        .identify_for_case(template, form.purpose.clone(), form.legal_basis.clone(), Some(case))
+        .identify_attested(template, pad, form.purpose.clone(), form.legal_basis.clone(), Some(case))
         .await
         .map_err(|e| e.to_string())
 }

@@ -16,8 +16,9 @@ impl Runtime {
             Command::EnrolMany(batch, reply) => {
                 let _ = reply.send(self.enrol_many(now, batch));
             }
-            Command::Publish { template, category, case_ref, expires_at_ms, reply } => {
-                let r = self.engine.publish_alert(now, &template, category, case_ref, expires_at_ms, gossip_max);
+            Command::Publish { template, pad, category, case_ref, expires_at_ms, reply } => {
+                let capture = vigil_engine::Capture { template: &template, pad: pad.as_deref() };
+                let r = self.engine.publish_alert(now, capture, category, case_ref, expires_at_ms, gossip_max);
                 let _ = reply.send(self.durable(r));
             }
             Command::Withdraw(id, reply) => {
@@ -72,6 +73,9 @@ impl Runtime {
                 v.sort_by_key(|h| h.at_ms);
                 let _ = reply.send(Ok(v));
             }
+            Command::HitViews(reply) => {
+                let _ = reply.send(self.hit_views());
+            }
             Command::AuditVerify(reply) => {
                 // Off the event loop: a read snapshot, entry by entry, while
                 // the node goes on serving (258,902 entries took 12.4 s on it).
@@ -89,8 +93,8 @@ impl Runtime {
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }
-            Command::Identify { template, purpose, legal_basis, case, reply } => {
-                self.start_identify(*template, purpose, legal_basis, case, reply)
+            Command::Identify { template, pad, purpose, legal_basis, case, reply } => {
+                self.start_identify(*template, pad.map(|p| *p), (purpose, legal_basis), case, reply)
             }
             Command::RequestDisclosure { hit, reason, reply } => {
                 let r = self.engine.request_disclosure(now, hit, reason);
@@ -127,9 +131,47 @@ impl Runtime {
 
     /// An engine decision made durable: its actions applied, then its value.
     fn durable<T>(&mut self, decided: Result<(T, Vec<Action>), EngineError>) -> Result<T, NodeError> {
-        let (value, actions) = decided?;
+        let (value, actions) = decided.map_err(|e| self.refused(e))?;
         self.apply(actions)?;
         Ok(value)
+    }
+
+    /// Hits, oldest first, each with its side's liveness: the records of
+    /// holder hits are read from the store (only those), alerts from memory.
+    fn hit_views(&self) -> Result<Vec<crate::views::HitView>, NodeError> {
+        use vigil_engine::model::HitRole;
+        let mut hits: Vec<StoredHit> = self.engine.hits().cloned().collect();
+        hits.sort_by_key(|h| h.at_ms);
+        let ids: Vec<u64> = hits.iter().filter(|h| h.role == HitRole::Holder).filter_map(|h| h.record).collect();
+        let records: HashMap<u64, Option<String>> = self
+            .store
+            .records_by_id(&ids)?
+            .iter()
+            .map(|r| (r.id, r.pad.as_ref().map(crate::views::liveness_of)))
+            .collect();
+        let alerts: HashMap<AlertId, Option<String>> = self
+            .engine
+            .alerts()
+            .filter(|a| a.pad.is_some())
+            .map(|a| (a.id, a.pad.as_ref().map(crate::views::liveness_of)))
+            .collect();
+        let liveness = |h: &StoredHit| match h.role {
+            HitRole::Holder => h.record.and_then(|r| records.get(&r).cloned().flatten()),
+            HitRole::Issuer => h.source.alert().and_then(|a| alerts.get(&a).cloned().flatten()),
+            HitRole::Prober => None,
+        };
+        Ok(hits.into_iter().map(|hit| crate::views::HitView { liveness: liveness(&hit), hit }).collect())
+    }
+
+    /// An engine refusal as the caller hears it, audited first where the
+    /// engine keeps a trace of such refusals (a failed PAD attestation).
+    pub(super) fn refused(&mut self, e: EngineError) -> NodeError {
+        if let Some(event) = vigil_engine::refusal_event(&e) {
+            if let Err(failed) = self.audit(event) {
+                return failed.into();
+            }
+        }
+        NodeError::from(e)
     }
 
     /// A backup named `name` in the backups directory, audited.
@@ -172,7 +214,10 @@ impl Runtime {
                     actions.extend(a);
                     decided.push((reply, Ok(id)));
                 }
-                Err(e) => decided.push((reply, Err(NodeError::from(e)))),
+                Err(e) => {
+                    let e = self.refused(e);
+                    decided.push((reply, Err(e)));
+                }
             }
         }
         let mut failed = self.apply(actions).err();
@@ -207,7 +252,10 @@ impl Runtime {
             }
         }
         self.apply(actions)?;
-        failed.map_or(Ok(ids), |e| Err(e.into()))
+        match failed {
+            Some(e) => Err(self.refused(e)),
+            None => Ok(ids),
+        }
     }
 
     /// A newer roster from the operator: applied and passed on, or refused

@@ -11,6 +11,7 @@ pub(super) enum Command {
     EnrolMany(Vec<Enrolment>, Reply<Vec<u64>>),
     Publish {
         template: Box<Template>,
+        pad: Option<Box<vigil_engine::PadClaim>>,
         category: Category,
         case_ref: String,
         expires_at_ms: u64,
@@ -33,12 +34,14 @@ pub(super) enum Command {
         reply: Reply<(std::path::PathBuf, u64)>,
     },
     Hits(Reply<Vec<StoredHit>>),
+    HitViews(Reply<Vec<crate::views::HitView>>),
     AuditVerify(Reply<Result<usize, AuditError>>),
     AuditExport(Reply<Vec<AuditRecord>>),
     AuditReader(Reply<crate::store::AuditReader>),
     Status(Reply<Status>),
     Identify {
         template: Box<Template>,
+        pad: Option<Box<vigil_engine::PadClaim>>,
         purpose: String,
         legal_basis: String,
         /// This node's own case (alert) the query is made for.
@@ -111,8 +114,20 @@ impl NodeHandle {
         case_ref: String,
         expires_at_ms: u64,
     ) -> Result<AlertId, NodeError> {
-        self.ask(|reply| Command::Publish { template: Box::new(template), category, case_ref, expires_at_ms, reply })
-            .await
+        self.publish_attested(template, None, category, case_ref, expires_at_ms).await
+    }
+    /// `publish_alert` with the capture's PAD attestation (checked under
+    /// the policy's liveness rules; required where they say).
+    pub async fn publish_attested(
+        &self,
+        template: Template,
+        pad: Option<vigil_engine::PadClaim>,
+        category: Category,
+        case_ref: String,
+        expires_at_ms: u64,
+    ) -> Result<AlertId, NodeError> {
+        let (template, pad) = (Box::new(template), pad.map(Box::new));
+        self.ask(|reply| Command::Publish { template, pad, category, case_ref, expires_at_ms, reply }).await
     }
     pub async fn withdraw(&self, id: AlertId) -> Result<(), NodeError> {
         self.ask(|tx| Command::Withdraw(id, tx)).await
@@ -159,6 +174,10 @@ impl NodeHandle {
     pub async fn hits(&self) -> Result<Vec<StoredHit>, NodeError> {
         self.ask(Command::Hits).await
     }
+    /// Hits with the liveness of this node's side of each (`HitView`).
+    pub async fn hit_views(&self) -> Result<Vec<crate::views::HitView>, NodeError> {
+        self.ask(Command::HitViews).await
+    }
     /// Verifies the audit chain; `Ok(Err(..))` names the broken entry.
     pub async fn audit_verify(&self) -> Result<Result<usize, AuditError>, NodeError> {
         self.ask(Command::AuditVerify).await
@@ -202,7 +221,19 @@ impl NodeHandle {
         legal_basis: String,
         case: Option<AlertId>,
     ) -> Result<IdentifyReport, NodeError> {
-        self.ask(|reply| Command::Identify { template: Box::new(template), purpose, legal_basis, case, reply }).await
+        self.identify_attested(template, None, purpose, legal_basis, case).await
+    }
+    /// `identify_for_case` with the capture's PAD attestation.
+    pub async fn identify_attested(
+        &self,
+        template: Template,
+        pad: Option<vigil_engine::PadClaim>,
+        purpose: String,
+        legal_basis: String,
+        case: Option<AlertId>,
+    ) -> Result<IdentifyReport, NodeError> {
+        let (template, pad) = (Box::new(template), pad.map(Box::new));
+        self.ask(|reply| Command::Identify { template, pad, purpose, legal_basis, case, reply }).await
     }
     /// Asks the holder of `hit` to disclose its case contact; returns the request id.
     pub async fn request_disclosure(&self, hit: Handle, reason: String) -> Result<Handle, NodeError> {

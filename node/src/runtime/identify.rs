@@ -55,19 +55,20 @@ impl Runtime {
     pub(super) fn start_identify(
         &mut self,
         template: Template,
-        purpose: String,
-        legal_basis: String,
+        pad: Option<vigil_engine::PadClaim>,
+        (purpose, legal_basis): (String, String),
         case: Option<AlertId>,
         reply: Reply<IdentifyReport>,
     ) {
         let connected = |org: &OrgId| net::peer_id(org).is_ok_and(|p| self.swarm.is_connected(&p));
+        let capture = vigil_engine::Capture { template: &template, pad: pad.as_ref() };
         let started = case
             .map_or(Ok(()), |a| self.engine.own_case(a))
-            .and_then(|()| self.engine.start_query(now_ms(), &template, purpose, legal_basis, connected));
+            .and_then(|()| self.engine.start_query(now_ms(), capture, purpose, legal_basis, connected));
         let mut start = match started {
             Ok(s) => s,
             Err(e) => {
-                let _ = reply.send(Err(e.into()));
+                let _ = reply.send(Err(self.refused(e)));
                 return;
             }
         };

@@ -337,13 +337,36 @@ impl Store {
         let mut out = Vec::new();
         for kv in t.iter()? {
             let (k, v) = kv?;
-            match self.unseal::<T>(tree, k.value(), v.value()) {
-                Ok(value) => out.push(value),
-                Err(e @ StoreError::Decode { .. }) => match self.unseal::<Old>(tree, k.value(), v.value()) {
-                    Ok(old) => out.push(old.into()),
-                    Err(_) => return Err(e),
-                },
-                Err(e) => return Err(e),
+            out.push(self.unseal_or_older::<T, Old>(tree, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A value as `T`, or as its older form `Old` (see `all_or_older`).
+    fn unseal_or_older<T, Old>(&self, tree: &'static str, key: &[u8], sealed: &[u8]) -> Result<T, StoreError>
+    where
+        T: DeserializeOwned + Serialize,
+        Old: DeserializeOwned + Serialize + Into<T>,
+    {
+        match self.unseal::<T>(tree, key, sealed) {
+            Err(e @ StoreError::Decode { .. }) => self.unseal::<Old>(tree, key, sealed).map(Into::into).map_err(|_| e),
+            other => other,
+        }
+    }
+
+    /// The records of `ids` that exist (in the order asked).
+    pub fn records_by_id(&self, ids: &[u64]) -> Result<Vec<StoredRecord>, StoreError> {
+        let read = self.db.begin_read()?;
+        let Some(t) = read_table(&read, RECORDS)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for id in ids {
+            let key = id.to_be_bytes();
+            if let Some(v) = t.get(key.as_slice())? {
+                out.push(self.unseal_or_older::<StoredRecord, vigil_engine::model::StoredRecordV1>(
+                    RECORDS,
+                    &key,
+                    v.value(),
+                )?);
             }
         }
         Ok(out)
@@ -440,11 +463,13 @@ impl Store {
         Ok(())
     }
 
+    /// Records, those stored before PAD attestations included.
     pub fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
-        self.all(RECORDS)
+        self.all_or_older::<StoredRecord, vigil_engine::model::StoredRecordV1>(RECORDS)
     }
+    /// Alerts, those stored before PAD attestations included.
     pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
-        self.all(ALERTS)
+        self.all_or_older::<StoredAlert, vigil_engine::model::StoredAlertV1>(ALERTS)
     }
     /// Hits, those stored before bands included.
     pub fn hits(&self) -> Result<Vec<StoredHit>, StoreError> {

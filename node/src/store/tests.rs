@@ -13,6 +13,7 @@ const N: u64 = 50;
 
 fn record(pop: &Population, id: u64) -> StoredRecord {
     StoredRecord {
+        pad: None,
         id,
         template: pop.sample(id as usize, 1),
         category: Category::Found,
