@@ -78,7 +78,8 @@ pub(super) fn run(cmd: PadCmd) -> anyhow::Result<()> {
             let id = crate::roster::write_key(&out)?;
             println!("Capture key written to {}", out.display());
             let public = vigil_crypto::capture_public_key(&id);
-            println!("Public key (stewards list it: vigil policy liveness --capture-key ID={public}): {public}");
+            println!("Public key: {public}");
+            println!("Stewards list it in the policy with `vigil policy liveness --capture-key ID={public}`.");
         }
         PadCmd::Sign { key, key_id, sdk, template, decision, score, captured_at, out } => {
             if out.exists() {

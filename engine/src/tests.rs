@@ -246,6 +246,7 @@ fn enrolment_validation_is_precise() {
 mod encrypted;
 mod faults;
 mod limits;
+mod liveness;
 mod policy;
 mod query;
 mod sync;

@@ -222,8 +222,14 @@ def descriptor(rgb, shape, encoder):
 
 
 def write_atomic(path, text):
-    """Writes text to path through a temporary file in the same folder (mode 0600)."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Writes text to path through a temporary file (mode 0600) renamed over it;
+    follows symbolic links, and writes a device or pipe (/dev/null) in place."""
+    path = os.path.realpath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".photo-template-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

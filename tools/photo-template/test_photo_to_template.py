@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,23 @@ class PhotoToTemplate(unittest.TestCase):
         self.assertEqual(code, 0, stderr)
         self.assertEqual(json.loads(stdout)["vector"], self.reference["vector"])
         self.assertEqual([n for n in os.listdir(self.tmp.name) if n.startswith(".photo-template-")], [])
+
+    def test_links_and_pipes_are_written_not_replaced(self):
+        target, link, fifo = self.path("target.json"), self.path("link.json"), self.path("pipe.json")
+        os.symlink(target, link)
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            for out in (link, fifo):
+                code, _, stderr = run(self.path("astronaut.png"), out=out)
+                self.assertEqual(code, 0, stderr)
+            piped = os.read(reader, 1 << 16).decode()
+        finally:
+            os.close(reader)
+        self.assertTrue(os.path.islink(link) and stat.S_ISFIFO(os.stat(fifo).st_mode))
+        with open(target, encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["vector"], self.reference["vector"])
+        self.assertEqual(json.loads(piped)["vector"], self.reference["vector"])
 
     def test_labelled_lines_are_appended(self):
         out = self.path("labelled.jsonl")
