@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 SECONDS_EACH="${1:-300}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
-for t in gossip request response roster template ciphertext; do
+for t in gossip request response roster policy template ciphertext record; do
   max_len=66000
   [ "$t" = ciphertext ] && max_len=140000
   echo "== $t ($SECONDS_EACH s)"

@@ -1,5 +1,6 @@
 //! One entry point per decoder that reads untrusted bytes: wire messages,
-//! roster files, template files, fingerprint records and ciphertexts. `fuzz/libfuzzer/` drives them with
+//! roster and policy files, PAD attestations, template files, fingerprint
+//! records and ciphertexts. `fuzz/libfuzzer/` drives them with
 //! libFuzzer; `tests/corpus.rs` replays the kept corpus on stable Rust, so
 //! every input that once crashed stays a regression test.
 //!
@@ -10,7 +11,9 @@
 use vigil_matcher::encrypted::{
     row_bands_to_bytes, AnyAnswer, EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS,
 };
-use vigil_protocol::{decode, encode, limits, AlertEnvelope, Request, Response, RosterFile, SignedRoster, Tag};
+use vigil_protocol::{
+    decode, encode, limits, AlertEnvelope, PolicyFile, Request, Response, RosterFile, SignedPolicy, SignedRoster, Tag,
+};
 
 /// A decoder entry point: must return normally for any input.
 pub type Target = fn(&[u8]);
@@ -24,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("template", template),
     ("ciphertext", ciphertext),
     ("record", record),
+    ("policy", policy),
 ];
 
 fn roundtrip<T>(tag: Tag, data: &[u8], limit: usize) -> Option<T>
@@ -61,6 +65,22 @@ pub fn roster(data: &[u8]) {
         let _ = r.body.validate();
     }
     let _ = roundtrip::<SignedRoster>(Tag::Roster, data, limits::MAX_ROSTER_BYTES);
+}
+
+/// A policy file (JSON, format 1 or 2) written back and read again, a
+/// binary signed policy (both body formats), and a PAD attestation (JSON).
+pub fn policy(data: &[u8]) {
+    if let Ok(p) = PolicyFile::parse(data) {
+        assert_eq!(PolicyFile::parse(PolicyFile::to_json(&p).as_bytes()).expect("a parsed policy writes back"), p);
+    }
+    if let Some(p) = roundtrip::<SignedPolicy>(Tag::Body, data, limits::MAX_FRAME_BYTES) {
+        let _ = p.body.validate();
+    }
+    if data.len() <= 64 * 1024 {
+        if let Ok(a) = serde_json::from_slice::<vigil_protocol::pad::PadAttestation>(data) {
+            let _ = a.body.validate();
+        }
+    }
 }
 
 /// A template file (JSON from a capture SDK), then quantisation.

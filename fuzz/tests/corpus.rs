@@ -28,30 +28,49 @@ fn every_corpus_input_decodes_or_fails_cleanly() {
     eprintln!("replayed {total} corpus inputs");
 }
 
-/// The record decoders (structure only; the vectors are the corpus
-/// replay's) under every single-byte change of their seeds
-/// (each byte set to 0x00, 0xff, 0x1c–0x1f and flipped bit by bit) and
-/// every truncation: a decode or a clean error, never a panic.
-#[test]
-fn every_one_byte_change_and_cut_of_the_record_seeds_fails_cleanly() {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = Path::new(&manifest).join("corpus").join("record");
+/// Every truncation of `seed` and every single-byte change (each byte set
+/// to 0x00, 0xff, 0x1c–0x1f and flipped bit by bit) through `target`: a
+/// decode or a clean error, never a panic. Returns the runs made.
+fn one_byte_changes_and_cuts(seed: &[u8], target: impl Fn(&[u8])) -> usize {
     let mut runs = 0;
-    for name in ["iso", "ansi", "an2k"] {
-        let seed = std::fs::read(dir.join(name)).unwrap();
-        for cut in 0..seed.len() {
-            vigil_fuzzing::record_structure(&seed[..cut]);
+    for cut in 0..seed.len() {
+        target(&seed[..cut]);
+        runs += 1;
+    }
+    for i in 0..seed.len() {
+        let values = [0x00u8, 0xff, 0x1c, 0x1d, 0x1e, 0x1f].into_iter().chain((0..8).map(|b| seed[i] ^ (1 << b)));
+        for v in values {
+            let mut m = seed.to_vec();
+            m[i] = v;
+            target(&m);
             runs += 1;
         }
-        for i in 0..seed.len() {
-            let values = [0x00u8, 0xff, 0x1c, 0x1d, 0x1e, 0x1f].into_iter().chain((0..8).map(|b| seed[i] ^ (1 << b)));
-            for v in values {
-                let mut m = seed.clone();
-                m[i] = v;
-                vigil_fuzzing::record_structure(&m);
-                runs += 1;
-            }
-        }
     }
+    runs
+}
+
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    std::fs::read(Path::new(&manifest).join("corpus").join(target).join(name)).unwrap()
+}
+
+/// The record decoders (structure only; the vectors are the corpus
+/// replay's) under every one-byte change and cut of their seeds.
+#[test]
+fn every_one_byte_change_and_cut_of_the_record_seeds_fails_cleanly() {
+    let runs: usize = ["iso", "ansi", "an2k"]
+        .iter()
+        .map(|name| one_byte_changes_and_cuts(&seed("record", name), |d| drop(vigil_fuzzing::record_structure(d))))
+        .sum();
+    assert!(runs > 10_000, "{runs}");
+}
+
+/// Binary policies of both body formats and a PAD attestation, likewise.
+#[test]
+fn every_one_byte_change_and_cut_of_the_policy_seeds_fails_cleanly() {
+    let runs: usize = ["format-1.bin", "format-2.bin", "pad.json"]
+        .iter()
+        .map(|name| one_byte_changes_and_cuts(&seed("policy", name), vigil_fuzzing::policy))
+        .sum();
     assert!(runs > 10_000, "{runs}");
 }

@@ -127,6 +127,41 @@ fn write_seeds() {
     put("ciphertext", "split-probe", &sp.to_bytes());
     put("ciphertext", "split-answer", &sa.to_bytes());
     write_band_seed();
+    write_policy_seeds();
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus/policy seeds; run by hand"]
+fn write_policy_seeds() {
+    use vigil_protocol::pad::{CaptureKey, Liveness, PadAttestation, PadBody, PadDecision, PadUse};
+    let policy = vigil_matcher::builtin().clone();
+    let body = PolicyBody {
+        federation: "f".into(),
+        issued_at_ms: 1,
+        policy: vigil_protocol::policy::Policy { version: 1, ..policy },
+        liveness: Liveness::default(),
+    };
+    let sig = StewardSignature { steward: OrgId([3; 32]), signature: Sig([2; 64]) };
+    let v1 = SignedPolicy { body, signatures: vec![sig] };
+    put("policy", "format-1.json", PolicyFile::to_json(&v1).as_bytes());
+    put("policy", "format-1.bin", &encode(Tag::Body, &v1, usize::MAX).unwrap());
+    let key = CaptureKey { id: "cam".into(), sdk: "s".into(), key: PublicKey([4; 32]), status: Default::default() };
+    let mut v2 = v1.clone();
+    v2.body.liveness = Liveness { capture_keys: vec![key], require: vec![PadUse::Enrolment], max_age_s: 3600 };
+    put("policy", "format-2.json", PolicyFile::to_json(&v2).as_bytes());
+    put("policy", "format-2.bin", &encode(Tag::Body, &v2, usize::MAX).unwrap());
+    let pad = PadAttestation {
+        body: PadBody {
+            key: "cam".into(),
+            sdk: "s 1".into(),
+            decision: PadDecision::BonaFide,
+            score: Some(0.1),
+            captured_at_ms: 5,
+            sample: Digest([6; 32]),
+        },
+        signature: Sig([7; 64]),
+    };
+    put("policy", "pad.json", serde_json::to_string(&pad).unwrap().as_bytes());
 }
 
 #[test]

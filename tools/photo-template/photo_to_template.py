@@ -60,7 +60,8 @@ def parse_args(argv):
     )
     p.add_argument("photo", help="JPEG or PNG photo showing exactly one frontal face")
     p.add_argument("--out", required=True, help="template file to write, or - for standard output")
-    p.add_argument("--extractor", metavar="ID", help="the extractor's id in the federation's policy, e.g. dlib-resnet-v1-128")
+    p.add_argument("--extractor", metavar="ID",
+                   help="the extractor's id in the federation's policy, e.g. dlib-resnet-v1-128")
     p.add_argument("--labelled", metavar="SUBJECT",
                    help="append a calibration line {subject, vector, quality} to --out instead")
     p.add_argument("--min-eye-distance", type=float, default=25.0, metavar="PX",
@@ -248,8 +249,10 @@ def append_line(path, line):
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+b") as f:
         size = f.seek(0, os.SEEK_END)
-        if size and (f.seek(size - 1), f.read(1))[1] != b"\n":
-            line = "\n" + line
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                line = "\n" + line
         f.write(line.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
@@ -265,7 +268,7 @@ def output(a, q, vector):
     if a.out == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
-        return "wrote the template to standard output" if a.labelled is None else "wrote the labelled line to standard output"
+        return f"wrote the {'template' if a.labelled is None else 'labelled line'} to standard output"
     if a.labelled is not None:
         append_line(a.out, text)
         return f"appended subject {a.labelled!r} to {a.out}"
@@ -294,7 +297,10 @@ def main(argv=None):
     except Unreadable as e:
         say(str(e))
         return EXIT_UNREADABLE
-    except (OSError, RuntimeError) as e:
+    except OSError as e:  # images are read inside load_image: this is the output
+        say(f"cannot write {a.out}: {e.strerror or e}")
+        return EXIT_FAILED
+    except RuntimeError as e:  # a model file missing or damaged
         say(f"failed: {e}")
         return EXIT_FAILED
     for note in notes:

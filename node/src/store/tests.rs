@@ -250,6 +250,28 @@ fn hits_stored_before_bands_still_load_beside_banded_ones() {
 }
 
 #[test]
+fn records_stored_before_pad_attestations_still_load_and_read_by_id() {
+    use vigil_engine::model::StoredRecordV1;
+    let f = Fixture::new();
+    let store = f.open().unwrap();
+    let pop = Population::new(1, "vigil-synth-128", 4);
+    let StoredRecord { template, category, case_ref, consent, regime, enrolled_at_ms, retain_until_ms, .. } =
+        record(&pop, 1);
+    let old = StoredRecordV1 { id: 1, template, category, case_ref, consent, regime, enrolled_at_ms, retain_until_ms };
+    let key = 1u64.to_be_bytes();
+    let sealed = store.seal(RECORDS, &key, &old).unwrap();
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(table(RECORDS)).unwrap().insert(key.as_slice(), sealed.as_slice()).unwrap();
+    txn.commit().unwrap();
+    store.commit(&[StoreOp::PutRecord(Box::new(record(&pop, 2)))], 2, vec![]).unwrap();
+    drop(store);
+    let store = f.open().unwrap();
+    let all = store.records().unwrap();
+    assert_eq!(all, vec![StoredRecord::from(old.clone()), record(&pop, 2)]);
+    assert_eq!(store.records_by_id(&[2, 9, 1]).unwrap(), vec![record(&pop, 2), StoredRecord::from(old)]);
+}
+
+#[test]
 fn a_database_missing_from_a_directory_that_had_one_is_refused_not_recreated() {
     let f = Fixture::new();
     drop(f.filled());
