@@ -1,19 +1,35 @@
-//! Hit routing: holders sign a notice (alert, holder, random handle) for
-//! the issuer; issuers verify and store it. Delivery is idempotent: a
-//! notice with a known handle is acknowledged again and stored once.
+//! Hit routing: holders sign a notice (alert, holder, random handle, and
+//! the band where the extractor has bands) for the issuer; issuers verify
+//! and store it. Delivery is idempotent: a notice with a known handle is
+//! acknowledged again and stored once.
 
 use super::{Action, Engine, RequestOutcome};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredHit};
 use vigil_crypto::{sign_body, verify_body, Identity};
 use vigil_protocol::{
-    decode, domain, AlertId, Handle, HitNotice, OrgId, Refusal, Request, Response, Role, SignedHitNotice, Tag,
+    decode, domain, policy::Band, AlertId, BandedHitNotice, Handle, HitNotice, OrgId, Refusal, Request, Response, Role,
+    SignedBandedHit, SignedHitNotice, Tag,
 };
 
 pub(super) fn sign_notice(me: &Identity, alert: AlertId, handle: Handle, at_ms: u64) -> SignedHitNotice {
     let body = HitNotice { alert, holder: me.org_id(), handle, detected_at_ms: at_ms };
     let signature = sign_body(me, domain::HIT, &body).expect("hit notices are small");
     SignedHitNotice { body, signature }
+}
+
+/// The notice of a holder's hit of protected alert `alert`, signed afresh:
+/// with its band where the extractor has bands (`vigil/v1/hit-band`).
+pub(super) fn notice_request(me: &Identity, alert: AlertId, hit: &StoredHit) -> Request {
+    let SignedHitNotice { body, signature } = sign_notice(me, alert, hit.handle, hit.at_ms);
+    match hit.band {
+        None => Request::Hit(SignedHitNotice { body, signature }),
+        Some(band) => {
+            let body = BandedHitNotice { notice: body, band };
+            let signature = sign_body(me, domain::HIT_BAND, &body).expect("hit notices are small");
+            Request::BandedHit(SignedBandedHit { body, signature })
+        }
+    }
 }
 
 /// Hit notices kept per holder and protected alert: a holder matches a
@@ -45,7 +61,20 @@ impl Engine {
             }
         };
         let (response, actions) = match req {
-            Request::Hit(notice) => self.on_hit_notice(now_ms, from, notice),
+            Request::Hit(n) => {
+                if verify_body(&n.body.holder, domain::HIT, &n.body, &n.signature).is_err() {
+                    self.forged_notice(from)
+                } else {
+                    self.on_hit_notice(now_ms, from, &n.body, None)
+                }
+            }
+            Request::BandedHit(n) => {
+                if verify_body(&n.body.notice.holder, domain::HIT_BAND, &n.body, &n.signature).is_err() {
+                    self.forged_notice(from)
+                } else {
+                    self.on_hit_notice(now_ms, from, &n.body.notice, Some(n.body.band))
+                }
+            }
             Request::Disclose(r) => self.on_disclosure_request(now_ms, from, r),
             Request::DisclosureAnswer(a) => self.on_disclosure_answer(now_ms, from, a),
             Request::AlertAnswer(a) => {
@@ -89,7 +118,20 @@ impl Engine {
         }
     }
 
-    fn on_hit_notice(&mut self, now_ms: u64, from: OrgId, n: SignedHitNotice) -> (Response, Vec<Action>) {
+    /// A hit notice whose signature does not verify: refused, a strike.
+    fn forged_notice(&mut self, from: OrgId) -> (Response, Vec<Action>) {
+        (Response::Refused(Refusal::BadSignature), self.violation(from, "forged hit notice"))
+    }
+
+    /// A hit notice (its signature checked) from `from`, with the band the
+    /// holder says its record reached, if any.
+    fn on_hit_notice(
+        &mut self,
+        now_ms: u64,
+        from: OrgId,
+        b: &HitNotice,
+        band: Option<Band>,
+    ) -> (Response, Vec<Action>) {
         let refuse = |this: &mut Engine, refusal: Refusal, reason: &str, strike: bool| {
             let mut actions =
                 vec![Action::Audit(AuditEvent::MessageRejected { from: from.to_hex(), reason: reason.into() })];
@@ -98,12 +140,8 @@ impl Engine {
             }
             (Response::Refused(refusal), actions)
         };
-        let b = &n.body;
         if b.holder != from {
             return refuse(self, Refusal::BadSignature, "hit notice names another holder than its sender", true);
-        }
-        if verify_body(&b.holder, domain::HIT, b, &n.signature).is_err() {
-            return refuse(self, Refusal::BadSignature, "forged hit notice", true);
         }
         let Some(alert) = self.alerts.get(&b.alert) else {
             return refuse(self, Refusal::UnknownAlert, "hit notice for an unknown alert", false);
@@ -146,17 +184,19 @@ impl Engine {
             record: None,
             at_ms: now_ms,
             delivered: true,
-            band: None,
+            band,
             case: None,
         };
         self.hits.insert(b.handle, hit.clone());
-        (
-            Response::Ack,
-            vec![
-                Action::Store(StoreOp::PutHit(hit)),
-                Action::Audit(AuditEvent::HitReceived { alert: b.alert, holder: from, handle: b.handle }),
-            ],
-        )
+        let (alert, handle) = (b.alert, b.handle);
+        let mut actions = vec![
+            Action::Store(StoreOp::PutHit(hit)),
+            Action::Audit(AuditEvent::HitReceived { alert, holder: from, handle }),
+        ];
+        actions.extend(
+            band.map(|band| Action::Audit(AuditEvent::HitReceivedInBand { alert, holder: from, handle, band })),
+        );
+        (Response::Ack, actions)
     }
 
     /// A peer answered a request we sent under `key` (a hit handle, an answer

@@ -38,7 +38,7 @@ use vigil_crypto::{Identity, RosterError, SignError, TrustAnchor, VerifiedRoster
 use vigil_matcher::encrypted::EncryptedError;
 use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, TemplateError};
 use vigil_protocol::pad::{PadAttestation, PadUse};
-use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, SignedHitNotice, WireError};
+use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, WireError};
 
 pub use alerts::{alert_id, Verdict};
 pub use encrypted_alerts::{
@@ -61,11 +61,6 @@ pub enum Action {
     Audit(AuditEvent),
     /// Publish these bytes (an encoded `AlertEnvelope`) on the alerts topic.
     Publish(Vec<u8>),
-    /// Send a hit notice to the issuer of an alert.
-    SendHit {
-        to: OrgId,
-        notice: SignedHitNotice,
-    },
     /// Send a request on `/vigil/req/1`; `key` names it for acknowledgement.
     Send {
         to: OrgId,
@@ -648,9 +643,12 @@ impl Engine {
         }
         let Some(p) = &g.protected else { return vec![] };
         let Ok(ex) = self.biometric.active(g.extractor) else { return vec![] };
-        if g.extractor != probe.extractor || ProtectedMatcher::compare(ex, probe, p) != Ok(true) {
+        if g.extractor != probe.extractor {
             return vec![];
         }
+        let Ok(Some(band)) = ProtectedMatcher::band(ex, probe, p) else { return vec![] };
+        // One threshold: a plain notice, as before bands existed.
+        let band = (ex.thresholds.len() > 1).then(|| ex.thresholds[band].band);
         let issuer = a.alert.body.issuer;
         self.matched.insert((alert, record));
         let handle = self.handle();
@@ -662,15 +660,15 @@ impl Engine {
             record: Some(record),
             at_ms: now_ms,
             delivered: false,
-            band: None,
+            band,
             case: None,
         };
         self.hits.insert(handle, hit.clone());
-        let notice = hits::sign_notice(&self.me, alert, handle, now_ms);
+        let request = hits::notice_request(&self.me, alert, &hit);
         vec![
             Action::Store(StoreOp::PutHit(hit)),
             Action::Audit(AuditEvent::HitDetected { alert, record, handle, issuer }),
-            Action::SendHit { to: issuer, notice },
+            Action::Send { to: issuer, request, key: handle },
         ]
     }
 

@@ -108,7 +108,7 @@ impl Engine {
     pub fn outbox_request(&self, key: &Handle) -> Option<Request> {
         if let Some(h) = self.hits.get(key).filter(|h| h.role == HitRole::Holder && !h.delivered) {
             let HitSource::Alert(alert) = h.source else { return None };
-            return Some(Request::Hit(super::hits::sign_notice(&self.me, alert, h.handle, h.at_ms)));
+            return Some(super::hits::notice_request(&self.me, alert, h));
         }
         if let Some(a) = self.answers.get(key).filter(|a| !a.delivered) {
             let body = a.body.clone();

@@ -104,7 +104,10 @@ fn published(actions: &[Action]) -> Vec<u8> {
 fn sent_hits(actions: &[Action]) -> Vec<(OrgId, SignedHitNotice)> {
     actions
         .iter()
-        .filter_map(|a| if let Action::SendHit { to, notice } = a { Some((*to, notice.clone())) } else { None })
+        .filter_map(|a| match a {
+            Action::Send { to, request: Request::Hit(notice), .. } => Some((*to, notice.clone())),
+            _ => None,
+        })
         .collect()
 }
 

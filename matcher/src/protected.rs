@@ -96,11 +96,27 @@ impl ProtectedMatcher {
 
     /// Largest Hamming distance that still counts as a match.
     pub fn hamming_threshold(ex: &Extractor) -> u32 {
-        (ex.protected_bits as f32 * ex.threshold().acos() / std::f32::consts::PI).floor() as u32
+        Self::hamming_bound(ex, ex.threshold())
+    }
+
+    /// The Hamming distance a cosine threshold stands for.
+    fn hamming_bound(ex: &Extractor, cosine: f32) -> u32 {
+        (ex.protected_bits as f32 * cosine.acos() / std::f32::consts::PI).floor() as u32
     }
 
     /// Compares two protected templates of the same epoch and extractor `ex`.
     pub fn compare(ex: &Extractor, a: &ProtectedTemplate, b: &ProtectedTemplate) -> Result<bool, TemplateError> {
+        Ok(Self::band(ex, a, b)?.is_some())
+    }
+
+    /// The highest of `ex`'s thresholds (an index into them: its confidence
+    /// band) that two protected templates reach, `None` for no match.
+    pub fn band(ex: &Extractor, a: &ProtectedTemplate, b: &ProtectedTemplate) -> Result<Option<usize>, TemplateError> {
+        let d = Self::distance(ex, a, b)?;
+        Ok(ex.thresholds.iter().rposition(|t| d <= Self::hamming_bound(ex, t.cosine)))
+    }
+
+    fn distance(ex: &Extractor, a: &ProtectedTemplate, b: &ProtectedTemplate) -> Result<u32, TemplateError> {
         if a.extractor != b.extractor
             || a.extractor != ex.id
             || a.bits.len() != b.bits.len()
@@ -122,8 +138,7 @@ impl ProtectedMatcher {
                 found: a.bits.len() * 8,
             });
         }
-        let d: u32 = a.bits.iter().zip(&b.bits).map(|(x, y)| (x ^ y).count_ones()).sum();
-        Ok(d <= Self::hamming_threshold(ex))
+        Ok(a.bits.iter().zip(&b.bits).map(|(x, y)| (x ^ y).count_ones()).sum())
     }
 
     pub fn modality_of(p: &ProtectedTemplate) -> Modality {

@@ -13,10 +13,10 @@ mod roster;
 pub use codec::{decode, encode, tag_of, Tag, WireError, WIRE_VERSION};
 pub use ids::{AlertId, Digest, Handle, OrgId, PublicKey, Sig};
 pub use messages::{
-    AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, AlertRefusal, Category, DisclosureAnswer, DisclosureRequest,
-    EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest, LogHead, Modality,
-    PolicyState, ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert, SignedAlertRefusal,
-    SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
+    AlertAnswer, AlertBody, AlertEnvelope, AlertHeader, AlertRefusal, BandedHitNotice, Category, DisclosureAnswer,
+    DisclosureRequest, EncryptedAlertProbe, FetchProbe, FetchSplit, HitNotice, IdentifyAnswer, IdentifyRequest,
+    LogHead, Modality, PolicyState, ProbeForm, ProtectedProbe, PrunedAlert, Refusal, Request, Response, SignedAlert,
+    SignedAlertRefusal, SignedBandedHit, SignedHitNotice, SignedWithdrawal, SyncPull, SyncState, Withdrawal,
 };
 pub use policy::{PolicyBody, PolicyFile, SignedPolicy, POLICY_FILE_FORMAT};
 pub use roster::{Member, OrgKind, Role, RosterBody, RosterFile, SignedRoster, StewardSignature, ROSTER_FILE_FORMAT};
@@ -65,4 +65,6 @@ pub mod domain {
     pub const POLICY: &[u8] = b"vigil/v1/policy";
     /// A capture key's presentation-attack detection attestation.
     pub const PAD: &[u8] = b"vigil/v1/pad";
+    /// A hit notice with its confidence band.
+    pub const HIT_BAND: &[u8] = b"vigil/v1/hit-band";
 }

@@ -148,6 +148,21 @@ pub struct SignedHitNotice {
     pub signature: Sig,
 }
 
+/// A hit notice with the highest confidence band the record reached
+/// (alerts whose extractor has several thresholds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandedHitNotice {
+    pub notice: HitNotice,
+    pub band: crate::policy::Band,
+}
+
+/// Signed by the holder, domain `vigil/v1/hit-band`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBandedHit {
+    pub body: BandedHitNotice,
+    pub signature: Sig,
+}
+
 /// A holder's word to an alert's issuer that it will not answer the
 /// encrypted alert (budget spent, another extractor or dimension, an
 /// unreadable probe), and why: without it, an unanswered alert would look
@@ -298,6 +313,8 @@ pub enum Request {
     /// Catch-up of the biometric policy: "this is my policy version"
     /// (`policy` = None in a request).
     PolicySync(PolicyState),
+    /// A hit notice with its band (a protected alert of a banded extractor).
+    BandedHit(SignedBandedHit),
 }
 
 /// A node's biometric policy version and, in an answer to an asker whose

@@ -3,7 +3,8 @@
 //! strong); a holder answers an encrypted alert with one answer per band;
 //! the issuer's hits carry the highest band each record reached, exactly
 //! as the plain matcher puts them, and no score; an identification query
-//! answered in row form reports bands too; audit and store keep them.
+//! answered in row form reports bands too; audit and store keep them. A
+//! protected alert's hit notices carry the band of their Hamming distance.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,6 +93,79 @@ async fn an_encrypted_alert_reports_each_hit_in_the_band_its_record_reached() {
     assert_eq!(got(&alert_hits), want);
     let query_hits: Vec<_> = stored.into_iter().filter(|h| h.role == HitRole::Prober).collect();
     assert_eq!(query_hits.iter().filter(|h| h.band.is_some()).count(), 6);
+    fed.shutdown().await;
+}
+
+/// The same with protected templates: the holder compares in the clear
+/// (keyed projections) and its hit notice names the band the Hamming
+/// distance reaches (`vigil/v1/hit-band`); the issuer stores and audits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_protected_alert_reports_each_hit_in_the_band_its_distance_reached() {
+    use vigil_matcher::{EpochSecret, ProtectedMatcher};
+    let pop = Population::new(23, "vigil-synth-128", 60);
+    let probe = pop.sample(7, 0);
+    let held: Vec<_> = (1..7).map(|k| pop.sample(7, k)).chain((20..60).map(|p| pop.sample(p, 1))).collect();
+    let epoch = [0xab; 32];
+    let mut m = ProtectedMatcher::new(EpochSecret::new(epoch));
+    let mut ex = vigil_matcher::builtin().extractors[0].clone();
+    let bits = ex.protected_bits as f32;
+    let protect = |m: &mut ProtectedMatcher, t| m.protect(&ex, t).unwrap();
+    let p = protect(&mut m, &probe);
+    let distance = |m: &mut ProtectedMatcher, t| {
+        let h = protect(m, t);
+        p.bits.iter().zip(&h.bits).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>()
+    };
+    let mut genuine: Vec<u32> = held[..6].iter().map(|t| distance(&mut m, t)).collect();
+    genuine.sort_unstable();
+    let nearest_impostor = held[6..].iter().map(|t| distance(&mut m, t)).min().unwrap();
+    assert!(genuine[5] + 1 < nearest_impostor, "{genuine:?} against {nearest_impostor}");
+    // A cosine whose Hamming bound is `d` exactly.
+    let at = |d: u32| (std::f32::consts::PI * (d as f32 + 0.5) / bits).cos();
+    let between = |a: u32, b: u32| at(a + (b - a) / 2);
+    assert!(genuine[0] < genuine[1] && genuine[2] < genuine[3], "distinct distances: {genuine:?}");
+    ex.thresholds = vec![
+        Threshold { band: Band::Possible, cosine: between(genuine[5], nearest_impostor), fmr: 1e-3 },
+        Threshold { band: Band::Probable, cosine: between(genuine[2], genuine[3]), fmr: 1e-4 },
+        Threshold { band: Band::Strong, cosine: between(genuine[0], genuine[1]), fmr: 1e-5 },
+    ];
+    let p = m.protect(&ex, &probe).unwrap();
+    let mut want: BTreeMap<Band, usize> = BTreeMap::new();
+    for t in &held {
+        if let Some(b) = ProtectedMatcher::band(&ex, &p, &m.protect(&ex, t).unwrap()).unwrap() {
+            *want.entry(ex.thresholds[b].band).or_default() += 1;
+        }
+    }
+    assert_eq!(want.values().sum::<usize>(), 6, "{want:?}");
+    assert_eq!(want.len(), 3, "every band is reached: {want:?}");
+
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Eastgate Border Post", OrgKind::Border)];
+    let opts = FederationOptions {
+        tweak: Box::new(move |_, cfg| {
+            cfg.federation.epoch_secret = Some(hex::encode(epoch));
+            cfg.alerts.form = vigil_config::AlertForm::Protected;
+        }),
+        ..Default::default()
+    };
+    let fed = LocalFederation::start(&specs, opts).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    fed.apply_policy(Policy { version: 1, extractors: vec![ex.clone()] }, 0, PATIENCE).await.unwrap();
+    let (issuer, holder) = (fed.nodes[0].handle.clone(), fed.nodes[1].handle.clone());
+    for (i, t) in held.iter().enumerate() {
+        holder.enrol(found(t.clone(), format!("EG-{i}"))).await.unwrap();
+    }
+    issuer.publish_alert(probe.clone(), Category::Missing, "SN-78".into(), now() + DAY).await.unwrap();
+    let hits = wait_hits(&issuer, HitRole::Issuer, 6).await.expect("six hits at the issuer");
+    let bands = |hits: &[vigil_engine::model::StoredHit], role| {
+        let mut got: BTreeMap<Band, usize> = BTreeMap::new();
+        for h in hits.iter().filter(|h| h.role == role) {
+            *got.entry(h.band.expect("every hit has its band")).or_default() += 1;
+        }
+        got
+    };
+    assert_eq!(bands(&hits, HitRole::Issuer), want, "bands as the Hamming distances put them");
+    assert_eq!(bands(&holder.hits().await.unwrap(), HitRole::Holder), want, "the holder keeps what it told");
+    let audited = audit_events(&issuer).await;
+    assert_eq!(audited.iter().filter(|e| matches!(e, AuditEvent::HitReceivedInBand { .. })).count(), 6);
     fed.shutdown().await;
 }
 

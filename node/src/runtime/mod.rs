@@ -37,7 +37,7 @@ use vigil_engine::audit::AuditEvent;
 use vigil_engine::model::{StoreOp, StoredDisclosure, StoredHit};
 use vigil_engine::{Action, Engine, EngineError, EngineInit, Enrolment, IdentifyReport, Verdict};
 use vigil_matcher::Template;
-use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Request, Response, SignedRoster, Tag};
+use vigil_protocol::{encode, AlertId, Category, Handle, OrgId, Response, SignedRoster, Tag};
 
 /// Bound of the command inbox.
 pub const COMMAND_QUEUE: usize = 256;
@@ -552,13 +552,6 @@ impl Runtime {
             match a {
                 Action::Store(_) | Action::Audit(_) => unreachable!("gathered above"),
                 Action::Publish(bytes) => self.publish(bytes),
-                Action::SendHit { to, notice } => {
-                    let handle = notice.body.handle;
-                    match encode(Tag::Request, &Request::Hit(notice), self.config.network.max_frame_bytes) {
-                        Ok(frame) => self.send_request(to, frame, Some(handle)),
-                        Err(e) => tracing::error!("cannot encode hit notice: {e}"),
-                    }
-                }
                 Action::Send { to, request, key } => {
                     match encode(Tag::Request, &request, self.config.network.max_frame_bytes) {
                         Ok(frame) => self.send_request(to, frame, Some(key)),
