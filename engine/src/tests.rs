@@ -6,7 +6,9 @@ use crate::audit::AuditEvent;
 use crate::model::Meta;
 use vigil_crypto::sign_roster;
 use vigil_matcher::synth::Population;
-use vigil_protocol::{encode, Member, OrgKind, Refusal, Request, Response, RosterBody, SignedRoster, Tag};
+use vigil_protocol::{
+    encode, Member, OrgKind, Refusal, Request, Response, RosterBody, SignedHitNotice, SignedRoster, Tag,
+};
 
 const T0: u64 = 1_800_000_000_000;
 const DAY: u64 = 24 * 3600 * 1000;

@@ -6,15 +6,14 @@ use super::*;
 use vigil_config::AlertForm;
 
 /// Delivers every `Send` among `actions` from `from` to engine `to` and the
-/// response back, repeatedly, until no request is left (a tiny network).
+/// response back, repeatedly, until no request is left (a tiny network);
+/// returns every action seen, the delivered requests included.
 pub(super) fn pump(f: &mut Fed, from: usize, mut actions: Vec<Action>, now: u64) -> Vec<Action> {
     let mut seen = Vec::new();
     let mut queue: Vec<(usize, Action)> = actions.drain(..).map(|a| (from, a)).collect();
     while let Some((src, a)) = queue.pop() {
-        let Action::Send { to, request, key } = &a else {
-            seen.push(a);
-            continue;
-        };
+        seen.push(a.clone());
+        let Action::Send { to, request, key } = &a else { continue };
         let dst = f.engines.iter().position(|e| e.org() == *to).unwrap();
         let frame = encode(Tag::Request, request, FRAME).unwrap();
         let src_org = f.engines[src].org();
