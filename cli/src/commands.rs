@@ -9,7 +9,7 @@ use crate::{demo, roster};
 use anyhow::{bail, Context};
 use std::path::Path;
 use vigil_config::NodeConfig;
-use vigil_engine::model::{DisclosureRole, DisclosureStatus, StoredDisclosure, StoredHit};
+use vigil_engine::model::{DisclosureRole, DisclosureStatus, StoredDisclosure};
 use vigil_engine::{IdentifyReport, OutcomeStatus};
 use vigil_matcher::TemplateFile;
 use vigil_node::api::{self, AlertRequest, EnrolRequest};
@@ -67,8 +67,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hits { data, json } => {
-            let hits: Vec<StoredHit> = Client::new(&data.data)?.get("/v1/hits")?;
-            client::print_table(&hits, json, &["role", "source", "peer", "band", "handle", "delivered"])
+            let hits: Vec<vigil_node::views::HitView> = Client::new(&data.data)?.get("/v1/hits")?;
+            client::print_table(&hits, json, &["role", "source", "peer", "band", "handle", "delivered", "liveness"])
         }
         Command::Backup { data, out, key_file } => backup(&data.data, &out, key_file.as_deref()),
         Command::Doctor { data, key_file, json } => crate::doctor::run(&data.data, key_file.as_deref(), json),
@@ -89,7 +89,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 records.retain(|r| r.stale.is_some());
                 return client::print_table(&records, json, &["id", "case_ref", "extractor", "stale"]);
             }
-            client::print_table(&records, json, &["id", "category", "case_ref", "extractor", "retain_until_ms"])
+            let columns = ["id", "category", "case_ref", "extractor", "retain_until_ms", "liveness"];
+            client::print_table(&records, json, &columns)
         }
         Command::Erase { data, record, reason } => {
             let body = api::EraseBody { reason };

@@ -265,12 +265,7 @@ fn quick_start_two_nodes_find_a_missing_person() {
     // A biometric policy (the synthetic extractor, recalibrated) signed by
     // both stewards: applied at one node, it reaches the other.
     let entry = s("synth.toml");
-    std::fs::write(
-        &entry,
-        "[[extractor]]\nid = \"vigil-synth-128\"\nmodality = \"face\"\ndim = 128\nprotected_bits = 512\n\
-         [[extractor.thresholds]]\nband = \"possible\"\ncosine = 0.45\nfmr = 1e-6\n",
-    )
-    .unwrap();
+    face_entry(&entry, "vigil-synth-128", 0.45);
     let policy = s("policy.json");
     ok(&["policy", "new", "--federation", "drill-north", "--extractors", &entry, "--out", &policy]);
     ok(&["policy", "sign", "--policy", &policy, "--key", &s("steward1.key")]);

@@ -20,12 +20,7 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
 
     let cam = pubkey(&ok(&["pad", "keygen", "--out", &s("cam.key")]));
     let entry = s("synth.toml");
-    std::fs::write(
-        &entry,
-        "[[extractor]]\nid = \"vigil-synth-128\"\nmodality = \"face\"\ndim = 128\nprotected_bits = 512\n\
-         [[extractor.thresholds]]\nband = \"possible\"\ncosine = 0.5\nfmr = 1e-6\n",
-    )
-    .unwrap();
+    face_entry(&entry, "vigil-synth-128", 0.5);
     let policy = s("policy.json");
     ok(&["policy", "new", "--federation", "drill", "--extractors", &entry, "--out", &policy]);
     let set = ok(&[
@@ -105,7 +100,8 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
     assert!(
         liveness.starts_with("bona fide (FieldPAD 3.1, key field-cam, captured ") && liveness.contains("score 0.03")
     );
-    assert!(ok(&["records", "--data", police]).lines().count() == 2);
+    let table = ok(&["records", "--data", police]);
+    assert!(table.lines().nth(1).is_some_and(|l| l.ends_with(liveness)), "{table}");
 
     // The alert: required too, and the probe's liveness shows with its hit.
     let publish = |pad: Option<&str>| {
@@ -123,6 +119,7 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
     let hits = api_get(ngo, "/v1/hits");
     assert_eq!(hits[0]["role"], "issuer");
     assert!(hits[0]["liveness"].as_str().unwrap().starts_with("bona fide (FieldPAD 3.1"), "{hits}");
+    assert!(ok(&["hits", "--data", ngo]).contains("\tbona fide (FieldPAD 3.1, key field-cam"));
     let alerts = api_get(ngo, "/v1/alerts");
     assert!(alerts[0]["liveness"].as_str().unwrap().contains("key field-cam"));
     assert!(api_get(police, "/v1/alerts")[0]["liveness"].is_null(), "the attestation stays at the issuer");

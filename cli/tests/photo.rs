@@ -58,14 +58,7 @@ fn a_photo_enrolled_through_the_bridge_is_found_by_another_photo() {
     // separates one face from a random vector (a real one comes from
     // `vigil calibrate` on labelled photos).
     let entry = s("dlib.toml");
-    std::fs::write(
-        &entry,
-        format!(
-            "[[extractor]]\nid = \"{ID}\"\nmodality = \"face\"\ndim = 128\nprotected_bits = 512\n\
-             [[extractor.thresholds]]\nband = \"possible\"\ncosine = 0.9\nfmr = 1e-3\n"
-        ),
-    )
-    .unwrap();
+    face_entry(&entry, ID, 0.9);
     let policy = s("policy.json");
     ok(&["policy", "new", "--federation", "drill", "--extractors", &entry, "--out", &policy]);
     for k in ["steward1.key", "steward2.key"] {

@@ -373,6 +373,12 @@ impl Engine {
                 if !entries.is_empty() {
                     actions.push(Action::Audit(AuditEvent::SyncPulled { peer, org, entries: entries.len(), head }));
                 }
+                // This node's own log is further at a member only if the
+                // member holds its signed entries: a claim it cannot back
+                // cost an audit entry and a pause in publishing.
+                if entries.is_empty() && org == self.org && head < target {
+                    actions.extend(self.violation(peer, "claimed entries of this node's own log it does not hold"));
+                }
                 if entries.is_empty() || head >= target {
                     self.pulling.remove(&org);
                 } else {

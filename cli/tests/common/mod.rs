@@ -107,6 +107,16 @@ pub(crate) fn pubkey(keygen_stdout: &str) -> String {
     keygen_stdout.lines().find_map(|l| l.split(": ").nth(1).filter(|k| k.len() == 64)).unwrap().trim().to_string()
 }
 
+/// Writes a policy entry file (`[[extractor]]`, as `vigil calibrate`
+/// writes them) for a 128-d face extractor `id` with one threshold.
+pub(crate) fn face_entry(path: &str, id: &str, cosine: f32) {
+    let entry = format!(
+        "[[extractor]]\nid = \"{id}\"\nmodality = \"face\"\ndim = 128\nprotected_bits = 512\n\
+         [[extractor.thresholds]]\nband = \"possible\"\ncosine = {cosine}\nfmr = 1e-6\n"
+    );
+    std::fs::write(path, entry).unwrap();
+}
+
 pub(crate) fn write_template(path: &PathBuf, file: &vigil_matcher::TemplateFile) {
     std::fs::write(path, serde_json::to_string(file).unwrap()).unwrap();
 }

@@ -465,3 +465,39 @@ fn closed_alerts_lose_their_payload_and_their_log_still_serves_catch_up() {
     let gossiped = encode(Tag::Gossip, &entries[0], GOSSIP).unwrap();
     assert!(matches!(f.engines[3].on_gossip(later, relay, &gossiped, GOSSIP).0, Verdict::Reject(_)));
 }
+
+#[test]
+fn a_member_claiming_entries_of_our_own_log_it_cannot_serve_is_struck() {
+    let mut f = fed(3);
+    let pop = Population::new(2, "vigil-synth-128", 4);
+    let (me, liar) = (f.engines[0].org(), f.engines[1].org());
+    f.engines[0].publish_alert(T0, &pop.sample(1, 0), Category::Missing, "K".into(), T0 + DAY, GOSSIP).unwrap();
+    let claim = vigil_protocol::SyncState {
+        roster_version: 1,
+        heads: vec![vigil_protocol::LogHead { org: me, seq: 5, hash: [0; 32] }],
+        roster: None,
+    };
+    let frame = encode(Tag::Request, &Request::SyncHeads(claim), FRAME).unwrap();
+    let (_, actions) = f.engines[0].on_request(T0, liar, &frame, FRAME);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Audit(AuditEvent::OwnLogBehindPeers { held: 1, peers: 5, .. }))));
+    let key = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { request: Request::SyncPull(p), key, .. } if p.org == me => Some(*key),
+            _ => None,
+        })
+        .expect("the node pulls its own log back");
+    let probe = pop.sample(2, 0);
+    let refused = f.engines[0].publish_alert(T0, &probe, Category::Missing, "K".into(), T0 + DAY, GOSSIP);
+    assert!(matches!(refused, Err(EngineError::OwnLogBehind)));
+    // The member has nothing to give: a strike, and publishing resumes.
+    let actions = f.engines[0].on_response(T0, key, &Response::Entries(vec![]));
+    let struck = actions.iter().any(|a| {
+        matches!(a, Action::Audit(AuditEvent::PeerPenalised { peer, reason, .. })
+            if *peer == liar.to_hex() && reason.contains("own log"))
+    });
+    assert!(struck, "{actions:?}");
+    assert!(f.engines[0].publish_alert(T0, &probe, Category::Missing, "K".into(), T0 + DAY, GOSSIP).is_ok());
+}

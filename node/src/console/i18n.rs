@@ -88,6 +88,7 @@ words! {
     erase: "Erase", "Effacer";
     erase_confirm: "I confirm this record is to be erased for good", "Je confirme l'effacement définitif de cette fiche";
     stale: "stale: enrol again", "périmée : à réenregistrer";
+    liveness: "liveness", "détection de fraude (PAD)";
     no_records: "No records.", "Aucune fiche.";
     verify: "Verify the chain", "Vérifier la chaîne";
     chain_ok: "Audit chain verifies", "La chaîne d'audit est vérifiée";

@@ -348,6 +348,8 @@ struct RecordRow {
     category: String,
     extractor: String,
     stale: bool,
+    /// The capture's PAD attestation, as checked at enrolment.
+    liveness: Option<String>,
     enrolled: String,
     retain_until: String,
 }
@@ -404,6 +406,7 @@ pub(super) async fn records_page(
             category: word(&r.category),
             extractor: r.extractor.clone(),
             stale: r.stale.is_some(),
+            liveness: r.liveness.clone(),
             enrolled: when(r.enrolled_at_ms),
             retain_until: when(r.retain_until_ms)[..10].to_string(),
         })
