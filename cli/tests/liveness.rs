@@ -21,8 +21,16 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
     let cam = pubkey(&ok(&["pad", "keygen", "--out", &s("cam.key")]));
     let entry = s("synth.toml");
     face_entry(&entry, "vigil-synth-128", 0.5);
+    let finger = s("finger.toml");
+    std::fs::write(
+        &finger,
+        "[[extractor]]\nid = \"smr-index\"\nmodality = \"finger\"\nfingers = [2]\n\
+         representation = \"spectral-minutiae-v1\"\ndim = 192\nprotected_bits = 512\n\
+         [[extractor.thresholds]]\nband = \"possible\"\ncosine = 0.5\nfmr = 1e-4\n",
+    )
+    .unwrap();
     let policy = s("policy.json");
-    ok(&["policy", "new", "--federation", "drill", "--extractors", &entry, "--out", &policy]);
+    ok(&["policy", "new", "--federation", "drill", "--extractors", &entry, "--extractors", &finger, "--out", &policy]);
     let set = ok(&[
         "policy",
         "liveness",
@@ -103,6 +111,20 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
     let table = ok(&["records", "--data", police]);
     assert!(table.lines().nth(1).is_some_and(|l| l.ends_with(liveness)), "{table}");
 
+    // A standard record: the attestation covers its bytes, so the CLI
+    // sends the record itself and the node checks the digest of what came.
+    let prints = vigil_matcher::synth::FingerPopulation::new(3, 4);
+    let views = prints.record(1, &[2], 0).views;
+    let record = s("index.ist");
+    std::fs::write(&record, vigil_records::write_fmr(vigil_records::FmrFlavour::Iso2005, (400, 500), 197, &views))
+        .unwrap();
+    assert!(refused(&record, Some(&good)).contains("for another sample"), "an attestation of another sample");
+    let record_pad = sign(&record, "index.pad.json", &[]);
+    let out = enrol(&record, Some(&record_pad));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = api_get(police, "/v1/records");
+    assert_eq!((records[1]["extractor"].as_str(), records[1]["liveness"].is_string()), (Some("smr-index"), true));
+
     // The alert: required too, and the probe's liveness shows with its hit.
     let publish = |pad: Option<&str>| {
         let mut args = vec!["alert", "publish", "--data", ngo, "--template", &probe, "--case", "SN-1"];
@@ -128,8 +150,8 @@ fn stewards_require_liveness_and_nodes_hold_captures_to_it() {
     let audit = s("audit.json");
     ok(&["audit", "export", "--data", police, "--out", &audit]);
     let text = std::fs::read_to_string(&audit).unwrap();
-    assert_eq!(text.matches("\"pad_refused\"").count(), 5, "{text}");
-    assert_eq!(text.matches("\"pad_accepted\"").count(), 1);
+    assert_eq!(text.matches("\"pad_refused\"").count(), 6, "{text}");
+    assert_eq!(text.matches("\"pad_accepted\"").count(), 2);
     ok(&["audit", "export", "--data", ngo, "--out", &audit]);
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(text.contains("\"pad_refused\"") && text.contains("\"pad_accepted\""));

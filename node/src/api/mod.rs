@@ -576,7 +576,38 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::{host_allowed, TemplateInput};
+    use vigil_protocol::pad::{PadAttestation, PadBody, PadDecision};
+
+    fn pad() -> PadAttestation {
+        let body = PadBody {
+            key: "cam".into(),
+            sdk: "s".into(),
+            decision: PadDecision::BonaFide,
+            score: None,
+            captured_at_ms: 1,
+            sample: vigil_protocol::Digest([0; 32]),
+        };
+        PadAttestation { body, signature: vigil_protocol::Sig([0; 64]) }
+    }
+
+    #[test]
+    fn a_pad_claim_names_the_sample_it_came_with() {
+        let policy = vigil_matcher::builtin();
+        let pop = vigil_matcher::synth::Population::new(1, "vigil-synth-128", 2);
+        let mut file = pop.sample_file(0, 0);
+        let digest = file.sample_digest();
+        file.pad = Some(pad());
+        let c = TemplateInput::file(file.clone()).to_capture(policy).unwrap();
+        assert_eq!(c.pad.map(|p| p.sample), Some(digest), "the vector's digest");
+        // Once only, and never with decoded minutiae (it could not cover them).
+        let twice = TemplateInput { pad: Some(pad()), ..TemplateInput::file(file) };
+        assert!(twice.to_capture(policy).unwrap_err().contains("once"));
+        let prints = vigil_matcher::synth::FingerPopulation::new(1, 2);
+        let minutiae =
+            TemplateInput { minutiae: Some(prints.record(0, &[1], 0)), pad: Some(pad()), ..Default::default() };
+        assert!(minutiae.to_capture(policy).unwrap_err().contains("send the record itself"));
+    }
 
     #[test]
     fn only_ip_addresses_and_localhost_are_accepted_as_host() {
