@@ -128,6 +128,17 @@ fn write_seeds() {
     put("ciphertext", "split-answer", &sa.to_bytes());
     write_band_seed();
     write_policy_seeds();
+    write_banded_hit_seed();
+}
+
+#[test]
+#[ignore = "writes the fuzz/corpus banded hit notice seed; run by hand"]
+fn write_banded_hit_seed() {
+    let notice =
+        HitNotice { alert: AlertId([1; 32]), holder: OrgId([3; 32]), handle: Handle([2; 16]), detected_at_ms: 3 };
+    let body = BandedHitNotice { notice, band: policy::Band::Probable };
+    let r = Request::BandedHit(SignedBandedHit { body, signature: Sig([1; 64]) });
+    put("request", "banded-hit", &encode(Tag::Request, &r, usize::MAX).unwrap());
 }
 
 #[test]
