@@ -10,6 +10,7 @@ use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, StoreOp, StoredAlert};
 use vigil_config::AlertForm;
 use vigil_crypto::{alert_header, sign_alert, sign_body, verify_alert, verify_withdrawal};
+use vigil_matcher::encrypted::parts;
 use vigil_protocol::pad::PadUse;
 use vigil_protocol::{
     decode, domain, encode, AlertBody, AlertEnvelope, AlertId, Category, EncryptedAlertProbe, OrgId, Role, SignedAlert,
@@ -89,8 +90,11 @@ impl Engine {
                 let (key, created) = self.prober_key();
                 actions.extend(created);
                 // One GLWE pair: about a millisecond, fine on the event loop.
-                let row = key.encrypt_row(&template.vector)?;
-                Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.clone(), row: row.to_bytes() })
+                // Only the fingers the probe holds (as many as fit).
+                let p = parts::probe_parts(ex, &template.vector);
+                actions.extend(self.parts_left_out(ex, &p, "alert"));
+                let row = parts::wrap(p.parts.as_deref(), key.encrypt_row(&p.values)?.to_bytes());
+                Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.clone(), row })
             }
             AlertForm::Protected => None,
         };
@@ -307,11 +311,18 @@ impl Engine {
     /// fit its extractor if this node's policy lists it.
     pub(super) fn check_encrypted_probe(&self, b: &AlertBody) -> Result<(), Fault> {
         if let Some(enc) = &b.encrypted {
-            let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&enc.row)
-                .map_err(|e| Fault::Sender(format!("malformed encrypted probe: {e}")))?;
+            let malformed =
+                |e: vigil_matcher::encrypted::EncryptedError| Fault::Sender(format!("malformed encrypted probe: {e}"));
+            let (inner, carried) =
+                parts::open(&enc.row, vigil_protocol::limits::MAX_ROW_PROBE_BYTES).map_err(malformed)?;
+            let probe = vigil_matcher::encrypted::RowProbe::from_bytes(&inner).map_err(malformed)?;
             if let Some(ex) = self.biometric.get(&enc.extractor) {
-                if probe.dim != ex.dim {
-                    let reason = format!("encrypted probe has {} dimensions, {} has {}", probe.dim, ex.id, ex.dim);
+                if let Some(p) = &carried {
+                    parts::check(ex, p).map_err(|e| Fault::Local(e.to_string()))?;
+                }
+                let dim = parts::parts_dim(ex, carried.as_deref());
+                if probe.dim != dim {
+                    let reason = format!("encrypted probe has {} dimensions, {} has {dim}", probe.dim, ex.id);
                     return Err(Fault::Local(reason));
                 }
             }

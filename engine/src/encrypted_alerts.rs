@@ -11,6 +11,7 @@ use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, StoredHit};
 use std::sync::Arc;
+use vigil_matcher::encrypted::parts;
 use vigil_matcher::encrypted::{
     answer_forms, cheapest, per_group, respond, respond_row, respond_row_bands, row_bands_to_bytes, valid_chunks,
     valid_stride, AnswerForm, AnyAnswer, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout,
@@ -64,6 +65,19 @@ pub struct AnswerPage {
     pub body: Vec<u8>,
     /// Record id of each position (0: padding).
     pub records: Vec<u64>,
+}
+
+/// An encrypted alert's row-form probe under `ex`: unwrapped, checked, of
+/// the dimension of the fingers it carries; and those fingers.
+fn alert_probe(ex: &vigil_matcher::Extractor, row: &[u8]) -> Result<(RowProbe, Option<Vec<u8>>), String> {
+    let (inner, carried) = parts::unwrap(ex, row, vigil_protocol::limits::MAX_ROW_PROBE_BYTES)
+        .map_err(|e| format!("probe refused: {e}"))?;
+    let p = RowProbe::from_bytes(&inner).map_err(|e| format!("probe refused: {e}"))?;
+    let dim = parts::parts_dim(ex, carried.as_deref());
+    if p.dim != dim {
+        return Err(format!("probe has {} dimensions, {} has {dim}", p.dim, ex.id));
+    }
+    Ok((p, carried))
 }
 
 fn derive(seed: &[u8; 32], what: &[u8], page: usize) -> [u8; 32] {
@@ -277,14 +291,11 @@ impl Engine {
         }
         // Decoded only now: most alerts reach nodes with nothing to answer
         // (catch-up of thousands), and acceptance already checked it.
-        let probe = match RowProbe::from_bytes(&enc.row) {
-            Ok(p) if p.dim == ex.dim => Arc::new(p),
-            Ok(p) => {
-                let reason = format!("probe has {} dimensions, {} has {}", p.dim, ex.id, ex.dim);
-                return self.refuse_alert(now_ms, alert, issuer, reason);
-            }
-            Err(e) => return self.refuse_alert(now_ms, alert, issuer, format!("probe refused: {e}")),
+        let (probe, carried) = match alert_probe(ex, &enc.row) {
+            Ok(p) => p,
+            Err(reason) => return self.refuse_alert(now_ms, alert, issuer, reason),
         };
+        let (probe, dim) = (Arc::new(probe), parts::parts_dim(ex, carried.as_deref()));
         // Each answer tells the issuer a threshold bit per record: an
         // issuer's encrypted alerts draw on a budget of their own (its
         // queries on another). Spent: refused, told, retried later.
@@ -307,7 +318,7 @@ impl Engine {
         };
         // More than a few records: a split or column-form probe moves fewer
         // bytes; ask the issuer for it.
-        let form = if only.is_some() { AnswerForm::Row } else { self.answer_form(records.len(), ex.dim) };
+        let form = if only.is_some() { AnswerForm::Row } else { self.answer_form(records.len(), dim) };
         let chunks = match form {
             AnswerForm::Row => None,
             AnswerForm::Split(n) => Some(Some(n)),
@@ -323,12 +334,15 @@ impl Engine {
         let job = AlertJob {
             alert,
             issuer,
+            page_records: self.row_page_records(probe.stride(), ex.thresholds.len()),
             probe: JobProbe::Row(probe),
-            gallery: Gallery::new(ex.dim, self.gallery_rows(&records, ex.dim)),
+            gallery: Gallery::new(
+                dim,
+                parts::gallery_parts(ex, self.gallery_rows(&records, ex.dim), carried.as_deref()),
+            ),
             records,
             thresholds: ex.score_thresholds(),
             seed,
-            page_records: self.row_page_records(ex.dim, ex.thresholds.len()),
             undo,
             standing: only.is_some(),
         };
@@ -363,8 +377,8 @@ impl Engine {
         let Some(a) = self.alerts.get(&alert) else { return vec![] };
         let enc = a.alert.body.encrypted.as_ref();
         let bio = self.biometric();
-        let (Some(row), Some(ex)) =
-            (enc.and_then(|e| RowProbe::from_bytes(&e.row).ok()), enc.and_then(|e| bio.active(&e.extractor).ok()))
+        let Some((ex, (row, carried))) =
+            enc.and_then(|e| bio.active(&e.extractor).ok().and_then(|ex| Some((ex, alert_probe(ex, &e.row).ok()?))))
         else {
             return vec![];
         };
@@ -388,7 +402,7 @@ impl Engine {
             }
         };
         let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
-        let rows = self.gallery_rows(&records, ex.dim);
+        let rows = parts::gallery_parts(ex, self.gallery_rows(&records, ex.dim), carried.as_deref());
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame: whole 16 KiB blocks
@@ -401,7 +415,7 @@ impl Engine {
             alert,
             issuer,
             probe,
-            gallery: Gallery::new(ex.dim, rows),
+            gallery: Gallery::new(row.dim, rows),
             records,
             thresholds: ex.score_thresholds(),
             seed,
@@ -478,22 +492,44 @@ impl Engine {
         else {
             return Err((Refusal::Unsupported, "fetch of an alert that is withdrawn or not encrypted".into()));
         };
+        let bio = self.biometric();
+        let ex = bio.active(&enc.extractor).map_err(|e| (Refusal::Unsupported, e.to_string()))?;
+        // The fingers the alert's probe carries (the same function of the same vector).
+        let vector = parts::probe_parts(ex, vector).values;
         if let Some(n) = chunks.filter(|n| !valid_chunks(vector.len(), *n)) {
             return Err((Refusal::Malformed, format!("{n} chunks do not cut a probe of {} dimensions", vector.len())));
         }
-        let row = RowProbe::from_bytes(&enc.row).map_err(|e| (Refusal::Unsupported, e.to_string()))?;
+        let (row, _) = alert_probe(ex, &enc.row).map_err(|e| (Refusal::Unsupported, e))?;
         let key = self.key_by_id(&row.key_id).ok_or((Refusal::Unsupported, "alert key no longer held".into()))?;
         let n = self.fetches.entry((from, alert)).or_default();
         if *n >= MAX_FETCHES_PER_ALERT {
             return Err((Refusal::RateLimited, format!("more than {MAX_FETCHES_PER_ALERT} fetches of one alert")));
         }
         *n += 1;
-        let vector = vector.clone();
         if !self.fetched_forms.contains_key(&(alert, chunks)) && self.fetched_forms.len() >= MAX_FETCHED_FORMS {
             self.fetched_forms.retain(|(a, _), _| *a == alert);
         }
         let form = self.fetched_forms.entry((alert, chunks)).or_default().clone();
         Ok(FetchJob { alert, from, key, vector, chunks, form })
+    }
+
+    /// The audit entry of an encrypted probe that held more fingers than
+    /// it carries (`parts::probe_parts`), if it did.
+    pub(crate) fn parts_left_out(
+        &self,
+        ex: &vigil_matcher::Extractor,
+        p: &parts::ProbeParts,
+        usage: &str,
+    ) -> Option<Action> {
+        if p.dropped.is_empty() {
+            return None;
+        }
+        let positions = |idx: &[u8]| idx.iter().map(|i| ex.fingers[*i as usize]).collect::<Vec<u8>>();
+        Some(Action::Audit(AuditEvent::ProbeFingersLeftOut {
+            usage: usage.into(),
+            carried: positions(p.parts.as_deref().unwrap_or_default()),
+            left_out: positions(&p.dropped),
+        }))
     }
 
     /// Holder: encrypted alerts refused for a spent budget, tried again
@@ -642,7 +678,9 @@ impl Engine {
             return RequestOutcome::Respond(Response::Ack, vec![]);
         }
 
-        let probe = match RowProbe::from_bytes(&enc.row) {
+        let probe = match parts::open(&enc.row, vigil_protocol::limits::MAX_ROW_PROBE_BYTES)
+            .and_then(|(inner, _)| RowProbe::from_bytes(&inner))
+        {
             Ok(p) => p,
             Err(e) => return refuse(Refusal::Unsupported, format!("own alert probe unreadable: {e}")),
         };

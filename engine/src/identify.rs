@@ -9,6 +9,7 @@ use super::{Action, Engine};
 use crate::audit::AuditEvent;
 use crate::model::{StoreOp, StoredBudget};
 use std::sync::Arc;
+use vigil_matcher::encrypted::parts;
 use vigil_matcher::encrypted::{
     respond, respond_row, respond_row_bands, row_bands_to_bytes, AnyProbe, ProberKey, RowAnswer, RunLayout,
     MAX_SPLIT_CHUNKS,
@@ -172,19 +173,32 @@ impl Engine {
         (new, actions)
     }
 
-    fn encrypted_gallery(&mut self, extractor: &str) -> Option<Arc<EncryptedGallery>> {
-        if let Some(g) = self.layouts.get(extractor) {
+    /// The records of `ex` laid out for encrypted answers: kept for the
+    /// whole vectors (until the gallery changes); made for each query that
+    /// carries only some fingers (`carried`), over those fingers alone.
+    fn encrypted_gallery(
+        &mut self,
+        ex: &vigil_matcher::Extractor,
+        carried: Option<&[u8]>,
+    ) -> Option<Arc<EncryptedGallery>> {
+        let extractor = vigil_matcher::intern(&ex.id);
+        if let (Some(g), None) = (self.layouts.get(extractor), carried) {
             return Some(g.clone());
         }
         let rows: Vec<(u64, &Vec<i8>)> =
             self.gallery.iter().filter(|(_, e)| e.extractor == extractor).map(|(id, e)| (*id, &e.vector)).collect();
-        let dim = rows.first()?.1.len();
+        rows.first()?;
         let data: Vec<i8> = rows.iter().flat_map(|(_, v)| v.iter().copied()).collect();
         let g = Arc::new(EncryptedGallery {
-            layout: RunLayout::new(&Gallery::new(dim, data)),
+            layout: RunLayout::new(&Gallery::new(
+                parts::parts_dim(ex, carried),
+                parts::gallery_parts(ex, data, carried),
+            )),
             records: rows.iter().map(|(id, _)| *id).collect(),
         });
-        self.layouts.insert(extractor.to_string(), g.clone());
+        if carried.is_none() {
+            self.layouts.insert(extractor.to_string(), g.clone());
+        }
         Some(g)
     }
 
@@ -308,16 +322,19 @@ impl Engine {
             Ok(ex) => ex,
             Err(e) => return refuse(Refusal::Unsupported, e.to_string(), req.query),
         };
-        let probe = match AnyProbe::from_bytes(&req.probe, max, MAX_SPLIT_CHUNKS) {
-            Ok(p) if p.dim() == extractor.dim => p,
-            Ok(p) => {
-                let reason = format!("probe has {} dimensions, {} has {}", p.dim(), extractor.id, extractor.dim);
+        let opened = parts::unwrap(extractor, &req.probe, max)
+            .and_then(|(inner, carried)| Ok((AnyProbe::from_bytes(&inner, max, MAX_SPLIT_CHUNKS)?, carried)));
+        let dim = |carried: &Option<Vec<u8>>| parts::parts_dim(extractor, carried.as_deref());
+        let (probe, carried) = match opened {
+            Ok((p, carried)) if p.dim() == dim(&carried) => (p, carried),
+            Ok((p, carried)) => {
+                let reason = format!("probe has {} dimensions, {} has {}", p.dim(), extractor.id, dim(&carried));
                 return refuse(Refusal::Unsupported, reason, req.query);
             }
             Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
         };
-        let gallery = self.encrypted_gallery(vigil_matcher::intern(&extractor.id)).unwrap_or_else(|| {
-            Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(extractor.dim, vec![])), records: vec![] })
+        let gallery = self.encrypted_gallery(extractor, carried.as_deref()).unwrap_or_else(|| {
+            Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(probe.dim(), vec![])), records: vec![] })
         });
         if let AnyProbe::Row(p) = &probe {
             // A row answer grows with the gallery (the prober's idea of its

@@ -81,6 +81,9 @@ pub struct QueryStart {
     pub request: IdentifyRequest,
     /// The forms some connected member gets, each once.
     pub forms: Vec<AnswerForm>,
+    /// What to encrypt: the fingers the probe carries (`parts::wrap` the
+    /// encrypted probe with them).
+    pub probe: vigil_matcher::encrypted::parts::ProbeParts,
     pub actions: Vec<Action>,
 }
 
@@ -239,6 +242,9 @@ impl Engine {
         let subject = format!("query {}", request.query);
         let usage = vigil_protocol::pad::PadUse::Query;
         actions.extend(pad.as_ref().map(|p| Action::Audit(crate::pad_accepted(usage, subject, p))));
+        let probe = vigil_matcher::encrypted::parts::probe_parts(ex, &template.vector);
+        actions.extend(self.parts_left_out(ex, &probe, "query"));
+        let dim = vigil_matcher::encrypted::parts::parts_dim(ex, probe.parts.as_deref());
         let me = self.org;
         let known = &self.open_queries.peer_records;
         let plan: Vec<(OrgId, AnswerForm)> = self
@@ -249,7 +255,7 @@ impl Engine {
                     .members
                     .iter()
                     .filter(|m| m.org != me && m.roles.contains(&Role::Match))
-                    .map(|m| (m.org, form_for(known.get(&(m.org, vigil_matcher::intern(&ex.id))).copied(), ex.dim)))
+                    .map(|m| (m.org, form_for(known.get(&(m.org, vigil_matcher::intern(&ex.id))).copied(), dim)))
                     .collect()
             })
             .unwrap_or_default();
@@ -267,7 +273,7 @@ impl Engine {
                 waiting: HashMap::new(),
                 plan,
                 extractor: vigil_matcher::intern(&ex.id),
-                dim: ex.dim,
+                dim,
                 purpose,
                 legal_basis,
                 decrypting: 0,
@@ -277,7 +283,7 @@ impl Engine {
                 pad,
             },
         );
-        Ok(QueryStart { query, key, request, forms, actions })
+        Ok(QueryStart { query, key, request, forms, probe, actions })
     }
 
     /// The probes of `query` are encrypted, one per form: which member gets

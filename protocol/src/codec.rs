@@ -31,6 +31,8 @@ pub enum Tag {
     RowAnswer = 10,
     /// Answers to a row-form probe, one per confidence band's threshold.
     RowBands = 11,
+    /// A probe of some of a multi-finger extractor's parts (fingers).
+    PartsProbe = 12,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -89,9 +91,22 @@ pub fn tag_of(bytes: &[u8]) -> Option<Tag> {
         return None;
     }
     use Tag::*;
-    [Gossip, Request, Response, Roster, Body, Stored, EncryptedProbe, EncryptedAnswer, RowProbe, RowAnswer, RowBands]
-        .into_iter()
-        .find(|t| *t as u8 == bytes[3])
+    [
+        Gossip,
+        Request,
+        Response,
+        Roster,
+        Body,
+        Stored,
+        EncryptedProbe,
+        EncryptedAnswer,
+        RowProbe,
+        RowAnswer,
+        RowBands,
+        PartsProbe,
+    ]
+    .into_iter()
+    .find(|t| *t as u8 == bytes[3])
 }
 
 /// Decodes an object of type `tag` from `bytes`, refusing anything over

@@ -281,14 +281,14 @@ impl Extractor {
         if self.fingers.iter().any(|f| std::mem::replace(&mut seen[*f as usize % 11], true)) {
             return err("a finger position is listed twice".into());
         }
-        if self.parts() > 1 && self.dim > crate::limits::MAX_ENCRYPTED_DIM {
+        if self.parts() > 1 && self.dim / self.parts() > crate::limits::MAX_ENCRYPTED_DIM {
             // Several fingers have no protected form: encrypted matching is
-            // the only way such templates cross the network.
+            // the only way such templates cross the network, and a probe
+            // carries whole fingers (as many as fit in its dimensions).
             return err(format!(
-                "a {}-finger extractor of {} dimensions could be matched neither protected (several fingers) \
-                 nor encrypted (at most {} dimensions): list fewer fingers",
-                self.parts(),
-                self.dim,
+                "a finger of {} values could be matched neither protected (several fingers) nor encrypted \
+                 (at most {} dimensions)",
+                self.dim / self.parts(),
                 crate::limits::MAX_ENCRYPTED_DIM
             ));
         }

@@ -17,6 +17,7 @@
 mod any;
 mod fourier;
 mod kernel;
+pub mod parts;
 mod row;
 mod wire;
 

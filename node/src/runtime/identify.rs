@@ -80,7 +80,7 @@ impl Runtime {
             let _ = reply.send(Err(e));
             return;
         }
-        let QueryStart { query, key, request, forms, .. } = start;
+        let QueryStart { query, key, request, forms, probe, .. } = start;
         // The query's later audit entries name the operator who made it.
         self.query_replies.insert(query, (reply, self.actor.clone()));
         let tx = self.jobs_tx.clone();
@@ -90,11 +90,13 @@ impl Runtime {
             let requests = forms
                 .into_iter()
                 .map(|form| {
+                    // Only the fingers the probe carries (`QueryStart::probe`).
                     let bytes = match form.row_chunks() {
-                        None => key.encrypt(&template.vector).map(|p| p.to_bytes()),
-                        Some(n) => key.encrypt_row_split(&template.vector, n).map(|p| p.to_bytes()),
+                        None => key.encrypt(&probe.values).map(|p| p.to_bytes()),
+                        Some(n) => key.encrypt_row_split(&probe.values, n).map(|p| p.to_bytes()),
                     }
                     .map_err(|e| e.to_string())?;
+                    let bytes = vigil_matcher::encrypted::parts::wrap(probe.parts.as_deref(), bytes);
                     let req = IdentifyRequest { probe: bytes, ..request.clone() };
                     let frame = encode(Tag::Request, &Request::Identify(req), max).map_err(|e| e.to_string())?;
                     Ok((form, frame))

@@ -1,0 +1,183 @@
+//! Probes of some of a multi-finger extractor's parts (fingers): only the
+//! present parts' values are encrypted, and a wrapper (tag 12) names
+//! them, so a responder computes over those parts of its records alone.
+//! Absent fingers cost nothing, and an extractor of more fingers than one
+//! ciphertext holds still matches probes of up to `max_parts` of them.
+
+use super::{EncryptedError, MAX_DIM};
+use crate::Extractor;
+use serde::{Deserialize, Serialize};
+use vigil_protocol::{decode, encode, tag_of, Tag};
+
+/// Most parts (finger positions) of an extractor.
+pub const MAX_PARTS: usize = 10;
+
+#[derive(Serialize, Deserialize)]
+struct PartsWire {
+    parts: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    probe: Vec<u8>,
+}
+
+/// What an encrypted probe of `vector` carries under extractor `ex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeParts {
+    /// Indices into `ex.fingers` of the parts carried, rising; `None`: the
+    /// whole vector (one part, or every part present).
+    pub parts: Option<Vec<u8>>,
+    /// The values to encrypt: the carried parts, in order.
+    pub values: Vec<i8>,
+    /// Present parts left out: beyond `max_parts` (the last in the
+    /// policy's order go first).
+    pub dropped: Vec<u8>,
+}
+
+/// Values per part of `ex`.
+fn part_len(ex: &Extractor) -> usize {
+    ex.dim / ex.parts()
+}
+
+/// Most parts of `ex` one encrypted probe carries.
+pub fn max_parts(ex: &Extractor) -> usize {
+    (MAX_DIM / part_len(ex).max(1)).min(ex.parts())
+}
+
+/// The parts of `vector` (of `ex.dim` values) an encrypted probe carries:
+/// the present (non-zero) ones, the first `max_parts` in the policy's order.
+pub fn probe_parts(ex: &Extractor, vector: &[i8]) -> ProbeParts {
+    let k = ex.parts();
+    if k == 1 {
+        return ProbeParts { parts: None, values: vector.to_vec(), dropped: vec![] };
+    }
+    let len = part_len(ex);
+    let present: Vec<u8> =
+        vector.chunks(len).enumerate().filter(|(_, p)| p.iter().any(|x| *x != 0)).map(|(i, _)| i as u8).collect();
+    let (kept, dropped) = present.split_at(present.len().min(max_parts(ex)));
+    if kept.is_empty() || kept.len() == k {
+        return ProbeParts { parts: None, values: vector.to_vec(), dropped: vec![] };
+    }
+    ProbeParts { values: select(vector, len, kept), parts: Some(kept.to_vec()), dropped: dropped.to_vec() }
+}
+
+/// The values of `parts` (of `len` values each) of `vector`, in order.
+fn select(vector: &[i8], len: usize, parts: &[u8]) -> Vec<i8> {
+    parts.iter().flat_map(|p| &vector[*p as usize * len..(*p as usize + 1) * len]).copied().collect()
+}
+
+/// The rows of `gallery` (records of `ex.dim` values each) restricted to
+/// `parts`; the rows themselves for `None`.
+pub fn gallery_parts(ex: &Extractor, gallery: Vec<i8>, parts: Option<&[u8]>) -> Vec<i8> {
+    let Some(parts) = parts else { return gallery };
+    let len = part_len(ex);
+    gallery.chunks(ex.dim).flat_map(|row| select(row, len, parts)).collect()
+}
+
+/// The dimension of a probe of `parts` under `ex`.
+pub fn parts_dim(ex: &Extractor, parts: Option<&[u8]>) -> usize {
+    parts.map_or(ex.dim, |p| p.len() * part_len(ex))
+}
+
+/// Wraps an encoded probe (tag 7 or 9) of `parts`; the probe as it is for `None`.
+pub fn wrap(parts: Option<&[u8]>, probe: Vec<u8>) -> Vec<u8> {
+    match parts {
+        None => probe,
+        Some(p) => {
+            encode(Tag::PartsProbe, &PartsWire { parts: p.to_vec(), probe }, usize::MAX).expect("a parts probe encodes")
+        }
+    }
+}
+
+/// Opens a probe under `limit` bytes: the inner probe's bytes and the
+/// parts it names (structure only; `check` them against the extractor),
+/// `None` for a probe that is not wrapped.
+pub fn open(bytes: &[u8], limit: usize) -> Result<(Vec<u8>, Option<Vec<u8>>), EncryptedError> {
+    if tag_of(bytes) != Some(Tag::PartsProbe) {
+        return Ok((bytes.to_vec(), None));
+    }
+    let w: PartsWire = decode(Tag::PartsProbe, bytes, limit).map_err(|e| EncryptedError::Wire(e.to_string()))?;
+    Ok((w.probe, Some(w.parts)))
+}
+
+/// Checks that `parts` are rising, distinct indices of fewer than all of
+/// `ex`'s parts, at most `max_parts`.
+pub fn check(ex: &Extractor, parts: &[u8]) -> Result<(), EncryptedError> {
+    let k = ex.parts();
+    let rising = parts.windows(2).all(|p| p[0] < p[1]);
+    let in_range = parts.last().is_some_and(|l| (*l as usize) < k);
+    if !rising || !in_range || parts.len() >= k || parts.len() > max_parts(ex) {
+        return Err(EncryptedError::Wire(format!(
+            "parts {parts:?} are not rising indices of some of the {k} parts of {} (at most {})",
+            ex.id,
+            max_parts(ex)
+        )));
+    }
+    Ok(())
+}
+
+/// `open` and `check`: the inner probe and its checked parts.
+pub fn unwrap(ex: &Extractor, bytes: &[u8], limit: usize) -> Result<(Vec<u8>, Option<Vec<u8>>), EncryptedError> {
+    let (inner, parts) = open(bytes, limit)?;
+    if let Some(p) = &parts {
+        check(ex, p)?;
+    }
+    Ok((inner, parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_protocol::policy::{Band, Representation, Status, Threshold};
+    use vigil_protocol::Modality;
+
+    fn ten() -> Extractor {
+        Extractor {
+            id: "ten".into(),
+            model: String::new(),
+            modality: Modality::Finger,
+            fingers: (1..=10).collect(),
+            input_dim: None,
+            dim: 1920,
+            centre: None,
+            projection: None,
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 2.0, fmr: 1e-4 }],
+            protected_bits: 512,
+            status: Status::Active,
+            representation: Some(Representation::SpectralMinutiaeV1),
+        }
+    }
+
+    fn vector(present: &[usize]) -> Vec<i8> {
+        (0..1920).map(|i| if present.contains(&(i / 192)) { (i % 7) as i8 + 1 } else { 0 }).collect()
+    }
+
+    #[test]
+    fn a_probe_carries_its_present_parts_at_most_five_of_ten() {
+        let ex = ten();
+        assert_eq!(max_parts(&ex), 5);
+        let p = probe_parts(&ex, &vector(&[1, 6]));
+        assert_eq!((p.parts.as_deref(), p.values.len(), p.dropped.len()), (Some(&[1u8, 6][..]), 384, 0));
+        assert_eq!(p.values[..192], vector(&[1])[192..384]);
+        let p = probe_parts(&ex, &vector(&[0, 1, 2, 3, 4, 5, 6]));
+        assert_eq!((p.parts, p.dropped), (Some(vec![0, 1, 2, 3, 4]), vec![5, 6]));
+        // The same parts of a record: the inner products agree.
+        let record = vector(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let probe = probe_parts(&ex, &vector(&[2, 8]));
+        let rows = gallery_parts(&ex, record.clone(), probe.parts.as_deref());
+        let dot = |a: &[i8], b: &[i8]| a.iter().zip(b).map(|(x, y)| *x as i32 * *y as i32).sum::<i32>();
+        assert_eq!(dot(&rows, &probe.values), dot(&record, &vector(&[2, 8])));
+        assert_eq!(parts_dim(&ex, probe.parts.as_deref()), 384);
+    }
+
+    #[test]
+    fn wrapped_probes_name_valid_parts_only() {
+        let ex = ten();
+        let inner = vec![1, 2, 3];
+        let bytes = wrap(Some(&[1, 6]), inner.clone());
+        assert_eq!(unwrap(&ex, &bytes, 1 << 20).unwrap(), (inner.clone(), Some(vec![1, 6])));
+        assert_eq!(unwrap(&ex, &inner, 1 << 20).unwrap(), (inner.clone(), None));
+        for bad in [&[6u8, 1][..], &[], &[1, 1], &[10], &[0, 1, 2, 3, 4, 5]] {
+            let e = unwrap(&ex, &wrap(Some(bad), inner.clone()), 1 << 20).unwrap_err();
+            assert!(e.to_string().contains("rising indices"), "{bad:?}: {e}");
+        }
+    }
+}
