@@ -9,7 +9,7 @@
 //! decodes to the same value.
 
 use vigil_matcher::encrypted::{
-    row_bands_to_bytes, AnyAnswer, EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS,
+    parts, row_bands_to_bytes, AnyAnswer, EncryptedAnswer, EncryptedProbe, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS,
 };
 use vigil_protocol::{
     decode, encode, limits, AlertEnvelope, PolicyFile, Request, Response, RosterFile, SignedPolicy, SignedRoster, Tag,
@@ -137,5 +137,18 @@ pub fn ciphertext(data: &[u8]) {
     if let Ok(AnyAnswer::RowBands(a)) = AnyAnswer::from_bytes(data, limit) {
         let again = AnyAnswer::from_bytes(&row_bands_to_bytes(&a), limit);
         assert!(matches!(again, Ok(AnyAnswer::RowBands(b)) if b == a));
+    }
+    // A probe of some fingers: its wrapper, checked against a ten-finger
+    // extractor, writes back to the same bytes.
+    if let Ok((inner, Some(carried))) = parts::open(data, limit) {
+        assert_eq!(parts::wrap(Some(&carried), inner.clone()), data);
+        let ten = vigil_matcher::minutiae::uncalibrated(
+            "ten",
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            vigil_protocol::policy::Representation::SpectralMinutiaeV1,
+        );
+        if parts::check(&ten, &carried).is_ok() {
+            assert!(carried.len() <= parts::max_parts(&ten));
+        }
     }
 }

@@ -129,6 +129,15 @@ fn write_seeds() {
     write_band_seed();
     write_policy_seeds();
     write_banded_hit_seed();
+    write_parts_seed();
+}
+
+#[test]
+#[ignore = "writes the fuzz/corpus probe-of-some-fingers seed; run by hand"]
+fn write_parts_seed() {
+    let key = ProberKey::generate();
+    let row = key.encrypt_row(&[3i8; 384]).unwrap();
+    put("ciphertext", "parts-probe", &vigil_matcher::encrypted::parts::wrap(Some(&[1, 6]), row.to_bytes()));
 }
 
 #[test]
