@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::path::Path;
 use vigil_matcher::calibrate::{self, Settings};
-use vigil_matcher::encrypted::{respond_row, ProberKey, MAX_DIM, ROW_PADDING};
+use vigil_matcher::encrypted::{parts, respond_row, ProberKey, MAX_DIM, ROW_PADDING};
 use vigil_matcher::minutiae::record_template;
 use vigil_matcher::synth::FingerPopulation;
 use vigil_matcher::{EpochSecret, Extractor, Gallery, ProtectedMatcher, Template};
@@ -66,6 +66,8 @@ pub struct Decisions {
 #[derive(Debug, Serialize)]
 pub struct Encrypted {
     pub probes: usize,
+    /// Fingers each probe carries (those it holds).
+    pub carried_fingers: usize,
     pub decisions: usize,
     /// Share of decisions equal to the plain matcher's.
     pub agreement: f64,
@@ -184,20 +186,27 @@ fn protected(ex: &Extractor, a: &[Template], b: &[Template]) -> Decisions {
     }
 }
 
+/// Each probe as it crosses the network: the fingers it carries (at most
+/// five, `parts::probe_parts`), against the gallery over those fingers;
+/// compared with the plain decision over the same fingers.
 fn encrypted(ex: &Extractor, a: &[Template], b: &[Template], probes: usize) -> anyhow::Result<Encrypted> {
     let key = ProberKey::generate();
     let rows: Vec<i8> = a.iter().flat_map(|t| t.vector.clone()).collect();
-    let gallery = Gallery::new(ex.dim, rows);
     let thr = ex.score_threshold();
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
     let (mut same, mut total, mut missed, mut false_hits) = (0, 0, 0, 0);
     let probes = probes.min(b.len());
+    let mut carried_fingers = ex.parts();
     for (p, probe) in b.iter().enumerate().take(probes) {
-        let (answer, order) = respond_row(&key.encrypt_row(&probe.vector)?, &gallery, thr, rng.gen())?;
+        let carried = parts::probe_parts(ex, &probe.vector);
+        carried_fingers = carried.parts.as_ref().map_or(ex.parts(), Vec::len);
+        let dim = parts::parts_dim(ex, carried.parts.as_deref());
+        let gallery = Gallery::new(dim, parts::gallery_parts(ex, rows.clone(), carried.parts.as_deref()));
+        let (answer, order) = respond_row(&key.encrypt_row(&carried.values)?, &gallery, thr, rng.gen())?;
         let decisions = key.decrypt_row(&answer)?;
         for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
             let row = row as usize;
-            let plain = a[row].dot(probe).expect("same extractor") >= thr;
+            let plain = vigil_matcher::dot(gallery.row(row), &carried.values) >= thr;
             same += (decisions[pos] == plain) as usize;
             total += 1;
             missed += (row == p && !decisions[pos]) as usize;
@@ -206,6 +215,7 @@ fn encrypted(ex: &Extractor, a: &[Template], b: &[Template], probes: usize) -> a
     }
     Ok(Encrypted {
         probes,
+        carried_fingers,
         decisions: total,
         agreement: same as f64 / total.max(1) as f64,
         fnmr: missed as f64 / probes.max(1) as f64,
@@ -264,7 +274,7 @@ mod tests {
         assert_eq!(b.impostor_pairs, 60 * 59);
         for r in &b.runs {
             let e = r.encrypted.as_ref().unwrap();
-            assert_eq!((e.probes, e.decisions), (2, 120));
+            assert_eq!((e.probes, e.decisions, e.carried_fingers), (2, 120, r.fingers));
             assert_eq!(e.agreement, 1.0, "{} finger(s)", r.fingers);
             // Stricter FMR targets never lower the FNMR.
             assert!(r.fnmr_at_fmr.windows(2).all(|w| w[1].1 >= w[0].1), "{:?}", r.fnmr_at_fmr);

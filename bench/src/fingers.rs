@@ -2,10 +2,9 @@
 //! spectral-minutiae extractor makes them (192 values per finger position,
 //! each part a unit vector at scale 127/√fingers, so one inner product is
 //! the sum of per-finger similarities), against a large gallery with the
-//! plain scan; and the encrypted path beside the plain scan on a smaller
-//! gallery in the same run, at the fingers an encrypted probe carries (at
-//! most 5: 960 of the matcher's 1,024 dimensions; a probe of more carries
-//! its first 5, and the holder computes over those 5 of its records' parts).
+//! plain scan; and, where the probe fits the encrypted matcher (at most 5
+//! fingers: 960 of its 1,024 dimensions), the encrypted path beside the
+//! plain scan on a smaller gallery in the same run.
 
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -34,15 +33,13 @@ pub struct FingerRun {
     /// Records over the threshold (one planted genuine match per 1,000).
     pub matches: usize,
     /// The encrypted path beside the plain scan on `encrypted.gallery`
-    /// records (`vigil bench match` at the carried fingers' dimension).
-    pub encrypted: EncryptedSide,
+    /// records (`vigil bench match` at this dimension); `None` above 5 fingers.
+    pub encrypted: Option<EncryptedSide>,
     pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct EncryptedSide {
-    /// Fingers the encrypted probe carries (and the holder computes on).
-    pub carried_fingers: usize,
     pub gallery: usize,
     pub plain_ms: f64,
     pub encrypted_ms: f64,
@@ -105,24 +102,24 @@ pub fn run(
         }
         drop(g);
         let plain_ms = median(times);
-        let carried = f.min(vigil_matcher::encrypted::MAX_DIM / PER_FINGER);
-        let e = crate::matching::run(carried * PER_FINGER, encrypted_gallery, threads, runs, threshold, 1)?;
-        let encrypted = EncryptedSide {
-            carried_fingers: carried,
-            gallery: encrypted_gallery,
-            plain_ms: e.plain_ms,
-            encrypted_ms: e.encrypted_ms,
-            ratio: e.ratio,
-            agreement_outside_band: e.agreement_outside_band,
-        };
-        let note = (carried < f).then(|| {
-            format!(
-                "{dim} dimensions: beyond the encrypted matcher's {}; the encrypted probe carries its first \
-                 {carried} fingers, so its cost is that of {carried} (not counting the holder's projection of \
-                 its gallery onto them)",
+        let (encrypted, note) = if dim <= vigil_matcher::encrypted::MAX_DIM {
+            let e = crate::matching::run(dim, encrypted_gallery, threads, runs, threshold, 1)?;
+            let side = EncryptedSide {
+                gallery: encrypted_gallery,
+                plain_ms: e.plain_ms,
+                encrypted_ms: e.encrypted_ms,
+                ratio: e.ratio,
+                agreement_outside_band: e.agreement_outside_band,
+            };
+            (Some(side), None)
+        } else {
+            let why = format!(
+                "{dim} dimensions: beyond the encrypted matcher's {}; {f} fingers match in plain form only \
+                 (at their holder), not across the network",
                 vigil_matcher::encrypted::MAX_DIM
-            )
-        });
+            );
+            (None, Some(why))
+        };
         out.push(FingerRun {
             fingers: f,
             dim,

@@ -326,33 +326,36 @@ fn damage_cases(e: &dyn Engine, key: &SealKey) -> anyhow::Result<Vec<DamageOutco
     Ok(out)
 }
 
+/// One engine's figures: writes, start, size and damage.
+fn figures_of(e: &dyn Engine, key: &SealKey, acked_writes: usize, records: usize) -> anyhow::Result<EngineFigures> {
+    let (writes_per_s, commit_p50_ms, commit_p99_ms, batched_writes_per_s) = writes(e, key, acked_writes)?;
+    let (start_ms, start_checked_ms, bytes_on_disk, bytes_compacted) = start(e, key, records)?;
+    Ok(EngineFigures {
+        engine: e.name(),
+        commit: e.commit(),
+        writes_per_s,
+        commit_p50_ms,
+        commit_p99_ms,
+        batched_writes_per_s,
+        start_ms,
+        start_checked_ms,
+        bytes_on_disk,
+        bytes_compacted,
+        damage: damage_cases(e, key)?,
+    })
+}
+
 pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
     anyhow::ensure!(acked_writes >= 8 && records >= 1, "need at least 8 writes and one record");
     let key = SealKey::random();
     let engines: [Box<dyn Engine>; 2] = [Box::new(Sled(Default::default())), Box::new(Redb(Default::default()))];
-    // sled prints its own panics; keep the figures readable.
+    // sled prints its own panics; keep the figures readable (the hook is
+    // put back whatever happens, so a failure still reports its message).
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let mut figures = Vec::new();
-    for e in &engines {
-        let (writes_per_s, commit_p50_ms, commit_p99_ms, batched_writes_per_s) =
-            writes(e.as_ref(), &key, acked_writes)?;
-        let (start_ms, start_checked_ms, bytes_on_disk, bytes_compacted) = start(e.as_ref(), &key, records)?;
-        figures.push(EngineFigures {
-            engine: e.name(),
-            commit: e.commit(),
-            writes_per_s,
-            commit_p50_ms,
-            commit_p99_ms,
-            batched_writes_per_s,
-            start_ms,
-            start_checked_ms,
-            bytes_on_disk,
-            bytes_compacted,
-            damage: damage_cases(e.as_ref(), &key)?,
-        });
-    }
+    let figures = engines.iter().map(|e| figures_of(e.as_ref(), &key, acked_writes, records)).collect();
     std::panic::set_hook(hook);
+    let figures: Vec<EngineFigures> = figures?;
     let (s, r) = (&figures[0], &figures[1]);
     let ratios = Ratios {
         writes_per_s: r.writes_per_s / s.writes_per_s,

@@ -90,9 +90,8 @@ impl Engine {
                 let (key, created) = self.prober_key();
                 actions.extend(created);
                 // One GLWE pair: about a millisecond, fine on the event loop.
-                // Only the fingers the probe holds (as many as fit).
+                // Only the fingers the probe holds.
                 let p = parts::probe_parts(ex, &template.vector);
-                actions.extend(self.parts_left_out(ex, &p, "alert"));
                 let row = parts::wrap(p.parts.as_deref(), key.encrypt_row(&p.values)?.to_bytes());
                 Some(EncryptedAlertProbe { modality: ex.modality, extractor: ex.id.clone(), row })
             }

@@ -344,15 +344,6 @@ pub enum AuditEvent {
         sdk: String,
         captured_at_ms: u64,
     },
-    /// An encrypted probe (of an `alert` or a `query`) of a multi-finger
-    /// extractor held more fingers than one ciphertext carries: it carried
-    /// the first in the policy's order (`carried`, finger positions), not
-    /// `left_out`.
-    ProbeFingersLeftOut {
-        usage: String,
-        carried: Vec<u8>,
-        left_out: Vec<u8>,
-    },
     /// An enrolment, alert or query refused for its PAD attestation
     /// (missing where required, forged, stale, an attack, another sample).
     PadRefused {

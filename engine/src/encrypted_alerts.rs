@@ -513,25 +513,6 @@ impl Engine {
         Ok(FetchJob { alert, from, key, vector, chunks, form })
     }
 
-    /// The audit entry of an encrypted probe that held more fingers than
-    /// it carries (`parts::probe_parts`), if it did.
-    pub(crate) fn parts_left_out(
-        &self,
-        ex: &vigil_matcher::Extractor,
-        p: &parts::ProbeParts,
-        usage: &str,
-    ) -> Option<Action> {
-        if p.dropped.is_empty() {
-            return None;
-        }
-        let positions = |idx: &[u8]| idx.iter().map(|i| ex.fingers[*i as usize]).collect::<Vec<u8>>();
-        Some(Action::Audit(AuditEvent::ProbeFingersLeftOut {
-            usage: usage.into(),
-            carried: positions(p.parts.as_deref().unwrap_or_default()),
-            left_out: positions(&p.dropped),
-        }))
-    }
-
     /// Holder: encrypted alerts refused for a spent budget, tried again
     /// (on the upkeep tick); answered once the issuer's budget allows.
     pub fn retry_deferred_alerts(&mut self, now_ms: u64) -> Vec<Action> {

@@ -243,7 +243,6 @@ impl Engine {
         let usage = vigil_protocol::pad::PadUse::Query;
         actions.extend(pad.as_ref().map(|p| Action::Audit(crate::pad_accepted(usage, subject, p))));
         let probe = vigil_matcher::encrypted::parts::probe_parts(ex, &template.vector);
-        actions.extend(self.parts_left_out(ex, &probe, "query"));
         let dim = vigil_matcher::encrypted::parts::parts_dim(ex, probe.parts.as_deref());
         let me = self.org;
         let known = &self.open_queries.peer_records;

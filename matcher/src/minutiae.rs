@@ -240,10 +240,10 @@ mod tests {
             }],
             ..uncalibrated("", &fingers, Representation::SpectralMinutiaeV1)
         };
-        // Ten fingers (1,920 values) are more than one ciphertext holds; a
-        // policy may list them all the same: encrypted probes carry up to
-        // five (`encrypted::parts`).
-        ex.validate().unwrap();
+        // Ten fingers exceed what encrypted matching takes: a policy may not
+        // list it (plain scores, what this test measures, are unaffected).
+        let refused = ex.validate().unwrap_err().reason;
+        assert!(refused.contains("neither protected (several fingers) nor encrypted"), "{refused}");
         ex
     }
 

@@ -281,14 +281,17 @@ impl Extractor {
         if self.fingers.iter().any(|f| std::mem::replace(&mut seen[*f as usize % 11], true)) {
             return err("a finger position is listed twice".into());
         }
-        if self.parts() > 1 && self.dim / self.parts() > crate::limits::MAX_ENCRYPTED_DIM {
+        if self.parts() > 1 && self.dim > crate::limits::MAX_ENCRYPTED_DIM {
             // Several fingers have no protected form: encrypted matching is
-            // the only way such templates cross the network, and a probe
-            // carries whole fingers (as many as fit in its dimensions).
+            // the only way such templates cross the network. (A probe of
+            // some fingers carries only those, but its threshold is the
+            // extractor's, calibrated on sums over all of them: carrying
+            // five of ten would find almost no one.)
             return err(format!(
-                "a finger of {} values could be matched neither protected (several fingers) nor encrypted \
-                 (at most {} dimensions)",
-                self.dim / self.parts(),
+                "a {}-finger extractor of {} dimensions could be matched neither protected (several fingers) \
+                 nor encrypted (at most {} dimensions): list fewer fingers",
+                self.parts(),
+                self.dim,
                 crate::limits::MAX_ENCRYPTED_DIM
             ));
         }

@@ -1,16 +1,12 @@
 //! Probes of some of a multi-finger extractor's parts (fingers): only the
 //! present parts' values are encrypted, and a wrapper (tag 12) names
-//! them, so a responder computes over those parts of its records alone.
-//! Absent fingers cost nothing, and an extractor of more fingers than one
-//! ciphertext holds still matches probes of up to `max_parts` of them.
+//! them, so a responder computes over those parts of its records alone:
+//! absent fingers cost nothing.
 
 use super::{EncryptedError, MAX_DIM};
 use crate::Extractor;
 use serde::{Deserialize, Serialize};
 use vigil_protocol::{decode, encode, tag_of, Tag};
-
-/// Most parts (finger positions) of an extractor.
-pub const MAX_PARTS: usize = 10;
 
 #[derive(Serialize, Deserialize)]
 struct PartsWire {
@@ -27,9 +23,6 @@ pub struct ProbeParts {
     pub parts: Option<Vec<u8>>,
     /// The values to encrypt: the carried parts, in order.
     pub values: Vec<i8>,
-    /// Present parts left out: beyond `max_parts` (the last in the
-    /// policy's order go first).
-    pub dropped: Vec<u8>,
 }
 
 /// Values per part of `ex`.
@@ -37,26 +30,17 @@ fn part_len(ex: &Extractor) -> usize {
     ex.dim / ex.parts()
 }
 
-/// Most parts of `ex` one encrypted probe carries.
-pub fn max_parts(ex: &Extractor) -> usize {
-    (MAX_DIM / part_len(ex).max(1)).min(ex.parts())
-}
-
 /// The parts of `vector` (of `ex.dim` values) an encrypted probe carries:
-/// the present (non-zero) ones, the first `max_parts` in the policy's order.
+/// the present (non-zero) ones.
 pub fn probe_parts(ex: &Extractor, vector: &[i8]) -> ProbeParts {
     let k = ex.parts();
-    if k == 1 {
-        return ProbeParts { parts: None, values: vector.to_vec(), dropped: vec![] };
-    }
     let len = part_len(ex);
     let present: Vec<u8> =
         vector.chunks(len).enumerate().filter(|(_, p)| p.iter().any(|x| *x != 0)).map(|(i, _)| i as u8).collect();
-    let (kept, dropped) = present.split_at(present.len().min(max_parts(ex)));
-    if kept.is_empty() || kept.len() == k {
-        return ProbeParts { parts: None, values: vector.to_vec(), dropped: vec![] };
+    if k == 1 || present.is_empty() || present.len() == k {
+        return ProbeParts { parts: None, values: vector.to_vec() };
     }
-    ProbeParts { values: select(vector, len, kept), parts: Some(kept.to_vec()), dropped: dropped.to_vec() }
+    ProbeParts { values: select(vector, len, &present), parts: Some(present) }
 }
 
 /// The values of `parts` (of `len` values each) of `vector`, in order.
@@ -99,16 +83,15 @@ pub fn open(bytes: &[u8], limit: usize) -> Result<(Vec<u8>, Option<Vec<u8>>), En
 }
 
 /// Checks that `parts` are rising, distinct indices of fewer than all of
-/// `ex`'s parts, at most `max_parts`.
+/// `ex`'s parts.
 pub fn check(ex: &Extractor, parts: &[u8]) -> Result<(), EncryptedError> {
     let k = ex.parts();
     let rising = parts.windows(2).all(|p| p[0] < p[1]);
     let in_range = parts.last().is_some_and(|l| (*l as usize) < k);
-    if !rising || !in_range || parts.len() >= k || parts.len() > max_parts(ex) {
+    if !rising || !in_range || parts.len() >= k || parts.len() * part_len(ex) > MAX_DIM {
         return Err(EncryptedError::Wire(format!(
-            "parts {parts:?} are not rising indices of some of the {k} parts of {} (at most {})",
-            ex.id,
-            max_parts(ex)
+            "parts {parts:?} are not rising indices of some of the {k} parts of {}",
+            ex.id
         )));
     }
     Ok(())
@@ -129,14 +112,14 @@ mod tests {
     use vigil_protocol::policy::{Band, Representation, Status, Threshold};
     use vigil_protocol::Modality;
 
-    fn ten() -> Extractor {
+    fn five() -> Extractor {
         Extractor {
-            id: "ten".into(),
+            id: "five".into(),
             model: String::new(),
             modality: Modality::Finger,
-            fingers: (1..=10).collect(),
+            fingers: vec![1, 2, 3, 6, 7],
             input_dim: None,
-            dim: 1920,
+            dim: 960,
             centre: None,
             projection: None,
             thresholds: vec![Threshold { band: Band::Possible, cosine: 2.0, fmr: 1e-4 }],
@@ -147,35 +130,33 @@ mod tests {
     }
 
     fn vector(present: &[usize]) -> Vec<i8> {
-        (0..1920).map(|i| if present.contains(&(i / 192)) { (i % 7) as i8 + 1 } else { 0 }).collect()
+        (0..960).map(|i| if present.contains(&(i / 192)) { (i % 7) as i8 + 1 } else { 0 }).collect()
     }
 
     #[test]
-    fn a_probe_carries_its_present_parts_at_most_five_of_ten() {
-        let ex = ten();
-        assert_eq!(max_parts(&ex), 5);
-        let p = probe_parts(&ex, &vector(&[1, 6]));
-        assert_eq!((p.parts.as_deref(), p.values.len(), p.dropped.len()), (Some(&[1u8, 6][..]), 384, 0));
+    fn a_probe_carries_its_present_parts_and_scores_as_the_whole() {
+        let ex = five();
+        ex.validate().unwrap();
+        let p = probe_parts(&ex, &vector(&[1, 4]));
+        assert_eq!((p.parts.as_deref(), p.values.len()), (Some(&[1u8, 4][..]), 384));
         assert_eq!(p.values[..192], vector(&[1])[192..384]);
-        let p = probe_parts(&ex, &vector(&[0, 1, 2, 3, 4, 5, 6]));
-        assert_eq!((p.parts, p.dropped), (Some(vec![0, 1, 2, 3, 4]), vec![5, 6]));
+        assert_eq!(probe_parts(&ex, &vector(&[0, 1, 2, 3, 4])).parts, None, "every part: unwrapped");
         // The same parts of a record: the inner products agree.
-        let record = vector(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        let probe = probe_parts(&ex, &vector(&[2, 8]));
-        let rows = gallery_parts(&ex, record.clone(), probe.parts.as_deref());
+        let record = vector(&[0, 1, 2, 3, 4]);
+        let rows = gallery_parts(&ex, record.clone(), p.parts.as_deref());
         let dot = |a: &[i8], b: &[i8]| a.iter().zip(b).map(|(x, y)| *x as i32 * *y as i32).sum::<i32>();
-        assert_eq!(dot(&rows, &probe.values), dot(&record, &vector(&[2, 8])));
-        assert_eq!(parts_dim(&ex, probe.parts.as_deref()), 384);
+        assert_eq!(dot(&rows, &p.values), dot(&record, &vector(&[1, 4])));
+        assert_eq!(parts_dim(&ex, p.parts.as_deref()), 384);
     }
 
     #[test]
     fn wrapped_probes_name_valid_parts_only() {
-        let ex = ten();
+        let ex = five();
         let inner = vec![1, 2, 3];
-        let bytes = wrap(Some(&[1, 6]), inner.clone());
-        assert_eq!(unwrap(&ex, &bytes, 1 << 20).unwrap(), (inner.clone(), Some(vec![1, 6])));
+        let bytes = wrap(Some(&[1, 4]), inner.clone());
+        assert_eq!(unwrap(&ex, &bytes, 1 << 20).unwrap(), (inner.clone(), Some(vec![1, 4])));
         assert_eq!(unwrap(&ex, &inner, 1 << 20).unwrap(), (inner.clone(), None));
-        for bad in [&[6u8, 1][..], &[], &[1, 1], &[10], &[0, 1, 2, 3, 4, 5]] {
+        for bad in [&[4u8, 1][..], &[], &[1, 1], &[5], &[0, 1, 2, 3, 4]] {
             let e = unwrap(&ex, &wrap(Some(bad), inner.clone()), 1 << 20).unwrap_err();
             assert!(e.to_string().contains("rising indices"), "{bad:?}: {e}");
         }
