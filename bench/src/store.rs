@@ -85,6 +85,24 @@ trait Engine {
 /// so an acknowledged write also survives a power cut.
 struct Sled(std::cell::RefCell<Option<sled::Db>>);
 
+/// Opens sled at `dir`, waiting while a just-dropped handle's background
+/// thread still holds the directory's lock (sled releases it when that
+/// thread ends, a moment after the drop; reopening at once failed with
+/// "could not acquire lock" in about one run in ten).
+fn open_sled(dir: &Path) -> anyhow::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Engine for Sled {
     fn name(&self) -> &'static str {
         "sled 0.34"
@@ -96,8 +114,7 @@ impl Engine for Sled {
         dir.join("db")
     }
     fn open(&self, dir: &Path) -> anyhow::Result<()> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
-        *self.0.borrow_mut() = Some(db);
+        *self.0.borrow_mut() = Some(open_sled(dir)?);
         Ok(())
     }
     fn close(&self) {
@@ -116,14 +133,14 @@ impl Engine for Sled {
         Ok(())
     }
     fn rewrite(&self, dir: &Path, to: &Path) -> anyhow::Result<()> {
-        let old = sled::open(dir)?;
-        let new = sled::Config::new().path(to).mode(sled::Mode::HighThroughput).open()?;
+        let old = open_sled(dir)?;
+        let new = open_sled(to)?;
         new.import(old.export());
         new.flush()?;
         Ok(())
     }
     fn read_all(&self, dir: &Path, _check: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = open_sled(dir)?;
         let mut out = Vec::new();
         for kv in db.iter() {
             let (k, v) = kv?;
@@ -353,9 +370,10 @@ pub fn run(acked_writes: usize, records: usize) -> anyhow::Result<StoreBench> {
     // put back whatever happens, so a failure still reports its message).
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let figures = engines.iter().map(|e| figures_of(e.as_ref(), &key, acked_writes, records)).collect();
+    let figures: anyhow::Result<Vec<EngineFigures>> =
+        engines.iter().map(|e| figures_of(e.as_ref(), &key, acked_writes, records)).collect();
     std::panic::set_hook(hook);
-    let figures: Vec<EngineFigures> = figures?;
+    let figures = figures?;
     let (s, r) = (&figures[0], &figures[1]);
     let ratios = Ratios {
         writes_per_s: r.writes_per_s / s.writes_per_s,
