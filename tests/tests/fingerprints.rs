@@ -36,6 +36,21 @@ fn extractor() -> Extractor {
     }
 }
 
+/// An NGO and a police unit, connected.
+async fn shelter_and_police() -> LocalFederation {
+    let specs = [OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Metro Police", OrgKind::Police)];
+    let fed = LocalFederation::start(&specs, FederationOptions::default()).await.unwrap();
+    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    fed
+}
+
+/// A person's fingers as an ISO/IEC 19794-2 record, in base64 as the API takes it.
+fn iso_input(pop: &FingerPopulation, person: usize, fingers: &[u8]) -> TemplateInput {
+    use base64::Engine;
+    let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &pop.record(person, fingers, 0).views);
+    TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() }
+}
+
 fn an2k_input(pop: &FingerPopulation, person: usize, fingers: &[u8]) -> TemplateInput {
     let rec = pop.record(person, fingers, 0);
     let f: Vec<An2kFinger<'_>> =
@@ -48,15 +63,8 @@ fn an2k_input(pop: &FingerPopulation, person: usize, fingers: &[u8]) -> Template
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
-    use base64::Engine;
     let pop = FingerPopulation::new(21, 40);
-    let fed = LocalFederation::start(
-        &[OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Metro Police", OrgKind::Police)],
-        FederationOptions::default(),
-    )
-    .await
-    .unwrap();
-    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let fed = shelter_and_police().await;
     let policy = Policy { version: 1, extractors: vec![extractor()] };
     policy.validate().unwrap();
     let (issuer, holder) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
@@ -65,11 +73,7 @@ async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
     // 20 people at the holder, five fingers each, as base64 ISO records.
     let held = holder.biometric().await.unwrap();
     for person in 0..20 {
-        let rec = pop.record(person, &FINGERS, 0);
-        let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &rec.views);
-        let input =
-            TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
-        let template = input.to_capture(&held).unwrap().template;
+        let template = iso_input(&pop, person, &FINGERS).to_capture(&held).unwrap().template;
         assert_eq!(template.vector.len(), 960);
         holder.enrol(found(template, format!("case {person}"))).await.unwrap();
     }
@@ -103,17 +107,12 @@ async fn a_record_in_one_standard_finds_the_same_capture_in_another() {
 /// plain matcher finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn probes_of_some_fingers_carry_only_those_and_decide_as_the_plain_matcher() {
-    use base64::Engine;
     let pop = FingerPopulation::new(29, 24);
     let mut ex = extractor();
     ex.thresholds[0].cosine = 1.0;
     let policy = Policy { version: 1, extractors: vec![ex.clone()] };
-    let template = |person: usize, fingers: &[u8]| {
-        let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &pop.record(person, fingers, 0).views);
-        let input =
-            TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
-        input.to_capture(&policy).unwrap().template
-    };
+    let template =
+        |person: usize, fingers: &[u8]| iso_input(&pop, person, fingers).to_capture(&policy).unwrap().template;
     let held: Vec<_> = (0..20).map(|p| template(p, &FINGERS)).collect();
     // The captures the holder enrolled, of some fingers (synthetic single
     // fingers do not separate people across impressions; see README).
@@ -135,13 +134,7 @@ async fn probes_of_some_fingers_carry_only_those_and_decide_as_the_plain_matcher
     let (want_alert, want_query) = (want(&a), want(&q));
     assert!(want_alert >= 1 && want_query >= 1, "{want_alert} {want_query}");
 
-    let fed = LocalFederation::start(
-        &[OrgSpec::new("Shelter North", OrgKind::Ngo), OrgSpec::new("Metro Police", OrgKind::Police)],
-        FederationOptions::default(),
-    )
-    .await
-    .unwrap();
-    fed.wait_connected(&[0, 1], PATIENCE).await.unwrap();
+    let fed = shelter_and_police().await;
     fed.apply_policy(Policy { version: 1, extractors: vec![ex] }, 1, PATIENCE).await.unwrap();
     let (issuer, holder) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
     for (i, t) in held.iter().enumerate() {
