@@ -266,6 +266,22 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
         p.to_str().unwrap().to_string()
     };
     let (held, probe) = (file("held.json", 4, 1), file("probe.json", 4, 0));
+    // A capture SDK's PAD attestation over the held template, by a key no
+    // policy of this federation lists.
+    let pad = {
+        let body = vigil_protocol::pad::PadBody {
+            key: "field-cam".into(),
+            sdk: "FieldPAD 3.1".into(),
+            decision: vigil_protocol::pad::PadDecision::BonaFide,
+            score: None,
+            captured_at_ms: vigil_node::now_ms(),
+            sample: pop.sample_file(4, 1).sample_digest(),
+        };
+        let signed = vigil_crypto::sign_pad(&vigil_crypto::Identity::generate(), body).unwrap();
+        let p = root.path().join("held.pad.json");
+        std::fs::write(&p, serde_json::to_string(&signed).unwrap()).unwrap();
+        p.to_str().unwrap().to_string()
+    };
     // A hotline of its own whose sessions end after 10 s unused.
     std::fs::create_dir(root.path().join("alone")).unwrap();
     let hotline = federation(&root.path().join("alone"), &[("Hotline", "ngo")]).remove(0);
@@ -321,6 +337,15 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     fill(&post, "retain_until", "next year").await;
     submit(&post, Locator::Id("enrol-button")).await;
     assert!(text(&post, "#error").await.contains("invalid date"), "the date's precise error");
+    // The attestation file goes with the template: checked by the node.
+    post.find(Locator::Id("template")).await.unwrap().send_keys(&held).await.unwrap();
+    post.find(Locator::Id("pad")).await.unwrap().send_keys(&pad).await.unwrap();
+    fill(&post, "case_ref", "EG-9").await;
+    fill(&post, "consent", "signed intake form").await;
+    fill(&post, "retain_until", "2031-01-01").await;
+    submit(&post, Locator::Id("enrol-button")).await;
+    let refused = text(&post, "#error").await;
+    assert!(refused.contains("capture key \"field-cam\", which the federation's policy does not list"), "{refused}");
     check_page(&post, "records.png").await;
     let path = tab_to(&post, "enrol-button").await;
     assert!(

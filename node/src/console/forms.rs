@@ -94,24 +94,34 @@ const MAX_FIELDS: usize = 16;
 /// Longest text field of an upload form.
 const MAX_FIELD_BYTES: usize = 4096;
 
-/// An upload form: its text fields and its one file (`template`).
+/// Largest PAD attestation file (as the CLI's `--pad`).
+const MAX_PAD_BYTES: usize = 64 * 1024;
+
+/// An upload form: its text fields, its file (`template`) and the
+/// capture's optional PAD attestation file (`pad`).
 pub(super) struct Upload {
     fields: HashMap<String, String>,
     file: Vec<u8>,
+    pad: Vec<u8>,
 }
 
 impl Upload {
     pub(super) async fn read(mut mp: Multipart) -> Result<Self, String> {
         let mut fields = HashMap::new();
-        let mut file = Vec::new();
+        let (mut file, mut pad) = (Vec::new(), Vec::new());
         for _ in 0..MAX_FIELDS {
             let Some(field) = mp.next_field().await.map_err(|e| format!("form: {e}"))? else {
-                return Ok(Self { fields, file });
+                return Ok(Self { fields, file, pad });
             };
             let name = field.name().unwrap_or_default().to_string();
             let bytes = field.bytes().await.map_err(|e| format!("form field {name}: {e}"))?;
             if name == "template" {
                 file = bytes.to_vec();
+            } else if name == "pad" {
+                if bytes.len() > MAX_PAD_BYTES {
+                    return Err(format!("the PAD attestation file is over {MAX_PAD_BYTES} bytes"));
+                }
+                pad = bytes.to_vec();
             } else if bytes.len() > MAX_FIELD_BYTES {
                 return Err(format!("form field {name} is over {MAX_FIELD_BYTES} bytes"));
             } else {
@@ -126,18 +136,29 @@ impl Upload {
         self.fields.get(name).map(|s| s.trim()).unwrap_or("")
     }
 
-    /// The uploaded template file or fingerprint record, as the API takes it.
+    /// The uploaded template file or fingerprint record, as the API takes
+    /// it, with the PAD attestation file if one came (a record then goes
+    /// whole: the attestation covers its bytes).
     fn template(&self) -> Result<crate::api::TemplateInput, String> {
         let body = self.file.trim_ascii_start();
         if body.is_empty() {
             return Err("choose a template file or a fingerprint record".into());
         }
+        let pad = match self.pad.trim_ascii() {
+            [] => None,
+            bytes => Some(serde_json::from_slice(bytes).map_err(|e| format!("PAD attestation file: {e}"))?),
+        };
         if body.starts_with(b"{") {
             let file: vigil_matcher::TemplateFile =
                 serde_json::from_slice(body).map_err(|e| format!("template file: {e}"))?;
-            return Ok(crate::api::TemplateInput::file(file));
+            return Ok(crate::api::TemplateInput { pad, ..crate::api::TemplateInput::file(file) });
         }
         let record = vigil_records::decode(&self.file).map_err(|e| e.to_string())?;
+        if pad.is_some() {
+            use base64::Engine;
+            let record = Some(base64::engine::general_purpose::STANDARD.encode(&self.file));
+            return Ok(crate::api::TemplateInput { record, pad, ..Default::default() });
+        }
         Ok(crate::api::TemplateInput { minutiae: Some(record), ..Default::default() })
     }
 

@@ -32,6 +32,7 @@ words! {
     my_alerts: "My alerts", "Mes alertes";
     publish_alert: "Publish an alert", "Publier une alerte";
     template_file: "Template file or fingerprint record", "Fichier de gabarit ou fiche d'empreintes";
+    pad_file: "Liveness (PAD) attestation, if the capture SDK gave one", "Attestation de détection de fraude (PAD), si le logiciel de capture en a fourni une";
     category: "Category", "Catégorie";
     missing: "Missing person", "Personne disparue";
     found: "Found person", "Personne retrouvée";
