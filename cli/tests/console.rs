@@ -471,6 +471,11 @@ async fn operators_work_a_case_from_alert_to_disclosed_contact_in_a_real_browser
     post.goto(&format!("{border_url}/audit?operator=desk&kind=disclosure")).await.unwrap();
     assert!(text(&post, "#audit tbody").await.contains("disclosure_approval_pending"));
     check_page(&post, "audit.png").await;
+    // The login under an unknown name left its trace too.
+    let export = root.path().join("border-audit.json");
+    ok(&["audit", "export", "--data", border, "--out", export.to_str().unwrap()]);
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(exported.contains("operator_login_unknown") && exported.contains("\"nobody\""), "unknown name audited");
     sign_out(&shelter).await;
     sign_in(&shelter, &ngo_url, "lucie", PASSWORD).await;
     assert!(text(&shelter, "nav").await.contains("Dossiers"), "French for a French-speaking operator");

@@ -350,6 +350,13 @@ pub enum AuditEvent {
         usage: String,
         reason: String,
     },
+    /// Logins under a name no operator has: the latest name tried (cut to
+    /// 64 characters) and the attempts since the last such entry (at most
+    /// one entry a minute).
+    OperatorLoginUnknown {
+        name: String,
+        attempts: u64,
+    },
 }
 
 /// Refused connections from one source address in an interval.

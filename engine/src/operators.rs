@@ -159,7 +159,16 @@ pub struct Lockout {
 pub struct Operators {
     by_name: BTreeMap<String, StoredOperator>,
     lockout: Option<Lockout>,
+    /// Logins under names no operator has: (last audited at, attempts
+    /// since then not audited).
+    unknown: (Option<u64>, u64),
 }
+
+/// Logins under unknown names are audited at most once per this interval
+/// (the names are whatever a caller types: no disk per attempt).
+pub const UNKNOWN_LOGIN_AUDIT_MS: u64 = 60_000;
+/// Longest unknown login name kept in the audit.
+const MAX_UNKNOWN_NAME_CHARS: usize = 64;
 
 fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_CHARS).contains(&name.chars().count())
@@ -172,7 +181,11 @@ fn rfc3339(ms: u64) -> String {
 
 impl Operators {
     pub fn new(stored: Vec<StoredOperator>, lockout: Lockout) -> Self {
-        Self { by_name: stored.into_iter().map(|o| (o.name.clone(), o)).collect(), lockout: Some(lockout) }
+        Self {
+            by_name: stored.into_iter().map(|o| (o.name.clone(), o)).collect(),
+            lockout: Some(lockout),
+            unknown: (None, 0),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&StoredOperator> {
@@ -284,6 +297,23 @@ impl Operators {
         let failures = o.failures;
         Ok(self.put(o, AuditEvent::OperatorLoginFailed { name: name.into(), failures }))
     }
+
+    /// A login under `name`, which no operator has: audited with the name
+    /// (cut to 64 printable characters) at most once a minute, that entry
+    /// counting the attempts since the last one (a password spray leaves a
+    /// trace without costing a disk write per guess).
+    pub fn unknown_login(&mut self, now_ms: u64, name: &str) -> Vec<Action> {
+        let (last, pending) = &mut self.unknown;
+        *pending += 1;
+        if last.is_some_and(|t| now_ms < t.saturating_add(UNKNOWN_LOGIN_AUDIT_MS)) {
+            return vec![];
+        }
+        let shown: String =
+            name.chars().map(|c| if c.is_control() { '?' } else { c }).take(MAX_UNKNOWN_NAME_CHARS).collect();
+        let attempts = std::mem::take(pending);
+        *last = Some(now_ms);
+        vec![Action::Audit(AuditEvent::OperatorLoginUnknown { name: shown, attempts })]
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +324,23 @@ mod tests {
         let mut o = Operators::new(vec![], Lockout { max_failures: 3, lockout_ms: 60_000 });
         o.add(0, "amira", Role::CaseWorker, "$argon2id$x".into(), "fr").unwrap();
         o
+    }
+
+    #[test]
+    fn unknown_login_names_are_audited_at_most_once_a_minute_with_a_count() {
+        let mut o = ops();
+        let audited = |a: Vec<Action>| match &a[..] {
+            [Action::Audit(AuditEvent::OperatorLoginUnknown { name, attempts })] => Some((name.clone(), *attempts)),
+            [] => None,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(audited(o.unknown_login(0, "admin")), Some(("admin".into(), 1)));
+        for t in 1..100 {
+            assert_eq!(audited(o.unknown_login(t, "root")), None, "within the minute: counted only");
+        }
+        let long = format!("x\u{7}{}", "y".repeat(200));
+        let (name, attempts) = audited(o.unknown_login(UNKNOWN_LOGIN_AUDIT_MS, &long)).unwrap();
+        assert_eq!((name.chars().count(), name.starts_with("x?"), attempts), (64, true, 100));
     }
 
     #[test]

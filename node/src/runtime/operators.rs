@@ -35,6 +35,8 @@ pub(super) enum OperatorCommand {
         ok: bool,
         reply: Reply<()>,
     },
+    /// A login under a name no operator has (audited at most once a minute).
+    UnknownLogin(String, Reply<()>),
 }
 
 impl Runtime {
@@ -67,6 +69,10 @@ impl Runtime {
             OperatorCommand::Outcome { name, ok, reply } => {
                 let r = self.operators.login_outcome(now, &name, ok);
                 let _ = reply.send(self.operator_durable(r));
+            }
+            OperatorCommand::UnknownLogin(name, reply) => {
+                let actions = self.operators.unknown_login(now, &name);
+                let _ = reply.send(self.apply(actions));
             }
         }
     }
@@ -176,7 +182,11 @@ impl NodeHandle {
         };
         let given = password.to_string();
         let ok = blocking(move || vigil_crypto::verify_password(&given, &phc).unwrap_or(false)).await?;
-        let Some(o) = known else { return Err(OperatorError::BadLogin.into()) };
+        let Some(o) = known else {
+            let owned = name.to_string();
+            self.operator_command(|reply| OperatorCommand::UnknownLogin(owned, reply)).await?;
+            return Err(OperatorError::BadLogin.into());
+        };
         let name = o.name.clone();
         self.operator_command(|reply| OperatorCommand::Outcome { name, ok, reply }).await?;
         if ok {
