@@ -159,9 +159,9 @@ pub struct Lockout {
 pub struct Operators {
     by_name: BTreeMap<String, StoredOperator>,
     lockout: Option<Lockout>,
-    /// Logins under names no operator has: (last audited at, attempts
-    /// since then not audited).
-    unknown: (Option<u64>, u64),
+    /// Logins under names no operator has: when last audited, the
+    /// attempts since then, and the latest name tried.
+    unknown: (Option<u64>, u64, String),
 }
 
 /// Logins under unknown names are audited at most once per this interval
@@ -184,7 +184,7 @@ impl Operators {
         Self {
             by_name: stored.into_iter().map(|o| (o.name.clone(), o)).collect(),
             lockout: Some(lockout),
-            unknown: (None, 0),
+            unknown: (None, 0, String::new()),
         }
     }
 
@@ -301,18 +301,25 @@ impl Operators {
     /// A login under `name`, which no operator has: audited with the name
     /// (cut to 64 printable characters) at most once a minute, that entry
     /// counting the attempts since the last one (a password spray leaves a
-    /// trace without costing a disk write per guess).
+    /// trace without costing a disk write per guess); attempts left over
+    /// are audited by `unknown_logins_due`.
     pub fn unknown_login(&mut self, now_ms: u64, name: &str) -> Vec<Action> {
-        let (last, pending) = &mut self.unknown;
+        let (_, pending, latest) = &mut self.unknown;
         *pending += 1;
-        if last.is_some_and(|t| now_ms < t.saturating_add(UNKNOWN_LOGIN_AUDIT_MS)) {
+        *latest = name.chars().map(|c| if c.is_control() { '?' } else { c }).take(MAX_UNKNOWN_NAME_CHARS).collect();
+        self.unknown_logins_due(now_ms)
+    }
+
+    /// The audit entry of unknown-name logins not yet audited, once a
+    /// minute has passed since the last one (call it now and then).
+    pub fn unknown_logins_due(&mut self, now_ms: u64) -> Vec<Action> {
+        let (last, pending, latest) = &mut self.unknown;
+        if *pending == 0 || last.is_some_and(|t| now_ms < t.saturating_add(UNKNOWN_LOGIN_AUDIT_MS)) {
             return vec![];
         }
-        let shown: String =
-            name.chars().map(|c| if c.is_control() { '?' } else { c }).take(MAX_UNKNOWN_NAME_CHARS).collect();
-        let attempts = std::mem::take(pending);
         *last = Some(now_ms);
-        vec![Action::Audit(AuditEvent::OperatorLoginUnknown { name: shown, attempts })]
+        let attempts = std::mem::take(pending);
+        vec![Action::Audit(AuditEvent::OperatorLoginUnknown { name: latest.clone(), attempts })]
     }
 }
 
@@ -341,6 +348,11 @@ mod tests {
         let long = format!("x\u{7}{}", "y".repeat(200));
         let (name, attempts) = audited(o.unknown_login(UNKNOWN_LOGIN_AUDIT_MS, &long)).unwrap();
         assert_eq!((name.chars().count(), name.starts_with("x?"), attempts), (64, true, 100));
+        // A burst that stops is audited by the periodic check, once due.
+        assert_eq!(audited(o.unknown_login(UNKNOWN_LOGIN_AUDIT_MS + 1, "guest")), None);
+        assert_eq!(audited(o.unknown_logins_due(UNKNOWN_LOGIN_AUDIT_MS + 2)), None, "not yet a minute");
+        assert_eq!(audited(o.unknown_logins_due(2 * UNKNOWN_LOGIN_AUDIT_MS)), Some(("guest".into(), 1)));
+        assert_eq!(audited(o.unknown_logins_due(9 * UNKNOWN_LOGIN_AUDIT_MS)), None, "nothing left");
     }
 
     #[test]

@@ -49,10 +49,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// Audits the connections refused in the last interval, as one entry
-    /// and without a flush of its own (nobody was promised it).
+    /// Audits the connections refused in the last interval, as one entry,
+    /// and console logins under unknown names not yet audited, without a
+    /// flush of its own (nobody was promised it).
     pub(super) fn audit_refusals(&mut self) -> Result<(), NodeError> {
-        let actions = self.engine.aggregates_due(now_ms());
+        let now = now_ms();
+        let mut actions = self.engine.aggregates_due(now);
+        actions.extend(self.operators.unknown_logins_due(now));
         self.apply_with(actions, true)
     }
 
