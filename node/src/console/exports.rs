@@ -183,7 +183,8 @@ pub(super) async fn hits_csv(State(c): State<Console>, Extension(op): Extension<
         Err(e) => return failed(e),
     };
     let names = pages::names(&c).await;
-    let header = ["hit", "when", "case_ref", "holder", "band", "source", "follow_up", "overdue", "disclosure"];
+    let header =
+        ["hit", "when", "case_ref", "holder", "band", "source", "follow_up", "overdue", "disclosure", "liveness"];
     let rows = hit_rows(&c, op.tr(), &data, &names, 0, usize::MAX).0.into_iter().map(|r| {
         vec![
             r.handle,
@@ -195,6 +196,7 @@ pub(super) async fn hits_csv(State(c): State<Console>, Extension(op): Extension<
             r.follow_up,
             r.overdue.to_string(),
             r.disclosure.unwrap_or_default(),
+            r.liveness.unwrap_or_default(),
         ]
     });
     csv_file("vigil-hits.csv", &header, rows)

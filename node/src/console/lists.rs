@@ -30,6 +30,8 @@ pub(super) struct HitRow {
     pub case_ref: String,
     pub holder: String,
     pub source: String,
+    /// The liveness attestation of this node's probe (its alert's), if any.
+    pub liveness: Option<String>,
     pub follow_up: String,
     pub overdue: bool,
     pub disclosure: Option<String>,
@@ -191,6 +193,7 @@ pub(super) fn hit_rows(
     take: usize,
 ) -> (Vec<HitRow>, usize) {
     let case_of: HashMap<_, _> = alerts.iter().filter(|a| a.own).map(|a| (a.id, a.case_ref.as_deref())).collect();
+    let liveness_of: HashMap<_, _> = alerts.iter().filter_map(|a| Some((a.id, a.liveness.as_deref()?))).collect();
     let asked = Asked::new(disclosures);
     let now = crate::now_ms();
     let due = c.settings.follow_up.as_millis() as u64;
@@ -233,6 +236,7 @@ pub(super) fn hit_rows(
                 case_ref,
                 holder: name_of(names, &h.peer),
                 source,
+                liveness: h.source.alert().and_then(|a| liveness_of.get(&a)).map(|l| l.to_string()),
                 follow_up,
                 overdue,
                 disclosure,
