@@ -13,9 +13,9 @@ use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, Store
 use std::sync::Arc;
 use vigil_matcher::encrypted::parts;
 use vigil_matcher::encrypted::{
-    answer_forms, cheapest, per_group, respond, respond_row, respond_row_bands, row_bands_to_bytes, valid_chunks,
-    valid_stride, AnswerForm, AnyAnswer, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout,
-    MAX_SPLIT_CHUNKS, PADDING, POLY, ROW_PADDING,
+    answer_forms, cheapest, per_group, respond, respond_row_any, valid_chunks, valid_stride, AnswerForm, AnyAnswer,
+    EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY,
+    ROW_PADDING,
 };
 use vigil_matcher::Gallery;
 use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role};
@@ -101,12 +101,8 @@ impl AlertJob {
         for (n, start) in (0..self.records.len()).step_by(page).enumerate() {
             let end = (start + page).min(self.records.len());
             let rows = Gallery::new(d, (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect());
-            let page_seed = derive(&self.seed, b"page", n);
-            let (body, order) = match self.thresholds.as_slice() {
-                [one] => respond_row(&probe, &rows, *one, page_seed).map(|(a, o)| (a.to_bytes(), o)),
-                bands => respond_row_bands(&probe, &rows, bands, page_seed).map(|(a, o)| (row_bands_to_bytes(&a), o)),
-            }
-            .map_err(|e| e.to_string())?;
+            let (body, order) = respond_row_any(&probe, &rows, &self.thresholds, derive(&self.seed, b"page", n))
+                .map_err(|e| e.to_string())?;
             let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
             let records =
                 order.iter().map(|r| if *r == ROW_PADDING { 0 } else { self.records[start + *r as usize] }).collect();
@@ -148,17 +144,12 @@ pub struct AnswerJob {
     pub answer: AnyAnswer,
 }
 
-/// A decrypted answer page: the matching positions, each with the highest
-/// band index it reached when the page carries bands (else `None`), and
-/// the number of positions.
-pub type Decisions = (Vec<(usize, Option<u8>)>, usize);
+/// A decrypted answer page (`AnyAnswer::positives`).
+pub use vigil_matcher::encrypted::Decisions;
 
 impl AnswerJob {
     pub fn run(&self) -> Result<Decisions, String> {
-        let bands = self.answer.decrypt_bands(&self.key).map_err(|e| e.to_string())?;
-        let banded = self.answer.bands() > 1;
-        let positives = bands.iter().enumerate().filter_map(|(p, b)| b.map(|b| (p, banded.then_some(b)))).collect();
-        Ok((positives, bands.len()))
+        self.answer.positives(&self.key).map_err(|e| e.to_string())
     }
 }
 

@@ -10,10 +10,7 @@ use crate::audit::AuditEvent;
 use crate::model::{StoreOp, StoredBudget};
 use std::sync::Arc;
 use vigil_matcher::encrypted::parts;
-use vigil_matcher::encrypted::{
-    respond, respond_row, respond_row_bands, row_bands_to_bytes, AnyProbe, ProberKey, RowAnswer, RunLayout,
-    MAX_SPLIT_CHUNKS,
-};
+use vigil_matcher::encrypted::{respond, respond_row_any, AnyProbe, ProberKey, RowAnswer, RunLayout, MAX_SPLIT_CHUNKS};
 use vigil_matcher::Gallery;
 use vigil_protocol::{decode, encode, Handle, IdentifyAnswer, OrgId, Refusal, Request, Response, Role, Tag};
 
@@ -51,11 +48,9 @@ impl IdentifyJob {
             AnyProbe::Column(p) => {
                 respond(p, &self.gallery.layout, self.thresholds[0], self.seed).map(|a| a.0.to_bytes())
             }
-            AnyProbe::Row(p) => match self.thresholds.as_slice() {
-                [one] => respond_row(p, &self.gallery.layout.gallery(), *one, self.seed).map(|a| a.0.to_bytes()),
-                bands => respond_row_bands(p, &self.gallery.layout.gallery(), bands, self.seed)
-                    .map(|a| row_bands_to_bytes(&a.0)),
-            },
+            AnyProbe::Row(p) => {
+                respond_row_any(p, &self.gallery.layout.gallery(), &self.thresholds, self.seed).map(|a| a.0)
+            }
         }
         .map_err(|e| e.to_string())?;
         let r = Response::Answer(IdentifyAnswer { query: self.query, answer });

@@ -123,14 +123,9 @@ impl DecryptJob {
                 a
             }
         };
-        let bands = answer.decrypt_bands(&self.key).map_err(|e| e.to_string())?;
-        let banded = answer.bands() > 1;
-        let hits = bands
-            .iter()
-            .enumerate()
-            .filter_map(|(p, b)| b.map(|b| (super::query_handle(&self.query, &self.peer, p), banded.then_some(b))))
-            .collect();
-        Ok((hits, bands.len()))
+        let (positives, positions) = answer.positives(&self.key).map_err(|e| e.to_string())?;
+        let hits = positives.into_iter().map(|(p, b)| (super::query_handle(&self.query, &self.peer, p), b)).collect();
+        Ok((hits, positions))
     }
 }
 

@@ -42,6 +42,11 @@ impl AnyProbe {
     }
 }
 
+/// A decrypted answer: the matching positions, each with the highest band
+/// index it reached when the answer carries bands (else `None`), and the
+/// number of positions.
+pub type Decisions = (Vec<(usize, Option<u8>)>, usize);
+
 /// An answer (or answer page) in column or row form.
 #[derive(Debug)]
 pub enum AnyAnswer {
@@ -140,5 +145,30 @@ impl AnyAnswer {
             AnyAnswer::RowBands(a) => a.len(),
             _ => 1,
         }
+    }
+
+    /// The matching positions, each with the highest band index reached
+    /// when the answer carries bands (else `None`), and the number of
+    /// positions.
+    pub fn positives(&self, key: &ProberKey) -> Result<Decisions, EncryptedError> {
+        let bands = self.decrypt_bands(key)?;
+        let banded = self.bands() > 1;
+        let positives = bands.iter().enumerate().filter_map(|(p, b)| b.map(|b| (p, banded.then_some(b)))).collect();
+        Ok((positives, bands.len()))
+    }
+}
+
+/// Answers a row probe at `thresholds` (rising): one threshold as a
+/// `RowAnswer` (tag 10), several as `RowBands` (tag 11); the encoded answer
+/// and its order (`respond_row`, `respond_row_bands`).
+pub fn respond_row_any(
+    probe: &RowProbe,
+    gallery: &super::Gallery,
+    thresholds: &[i32],
+    seed: [u8; 32],
+) -> Result<(Vec<u8>, Vec<u32>), EncryptedError> {
+    match thresholds {
+        [one] => super::respond_row(probe, gallery, *one, seed).map(|(a, o)| (a.to_bytes(), o)),
+        bands => super::respond_row_bands(probe, gallery, bands, seed).map(|(a, o)| (row_bands_to_bytes(&a), o)),
     }
 }

@@ -21,7 +21,7 @@ pub mod parts;
 mod row;
 mod wire;
 
-pub use any::{row_bands_to_bytes, AnyAnswer, AnyProbe, MAX_BANDS};
+pub use any::{respond_row_any, row_bands_to_bytes, AnyAnswer, AnyProbe, Decisions, MAX_BANDS};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, respond_row_bands, row_form_limit,
