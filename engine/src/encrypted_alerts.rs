@@ -327,10 +327,7 @@ impl Engine {
             issuer,
             page_records: self.row_page_records(probe.stride(), ex.thresholds.len()),
             probe: JobProbe::Row(probe),
-            gallery: Gallery::new(
-                dim,
-                parts::gallery_parts(ex, self.gallery_rows(&records, ex.dim), carried.as_deref()),
-            ),
+            gallery: Gallery::new(dim, self.gallery_rows(&records, ex, carried.as_deref())),
             records,
             thresholds: ex.score_thresholds(),
             seed,
@@ -393,7 +390,7 @@ impl Engine {
             }
         };
         let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
-        let rows = parts::gallery_parts(ex, self.gallery_rows(&records, ex.dim), carried.as_deref());
+        let rows = self.gallery_rows(&records, ex, carried.as_deref());
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame: whole 16 KiB blocks
@@ -418,15 +415,16 @@ impl Engine {
     }
 
     /// The vectors of `records` (ascending, all in the gallery), one row
-    /// each: one ordered pass over the gallery, not a lookup per record.
-    fn gallery_rows(&self, records: &[u64], dim: usize) -> Vec<i8> {
+    /// each, over the fingers `carried` (all for `None`): one ordered pass
+    /// over the gallery, not a lookup per record, and one copy.
+    fn gallery_rows(&self, records: &[u64], ex: &vigil_matcher::Extractor, carried: Option<&[u8]>) -> Vec<i8> {
         debug_assert!(records.is_sorted());
-        let mut rows = Vec::with_capacity(records.len() * dim);
+        let mut rows = Vec::with_capacity(records.len() * parts::parts_dim(ex, carried));
         let (Some(first), Some(last)) = (records.first(), records.last()) else { return rows };
         let mut want = records.iter().peekable();
         for (id, g) in self.gallery.range(first..=last) {
             if want.next_if_eq(&id).is_some() {
-                rows.extend_from_slice(&g.vector);
+                parts::extend_parts(ex, &g.vector, carried, &mut rows);
             }
         }
         debug_assert!(want.next().is_none(), "a record is not in the gallery");

@@ -183,12 +183,11 @@ impl Engine {
         let rows: Vec<(u64, &Vec<i8>)> =
             self.gallery.iter().filter(|(_, e)| e.extractor == extractor).map(|(id, e)| (*id, &e.vector)).collect();
         rows.first()?;
-        let data: Vec<i8> = rows.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let dim = parts::parts_dim(ex, carried);
+        let mut data = Vec::with_capacity(rows.len() * dim);
+        rows.iter().for_each(|(_, v)| parts::extend_parts(ex, v, carried, &mut data));
         let g = Arc::new(EncryptedGallery {
-            layout: RunLayout::new(&Gallery::new(
-                parts::parts_dim(ex, carried),
-                parts::gallery_parts(ex, data, carried),
-            )),
+            layout: RunLayout::new(&Gallery::new(dim, data)),
             records: rows.iter().map(|(id, _)| *id).collect(),
         });
         if carried.is_none() {

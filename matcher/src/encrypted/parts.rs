@@ -40,20 +40,28 @@ pub fn probe_parts(ex: &Extractor, vector: &[i8]) -> ProbeParts {
     if k == 1 || present.is_empty() || present.len() == k {
         return ProbeParts { parts: None, values: vector.to_vec() };
     }
-    ProbeParts { values: select(vector, len, &present), parts: Some(present) }
-}
-
-/// The values of `parts` (of `len` values each) of `vector`, in order.
-fn select(vector: &[i8], len: usize, parts: &[u8]) -> Vec<i8> {
-    parts.iter().flat_map(|p| &vector[*p as usize * len..(*p as usize + 1) * len]).copied().collect()
+    let mut values = Vec::with_capacity(present.len() * len);
+    extend_parts(ex, vector, Some(&present), &mut values);
+    ProbeParts { values, parts: Some(present) }
 }
 
 /// The rows of `gallery` (records of `ex.dim` values each) restricted to
 /// `parts`; the rows themselves for `None`.
 pub fn gallery_parts(ex: &Extractor, gallery: Vec<i8>, parts: Option<&[u8]>) -> Vec<i8> {
-    let Some(parts) = parts else { return gallery };
+    if parts.is_none() {
+        return gallery;
+    }
+    let mut out = Vec::new();
+    gallery.chunks(ex.dim).for_each(|row| extend_parts(ex, row, parts, &mut out));
+    out
+}
+
+/// Appends `row` (a record of `ex.dim` values) restricted to `parts`, or
+/// whole for `None`, to `out`: a gallery over some fingers in one pass.
+pub fn extend_parts(ex: &Extractor, row: &[i8], parts: Option<&[u8]>, out: &mut Vec<i8>) {
+    let Some(parts) = parts else { return out.extend_from_slice(row) };
     let len = part_len(ex);
-    gallery.chunks(ex.dim).flat_map(|row| select(row, len, parts)).collect()
+    parts.iter().for_each(|p| out.extend_from_slice(&row[*p as usize * len..(*p as usize + 1) * len]));
 }
 
 /// The dimension of a probe of `parts` under `ex`.
