@@ -10,11 +10,8 @@ use vigil_protocol::pad::{Liveness, PadAttestation, PadUse};
 impl Engine {
     /// The liveness rules in force (empty under the built-in policy).
     pub fn liveness(&self) -> &Liveness {
-        static NONE: std::sync::OnceLock<Liveness> = std::sync::OnceLock::new();
-        match &self.signed_policy {
-            Some(p) => &p.body.liveness,
-            None => NONE.get_or_init(Liveness::default),
-        }
+        static NONE: Liveness = Liveness { capture_keys: Vec::new(), require: Vec::new(), max_age_s: 0 };
+        self.signed_policy.as_ref().map_or(&NONE, |p| &p.body.liveness)
     }
 
     /// Checks `claim` for `use_` under the rules in force: the attestation
