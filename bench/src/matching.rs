@@ -126,7 +126,8 @@ pub fn run(
     bands: usize,
 ) -> anyhow::Result<MatchBench> {
     anyhow::ensure!((1..=3).contains(&bands), "one to three bands");
-    anyhow::ensure!((1..=vigil_matcher::encrypted::MAX_DIM).contains(&dim), "dimension must be 1..=1024");
+    let max = vigil_matcher::encrypted::MAX_DIM;
+    anyhow::ensure!((1..=max).contains(&dim), "dimension must be 1..={max}");
     anyhow::ensure!(m >= 1, "the gallery needs at least one record");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();

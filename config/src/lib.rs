@@ -118,7 +118,8 @@ pub struct QueryPolicy {
     /// flagged in the prober's audit log (a probe that matches "everyone"
     /// is a sign of misuse or a broken capture).
     pub flag_hit_fraction: f64,
-    /// Largest query frame accepted (the encrypted probe is 16 KiB per dimension).
+    /// Largest query frame accepted (a column-form probe is 16 KiB per
+    /// dimension: 30 MiB for a ten-finger extractor of 1,920).
     pub max_query_bytes: usize,
     /// Largest answer frame accepted (16 KiB per 2048 gallery records).
     pub max_answer_bytes: usize,
@@ -136,7 +137,7 @@ impl Default for QueryPolicy {
             per_day: 100,
             timeout: Duration::from_secs(30),
             flag_hit_fraction: 0.001,
-            max_query_bytes: 9 * 1024 * 1024,
+            max_query_bytes: 33 * 1024 * 1024,
             max_answer_bytes: 32 * 1024 * 1024,
             keep_hits: Duration::from_secs(90 * 24 * 3600),
         }
@@ -444,7 +445,7 @@ impl NodeConfig {
         if self.queries.max_query_bytes > limits::MAX_QUERY_BYTES
             || self.queries.max_answer_bytes > limits::MAX_ANSWER_BYTES
         {
-            return bad("queries.max_query_bytes / max_answer_bytes exceed the protocol maxima (17 MiB / 65 MiB)");
+            return bad("queries.max_query_bytes / max_answer_bytes exceed the protocol maxima (33 MiB / 65 MiB)");
         }
         if !(0.0..=1.0).contains(&self.queries.flag_hit_fraction) {
             return bad("queries.flag_hit_fraction must be between 0 and 1");

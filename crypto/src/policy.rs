@@ -54,7 +54,7 @@ mod tests {
             dim: 4,
             centre: Some(vec![0.1; 4]),
             projection: None,
-            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.4, fmr: 1e-3 }],
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.4, fmr: 1e-3, fewer_fingers: vec![] }],
             protected_bits: 64,
             status: Status::Active,
             representation: None,

@@ -249,7 +249,7 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
         dim,
         centre: None,
         projection: None,
-        thresholds: vec![Threshold { band: Band::Possible, cosine: 0.0, fmr: t[0] }],
+        thresholds: vec![Threshold { band: Band::Possible, cosine: 0.0, fmr: t[0], fewer_fingers: vec![] }],
         protected_bits: s.protected_bits,
         status: Status::Active,
         representation: s.representation,
@@ -298,7 +298,10 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
             "the targets {t:?} give equal thresholds on this set: it cannot tell the bands apart"
         )));
     }
-    ex.thresholds = points.iter().map(|p| Threshold { band: p.band, cosine: p.cosine, fmr: p.target_fmr }).collect();
+    ex.thresholds = points
+        .iter()
+        .map(|p| Threshold { band: p.band, cosine: p.cosine, fmr: p.target_fmr, fewer_fingers: vec![] })
+        .collect();
     let (eer, eer_score) = eer(&genuine, &impostor);
     let det = det(&genuine, &impostor);
     let held_out = if test.is_empty() { None } else { Some(evaluate(&ex, &test, &points)?) };

@@ -22,7 +22,7 @@ pub fn builtin() -> &'static Policy {
             dim: 128,
             centre: None,
             projection: None,
-            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6, fewer_fingers: vec![] }],
             protected_bits: 512,
             status: Status::Active,
             representation: None,

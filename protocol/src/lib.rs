@@ -28,9 +28,9 @@ pub mod limits {
     pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
     /// Largest request-response frame on `/vigil/req/1`, in bytes.
     pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-    /// Largest identification query (an encrypted probe of up to 1024
-    /// dimensions is 16 MiB), in bytes.
-    pub const MAX_QUERY_BYTES: usize = 17 * 1024 * 1024;
+    /// Largest identification query (an encrypted probe in column form is
+    /// 16 KiB per dimension: 30 MiB for a ten-finger probe of 1,920), in bytes.
+    pub const MAX_QUERY_BYTES: usize = 33 * 1024 * 1024;
     /// Largest identification answer (16 KiB per 2048 records: 8M records), in bytes.
     pub const MAX_ANSWER_BYTES: usize = 65 * 1024 * 1024;
     /// Largest roster (signed), in bytes.
@@ -38,8 +38,9 @@ pub mod limits {
     /// Largest policy file (JSON), in bytes; its binary form fits a frame.
     pub const MAX_POLICY_FILE_BYTES: usize = 8 * 1024 * 1024;
     /// Largest template dimension encrypted matching takes (its parameter
-    /// set's error budget and probe sizes are worked out up to here).
-    pub const MAX_ENCRYPTED_DIM: usize = 1024;
+    /// set's error budget and probe sizes are worked out up to here; a
+    /// one-chunk row probe still fits one GLWE of N = 2048).
+    pub const MAX_ENCRYPTED_DIM: usize = 2048;
     /// Longest encrypted alert probe (a row-form GLWE pair, 32 KiB plus
     /// its header), in bytes.
     pub const MAX_ROW_PROBE_BYTES: usize = 33 * 1024;

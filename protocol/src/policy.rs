@@ -41,15 +41,55 @@ pub enum Band {
 }
 
 /// One decision threshold: a cosine similarity (for multi-finger
-/// extractors the sum of per-finger cosines) and the false-match rate it
-/// was calibrated for.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// extractors the sum of per-finger cosines over every finger) and the
+/// false-match rate it was calibrated for; for multi-finger extractors
+/// optionally also the sums that stand for that rate when probe and record
+/// share fewer fingers.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     pub band: Band,
     pub cosine: f32,
     /// False-match rate per comparison at this threshold, as calibrated.
     pub fmr: f64,
+    /// The threshold when probe and record share 1, 2, …, parts − 1
+    /// fingers (a sum of that many cosines); empty: `cosine` for any
+    /// count. Binary policy bodies carry these in format 3 only (see
+    /// `PolicyBody`), so `Threshold` itself encodes as before.
+    pub fewer_fingers: Vec<f32>,
+}
+
+/// `Threshold` as JSON shows it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdJson {
+    band: Band,
+    cosine: f32,
+    fmr: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fewer_fingers: Vec<f32>,
+}
+
+impl Serialize for Threshold {
+    /// JSON: `{band, cosine, fmr, fewer_fingers?}`; binary: `(band, cosine,
+    /// fmr)`, the bytes a derived struct of those three fields makes.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            let Self { band, cosine, fmr, fewer_fingers } = self.clone();
+            return ThresholdJson { band, cosine, fmr, fewer_fingers }.serialize(s);
+        }
+        (self.band, self.cosine, self.fmr).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let ThresholdJson { band, cosine, fmr, fewer_fingers } = ThresholdJson::deserialize(d)?;
+            return Ok(Self { band, cosine, fmr, fewer_fingers });
+        }
+        let (band, cosine, fmr) = <(Band, f32, f64)>::deserialize(d)?;
+        Ok(Self { band, cosine, fmr, fewer_fingers: Vec::new() })
+    }
 }
 
 /// A linear projection applied after centring: `dim` rows of `input_dim`
@@ -123,6 +163,17 @@ pub struct PolicyError {
     pub reason: String,
 }
 
+impl Threshold {
+    /// The cosine sum this threshold stands at for a probe and a record
+    /// sharing `common` fingers.
+    pub fn cosine_for(&self, common: usize) -> f32 {
+        match self.fewer_fingers.get(common.max(1) - 1) {
+            Some(c) => *c,
+            None => self.cosine,
+        }
+    }
+}
+
 impl Extractor {
     /// The cosine at or above which two templates match.
     pub fn threshold(&self) -> f32 {
@@ -143,6 +194,20 @@ impl Extractor {
     /// (the first decides a match).
     pub fn score_thresholds(&self) -> Vec<i32> {
         self.thresholds.iter().map(|t| self.score_of(t.cosine)).collect()
+    }
+
+    /// The score thresholds of every band for a probe and a record that
+    /// share `common` fingers (`fewer_fingers`; `common` at or above the
+    /// extractor's finger count, or a threshold without them: as
+    /// `score_thresholds`). `common` = 0 is judged as one finger: such a
+    /// pair scores exactly 0.
+    pub fn score_thresholds_for(&self, common: usize) -> Vec<i32> {
+        self.thresholds.iter().map(|t| self.score_of(t.cosine_for(common))).collect()
+    }
+
+    /// Whether some threshold depends on the number of fingers both sides hold.
+    pub fn counts_fingers(&self) -> bool {
+        self.thresholds.iter().any(|t| !t.fewer_fingers.is_empty())
     }
 
     fn score_of(&self, cosine: f32) -> i32 {
@@ -260,9 +325,21 @@ impl Extractor {
                     "threshold {i}: cosine must be in (-{k}, {k}) (a sum over {k} finger(s)) and fmr in (0, 1)"
                 ));
             }
+            if !t.fewer_fingers.is_empty() {
+                let n = self.parts();
+                let sane = t.fewer_fingers.iter().enumerate().all(|(c, x)| *x > 0.0 && *x < (c + 1) as f32);
+                if n < 2 || t.fewer_fingers.len() != n - 1 || !sane {
+                    return err(format!(
+                        "threshold {i}: fewer_fingers gives a multi-finger extractor's thresholds for 1..{n} shared \
+                         finger(s): {} values, the c-th in (0, c)",
+                        n.saturating_sub(1)
+                    ));
+                }
+            }
             if i > 0 {
-                let p = self.thresholds[i - 1];
-                if t.band <= p.band || t.cosine <= p.cosine || t.fmr > p.fmr {
+                let p = &self.thresholds[i - 1];
+                let rising = (1..self.parts()).all(|c| t.cosine_for(c) > p.cosine_for(c));
+                if t.band <= p.band || t.cosine <= p.cosine || t.fmr > p.fmr || !rising {
                     return err(
                         "thresholds must rise band by band (possible, probable, strong), with falling fmr".into()
                     );
@@ -285,10 +362,7 @@ impl Extractor {
         }
         if self.parts() > 1 && self.dim > crate::limits::MAX_ENCRYPTED_DIM {
             // Several fingers have no protected form: encrypted matching is
-            // the only way such templates cross the network. (A probe of
-            // some fingers carries only those, but its threshold is the
-            // extractor's, calibrated on sums over all of them: carrying
-            // five of ten would find almost no one.)
+            // the only way such templates cross the network.
             return err(format!(
                 "a {}-finger extractor of {} dimensions could be matched neither protected (several fingers) \
                  nor encrypted (at most {} dimensions): list fewer fingers",
@@ -441,12 +515,13 @@ impl PolicyBody {
     }
 }
 
-/// Version of the policy file format of a policy without liveness rules;
-/// with them the file (and body) format is 2.
+/// Version of the policy file format of a policy without liveness rules
+/// or thresholds by finger count; the file's format is its body's
+/// (`PolicyBody::format`: 2 with liveness rules, 3 with counts).
 pub const POLICY_FILE_FORMAT: u32 = 1;
 
 /// A signed policy as a JSON file: `{"format": 1, "body": ..., "signatures": [...]}`
-/// (format 2 when the body has liveness rules).
+/// (2 or 3 as the body's binary format, `PolicyBody::format`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyFile {
     pub format: u32,
@@ -471,14 +546,15 @@ impl PolicyFile {
         }
         let f: Format = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
         match f.format {
-            Some(1 | 2) => {}
-            Some(v) => return Err(WireError::Invalid(format!("unsupported policy file format {v} (reads 1 and 2)"))),
+            Some(1..=3) => {}
+            Some(v) => return Err(WireError::Invalid(format!("unsupported policy file format {v} (reads 1 to 3)"))),
             None => return Err(WireError::Invalid("not a Vigil policy file (no \"format\" field)".into())),
         }
         let file: PolicyFile = serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
         if file.format != file.policy.body.format() {
             return Err(WireError::Invalid(format!(
-                "a policy file of format {} must have format {} (2 exactly when it has liveness rules)",
+                "a policy file of format {} must have format {} (3 exactly when a threshold has fewer_fingers, \
+                 else 2 exactly when it has liveness rules)",
                 file.format,
                 file.policy.body.format()
             )));
@@ -502,7 +578,7 @@ mod tests {
             dim: 128,
             centre: None,
             projection: None,
-            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6 }],
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 0.5, fmr: 1e-6, fewer_fingers: vec![] }],
             protected_bits: 512,
             status: Status::Active,
             representation: None,
@@ -518,7 +594,7 @@ mod tests {
         e.centre = Some(vec![0.0; 3]);
         assert!(e.validate().unwrap_err().reason.contains("centre must be 128"));
         e = face("x");
-        e.thresholds.push(Threshold { band: Band::Probable, cosine: 0.4, fmr: 1e-7 });
+        e.thresholds.push(Threshold { band: Band::Probable, cosine: 0.4, fmr: 1e-7, fewer_fingers: vec![] });
         assert!(e.validate().unwrap_err().reason.contains("rise band by band"));
         e = face("x");
         e.modality = Modality::Finger;

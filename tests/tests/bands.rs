@@ -33,9 +33,9 @@ async fn an_encrypted_alert_reports_each_hit_in_the_band_its_record_reached() {
     assert!(genuine[0] > impostor_max, "{genuine:?} against {impostor_max}");
     let mut ex = vigil_matcher::builtin().extractors[0].clone();
     ex.thresholds = vec![
-        Threshold { band: Band::Possible, cosine: cut(impostor_max, genuine[0]), fmr: 1e-3 },
-        Threshold { band: Band::Probable, cosine: cut(genuine[1], genuine[2]), fmr: 1e-4 },
-        Threshold { band: Band::Strong, cosine: cut(genuine[3], genuine[4]), fmr: 1e-5 },
+        Threshold { band: Band::Possible, cosine: cut(impostor_max, genuine[0]), fmr: 1e-3, fewer_fingers: vec![] },
+        Threshold { band: Band::Probable, cosine: cut(genuine[1], genuine[2]), fmr: 1e-4, fewer_fingers: vec![] },
+        Threshold { band: Band::Strong, cosine: cut(genuine[3], genuine[4]), fmr: 1e-5, fewer_fingers: vec![] },
     ];
     let scores = ex.score_thresholds();
     let band_of = |s: i32| scores.iter().rposition(|t| s >= *t).map(|b| ex.thresholds[b].band);
@@ -124,9 +124,14 @@ async fn a_protected_alert_reports_each_hit_in_the_band_its_distance_reached() {
     let between = |a: u32, b: u32| at(a + (b - a) / 2);
     assert!(genuine[0] < genuine[1] && genuine[2] < genuine[3], "distinct distances: {genuine:?}");
     ex.thresholds = vec![
-        Threshold { band: Band::Possible, cosine: between(genuine[5], nearest_impostor), fmr: 1e-3 },
-        Threshold { band: Band::Probable, cosine: between(genuine[2], genuine[3]), fmr: 1e-4 },
-        Threshold { band: Band::Strong, cosine: between(genuine[0], genuine[1]), fmr: 1e-5 },
+        Threshold {
+            band: Band::Possible,
+            cosine: between(genuine[5], nearest_impostor),
+            fmr: 1e-3,
+            fewer_fingers: vec![],
+        },
+        Threshold { band: Band::Probable, cosine: between(genuine[2], genuine[3]), fmr: 1e-4, fewer_fingers: vec![] },
+        Threshold { band: Band::Strong, cosine: between(genuine[0], genuine[1]), fmr: 1e-5, fewer_fingers: vec![] },
     ];
     let p = m.protect(&ex, &probe).unwrap();
     let mut want: BTreeMap<Band, usize> = BTreeMap::new();

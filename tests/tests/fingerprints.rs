@@ -31,7 +31,7 @@ fn extractor() -> Extractor {
     Extractor {
         model: "spectral minutiae over five fingers".into(),
         centre: Some(calibrate::centre(&train.samples(&FINGERS, &[0]), FINGERS.len())),
-        thresholds: vec![Threshold { band: Band::Possible, cosine: 2.5, fmr: 1e-4 }],
+        thresholds: vec![Threshold { band: Band::Possible, cosine: 2.5, fmr: 1e-4, fewer_fingers: vec![] }],
         ..reader
     }
 }

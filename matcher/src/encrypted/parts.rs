@@ -130,7 +130,7 @@ mod tests {
             dim: 960,
             centre: None,
             projection: None,
-            thresholds: vec![Threshold { band: Band::Possible, cosine: 2.0, fmr: 1e-4 }],
+            thresholds: vec![Threshold { band: Band::Possible, cosine: 2.0, fmr: 1e-4, fewer_fingers: vec![] }],
             protected_bits: 512,
             status: Status::Active,
             representation: Some(Representation::SpectralMinutiaeV1),

@@ -20,9 +20,18 @@ fn row_decisions_equal_plain_ones_and_the_error_fits_the_estimate() {
     let key = ProberKey::generate();
     // (dimension, records, chunks): one-chunk alert probes and split ones,
     // including an uneven split (100 = 7 × 13 + 9).
-    for (d, m, chunks) in
-        [(128usize, 333usize, 1usize), (512, 61, 1), (256, 1, 1), (128, 700, 8), (100, 300, 8), (512, 90, 32)]
-    {
+    // Up to MAX_DIM: one record per group at 1,920 and 2,048 in one chunk.
+    for (d, m, chunks) in [
+        (128usize, 333usize, 1usize),
+        (512, 61, 1),
+        (256, 1, 1),
+        (128, 700, 8),
+        (100, 300, 8),
+        (512, 90, 32),
+        (1920, 30, 1),
+        (MAX_DIM, 40, 1),
+        (1920, 300, 32),
+    ] {
         let q = unit_i8(&mut rng, d);
         let g = gallery(&mut rng, &q, m);
         let probe = key.encrypt_row_split(&q, chunks).unwrap();

@@ -205,7 +205,9 @@ fn fresh_masks_and_order_per_query() {
 fn measured_error_is_within_the_estimate() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let key = ProberKey::generate();
-    for d in [128usize, 512] {
+    // Up to MAX_DIM: ten fingers of 192 values, and the limit itself (the
+    // FFT's rounding accumulates over the d products).
+    for d in [128usize, 512, 1920, MAX_DIM] {
         let q = unit_i8(&mut rng, d);
         let g = gallery(&mut rng, &q, 4096);
         let (answer, order, masks) =
