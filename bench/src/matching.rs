@@ -226,6 +226,7 @@ fn bands_bench(
     let small = Gallery::new(dim, (0..records).flat_map(|i| gallery.row(i).to_vec()).collect());
     let cosines: Vec<f64> = (0..bands).map(|b| threshold_cosine as f64 + 0.1 * b as f64).collect();
     let ts: Vec<i32> = cosines.iter().map(|c| (c * 127.0 * 127.0).round() as i32).collect();
+    let all_bands = vigil_matcher::encrypted::Thresholds::Same(ts.clone());
     let probe = key.encrypt_row(q)?;
     let (mut one_t, mut all_t, mut dec_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
@@ -234,7 +235,7 @@ fn bands_bench(
         let (one, ms) = pool.install(|| time(|| respond_row(&probe, &small, ts[0], seed)));
         one?;
         one_t.push(ms);
-        let (all, ms) = pool.install(|| time(|| respond_row_bands(&probe, &small, &ts, seed)));
+        let (all, ms) = pool.install(|| time(|| respond_row_bands(&probe, &small, &all_bands, seed)));
         all_t.push(ms);
         let (answers, order) = all?;
         let (decided, ms) = time(|| key.decrypt_row_bands(&answers));

@@ -13,9 +13,9 @@ use crate::model::{AlertStatus, HitRole, HitSource, StoreOp, StoredAnswer, Store
 use std::sync::Arc;
 use vigil_matcher::encrypted::parts;
 use vigil_matcher::encrypted::{
-    answer_forms, cheapest, per_group, respond, respond_row_any, valid_chunks, valid_stride, AnswerForm, AnyAnswer,
-    EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, MAX_SPLIT_CHUNKS, PADDING, POLY,
-    ROW_PADDING,
+    answer_forms, cheapest, per_group, present_parts, respond, respond_row_any, valid_chunks, valid_stride, AnswerForm,
+    AnyAnswer, EncryptedAnswer, EncryptedProbe, ProberKey, RowAnswer, RowProbe, RunLayout, Thresholds,
+    MAX_SPLIT_CHUNKS, PADDING, POLY, ROW_PADDING,
 };
 use vigil_matcher::Gallery;
 use vigil_protocol::{AlertAnswer, AlertId, Handle, OrgId, ProbeForm, Refusal, Request, Response, Role};
@@ -43,10 +43,11 @@ pub struct AlertJob {
     pub gallery: Gallery,
     /// Record id of each gallery row.
     pub records: Vec<u64>,
-    /// The integer thresholds of the policy's bands, rising; row-form
-    /// answers carry one answer per band when there are several (column
-    /// form: the first only).
-    pub thresholds: Vec<i32>,
+    /// The integer thresholds of the policy's bands, rising (per row where
+    /// they depend on the fingers a record shares with the probe);
+    /// row-form answers carry one answer per band when there are several
+    /// (column form: the first only).
+    pub thresholds: Thresholds,
     pub seed: [u8; 32],
     /// Row form: records per answer page (a whole number of groups).
     /// Column form: positions per page (a whole number of blocks).
@@ -101,7 +102,8 @@ impl AlertJob {
         for (n, start) in (0..self.records.len()).step_by(page).enumerate() {
             let end = (start + page).min(self.records.len());
             let rows = Gallery::new(d, (start..end).flat_map(|i| self.gallery.row(i).iter().copied()).collect());
-            let (body, order) = respond_row_any(&probe, &rows, &self.thresholds, derive(&self.seed, b"page", n))
+            let thresholds = self.thresholds.rows(start, end);
+            let (body, order) = respond_row_any(&probe, &rows, &thresholds, derive(&self.seed, b"page", n))
                 .map_err(|e| e.to_string())?;
             let id = Handle(derive(&self.seed, b"id", n)[..16].try_into().expect("16 bytes"));
             let records =
@@ -115,7 +117,7 @@ impl AlertJob {
     /// shuffle and decoys), then pages of whole blocks.
     fn run_column(&self, probe: &EncryptedProbe) -> Result<Vec<AnswerPage>, String> {
         let layout = RunLayout::new(&self.gallery);
-        let (answer, order) = respond(probe, &layout, self.thresholds[0], self.seed).map_err(|e| e.to_string())?;
+        let (answer, order) = respond(probe, &layout, self.thresholds.band(0), self.seed).map_err(|e| e.to_string())?;
         let blocks = (self.page_records / POLY).max(1);
         let per_page = blocks * POLY;
         Ok(answer
@@ -322,14 +324,15 @@ impl Engine {
         }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
+        let (rows, thresholds) = self.gallery_rows(&records, ex, carried.as_deref());
         let job = AlertJob {
             alert,
             issuer,
             page_records: self.row_page_records(probe.stride(), ex.thresholds.len()),
             probe: JobProbe::Row(probe),
-            gallery: Gallery::new(dim, self.gallery_rows(&records, ex, carried.as_deref())),
+            gallery: Gallery::new(dim, rows),
             records,
-            thresholds: ex.score_thresholds(),
+            thresholds,
             seed,
             undo,
             standing: only.is_some(),
@@ -390,7 +393,7 @@ impl Engine {
             }
         };
         let records: Vec<u64> = records.into_iter().filter(|r| self.gallery.contains_key(r)).collect();
-        let rows = self.gallery_rows(&records, ex, carried.as_deref());
+        let (rows, thresholds) = self.gallery_rows(&records, ex, carried.as_deref());
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut self.rng, &mut seed);
         // Pages fill at most half a request frame: whole 16 KiB blocks
@@ -405,7 +408,7 @@ impl Engine {
             probe,
             gallery: Gallery::new(row.dim, rows),
             records,
-            thresholds: ex.score_thresholds(),
+            thresholds,
             seed,
             page_records,
             undo,
@@ -415,20 +418,31 @@ impl Engine {
     }
 
     /// The vectors of `records` (ascending, all in the gallery), one row
-    /// each, over the fingers `carried` (all for `None`): one ordered pass
-    /// over the gallery, not a lookup per record, and one copy.
-    fn gallery_rows(&self, records: &[u64], ex: &vigil_matcher::Extractor, carried: Option<&[u8]>) -> Vec<i8> {
+    /// each, over the fingers `carried` (all for `None`), and each row's
+    /// thresholds (by the fingers it shares with the probe): one ordered
+    /// pass over the gallery, not a lookup per record, and one copy.
+    fn gallery_rows(
+        &self,
+        records: &[u64],
+        ex: &vigil_matcher::Extractor,
+        carried: Option<&[u8]>,
+    ) -> (Vec<i8>, Thresholds) {
         debug_assert!(records.is_sorted());
         let mut rows = Vec::with_capacity(records.len() * parts::parts_dim(ex, carried));
-        let (Some(first), Some(last)) = (records.first(), records.last()) else { return rows };
-        let mut want = records.iter().peekable();
-        for (id, g) in self.gallery.range(first..=last) {
-            if want.next_if_eq(&id).is_some() {
-                parts::extend_parts(ex, &g.vector, carried, &mut rows);
+        let mut present = Vec::with_capacity(if ex.counts_fingers() { records.len() } else { 0 });
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            let mut want = records.iter().peekable();
+            for (id, g) in self.gallery.range(first..=last) {
+                if want.next_if_eq(&id).is_some() {
+                    parts::extend_parts(ex, &g.vector, carried, &mut rows);
+                    if ex.counts_fingers() {
+                        present.push(present_parts(ex, &g.vector));
+                    }
+                }
             }
+            debug_assert!(want.next().is_none(), "a record is not in the gallery");
         }
-        debug_assert!(want.next().is_none(), "a record is not in the gallery");
-        rows
+        (rows, Thresholds::for_rows(ex, &present, carried))
     }
 
     /// Records per row-form answer page at result stride `stride` with

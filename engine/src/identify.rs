@@ -10,7 +10,9 @@ use crate::audit::AuditEvent;
 use crate::model::{StoreOp, StoredBudget};
 use std::sync::Arc;
 use vigil_matcher::encrypted::parts;
-use vigil_matcher::encrypted::{respond, respond_row_any, AnyProbe, ProberKey, RowAnswer, RunLayout, MAX_SPLIT_CHUNKS};
+use vigil_matcher::encrypted::{
+    present_parts, respond, respond_row_any, AnyProbe, ProberKey, RowAnswer, RunLayout, Thresholds, MAX_SPLIT_CHUNKS,
+};
 use vigil_matcher::Gallery;
 use vigil_protocol::{decode, encode, Handle, IdentifyAnswer, OrgId, Refusal, Request, Response, Role, Tag};
 
@@ -20,6 +22,9 @@ pub struct EncryptedGallery {
     pub layout: RunLayout,
     /// Record id of each gallery row.
     pub records: Vec<u64>,
+    /// Fingers each row holds (`present_parts`), for multi-finger
+    /// extractors; empty otherwise.
+    pub present: Vec<u16>,
 }
 
 /// Homomorphic work for the runtime to run on a blocking thread.
@@ -30,9 +35,11 @@ pub struct IdentifyJob {
     /// The probe, in the form the prober chose.
     pub probe: AnyProbe,
     pub gallery: Arc<EncryptedGallery>,
-    /// The policy's band thresholds, rising: a row-form answer carries one
-    /// answer per band when there are several (column form: the first).
-    pub thresholds: Vec<i32>,
+    /// The policy's band thresholds, rising (per row where they depend on
+    /// the fingers a record shares with the probe): a row-form answer
+    /// carries one answer per band when there are several (column form:
+    /// the first).
+    pub thresholds: Thresholds,
     pub seed: [u8; 32],
 }
 
@@ -46,7 +53,7 @@ impl IdentifyJob {
     pub fn run(&self, max_answer_bytes: usize) -> Result<Vec<u8>, String> {
         let answer = match &self.probe {
             AnyProbe::Column(p) => {
-                respond(p, &self.gallery.layout, self.thresholds[0], self.seed).map(|a| a.0.to_bytes())
+                respond(p, &self.gallery.layout, self.thresholds.band(0), self.seed).map(|a| a.0.to_bytes())
             }
             AnyProbe::Row(p) => {
                 respond_row_any(p, &self.gallery.layout.gallery(), &self.thresholds, self.seed).map(|a| a.0)
@@ -186,9 +193,14 @@ impl Engine {
         let dim = parts::parts_dim(ex, carried);
         let mut data = Vec::with_capacity(rows.len() * dim);
         rows.iter().for_each(|(_, v)| parts::extend_parts(ex, v, carried, &mut data));
+        let present = match ex.parts() {
+            1 => vec![],
+            _ => rows.iter().map(|(_, v)| present_parts(ex, v)).collect(),
+        };
         let g = Arc::new(EncryptedGallery {
             layout: RunLayout::new(&Gallery::new(dim, data)),
             records: rows.iter().map(|(id, _)| *id).collect(),
+            present,
         });
         if carried.is_none() {
             self.layouts.insert(extractor.to_string(), g.clone());
@@ -328,7 +340,11 @@ impl Engine {
             Err(e) => return refuse(Refusal::Unsupported, format!("probe refused: {e}"), req.query),
         };
         let gallery = self.encrypted_gallery(extractor, carried.as_deref()).unwrap_or_else(|| {
-            Arc::new(EncryptedGallery { layout: RunLayout::new(&Gallery::new(probe.dim(), vec![])), records: vec![] })
+            Arc::new(EncryptedGallery {
+                layout: RunLayout::new(&Gallery::new(probe.dim(), vec![])),
+                records: vec![],
+                present: vec![],
+            })
         });
         if let AnyProbe::Row(p) = &probe {
             // A row answer grows with the gallery (the prober's idea of its
@@ -354,8 +370,8 @@ impl Engine {
             legal_basis: req.legal_basis.clone(),
             records: gallery.records.len(),
         };
-        let job =
-            IdentifyJob { query: req.query, from, probe, gallery, thresholds: extractor.score_thresholds(), seed };
+        let thresholds = Thresholds::for_rows(extractor, &gallery.present, carried.as_deref());
+        let job = IdentifyJob { query: req.query, from, probe, gallery, thresholds, seed };
         actions.push(Action::Audit(event));
         IdentifyStart::Run(Box::new(job), actions)
     }

@@ -190,7 +190,7 @@ fn write_band_seed() {
     let key = ProberKey::generate();
     let q: Vec<i8> = (0..4).map(|i| i as i8).collect();
     let g = Gallery::new(4, vec![1; 4 * 3]);
-    let (bands, _) = respond_row_bands(&key.encrypt_row(&q).unwrap(), &g, &[1, 5, 9], [4; 32]).unwrap();
+    let (bands, _) = respond_row_bands(&key.encrypt_row(&q).unwrap(), &g, &vec![1, 5, 9].into(), [4; 32]).unwrap();
     put("ciphertext", "row-bands", &row_bands_to_bytes(&bands));
 }
 

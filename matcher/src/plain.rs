@@ -1,5 +1,6 @@
 //! The plain matcher: integer inner product against the extractor's
-//! threshold. The reference for calibration and tests; never on the wire.
+//! threshold (for multi-finger extractors, the one for the fingers both
+//! templates hold). The reference for calibration and tests; never on the wire.
 
 use crate::template::{Template, TemplateError};
 use crate::{Matcher, Policy};
@@ -16,6 +17,8 @@ impl Matcher for PlainMatcher<'_> {
     }
 
     fn decide(&self, probe: &Template, record: &Template) -> Result<bool, TemplateError> {
-        Ok(probe.dot(record)? >= self.0.active(&probe.extractor)?.score_threshold())
+        let ex = self.0.active(&probe.extractor)?;
+        let shared = crate::encrypted::shared_parts(ex, &probe.vector, &record.vector);
+        Ok(probe.dot(record)? >= ex.score_thresholds_for(shared)[0])
     }
 }

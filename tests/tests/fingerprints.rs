@@ -4,10 +4,11 @@
 //! the issuer alerts with ANSI/NIST-ITL transactions of three of those
 //! fingers (decoded minutiae, as the CLI sends them). The same capture
 //! exchanged in the other standard is found; a stranger's is not. Probes
-//! of some fingers carry only those and decide as the plain matcher does.
+//! of some fingers carry only those and decide as the plain matcher does;
+//! ten-finger extractors judge each pair by the fingers both hold.
 
 use std::time::Duration;
-use vigil_engine::model::HitRole;
+use vigil_engine::model::{HitRole, HitSource};
 use vigil_engine::receipts::MemberState;
 use vigil_matcher::calibrate;
 use vigil_matcher::minutiae::uncalibrated;
@@ -147,5 +148,85 @@ async fn probes_of_some_fingers_carry_only_those_and_decide_as_the_plain_matcher
     assert_eq!(hits.len(), want_alert);
     let report = issuer.identify(query_probe, "four prints".into(), "art. 6(1)(d)".into()).await.unwrap();
     assert_eq!(report.peers[0].hits.len(), want_query, "{report:?}");
+    fed.shutdown().await;
+}
+
+/// Ten fingers (1,920 dimensions) with thresholds by shared finger count:
+/// police ten-prints and field captures of two fingers at the holder; an
+/// alert of three fingers (row form, parts) and a ten-print query
+/// (column form, a 30 MiB probe) find exactly what the plain matcher finds
+/// with the same per-count thresholds, the two-finger records included,
+/// which a single ten-finger threshold could never reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_prints_and_two_finger_captures_match_by_the_fingers_both_hold() {
+    use vigil_matcher::{Matcher, PlainMatcher};
+    let all: Vec<u8> = (1..=10).collect();
+    let pop = FingerPopulation::new(31, 16);
+    let train = FingerPopulation::new(78, 60);
+    let per = |c: usize| 0.6 * c as f32;
+    let ex = Extractor {
+        id: "smr-ten".into(),
+        model: "spectral minutiae over ten fingers".into(),
+        centre: Some(calibrate::centre(&train.samples(&all, &[0]), all.len())),
+        thresholds: vec![Threshold {
+            band: Band::Possible,
+            cosine: per(10),
+            fmr: 1e-4,
+            fewer_fingers: (1..10).map(per).collect(),
+        }],
+        ..uncalibrated("smr-ten", &all, Representation::SpectralMinutiaeV1)
+    };
+    let policy = Policy { version: 1, extractors: vec![ex.clone()] };
+    policy.validate().unwrap();
+    let template = |person: usize, fingers: &[u8], k: u64| {
+        // Impression k of the person's fingers, as an ISO/IEC 19794-2 record.
+        use base64::Engine;
+        let iso = write_fmr(FmrFlavour::Iso2005, (400, 500), 197, &pop.record(person, fingers, k).views);
+        let input =
+            TemplateInput { record: Some(base64::engine::general_purpose::STANDARD.encode(iso)), ..Default::default() };
+        input.to_capture(&policy).unwrap().template
+    };
+    // Ten-prints of people 0..12, two-finger captures of people 4..16.
+    let mut held: Vec<_> = (0..12).map(|p| template(p, &all, 0)).collect();
+    held.extend((4..16).map(|p| template(p, &[2, 7], 0)));
+    assert_eq!(held[0].vector.len(), 1920);
+    // The captures enrolled, of other fingers (synthetic single fingers do
+    // not separate people across impressions; `vigil bench accuracy`
+    // measures that).
+    let alert_probe = template(5, &[1, 2, 7], 0);
+    let query_probe = template(9, &all, 0);
+    let plain = PlainMatcher(&policy);
+    let want = |probe: &vigil_matcher::Template| -> Vec<usize> {
+        (0..held.len()).filter(|i| plain.decide(probe, &held[*i]).unwrap()).collect()
+    };
+    let (want_alert, want_query) = (want(&alert_probe), want(&query_probe));
+    // Each finds the person's ten-print and two-finger capture (rows i and
+    // 8 + i): a threshold of five cosines would find neither capture.
+    assert!(want_alert.contains(&5) && want_alert.contains(&13), "{want_alert:?}");
+    assert!(want_query.contains(&9) && want_query.contains(&17), "{want_query:?}");
+    let ten = ex.score_threshold();
+    assert!(held[13..].iter().all(|t| vigil_matcher::dot(&alert_probe.vector, &t.vector) < ten));
+
+    let fed = shelter_and_police().await;
+    fed.apply_policy(policy.clone(), 1, PATIENCE).await.unwrap();
+    let (issuer, holder) = (&fed.nodes[0].handle, &fed.nodes[1].handle);
+    for (i, t) in held.iter().enumerate() {
+        holder.enrol(found(t.clone(), format!("case {i}"))).await.unwrap();
+    }
+    // The holder's gallery size is not known yet: the column form.
+    let report = issuer.identify(query_probe, "ten-print".into(), "art. 6(1)(d)".into()).await.unwrap();
+    assert_eq!(report.peers[0].form, "column", "{report:?}");
+    assert_eq!(report.peers[0].hits.len(), want_query.len(), "{report:?}");
+    let alert =
+        issuer.publish_alert(alert_probe, Category::Missing, "case M-5".into(), now_ms() + 7 * DAY).await.unwrap();
+    let of_alert = || async move {
+        let hits = issuer.hits().await.unwrap();
+        hits.iter().filter(|h| matches!(h.source, HitSource::EncryptedAlert { alert: a, .. } if a == alert)).count()
+    };
+    let n = want_alert.len();
+    let found = wait_for(PATIENCE, || async move { (of_alert().await >= n).then_some(()) }).await;
+    assert!(found.is_some(), "the alert's hits");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(of_alert().await, n, "no more than the plain matcher finds");
     fed.shutdown().await;
 }

@@ -164,11 +164,11 @@ impl AnyAnswer {
 pub fn respond_row_any(
     probe: &RowProbe,
     gallery: &super::Gallery,
-    thresholds: &[i32],
+    thresholds: &super::Thresholds,
     seed: [u8; 32],
 ) -> Result<(Vec<u8>, Vec<u32>), EncryptedError> {
-    match thresholds {
-        [one] => super::respond_row(probe, gallery, *one, seed).map(|(a, o)| (a.to_bytes(), o)),
-        bands => super::respond_row_bands(probe, gallery, bands, seed).map(|(a, o)| (row_bands_to_bytes(&a), o)),
+    match thresholds.bands() {
+        1 => super::respond_row(probe, gallery, thresholds.band(0), seed).map(|(a, o)| (a.to_bytes(), o)),
+        _ => super::respond_row_bands(probe, gallery, thresholds, seed).map(|(a, o)| (row_bands_to_bytes(&a), o)),
     }
 }

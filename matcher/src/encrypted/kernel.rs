@@ -6,6 +6,7 @@
 //! masked threshold and switch to 32-bit coefficients. Blocks run on the
 //! rayon pool.
 
+use super::cut::Cut;
 use super::fourier::{self, BlockMasks};
 use super::{flood, EncryptedAnswer, EncryptedError, EncryptedProbe, DELTA_LOG, MASK_LOG, PARAMS_V1, POLY};
 pub use crate::gallery::Gallery;
@@ -314,13 +315,13 @@ pub(crate) fn decompress_all(seed: u128, bodies: &[u64]) -> (Vec<u64>, Vec<u64>)
 /// nothing about a record; what stays fixed across queries is only that
 /// the records of one run sit in one block at fixed cyclic distances (a
 /// fully random order costs a DRAM miss per row and doubles the time).
-pub fn respond(
+pub fn respond<'a>(
     probe: &EncryptedProbe,
     layout: &RunLayout,
-    threshold: i32,
+    threshold: impl Into<Cut<'a>>,
     seed: [u8; 32],
 ) -> Result<(EncryptedAnswer, Vec<u32>), EncryptedError> {
-    respond_inner(probe, layout, threshold, seed, None)
+    respond_inner(probe, layout, threshold.into(), seed, None)
 }
 
 /// As `respond`, also recording the mask of every position (tests only:
@@ -333,14 +334,14 @@ pub(crate) fn respond_with_masks(
     seed: [u8; 32],
 ) -> (EncryptedAnswer, Vec<u32>, Vec<u64>) {
     let masks = std::sync::Mutex::new(vec![0u64; EncryptedAnswer::blocks(layout.runs() * RUN) * POLY]);
-    let (a, o) = respond_inner(probe, layout, threshold, seed, Some(&masks)).unwrap();
+    let (a, o) = respond_inner(probe, layout, threshold.into(), seed, Some(&masks)).unwrap();
     (a, o, masks.into_inner().unwrap())
 }
 
 fn respond_inner(
     probe: &EncryptedProbe,
     layout: &RunLayout,
-    threshold: i32,
+    threshold: Cut<'_>,
     seed: [u8; 32],
     record_masks: Option<&std::sync::Mutex<Vec<u64>>>,
 ) -> Result<(EncryptedAnswer, Vec<u32>), EncryptedError> {
@@ -429,8 +430,11 @@ fn respond_inner(
                     stack,
                 );
                 let masks = &s.masks[j * POLY..(j + 1) * POLY];
-                for (res, mask) in s.res_b.iter_mut().zip(masks) {
-                    let t = ((*mask as i64 * threshold as i64) << DELTA_LOG) as u64;
+                // The threshold of the record at block coefficient k (positions
+                // past the last run: padding).
+                let at = |k: usize| threshold.at(order.get(b * POLY + k).copied().unwrap_or(PADDING));
+                for (k, (res, mask)) in s.res_b.iter_mut().zip(masks).enumerate() {
+                    let t = ((*mask as i64 * at(k) as i64) << DELTA_LOG) as u64;
                     *res = res.wrapping_sub(t);
                 }
                 // Flooding (`FLOOD_LOG`), from stream 1 of the block's seed.
@@ -443,7 +447,7 @@ fn respond_inner(
                 // Decoys decrypt as a certain "no match".
                 for &(p, _) in &decoys.at[b] {
                     let p = p as usize;
-                    let t = ((masks[p] as i64 * (T_DECOY - threshold) as i64) << DELTA_LOG) as u64;
+                    let t = ((masks[p] as i64 * (T_DECOY - at(p)) as i64) << DELTA_LOG) as u64;
                     s.res_b[p] = s.res_b[p].wrapping_sub(t);
                 }
                 // Modulus switch to 2^32: keep the rounded top half.

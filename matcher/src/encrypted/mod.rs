@@ -15,6 +15,7 @@
 //! factor of two give the narrowest band.
 
 mod any;
+pub mod cut;
 mod fourier;
 mod kernel;
 pub mod parts;
@@ -22,6 +23,7 @@ mod row;
 mod wire;
 
 pub use any::{respond_row_any, row_bands_to_bytes, AnyAnswer, AnyProbe, Decisions, MAX_BANDS};
+pub use cut::{present_parts, shared_parts, Cut, Thresholds};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, respond_row_bands, row_form_limit,

@@ -28,6 +28,7 @@
 //! what a holder of a few hundred to about 200,000 records fetches
 //! (`answer_form`): 8 chunks at d = 128 cut its answer bytes sevenfold.
 
+use super::cut::{Cut, Thresholds};
 use super::fourier::{mul_acc, FourierKey, KeyProduct};
 use super::{
     flood, hex16, EncryptedError, ProberKey, DELTA_LOG, MASK_LOG, MAX_DIM, NOISE_LOG, POLY, ROW_BODY_DROP,
@@ -498,14 +499,15 @@ pub(crate) fn row_masks(records: usize, stride: usize, seed: [u8; 32]) -> Vec<i6
 }
 
 /// Answers a row probe (one chunk or split) against `gallery` for
-/// `threshold` (an inner product of quantised vectors), with a fresh
+/// `threshold` (an inner product of quantised vectors; one for all rows or
+/// one per row, `Cut`), with a fresh
 /// shuffle, masks and re-randomisation drawn from `seed` (draw it fresh for
 /// every answer). Returns the answer and its order
 /// (`row_order(gallery.len(), probe.stride(), seed)`).
-pub fn respond_row(
+pub fn respond_row<'a>(
     probe: &RowProbe,
     gallery: &Gallery,
-    threshold: i32,
+    threshold: impl Into<Cut<'a>>,
     seed: [u8; 32],
 ) -> Result<(RowAnswer, Vec<u32>), EncryptedError> {
     probe.check()?;
@@ -513,7 +515,7 @@ pub fn respond_row(
         return Err(EncryptedError::Dimension { probe: probe.dim, gallery: gallery.dim() });
     }
     let order = row_order(gallery.len(), probe.stride(), seed);
-    let answer = respond_row_with(probe, gallery, threshold, &order, seed);
+    let answer = respond_row_with(probe, gallery, threshold.into(), &order, seed);
     Ok((answer, order))
 }
 
@@ -526,7 +528,7 @@ pub fn respond_row(
 pub fn respond_row_bands(
     probe: &RowProbe,
     gallery: &Gallery,
-    thresholds: &[i32],
+    thresholds: &Thresholds,
     seed: [u8; 32],
 ) -> Result<(Vec<RowAnswer>, Vec<u32>), EncryptedError> {
     probe.check()?;
@@ -534,10 +536,8 @@ pub fn respond_row_bands(
         return Err(EncryptedError::Dimension { probe: probe.dim, gallery: gallery.dim() });
     }
     let order = row_order(gallery.len(), probe.stride(), seed);
-    let answers = thresholds
-        .iter()
-        .enumerate()
-        .map(|(b, t)| {
+    let answers = (0..thresholds.bands())
+        .map(|b| {
             let masks: [u8; 32] = if b == 0 {
                 seed
             } else {
@@ -548,7 +548,7 @@ pub fn respond_row_bands(
                     .finalize()
                     .into()
             };
-            respond_row_with(probe, gallery, *t, &order, masks)
+            respond_row_with(probe, gallery, thresholds.band(b), &order, masks)
         })
         .collect();
     Ok((answers, order))
@@ -560,7 +560,7 @@ pub fn respond_row_bands(
 fn respond_row_with(
     probe: &RowProbe,
     gallery: &Gallery,
-    threshold: i32,
+    threshold: Cut<'_>,
     order: &[u32],
     mask_seed: [u8; 32],
 ) -> RowAnswer {
@@ -652,7 +652,7 @@ fn respond_row_with(
                 *o = switch_mask(a.wrapping_add(e(*x)));
             }
             for (m, ((o, r), x)) in ob.iter_mut().zip(&masks).zip(e2).enumerate() {
-                let t = ((r * threshold as i64) << DELTA_LOG) as u64;
+                let t = ((r * threshold.at(order[grp * k + m]) as i64) << DELTA_LOG) as u64;
                 *o = switch(sc.res_b[m * s + s - 1].wrapping_add(flood(*x)).wrapping_sub(t));
             }
         },
