@@ -5,14 +5,16 @@
 //! for each finger count, an extractor calibrated by `vigil calibrate`'s
 //! code on one population, scored on another; at the calibrated
 //! threshold the plain decisions beside the protected (one finger) and
-//! encrypted (row form, as alerts carry) ones. With `--records DIR`, the
-//! scores of real records too (files named SUBJECT_IMPRESSION.ist/.an2/...).
+//! encrypted (row form, as alerts carry) ones; for several fingers also
+//! probes holding only two of them (a field capture against ten-prints),
+//! judged by the thresholds for the fingers both hold. With `--records
+//! DIR`, the scores of real records too (files named SUBJECT_IMPRESSION.ist/.an2/...).
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::path::Path;
 use vigil_matcher::calibrate::{self, Settings};
-use vigil_matcher::encrypted::{parts, respond_row, ProberKey, MAX_DIM, ROW_PADDING};
+use vigil_matcher::encrypted::{parts, present_parts, respond_row, ProberKey, Thresholds, MAX_DIM, ROW_PADDING};
 use vigil_matcher::minutiae::record_template;
 use vigil_matcher::synth::FingerPopulation;
 use vigil_matcher::{EpochSecret, Extractor, Gallery, ProtectedMatcher, Template};
@@ -53,7 +55,23 @@ pub struct FingerRun {
     /// One finger only (the protected form is not defined for several).
     pub protected: Option<Decisions>,
     /// Encrypted row-form answers for the first `probes` probes against
-    /// the whole test gallery (dimension at most 1,024).
+    /// the whole test gallery.
+    pub encrypted: Option<Encrypted>,
+    /// Several fingers: probes holding two of them (one of two) against
+    /// the same records.
+    pub partial: Option<Partial>,
+}
+
+/// Probes of some fingers against records of all.
+#[derive(Debug, Serialize)]
+pub struct Partial {
+    pub probe_fingers: usize,
+    /// The threshold for that many shared fingers (a sum of cosines).
+    pub threshold: f32,
+    /// Plain decisions at the thresholds for the fingers both hold.
+    pub by_count: Decisions,
+    /// Plain decisions at the all-finger threshold (one threshold for every pair).
+    pub all_finger_threshold: Decisions,
     pub encrypted: Option<Encrypted>,
 }
 
@@ -156,6 +174,15 @@ fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerR
     let (fnmr_at_fmr, eer, det) = rates(&genuine, &mut impostor);
     let protected = (k == 1).then(|| protected(&ex, &a, &b));
     let encrypted = (ex.dim <= MAX_DIM && probes > 0).then(|| encrypted(&ex, &a, &b, probes)).transpose()?;
+    let partial = (k > 1)
+        .then(|| {
+            let held = &fingers[..2.min(k - 1)];
+            let c: Vec<Template> = (0..people)
+                .map(|i| record_template(&ex, &test_pop.record(i, held, 1)).expect("synthetic record"))
+                .collect();
+            partial(&ex, &a, &c, held.len(), probes)
+        })
+        .transpose()?;
     Ok(FingerRun {
         fingers: k,
         dim: ex.dim,
@@ -166,6 +193,28 @@ fn run_fingers(k: usize, people: usize, probes: usize) -> anyhow::Result<FingerR
         plain,
         protected,
         encrypted,
+        partial,
+    })
+}
+
+/// Decisions of probes `c` (of `held` fingers) against records `a`: by
+/// the thresholds for the fingers both hold and by the all-finger one.
+fn partial(ex: &Extractor, a: &[Template], c: &[Template], held: usize, probes: usize) -> anyhow::Result<Partial> {
+    let n = a.len();
+    let at = |thr: &dyn Fn(usize, usize) -> i32| {
+        let hit = |i: usize, j: usize| c[i].dot(&a[j]).expect("same extractor") >= thr(i, j);
+        Decisions {
+            fnmr: (0..n).filter(|&i| !hit(i, i)).count() as f64 / n as f64,
+            fmr: impostor_pairs(n).filter(|&(i, j)| hit(i, j)).count() as f64 / (n * (n - 1)) as f64,
+        }
+    };
+    let shared = |i: usize, j: usize| vigil_matcher::encrypted::shared_parts(ex, &c[i].vector, &a[j].vector);
+    Ok(Partial {
+        probe_fingers: held,
+        threshold: ex.thresholds[0].cosine_for(held),
+        by_count: at(&|i, j| ex.score_thresholds_for(shared(i, j))[0]),
+        all_finger_threshold: at(&|_, _| ex.score_threshold()),
+        encrypted: (probes > 0).then(|| encrypted(ex, a, c, probes)).transpose()?,
     })
 }
 
@@ -186,13 +235,14 @@ fn protected(ex: &Extractor, a: &[Template], b: &[Template]) -> Decisions {
     }
 }
 
-/// Each probe as it crosses the network: the fingers it carries (at most
-/// five, `parts::probe_parts`), against the gallery over those fingers;
-/// compared with the plain decision over the same fingers.
+/// Each probe as it crosses the network: the fingers it carries
+/// (`parts::probe_parts`), against the gallery over those fingers, each
+/// record at the threshold for the fingers it shares with the probe (as
+/// holders answer); compared with the plain decision.
 fn encrypted(ex: &Extractor, a: &[Template], b: &[Template], probes: usize) -> anyhow::Result<Encrypted> {
     let key = ProberKey::generate();
     let rows: Vec<i8> = a.iter().flat_map(|t| t.vector.clone()).collect();
-    let thr = ex.score_threshold();
+    let present: Vec<u16> = a.iter().map(|t| present_parts(ex, &t.vector)).collect();
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
     let (mut same, mut total, mut missed, mut false_hits) = (0, 0, 0, 0);
     let probes = probes.min(b.len());
@@ -202,9 +252,11 @@ fn encrypted(ex: &Extractor, a: &[Template], b: &[Template], probes: usize) -> a
         carried_fingers = carried.parts.as_ref().map_or(ex.parts(), Vec::len);
         let dim = parts::parts_dim(ex, carried.parts.as_deref());
         let gallery = Gallery::new(dim, parts::gallery_parts(ex, rows.clone(), carried.parts.as_deref()));
-        let (answer, order) = respond_row(&key.encrypt_row(&carried.values)?, &gallery, thr, rng.gen())?;
+        let thresholds = Thresholds::for_rows(ex, &present, carried.parts.as_deref());
+        let (answer, order) = respond_row(&key.encrypt_row(&carried.values)?, &gallery, thresholds.band(0), rng.gen())?;
         let decisions = key.decrypt_row(&answer)?;
         for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
+            let thr = thresholds.band(0).at(row);
             let row = row as usize;
             let plain = vigil_matcher::dot(gallery.row(row), &carried.values) >= thr;
             same += (decisions[pos] == plain) as usize;
@@ -281,6 +333,13 @@ mod tests {
             assert!(r.eer > 0.0 && r.eer < 0.5 && !r.det.is_empty());
         }
         assert!(b.runs[0].protected.is_some() && b.runs[1].protected.is_none());
+        // One finger of two: its own threshold finds more than the
+        // two-finger threshold, and the encrypted path decides the same.
+        let p = b.runs[1].partial.as_ref().unwrap();
+        assert_eq!(p.probe_fingers, 1);
+        assert!(p.by_count.fnmr < p.all_finger_threshold.fnmr, "{p:?}");
+        assert_eq!(p.encrypted.as_ref().unwrap().agreement, 1.0);
+        assert!(b.runs[0].partial.is_none());
         // Two fingers separate better than one.
         assert!(b.runs[1].eer < b.runs[0].eer, "{} vs {}", b.runs[1].eer, b.runs[0].eer);
     }

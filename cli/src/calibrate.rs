@@ -158,6 +158,12 @@ fn summary(c: &Calibration) -> String {
             "{:?}: cosine >= {:.4} for target FMR {:e}: FMR {:.2e} [{:.2e}, {:.2e}], FNMR {:.4} [{:.4}, {:.4}] (95 % Wilson)\n",
             p.band, p.cosine, p.target_fmr, p.fmr.rate, p.fmr.low, p.fmr.high, p.fnmr.rate, p.fnmr.low, p.fnmr.high
         );
+        for c in &p.fewer_fingers {
+            s += &format!(
+                "  sharing {} finger(s): cosine sum >= {:.4}: FMR {:.2e} [{:.2e}, {:.2e}], FNMR {:.4} [{:.4}, {:.4}]\n",
+                c.fingers, c.cosine, c.fmr.rate, c.fmr.low, c.fmr.high, c.fnmr.rate, c.fnmr.low, c.fnmr.high
+            );
+        }
     }
     match &c.held_out {
         Some(h) => {

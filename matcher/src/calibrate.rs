@@ -2,7 +2,11 @@
 //! genuine and impostor score distributions after exactly the matcher's
 //! quantisation, thresholds for target false-match rates with the FNMR
 //! there (ISO/IEC 19795-1 terms, Wilson 95 % intervals), the EER, the DET
-//! curve, and operational rates on a held-out split of the subjects.
+//! curve, and operational rates on a held-out split of the subjects; for
+//! multi-finger extractors also thresholds by shared finger count (`counts`).
+
+mod counts;
+pub use counts::CountPoint;
 
 use crate::extractor::{Band, Extractor, Status, Threshold};
 use crate::template::{TemplateError, TemplateFile};
@@ -159,7 +163,7 @@ impl Rate {
 }
 
 /// One operating point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatingPoint {
     pub band: Band,
     pub target_fmr: f64,
@@ -168,6 +172,10 @@ pub struct OperatingPoint {
     pub cosine: f32,
     pub fmr: Rate,
     pub fnmr: Rate,
+    /// Multi-finger extractors: the thresholds for the same target when
+    /// probe and record share 1 … parts − 1 fingers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fewer_fingers: Vec<CountPoint>,
 }
 
 /// Rates on the held-out subjects at each calibrated threshold.
@@ -290,6 +298,7 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
             cosine: ex.cosine_of(score),
             fmr: Rate::new(impostor.at_least(score), impostor.pairs),
             fnmr: Rate::new(genuine.pairs - genuine.at_least(score), genuine.pairs),
+            fewer_fingers: vec![],
         });
     }
     // Bands must rise; equal thresholds (a set with few pairs) are refused.
@@ -298,9 +307,19 @@ pub fn calibrate(samples: &[Sample], s: &Settings) -> Result<Calibration, Calibr
             "the targets {t:?} give equal thresholds on this set: it cannot tell the bands apart"
         )));
     }
+    if ex.parts() > 1 {
+        let (g, i) = counts::count_scores(&ex, &ids, &rows);
+        let by_count = counts::count_points(&ex, &g, &i, t)?;
+        points.iter_mut().zip(by_count).for_each(|(p, c)| p.fewer_fingers = c);
+    }
     ex.thresholds = points
         .iter()
-        .map(|p| Threshold { band: p.band, cosine: p.cosine, fmr: p.target_fmr, fewer_fingers: vec![] })
+        .map(|p| Threshold {
+            band: p.band,
+            cosine: p.cosine,
+            fmr: p.target_fmr,
+            fewer_fingers: p.fewer_fingers.iter().map(|c| c.cosine).collect(),
+        })
         .collect();
     let (eer, eer_score) = eer(&genuine, &impostor);
     let det = det(&genuine, &impostor);
@@ -369,46 +388,62 @@ fn quantised(ex: &Extractor, samples: &[&Sample]) -> Result<(Vec<usize>, Vec<Vec
 /// Genuine pairs (all) and impostor pairs (all, or a seeded random
 /// sample of `MAX_IMPOSTOR_PAIRS` beyond that).
 fn score_pairs(ids: &[usize], rows: &[Vec<i8>], _dim: usize) -> (Scores, Scores, bool) {
-    let n = rows.len();
+    let (mut g, mut i, sampled) = pairs_scored(ids, 1, &|a, b, out| out[0].add(crate::dot(&rows[a], &rows[b])));
+    (g.remove(0), i.remove(0), sampled)
+}
+
+/// `width` score distributions each of genuine and impostor pairs, filled
+/// by `score(a, b, out)` for every genuine pair and every impostor pair
+/// (or a seeded random sample of `MAX_IMPOSTOR_PAIRS` of them, the third
+/// value true); `ids` are the samples' subjects.
+fn pairs_scored(
+    ids: &[usize],
+    width: usize,
+    score: &(dyn Fn(usize, usize, &mut [Scores]) + Sync),
+) -> (Vec<Scores>, Vec<Scores>, bool) {
+    let n = ids.len();
     let all = (n as u64) * (n as u64).saturating_sub(1) / 2;
-    let dot = |i: usize, j: usize| crate::dot(&rows[i], &rows[j]);
+    let fresh = || vec![Scores::new(); width];
+    let merge = |a: Vec<Scores>, b: Vec<Scores>| a.into_iter().zip(b).map(|(a, b)| a.merge(b)).collect::<Vec<_>>();
     if all <= MAX_IMPOSTOR_PAIRS {
         let (g, i) = (0..n)
             .into_par_iter()
             .fold(
-                || (Scores::new(), Scores::new()),
+                || (fresh(), fresh()),
                 |(mut g, mut imp), a| {
                     for b in a + 1..n {
-                        if ids[a] == ids[b] { &mut g } else { &mut imp }.add(dot(a, b));
+                        score(a, b, if ids[a] == ids[b] { &mut g } else { &mut imp });
                     }
                     (g, imp)
                 },
             )
-            .reduce(|| (Scores::new(), Scores::new()), |a, b| (a.0.merge(b.0), a.1.merge(b.1)));
+            .reduce(|| (fresh(), fresh()), |a, b| (merge(a.0, b.0), merge(a.1, b.1)));
         return (g, i, false);
     }
     let mut by_subject: HashMap<usize, Vec<usize>> = HashMap::new();
     ids.iter().enumerate().for_each(|(k, s)| by_subject.entry(*s).or_default().push(k));
-    let mut g = Scores::new();
+    let mut g = fresh();
     for members in by_subject.values() {
         for (x, a) in members.iter().enumerate() {
-            members[x + 1..].iter().for_each(|b| g.add(dot(*a, *b)));
+            members[x + 1..].iter().for_each(|b| score(*a, *b, &mut g));
         }
     }
     let imp = (0..MAX_IMPOSTOR_PAIRS / 100_000)
         .into_par_iter()
         .map(|chunk| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(chunk);
-            let mut s = Scores::new();
-            while s.pairs < 100_000 {
+            let mut s = fresh();
+            let mut drawn = 0;
+            while drawn < 100_000 {
                 let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
                 if ids[a] != ids[b] {
-                    s.add(dot(a, b));
+                    score(a, b, &mut s);
+                    drawn += 1;
                 }
             }
             s
         })
-        .reduce(Scores::new, Scores::merge);
+        .reduce(fresh, merge);
     (g, imp, true)
 }
 
@@ -611,5 +646,51 @@ mod tests {
         assert!((r.high - 3.8415 / 3003.84).abs() < 1e-6, "{r:?}");
         let r = Rate::new(50, 1000);
         assert!(r.low < 0.05 && r.high > 0.05 && r.high - r.low < 0.03);
+    }
+
+    #[test]
+    fn multi_finger_sets_get_thresholds_by_shared_finger_count() {
+        use crate::minutiae::record_template;
+        use crate::synth::FingerPopulation;
+        let fingers = [1u8, 2, 6, 7];
+        let samples = FingerPopulation::new(77, 100).samples(&fingers, &[0, 1]);
+        let s = Settings {
+            modality: Modality::Finger,
+            holdout: 0.0,
+            fingers: fingers.to_vec(),
+            representation: Some(vigil_protocol::policy::Representation::SpectralMinutiaeV1),
+            ..settings(&[1e-2, 1e-3])
+        };
+        let c = calibrate(&samples, &s).unwrap();
+        let ex = &c.extractor;
+        ex.validate().unwrap();
+        for (p, t) in c.points.iter().zip(&ex.thresholds) {
+            assert_eq!(p.fewer_fingers.len(), 3);
+            assert_eq!(t.fewer_fingers, p.fewer_fingers.iter().map(|c| c.cosine).collect::<Vec<_>>());
+            for (n, cp) in p.fewer_fingers.iter().enumerate() {
+                assert_eq!((cp.fingers, cp.score), (n + 1, ex.score_of(cp.cosine)));
+                assert!(cp.fmr.rate <= p.target_fmr && cp.fmr.trials == c.impostor.pairs, "{cp:?}");
+            }
+        }
+        // On other people: two-finger captures against four-finger records.
+        // The two-finger threshold finds far more than the four-finger one,
+        // which two cosines rarely reach, and makes no more false matches
+        // than four-finger probes make at the four-finger threshold (both
+        // run above the target on a population the set did not hold).
+        let pop = FingerPopulation::new(9, 100);
+        let t = |i: usize, f: &[u8], k: u64| record_template(ex, &pop.record(i, f, k)).unwrap();
+        let records: Vec<_> = (0..100).map(|i| t(i, &fingers, 0)).collect();
+        let (two, four): (Vec<_>, Vec<_>) = (0..100).map(|i| (t(i, &[2, 7], 1), t(i, &fingers, 1))).unzip();
+        let (by_count, all) = (ex.score_thresholds_for(2)[0], ex.score_threshold());
+        let found = |thr: i32| (0..100).filter(|i| two[*i].dot(&records[*i]).unwrap() >= thr).count();
+        let false_hits = |probes: &[crate::Template], thr: i32| {
+            (0..100)
+                .flat_map(|i| (0..100).filter(move |j| *j != i).map(move |j| (i, j)))
+                .filter(|(i, j)| probes[*i].dot(&records[*j]).unwrap() >= thr)
+                .count()
+        };
+        assert!(found(by_count) > 2 * found(all) + 10, "{} against {}", found(by_count), found(all));
+        let (fm_two, fm_four) = (false_hits(&two, by_count), false_hits(&four, all));
+        assert!(fm_two <= fm_four + 30 && (fm_two as f64) < 4.0 * 1e-2 * 9900.0, "{fm_two} against {fm_four}");
     }
 }

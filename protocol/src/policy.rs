@@ -210,7 +210,8 @@ impl Extractor {
         self.thresholds.iter().any(|t| !t.fewer_fingers.is_empty())
     }
 
-    fn score_of(&self, cosine: f32) -> i32 {
+    /// The integer score threshold a threshold cosine (sum) stands for.
+    pub fn score_of(&self, cosine: f32) -> i32 {
         (cosine * 127.0 * 127.0 / self.parts() as f32).round() as i32
     }
 
