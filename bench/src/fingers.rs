@@ -2,9 +2,9 @@
 //! spectral-minutiae extractor makes them (192 values per finger position,
 //! each part a unit vector at scale 127/√fingers, so one inner product is
 //! the sum of per-finger similarities), against a large gallery with the
-//! plain scan; and, where the probe fits the encrypted matcher (at most 5
-//! fingers: 960 of its 1,024 dimensions), the encrypted path beside the
-//! plain scan on a smaller gallery in the same run.
+//! plain scan; and the encrypted path (up to ten fingers: 1,920 of its
+//! 2,048 dimensions) beside the plain scan on a smaller gallery in the
+//! same run.
 
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;

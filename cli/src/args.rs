@@ -310,8 +310,8 @@ pub(crate) enum BenchCmd {
         bands: usize,
         /// Fused fingerprint probes instead (e.g. 1,2,10): 192 values per
         /// finger against GALLERY records with the plain scan, and the
-        /// encrypted path beside it on --encrypted-gallery records where
-        /// the probe fits (up to 5 fingers).
+        /// encrypted path beside it on --encrypted-gallery records (up to
+        /// ten fingers: 1,920 dimensions).
         #[arg(long, value_delimiter = ',')]
         fingers: Vec<usize>,
         #[arg(long, default_value_t = 20_000)]

@@ -210,10 +210,21 @@ fn print(p: &Policy, signed: Option<&SignedPolicy>) {
         ),
         None => println!("Built-in demo policy (v0): no signed policy applied"),
     }
+    // Thresholds by shared finger count, 1.., when the policy gives them.
+    let by_count = |t: &vigil_protocol::policy::Threshold| match t.fewer_fingers.is_empty() {
+        true => String::new(),
+        false => {
+            let v: Vec<String> = t.fewer_fingers.iter().map(|c| format!("{c:.3}")).collect();
+            format!(" (sharing 1..: {})", v.join(" "))
+        }
+    };
     println!("id\tmodality\tdim\tstatus\tcentred\tthresholds (band cosine fmr)");
     for e in &p.extractors {
-        let t: Vec<String> =
-            e.thresholds.iter().map(|t| format!("{:?} {:.4} {:e}", t.band, t.cosine, t.fmr).to_lowercase()).collect();
+        let t: Vec<String> = e
+            .thresholds
+            .iter()
+            .map(|t| format!("{:?} {:.4} {:e}{}", t.band, t.cosine, t.fmr, by_count(t)).to_lowercase())
+            .collect();
         println!(
             "{}\t{:?}\t{}\t{:?}\t{}\t{}",
             e.id,

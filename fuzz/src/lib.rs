@@ -32,11 +32,14 @@ pub const TARGETS: &[(&str, Target)] = &[
 
 fn roundtrip<T>(tag: Tag, data: &[u8], limit: usize) -> Option<T>
 where
-    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let v: T = decode(tag, data, limit).ok()?;
     let again = encode(tag, &v, usize::MAX).expect("a decoded value encodes");
-    assert_eq!(decode::<T>(tag, &again, usize::MAX).expect("re-encoded value decodes"), v);
+    // Compared as bytes: a float field may decode to NaN, which is not
+    // equal to itself (validation refuses it where it matters).
+    let back = decode::<T>(tag, &again, usize::MAX).expect("re-encoded value decodes");
+    assert_eq!(encode(tag, &back, usize::MAX).expect("encodes again"), again);
     Some(v)
 }
 

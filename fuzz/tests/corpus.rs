@@ -65,10 +65,10 @@ fn every_one_byte_change_and_cut_of_the_record_seeds_fails_cleanly() {
     assert!(runs > 10_000, "{runs}");
 }
 
-/// Binary policies of both body formats and a PAD attestation, likewise.
+/// Binary policies of every body format and a PAD attestation, likewise.
 #[test]
 fn every_one_byte_change_and_cut_of_the_policy_seeds_fails_cleanly() {
-    let runs: usize = ["format-1.bin", "format-2.bin", "pad.json"]
+    let runs: usize = ["format-1.bin", "format-2.bin", "format-3.bin", "pad.json"]
         .iter()
         .map(|name| one_byte_changes_and_cuts(&seed("policy", name), vigil_fuzzing::policy))
         .sum();

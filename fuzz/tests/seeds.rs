@@ -170,6 +170,23 @@ fn write_policy_seeds() {
     v2.body.liveness = Liveness { capture_keys: vec![key], require: vec![PadUse::Enrolment], max_age_s: 3600 };
     put("policy", "format-2.json", PolicyFile::to_json(&v2).as_bytes());
     put("policy", "format-2.bin", &encode(Tag::Body, &v2, usize::MAX).unwrap());
+    // Format 3: a ten-finger extractor with thresholds by shared count.
+    let mut ten = v1.body.policy.extractors[0].clone();
+    (ten.id, ten.modality, ten.fingers, ten.dim) =
+        ("ten".into(), vigil_protocol::Modality::Finger, (1..=10).collect(), 1920);
+    (ten.input_dim, ten.centre, ten.projection, ten.representation) = (None, None, None, None);
+    ten.thresholds = vec![vigil_protocol::policy::Threshold {
+        band: vigil_protocol::policy::Band::Possible,
+        cosine: 2.5,
+        fmr: 1e-3,
+        fewer_fingers: (1..10).map(|c| 0.6 * c as f32).collect(),
+    }];
+    ten.validate().unwrap();
+    let mut v3 = v2.clone();
+    v3.body.policy.extractors.push(ten);
+    assert_eq!(v3.body.format(), 3);
+    put("policy", "format-3.json", PolicyFile::to_json(&v3).as_bytes());
+    put("policy", "format-3.bin", &encode(Tag::Body, &v3, usize::MAX).unwrap());
     let pad = PadAttestation {
         body: PadBody {
             key: "cam".into(),

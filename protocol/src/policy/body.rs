@@ -279,6 +279,9 @@ mod tests {
         assert!(ten.validate().unwrap_err().reason.contains("fewer_fingers"));
         ten.thresholds[0].fewer_fingers = vec![1.2; 9];
         assert!(ten.validate().unwrap_err().reason.contains("the c-th in (0, c)"), "one finger's sum is below 1");
+        ten.thresholds[0].fewer_fingers = ok.thresholds[0].fewer_fingers.clone();
+        ten.thresholds[0].fewer_fingers[1] = f32::NAN;
+        assert!(ten.validate().unwrap_err().reason.contains("fewer_fingers"), "NaN (a binary body can hold one)");
         // A higher band must be higher at every count.
         let mut two = ok.clone();
         let mut probable = ok.thresholds[0].clone();
