@@ -140,6 +140,18 @@ fn calibrate_a_fingerprint_extractor_from_standard_records() {
     assert_eq!(ex["centre"].as_array().unwrap().len(), 768);
     // The sum threshold of four fingers lies above any single cosine.
     assert!(ex["thresholds"][1]["cosine"].as_float().unwrap() > 1.0, "{entry}");
+    // And each threshold has those for 1, 2 and 3 shared fingers, rising
+    // with the count; the entry makes a format 3 policy that shows them.
+    for t in ex["thresholds"].as_array().unwrap() {
+        let fewer: Vec<f64> = t["fewer_fingers"].as_array().unwrap().iter().map(|x| x.as_float().unwrap()).collect();
+        assert_eq!(fewer.len(), 3, "{entry}");
+        assert!(fewer.windows(2).all(|w| w[1] > w[0]) && fewer[2] < t["cosine"].as_float().unwrap(), "{fewer:?}");
+    }
+    assert!(out.contains("sharing 2 finger(s): cosine sum >="), "{out}");
+    ok(&["policy", "new", "--federation", "north", "--extractors", &s("smr.toml"), "--out", &s("policy.json")]);
+    assert!(std::fs::read_to_string(s("policy.json")).unwrap().contains("\"format\": 3"));
+    let shown = ok(&["policy", "show", "--policy", &s("policy.json")]);
+    assert!(shown.contains("(sharing 1..: "), "{shown}");
 
     // A record cut short: the line and the file are named.
     let bytes = std::fs::read(tmp.path().join("prints/5-1.ist")).unwrap();

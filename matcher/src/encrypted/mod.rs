@@ -3,7 +3,9 @@
 //! under its own GLWE key; a responder computes on the ciphertext against its
 //! plaintext gallery and returns one 32-bit GLWE per 2048 records; only the
 //! prober can decrypt, and learns per position the sign of
-//! `r_m·(⟨q, g_m⟩ − T)` for a fresh random mask `r_m` and a fresh shuffle.
+//! `r_m·(⟨q, g_m⟩ − T_m)` for a fresh random mask `r_m` and a fresh
+//! shuffle; `T_m` is the threshold (one for all records, or the record's
+//! own by the fingers it shares with the probe, `cut`).
 //!
 //! Parameters (identifier `PARAMS_V1`), with the error budget worked out in
 //! `error_sd`: plaintext scale Δ = 2^32, masks r in [2^14, 2^15), GLWE
