@@ -162,7 +162,7 @@ pub fn run(
     }
     let (probe, answer, order, decisions) = last.expect("at least one run");
     drop(layout);
-    let band = band_cosine(gallery.max_norm());
+    let band = band_cosine(gallery.max_norm(), dim);
     let band_int = band * 127.0 * 127.0;
     let (mut agree, mut outside, mut agree_outside) = (0usize, 0usize, 0usize);
     for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {

@@ -266,29 +266,33 @@ impl ProberKey {
 ///   rounding accumulated over the transforms' stages and the d products
 ///   (fitted: tfhe-fft picks its FFT algorithm by timing at run time, and
 ///   the measured rms error varies with that choice from 2^44 to 2^45.7 at
-///   d = 512; this estimate, 2^46.1, stays above every run seen);
+///   d = 512; this estimate, 2^46.1, stays above every run seen). Above
+///   d = 512 it grows as √(d/512): the column form accumulates d products
+///   in f64, and at d = 1,920 one run's error beyond flooding was 2^46.4
+///   (total rms 2^47.40, over the estimate without the growth);
 /// - the responder's flooding noise (`FLOOD_LOG`), uniform;
 /// - the switch of answers to 32-bit coefficients (row-form masks to 24
 ///   bits, `ROW_MASK_DROP`: the larger term, used for both forms), likewise
 ///   through the key.
-pub fn error_sd(gallery_norm: f64) -> f64 {
+pub fn error_sd(gallery_norm: f64, dim: usize) -> f64 {
     let n = POLY as f64;
     let noise_var = (2f64.powi(NOISE_LOG as i32 * 2)) / 3.0;
     let mask_max = 2f64.powi(MASK_LOG as i32 + 1);
     let enc = (noise_var * n * (mask_max * gallery_norm).powi(2)).sqrt();
     let magnitude = mask_max * gallery_norm * (n / 12.0).sqrt();
-    let fft = 20.0 * magnitude * 2f64.powi(64 - 53) * (n / 2.0).sqrt();
+    let fft = 20.0 * magnitude * 2f64.powi(64 - 53) * (n / 2.0).sqrt() * (dim as f64 / 512.0).sqrt().max(1.0);
     let mask_step = 2f64.powi(ROW_MASK_DROP as i32);
     let modswitch = (mask_step * mask_step * n / 2.0 + 2f64.powi(64)).sqrt() / 12f64.sqrt();
     let flood_var = 2f64.powi(2 * FLOOD_LOG as i32) / 3.0;
     (enc * enc + fft * fft + flood_var + modswitch * modswitch).sqrt()
 }
 
-/// The smallest |cos − threshold| decided correctly with these parameters:
-/// 12 standard deviations of the error over the smallest mask, in cosine
-/// units (scores are inner products of vectors of norm 127).
-pub fn band_cosine(gallery_norm: f64) -> f64 {
-    let band_int = 12.0 * error_sd(gallery_norm) / 2f64.powi((DELTA_LOG + MASK_LOG) as i32);
+/// The smallest |cos − threshold| decided correctly with these parameters
+/// at dimension `dim`: 12 standard deviations of the error over the
+/// smallest mask, in cosine units (scores are inner products of vectors of
+/// norm 127).
+pub fn band_cosine(gallery_norm: f64, dim: usize) -> f64 {
+    let band_int = 12.0 * error_sd(gallery_norm, dim) / 2f64.powi((DELTA_LOG + MASK_LOG) as i32);
     band_int / (127.0 * 127.0)
 }
 

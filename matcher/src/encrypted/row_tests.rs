@@ -46,8 +46,8 @@ fn row_decisions_equal_plain_ones_and_the_error_fits_the_estimate() {
         let raw = key.decrypt_row_raw(&answer).unwrap();
         let masks = row::row_masks(m, s, seed);
         let plain = scan(&g, &q, T);
-        let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
-        let sd = error_sd(g.max_norm());
+        let band = band_cosine(g.max_norm(), g.dim()) * 127.0 * 127.0;
+        let sd = error_sd(g.max_norm(), d);
         let (mut sum2, mut n, mut matches) = (0f64, 0usize, 0usize);
         for (pos, &row) in order.iter().enumerate() {
             if row == ROW_PADDING {
@@ -221,7 +221,7 @@ fn band_answers_give_the_highest_band_and_masks_of_their_own() {
     let (single, single_order) = respond_row(&probe, &g, T, seed).unwrap();
     assert_eq!((single.coeffs == answers[0].coeffs, single_order == order), (true, true));
     let bands = key.decrypt_row_bands(&answers).unwrap();
-    let margin = band_cosine(g.max_norm()) * 127.0 * 127.0;
+    let margin = band_cosine(g.max_norm(), g.dim()) * 127.0 * 127.0;
     let (mut seen, mut checked) = ([0usize; 4], 0);
     for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != ROW_PADDING) {
         let s = dot(&q, g.row(row as usize));

@@ -46,7 +46,7 @@ fn encrypted_decisions_equal_plain_ones_outside_the_band() {
         let (answer, order) = respond(&probe, &RunLayout::new(&g), T, rng.gen()).unwrap();
         let raw = key.decrypt_raw(&answer).unwrap();
         let plain = scan(&g, &q, T);
-        let band = band_cosine(g.max_norm()) * 127.0 * 127.0;
+        let band = band_cosine(g.max_norm(), d) * 127.0 * 127.0;
         assert!(band < 0.01 * 127.0 * 127.0, "band {band} too wide");
         let mut matches = 0;
         let padding: Vec<usize> = order.iter().enumerate().filter(|(_, r)| **r == PADDING).map(|(p, _)| p).collect();
@@ -76,7 +76,7 @@ fn records_at_the_band_edge_are_decided_correctly_and_error_fits_the_estimate() 
     let key = ProberKey::generate();
     let d = 128;
     let q = unit_i8(&mut rng, d);
-    let band = (band_cosine(130.0) * 127.0 * 127.0).ceil() as i32 + 1;
+    let band = (band_cosine(130.0, d) * 127.0 * 127.0).ceil() as i32 + 1;
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     while targets.len() < 3000 {
@@ -102,7 +102,7 @@ fn records_at_the_band_edge_are_decided_correctly_and_error_fits_the_estimate() 
     let g = Gallery::new(d, rows);
     let (answer, order) = respond(&key.encrypt(&q).unwrap(), &RunLayout::new(&g), T, rng.gen()).unwrap();
     let raw = key.decrypt_raw(&answer).unwrap();
-    let sd = error_sd(g.max_norm());
+    let sd = error_sd(g.max_norm(), d);
     let mut worst: f64 = 0.0;
     for (pos, &row) in order.iter().enumerate().filter(|(_, r)| **r != PADDING) {
         let s = targets[row as usize];
@@ -223,7 +223,7 @@ fn measured_error_is_within_the_estimate() {
             worst = worst.max(err.abs());
         }
         let rms = (sum2 / g.len() as f64).sqrt();
-        let sd = error_sd(g.max_norm());
+        let sd = error_sd(g.max_norm(), d);
         eprintln!("d={d}: rms error 2^{:.2}, worst 2^{:.2}, estimate sd 2^{:.2}", rms.log2(), worst.log2(), sd.log2());
         assert!(rms < sd, "rms error 2^{:.2} above the estimate 2^{:.2}", rms.log2(), sd.log2());
         assert!(worst < 8.0 * sd);
@@ -252,7 +252,7 @@ fn every_coefficient_without_a_record_carries_a_decoy_that_decrypts_as_no_match(
         let record = order.iter().position(|r| *r == 0).unwrap();
         let s = dot(&q, g.row(0)) as i64;
         let exact = (masks[record] as i64 * (s - T as i64)) << DELTA_LOG;
-        assert!(((raw[record] - exact) as f64).abs() < 12.0 * error_sd(127.0), "the record decrypts to its score");
+        assert!(((raw[record] - exact) as f64).abs() < 12.0 * error_sd(127.0, d), "the record decrypts to its score");
         let mut nonzero = 0;
         let mut scores = std::collections::HashSet::new();
         for (p, v) in raw.iter().enumerate().filter(|(p, _)| *p != record) {
