@@ -208,11 +208,14 @@ fn partial(ex: &Extractor, a: &[Template], c: &[Template], held: usize, probes: 
             fmr: impostor_pairs(n).filter(|&(i, j)| hit(i, j)).count() as f64 / (n * (n - 1)) as f64,
         }
     };
-    let shared = |i: usize, j: usize| vigil_matcher::encrypted::shared_parts(ex, &c[i].vector, &a[j].vector);
+    // Each template's fingers and each count's threshold, once.
+    let mask = |t: &[Template]| t.iter().map(|t| present_parts(ex, &t.vector)).collect::<Vec<u16>>();
+    let (pa, pc) = (mask(a), mask(c));
+    let by: Vec<i32> = (0..=ex.parts()).map(|n| ex.score_thresholds_for(n)[0]).collect();
     Ok(Partial {
         probe_fingers: held,
         threshold: ex.thresholds[0].cosine_for(held),
-        by_count: at(&|i, j| ex.score_thresholds_for(shared(i, j))[0]),
+        by_count: at(&|i, j| by[(pc[i] & pa[j]).count_ones() as usize]),
         all_finger_threshold: at(&|_, _| ex.score_threshold()),
         encrypted: (probes > 0).then(|| encrypted(ex, a, c, probes)).transpose()?,
     })

@@ -429,13 +429,14 @@ impl Engine {
     ) -> (Vec<i8>, Thresholds) {
         debug_assert!(records.is_sorted());
         let mut rows = Vec::with_capacity(records.len() * parts::parts_dim(ex, carried));
-        let mut present = Vec::with_capacity(if ex.counts_fingers() { records.len() } else { 0 });
+        let counts = ex.counts_fingers();
+        let mut present = Vec::with_capacity(if counts { records.len() } else { 0 });
         if let (Some(first), Some(last)) = (records.first(), records.last()) {
             let mut want = records.iter().peekable();
             for (id, g) in self.gallery.range(first..=last) {
                 if want.next_if_eq(&id).is_some() {
                     parts::extend_parts(ex, &g.vector, carried, &mut rows);
-                    if ex.counts_fingers() {
+                    if counts {
                         present.push(present_parts(ex, &g.vector));
                     }
                 }

@@ -8,6 +8,7 @@
 //! position weighs alike across pairs.
 
 use super::{pairs_scored, threshold_for, CalibrateError, Rate, Scores};
+use crate::encrypted::present_parts;
 use crate::Extractor;
 use serde::Serialize;
 
@@ -27,11 +28,11 @@ pub struct CountPoint {
 pub(super) fn count_scores(ex: &Extractor, ids: &[usize], rows: &[Vec<i8>]) -> (Vec<Scores>, Vec<Scores>) {
     let k = ex.parts();
     let len = ex.dim / k;
+    let present: Vec<u16> = rows.iter().map(|r| present_parts(ex, r)).collect();
     let score = |a: usize, b: usize, out: &mut [Scores]| {
-        let (x, y) = (&rows[a], &rows[b]);
-        let held = |v: &[i8], p: usize| v[p * len..(p + 1) * len].iter().any(|x| *x != 0);
+        let (x, y, both) = (&rows[a], &rows[b], present[a] & present[b]);
         let shared: Vec<i32> = (0..k)
-            .filter(|p| held(x, *p) && held(y, *p))
+            .filter(|p| both & 1 << p != 0)
             .map(|p| crate::dot(&x[p * len..(p + 1) * len], &y[p * len..(p + 1) * len]))
             .collect();
         let start = (a.wrapping_mul(31) ^ b.wrapping_mul(17)) % shared.len().max(1);

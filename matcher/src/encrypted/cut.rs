@@ -92,19 +92,9 @@ impl Thresholds {
     }
 }
 
-/// Bit i set: part i of `vector` (a template of `ex`) is present (not all zeros).
-pub fn present_parts(ex: &Extractor, vector: &[i8]) -> u16 {
-    let len = (ex.dim / ex.parts()).max(1);
-    vector.chunks(len).enumerate().filter(|(_, p)| p.iter().any(|x| *x != 0)).fold(0, |m, (i, _)| m | 1 << i)
-}
-
-/// Fingers two templates of `ex` both hold.
-pub fn shared_parts(ex: &Extractor, a: &[i8], b: &[i8]) -> usize {
-    (present_parts(ex, a) & present_parts(ex, b)).count_ones() as usize
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::parts::{present_parts, shared_parts};
     use super::*;
     use vigil_protocol::policy::{Band, Representation, Status, Threshold};
     use vigil_protocol::Modality;

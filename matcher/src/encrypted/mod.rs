@@ -25,8 +25,9 @@ mod row;
 mod wire;
 
 pub use any::{respond_row_any, row_bands_to_bytes, AnyAnswer, AnyProbe, Decisions, MAX_BANDS};
-pub use cut::{present_parts, shared_parts, Cut, Thresholds};
+pub use cut::{Cut, Thresholds};
 pub use kernel::{answer_order, respond, Gallery, RunLayout, PADDING, RUN, T_DECOY};
+pub use parts::{present_parts, shared_parts};
 pub use row::{
     answer_form, answer_forms, bytes_moved, cheapest, per_group, respond_row, respond_row_bands, row_form_limit,
     row_order, stride, valid_chunks, valid_stride, AnswerForm, RowAnswer, RowProbe, MAX_SPLIT_CHUNKS, ROW_PADDING,

@@ -34,15 +34,24 @@ fn part_len(ex: &Extractor) -> usize {
 /// the present (non-zero) ones.
 pub fn probe_parts(ex: &Extractor, vector: &[i8]) -> ProbeParts {
     let k = ex.parts();
-    let len = part_len(ex);
-    let present: Vec<u8> =
-        vector.chunks(len).enumerate().filter(|(_, p)| p.iter().any(|x| *x != 0)).map(|(i, _)| i as u8).collect();
+    let mask = present_parts(ex, vector);
+    let present: Vec<u8> = (0..k as u8).filter(|i| mask & 1 << i != 0).collect();
     if k == 1 || present.is_empty() || present.len() == k {
         return ProbeParts { parts: None, values: vector.to_vec() };
     }
-    let mut values = Vec::with_capacity(present.len() * len);
+    let mut values = Vec::with_capacity(present.len() * part_len(ex));
     extend_parts(ex, vector, Some(&present), &mut values);
     ProbeParts { values, parts: Some(present) }
+}
+
+/// Bit i set: part i of `vector` (a template of `ex`) is present (not all zeros).
+pub fn present_parts(ex: &Extractor, vector: &[i8]) -> u16 {
+    vector.chunks(part_len(ex)).enumerate().filter(|(_, p)| p.iter().any(|x| *x != 0)).fold(0, |m, (i, _)| m | 1 << i)
+}
+
+/// Fingers two templates of `ex` both hold.
+pub fn shared_parts(ex: &Extractor, a: &[i8], b: &[i8]) -> usize {
+    (present_parts(ex, a) & present_parts(ex, b)).count_ones() as usize
 }
 
 /// The rows of `gallery` (records of `ex.dim` values each) restricted to
