@@ -97,6 +97,10 @@ const BUDGETS: &str = "budgets";
 const POLICY: &str = "policy";
 /// The console's operators, by name.
 const OPERATORS: &str = "operators";
+/// In `META`: the number of commits made. Every commit rewrites it, so a
+/// file that went back to an earlier commit differs from the one it was
+/// (`files::check`); enrolments rewrite `META`'s page anyway.
+const COMMITS: (&str, &[u8]) = (META, b"commits");
 
 fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
@@ -138,6 +142,8 @@ pub struct Store {
     dirty: AtomicBool,
     /// The audit position the manifest holds.
     anchored: std::sync::atomic::AtomicU64,
+    /// Commits made so far (the `COMMITS` table's value).
+    commits: std::sync::atomic::AtomicU64,
     /// Drills: commits left before the disk is "full" (every later write
     /// fails with ENOSPC, as a full disk's would).
     #[cfg(feature = "drill")]
@@ -153,7 +159,7 @@ impl Store {
         if let Some(n) = files::migrate_from_sled(path)? {
             tracing::info!("migrated {n} stored values from sled to {}", path.display());
         }
-        let (db, interrupted) = files::open(path)?;
+        let (db, interrupted) = files::open(path, COMMITS)?;
         let store = Self::with(std::sync::Arc::new(db), key, path.to_path_buf(), signer)?;
         let anchored = manifest::read(path, &store.key)?;
         manifest::check(path, anchored, store.audit.head(), |seq| store.audit.hash_at(&store.db, seq))?;
@@ -175,6 +181,16 @@ impl Store {
         signer: std::sync::Arc<vigil_crypto::Identity>,
     ) -> Result<Self, StoreError> {
         let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
+        let commits = {
+            let read = db.begin_read()?;
+            match read_table(&read, COMMITS.0)? {
+                Some(t) => match t.get(COMMITS.1)? {
+                    Some(v) => Self::unseal_with::<u64>(&key, COMMITS.0, COMMITS.1, v.value())?,
+                    None => 0,
+                },
+                None => 0,
+            }
+        };
         Ok(Self {
             db,
             key,
@@ -183,6 +199,7 @@ impl Store {
             signer,
             dirty: AtomicBool::new(false),
             anchored: std::sync::atomic::AtomicU64::new(0),
+            commits: std::sync::atomic::AtomicU64::new(commits),
             #[cfg(feature = "drill")]
             writes_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
@@ -301,7 +318,16 @@ impl Store {
         key: &[u8],
         sealed: &[u8],
     ) -> Result<T, StoreError> {
-        let bytes = self.key.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
+        Self::unseal_with(&self.key, tree, key, sealed)
+    }
+
+    fn unseal_with<T: DeserializeOwned + Serialize>(
+        seal: &SealKey,
+        tree: &'static str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<T, StoreError> {
+        let bytes = seal.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
             tree,
             key: hex::encode(key),
             source,
@@ -409,7 +435,11 @@ impl Store {
         }
         self.write(&txn, ops)?;
         let head = self.audit.append_into(&txn, at_ms, audits)?;
+        let commits = self.commits.load(Ordering::Relaxed) + 1;
+        let counted = self.seal(COMMITS.0, COMMITS.1, &commits)?;
+        txn.open_table(table(COMMITS.0))?.insert(COMMITS.1, counted.as_slice())?;
         txn.commit()?;
+        self.commits.store(commits, Ordering::Relaxed);
         self.audit.advance(head);
         self.dirty.store(!durable, Ordering::Relaxed);
         Ok(())
