@@ -142,7 +142,7 @@ pub struct Store {
     dirty: AtomicBool,
     /// The audit position the manifest holds.
     anchored: std::sync::atomic::AtomicU64,
-    /// Commits made so far (the `COMMITS` table's value).
+    /// Commits made so far (the value at `COMMITS`).
     commits: std::sync::atomic::AtomicU64,
     /// Drills: commits left before the disk is "full" (every later write
     /// fails with ENOSPC, as a full disk's would).
@@ -435,11 +435,11 @@ impl Store {
         }
         self.write(&txn, ops)?;
         let head = self.audit.append_into(&txn, at_ms, audits)?;
-        let commits = self.commits.load(Ordering::Relaxed) + 1;
+        // Under the write lock; a commit that fails leaves a gap, not a repeat.
+        let commits = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
         let counted = self.seal(COMMITS.0, COMMITS.1, &commits)?;
         txn.open_table(table(COMMITS.0))?.insert(COMMITS.1, counted.as_slice())?;
         txn.commit()?;
-        self.commits.store(commits, Ordering::Relaxed);
         self.audit.advance(head);
         self.dirty.store(!durable, Ordering::Relaxed);
         Ok(())
