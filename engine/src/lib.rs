@@ -10,6 +10,7 @@ pub mod audit;
 pub use biometric::{PolicyRefusal, StaleRecord};
 pub mod model;
 
+mod alert_jobs;
 mod alerts;
 mod answered;
 mod biometric;
@@ -40,10 +41,9 @@ use vigil_matcher::{EpochSecret, ProtectedMatcher, ProtectedTemplate, Template, 
 use vigil_protocol::pad::{PadAttestation, PadUse};
 use vigil_protocol::{AlertId, Category, Handle, OrgId, Role, WireError};
 
+pub use alert_jobs::{AlertJob, AnswerJob, AnswerPage, Decisions, FetchJob, JobProbe};
 pub use alerts::{alert_id, Verdict};
-pub use encrypted_alerts::{
-    AlertJob, AnswerJob, AnswerPage, Decisions, FetchJob, JobProbe, RequestOutcome, MAX_POSITIONS_PER_HOLDER_ALERT,
-};
+pub use encrypted_alerts::{RequestOutcome, MAX_POSITIONS_PER_HOLDER_ALERT};
 pub use hits::MAX_NOTICES_PER_HOLDER_ALERT;
 pub use identify::{position_handle, query_handle, EncryptedGallery, IdentifyJob, IdentifyStart};
 use liveness::pad_accepted;
@@ -310,7 +310,7 @@ pub struct Engine {
     fetches: HashMap<(OrgId, AlertId), u32>,
     /// Issuer: each fetched form of an alert's probe, encrypted once and
     /// given to every holder that asks (bounded, see `encrypted_alerts`).
-    fetched_forms: HashMap<(AlertId, Option<usize>), encrypted_alerts::FetchedForm>,
+    fetched_forms: HashMap<(AlertId, Option<usize>), alert_jobs::FetchedForm>,
     /// Prober: queries collecting answers, and what answers showed of
     /// each member's gallery.
     open_queries: query::Queries,
