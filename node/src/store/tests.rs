@@ -373,7 +373,7 @@ fn a_damaged_map_of_free_pages_is_rebuilt_and_every_value_kept() {
 fn a_file_one_commit_back_has_another_fingerprint() {
     // What a start compares across the integrity check's repair: the same
     // file twice is the same; the file as it was one commit before is not,
-    // even for a commit that only appends an audit entry.
+    // even when that commit only rewrote a value in place.
     let f = Fixture::new();
     let store = f.filled();
     let before = files::fingerprint(&store.db, COMMITS).unwrap();
