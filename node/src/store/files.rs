@@ -6,7 +6,7 @@
 //! synced), recovery from a compaction a crash interrupted, and the
 //! one-time migration of a data directory from sled.
 
-use super::{table, StoreError};
+use super::{read_table, table, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::{Path, PathBuf};
 
@@ -132,10 +132,9 @@ pub(super) fn fingerprint(database: &redb::Database, counter: Row) -> Result<Fin
         let last = t.last()?.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()));
         tables.push((handle.name().to_string(), t.len()?, last));
     }
-    let counter = match read.open_table(table(counter.0)) {
-        Ok(t) => t.get(counter.1)?.map(|v| v.value().to_vec()),
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(e) => return Err(e.into()),
+    let counter = match read_table(&read, counter.0)? {
+        Some(t) => t.get(counter.1)?.map(|v| v.value().to_vec()),
+        None => None,
     };
     Ok(Fingerprint { tables, counter })
 }

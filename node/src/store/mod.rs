@@ -181,17 +181,7 @@ impl Store {
         signer: std::sync::Arc<vigil_crypto::Identity>,
     ) -> Result<Self, StoreError> {
         let audit = audit::AuditLog::open(&db, key.clone(), signer.clone())?;
-        let commits = {
-            let read = db.begin_read()?;
-            match read_table(&read, COMMITS.0)? {
-                Some(t) => match t.get(COMMITS.1)? {
-                    Some(v) => Self::unseal_with::<u64>(&key, COMMITS.0, COMMITS.1, v.value())?,
-                    None => 0,
-                },
-                None => 0,
-            }
-        };
-        Ok(Self {
+        let store = Self {
             db,
             key,
             audit,
@@ -199,10 +189,13 @@ impl Store {
             signer,
             dirty: AtomicBool::new(false),
             anchored: std::sync::atomic::AtomicU64::new(0),
-            commits: std::sync::atomic::AtomicU64::new(commits),
+            commits: std::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "drill")]
             writes_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
-        })
+        };
+        let commits = store.value::<u64>(COMMITS.0, COMMITS.1)?.unwrap_or(0);
+        store.commits.store(commits, Ordering::Relaxed);
+        Ok(store)
     }
 
     /// Rewrites the database into a fresh file and renames it over the old
@@ -318,16 +311,7 @@ impl Store {
         key: &[u8],
         sealed: &[u8],
     ) -> Result<T, StoreError> {
-        Self::unseal_with(&self.key, tree, key, sealed)
-    }
-
-    fn unseal_with<T: DeserializeOwned + Serialize>(
-        seal: &SealKey,
-        tree: &'static str,
-        key: &[u8],
-        sealed: &[u8],
-    ) -> Result<T, StoreError> {
-        let bytes = seal.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
+        let bytes = self.key.open(&aad_of(tree, key), sealed).map_err(|source| StoreError::Seal {
             tree,
             key: hex::encode(key),
             source,
@@ -526,21 +510,18 @@ impl Store {
     }
     /// The biometric policy last applied, if any.
     pub fn policy(&self) -> Result<Option<vigil_protocol::SignedPolicy>, StoreError> {
-        let read = self.db.begin_read()?;
-        let Some(t) = read_table(&read, POLICY)? else { return Ok(None) };
-        match t.get(b"policy".as_slice())? {
-            Some(v) => Ok(Some(self.unseal(POLICY, b"policy", v.value())?)),
-            None => Ok(None),
-        }
+        self.value(POLICY, b"policy")
     }
     pub fn meta(&self) -> Result<Meta, StoreError> {
-        let fresh = || Meta { next_record: 1, ..Meta::default() };
+        Ok(self.value(META, b"meta")?.unwrap_or_else(|| Meta { next_record: 1, ..Meta::default() }))
+    }
+
+    /// The one value at `key` in `tree`, if stored.
+    fn value<T: DeserializeOwned + Serialize>(&self, tree: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
         let read = self.db.begin_read()?;
-        let Some(t) = read_table(&read, META)? else { return Ok(fresh()) };
-        match t.get(b"meta".as_slice())? {
-            Some(v) => self.unseal(META, b"meta", v.value()),
-            None => Ok(fresh()),
-        }
+        let Some(t) = read_table(&read, tree)? else { return Ok(None) };
+        let found = t.get(key)?;
+        found.map(|v| self.unseal(tree, key, v.value())).transpose()
     }
 
     /// Appends an audit entry (durable before it returns).

@@ -379,7 +379,6 @@ fn a_file_one_commit_back_has_another_fingerprint() {
     let before = files::fingerprint(&store.db, COMMITS).unwrap();
     assert_eq!(files::fingerprint(&store.db, COMMITS).unwrap(), before);
     assert!(before.counter.is_some());
-    // A commit that only rewrites a value in place.
     let meta = store.meta().unwrap();
     store.commit(&[StoreOp::PutMeta(Box::new(meta))], 2, Vec::new()).unwrap();
     let after = files::fingerprint(&store.db, COMMITS).unwrap();
